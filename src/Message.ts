@@ -1,0 +1,109 @@
+/**
+ * The conversation sent to a model: system, user, assistant and tool messages,
+ * tool definitions and tool calls. All are Schema classes, so a history
+ * encodes to JSON and back for free.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+/** A JSON object, as tool arguments and JSON Schemas are. */
+export const JsonObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
+/** @since 0.1.0 */
+export type JsonObject = typeof JsonObject.Type
+
+/**
+ * A tool the model may call: its name, what it does, and its parameters as a
+ * JSON Schema object.
+ */
+export class ToolDefinition extends Schema.Class<ToolDefinition>("effect-llm/ToolDefinition")({
+  name: Schema.String,
+  description: Schema.optionalWith(Schema.String, { default: () => "" }),
+  parameters: Schema.optionalWith(JsonObject, { default: () => ({ type: "object", properties: {} }) })
+}) {}
+
+/** A call the model asked for, with its arguments parsed from JSON. */
+export class ToolCall extends Schema.Class<ToolCall>("effect-llm/ToolCall")({
+  id: Schema.String,
+  name: Schema.String,
+  arguments: JsonObject
+}) {}
+
+/** The instructions that frame the conversation. */
+export class SystemMessage extends Schema.Class<SystemMessage>("effect-llm/SystemMessage")({
+  role: Schema.tag("system"),
+  content: Schema.String
+}) {}
+
+/** What the user said. */
+export class UserMessage extends Schema.Class<UserMessage>("effect-llm/UserMessage")({
+  role: Schema.tag("user"),
+  content: Schema.String
+}) {}
+
+/**
+ * What the model answered, with the tools it asked to call, so a tool
+ * round-trip can be replayed to the provider.
+ */
+export class AssistantMessage extends Schema.Class<AssistantMessage>("effect-llm/AssistantMessage")({
+  role: Schema.tag("assistant"),
+  content: Schema.String,
+  toolCalls: Schema.optionalWith(Schema.Array(ToolCall), { default: () => [] }),
+  /** True when the reply was cut short by the listener (barge-in). */
+  interrupted: Schema.optional(Schema.Boolean)
+}) {}
+
+/** The result of one tool call, answering the assistant message that asked for it. */
+export class ToolMessage extends Schema.Class<ToolMessage>("effect-llm/ToolMessage")({
+  role: Schema.tag("tool"),
+  toolCallId: Schema.String,
+  name: Schema.String,
+  content: Schema.String,
+  /** The tool failed; `content` explains how (Anthropic's `is_error`). */
+  isError: Schema.optional(Schema.Boolean)
+}) {}
+
+/** Any message of a conversation, told apart by `role`. */
+export const Message = Schema.Union(SystemMessage, UserMessage, AssistantMessage, ToolMessage)
+
+/** @since 0.1.0 */
+export type Message = typeof Message.Type
+
+/** The roles a message can have. */
+export type Role = Message["role"]
+
+/** The fields of a tool call, as plain data. */
+export interface ToolCallInput {
+  readonly id: string
+  readonly name: string
+  readonly arguments: JsonObject
+}
+
+/** Builds a system message. */
+export const system = (content: string): SystemMessage => new SystemMessage({ content })
+
+/** Builds a user message. */
+export const user = (content: string): UserMessage => new UserMessage({ content })
+
+/** Builds an assistant message, optionally with the tool calls it made. */
+export const assistant = (content: string, toolCalls: ReadonlyArray<ToolCallInput> = []): AssistantMessage =>
+  new AssistantMessage({
+    content,
+    toolCalls: toolCalls.map((call) => (call instanceof ToolCall ? call : new ToolCall(call)))
+  })
+
+/** Builds a tool result message answering the call `toolCallId`. */
+export const tool = (options: {
+  readonly toolCallId: string
+  readonly name: string
+  readonly content: string
+  readonly isError?: boolean
+}): ToolMessage => new ToolMessage(options)
+
+/** Builds a tool definition from plain data. */
+export const toolDefinition = (options: {
+  readonly name: string
+  readonly description?: string
+  readonly parameters?: JsonObject
+}): ToolDefinition => new ToolDefinition(options)

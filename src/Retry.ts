@@ -1,0 +1,101 @@
+/**
+ * The retry policy shared by every backend: exponential backoff with jitter on
+ * transient errors, and the provider's Retry-After honoured up to a cap.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Schedule from "effect/Schedule"
+import { isTransient, type LlmError } from "./errors.js"
+
+/** How a backend retries. */
+export interface RetryOptions {
+  /** Retries after the first attempt (seed: 3). 0 turns retrying off. */
+  readonly maxRetries?: number | undefined
+  /** The first backoff delay (seed: 2 s); it doubles each retry. */
+  readonly initialDelay?: Duration.DurationInput | undefined
+  /** The longest backoff delay. */
+  readonly maxDelay?: Duration.DurationInput | undefined
+  /**
+   * The longest Retry-After we wait for. A provider asking for longer fails
+   * the call at once with `LlmRateLimitError`, so fallback can move on.
+   */
+  readonly maxRetryAfter?: Duration.DurationInput | undefined
+}
+
+/** The retry settings with every field filled in. */
+export interface ResolvedRetryOptions {
+  readonly maxRetries: number
+  readonly initialDelay: Duration.Duration
+  readonly maxDelay: Duration.Duration
+  readonly maxRetryAfter: Duration.Duration
+}
+
+/** The seed's policy: 3 retries after 2 s, 4 s, 8 s (each ±20% jitter). */
+export const defaults: ResolvedRetryOptions = {
+  maxRetries: 3,
+  initialDelay: Duration.seconds(2),
+  maxDelay: Duration.seconds(10),
+  maxRetryAfter: Duration.seconds(30)
+}
+
+/** Fills in unset retry options from `defaults`. */
+export const resolve = (options: RetryOptions | undefined): ResolvedRetryOptions => ({
+  maxRetries: options?.maxRetries ?? defaults.maxRetries,
+  initialDelay: options?.initialDelay === undefined ? defaults.initialDelay : Duration.decode(options.initialDelay),
+  maxDelay: options?.maxDelay === undefined ? defaults.maxDelay : Duration.decode(options.maxDelay),
+  maxRetryAfter: options?.maxRetryAfter === undefined
+    ? defaults.maxRetryAfter
+    : Duration.decode(options.maxRetryAfter)
+})
+
+/** The wait a provider asked for, if the error carries one. */
+export const retryAfterOf = (error: LlmError): Duration.Duration | undefined =>
+  error._tag === "LlmRateLimitError" || error._tag === "LlmProviderError" ? error.retryAfter : undefined
+
+/**
+ * Whether the policy retries this error: it must be transient, and any
+ * Retry-After it carries must be within `maxRetryAfter`.
+ */
+export const isRetryable = (options: ResolvedRetryOptions) => (error: LlmError): boolean => {
+  if (!isTransient(error)) return false
+  const retryAfter = retryAfterOf(error)
+  return retryAfter === undefined || Duration.lessThanOrEqualTo(retryAfter, options.maxRetryAfter)
+}
+
+/**
+ * The policy as a `Schedule` over failures: `Schedule.exponential` with
+ * jitter, capped at `maxDelay`, at most `maxRetries` times, transient errors
+ * only; a Retry-After from the provider replaces the backoff delay.
+ */
+export const schedule = (options: ResolvedRetryOptions): Schedule.Schedule<LlmError, LlmError> =>
+  Schedule.exponential(options.initialDelay).pipe(
+    Schedule.jittered,
+    Schedule.intersect(Schedule.recurs(options.maxRetries)),
+    (self) => Schedule.passthrough(self as Schedule.Schedule<unknown, LlmError>),
+    Schedule.modifyDelay((error: LlmError, delay) =>
+      retryAfterOf(error) ?? Duration.min(delay, options.maxDelay)
+    ),
+    Schedule.whileInput(isRetryable(options))
+  )
+
+/**
+ * Reads `retry-after-ms` (milliseconds) or `retry-after` (seconds or an HTTP
+ * date) from response headers.
+ */
+export const parseRetryAfter = (
+  headers: Readonly<Record<string, string | undefined>>,
+  now: number
+): Duration.Duration | undefined => {
+  const ms = headers["retry-after-ms"]
+  if (ms !== undefined) {
+    const value = Number.parseFloat(ms)
+    if (Number.isFinite(value) && value >= 0) return Duration.millis(value)
+  }
+  const retryAfter = headers["retry-after"]
+  if (retryAfter === undefined) return undefined
+  const seconds = Number(retryAfter)
+  if (retryAfter.trim() !== "" && Number.isFinite(seconds)) return seconds >= 0 ? Duration.seconds(seconds) : undefined
+  const date = Date.parse(retryAfter)
+  return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - now))
+}

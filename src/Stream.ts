@@ -1,0 +1,160 @@
+/**
+ * Streamed replies: the `StreamEvent` union every backend emits, and the
+ * functions that turn a stream of events into text, sentences or a
+ * `CompletionResult`.
+ *
+ * @since 0.1.0
+ */
+import * as Chunk from "effect/Chunk"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { LlmResponseError } from "./errors.js"
+import type { FinishReason, ResponseMetadata, Usage } from "./Llm.js"
+import { CompletionResult } from "./Llm.js"
+import type { ToolCall } from "./Message.js"
+
+/**
+ * One event of a streamed reply. Content events (`TextDelta`,
+ * `ReasoningDelta`, `ToolCallStart`, `ToolCallDelta`, `ToolCall`) arrive in
+ * order; `Finish` is always last.
+ */
+export type StreamEvent = Data.TaggedEnum<{
+  /** A piece of the reply's text. */
+  TextDelta: { readonly text: string }
+  /** A piece of the model's reasoning, never part of the text. */
+  ReasoningDelta: { readonly text: string }
+  /** The model started a tool call. */
+  ToolCallStart: { readonly index: number; readonly id: string; readonly name: string }
+  /** A fragment of a tool call's JSON arguments; not parseable on its own. */
+  ToolCallDelta: { readonly index: number; readonly argumentsDelta: string }
+  /** A complete tool call with strictly parsed arguments. */
+  ToolCall: { readonly index: number; readonly toolCall: ToolCall }
+  /** The reply ended normally. */
+  Finish: {
+    readonly finishReason: FinishReason
+    readonly usage: Usage
+    readonly model: string
+    readonly metadata: ResponseMetadata
+  }
+}>
+
+/** Constructors and matchers of `StreamEvent`. */
+export const StreamEvent = Data.taggedEnum<StreamEvent>()
+
+/** The events that carry what the model produced (everything but `Finish`). */
+export const isContent = (event: StreamEvent): boolean => event._tag !== "Finish"
+
+/** Keeps only the text of the reply. */
+export const textDeltas = <E, R>(self: Stream.Stream<StreamEvent, E, R>): Stream.Stream<string, E, R> =>
+  Stream.mapChunks(self, (chunk) => {
+    const out: Array<string> = []
+    for (const event of chunk) if (event._tag === "TextDelta") out.push(event.text)
+    return Chunk.unsafeFromArray(out)
+  })
+
+/**
+ * Folds a stream into the `CompletionResult` that `complete` returns for the
+ * same reply. Fails with `LlmResponseError` if the stream has no `Finish`.
+ */
+export const collect = <E, R>(
+  self: Stream.Stream<StreamEvent, E, R>
+): Effect.Effect<CompletionResult, E | LlmResponseError, R> =>
+  Effect.suspend(() => {
+    const text: Array<string> = []
+    const reasoning: Array<string> = []
+    const toolCalls: Array<ToolCall> = []
+    let finish: Extract<StreamEvent, { _tag: "Finish" }> | undefined
+    return Stream.runForEachChunk(self, (chunk) =>
+      Effect.sync(() => {
+        for (const event of chunk) {
+          switch (event._tag) {
+            case "TextDelta":
+              text.push(event.text)
+              break
+            case "ReasoningDelta":
+              reasoning.push(event.text)
+              break
+            case "ToolCall":
+              toolCalls.push(event.toolCall)
+              break
+            case "Finish":
+              finish = event
+              break
+          }
+        }
+      })).pipe(
+        Effect.flatMap(() => {
+          if (finish === undefined) {
+            return Effect.fail(
+              new LlmResponseError({ provider: "unknown", model: "unknown", message: "the stream ended without a Finish event" })
+            )
+          }
+          return Effect.succeed(
+            new CompletionResult({
+              content: text.join(""),
+              model: finish.model,
+              finishReason: finish.finishReason,
+              toolCalls,
+              usage: finish.usage,
+              ...(reasoning.length > 0 ? { reasoning: reasoning.join("") } : {}),
+              metadata: finish.metadata
+            }, true)
+          )
+        })
+      )
+  })
+
+const abbreviations = new Set(["mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "approx"])
+
+/** Whether the character at `i` ends a sentence: `.` `!` `?` `…` followed by whitespace, or a newline. */
+const endsSentence = (text: string, i: number): boolean => {
+  const c = text.charCodeAt(i)
+  if (c === 10) return true
+  if (c !== 46 && c !== 33 && c !== 63 && c !== 8230) return false
+  const next = text.charCodeAt(i + 1)
+  if (next !== 32 && next !== 10 && next !== 9 && next !== 13) return false
+  if (c !== 46) return true
+  const word = text.slice(text.lastIndexOf(" ", i - 1) + 1, i).toLowerCase()
+  return !abbreviations.has(word)
+}
+
+/**
+ * Regroups the text of a reply into whole sentences, the unit a speech
+ * synthesiser wants: each sentence is emitted as soon as its end is seen, the
+ * rest when the stream ends. Surrounding whitespace is trimmed and empty
+ * sentences are dropped. Linear in the length of the text.
+ */
+export const sentences = <E, R>(self: Stream.Stream<StreamEvent, E, R>): Stream.Stream<string, E, R> =>
+  Stream.suspend(() => {
+    let buffer = ""
+    let scanned = 0
+    const emit = (text: string, out: Array<string>) => {
+      const sentence = text.trim()
+      if (sentence.length > 0) out.push(sentence)
+    }
+    return textDeltas(self).pipe(
+      Stream.mapChunks((chunk) => {
+        const out: Array<string> = []
+        for (const delta of chunk) {
+          buffer += delta
+          let start = 0
+          // the last character cannot be judged until the next one arrives
+          for (let i = scanned; i < buffer.length - 1; i++) {
+            if (endsSentence(buffer, i)) {
+              emit(buffer.slice(start, i + 1), out)
+              start = i + 1
+            }
+          }
+          if (start > 0) buffer = buffer.slice(start)
+          scanned = Math.max(0, buffer.length - 1)
+        }
+        return Chunk.unsafeFromArray(out)
+      }),
+      Stream.concat(Stream.suspend(() => {
+        const out: Array<string> = []
+        emit(buffer, out)
+        return Stream.fromIterable(out)
+      }))
+    )
+  })

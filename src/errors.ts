@@ -1,0 +1,296 @@
+/**
+ * The typed failures of every `Llm` call, and the one place that decides what a
+ * status code, an error body or an in-band stream error means.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+
+/** The fields every `LlmError` carries. */
+const common = {
+  /** The backend that failed ("openai", "anthropic", "local", ...). */
+  provider: Schema.String,
+  /** The model the request was for. */
+  model: Schema.String,
+  /** A human-readable explanation; never contains an API key. */
+  message: Schema.String,
+  /** The HTTP status, when the server answered with one. */
+  status: Schema.optional(Schema.Number),
+  /** The provider's request id (`x-request-id`, `request-id`), when given. */
+  requestId: Schema.optional(Schema.String),
+  /** The provider's own error type or code (`overloaded_error`, `insufficient_quota`, ...). */
+  errorType: Schema.optional(Schema.String)
+}
+
+/**
+ * The server could not be reached or dropped the connection: refused, reset,
+ * DNS failure, socket closed mid-stream.
+ */
+export class LlmConnectionError extends Schema.TaggedError<LlmConnectionError>("effect-llm/LlmConnectionError")(
+  "LlmConnectionError",
+  {
+    ...common,
+    /** `refused` means nothing listens there: fallback may move on at once. */
+    reason: Schema.Literal("refused", "reset", "dns", "other")
+  }
+) {}
+
+/** Which of the three deadlines ran out. */
+export const TimeoutKind = Schema.Literal("total", "firstToken", "idle")
+
+/** @since 0.1.0 */
+export type TimeoutKind = typeof TimeoutKind.Type
+
+/**
+ * A deadline ran out: the whole request (`total`), the wait for the first
+ * content event (`firstToken`), or the gap between content events (`idle`).
+ */
+export class LlmTimeoutError extends Schema.TaggedError<LlmTimeoutError>("effect-llm/LlmTimeoutError")(
+  "LlmTimeoutError",
+  {
+    ...common,
+    kind: TimeoutKind,
+    /** The deadline that ran out. */
+    timeout: Schema.DurationFromMillis
+  }
+) {}
+
+/** The provider rate-limited the request (HTTP 429, in-band `rate_limit_error`). */
+export class LlmRateLimitError extends Schema.TaggedError<LlmRateLimitError>("effect-llm/LlmRateLimitError")(
+  "LlmRateLimitError",
+  {
+    ...common,
+    /** How long the provider asked us to wait (`retry-after-ms`, `retry-after`). */
+    retryAfter: Schema.optional(Schema.DurationFromMillis)
+  }
+) {}
+
+/** The provider failed on its side: 5xx, 529, in-band overloaded or server errors. */
+export class LlmProviderError extends Schema.TaggedError<LlmProviderError>("effect-llm/LlmProviderError")(
+  "LlmProviderError",
+  {
+    ...common,
+    /** How long the provider asked us to wait, when it said. */
+    retryAfter: Schema.optional(Schema.DurationFromMillis)
+  }
+) {}
+
+/**
+ * The provider refused the credentials (401/403). The message names the
+ * environment variable to set, never the key.
+ */
+export class LlmAuthenticationError extends Schema.TaggedError<LlmAuthenticationError>(
+  "effect-llm/LlmAuthenticationError"
+)("LlmAuthenticationError", common) {}
+
+/**
+ * The request cannot succeed as it is: rejected by the provider (400, 404, 413,
+ * 422, context length, quota or billing) or refused before sending.
+ */
+export class LlmInvalidRequestError extends Schema.TaggedError<LlmInvalidRequestError>(
+  "effect-llm/LlmInvalidRequestError"
+)("LlmInvalidRequestError", common) {}
+
+/**
+ * The provider answered with something we cannot use: malformed JSON or SSE,
+ * a stream cut off before its end, invalid tool-call arguments.
+ */
+export class LlmResponseError extends Schema.TaggedError<LlmResponseError>("effect-llm/LlmResponseError")(
+  "LlmResponseError",
+  common
+) {}
+
+/** Every way an `Llm` call can fail. */
+export const LlmError = Schema.Union(
+  LlmConnectionError,
+  LlmTimeoutError,
+  LlmRateLimitError,
+  LlmProviderError,
+  LlmAuthenticationError,
+  LlmInvalidRequestError,
+  LlmResponseError
+)
+
+/** @since 0.1.0 */
+export type LlmError = typeof LlmError.Type
+
+const tags = new Set([
+  "LlmConnectionError",
+  "LlmTimeoutError",
+  "LlmRateLimitError",
+  "LlmProviderError",
+  "LlmAuthenticationError",
+  "LlmInvalidRequestError",
+  "LlmResponseError"
+])
+
+/** Whether a value is one of the `LlmError` classes. */
+export const isLlmError = (u: unknown): u is LlmError => Predicate.hasProperty(u, "_tag") && tags.has(u._tag as string)
+
+/**
+ * Whether trying again (the same backend later, or another backend) may
+ * succeed. Retry and fallback act on transient errors only.
+ */
+export const isTransient = (error: LlmError): boolean => {
+  switch (error._tag) {
+    case "LlmConnectionError":
+    case "LlmTimeoutError":
+    case "LlmRateLimitError":
+    case "LlmProviderError":
+      return true
+    case "LlmAuthenticationError":
+    case "LlmInvalidRequestError":
+    case "LlmResponseError":
+      return false
+  }
+}
+
+/** Where an error happened, attached to every error built from a response. */
+export interface ErrorContext {
+  readonly provider: string
+  readonly model: string
+  readonly requestId?: string | undefined
+  /** The environment variable holding the key, named in authentication errors. */
+  readonly apiKeyEnv?: string | undefined
+}
+
+/** What a provider said about a failure, from the status line, headers and body. */
+export interface ProviderFailure {
+  readonly status?: number | undefined
+  /** `error.type` / `error.code` of the body, or the in-band event's error type. */
+  readonly type?: string | undefined
+  readonly code?: string | undefined
+  readonly message?: string | undefined
+  readonly retryAfter?: Duration.Duration | undefined
+  /** `x-should-retry` when the server sent it. */
+  readonly shouldRetry?: boolean | undefined
+}
+
+const quotaMarkers = /insufficient_quota|billing|credit_balance|quota_exceeded|exceeded your current quota/i
+const contextMarkers = /context_length_exceeded|context length|maximum context|too many tokens|prompt is too long/i
+const overloadedTypes = new Set(["overloaded_error", "api_error", "server_error", "timeout_error", "unavailable_error"])
+
+const base = (context: ErrorContext, failure: ProviderFailure, message: string) => ({
+  provider: context.provider,
+  model: context.model,
+  message,
+  ...(failure.status === undefined ? {} : { status: failure.status }),
+  ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
+  ...(failure.type ?? failure.code ? { errorType: (failure.type ?? failure.code)! } : {})
+})
+
+const describe = (context: ErrorContext, failure: ProviderFailure, fallback: string): string => {
+  const where = `${context.provider} (${context.model})`
+  const status = failure.status === undefined ? "" : ` HTTP ${failure.status}`
+  const kind = failure.type ?? failure.code
+  const detail = failure.message ?? fallback
+  return `${where}${status}${kind === undefined ? "" : ` ${kind}`}: ${detail}`
+}
+
+/**
+ * Turns what a provider said (status, error type or code, message, Retry-After)
+ * into the matching `LlmError`. Used for HTTP error responses and for in-band
+ * stream errors alike, so both are classified the same way.
+ */
+export const fromProviderFailure = (context: ErrorContext, failure: ProviderFailure): LlmError => {
+  const status = failure.status
+  const kind = `${failure.type ?? ""} ${failure.code ?? ""} ${failure.message ?? ""}`
+  const withRetryAfter = failure.retryAfter === undefined ? {} : { retryAfter: failure.retryAfter }
+
+  if (status === 401 || status === 403 || /authentication_error|permission_error|invalid_api_key/.test(kind)) {
+    const hint = context.apiKeyEnv === undefined ? "check the API key" : `set ${context.apiKeyEnv} to a valid key`
+    return new LlmAuthenticationError(
+      base(context, failure, describe(context, failure, "the credentials were refused") + ` (${hint})`)
+    )
+  }
+  if (quotaMarkers.test(kind)) {
+    return new LlmInvalidRequestError(
+      base(context, failure, describe(context, failure, "quota or billing limit reached; retrying will not help"))
+    )
+  }
+  if (status === 429 || /rate_limit/.test(kind)) {
+    return new LlmRateLimitError({
+      ...base(context, failure, describe(context, failure, "rate limited")),
+      ...withRetryAfter
+    })
+  }
+  if (failure.shouldRetry === true || (status !== undefined && (status >= 500 || status === 408 || status === 409))) {
+    return new LlmProviderError({
+      ...base(context, failure, describe(context, failure, "the provider failed")),
+      ...withRetryAfter
+    })
+  }
+  if (status === undefined && (failure.type === undefined || overloadedTypes.has(failure.type))) {
+    // An in-band stream error with no status: overloaded and server errors are transient.
+    return new LlmProviderError({
+      ...base(context, failure, describe(context, failure, "the provider failed mid-stream")),
+      ...withRetryAfter
+    })
+  }
+  if (contextMarkers.test(kind) || (status !== undefined && status >= 400 && status < 500)) {
+    return new LlmInvalidRequestError(base(context, failure, describe(context, failure, "the request was rejected")))
+  }
+  return new LlmResponseError(base(context, failure, describe(context, failure, "unexpected response")))
+}
+
+/** A `LlmResponseError` for a response we cannot use. */
+export const responseError = (context: ErrorContext, message: string, status?: number): LlmResponseError =>
+  new LlmResponseError(base(context, { status }, `${context.provider} (${context.model}): ${message}`))
+
+/** A `LlmInvalidRequestError` for input refused before anything is sent. */
+export const invalidRequest = (context: ErrorContext, message: string): LlmInvalidRequestError =>
+  new LlmInvalidRequestError({
+    provider: context.provider,
+    model: context.model,
+    message: `${context.provider} (${context.model}): invalid request, nothing was sent: ${message}`
+  })
+
+/** Finds the system error code (`ECONNREFUSED`, ...) anywhere in a cause chain. */
+const errorCodeOf = (cause: unknown): string | undefined => {
+  for (let current = cause, depth = 0; current !== null && typeof current === "object" && depth < 6; depth++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === "string") return code
+    current = (current as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+const connectionReason = (code: string | undefined): LlmConnectionError["reason"] => {
+  switch (code) {
+    case "ECONNREFUSED":
+      return "refused"
+    case "ECONNRESET":
+    case "EPIPE":
+    case "UND_ERR_SOCKET":
+    case "UND_ERR_CLOSED":
+      return "reset"
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return "dns"
+    default:
+      return "other"
+  }
+}
+
+/**
+ * A `LlmConnectionError` from a transport failure, classified by the system
+ * error code found in its cause chain (`ECONNREFUSED` -> refused, ...).
+ */
+export const connectionError = (context: ErrorContext, cause: unknown, during: string): LlmConnectionError => {
+  const code = errorCodeOf(cause)
+  const reason = connectionReason(code)
+  return new LlmConnectionError({
+    provider: context.provider,
+    model: context.model,
+    reason,
+    message: `${context.provider} (${context.model}): connection ${reason === "other" ? "failed" : reason} ${during}${
+      code === undefined ? "" : ` (${code})`
+    }`,
+    ...(context.requestId === undefined ? {} : { requestId: context.requestId })
+  })
+}
+
+/** Milliseconds of `Duration` for messages and spans. */
+export const millis = (duration: Duration.DurationInput): number => Duration.toMillis(Duration.decode(duration))

@@ -1,0 +1,54 @@
+/**
+ * effect-llm: one typed Effect interface to large language models.
+ *
+ * @since 0.1.0
+ */
+
+/** The `Llm` service, its options and the `CompletionResult` model. */
+export * as Llm from "./Llm.js"
+
+/** Messages, tool definitions and tool calls. */
+export * as Message from "./Message.js"
+
+/** The typed errors and `isTransient`. */
+export * as Errors from "./errors.js"
+
+/** Stream events and the functions over event streams. */
+export * as LlmStream from "./Stream.js"
+
+/** The retry policy. */
+export * as Retry from "./Retry.js"
+
+/** The OpenAI backend. */
+export * as OpenAi from "./layers/OpenAi.js"
+
+/** The OpenRouter backend. */
+export * as OpenRouter from "./layers/OpenRouter.js"
+
+/** Local OpenAI-compatible servers (llama.cpp, Ollama, vLLM, mlx_lm, LM Studio). */
+export * as Local from "./layers/Local.js"
+
+/** The OpenAI Chat Completions wire codec. */
+export * as ChatCompletions from "./layers/ChatCompletions.js"
+
+/** The shared HTTP machinery for building a backend from a wire codec. */
+export * as HttpProvider from "./layers/HttpProvider.js"
+
+/** The shape of a wire codec. */
+export type * as WireCodec from "./layers/WireCodec.js"
+
+export {
+  isLlmError,
+  isTransient,
+  LlmAuthenticationError,
+  LlmConnectionError,
+  LlmError,
+  LlmInvalidRequestError,
+  LlmProviderError,
+  LlmRateLimitError,
+  LlmResponseError,
+  LlmTimeoutError
+} from "./errors.js"
+export { CompletionResult, type CompletionOptions, type FinishReason, type ToolChoice, Usage } from "./Llm.js"
+export { AssistantMessage, SystemMessage, ToolCall, ToolDefinition, ToolMessage, UserMessage } from "./Message.js"
+export { StreamEvent } from "./Stream.js"

@@ -1,0 +1,78 @@
+import { createParser, type EventSourceParser } from "eventsource-parser"
+import type { ErrorContext, LlmError } from "../errors.js"
+import { responseError } from "../errors.js"
+import type { StreamEvent } from "../Stream.js"
+import type { DecodedFinish, StreamDecoder } from "../layers/WireCodec.js"
+
+/** The longest SSE line or event we buffer before failing the stream (bytes of text). */
+export const defaultMaxEventSize = 16 * 1024 * 1024
+
+/**
+ * Turns response bytes into `StreamEvent`s in one synchronous pass per network
+ * read: UTF-8 decoding that keeps multi-byte characters split across reads,
+ * SSE framing (eventsource-parser, linear), then the codec's decoder.
+ * Comments and keep-alives produce no events.
+ *
+ * @internal
+ */
+export class EventReader {
+  private readonly text = new TextDecoder("utf-8")
+  private readonly parser: EventSourceParser
+  private out: Array<StreamEvent> = []
+  private failure: LlmError | undefined
+
+  constructor(
+    private readonly decoder: StreamDecoder,
+    private readonly context: ErrorContext,
+    maxEventSize: number = defaultMaxEventSize
+  ) {
+    this.parser = createParser({
+      onEvent: (event) => {
+        if (this.failure === undefined && !this.decoder.done) {
+          this.failure = this.decoder.push(event.event, event.data, this.out)
+        }
+      },
+      onError: (error) => {
+        if (error.type === "max-buffer-size-exceeded" && this.failure === undefined) {
+          this.failure = responseError(this.context, `an SSE event exceeded ${maxEventSize} bytes`)
+        }
+      },
+      maxBufferSize: maxEventSize
+    })
+  }
+
+  /** Whether the protocol's terminator was seen: the reply is complete. */
+  get done(): boolean {
+    return this.decoder.done
+  }
+
+  /** Feeds one network read; returns the events it completed, or the failure it revealed. */
+  feed(bytes: Uint8Array): Array<StreamEvent> | LlmError {
+    this.parser.feed(this.text.decode(bytes, { stream: true }))
+    return this.take()
+  }
+
+  /**
+   * The body ended (or the terminator was seen): flushes what is buffered and
+   * asks the codec how the reply finished.
+   */
+  end(): { readonly events: Array<StreamEvent>; readonly finish: DecodedFinish } | LlmError {
+    if (!this.decoder.done) {
+      const rest = this.text.decode()
+      if (rest.length > 0) this.parser.feed(rest)
+      // a last event without its blank line still counts: servers do cut it
+      this.parser.feed("\n\n")
+    }
+    const events = this.take()
+    if (!Array.isArray(events)) return events
+    const finish = this.decoder.finish(events)
+    return "_tag" in finish ? finish : { events, finish }
+  }
+
+  private take(): Array<StreamEvent> | LlmError {
+    if (this.failure !== undefined) return this.failure
+    const out = this.out
+    this.out = []
+    return out
+  }
+}

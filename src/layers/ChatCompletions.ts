@@ -1,0 +1,297 @@
+/**
+ * The OpenAI Chat Completions wire codec, shared by OpenAI, OpenRouter and
+ * every local OpenAI-compatible server (llama.cpp, Ollama, vLLM, mlx_lm,
+ * LM Studio). Pure functions: messages and options to a JSON body, response
+ * JSON or SSE events to `StreamEvent`s.
+ *
+ * @since 0.1.0
+ */
+import { type ErrorContext, fromProviderFailure, type LlmError, responseError } from "../errors.js"
+import { toToolCall, ToolCallBuffer } from "../internal/toolCalls.js"
+import { validateRequest } from "../internal/validate.js"
+import { type FinishReason, Usage } from "../Llm.js"
+import type { Message, ToolCall } from "../Message.js"
+import { ToolCall as ToolCallClass } from "../Message.js"
+import { StreamEvent } from "../Stream.js"
+import type { DecodedFinish, DecodedReply, EncodeInput, StreamDecoder, WireCodec } from "./WireCodec.js"
+
+/** How a Chat Completions dialect differs between servers. */
+export interface ChatCompletionsOptions {
+  /**
+   * `content` of an assistant message that only calls tools: `null` for OpenAI
+   * and OpenRouter, `""` for local servers that reject null (LM Studio,
+   * llama-cpp-python).
+   */
+  readonly emptyAssistantContent?: null | ""
+  /** The field for the output limit: `max_completion_tokens` (OpenAI) or `max_tokens`. */
+  readonly maxTokensField?: "max_completion_tokens" | "max_tokens"
+  /** Fields merged into every request body (e.g. OpenRouter's `provider` routing). */
+  readonly extraBody?: Readonly<Record<string, unknown>>
+}
+
+type Json = Record<string, unknown>
+
+const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
+const asString = (u: unknown): string | undefined => (typeof u === "string" ? u : undefined)
+const asNumber = (u: unknown): number | undefined => (typeof u === "number" && Number.isFinite(u) ? u : undefined)
+
+const encodeMessage = (message: Message, emptyAssistantContent: null | ""): Json => {
+  switch (message.role) {
+    case "system":
+    case "user":
+      return { role: message.role, content: message.content }
+    case "assistant":
+      return message.toolCalls.length === 0
+        ? { role: "assistant", content: message.content }
+        : {
+          role: "assistant",
+          content: message.content === "" ? emptyAssistantContent : message.content,
+          tool_calls: message.toolCalls.map((call) => ({
+            id: call.id,
+            type: "function",
+            function: { name: call.name, arguments: JSON.stringify(call.arguments) }
+          }))
+        }
+    case "tool":
+      return { role: "tool", tool_call_id: message.toolCallId, content: message.content }
+  }
+}
+
+const encodeToolChoice = (choice: NonNullable<EncodeInput["options"]["toolChoice"]>): unknown =>
+  typeof choice === "string" ? choice : { type: "function", function: { name: choice.name } }
+
+/** Maps a Chat Completions `finish_reason` to ours. */
+export const finishReasonFromWire = (reason: string | undefined): FinishReason => {
+  switch (reason) {
+    case "stop":
+      return "stop"
+    case "length":
+      return "length"
+    case "tool_calls":
+    case "function_call":
+      return "tool_calls"
+    case "content_filter":
+      return "content_filter"
+    default:
+      return "other"
+  }
+}
+
+/** The finish reason to report: servers disagree, so tool calls present mean `tool_calls`. */
+const finalReason = (reason: string | undefined, hasToolCalls: boolean): FinishReason => {
+  const mapped = reason === undefined ? "stop" : finishReasonFromWire(reason)
+  return hasToolCalls && (mapped === "stop" || mapped === "other") ? "tool_calls" : mapped
+}
+
+/** Reads a Chat Completions `usage` object. */
+export const usageFromWire = (usage: unknown): Usage | undefined => {
+  if (!isObject(usage)) return undefined
+  const inputTokens = asNumber(usage.prompt_tokens) ?? 0
+  const outputTokens = asNumber(usage.completion_tokens) ?? 0
+  const cached = isObject(usage.prompt_tokens_details) ? asNumber(usage.prompt_tokens_details.cached_tokens) : undefined
+  const reasoning = isObject(usage.completion_tokens_details)
+    ? asNumber(usage.completion_tokens_details.reasoning_tokens)
+    : undefined
+  return new Usage({
+    inputTokens,
+    outputTokens,
+    totalTokens: asNumber(usage.total_tokens) ?? inputTokens + outputTokens,
+    ...(cached === undefined ? {} : { cachedInputTokens: cached }),
+    ...(reasoning === undefined ? {} : { reasoningTokens: reasoning })
+  }, true)
+}
+
+/** Reads `{error:{message,type,code}}`, vLLM's flat `{object:"error",message,type}`, or plain text. */
+const readError = (body: unknown): { type?: string; code?: string; message?: string } => {
+  if (typeof body === "string") return body.trim() === "" ? {} : { message: body.slice(0, 500) }
+  if (!isObject(body)) return {}
+  const error = isObject(body.error) ? body.error : body
+  const code = error.code
+  const out: { type?: string; code?: string; message?: string } = {}
+  const type = asString(error.type)
+  const message = asString(error.message) ?? asString(body.message) ?? asString(body.detail)
+  if (type !== undefined) out.type = type
+  if (typeof code === "string" || typeof code === "number") out.code = String(code)
+  if (message !== undefined) out.message = message
+  return out
+}
+
+/** An in-band error object (OpenAI's `data: {"error":…}`, OpenRouter's error chunk) as an `LlmError`. */
+const inBandError = (context: ErrorContext, error: unknown): LlmError => {
+  const read = readError({ error })
+  const code = isObject(error) ? error.code : undefined
+  return fromProviderFailure(context, {
+    // OpenRouter puts the HTTP status it would have sent in `code`
+    status: typeof code === "number" && code >= 400 ? code : undefined,
+    type: read.type,
+    code: read.code,
+    message: read.message
+  })
+}
+
+const reasoningOf = (message: Json): string | undefined =>
+  asString(message.reasoning) ?? asString(message.reasoning_content)
+
+const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | LlmError => {
+  if (!isObject(body)) return responseError(context, "the response is not a JSON object", 200)
+  if (body.error !== undefined && body.error !== null) return inBandError(context, body.error)
+  const choice = Array.isArray(body.choices) ? body.choices[0] : undefined
+  if (!isObject(choice) || !isObject(choice.message)) {
+    return responseError(context, "the response has no choices[0].message", 200)
+  }
+  if (choice.finish_reason === "error" || isObject(choice.error)) return inBandError(context, choice.error)
+  const message = choice.message
+  const toolCalls: Array<ToolCall> = []
+  if (Array.isArray(message.tool_calls)) {
+    for (let index = 0; index < message.tool_calls.length; index++) {
+      const call: unknown = message.tool_calls[index]
+      const fn = isObject(call) && isObject(call.function) ? call.function : undefined
+      const name = fn === undefined ? undefined : asString(fn.name)
+      if (name === undefined) return responseError(context, `tool call ${index} has no function name`, 200)
+      const id = (isObject(call) ? asString(call.id) : undefined) || `call_${index}`
+      const parsed = toToolCall(context, id, name, fn!.arguments as string | object | null | undefined)
+      if (!(parsed instanceof ToolCallClass)) return parsed
+      toolCalls.push(parsed)
+    }
+  }
+  const reasoning = reasoningOf(message)
+  return {
+    content: asString(message.content) ?? "",
+    ...(reasoning ? { reasoning } : {}),
+    toolCalls,
+    finishReason: finalReason(asString(choice.finish_reason), toolCalls.length > 0),
+    usage: usageFromWire(body.usage) ?? Usage.empty,
+    model: asString(body.model) ?? context.model,
+    responseId: asString(body.id)
+  }
+}
+
+class ChatStreamDecoder implements StreamDecoder {
+  done = false
+  private readonly toolCalls = new ToolCallBuffer()
+  private finishReason: string | undefined
+  private usage: Usage | undefined
+  private model: string | undefined
+  private responseId: string | undefined
+  private lastSlot = -1
+
+  constructor(private readonly context: ErrorContext) {}
+
+  push(_event: string | undefined, data: string, out: Array<StreamEvent>): LlmError | undefined {
+    if (this.done) return undefined
+    if (data === "[DONE]") {
+      this.done = true
+      return undefined
+    }
+    let chunk: unknown
+    try {
+      chunk = JSON.parse(data)
+    } catch {
+      return responseError(this.context, `malformed stream chunk: ${data.slice(0, 200)}`)
+    }
+    if (!isObject(chunk)) return responseError(this.context, `stream chunk is not a JSON object: ${data.slice(0, 200)}`)
+    if (chunk.error !== undefined && chunk.error !== null) return inBandError(this.context, chunk.error)
+    if (this.model === undefined) this.model = asString(chunk.model)
+    if (this.responseId === undefined) this.responseId = asString(chunk.id)
+    const usage = usageFromWire(chunk.usage)
+    if (usage !== undefined) this.usage = usage
+    const choice = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined
+    if (!isObject(choice)) return undefined
+    if (choice.finish_reason === "error") return inBandError(this.context, choice.error)
+    const delta = choice.delta
+    if (isObject(delta)) {
+      const reasoning = asString(delta.reasoning) ?? asString(delta.reasoning_content)
+      if (reasoning) out.push(StreamEvent.ReasoningDelta({ text: reasoning }))
+      const content = asString(delta.content)
+      if (content) out.push(StreamEvent.TextDelta({ text: content }))
+      if (Array.isArray(delta.tool_calls)) {
+        for (const fragment of delta.tool_calls) {
+          if (isObject(fragment)) this.pushToolFragment(fragment, out)
+        }
+      }
+    }
+    const reason = asString(choice.finish_reason)
+    if (reason !== undefined) this.finishReason = reason
+    return undefined
+  }
+
+  /** Finds the slot of a tool-call fragment: by `index`, else by `id`, else by position. */
+  private slotOf(fragment: Json, fn: Json | undefined): number {
+    const index = asNumber(fragment.index)
+    if (index !== undefined) return index
+    const id = asString(fragment.id)
+    if (id) {
+      const known = this.toolCalls.indexOfId(id)
+      return known >= 0 ? known : this.toolCalls.size
+    }
+    // no index, no id: a new call if it names a function, else the current one
+    if (fn !== undefined && asString(fn.name) && this.lastSlot >= 0) return this.toolCalls.size
+    return Math.max(this.lastSlot, 0)
+  }
+
+  private pushToolFragment(fragment: Json, out: Array<StreamEvent>): void {
+    const fn = isObject(fragment.function) ? fragment.function : undefined
+    const index = this.slotOf(fragment, fn)
+    this.lastSlot = index
+    const name = fn === undefined ? undefined : asString(fn.name)
+    if (!this.toolCalls.has(index)) {
+      this.toolCalls.start(index, asString(fragment.id) || `call_${index}`, name ?? "", out)
+    } else if (name) {
+      this.toolCalls.rename(index, name)
+    }
+    const args = fn?.arguments
+    if (typeof args === "string") this.toolCalls.append(index, args, out)
+    else if (isObject(args)) this.toolCalls.append(index, JSON.stringify(args), out)
+  }
+
+  finish(out: Array<StreamEvent>): DecodedFinish | LlmError {
+    if (!this.done && this.finishReason === undefined) {
+      return responseError(this.context, "the stream ended before the reply was complete (no finish reason, no [DONE])")
+    }
+    const calls = this.toolCalls.complete(this.context, out)
+    if (!Array.isArray(calls)) return calls
+    return {
+      finishReason: finalReason(this.finishReason, calls.length > 0),
+      usage: this.usage ?? Usage.empty,
+      model: this.model ?? this.context.model,
+      responseId: this.responseId
+    }
+  }
+}
+
+/** Builds the Chat Completions codec for one dialect. */
+export const make = (options: ChatCompletionsOptions = {}): WireCodec => {
+  const emptyAssistantContent = options.emptyAssistantContent === undefined ? null : options.emptyAssistantContent
+  const maxTokensField = options.maxTokensField ?? "max_completion_tokens"
+  return {
+    path: "/chat/completions",
+    encode: ({ messages, model, options: call, stream }) => {
+      const invalid = validateRequest(messages, call)
+      if (invalid !== undefined) return { invalid }
+      const body: Json = {
+        ...options.extraBody,
+        model,
+        messages: messages.map((message) => encodeMessage(message, emptyAssistantContent))
+      }
+      if (stream) {
+        body.stream = true
+        body.stream_options = { include_usage: true }
+      }
+      if (call.maxTokens !== undefined) body[maxTokensField] = call.maxTokens
+      if (call.temperature !== undefined) body.temperature = call.temperature
+      if (call.topP !== undefined) body.top_p = call.topP
+      if (call.stop !== undefined && call.stop.length > 0) body.stop = call.stop
+      if (call.tools !== undefined && call.tools.length > 0) {
+        body.tools = call.tools.map((tool) => ({
+          type: "function",
+          function: { name: tool.name, description: tool.description, parameters: tool.parameters }
+        }))
+      }
+      if (call.toolChoice !== undefined) body.tool_choice = encodeToolChoice(call.toolChoice)
+      return { body }
+    },
+    decodeResponse,
+    streamDecoder: (context) => new ChatStreamDecoder(context),
+    readError
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The shape of a wire codec: the pure part of a provider that turns messages
+ * into a request body and response bytes into events. Everything around it
+ * (HTTP, retries, timeouts, error mapping, interruption) is shared and lives in
+ * `HttpProvider`.
+ *
+ * @since 0.1.0
+ */
+import type { ErrorContext, LlmError, ProviderFailure } from "../errors.js"
+import type { CompletionOptions, FinishReason } from "../Llm.js"
+import type { Usage } from "../Llm.js"
+import type { Message, ToolCall } from "../Message.js"
+import type { StreamEvent } from "../Stream.js"
+
+/** What a codec encodes: the conversation plus options merged with the layer's defaults. */
+export interface EncodeInput {
+  readonly model: string
+  readonly messages: ReadonlyArray<Message>
+  readonly options: CompletionOptions
+  readonly stream: boolean
+}
+
+/** A decoded non-streaming reply, before the shared layer adds its metadata. */
+export interface DecodedReply {
+  readonly content: string
+  readonly reasoning?: string | undefined
+  readonly toolCalls: ReadonlyArray<ToolCall>
+  readonly finishReason: FinishReason
+  readonly usage: Usage
+  readonly model: string
+  readonly responseId?: string | undefined
+}
+
+/** How a stream ended normally: what the `Finish` event will carry. */
+export interface DecodedFinish {
+  readonly finishReason: FinishReason
+  readonly usage: Usage
+  readonly model: string
+  readonly responseId?: string | undefined
+}
+
+/**
+ * A stateful decoder for one streamed reply. It is fed whole SSE events, in
+ * order, and pushes the public events they produce into `out`.
+ */
+export interface StreamDecoder {
+  /**
+   * Feeds one SSE event (`event` is the SSE event name, if any). Returns a
+   * failure for an in-band error or an event that cannot be decoded.
+   */
+  readonly push: (event: string | undefined, data: string, out: Array<StreamEvent>) => LlmError | undefined
+  /** True once the protocol's terminator was seen; later bytes are ignored. */
+  readonly done: boolean
+  /**
+   * Called when the terminator was seen or the body ended. Pushes the events
+   * still pending (complete tool calls) and returns how the reply finished, or
+   * a failure when the stream was cut off.
+   */
+  readonly finish: (out: Array<StreamEvent>) => DecodedFinish | LlmError
+}
+
+/** The provider-specific half of a backend. */
+export interface WireCodec {
+  /** Path appended to the layer's base URL (`/chat/completions`, `/v1/messages`). */
+  readonly path: string
+  /** Checks the request and builds the JSON body, or explains why it cannot be sent. */
+  readonly encode: (input: EncodeInput) => { readonly body: unknown } | { readonly invalid: string }
+  /** Decodes a non-streaming response body. */
+  readonly decodeResponse: (body: unknown, context: ErrorContext) => DecodedReply | LlmError
+  /** Starts decoding one streamed reply. */
+  readonly streamDecoder: (context: ErrorContext) => StreamDecoder
+  /** Reads the provider's error body (already parsed JSON, or the raw text). */
+  readonly readError: (body: unknown) => Pick<ProviderFailure, "type" | "code" | "message">
+}

@@ -229,7 +229,10 @@ export const fromProviderFailure = (context: ErrorContext, failure: ProviderFail
       ...withRetryAfter
     })
   }
-  if (contextMarkers.test(kind) || (status !== undefined && status >= 400 && status < 500)) {
+  if (
+    contextMarkers.test(kind) || /invalid_request|not_found|request_too_large/.test(kind) ||
+    (status !== undefined && status >= 400 && status < 500)
+  ) {
     return new LlmInvalidRequestError(base(context, failure, describe(context, failure, "the request was rejected")))
   }
   return new LlmResponseError(base(context, failure, describe(context, failure, "unexpected response")))

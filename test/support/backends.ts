@@ -1,0 +1,63 @@
+/**
+ * The backends the conformance suite runs against, each pointed at the fake
+ * provider server. A new backend gets the whole suite by adding one entry.
+ */
+import { NodeHttpClient } from "@effect/platform-node"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Local from "../../src/layers/Local.js"
+import * as OpenAi from "../../src/layers/OpenAi.js"
+import * as OpenRouter from "../../src/layers/OpenRouter.js"
+import type { Llm } from "../../src/Llm.js"
+import type { ProviderOptions } from "../../src/layers/HttpProvider.js"
+
+/** A recognisable fake key: tests scan outputs for it. */
+export const fakeKey = "sk-test-SECRET-0123456789"
+
+export interface Backend {
+  readonly name: string
+  /** The wire protocol the fake server must speak. */
+  readonly protocol: "chat" | "messages"
+  /** The header that carries the key, and its expected value. */
+  readonly authHeader: readonly [string, string]
+  readonly layer: (url: string, options?: ProviderOptions) => Layer.Layer<Llm>
+}
+
+const fast: ProviderOptions = { retry: { initialDelay: "5 millis", maxDelay: "20 millis" } }
+
+const withClient = <E>(layer: Layer.Layer<Llm, E, import("@effect/platform/HttpClient").HttpClient>) =>
+  Layer.orDie(Layer.provide(layer, NodeHttpClient.layerUndici))
+
+export const backends: ReadonlyArray<Backend> = [
+  {
+    name: "local",
+    protocol: "chat",
+    authHeader: ["authorization", `Bearer ${fakeKey}`],
+    layer: (url, options) =>
+      withClient(Local.layer({ ...fast, ...options, baseUrl: url, model: "gpt-oss:20b", apiKey: Redacted.make(fakeKey) }))
+  },
+  {
+    name: "openai",
+    protocol: "chat",
+    authHeader: ["authorization", `Bearer ${fakeKey}`],
+    layer: (url, options) =>
+      withClient(OpenAi.layer({ ...fast, ...options, baseUrl: `${url}/v1`, model: "gpt-4o", apiKey: Redacted.make(fakeKey) }))
+  },
+  {
+    name: "openrouter",
+    protocol: "chat",
+    authHeader: ["authorization", `Bearer ${fakeKey}`],
+    layer: (url, options) =>
+      withClient(
+        OpenRouter.layer({
+          ...fast,
+          ...options,
+          baseUrl: `${url}/api/v1`,
+          model: "openai/gpt-4o",
+          apiKey: Redacted.make(fakeKey),
+          referer: "https://example.test",
+          title: "effect-llm tests"
+        })
+      )
+  }
+]

@@ -58,13 +58,13 @@ export class ConversationContext extends Schema.Class<ConversationContext>("effe
     return Schema.encodeSync(ConversationContext)(this)
   }
 
-  private with(history: ReadonlyArray<Message>): ConversationContext {
-    return new ConversationContext({ ...this, history }, true)
+  private with(history: ReadonlyArray<Message>, count: CountTokens = estimateTokens): ConversationContext {
+    return new ConversationContext({ ...this, history: prune(history, this, count) }, true)
   }
 
   /** Starts a new turn with what the user said, pruning the oldest turns. */
   addUser(content: string, count: CountTokens = estimateTokens): ConversationContext {
-    return this.with(prune([...this.history, new UserMessage({ content })], this, count))
+    return this.with([...this.history, new UserMessage({ content })], count)
   }
 
   /** Records the model's reply, keeping its tool calls. */

@@ -112,7 +112,7 @@ describe("ConversationContext", () => {
         }
         if (maxTokens != null && context.turns.length > 1) {
           const total = messages.reduce((sum, m) => sum + Context.estimateTokens(m), 0)
-          expect(total).toBeLessThanOrEqual(maxTokens + 50)
+          expect(total).toBeLessThanOrEqual(maxTokens)
         }
       }),
       { numRuns: 300 }

@@ -85,9 +85,10 @@ export class ConversationContext extends Schema.Class<ConversationContext>("effe
     readonly toolCallId: string
     readonly name: string
     readonly content: string
-    readonly isError?: boolean
+    readonly isError?: boolean | undefined
   }): ConversationContext {
-    return this.with([...this.history, new ToolMessage(result)])
+    const { content, isError, name, toolCallId } = result
+    return this.with([...this.history, new ToolMessage({ toolCallId, name, content, ...(isError ? { isError } : {}) })])
   }
 
   /** Drops tool calls that never got a result (an interrupted tool step). */

@@ -16,6 +16,21 @@ export * as Errors from "./errors.js"
 /** Stream events and the functions over event streams. */
 export * as LlmStream from "./Stream.js"
 
+/** Conversation history as an immutable value, with safe pruning. */
+export * as ConversationContext from "./Context.js"
+
+/** A conversation as a service over the `Llm`. */
+export * as Conversation from "./Conversation.js"
+
+/** Token counting for context budgets. */
+export * as TokenCounter from "./TokenCounter.js"
+
+/** Schema-typed tools. */
+export * as Tool from "./Tool.js"
+
+/** Toolkits and the tool-execution loop. */
+export * as Toolkit from "./Toolkit.js"
+
 /** The retry policy. */
 export * as Retry from "./Retry.js"
 

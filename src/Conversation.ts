@@ -1,0 +1,144 @@
+/**
+ * A conversation as a service: one `ConversationContext` behind a lock, with
+ * `send` and `sendStream` that call the `Llm` (running tools when given a
+ * toolkit) and record the turn. A turn is transactional: a failed call leaves
+ * the conversation as it was; an interrupted stream (barge-in) is recorded as
+ * the text the listener actually received.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import * as SynchronizedRef from "effect/SynchronizedRef"
+import { type ContextOptions, ConversationContext, make as makeContext } from "./Context.js"
+import type { LlmError } from "./errors.js"
+import { type CompletionResult, Llm } from "./Llm.js"
+import { AssistantMessage, type Message } from "./Message.js"
+import type { StreamEvent } from "./Stream.js"
+import { TokenCounter } from "./TokenCounter.js"
+import type { ToolExecutionError } from "./Tool.js"
+import * as Toolkit from "./Toolkit.js"
+
+/** Per-turn options: completion options, plus a toolkit to run tools with. */
+export interface SendOptions<R = never> extends Toolkit.RunOptions {
+  readonly toolkit?: Toolkit.Toolkit<R> | undefined
+}
+
+/**
+ * A conversation with the `Llm` in context.
+ *
+ * @since 0.1.0
+ */
+export class Conversation extends Context.Tag("effect-llm/Conversation")<Conversation, Conversation.Service>() {}
+
+/** @since 0.1.0 */
+export declare namespace Conversation {
+  /** What the conversation service offers. */
+  export interface Service {
+    /** The conversation so far. */
+    readonly context: Effect.Effect<ConversationContext>
+    /** Sends what the user said and records the whole turn once the reply is complete. */
+    readonly send: <R = never>(
+      userText: string,
+      options?: SendOptions<R>
+    ) => Effect.Effect<CompletionResult, LlmError | ToolExecutionError, R>
+    /**
+     * Streams the reply. The turn is recorded when the stream ends; if the
+     * consumer stops early (barge-in), what it received is recorded, marked
+     * interrupted; if the call fails, nothing is.
+     */
+    readonly sendStream: <R = never>(
+      userText: string,
+      options?: SendOptions<R>
+    ) => Stream.Stream<StreamEvent, LlmError | ToolExecutionError, R>
+    /** Replaces the conversation (e.g. one restored with `ConversationContext.decode`). */
+    readonly set: (context: ConversationContext) => Effect.Effect<void>
+  }
+}
+
+const emptyKit: Toolkit.Toolkit<never> = { tools: new Map(), definitions: [] }
+
+/** Builds the service over a starting context. */
+export const make = (
+  initial: ConversationContext
+): Effect.Effect<Conversation.Service, never, Llm> =>
+  Effect.gen(function*() {
+    const llm = yield* Llm
+    const counter = yield* Effect.serviceOption(TokenCounter)
+    const count = Option.isSome(counter) ? counter.value.count : undefined
+    const ref = yield* SynchronizedRef.make(initial)
+    // one turn at a time, whether sent whole or streamed
+    const turnLock = yield* Effect.makeSemaphore(1)
+
+    const append = (context: ConversationContext, added: ReadonlyArray<Message>) =>
+      added.reduce<ConversationContext>(
+        (acc, message) =>
+          message.role === "assistant"
+            ? acc.addAssistant(message)
+            : message.role === "tool"
+            ? acc.addToolResult(message)
+            : acc,
+        context
+      )
+
+    const send = <R>(userText: string, options: SendOptions<R> = {}) =>
+      turnLock.withPermits(1)(SynchronizedRef.modifyEffect(ref, (context) => {
+        const started = context.addUser(userText, count)
+        return Toolkit.run(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), options).pipe(
+          Effect.provideService(Llm, llm),
+          Effect.map(({ added, result }) => [result, append(started, added)] as const)
+        )
+      }))
+
+    const sendStream = <R>(userText: string, options: SendOptions<R> = {}) =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        // hold the conversation for the whole stream: turns never interleave
+        yield* Effect.acquireRelease(turnLock.take(1), () => turnLock.release(1))
+        const context = yield* SynchronizedRef.get(ref)
+        const started = context.addUser(userText, count)
+        let recorded = started
+        let received: Array<string> = []
+        let complete = false
+        const onStep = (added: ReadonlyArray<Message>) =>
+          Effect.sync(() => {
+            recorded = append(recorded, added)
+            received = []
+          })
+        yield* Effect.addFinalizer((exit) =>
+          SynchronizedRef.update(ref, (current) => {
+            if (current !== context) return current // someone else moved on meanwhile
+            if (complete) return recorded
+            if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return current
+            // barge-in: keep what the listener heard, never an unresolved tool call
+            const heard = received.join("")
+            return heard === "" ? recorded : recorded.addAssistant(new AssistantMessage({ content: heard, interrupted: true }))
+          })
+        )
+        return Toolkit.stream(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), { ...options, onStep }).pipe(
+          Stream.provideService(Llm, llm),
+          Stream.tap((event) =>
+            Effect.sync(() => {
+              if (event._tag === "TextDelta") received.push(event.text)
+              else if (event._tag === "Finish") complete = true
+            })
+          )
+        )
+      }))
+
+    return {
+      context: SynchronizedRef.get(ref),
+      send,
+      sendStream,
+      set: (context) => SynchronizedRef.set(ref, context)
+    } satisfies Conversation.Service
+  })
+
+/** A conversation service starting empty with the given limits (seed: 10 turns). */
+export const layer = (options: ContextOptions = {}): Layer.Layer<Conversation, never, Llm> =>
+  Layer.effect(Conversation, make(makeContext(options)))
+
+export { ConversationContext }

@@ -1,0 +1,177 @@
+/**
+ * Toolkits and the tool-execution loop: call the model, run the tools it asks
+ * for, give it the results, until it answers.
+ *
+ * @since 0.1.0
+ */
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import type { LlmError } from "./errors.js"
+import { type CompletionOptions, CompletionResult, Llm } from "./Llm.js"
+import { AssistantMessage, type Message, type ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
+import { StreamEvent } from "./Stream.js"
+import { type Tool, ToolExecutionError } from "./Tool.js"
+
+/** A set of tools, looked up by name. */
+export interface Toolkit<R = never> {
+  readonly tools: ReadonlyMap<string, Tool<R>>
+  readonly definitions: ReadonlyArray<ToolDefinition>
+}
+
+/** Groups tools into a toolkit. */
+export const make = <Tools extends ReadonlyArray<Tool<any>>>(
+  ...tools: Tools
+): Toolkit<Tools[number] extends Tool<infer R> ? R : never> => ({
+  tools: new Map(tools.map((tool) => [tool.name, tool])),
+  definitions: tools.map((tool) => tool.definition)
+})
+
+/** How the loop runs. */
+export interface RunOptions extends CompletionOptions {
+  /** Model calls at most (default 5). When reached, the last reply is returned with finishReason "length". */
+  readonly maxSteps?: number | undefined
+  /** Tool calls run at once (default 4). */
+  readonly concurrency?: number | undefined
+  /**
+   * Fail the run with `ToolExecutionError` on an unknown tool, invalid
+   * arguments or a failing handler, instead of sending the error back to the
+   * model as an error result (the default, so it can recover).
+   */
+  readonly failOnToolError?: boolean | undefined
+}
+
+/** What a loop produced: the final reply and every message it added. */
+export interface RunResult {
+  readonly result: CompletionResult
+  /** The assistant and tool messages added, in order; append them to the history. */
+  readonly added: ReadonlyArray<Message>
+  /** Model calls made. */
+  readonly steps: number
+}
+
+/** Runs the calls of one step and returns their tool messages, in call order. */
+export const execute = <R>(
+  kit: Toolkit<R>,
+  calls: ReadonlyArray<ToolCall>,
+  options: { readonly concurrency?: number | undefined; readonly failOnToolError?: boolean | undefined } = {}
+): Effect.Effect<ReadonlyArray<ToolMessage>, ToolExecutionError, R> =>
+  Effect.forEach(
+    calls,
+    (call) => {
+      const tool = kit.tools.get(call.name)
+      const outcome: Effect.Effect<string, ToolExecutionError, R> = tool === undefined
+        ? Effect.fail(
+          new ToolExecutionError({
+            toolCallId: call.id,
+            name: call.name,
+            reason: "unknown_tool",
+            message: `unknown tool ${JSON.stringify(call.name)}; available: ${[...kit.tools.keys()].join(", ")}`
+          })
+        )
+        : tool.run(call.arguments)
+      return outcome.pipe(
+        Effect.map((content) => new ToolMessage({ toolCallId: call.id, name: call.name, content })),
+        Effect.catchAll((error) =>
+          options.failOnToolError
+            ? Effect.fail(
+              new ToolExecutionError({ toolCallId: call.id, name: call.name, reason: error.reason, message: error.message })
+            )
+            : Effect.succeed(new ToolMessage({ toolCallId: call.id, name: call.name, content: error.message, isError: true }))
+        )
+      )
+    },
+    { concurrency: options.concurrency ?? 4 }
+  )
+
+const callOptions = <R>(kit: Toolkit<R>, options: RunOptions): CompletionOptions => {
+  const { concurrency: _c, failOnToolError: _f, maxSteps: _m, ...rest } = options
+  return { ...rest, tools: [...(options.tools ?? []), ...kit.definitions] }
+}
+
+/** The reply of a step cut off by `maxSteps`: its text, finish reason "length". */
+const cutOff = (result: CompletionResult): CompletionResult =>
+  new CompletionResult({ ...result, finishReason: "length" }, true)
+
+/**
+ * The tool loop: calls the model; if it asked for tools, appends its
+ * tool-call message, runs the calls (in parallel, bounded), appends the
+ * results and calls again, until it answers without tools or `maxSteps`
+ * model calls were made. At `maxSteps` the last reply is returned with
+ * finishReason "length" and its unanswered tool calls are not added, so the
+ * history stays valid.
+ */
+export const run = <R>(
+  messages: ReadonlyArray<Message>,
+  kit: Toolkit<R>,
+  options: RunOptions = {}
+): Effect.Effect<RunResult, LlmError | ToolExecutionError, Llm | R> =>
+  Effect.gen(function*() {
+    const llm = yield* Llm
+    const maxSteps = options.maxSteps ?? 5
+    const request = callOptions(kit, options)
+    const added: Array<Message> = []
+    for (let step = 1;; step++) {
+      const result = yield* llm.complete([...messages, ...added], request)
+      if (!result.hasToolCalls) {
+        added.push(new AssistantMessage({ content: result.content }))
+        return { result, added, steps: step }
+      }
+      if (step >= maxSteps) {
+        if (result.content !== "") added.push(new AssistantMessage({ content: result.content }))
+        return { result: cutOff(result), added, steps: step }
+      }
+      added.push(new AssistantMessage({ content: result.content, toolCalls: result.toolCalls }))
+      added.push(...yield* execute(kit, result.toolCalls, options))
+    }
+  })
+
+/**
+ * The streaming tool loop: the events of every step stream through as they
+ * arrive, and tool calls run between steps. Only the last step's `Finish` is
+ * emitted. `onStep` sees the messages each completed step adds (for a
+ * conversation to record them).
+ */
+export const stream = <R>(
+  messages: ReadonlyArray<Message>,
+  kit: Toolkit<R>,
+  options: RunOptions & { readonly onStep?: (added: ReadonlyArray<Message>) => Effect.Effect<void> } = {}
+): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, Llm | R> =>
+  Stream.unwrap(Effect.map(Llm, (llm) => {
+    const maxSteps = options.maxSteps ?? 5
+    const request = callOptions(kit, options)
+    const step = (history: ReadonlyArray<Message>, n: number): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, R> =>
+      Stream.suspend(() => {
+        const text: Array<string> = []
+        const calls: Array<ToolCall> = []
+        let finish: Extract<StreamEvent, { _tag: "Finish" }> | undefined
+        const events = llm.stream(history, request).pipe(
+          Stream.mapChunks((chunk) => {
+            const out: Array<StreamEvent> = []
+            for (const event of chunk) {
+              if (event._tag === "TextDelta") text.push(event.text)
+              else if (event._tag === "ToolCall") calls.push(event.toolCall)
+              if (event._tag === "Finish") finish = event
+              else out.push(event)
+            }
+            return Chunk.unsafeFromArray(out)
+          })
+        )
+        const next = Stream.unwrap(Effect.gen(function*() {
+          const content = text.join("")
+          if (calls.length === 0 || n >= maxSteps) {
+            const added = content === "" && calls.length > 0 ? [] : [new AssistantMessage({ content })]
+            if (options.onStep) yield* options.onStep(added)
+            if (finish === undefined) return Stream.empty
+            return Stream.make(calls.length > 0 ? StreamEvent.Finish({ ...finish, finishReason: "length" }) : finish)
+          }
+          const results = yield* execute(kit, calls, options)
+          const added = [new AssistantMessage({ content, toolCalls: calls }), ...results]
+          if (options.onStep) yield* options.onStep(added)
+          return step([...history, ...added], n + 1)
+        }))
+        return Stream.concat(events, next)
+      })
+    return step(messages, 1)
+  }))
+

@@ -1,0 +1,430 @@
+/**
+ * The Anthropic Messages wire codec (`POST /v1/messages`). Pure functions:
+ * messages and options to a JSON body, response JSON or SSE events to
+ * `StreamEvent`s.
+ *
+ * @since 0.1.0
+ */
+import { type ErrorContext, fromProviderFailure, type LlmError, responseError } from "../errors.js"
+import { toToolCall, ToolCallBuffer } from "../internal/toolCalls.js"
+import { validateRequest } from "../internal/validate.js"
+import { type FinishReason, Usage } from "../Llm.js"
+import type { Message, ToolCall } from "../Message.js"
+import { ToolCall as ToolCallClass } from "../Message.js"
+import { StreamEvent } from "../Stream.js"
+import type { DecodedFinish, DecodedReply, EncodeInput, StreamDecoder, WireCodec } from "./WireCodec.js"
+
+/** How the Messages codec fills what a call leaves unset. */
+export interface MessagesOptions {
+  /** `max_tokens` when the call sets none; Anthropic requires the field (default 1024). */
+  readonly defaultMaxTokens?: number
+}
+
+/** The `max_tokens` sent when neither the call nor the codec's options set one. */
+export const defaultMaxTokens = 1024
+
+type Json = Record<string, unknown>
+
+const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
+const asString = (u: unknown): string | undefined => (typeof u === "string" ? u : undefined)
+const asNumber = (u: unknown): number | undefined => (typeof u === "number" && Number.isFinite(u) ? u : undefined)
+
+/** One message of the wire history: a role and its content blocks. */
+interface WireMessage {
+  readonly role: "user" | "assistant"
+  readonly content: Array<Json>
+}
+
+/** The content blocks one of our messages becomes, and the wire role that carries them. */
+const blocksOf = (message: Exclude<Message, { role: "system" }>): WireMessage => {
+  switch (message.role) {
+    case "user":
+      return { role: "user", content: message.content === "" ? [] : [{ type: "text", text: message.content }] }
+    case "assistant": {
+      const content: Array<Json> = message.content === "" ? [] : [{ type: "text", text: message.content }]
+      for (const call of message.toolCalls) {
+        content.push({ type: "tool_use", id: call.id, name: call.name, input: call.arguments })
+      }
+      return { role: "assistant", content }
+    }
+    case "tool":
+      return {
+        role: "user",
+        content: [{
+          type: "tool_result",
+          tool_use_id: message.toolCallId,
+          ...(message.content === "" ? {} : { content: message.content }),
+          ...(message.isError === true ? { is_error: true } : {})
+        }]
+      }
+  }
+}
+
+/**
+ * Builds the `system` string and the alternating user/assistant history:
+ * system messages are hoisted, empty messages dropped, consecutive same-role
+ * messages merged, tool results put first in their user message. Returns why
+ * the history cannot be sent, if it cannot.
+ */
+const encodeHistory = (
+  messages: ReadonlyArray<Message>
+): { readonly system: string | undefined; readonly messages: Array<WireMessage> } | string => {
+  const system: Array<string> = []
+  const out: Array<WireMessage> = []
+  for (const message of messages) {
+    if (message.role === "system") {
+      if (message.content !== "") system.push(message.content)
+      continue
+    }
+    const wire = blocksOf(message)
+    if (wire.content.length === 0) continue
+    const last = out[out.length - 1]
+    if (last !== undefined && last.role === wire.role) last.content.push(...wire.content)
+    else out.push(wire)
+  }
+  if (out.length === 0) return "the conversation has no user message with content (Anthropic needs at least one)"
+  if (out[0]!.role !== "user") {
+    return "the first non-system message is an assistant turn; Anthropic requires the history to start with a user message"
+  }
+  for (const message of out) {
+    // tool_result blocks must come before any text in their user message
+    if (message.role === "user" && message.content.length > 1) {
+      const results = message.content.filter((block) => block.type === "tool_result")
+      if (results.length > 0 && results.length < message.content.length) {
+        const rest = message.content.filter((block) => block.type !== "tool_result")
+        message.content.splice(0, message.content.length, ...results, ...rest)
+      }
+    }
+  }
+  return { system: system.length === 0 ? undefined : system.join("\n\n"), messages: out }
+}
+
+const encodeToolChoice = (choice: NonNullable<EncodeInput["options"]["toolChoice"]>): Json => {
+  switch (choice) {
+    case "auto":
+      return { type: "auto" }
+    case "required":
+      return { type: "any" }
+    case "none":
+      return { type: "none" }
+    default:
+      return { type: "tool", name: choice.name }
+  }
+}
+
+/** Maps an Anthropic `stop_reason` to ours. */
+export const finishReasonFromWire = (reason: string | undefined): FinishReason => {
+  switch (reason) {
+    case "end_turn":
+    case "stop_sequence":
+      return "stop"
+    case "max_tokens":
+    case "model_context_window_exceeded":
+      return "length"
+    case "tool_use":
+      return "tool_calls"
+    case "refusal":
+      return "content_filter"
+    default:
+      return "other"
+  }
+}
+
+/** The four token counters of an Anthropic reply; absent ones stay undefined. */
+interface Counters {
+  input: number | undefined
+  output: number | undefined
+  cacheWrite: number | undefined
+  cacheRead: number | undefined
+}
+
+/** Overwrites `counters` with the fields `usage` carries (the stream's counters are cumulative). */
+const readCounters = (counters: Counters, usage: unknown): void => {
+  if (!isObject(usage)) return
+  const input = asNumber(usage.input_tokens)
+  const output = asNumber(usage.output_tokens)
+  const cacheWrite = asNumber(usage.cache_creation_input_tokens)
+  const cacheRead = asNumber(usage.cache_read_input_tokens)
+  if (input !== undefined) counters.input = input
+  if (output !== undefined) counters.output = output
+  if (cacheWrite !== undefined) counters.cacheWrite = cacheWrite
+  if (cacheRead !== undefined) counters.cacheRead = cacheRead
+}
+
+/**
+ * Our `Usage` from Anthropic's counters: `input_tokens` leaves cached tokens
+ * out, so the prompt total is input + cache writes + cache reads.
+ */
+const usageOf = (counters: Counters): Usage => {
+  const inputTokens = (counters.input ?? 0) + (counters.cacheWrite ?? 0) + (counters.cacheRead ?? 0)
+  const outputTokens = counters.output ?? 0
+  return new Usage({
+    inputTokens,
+    outputTokens,
+    totalTokens: inputTokens + outputTokens,
+    ...(counters.cacheRead === undefined ? {} : { cachedInputTokens: counters.cacheRead }),
+    ...(counters.cacheWrite === undefined ? {} : { cacheWriteInputTokens: counters.cacheWrite })
+  }, true)
+}
+
+/** Reads an Anthropic `usage` object. */
+export const usageFromWire = (usage: unknown): Usage | undefined => {
+  if (!isObject(usage)) return undefined
+  const counters: Counters = { input: undefined, output: undefined, cacheWrite: undefined, cacheRead: undefined }
+  readCounters(counters, usage)
+  return usageOf(counters)
+}
+
+/** Reads `{type:"error",error:{type,message},request_id}`, another JSON error shape, or plain text. */
+const readError = (body: unknown): { type?: string; code?: string; message?: string } => {
+  if (typeof body === "string") return body.trim() === "" ? {} : { message: body.slice(0, 500) }
+  if (!isObject(body)) return {}
+  const out: { type?: string; code?: string; message?: string } = {}
+  const error = isObject(body.error) ? body.error : undefined
+  const type = error === undefined ? (body.type === "error" ? undefined : asString(body.type)) : asString(error.type)
+  const message = (error === undefined ? undefined : asString(error.message)) ?? asString(body.message)
+  const code = error?.code
+  if (type !== undefined) out.type = type
+  if (typeof code === "string" || typeof code === "number") out.code = String(code)
+  if (message !== undefined) out.message = message
+  return out
+}
+
+/** An in-band error (`event: error` in a stream, a `type:"error"` body with HTTP 200) as an `LlmError`. */
+const inBandError = (context: ErrorContext, body: unknown): LlmError => {
+  const read = readError(body)
+  return fromProviderFailure(context, { type: read.type, code: read.code, message: read.message })
+}
+
+const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | LlmError => {
+  if (!isObject(body)) return responseError(context, "the response is not a JSON object", 200)
+  if (body.type === "error") return inBandError(context, body)
+  if (!Array.isArray(body.content)) return responseError(context, "the response has no content array", 200)
+  const text: Array<string> = []
+  const reasoning: Array<string> = []
+  const toolCalls: Array<ToolCall> = []
+  for (let index = 0; index < body.content.length; index++) {
+    const block: unknown = body.content[index]
+    if (!isObject(block)) continue
+    switch (block.type) {
+      case "text": {
+        const part = asString(block.text)
+        if (part) text.push(part)
+        break
+      }
+      case "thinking": {
+        const part = asString(block.thinking)
+        if (part) reasoning.push(part)
+        break
+      }
+      case "tool_use": {
+        const name = asString(block.name)
+        if (name === undefined) return responseError(context, `tool_use block ${index} has no name`, 200)
+        const input = block.input
+        const parsed = toToolCall(
+          context,
+          asString(block.id) || `toolu_${index}`,
+          name,
+          typeof input === "string" || typeof input === "object" ? input : undefined
+        )
+        if (!(parsed instanceof ToolCallClass)) return parsed
+        toolCalls.push(parsed)
+        break
+      }
+      default:
+        // redacted_thinking, server tool blocks and future types carry nothing we report
+        break
+    }
+  }
+  return {
+    content: text.join(""),
+    ...(reasoning.length > 0 ? { reasoning: reasoning.join("") } : {}),
+    toolCalls,
+    finishReason: finishReasonFromWire(asString(body.stop_reason)),
+    usage: usageFromWire(body.usage) ?? Usage.empty,
+    model: asString(body.model) ?? context.model,
+    responseId: asString(body.id)
+  }
+}
+
+class MessagesStreamDecoder implements StreamDecoder {
+  done = false
+  private readonly toolCalls = new ToolCallBuffer()
+  /** Per tool_use block: a non-empty `input` given at its start, used only if no input_json_delta follows. */
+  private readonly startInputs: Array<string | undefined> = []
+  private readonly counters: Counters = { input: undefined, output: undefined, cacheWrite: undefined, cacheRead: undefined }
+  private stopReason: string | undefined
+  private model: string | undefined
+  private responseId: string | undefined
+
+  constructor(private readonly context: ErrorContext) {}
+
+  push(event: string | undefined, data: string, out: Array<StreamEvent>): LlmError | undefined {
+    if (this.done) return undefined
+    let chunk: unknown
+    try {
+      chunk = JSON.parse(data)
+    } catch {
+      if (event === "error") return inBandError(this.context, data)
+      return responseError(this.context, `malformed stream event: ${data.slice(0, 200)}`)
+    }
+    if (!isObject(chunk)) {
+      if (event === "error") return inBandError(this.context, chunk)
+      return responseError(this.context, `stream event is not a JSON object: ${data.slice(0, 200)}`)
+    }
+    const type = asString(chunk.type) ?? event
+    if (event === "error" || type === "error") return inBandError(this.context, chunk)
+    switch (type) {
+      case "message_start": {
+        const message = isObject(chunk.message) ? chunk.message : undefined
+        if (message !== undefined) {
+          if (this.model === undefined) this.model = asString(message.model)
+          if (this.responseId === undefined) this.responseId = asString(message.id)
+          readCounters(this.counters, message.usage)
+        }
+        return undefined
+      }
+      case "content_block_start":
+        return this.blockStart(chunk, out)
+      case "content_block_delta":
+        return this.blockDelta(chunk, out)
+      case "content_block_stop": {
+        const index = asNumber(chunk.index)
+        const input = index === undefined ? undefined : this.startInputs[index]
+        if (input !== undefined) {
+          this.startInputs[index!] = undefined
+          this.toolCalls.append(index!, input, out)
+        }
+        return undefined
+      }
+      case "message_delta": {
+        const delta = chunk.delta
+        const reason = isObject(delta) ? asString(delta.stop_reason) : undefined
+        if (reason !== undefined) this.stopReason = reason
+        readCounters(this.counters, chunk.usage)
+        return undefined
+      }
+      case "message_stop":
+        this.done = true
+        return undefined
+      default:
+        // ping and event types added later
+        return undefined
+    }
+  }
+
+  private blockStart(chunk: Json, out: Array<StreamEvent>): LlmError | undefined {
+    const index = asNumber(chunk.index)
+    const block = chunk.content_block
+    if (index === undefined || !isObject(block)) return undefined
+    switch (block.type) {
+      case "text": {
+        const text = asString(block.text)
+        if (text) out.push(StreamEvent.TextDelta({ text }))
+        return undefined
+      }
+      case "thinking": {
+        const text = asString(block.thinking)
+        if (text) out.push(StreamEvent.ReasoningDelta({ text }))
+        return undefined
+      }
+      case "tool_use": {
+        const name = asString(block.name)
+        if (name === undefined) return responseError(this.context, `tool_use block ${index} has no name`)
+        this.toolCalls.start(index, asString(block.id) || `toolu_${index}`, name, out)
+        const input = block.input
+        if (isObject(input) && Object.keys(input).length > 0) this.startInputs[index] = JSON.stringify(input)
+        return undefined
+      }
+      default:
+        // redacted_thinking, server_tool_use and the like: nothing to report
+        return undefined
+    }
+  }
+
+  private blockDelta(chunk: Json, out: Array<StreamEvent>): LlmError | undefined {
+    const index = asNumber(chunk.index)
+    const delta = chunk.delta
+    if (!isObject(delta)) return undefined
+    switch (delta.type) {
+      case "text_delta": {
+        const text = asString(delta.text)
+        if (text) out.push(StreamEvent.TextDelta({ text }))
+        return undefined
+      }
+      case "thinking_delta": {
+        const text = asString(delta.thinking)
+        if (text) out.push(StreamEvent.ReasoningDelta({ text }))
+        return undefined
+      }
+      case "input_json_delta": {
+        // server_tool_use blocks stream input too: only blocks opened as tool_use are ours
+        if (index === undefined || !this.toolCalls.has(index)) return undefined
+        const json = asString(delta.partial_json)
+        if (json) {
+          this.startInputs[index] = undefined
+          this.toolCalls.append(index, json, out)
+        }
+        return undefined
+      }
+      default:
+        // signature_delta, citations_delta and later delta types
+        return undefined
+    }
+  }
+
+  finish(out: Array<StreamEvent>): DecodedFinish | LlmError {
+    if (!this.done) {
+      return responseError(this.context, "the stream ended before message_stop (the reply is incomplete)")
+    }
+    const calls = this.toolCalls.complete(this.context, out)
+    if (!Array.isArray(calls)) return calls
+    return {
+      finishReason: finishReasonFromWire(this.stopReason),
+      usage: usageOf(this.counters),
+      model: this.model ?? this.context.model,
+      responseId: this.responseId
+    }
+  }
+}
+
+/** Builds the Anthropic Messages codec. */
+export const make = (options: MessagesOptions = {}): WireCodec => {
+  const fallbackMaxTokens = options.defaultMaxTokens ?? defaultMaxTokens
+  return {
+    path: "/v1/messages",
+    encode: ({ messages, model, options: call, stream }) => {
+      const invalid = validateRequest(messages, call)
+      if (invalid !== undefined) return { invalid }
+      const history = encodeHistory(messages)
+      if (typeof history === "string") return { invalid: history }
+      const tools = call.tools ?? []
+      if (call.toolChoice === "required" && tools.length === 0) {
+        return { invalid: "toolChoice \"required\" needs at least one tool" }
+      }
+      const body: Json = {
+        model,
+        max_tokens: call.maxTokens ?? fallbackMaxTokens,
+        ...(history.system === undefined ? {} : { system: history.system }),
+        messages: history.messages
+      }
+      if (stream) body.stream = true
+      if (call.temperature !== undefined) body.temperature = call.temperature
+      if (call.topP !== undefined) body.top_p = call.topP
+      if (call.stop !== undefined && call.stop.length > 0) body.stop_sequences = call.stop
+      if (tools.length > 0) {
+        body.tools = tools.map((tool) => ({
+          name: tool.name,
+          ...(tool.description === "" ? {} : { description: tool.description }),
+          input_schema: tool.parameters
+        }))
+        // Anthropic refuses tool_choice without tools; "auto" and "none" mean the same then
+        if (call.toolChoice !== undefined) body.tool_choice = encodeToolChoice(call.toolChoice)
+      }
+      return { body }
+    },
+    decodeResponse,
+    streamDecoder: (context) => new MessagesStreamDecoder(context),
+    readError
+  }
+}

@@ -5,6 +5,8 @@
  * @since 0.1.0
  */
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Schedule from "effect/Schedule"
 import { isTransient, type LlmError } from "./errors.js"
 
@@ -64,6 +66,12 @@ export const isRetryable = (options: ResolvedRetryOptions) => (error: LlmError):
 }
 
 /**
+ * Whether a refused connection is retried. `Fallback` turns this off while a
+ * next backend is waiting, so a dead local server costs no backoff.
+ */
+export const retryRefusedConnections: FiberRef.FiberRef<boolean> = FiberRef.unsafeMake(true)
+
+/**
  * The policy as a `Schedule` over failures: `Schedule.exponential` with
  * jitter, capped at `maxDelay`, at most `maxRetries` times, transient errors
  * only; a Retry-After from the provider replaces the backoff delay.
@@ -76,7 +84,11 @@ export const schedule = (options: ResolvedRetryOptions): Schedule.Schedule<LlmEr
     Schedule.modifyDelay((error: LlmError, delay) =>
       retryAfterOf(error) ?? Duration.min(delay, options.maxDelay)
     ),
-    Schedule.whileInput(isRetryable(options))
+    Schedule.whileInputEffect((error: LlmError) =>
+      error._tag === "LlmConnectionError" && error.reason === "refused"
+        ? FiberRef.get(retryRefusedConnections)
+        : Effect.succeed(isRetryable(options)(error))
+    )
   )
 
 /**

@@ -21,7 +21,9 @@ const common = {
   /** The provider's request id (`x-request-id`, `request-id`), when given. */
   requestId: Schema.optional(Schema.String),
   /** The provider's own error type or code (`overloaded_error`, `insufficient_quota`, ...). */
-  errorType: Schema.optional(Schema.String)
+  errorType: Schema.optional(Schema.String),
+  /** The text a stream had already delivered when it failed. */
+  partialText: Schema.optional(Schema.String)
 }
 
 /**
@@ -293,6 +295,13 @@ export const connectionError = (context: ErrorContext, cause: unknown, during: s
     }`,
     ...(context.requestId === undefined ? {} : { requestId: context.requestId })
   })
+}
+
+/** The same error, noting the text the consumer had already received. */
+export const withPartialText = <E extends LlmError>(error: E, partialText: string): E => {
+  const { _tag: _, ...fields } = error as E & Record<string, unknown>
+  const Class = error.constructor as new(fields: object) => E
+  return new Class({ ...fields, message: error.message, partialText })
 }
 
 /** Milliseconds of `Duration` for messages and spans. */

@@ -40,11 +40,17 @@ export * as OpenAi from "./layers/OpenAi.js"
 /** The OpenRouter backend. */
 export * as OpenRouter from "./layers/OpenRouter.js"
 
+/** The Anthropic backend. */
+export * as Anthropic from "./layers/Anthropic.js"
+
 /** Local OpenAI-compatible servers (llama.cpp, Ollama, vLLM, mlx_lm, LM Studio). */
 export * as Local from "./layers/Local.js"
 
 /** The OpenAI Chat Completions wire codec. */
 export * as ChatCompletions from "./layers/ChatCompletions.js"
+
+/** The Anthropic Messages wire codec. */
+export * as Messages from "./layers/Messages.js"
 
 /** The shared HTTP machinery for building a backend from a wire codec. */
 export * as HttpProvider from "./layers/HttpProvider.js"

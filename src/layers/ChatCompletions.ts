@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import { type ErrorContext, fromProviderFailure, type LlmError, responseError } from "../errors.js"
+import { asNumber, asString, isObject, type Json } from "../internal/json.js"
 import { toToolCall, ToolCallBuffer } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
 import { type FinishReason, Usage } from "../Llm.js"
@@ -29,11 +30,6 @@ export interface ChatCompletionsOptions {
   readonly extraBody?: Readonly<Record<string, unknown>>
 }
 
-type Json = Record<string, unknown>
-
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
-const asString = (u: unknown): string | undefined => (typeof u === "string" ? u : undefined)
-const asNumber = (u: unknown): number | undefined => (typeof u === "number" && Number.isFinite(u) ? u : undefined)
 
 const encodeMessage = (message: Message, emptyAssistantContent: null | ""): Json => {
   switch (message.role) {

@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { type ErrorContext, fromProviderFailure, type LlmError, responseError } from "../errors.js"
+import { asNumber, asString, isObject, type Json } from "../internal/json.js"
 import { toToolCall, ToolCallBuffer } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
 import { type FinishReason, Usage } from "../Llm.js"
@@ -23,11 +24,6 @@ export interface MessagesOptions {
 /** The `max_tokens` sent when neither the call nor the codec's options set one. */
 export const defaultMaxTokens = 1024
 
-type Json = Record<string, unknown>
-
-const isObject = (u: unknown): u is Json => typeof u === "object" && u !== null && !Array.isArray(u)
-const asString = (u: unknown): string | undefined => (typeof u === "string" ? u : undefined)
-const asNumber = (u: unknown): number | undefined => (typeof u === "number" && Number.isFinite(u) ? u : undefined)
 
 /** One message of the wire history: a role and its content blocks. */
 interface WireMessage {

@@ -5,6 +5,7 @@
 import { NodeHttpClient } from "@effect/platform-node"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Anthropic from "../../src/layers/Anthropic.js"
 import * as Local from "../../src/layers/Local.js"
 import * as OpenAi from "../../src/layers/OpenAi.js"
 import * as OpenRouter from "../../src/layers/OpenRouter.js"
@@ -59,5 +60,12 @@ export const backends: ReadonlyArray<Backend> = [
           title: "effect-llm tests"
         })
       )
+  },
+  {
+    name: "anthropic",
+    protocol: "messages",
+    authHeader: ["x-api-key", fakeKey],
+    layer: (url, options) =>
+      withClient(Anthropic.layer({ ...fast, ...options, baseUrl: url, model: "claude-sonnet-4-20250514", apiKey: Redacted.make(fakeKey) }))
   }
 ]

@@ -9,7 +9,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import type { LlmError } from "./errors.js"
+import { LlmError } from "./errors.js"
 import type { Message, ToolDefinition } from "./Message.js"
 import { ToolCall } from "./Message.js"
 import { type StreamEvent, textDeltas } from "./Stream.js"
@@ -49,7 +49,13 @@ export class ResponseMetadata extends Schema.Class<ResponseMetadata>("effect-llm
   /** Milliseconds from the call to the last byte. */
   latencyMillis: Schema.Number,
   /** Milliseconds from the call to the first content event (streams). */
-  firstTokenMillis: Schema.optional(Schema.Number)
+  firstTokenMillis: Schema.optional(Schema.Number),
+  /** Backends of a fallback chain that did not answer: skipped (breaker open) or failed with `error`. */
+  fallbacks: Schema.optional(Schema.Array(Schema.Struct({
+    provider: Schema.String,
+    skipped: Schema.optional(Schema.Boolean),
+    error: Schema.optional(LlmError)
+  })))
 }) {}
 
 /** A model's complete reply. */

@@ -52,6 +52,9 @@ export * as ChatCompletions from "./layers/ChatCompletions.js"
 /** The Anthropic Messages wire codec. */
 export * as Messages from "./layers/Messages.js"
 
+/** Local-to-cloud fallback with circuit breakers. */
+export * as Fallback from "./layers/Fallback.js"
+
 /** The shared HTTP machinery for building a backend from a wire codec. */
 export * as HttpProvider from "./layers/HttpProvider.js"
 

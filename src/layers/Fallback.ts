@@ -1,0 +1,330 @@
+/**
+ * Local-to-cloud fallback: several backends composed into one `Llm`, with a
+ * circuit breaker per backend.
+ *
+ * A call goes to the first backend whose breaker is closed. A transient
+ * failure (after that backend's own retries; at once for a refused
+ * connection) moves the call to the next backend. A stream falls back only
+ * until its first event reaches the consumer; after that a failure carries the
+ * text already delivered, or, in continuation mode, the next backend continues
+ * from that text and the consumer never sees it twice.
+ *
+ * Built by hand rather than on `ExecutionPlan`: the plan retries an effect
+ * against layers, but cannot express the breaker state shared across calls,
+ * the first-event commit point of streams, continuation, or the per-backend
+ * record in `metadata.fallbacks`.
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { isTransient, type LlmError, LlmProviderError, withPartialText } from "../errors.js"
+import { type CompletionOptions, CompletionResult, Llm, ResponseMetadata } from "../Llm.js"
+import { AssistantMessage, type Message } from "../Message.js"
+import * as Retry from "../Retry.js"
+import { StreamEvent } from "../Stream.js"
+
+/** When a backend is taken out of rotation, and for how long. */
+export interface CircuitBreakerOptions {
+  /** Consecutive transient failures that open the breaker (default 3). */
+  readonly failureThreshold?: number | undefined
+  /** How long an open breaker skips its backend before one probe call (default 30 s). */
+  readonly cooldown?: Duration.DurationInput | undefined
+}
+
+/** How the chain behaves. */
+export interface FallbackOptions {
+  /** Also move on after non-transient errors (auth, invalid request). Default false. */
+  readonly fallThroughOnAnyError?: boolean | undefined
+  /** Per-backend circuit breakers; `false` turns them off. */
+  readonly circuitBreaker?: CircuitBreakerOptions | false | undefined
+  /**
+   * Streams: when a backend fails after text was delivered, ask the next one
+   * to continue from that text (as an assistant prefix). Default false.
+   */
+  readonly continuation?: boolean | undefined
+}
+
+/** One backend of a chain, with an optional health probe used when its breaker half-opens. */
+export interface Backend {
+  readonly llm: Llm.Service
+  /** Decides whether an open breaker may close (e.g. `Local.health`); default: a real call. */
+  readonly probe?: Effect.Effect<unknown, unknown> | undefined
+}
+
+/** What an open breaker lets through. */
+type Admission = "call" | "probe" | "skip"
+
+/** A circuit breaker over wall-clock (test-clock) milliseconds. */
+class Breaker {
+  private failures = 0
+  private openedAt: number | undefined
+  private probing = false
+
+  constructor(readonly threshold: number, readonly cooldownMillis: number) {}
+
+  get isOpen(): boolean {
+    return this.openedAt !== undefined
+  }
+
+  admit(now: number): Admission {
+    if (this.openedAt === undefined) return "call"
+    if (now < this.openedAt + this.cooldownMillis || this.probing) return "skip"
+    this.probing = true
+    return "probe"
+  }
+
+  succeed(): void {
+    this.failures = 0
+    this.openedAt = undefined
+    this.probing = false
+  }
+
+  fail(now: number): void {
+    const wasProbe = this.probing
+    this.probing = false
+    this.failures++
+    if (wasProbe || this.failures >= this.threshold) this.openedAt = now
+  }
+}
+
+/** A record of a backend that did not answer a call. */
+export interface BackendFailure {
+  readonly provider: string
+  /** The error it failed with; absent when its breaker was open and it was skipped. */
+  readonly error?: LlmError | undefined
+}
+
+const noBreaker = new Breaker(Number.POSITIVE_INFINITY, 0)
+
+/** Notes the backends that were tried in a result's metadata. */
+const annotate = (result: CompletionResult, tried: ReadonlyArray<BackendFailure>): CompletionResult =>
+  tried.length === 0 ? result : new CompletionResult({
+    ...result,
+    metadata: new ResponseMetadata({
+      ...result.metadata,
+      fallbacks: tried.map((failure) => ({
+        provider: failure.provider,
+        ...(failure.error === undefined ? { skipped: true } : { error: failure.error })
+      }))
+    }, true)
+  }, true)
+
+/** Builds the fallback `Llm` over already-built backends. */
+export const make = (
+  backends: ReadonlyArray<Backend | Llm.Service>,
+  options: FallbackOptions = {}
+): Effect.Effect<Llm.Service> =>
+  Effect.gen(function*() {
+    if (backends.length === 0) return yield* Effect.dieMessage("Fallback.make needs at least one backend")
+    const clock = yield* Effect.clock
+    const now = () => clock.unsafeCurrentTimeMillis()
+    const breakerOptions = options.circuitBreaker
+    const chain = backends.map((backend) => {
+      const entry: Backend = "llm" in backend ? backend : { llm: backend }
+      return {
+        ...entry,
+        breaker: breakerOptions === false ? noBreaker : new Breaker(
+          breakerOptions?.failureThreshold ?? 3,
+          Duration.toMillis(Duration.decode(breakerOptions?.cooldown ?? "30 seconds"))
+        )
+      }
+    })
+    type Link = (typeof chain)[number]
+    const first = chain[0]!.llm
+
+    /** Whether the call may move past this error to the next backend. */
+    const movesOn = (error: LlmError) => options.fallThroughOnAnyError === true || isTransient(error)
+
+    /** Checks the breaker (running the probe when it half-opens); false means skip. */
+    const admit = (link: Link): Effect.Effect<boolean> => {
+      const admission = link.breaker.admit(now())
+      if (admission !== "probe" || link.probe === undefined) return Effect.succeed(admission !== "skip")
+      return link.probe.pipe(
+        Effect.as(true),
+        Effect.catchAllCause(() => Effect.sync(() => (link.breaker.fail(now()), false)))
+      )
+    }
+
+    const allSkipped = (tried: ReadonlyArray<BackendFailure>) =>
+      new LlmProviderError({
+        provider: "fallback",
+        model: first.model,
+        message: `no backend is available: ${tried.map((failure) => failure.provider).join(", ")} are cooling down after repeated failures`
+      })
+
+    const logFallback = (link: Link, error: LlmError, next: Link | undefined) =>
+      Effect.logWarning(`effect-llm: ${link.llm.provider} failed (${error._tag}: ${error.message}); falling back to ${next?.llm.provider ?? "nothing"}`).pipe(
+        Effect.annotateLogs({ "llm.fallback.from": link.llm.provider, "llm.fallback.to": next?.llm.provider ?? "" }),
+        Effect.zipRight(Effect.annotateCurrentSpan("llm.fallback", `${link.llm.provider} -> ${next?.llm.provider ?? ""}`))
+      )
+
+    /** Runs `call` on the chain: the backend's own retries, then the next backend. */
+    const complete = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
+      Effect.gen(function*() {
+        const tried: Array<BackendFailure> = []
+        for (let i = 0; i < chain.length; i++) {
+          const link = chain[i]!
+          const last = i === chain.length - 1
+          if (!(yield* admit(link))) {
+            tried.push({ provider: link.llm.provider })
+            continue
+          }
+          const exit = yield* Effect.exit(
+            Effect.locally(link.llm.complete(messages, callOptions), Retry.retryRefusedConnections, last)
+          )
+          if (Exit.isSuccess(exit)) {
+            link.breaker.succeed()
+            return annotate(exit.value, tried)
+          }
+          const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
+          if (failure === undefined) return yield* Effect.failCause(exit.cause)
+          if (isTransient(failure)) link.breaker.fail(now())
+          if (last || !movesOn(failure)) return yield* Effect.fail(failure)
+          tried.push({ provider: link.llm.provider, error: failure })
+          yield* logFallback(link, failure, chain[i + 1])
+        }
+        return yield* Effect.fail(allSkipped(tried))
+      }).pipe(Effect.withSpan("Llm.fallback.complete"))
+
+    /**
+     * Opens the stream of the first backend that delivers a first event,
+     * starting at `from`; `prefix` is text already delivered (continuation).
+     */
+    const openFrom = (
+      messages: ReadonlyArray<Message>,
+      callOptions: CompletionOptions | undefined,
+      from: number,
+      tried: Array<BackendFailure>,
+      delivered: string
+    ): Stream.Stream<StreamEvent, LlmError> =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        const outer = yield* Effect.scope
+        for (let i = from; i < chain.length; i++) {
+          const link = chain[i]!
+          const last = i === chain.length - 1
+          if (!(yield* admit(link))) {
+            tried.push({ provider: link.llm.provider })
+            continue
+          }
+          const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
+          const request = delivered === ""
+            ? messages
+            : [...messages, new AssistantMessage({ content: delivered.trimEnd() })]
+          const opened = yield* Effect.gen(function*() {
+            const pull = yield* Scope.extend(Stream.toPull(link.llm.stream(request, callOptions)), scope)
+            let chunk = Chunk.empty<StreamEvent>()
+            while (Chunk.isEmpty(chunk)) chunk = yield* pull
+            return { pull, chunk }
+          }).pipe(Effect.locally(Retry.retryRefusedConnections, last), Effect.exit)
+          if (Exit.isSuccess(opened)) {
+            return committed(link, i, opened.value.chunk, opened.value.pull, messages, callOptions, tried, delivered)
+          }
+          yield* Scope.close(scope, Exit.void)
+          const ended = Cause.failureOption(opened.cause)
+          // a stream that ended before any event: nothing to deliver, nothing to fall back from
+          if (Option.isSome(ended) && Option.isNone(ended.value)) return Stream.empty
+          if (Option.isNone(ended)) return yield* Effect.failCause(Cause.map(opened.cause, () => undefined as never))
+          const failure = (ended.value as Option.Some<LlmError>).value
+          if (isTransient(failure)) link.breaker.fail(now())
+          if (last || !movesOn(failure)) return yield* Effect.fail(delivered === "" ? failure : withPartialText(failure, delivered))
+          tried.push({ provider: link.llm.provider, error: failure })
+          yield* logFallback(link, failure, chain[i + 1])
+        }
+        return yield* Effect.fail(allSkipped(tried))
+      }))
+
+    /** The rest of a stream whose first event was delivered: no more fallback, except by continuation. */
+    const committed = (
+      link: Link,
+      index: number,
+      firstChunk: Chunk.Chunk<StreamEvent>,
+      pull: Effect.Effect<Chunk.Chunk<StreamEvent>, Option.Option<LlmError>>,
+      messages: ReadonlyArray<Message>,
+      callOptions: CompletionOptions | undefined,
+      tried: Array<BackendFailure>,
+      before: string
+    ): Stream.Stream<StreamEvent, LlmError> => {
+      const text: Array<string> = [before]
+      let pending = before === "" ? undefined : ""
+      /** Drops a continuation's repetition of text already delivered. */
+      const dedupe = (delta: string): string => {
+        if (pending === undefined) return delta
+        pending += delta
+        if (before.startsWith(pending) && pending.length < before.length) return ""
+        const out = pending.startsWith(before) ? pending.slice(before.length) : pending
+        pending = undefined
+        return out
+      }
+      const relay = (chunk: Chunk.Chunk<StreamEvent>): Chunk.Chunk<StreamEvent> => {
+        const out: Array<StreamEvent> = []
+        for (const event of chunk) {
+          if (event._tag === "TextDelta") {
+            const delta = dedupe(event.text)
+            if (delta === "") continue
+            text.push(delta)
+            out.push(delta === event.text ? event : StreamEvent.TextDelta({ text: delta }))
+          } else if (event._tag === "Finish") {
+            link.breaker.succeed()
+            out.push(tried.length === 0 ? event : StreamEvent.Finish({
+              ...event,
+              metadata: annotate(new CompletionResult({
+                content: "",
+                model: event.model,
+                finishReason: event.finishReason,
+                toolCalls: [],
+                usage: event.usage,
+                metadata: event.metadata
+              }, true), tried).metadata
+            }))
+          } else {
+            out.push(event)
+          }
+        }
+        return Chunk.unsafeFromArray(out)
+      }
+      const rest = Stream.concat(Stream.fromChunk(firstChunk), Stream.repeatEffectChunkOption(pull))
+      return Stream.mapChunks(rest, relay).pipe(
+        Stream.catchAll((error) => {
+          if (isTransient(error)) link.breaker.fail(now())
+          const delivered = text.join("")
+          const next = index + 1
+          if (options.continuation === true && next < chain.length && movesOn(error)) {
+            tried.push({ provider: link.llm.provider, error })
+            return Stream.unwrap(Effect.as(logFallback(link, error, chain[next]), openFrom(messages, callOptions, next, tried, delivered)))
+          }
+          return Stream.fail(delivered === "" ? error : withPartialText(error, delivered))
+        })
+      )
+    }
+
+    const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
+      Stream.suspend(() => openFrom(messages, callOptions, 0, [], ""))
+
+    return { provider: first.provider, model: first.model, complete, stream } satisfies Llm.Service
+  })
+
+/**
+ * Composes backend layers into one `Llm` that falls back in order: the
+ * first is the primary. Each layer is built once, alongside the others.
+ */
+export const layer = <E, R>(
+  layers: ReadonlyArray<Layer.Layer<Llm, E, R>>,
+  options: FallbackOptions = {}
+): Layer.Layer<Llm, E, R> =>
+  Layer.scoped(
+    Llm,
+    Effect.gen(function*() {
+      const services = yield* Effect.forEach(layers, (layer) => Effect.map(Layer.build(layer), Context.get(Llm)))
+      return yield* make(services, options)
+    })
+  )

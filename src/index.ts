@@ -31,6 +31,9 @@ export * as Tool from "./Tool.js"
 /** Toolkits and the tool-execution loop. */
 export * as Toolkit from "./Toolkit.js"
 
+/** The `Llm` layer picked from the seed's configuration (object, YAML/JSON file, environment). */
+export * as LlmConfig from "./Config.js"
+
 /** The retry policy. */
 export * as Retry from "./Retry.js"
 

@@ -1,11 +1,26 @@
 /**
- * A fake LLM provider on loopback. It speaks the real wire formats (OpenAI
- * Chat Completions and Anthropic Messages, streamed or not), replays recorded
- * bytes, injects faults (statuses with Retry-After, resets, stalls,
+ * A fake LLM provider on loopback, for the provider tests of the library.
+ *
+ * It speaks the real wire formats byte for byte (OpenAI Chat Completions and
+ * Anthropic Messages, streamed or not, WIRE.md §2 and §3), replays recorded
+ * bytes, injects faults (error statuses with Retry-After, resets, stalls,
  * keep-alives, malformed or cut-off streams, in-band errors, hangs) and
- * records every request and whether the client closed it.
+ * records every request and whether the client closed it early.
  *
  * It is plain `node:http`, independent of the code under test.
+ *
+ * Routes:
+ * - `POST …/chat/completions` → protocol `"chat"`, answered by the next script.
+ * - `POST …/messages` → protocol `"messages"`, answered by the next script.
+ * - `GET /health` → 200 `{"status":"ok"}` (see {@link FakeProvider.setHealth}).
+ * - `GET …/models` → a one-model OpenAI-style list.
+ * - anything else → 404 with an OpenAI-style error body.
+ *
+ * @example
+ * const server = await FakeProvider.start()
+ * server.enqueue({ kind: "reply", text: "Hello!" }, { kind: "status", status: 429, headers: { "retry-after": "1" } })
+ * // point a client at `${server.url}/v1` …
+ * await server.close()
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -14,72 +29,119 @@ import type * as Scope from "effect/Scope"
 import * as http from "node:http"
 import type { AddressInfo, Socket } from "node:net"
 
-/** A tool call in a scripted reply. */
+// ---------------------------------------------------------------------------
+// Scripts
+// ---------------------------------------------------------------------------
+
+/** A tool call in a scripted reply. `arguments` may be a JSON string (sent as is) or an object (JSON-encoded). */
 export interface FakeToolCall {
+  /** Default: `call_<i>` (chat) or `toolu_<i>` (messages), `i` the call's position. */
   readonly id?: string
   readonly name: string
-  readonly arguments: string | Record<string, unknown>
+  readonly arguments: string | Readonly<Record<string, unknown>>
 }
 
-/** Token counts in a scripted reply. */
+/** Token counts in a scripted reply, rendered as each protocol's usage object. */
 export interface FakeUsage {
   readonly inputTokens: number
   readonly outputTokens: number
+  /** chat: `prompt_tokens_details.cached_tokens`; messages: `cache_read_input_tokens`. */
   readonly cacheReadTokens?: number
+  /** messages only: `cache_creation_input_tokens`. */
   readonly cacheWriteTokens?: number
+  /** chat only: `completion_tokens_details.reasoning_tokens`. */
   readonly reasoningTokens?: number
 }
 
+/** An in-band error sent inside a 200 stream (chat: a top-level `error` chunk; messages: `event: error`). */
+export interface FakeInBandError {
+  /** Number of data events written before the error. */
+  readonly afterEvents: number
+  readonly type: string
+  readonly message: string
+  /** chat only: `error.code` (default null). */
+  readonly code?: string | number
+}
+
+/** SSE comment lines sent while a reply streams (OpenRouter's `: OPENROUTER PROCESSING`). */
+export interface FakeKeepAlive {
+  /** The comment text without the leading `: ` (default `OPENROUTER PROCESSING`). */
+  readonly comment?: string
+  /** Interval in milliseconds; one comment is also sent right after the headers. */
+  readonly everyMs: number
+}
+
 /**
- * A provider-neutral reply, rendered in the protocol the client spoke, streamed
- * or not as the request's `stream` flag says, with optional faults.
+ * A provider-neutral reply, rendered in whichever protocol the client spoke
+ * (chat completions or messages), streamed or not depending on the request
+ * body's `stream` flag, with optional quirks and faults.
+ *
+ * Fault positions count SSE data events in the order they are sent: for chat
+ * the role chunk is event 0 and `[DONE]` the last; for messages
+ * `message_start` is event 0 and the `ping` after it event 1. A position past
+ * the last event means "after all events".
  */
 export interface Reply {
   readonly kind: "reply"
   readonly text?: string
   readonly reasoning?: string
   readonly toolCalls?: ReadonlyArray<FakeToolCall>
+  /**
+   * Neutral finish reason, rendered per protocol: stop → `stop`/`end_turn`,
+   * length → `length`/`max_tokens`, tool_calls → `tool_calls`/`tool_use`,
+   * content_filter → `content_filter`/`refusal`. Default: `tool_calls` when
+   * `toolCalls` is non-empty, else `stop`.
+   */
   readonly finishReason?: "stop" | "length" | "tool_calls" | "content_filter"
-  /** A raw wire finish/stop reason, overriding `finishReason`. */
+  /** A raw wire finish/stop reason, sent as is instead of `finishReason`. */
   readonly wireFinishReason?: string
+  /** Default `{ inputTokens: 10, outputTokens: <number of text chunks> }`. */
   readonly usage?: FakeUsage
+  /** Default: the request body's `model` (else `fake-model`). */
   readonly model?: string
+  /** Default: `chatcmpl-fake<n>` / `msg_fake<n>`. */
   readonly id?: string
+  /** Extra response headers; they override the defaults (e.g. `x-request-id`). */
   readonly headers?: Readonly<Record<string, string>>
-  /** Characters per text or reasoning delta (default 4). */
+  /** Characters per text or reasoning delta when streaming (default 4). */
   readonly chunkSize?: number
-  /** Characters per tool-argument fragment (default 8). */
+  /** Characters per tool-argument fragment when streaming (default 8). */
   readonly argumentsChunkSize?: number
-  /** Milliseconds between SSE events (default 0: all at once). */
+  /** Milliseconds between SSE events (default 0: the whole body in one write). */
   readonly delayMs?: number
-  /** Chat Completions: the field reasoning goes in (default `reasoning_content`). */
+  /** Chat only: the delta/message field reasoning goes in (default `reasoning_content`). */
   readonly reasoningField?: "reasoning" | "reasoning_content"
-  /** SSE comment lines sent before the first event (OpenRouter's `: OPENROUTER PROCESSING`). */
+  /** Send SSE comment lines while the reply streams (until the response ends, stalls included). */
+  readonly keepAlive?: FakeKeepAlive
+  /** Send N `: OPENROUTER PROCESSING` comments before the first event (shorthand kept for older tests). */
   readonly leadingComments?: number
-  /** Chat quirk: tool-call fragments without `index`. */
+  /** Chat quirk (Ollama, Mistral): tool-call fragments without `index`. */
   readonly omitToolCallIndex?: boolean
-  /** Chat quirk: `function.arguments` sent as a JSON object in one fragment. */
+  /** Chat quirk (some llama-server builds): `function.arguments` as a JSON object, each call in one delta; also non-streaming. */
   readonly argumentsAsObject?: boolean
-  /** Destroy the socket after N data events. */
+  /** Chat quirk (Ollama): each tool call complete (id, name, whole arguments string) in one delta. */
+  readonly wholeToolCalls?: boolean
+  /** Streaming fault: destroy the socket after N data events. */
   readonly resetAfterEvents?: number
-  /** Stop writing after N data events and keep the connection open. */
+  /** Streaming fault: stop writing after N data events and keep the connection open until the client or `close()` ends it. */
   readonly stallAfterEvents?: number
-  /** While stalled, send a keep-alive every N ms (chat: a comment; messages: `event: ping`). */
+  /** While stalled, send a keep-alive every N ms (chat: `: keep-alive`; messages: `event: ping`). */
   readonly stallKeepAliveMs?: number
-  /** End the body without the terminator and without a finish reason. */
+  /** Streaming fault: end the body without finish reason and terminator (chat: no finish chunk, usage chunk or `[DONE]`; messages: no `message_delta` or `message_stop`). */
   readonly omitTerminator?: boolean
-  /** After N data events write `data: {not json` and end. */
+  /** Streaming fault: after N data events write `data: {not json` and end. */
   readonly malformedAfterEvents?: number
-  /** After N data events send the protocol's in-band error and end. */
-  readonly inBandError?: {
-    readonly afterEvents: number
-    readonly type: string
-    readonly message: string
-    readonly code?: string | number
-  }
+  /** Streaming fault: after N data events send the protocol's in-band error and end. */
+  readonly inBandError?: FakeInBandError
 }
 
-/** An HTTP error response; the body defaults to the protocol's error JSON. */
+/**
+ * An HTTP error response. `body` defaults to the protocol's error JSON built
+ * from `type`/`message`/`code` (chat: `{error:{message,type,param:null,code}}`;
+ * messages: `{type:"error",error:{type,message},request_id:"req_fake"}`). A
+ * string body is sent as is (as `application/json` when it parses as JSON,
+ * else `text/html`).
+ */
 export interface StatusReply {
   readonly kind: "status"
   readonly status: number
@@ -90,7 +152,7 @@ export interface StatusReply {
   readonly code?: string
 }
 
-/** Bytes exactly as given, chunk by chunk. */
+/** Bytes exactly as given: status (default 200), headers (default `text/event-stream`), then `chunks` one write each, `delayMs` apart. */
 export interface RawReply {
   readonly kind: "raw"
   readonly status?: number
@@ -101,38 +163,41 @@ export interface RawReply {
   readonly end?: boolean
 }
 
-/** Accept the request and never answer. */
+/** Accept the request and never answer (until the client or `close()` ends the connection). */
 export interface HangReply {
   readonly kind: "hang"
 }
 
-/** Send the status line and headers, then nothing. */
+/** Send the status line and headers (default 200 `text/event-stream`), then nothing. */
 export interface HeadersOnlyReply {
   readonly kind: "headersOnly"
   readonly status?: number
   readonly headers?: Readonly<Record<string, string>>
 }
 
-/** Destroy the socket without answering. */
+/** Destroy the socket at once without answering (the client sees a connection error). */
 export interface ResetReply {
   readonly kind: "reset"
 }
 
-/** What the server does with one request. */
+/** What the server does with one chat/messages request. */
 export type Script = Reply | StatusReply | RawReply | HangReply | HeadersOnlyReply | ResetReply
 
-/** A request the server received. */
+/** A request the server received (every route, GETs included). */
 export interface RecordedRequest {
   readonly method: string
+  /** The path without the query string. */
   readonly path: string
   readonly headers: Readonly<Record<string, string | Array<string> | undefined>>
-  /** The parsed JSON body, or undefined. */
+  /** The parsed JSON body, or undefined when empty or not JSON. */
   readonly body: unknown
   readonly rawBody: string
   readonly protocol: "chat" | "messages" | "other"
+  /** The `req_<n>` id sent back in `x-request-id` (chat, other) or `request-id` (messages) unless a script overrides it. */
+  readonly requestId: string
   /** `Date.now()` when the request arrived. */
   readonly receivedAt: number
-  /** The client closed the connection before the response finished. */
+  /** The client closed the connection before the response finished (server-side resets and `close()` do not count). */
   closedByClient: boolean
   /** The response was written completely. */
   finished: boolean
@@ -140,38 +205,60 @@ export interface RecordedRequest {
 
 /** A running fake provider. */
 export interface FakeProvider {
-  /** `http://127.0.0.1:PORT`, no trailing slash, no `/v1`. */
+  /** `http://127.0.0.1:PORT`: no trailing slash, no `/v1`. */
   readonly url: string
   readonly port: number
-  /** Queues scripts; each chat/messages request takes the next, else the default. */
+  /** Queues scripts; each chat/messages request takes the next one, or the default when the queue is empty. */
   enqueue(...scripts: ReadonlyArray<Script>): void
-  /** The script used when the queue is empty (initially a reply "ok"). */
+  /** The script used when the queue is empty (initially `{ kind: "reply", text: "ok" }`). */
   setDefault(script: Script): void
-  /** What `GET /health` answers. */
+  /** What `GET /health` answers (initially 200 `{"status":"ok"}`). */
   setHealth(status: number, body: object): void
+  /** Every request received since start or the last `reset()`, in arrival order. */
   readonly requests: ReadonlyArray<RecordedRequest>
-  /** Resolves once `n` requests were closed by the client. */
+  /** Resolves once `n` (default 1) requests have been closed by the client; rejects after `timeoutMs` (default 5000). */
   waitForClientClose(n?: number, timeoutMs?: number): Promise<void>
-  /** Resolves once `n` requests have arrived. */
+  /** Resolves once `n` requests have arrived; rejects after `timeoutMs` (default 5000). */
   waitForRequests(n: number, timeoutMs?: number): Promise<void>
   /** Sockets open right now. */
   readonly openConnections: number
-  /** Clears the queue, the recorded requests and the default. */
+  /** Clears the queue, the recorded requests and the request counter, and restores the default script and health. */
   reset(): void
   /** Stops the server and destroys every socket. */
   close(): Promise<void>
 }
 
+// ---------------------------------------------------------------------------
+// Rendering
+// ---------------------------------------------------------------------------
+
+type Protocol = RecordedRequest["protocol"]
+
+/** Fixed `created` timestamp, so rendered bodies are deterministic. */
+const CREATED = 1_700_000_000
+const SIGNATURE = "c2lnbmF0dXJl"
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 const pieces = (text: string, size: number): Array<string> => {
   const out: Array<string> = []
-  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size))
+  const step = Math.max(1, size)
+  for (let i = 0; i < text.length; i += step) out.push(text.slice(i, i + step))
   return out
 }
 
 const argumentsText = (call: FakeToolCall): string =>
   typeof call.arguments === "string" ? call.arguments : JSON.stringify(call.arguments)
+
+const argumentsObject = (call: FakeToolCall): unknown => {
+  if (typeof call.arguments !== "string") return call.arguments
+  if (call.arguments.trim() === "") return {}
+  try {
+    return JSON.parse(call.arguments)
+  } catch {
+    throw new Error(`FakeProvider: tool call ${call.name} has arguments that are not JSON: ${call.arguments}`)
+  }
+}
 
 const neutralReason = (reply: Reply): string =>
   reply.finishReason ?? ((reply.toolCalls?.length ?? 0) > 0 ? "tool_calls" : "stop")
@@ -193,13 +280,16 @@ const messagesReason = (reply: Reply): string => {
 }
 
 const usageOf = (reply: Reply): FakeUsage =>
-  reply.usage ?? { inputTokens: 10, outputTokens: Math.max(1, pieces(reply.text ?? "", reply.chunkSize ?? 4).length) }
+  reply.usage ?? { inputTokens: 10, outputTokens: pieces(reply.text ?? "", reply.chunkSize ?? 4).length }
 
 /** An SSE event as the wire carries it. */
 interface WireEvent {
   readonly event?: string
   readonly data: string
 }
+
+const formatEvent = (event: WireEvent): string =>
+  `${event.event === undefined ? "" : `event: ${event.event}\n`}data: ${event.data}\n\n`
 
 const chatUsage = (usage: FakeUsage) => ({
   prompt_tokens: usage.inputTokens,
@@ -209,52 +299,72 @@ const chatUsage = (usage: FakeUsage) => ({
   completion_tokens_details: { reasoning_tokens: usage.reasoningTokens ?? 0 }
 })
 
-/** Renders a reply as Chat Completions chunks (WIRE.md 3.2). */
+/** Renders a reply as Chat Completions chunks (WIRE.md §3.2). */
 const chatEvents = (reply: Reply, model: string, id: string, includeUsage: boolean): Array<WireEvent> => {
-  const created = 1_700_000_000
-  const chunk = (delta: object, finish: string | null = null) =>
-    JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], usage: null })
-  const events: Array<WireEvent> = [{ data: chunk({ role: "assistant", content: "" }) }]
+  // OpenAI sends `usage: null` on every chunk only when usage was asked for
+  const usageNull = includeUsage ? { usage: null } : {}
+  const chunk = (delta: object, finish: string | null = null) => ({
+    data: JSON.stringify({
+      id,
+      object: "chat.completion.chunk",
+      created: CREATED,
+      model,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+      ...usageNull
+    })
+  })
+  const events: Array<WireEvent> = [chunk({ role: "assistant", content: "" })]
   const size = reply.chunkSize ?? 4
-  for (const piece of pieces(reply.reasoning ?? "", size)) {
-    events.push({ data: chunk({ [reply.reasoningField ?? "reasoning_content"]: piece }) })
-  }
-  for (const piece of pieces(reply.text ?? "", size)) events.push({ data: chunk({ content: piece }) })
+  const reasoningField = reply.reasoningField ?? "reasoning_content"
+  for (const piece of pieces(reply.reasoning ?? "", size)) events.push(chunk({ [reasoningField]: piece }))
+  for (const piece of pieces(reply.text ?? "", size)) events.push(chunk({ content: piece }))
   ;(reply.toolCalls ?? []).forEach((call, index) => {
     const at = reply.omitToolCallIndex ? {} : { index }
     const id = call.id ?? `call_${index}`
     if (reply.argumentsAsObject) {
-      const args = typeof call.arguments === "string" ? JSON.parse(call.arguments || "{}") : call.arguments
-      events.push({ data: chunk({ tool_calls: [{ ...at, id, type: "function", function: { name: call.name, arguments: args } }] }) })
+      const fn = { name: call.name, arguments: argumentsObject(call) }
+      events.push(chunk({ tool_calls: [{ ...at, id, type: "function", function: fn }] }))
       return
     }
-    events.push({ data: chunk({ tool_calls: [{ ...at, id, type: "function", function: { name: call.name, arguments: "" } }] }) })
+    if (reply.wholeToolCalls) {
+      const fn = { name: call.name, arguments: argumentsText(call) }
+      events.push(chunk({ tool_calls: [{ ...at, id, type: "function", function: fn }] }))
+      return
+    }
+    events.push(chunk({ tool_calls: [{ ...at, id, type: "function", function: { name: call.name, arguments: "" } }] }))
     for (const piece of pieces(argumentsText(call), reply.argumentsChunkSize ?? 8)) {
-      events.push({ data: chunk({ tool_calls: [{ ...at, function: { arguments: piece } }] }) })
+      events.push(chunk({ tool_calls: [{ ...at, function: { arguments: piece } }] }))
     }
   })
   if (reply.omitTerminator) return events
-  events.push({ data: chunk({}, chatReason(reply)) })
+  events.push(chunk({}, chatReason(reply)))
   if (includeUsage) {
     events.push({
-      data: JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices: [], usage: chatUsage(usageOf(reply)) })
+      data: JSON.stringify({
+        id,
+        object: "chat.completion.chunk",
+        created: CREATED,
+        model,
+        choices: [],
+        usage: chatUsage(usageOf(reply))
+      })
     })
   }
   events.push({ data: "[DONE]" })
   return events
 }
 
-/** Renders a reply as a Chat Completions JSON body (WIRE.md 2.1). */
+/** Renders a reply as a Chat Completions JSON body (WIRE.md §2.1). */
 const chatBody = (reply: Reply, model: string, id: string) => {
   const toolCalls = (reply.toolCalls ?? []).map((call, index) => ({
     id: call.id ?? `call_${index}`,
     type: "function",
-    function: { name: call.name, arguments: argumentsText(call) }
+    function: { name: call.name, arguments: reply.argumentsAsObject ? argumentsObject(call) : argumentsText(call) }
   }))
   return {
     id,
     object: "chat.completion",
-    created: 1_700_000_000,
+    created: CREATED,
     model,
     choices: [{
       index: 0,
@@ -278,16 +388,29 @@ const messagesUsage = (usage: FakeUsage) => ({
   cache_read_input_tokens: usage.cacheReadTokens ?? 0
 })
 
-/** Renders a reply as Anthropic Messages events (WIRE.md 3.3). */
+/** Anthropic's ping bytes (note the space, as the real API sends it). */
+const PING_DATA = "{\"type\": \"ping\"}"
+
+/** Renders a reply as Anthropic Messages events (WIRE.md §3.3). */
 const messagesEvents = (reply: Reply, model: string, id: string): Array<WireEvent> => {
   const usage = usageOf(reply)
   const events: Array<WireEvent> = []
-  const push = (data: { type: string } & Record<string, unknown>) => events.push({ event: data.type, data: JSON.stringify(data) })
+  const push = (data: { readonly type: string } & Record<string, unknown>) =>
+    events.push({ event: data.type, data: JSON.stringify(data) })
   push({
     type: "message_start",
-    message: { id, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { ...messagesUsage(usage), output_tokens: 1 } }
+    message: {
+      id,
+      type: "message",
+      role: "assistant",
+      model,
+      content: [],
+      stop_reason: null,
+      stop_sequence: null,
+      usage: { ...messagesUsage(usage), output_tokens: 1 }
+    }
   })
-  push({ type: "ping" })
+  events.push({ event: "ping", data: PING_DATA })
   const size = reply.chunkSize ?? 4
   let index = 0
   if (reply.reasoning !== undefined) {
@@ -295,18 +418,24 @@ const messagesEvents = (reply: Reply, model: string, id: string): Array<WireEven
     for (const piece of pieces(reply.reasoning, size)) {
       push({ type: "content_block_delta", index, delta: { type: "thinking_delta", thinking: piece } })
     }
-    push({ type: "content_block_delta", index, delta: { type: "signature_delta", signature: "c2lnbmF0dXJl" } })
+    push({ type: "content_block_delta", index, delta: { type: "signature_delta", signature: SIGNATURE } })
     push({ type: "content_block_stop", index })
     index++
   }
   if (reply.text !== undefined && reply.text !== "") {
     push({ type: "content_block_start", index, content_block: { type: "text", text: "" } })
-    for (const piece of pieces(reply.text, size)) push({ type: "content_block_delta", index, delta: { type: "text_delta", text: piece } })
+    for (const piece of pieces(reply.text, size)) {
+      push({ type: "content_block_delta", index, delta: { type: "text_delta", text: piece } })
+    }
     push({ type: "content_block_stop", index })
     index++
   }
   for (const [n, call] of (reply.toolCalls ?? []).entries()) {
-    push({ type: "content_block_start", index, content_block: { type: "tool_use", id: call.id ?? `toolu_${n}`, name: call.name, input: {} } })
+    push({
+      type: "content_block_start",
+      index,
+      content_block: { type: "tool_use", id: call.id ?? `toolu_${n}`, name: call.name, input: {} }
+    })
     for (const piece of pieces(argumentsText(call), reply.argumentsChunkSize ?? 8)) {
       push({ type: "content_block_delta", index, delta: { type: "input_json_delta", partial_json: piece } })
     }
@@ -314,18 +443,22 @@ const messagesEvents = (reply: Reply, model: string, id: string): Array<WireEven
     index++
   }
   if (reply.omitTerminator) return events
-  push({ type: "message_delta", delta: { stop_reason: messagesReason(reply), stop_sequence: null }, usage: { output_tokens: usage.outputTokens } })
+  push({
+    type: "message_delta",
+    delta: { stop_reason: messagesReason(reply), stop_sequence: null },
+    usage: { output_tokens: usage.outputTokens }
+  })
   push({ type: "message_stop" })
   return events
 }
 
-/** Renders a reply as an Anthropic Messages JSON body (WIRE.md 2.2). */
+/** Renders a reply as an Anthropic Messages JSON body (WIRE.md §2.2). */
 const messagesBody = (reply: Reply, model: string, id: string) => {
   const content: Array<object> = []
-  if (reply.reasoning !== undefined) content.push({ type: "thinking", thinking: reply.reasoning, signature: "c2lnbmF0dXJl" })
+  if (reply.reasoning !== undefined) content.push({ type: "thinking", thinking: reply.reasoning, signature: SIGNATURE })
   if (reply.text !== undefined && reply.text !== "") content.push({ type: "text", text: reply.text })
   for (const [n, call] of (reply.toolCalls ?? []).entries()) {
-    content.push({ type: "tool_use", id: call.id ?? `toolu_${n}`, name: call.name, input: JSON.parse(argumentsText(call) || "{}") })
+    content.push({ type: "tool_use", id: call.id ?? `toolu_${n}`, name: call.name, input: argumentsObject(call) })
   }
   const usage = usageOf(reply)
   return {
@@ -340,62 +473,198 @@ const messagesBody = (reply: Reply, model: string, id: string) => {
   }
 }
 
-const errorBody = (protocol: RecordedRequest["protocol"], script: StatusReply): object =>
+const errorBody = (protocol: Protocol, script: StatusReply): object =>
   protocol === "messages"
-    ? { type: "error", error: { type: script.type ?? "api_error", message: script.message ?? `HTTP ${script.status}` }, request_id: "req_fake" }
-    : { error: { message: script.message ?? `HTTP ${script.status}`, type: script.type ?? "error", param: null, code: script.code ?? null } }
+    ? {
+      type: "error",
+      error: { type: script.type ?? "api_error", message: script.message ?? `HTTP ${script.status}` },
+      request_id: "req_fake"
+    }
+    : {
+      error: {
+        message: script.message ?? `HTTP ${script.status}`,
+        type: script.type ?? "error",
+        param: null,
+        code: script.code ?? null
+      }
+    }
 
-const inBandErrorEvent = (protocol: RecordedRequest["protocol"], error: NonNullable<Reply["inBandError"]>): WireEvent =>
+const inBandErrorEvent = (protocol: Protocol, error: FakeInBandError): WireEvent =>
   protocol === "messages"
     ? { event: "error", data: JSON.stringify({ type: "error", error: { type: error.type, message: error.message } }) }
     : { data: JSON.stringify({ error: { message: error.message, type: error.type, code: error.code ?? null } }) }
 
-const formatEvent = (event: WireEvent): string =>
-  `${event.event === undefined ? "" : `event: ${event.event}\n`}data: ${event.data}\n\n`
+const stallKeepAlive = (protocol: Protocol): string =>
+  protocol === "messages" ? formatEvent({ event: "ping", data: PING_DATA }) : ": keep-alive\n\n"
 
-const keepAlive = (protocol: RecordedRequest["protocol"]): string =>
-  protocol === "messages" ? "event: ping\ndata: {\"type\": \"ping\"}\n\n" : ": keep-alive\n\n"
+const isJson = (text: string): boolean => {
+  try {
+    JSON.parse(text)
+    return true
+  } catch {
+    return false
+  }
+}
 
-/** Starts a fake provider on loopback. */
-export const start = async (options: { readonly port?: number; readonly host?: string } = {}): Promise<FakeProvider> => {
-  const defaultScript: Script = { kind: "reply", text: "ok" }
-  let fallback: Script = defaultScript
-  let health: { status: number; body: object } = { status: 200, body: { status: "ok" } }
+// ---------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------
+
+/** Per-request state shared between the request handler and the script runner. */
+interface Exchange {
+  readonly request: RecordedRequest
+  readonly res: http.ServerResponse
+  /** Set before the server itself destroys the socket, so it is not taken for a client close. */
+  serverAborted: boolean
+}
+
+/** Starts a fake provider on loopback (`127.0.0.1`, a free port unless `port` is given). */
+export const start = async (
+  options: { readonly port?: number; readonly host?: string } = {}
+): Promise<FakeProvider> => {
+  const initialScript: Script = { kind: "reply", text: "ok" }
+  const initialHealth = { status: 200, body: { status: "ok" } as object }
+  let fallback: Script = initialScript
+  let health = initialHealth
   const queue: Array<Script> = []
   const requests: Array<RecordedRequest> = []
   const sockets = new Set<Socket>()
   const waiters = new Set<() => void>()
-  const notify = () => {
-    for (const waiter of waiters) waiter()
-  }
   let counter = 0
+  let closing = false
+
+  const notify = () => {
+    for (const waiter of [...waiters]) waiter()
+  }
 
   const waitFor = (condition: () => boolean, what: string, timeoutMs: number) =>
     new Promise<void>((resolve, reject) => {
       if (condition()) return resolve()
       const check = () => {
-        if (condition()) {
-          clearTimeout(timer)
-          waiters.delete(check)
-          resolve()
-        }
+        if (!condition()) return
+        clearTimeout(timer)
+        waiters.delete(check)
+        resolve()
       }
       const timer = setTimeout(() => {
         waiters.delete(check)
-        reject(new Error(`timed out waiting for ${what}`))
+        reject(new Error(`FakeProvider: timed out after ${timeoutMs} ms waiting for ${what}`))
       }, timeoutMs)
       waiters.add(check)
     })
 
-  const serve = async (request: RecordedRequest, res: http.ServerResponse, script: Script) => {
+  /** Destroys the exchange's socket from the server side. */
+  const abort = (exchange: Exchange, hard: boolean) => {
+    exchange.serverAborted = true
+    const socket = exchange.res.socket
+    if (socket === null) return
+    if (hard && typeof socket.resetAndDestroy === "function") socket.resetAndDestroy()
+    else socket.destroy()
+  }
+
+  /** Writes and resolves once the bytes were handed to the OS (or the response died). */
+  const writeFlushed = (res: http.ServerResponse, data: string) =>
+    new Promise<void>((resolve) => {
+      if (data === "") {
+        res.flushHeaders()
+        setImmediate(resolve)
+        return
+      }
+      res.write(data, () => resolve())
+    })
+
+  const streamReply = async (exchange: Exchange, script: Reply, events: ReadonlyArray<WireEvent>, headers: Record<string, string>) => {
+    const { request, res } = exchange
     const protocol = request.protocol
-    const body = (request.body ?? {}) as { stream?: boolean; model?: string; stream_options?: { include_usage?: boolean } }
-    const n = ++counter
-    const idHeader: Record<string, string> = protocol === "messages" ? { "request-id": `req_${n}` } : { "x-request-id": `req_${n}` }
-    const live = () => !res.destroyed && !request.closedByClient
+    const live = () => !res.destroyed && !res.writableEnded
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers, ...script.headers })
+
+    const keepAliveLine = `: ${script.keepAlive?.comment ?? "OPENROUTER PROCESSING"}\n\n`
+    const out: Array<string> = []
+    for (let i = 0; i < (script.leadingComments ?? 0); i++) out.push(": OPENROUTER PROCESSING\n\n")
+    if (script.keepAlive !== undefined) {
+      out.push(keepAliveLine)
+      const timer = setInterval(() => {
+        if (live()) res.write(keepAliveLine)
+      }, Math.max(1, script.keepAlive.everyMs))
+      res.on("close", () => clearInterval(timer))
+    }
+    const flush = () => {
+      if (out.length > 0 && live()) res.write(out.join(""))
+      out.length = 0
+    }
+    const at = (n: number | undefined) => n === undefined ? undefined : Math.min(Math.max(0, n), events.length)
+    const inBandAt = at(script.inBandError?.afterEvents)
+    const malformedAt = at(script.malformedAfterEvents)
+    const resetAt = at(script.resetAfterEvents)
+    const stallAt = at(script.stallAfterEvents)
+
+    for (let i = 0; i <= events.length; i++) {
+      if (!live()) return
+      if (script.inBandError !== undefined && i === inBandAt) {
+        out.push(formatEvent(inBandErrorEvent(protocol, script.inBandError)))
+        flush()
+        res.end()
+        return
+      }
+      if (i === malformedAt) {
+        out.push("data: {not json\n\n")
+        flush()
+        res.end()
+        return
+      }
+      if (i === resetAt) {
+        const data = out.join("")
+        out.length = 0
+        await writeFlushed(res, data)
+        const socket = res.socket
+        if (socket !== null && socket.writableLength > 0) {
+          await new Promise((resolve) => {
+            socket.once("drain", resolve)
+            socket.once("close", resolve)
+          })
+        }
+        abort(exchange, false)
+        return
+      }
+      if (i === stallAt) {
+        if (out.length > 0) flush()
+        else res.flushHeaders()
+        if (script.stallKeepAliveMs !== undefined) {
+          const every = Math.max(1, script.stallKeepAliveMs)
+          while (live()) {
+            await sleep(every)
+            if (live()) res.write(stallKeepAlive(protocol))
+          }
+        }
+        return
+      }
+      if (i === events.length) break
+      out.push(formatEvent(events[i]!))
+      if (script.delayMs !== undefined && script.delayMs > 0) {
+        flush()
+        await sleep(script.delayMs)
+      }
+    }
+    flush()
+    if (live()) res.end()
+  }
+
+  const serve = async (exchange: Exchange, script: Script) => {
+    const { request, res } = exchange
+    const protocol = request.protocol
+    const body = (typeof request.body === "object" && request.body !== null ? request.body : {}) as {
+      readonly stream?: unknown
+      readonly model?: unknown
+      readonly stream_options?: { readonly include_usage?: unknown } | null
+    }
+    const idHeader: Record<string, string> = protocol === "messages"
+      ? { "request-id": request.requestId }
+      : { "x-request-id": request.requestId }
+    const live = () => !res.destroyed && !res.writableEnded
     switch (script.kind) {
       case "reset":
-        res.socket?.destroy()
+        abort(exchange, true)
         return
       case "hang":
         return
@@ -406,82 +675,77 @@ export const start = async (options: { readonly port?: number; readonly host?: s
       case "status": {
         const payload = script.body === undefined
           ? JSON.stringify(errorBody(protocol, script))
-          : typeof script.body === "string" ? script.body : JSON.stringify(script.body)
-        const isJson = script.body === undefined || typeof script.body === "object"
-        res.writeHead(script.status, { "content-type": isJson ? "application/json" : "text/html", ...idHeader, ...script.headers })
+          : typeof script.body === "string"
+          ? script.body
+          : JSON.stringify(script.body)
+        const json = typeof script.body !== "string" || isJson(script.body)
+        res.writeHead(script.status, {
+          "content-type": json ? "application/json" : "text/html",
+          ...idHeader,
+          ...script.headers
+        })
         res.end(payload)
         return
       }
       case "raw": {
         res.writeHead(script.status ?? 200, { "content-type": "text/event-stream", ...idHeader, ...script.headers })
+        res.flushHeaders()
         for (const chunk of script.chunks) {
           if (!live()) return
           res.write(chunk)
-          if (script.delayMs) await sleep(script.delayMs)
+          if (script.delayMs !== undefined && script.delayMs > 0) await sleep(script.delayMs)
         }
-        if (script.end !== false) res.end()
+        if (script.end !== false && live()) res.end()
         return
       }
       case "reply": {
-        const model = script.model ?? body.model ?? "fake-model"
+        const model = script.model ?? (typeof body.model === "string" ? body.model : "fake-model")
+        const n = request.requestId.slice("req_".length)
         const id = script.id ?? (protocol === "messages" ? `msg_fake${n}` : `chatcmpl-fake${n}`)
-        if (!body.stream) {
+        if (body.stream !== true) {
+          const payload = JSON.stringify(protocol === "messages" ? messagesBody(script, model, id) : chatBody(script, model, id))
           res.writeHead(200, { "content-type": "application/json", ...idHeader, ...script.headers })
-          res.end(JSON.stringify(protocol === "messages" ? messagesBody(script, model, id) : chatBody(script, model, id)))
+          res.end(payload)
           return
         }
         const events = protocol === "messages"
           ? messagesEvents(script, model, id)
           : chatEvents(script, model, id, body.stream_options?.include_usage === true)
-        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...idHeader, ...script.headers })
-        for (let i = 0; i < (script.leadingComments ?? 0); i++) res.write(": OPENROUTER PROCESSING\n\n")
-        // data events counted for faults: everything after the bookkeeping first event
-        const out: Array<string> = []
-        const flush = () => {
-          if (out.length > 0 && live()) res.write(out.join(""))
-          out.length = 0
-        }
-        for (let i = 0; i <= events.length; i++) {
-          if (!live()) return
-          if (script.inBandError !== undefined && i === script.inBandError.afterEvents) {
-            out.push(formatEvent(inBandErrorEvent(protocol, script.inBandError)))
-            flush()
-            res.end()
-            return
-          }
-          if (script.malformedAfterEvents !== undefined && i === script.malformedAfterEvents) {
-            out.push("data: {not json\n\n")
-            flush()
-            res.end()
-            return
-          }
-          if (script.resetAfterEvents !== undefined && i === script.resetAfterEvents) {
-            flush()
-            await sleep(5)
-            res.socket?.destroy()
-            return
-          }
-          if (script.stallAfterEvents !== undefined && i === script.stallAfterEvents) {
-            flush()
-            if (script.stallKeepAliveMs !== undefined) {
-              while (live()) {
-                await sleep(script.stallKeepAliveMs)
-                if (live()) res.write(keepAlive(protocol))
-              }
-            }
-            return
-          }
-          if (i === events.length) break
-          out.push(formatEvent(events[i]!))
-          if (script.delayMs) {
-            flush()
-            await sleep(script.delayMs)
-          }
-        }
-        flush()
-        res.end()
+        await streamReply(exchange, script, events, idHeader)
         return
       }
+    }
+  }
+
+  const route = (exchange: Exchange) => {
+    const { request, res } = exchange
+    const json = (status: number, payload: object) => {
+      res.writeHead(status, { "content-type": "application/json", "x-request-id": request.requestId })
+      res.end(JSON.stringify(payload))
+    }
+    if (request.protocol !== "other") {
+      const script = queue.shift() ?? fallback
+      serve(exchange, script).catch((error: unknown) => {
+        // a script the renderer cannot render (e.g. non-JSON tool arguments): make it loud
+        const message = error instanceof Error ? error.message : String(error)
+        console.error(message)
+        if (!res.headersSent) json(500, { error: { message, type: "fake_provider_error", param: null, code: null } })
+        else abort(exchange, false)
+      })
+      return
+    }
+    if (request.method === "GET" && request.path === "/health") json(health.status, health.body)
+    else if (request.method === "GET" && request.path.endsWith("/models")) {
+      json(200, { object: "list", data: [{ id: "fake-model", object: "model", owned_by: "fake" }] })
+    } else {
+      json(404, {
+        error: {
+          message: `Invalid URL (${request.method} ${request.path})`,
+          type: "invalid_request_error",
+          param: null,
+          code: null
+        }
+      })
     }
   }
 
@@ -496,58 +760,55 @@ export const start = async (options: { readonly port?: number; readonly host?: s
       } catch {
         body = undefined
       }
+      const method = req.method ?? "GET"
       const path = (req.url ?? "/").split("?")[0]!
-      const protocol = req.method === "POST" && path.endsWith("/chat/completions")
+      const protocol: Protocol = method === "POST" && path.endsWith("/chat/completions")
         ? "chat"
-        : req.method === "POST" && path.endsWith("/messages")
+        : method === "POST" && path.endsWith("/messages")
         ? "messages"
         : "other"
       const request: RecordedRequest = {
-        method: req.method ?? "GET",
+        method,
         path,
         headers: { ...req.headers },
         body,
         rawBody,
         protocol,
+        requestId: `req_${++counter}`,
         receivedAt: Date.now(),
         closedByClient: false,
         finished: false
       }
+      const exchange: Exchange = { request, res, serverAborted: false }
       requests.push(request)
       res.on("finish", () => {
         request.finished = true
         notify()
       })
       res.on("close", () => {
-        if (!request.finished) request.closedByClient = true
+        if (!request.finished && !exchange.serverAborted && !closing) request.closedByClient = true
         notify()
       })
       notify()
-      if (protocol === "other") {
-        if (req.method === "GET" && path === "/health") {
-          res.writeHead(health.status, { "content-type": "application/json" })
-          res.end(JSON.stringify(health.body))
-        } else if (req.method === "GET" && path.endsWith("/models")) {
-          res.writeHead(200, { "content-type": "application/json" })
-          res.end(JSON.stringify({ object: "list", data: [{ id: "fake-model", object: "model", owned_by: "fake" }] }))
-        } else {
-          res.writeHead(404, { "content-type": "application/json" })
-          res.end(JSON.stringify({ error: { message: `no route ${req.method} ${path}`, type: "not_found_error", param: null, code: null } }))
-        }
-        return
-      }
-      void serve(request, res, queue.shift() ?? fallback)
+      route(exchange)
     })
   })
   server.on("connection", (socket) => {
     sockets.add(socket)
     socket.on("close", () => sockets.delete(socket))
   })
-  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? "127.0.0.1", resolve))
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject)
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
+      server.off("error", reject)
+      resolve()
+    })
+  })
   const port = (server.address() as AddressInfo).port
+  const host = options.host ?? "127.0.0.1"
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
     port,
     enqueue: (...scripts) => {
       queue.push(...scripts)
@@ -560,25 +821,28 @@ export const start = async (options: { readonly port?: number; readonly host?: s
     },
     requests,
     waitForClientClose: (n = 1, timeoutMs = 5_000) =>
-      waitFor(() => requests.filter((request) => request.closedByClient).length >= n, `${n} client closes`, timeoutMs),
-    waitForRequests: (n, timeoutMs = 5_000) => waitFor(() => requests.length >= n, `${n} requests`, timeoutMs),
+      waitFor(() => requests.filter((request) => request.closedByClient).length >= n, `${n} client close(s)`, timeoutMs),
+    waitForRequests: (n, timeoutMs = 5_000) => waitFor(() => requests.length >= n, `${n} request(s)`, timeoutMs),
     get openConnections() {
       return sockets.size
     },
     reset: () => {
       queue.length = 0
       requests.length = 0
-      fallback = defaultScript
+      counter = 0
+      fallback = initialScript
+      health = initialHealth
     },
     close: () =>
       new Promise<void>((resolve) => {
+        closing = true
         for (const socket of sockets) socket.destroy()
         server.close(() => resolve())
       })
   }
 }
 
-/** A fake provider as a scoped resource: started on acquire, closed on release. */
+/** A fake provider as a scoped resource (for `@effect/vitest`): started on acquire, closed on release. */
 export const make: Effect.Effect<FakeProvider, never, Scope.Scope> = Effect.acquireRelease(
   Effect.promise(() => start()),
   (server) => Effect.promise(() => server.close())
@@ -587,5 +851,5 @@ export const make: Effect.Effect<FakeProvider, never, Scope.Scope> = Effect.acqu
 /** The fake provider in an Effect context. */
 export class FakeProviderServer extends Context.Tag("test/FakeProviderServer")<FakeProviderServer, FakeProvider>() {}
 
-/** A layer holding one fake provider for a whole suite. */
+/** One fake provider for a whole suite: `layer(FakeProvider.layer)(...)` in `@effect/vitest`. */
 export const layer: Layer.Layer<FakeProviderServer> = Layer.scoped(FakeProviderServer, make)

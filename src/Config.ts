@@ -1,0 +1,344 @@
+/**
+ * The `Llm` layer picked from configuration: the seed's config shape (a plain
+ * object, a YAML or JSON file, environment overrides), validated into one
+ * clear error, and turned into a provider layer or a fallback chain.
+ *
+ * @since 0.1.0
+ */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
+import { readFileSync } from "node:fs"
+import { parse as parseYaml } from "yaml"
+import * as Anthropic from "./layers/Anthropic.js"
+import * as Fallback from "./layers/Fallback.js"
+import type { ProviderOptions } from "./layers/HttpProvider.js"
+import * as Local from "./layers/Local.js"
+import * as OpenAi from "./layers/OpenAi.js"
+import * as OpenRouter from "./layers/OpenRouter.js"
+import type { Llm } from "./Llm.js"
+import type { RetryOptions } from "./Retry.js"
+
+/** One backend's section, keys as the seed writes them. */
+export interface BackendSection {
+  readonly base_url?: string
+  readonly model?: string
+  /** Seconds (a number) or a duration ("90 seconds"). */
+  readonly timeout?: number | string
+  readonly first_token_timeout?: number | string
+  readonly idle_timeout?: number | string
+  readonly max_tokens?: number
+  readonly temperature?: number
+  /** The environment variable holding the API key. */
+  readonly api_key_env?: string
+  /** Send the key over plain http to a host that is not loopback (off by default). */
+  readonly allow_insecure_http?: boolean
+  /** Anything else a custom backend needs. */
+  readonly [key: string]: unknown
+}
+
+/** The `llm` section of the seed's configuration. */
+export interface LlmSection {
+  /** local_gpt_oss | local | openai | anthropic | openrouter | a registered name. */
+  readonly backend: string
+  /** Backends to try, in order, after the primary. */
+  readonly fallback?: ReadonlyArray<string>
+  readonly retry?: {
+    readonly max_retries?: number
+    readonly initial_delay?: number | string
+    readonly max_delay?: number | string
+    readonly max_retry_after?: number | string
+  }
+  readonly circuit_breaker?: { readonly failure_threshold?: number; readonly cooldown?: number | string }
+  readonly [backend: string]: unknown
+}
+
+/** A whole configuration: `{ llm: {...} }`, as the seed's files hold it. */
+export interface LlmConfigInput {
+  readonly llm: LlmSection
+}
+
+/** What a custom backend's factory gets. */
+export interface BackendContext {
+  readonly name: string
+  readonly section: BackendSection
+  /** The key from the section's `api_key_env`, when set and present. */
+  readonly apiKey: Option.Option<Redacted.Redacted<string>>
+  /** The shared retry settings. */
+  readonly retry: RetryOptions
+}
+
+/** Builds the layer of a backend from its section. */
+export type BackendFactory = (context: BackendContext) => Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient>
+
+/**
+ * Custom backends by name (the seed's `register_provider`), as a value passed
+ * to `layerFrom` or as this service; no global mutable state.
+ */
+export class BackendRegistry extends Context.Tag("effect-llm/BackendRegistry")<
+  BackendRegistry,
+  ReadonlyMap<string, BackendFactory>
+>() {}
+
+/** A registry layer from a record of factories. */
+export const registry = (factories: Readonly<Record<string, BackendFactory>>): Layer.Layer<BackendRegistry> =>
+  Layer.succeed(BackendRegistry, new Map(Object.entries(factories)))
+
+interface Builtin {
+  readonly keyEnv: string | undefined
+  readonly keyRequired: boolean
+  readonly build: (options: ProviderOptions) => Layer.Layer<Llm, never, HttpClient.HttpClient>
+}
+
+const builtins: Readonly<Record<string, Builtin>> = {
+  local_gpt_oss: { keyEnv: undefined, keyRequired: false, build: Local.layer },
+  local: { keyEnv: undefined, keyRequired: false, build: Local.layer },
+  openai: { keyEnv: OpenAi.defaults.apiKeyEnv, keyRequired: true, build: OpenAi.layer },
+  anthropic: { keyEnv: Anthropic.defaults.apiKeyEnv, keyRequired: true, build: Anthropic.layer },
+  openrouter: { keyEnv: OpenRouter.defaults.apiKeyEnv, keyRequired: true, build: OpenRouter.layer }
+}
+
+const reserved = new Set(["backend", "fallback", "retry", "circuit_breaker"])
+
+/** Where a configuration came from, named in every error. */
+const describeSource = (source: string | undefined) => (source === undefined ? "the configuration" : source)
+
+const invalid = (source: string | undefined, key: string, expected: string, got?: unknown): ConfigError.ConfigError =>
+  ConfigError.InvalidData(
+    key.split("."),
+    `${describeSource(source)}: ${key}: expected ${expected}${got === undefined ? "" : `, got ${JSON.stringify(got)}`}`
+  )
+
+/** Reads a duration given in seconds (a number) or as text ("2 seconds"). */
+const durationAt = (source: string | undefined, key: string, value: unknown): Duration.Duration | ConfigError.ConfigError | undefined => {
+  if (value === undefined || value === null) return undefined
+  if (typeof value === "number") {
+    return Number.isFinite(value) && value >= 0 ? Duration.seconds(value) : invalid(source, key, "a non-negative number of seconds", value)
+  }
+  if (typeof value === "string") {
+    const decoded = Duration.decodeUnknown(value as Duration.DurationInput)
+    if (Option.isSome(decoded)) return decoded.value
+  }
+  return invalid(source, key, "a duration: seconds as a number, or text like \"2 seconds\"", value)
+}
+
+const isConfigError = (u: unknown): u is ConfigError.ConfigError => ConfigError.isConfigError(u)
+
+const loopback = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/
+
+/** Checks a section and turns it into provider options (the key is added later). */
+const providerOptions = (
+  source: string | undefined,
+  name: string,
+  section: BackendSection,
+  retry: RetryOptions
+): ProviderOptions | ConfigError.ConfigError => {
+  const at = (key: string) => `llm.${name}.${key}`
+  const out: Record<string, unknown> = { retry }
+  if (section.base_url !== undefined) {
+    let url: URL
+    try {
+      url = new URL(String(section.base_url))
+    } catch {
+      return invalid(source, at("base_url"), "an http:// or https:// URL", section.base_url)
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      return invalid(source, at("base_url"), "an http:// or https:// URL", section.base_url)
+    }
+    out.baseUrl = section.base_url
+  }
+  if (section.model !== undefined) {
+    if (typeof section.model !== "string" || section.model === "" || /[\r\n]/.test(section.model)) {
+      return invalid(source, at("model"), "a model name on one line", section.model)
+    }
+    out.model = section.model
+  }
+  for (const [key, option] of [["timeout", "timeout"], ["first_token_timeout", "firstTokenTimeout"], ["idle_timeout", "idleTimeout"]] as const) {
+    const duration = durationAt(source, at(key), section[key])
+    if (isConfigError(duration)) return duration
+    if (duration !== undefined) out[option] = duration
+  }
+  if (section.max_tokens !== undefined) {
+    if (!Number.isInteger(section.max_tokens) || section.max_tokens <= 0) {
+      return invalid(source, at("max_tokens"), "a positive integer", section.max_tokens)
+    }
+    out.maxTokens = section.max_tokens
+  }
+  if (section.temperature !== undefined) {
+    if (typeof section.temperature !== "number" || section.temperature < 0 || section.temperature > 2) {
+      return invalid(source, at("temperature"), "a number between 0 and 2", section.temperature)
+    }
+    out.temperature = section.temperature
+  }
+  return out as ProviderOptions
+}
+
+/** Refuses to send a key over plain http to a host that is not loopback, unless allowed. */
+const checkTransport = (
+  source: string | undefined,
+  name: string,
+  section: BackendSection,
+  baseUrl: string | undefined,
+  hasKey: boolean
+): ConfigError.ConfigError | undefined => {
+  if (!hasKey || baseUrl === undefined || section.allow_insecure_http === true) return undefined
+  const url = new URL(baseUrl)
+  if (url.protocol === "http:" && !loopback.test(url.hostname)) {
+    return invalid(
+      source,
+      `llm.${name}.base_url`,
+      "https:// for a remote host when an API key is sent (set allow_insecure_http: true to allow plain http)",
+      baseUrl
+    )
+  }
+  return undefined
+}
+
+/** The environment overrides: `LLM_BACKEND`, `LLM_FALLBACK`, `LLM_<NAME>_MODEL`, `LLM_<NAME>_BASE_URL`. */
+const withEnvOverrides = (llm: LlmSection): Effect.Effect<LlmSection, ConfigError.ConfigError> =>
+  Effect.gen(function*() {
+    const backend = yield* Config.option(Config.string("LLM_BACKEND"))
+    const fallback = yield* Config.option(Config.string("LLM_FALLBACK"))
+    const merged: Record<string, unknown> = { ...llm }
+    if (Option.isSome(backend)) merged.backend = backend.value
+    if (Option.isSome(fallback)) merged.fallback = fallback.value.split(",").map((name) => name.trim()).filter((name) => name !== "")
+    const names = new Set([merged.backend as string, ...((merged.fallback as ReadonlyArray<string> | undefined) ?? [])])
+    for (const name of names) {
+      if (typeof name !== "string") continue
+      const upper = name.toUpperCase()
+      const model = yield* Config.option(Config.string(`LLM_${upper}_MODEL`))
+      const baseUrl = yield* Config.option(Config.string(`LLM_${upper}_BASE_URL`))
+      if (Option.isNone(model) && Option.isNone(baseUrl)) continue
+      merged[name] = {
+        ...(merged[name] as BackendSection | undefined),
+        ...(Option.isSome(model) ? { model: model.value } : {}),
+        ...(Option.isSome(baseUrl) ? { base_url: baseUrl.value } : {})
+      }
+    }
+    return merged as LlmSection
+  })
+
+/** Accepts `{ llm: {...} }` or the `llm` section itself. */
+const llmSectionOf = (config: unknown, source: string | undefined): LlmSection | ConfigError.ConfigError => {
+  if (typeof config !== "object" || config === null) return invalid(source, "llm", "an object with an llm section")
+  const llm = "llm" in config ? (config as { llm: unknown }).llm : config
+  if (typeof llm !== "object" || llm === null) return invalid(source, "llm", "an object")
+  return llm as LlmSection
+}
+
+/**
+ * Validates a configuration and builds its `Llm` layer: the primary backend,
+ * or a `Fallback` chain when `llm.fallback` names more. Keys are read as
+ * `Redacted` from the variables `api_key_env` names, through Effect's
+ * `ConfigProvider`, which also supplies the `LLM_*` overrides.
+ */
+export const make = (
+  config: LlmConfigInput | LlmSection,
+  options: { readonly source?: string | undefined; readonly registry?: ReadonlyMap<string, BackendFactory> | undefined } = {}
+): Effect.Effect<Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient>, ConfigError.ConfigError> =>
+  Effect.gen(function*() {
+    const source = options.source
+    const service = yield* Effect.serviceOption(BackendRegistry)
+    const custom = options.registry ?? Option.getOrElse(service, () => new Map<string, BackendFactory>())
+    const parsed = llmSectionOf(config, source)
+    if (isConfigError(parsed)) return yield* Effect.fail(parsed)
+    const llm = yield* withEnvOverrides(parsed)
+    const known = [...Object.keys(builtins), ...custom.keys()]
+    const configured = Object.keys(llm).filter((key) => !reserved.has(key))
+    if (typeof llm.backend !== "string" || !(llm.backend in builtins || custom.has(llm.backend))) {
+      return yield* Effect.fail(invalid(source, "llm.backend", `one of ${known.join(", ")}`, llm.backend))
+    }
+    const fallback = llm.fallback ?? []
+    if (!Array.isArray(fallback)) return yield* Effect.fail(invalid(source, "llm.fallback", "a list of backend names", fallback))
+    for (const [i, name] of fallback.entries()) {
+      if (!(name in builtins || custom.has(name)) || !configured.includes(name)) {
+        return yield* Effect.fail(invalid(source, `llm.fallback[${i}]`, `a configured backend (${configured.join(", ")})`, name))
+      }
+    }
+    const retrySection = llm.retry ?? {}
+    const retry: Record<string, unknown> = {}
+    if (retrySection.max_retries !== undefined) {
+      if (!Number.isInteger(retrySection.max_retries) || retrySection.max_retries < 0) {
+        return yield* Effect.fail(invalid(source, "llm.retry.max_retries", "a non-negative integer", retrySection.max_retries))
+      }
+      retry.maxRetries = retrySection.max_retries
+    }
+    for (const [key, option] of [["initial_delay", "initialDelay"], ["max_delay", "maxDelay"], ["max_retry_after", "maxRetryAfter"]] as const) {
+      const duration = durationAt(source, `llm.retry.${key}`, retrySection[key])
+      if (isConfigError(duration)) return yield* Effect.fail(duration)
+      if (duration !== undefined) retry[option] = duration
+    }
+
+    const layers: Array<Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient>> = []
+    for (const name of [llm.backend, ...fallback]) {
+      const section = (llm[name] ?? {}) as BackendSection
+      if (typeof section !== "object" || section === null) {
+        return yield* Effect.fail(invalid(source, `llm.${name}`, "a section of settings"))
+      }
+      const builtin = builtins[name]
+      const keyEnv = section.api_key_env ?? builtin?.keyEnv
+      const apiKey = keyEnv === undefined ? Option.none() : yield* Config.option(Config.redacted(keyEnv))
+      if (builtin?.keyRequired && Option.isNone(apiKey)) {
+        return yield* Effect.fail(invalid(source, `llm.${name}.api_key_env`, `the environment variable ${keyEnv} to hold the API key; it is not set`))
+      }
+      const settings = providerOptions(source, name, section, retry as RetryOptions)
+      if (isConfigError(settings)) return yield* Effect.fail(settings)
+      if (builtin === undefined) {
+        layers.push(custom.get(name)!({ name, section, apiKey, retry: retry as RetryOptions }))
+        continue
+      }
+      const transport = checkTransport(source, name, section, settings.baseUrl, Option.isSome(apiKey))
+      if (transport !== undefined) return yield* Effect.fail(transport)
+      layers.push(builtin.build({ ...settings, ...(Option.isSome(apiKey) ? { apiKey: apiKey.value } : {}) }))
+    }
+    if (layers.length === 1) return layers[0]!
+    const breaker = llm.circuit_breaker
+    const cooldown = durationAt(source, "llm.circuit_breaker.cooldown", breaker?.cooldown)
+    if (isConfigError(cooldown)) return yield* Effect.fail(cooldown)
+    if (breaker?.failure_threshold !== undefined && !(Number.isInteger(breaker.failure_threshold) && breaker.failure_threshold > 0)) {
+      return yield* Effect.fail(invalid(source, "llm.circuit_breaker.failure_threshold", "a positive integer", breaker.failure_threshold))
+    }
+    return Fallback.layer(layers, {
+      circuitBreaker: {
+        failureThreshold: breaker?.failure_threshold,
+        cooldown
+      }
+    })
+  })
+
+/** The `Llm` layer for a configuration given as a plain object (the seed's Quick Start). */
+export const layerFrom = (
+  config: LlmConfigInput | LlmSection,
+  options: { readonly registry?: ReadonlyMap<string, BackendFactory> | undefined } = {}
+): Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient> => Layer.unwrapEffect(make(config, options))
+
+/** Parses a YAML or JSON configuration file. */
+export const readFile = (path: string): Effect.Effect<unknown, ConfigError.ConfigError> =>
+  Effect.try({
+    try: () => {
+      const text = readFileSync(path, "utf8")
+      return path.endsWith(".json") ? JSON.parse(text) : parseYaml(text)
+    },
+    catch: (cause) =>
+      ConfigError.InvalidData([], `${path}: cannot read the configuration: ${cause instanceof Error ? cause.message : String(cause)}`)
+  })
+
+/**
+ * The `Llm` layer for a YAML or JSON file; the path defaults to the
+ * `LLM_CONFIG` environment variable, then `config.yaml`.
+ */
+export const layerFromFile = (
+  path?: string,
+  options: { readonly registry?: ReadonlyMap<string, BackendFactory> | undefined } = {}
+): Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient> =>
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const file = path ?? (yield* Config.string("LLM_CONFIG").pipe(Config.withDefault("config.yaml")))
+    const config = yield* readFile(file)
+    return yield* make(config as LlmConfigInput, { ...options, source: file })
+  }))

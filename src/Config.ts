@@ -18,7 +18,7 @@ import { readFileSync } from "node:fs"
 import { parse as parseYaml } from "yaml"
 import * as Anthropic from "./layers/Anthropic.js"
 import * as Fallback from "./layers/Fallback.js"
-import type { ProviderOptions } from "./layers/HttpProvider.js"
+import { isInsecureRemote, type ProviderOptions } from "./layers/HttpProvider.js"
 import * as Local from "./layers/Local.js"
 import * as OpenAi from "./layers/OpenAi.js"
 import * as OpenRouter from "./layers/OpenRouter.js"
@@ -130,8 +130,6 @@ const durationAt = (source: string | undefined, key: string, value: unknown): Du
 
 const isConfigError = (u: unknown): u is ConfigError.ConfigError => ConfigError.isConfigError(u)
 
-const loopback = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/
-
 /** Checks a section and turns it into provider options (the key is added later). */
 const providerOptions = (
   source: string | undefined,
@@ -141,6 +139,7 @@ const providerOptions = (
 ): ProviderOptions | ConfigError.ConfigError => {
   const at = (key: string) => `llm.${name}.${key}`
   const out: Record<string, unknown> = { retry }
+  if (section.allow_insecure_http === true) out.allowInsecureHttp = true
   if (section.base_url !== undefined) {
     let url: URL
     try {
@@ -188,8 +187,7 @@ const checkTransport = (
   hasKey: boolean
 ): ConfigError.ConfigError | undefined => {
   if (!hasKey || baseUrl === undefined || section.allow_insecure_http === true) return undefined
-  const url = new URL(baseUrl)
-  if (url.protocol === "http:" && !loopback.test(url.hostname)) {
+  if (isInsecureRemote(new URL(baseUrl))) {
     return invalid(
       source,
       `llm.${name}.base_url`,

@@ -16,7 +16,7 @@ export const defaultMaxEventSize = 16 * 1024 * 1024
  * @internal
  */
 export class EventReader {
-  private readonly text = new TextDecoder("utf-8")
+  private readonly text = new TextDecoder("utf-8", { fatal: true })
   private readonly parser: EventSourceParser
   private out: Array<StreamEvent> = []
   private failure: LlmError | undefined
@@ -48,7 +48,13 @@ export class EventReader {
 
   /** Feeds one network read; returns the events it completed, or the failure it revealed. */
   feed(bytes: Uint8Array): Array<StreamEvent> | LlmError {
-    this.parser.feed(this.text.decode(bytes, { stream: true }))
+    let text: string
+    try {
+      text = this.text.decode(bytes, { stream: true })
+    } catch {
+      return responseError(this.context, "the stream is not valid UTF-8")
+    }
+    this.parser.feed(text)
     return this.take()
   }
 
@@ -58,7 +64,12 @@ export class EventReader {
    */
   end(): { readonly events: Array<StreamEvent>; readonly finish: DecodedFinish } | LlmError {
     if (!this.decoder.done) {
-      const rest = this.text.decode()
+      let rest: string
+      try {
+        rest = this.text.decode()
+      } catch {
+        return responseError(this.context, "the stream ends inside a UTF-8 character")
+      }
       if (rest.length > 0) this.parser.feed(rest)
       // a last event without its blank line still counts: servers do cut it
       this.parser.feed("\n\n")

@@ -61,6 +61,43 @@ export interface ProviderConfig {
   /** Options applied to every call unless the call sets them. */
   readonly defaults?: CompletionOptions | undefined
   readonly retry?: Retry.RetryOptions | undefined
+  /** The largest response body accepted, streamed or not (default 32 MiB). */
+  readonly maxResponseBytes?: number | undefined
+  /** Send credentials over plain http to a host that is not loopback (default false). */
+  readonly allowInsecureHttp?: boolean | undefined
+}
+
+/** The default bound on a response body. */
+export const defaultMaxResponseBytes = 32 * 1024 * 1024
+
+/** The bound on an error response body we read for its message. */
+const maxErrorBodyBytes = 1024 * 1024
+
+const loopbackHost = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/
+
+/** Whether sending credentials to `url` would cross the network in plain text (http to a non-loopback host). */
+export const isInsecureRemote = (url: URL): boolean => url.protocol === "http:" && !loopbackHost.test(url.hostname)
+
+/**
+ * Why this configuration must not send anything: a header value that could
+ * smuggle another header, or credentials over plain http to a remote host.
+ */
+const unsafeConfiguration = (config: ProviderConfig): string | undefined => {
+  for (const name in config.headers) {
+    if (/[\r\n]/.test(config.headers[name]!) || /[\r\n:]/.test(name)) return `the ${name} header contains a line break`
+  }
+  if (/[\r\n]/.test(config.model)) return "the model name contains a line break"
+  let url: URL
+  try {
+    url = new URL(config.baseUrl)
+  } catch {
+    return `the base URL ${JSON.stringify(config.baseUrl)} is not a URL`
+  }
+  const sendsKey = "authorization" in config.headers || "x-api-key" in config.headers
+  if (sendsKey && isInsecureRemote(url) && config.allowInsecureHttp !== true) {
+    return `refusing to send the API key over plain http to ${url.host}; use https or set allowInsecureHttp`
+  }
+  return undefined
 }
 
 const requestIdHeaders = ["x-request-id", "request-id", "x-generation-id"]
@@ -85,6 +122,8 @@ const definedOnly = (options: CompletionOptions | undefined): CompletionOptions 
   return out as CompletionOptions
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+
 const isFailure = <A extends object>(value: A | LlmError): value is LlmError => "_tag" in value
 
 /**
@@ -102,10 +141,40 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
     const retryOptions = Retry.resolve(config.retry)
     const retryPolicy = Retry.schedule(retryOptions)
     const defaults = definedOnly(config.defaults)
+    const maxResponseBytes = config.maxResponseBytes ?? defaultMaxResponseBytes
+    const unsafe = unsafeConfiguration(config)
+
+    /** Reads a whole body as UTF-8 text, failing past `limit` bytes or on invalid UTF-8. */
+    const readText = (response: HttpClientResponse.HttpClientResponse, context: ErrorContext, limit: number) =>
+      Effect.suspend(() => {
+        const parts: Array<Uint8Array> = []
+        let size = 0
+        return response.stream.pipe(
+          Stream.mapError((error) => connectionError(context, error.cause, "while reading the response")),
+          Stream.runForEachChunk((chunk) => {
+            for (const part of chunk) {
+              size += part.length
+              if (size > limit) {
+                return Effect.fail(responseError(context, `the response body exceeds ${limit} bytes`, response.status))
+              }
+              parts.push(part)
+            }
+            return Effect.void
+          }),
+          Effect.flatMap(() => {
+            try {
+              return Effect.succeed(utf8.decode(Buffer.concat(parts, size)))
+            } catch {
+              return Effect.fail(responseError(context, "the response body is not valid UTF-8", response.status))
+            }
+          })
+        )
+      })
 
     /** Per-call settings: merged options, the encoded request, the deadlines. */
     const prepare = (messages: ReadonlyArray<Message>, callOptions: CompletionOptions | undefined, stream: boolean) => {
       const options: CompletionOptions = { ...defaults, ...definedOnly(callOptions) }
+      if (unsafe !== undefined) return invalidRequest(baseContext, unsafe)
       const encoded = codec.encode({ model: config.model, messages, options, stream })
       if ("invalid" in encoded) return invalidRequest(baseContext, encoded.invalid)
       const total = Duration.decode(options.timeout ?? config.timeout)
@@ -130,7 +199,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
 
     /** The error a non-2xx response stands for, read from its status, headers and body. */
     const statusError = (response: HttpClientResponse.HttpClientResponse) =>
-      Effect.map(Effect.orElseSucceed(response.text, () => ""), (text): LlmError => {
+      Effect.map(Effect.orElseSucceed(readText(response, baseContext, maxErrorBodyBytes), () => ""), (text): LlmError => {
         let body: unknown = text
         try {
           body = JSON.parse(text)
@@ -169,8 +238,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
           return send(prepared.request).pipe(
             Effect.flatMap((response) => {
               const context = { ...baseContext, requestId: requestIdOf(response.headers) }
-              return response.text.pipe(
-                Effect.mapError((error) => connectionError(context, error.cause, "while reading the response")),
+              return readText(response, context, maxResponseBytes).pipe(
                 Effect.flatMap((text) => {
                   let body: unknown
                   try {
@@ -253,6 +321,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
               return yield* Effect.fail(responseError(context, `expected an event stream, got ${contentType}`, response.status))
             }
             const reader = new EventReader(codec.streamDecoder(context), context)
+            let received = 0
             const bytes = yield* Stream.toPull(response.stream).pipe(Scope.extend(scope))
             const end = (): Effect.Effect<Chunk.Chunk<StreamEvent>, Option.Option<LlmError>> => {
               if (finished) return Effect.fail(Option.none())
@@ -271,6 +340,10 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
                 onSuccess: (chunk) => {
                   let events: Array<StreamEvent> | LlmError = []
                   for (const piece of chunk) {
+                    received += piece.length
+                    if (received > maxResponseBytes) {
+                      return Effect.fail(Option.some(responseError(context, `the response body exceeds ${maxResponseBytes} bytes`)))
+                    }
                     const fed = reader.feed(piece)
                     if (isFailure(fed)) return Effect.fail(Option.some(fed))
                     events = events.length === 0 ? fed : events.concat(fed)
@@ -355,6 +428,10 @@ export interface ProviderOptions {
   /** Default sampling temperature. */
   readonly temperature?: number | undefined
   readonly retry?: Retry.RetryOptions | undefined
+  /** The largest response body accepted, streamed or not (default 32 MiB). */
+  readonly maxResponseBytes?: number | undefined
+  /** Send the key over plain http to a host that is not loopback (default false). */
+  readonly allowInsecureHttp?: boolean | undefined
 }
 
 /** The default idle timeout between content events of a stream. */
@@ -383,7 +460,9 @@ export const configFrom = (
   firstTokenTimeout: options.firstTokenTimeout,
   idleTimeout: options.idleTimeout ?? defaultIdleTimeout,
   defaults: { maxTokens: options.maxTokens, temperature: options.temperature },
-  retry: options.retry
+  retry: options.retry,
+  maxResponseBytes: options.maxResponseBytes,
+  allowInsecureHttp: options.allowInsecureHttp
 })
 
 /** `Authorization: Bearer <key>` when a key is given. */

@@ -1,0 +1,47 @@
+/**
+ * Picks the backend the examples run against: a real one when its key or
+ * server is configured, otherwise the project's fake provider server started
+ * in-process with replies scripted by the example (and it says so).
+ */
+import { NodeHttpClient } from "@effect/platform-node"
+import { Console, Effect, Layer } from "effect"
+import { Anthropic, Llm, Local, OpenAi } from "../../src/index.js"
+import * as FakeProvider from "../../test/support/FakeProvider.js"
+
+/** Which backend an example is talking to. */
+export const describeBackend = (): string =>
+  process.env.OPENAI_API_KEY
+    ? "OpenAI (OPENAI_API_KEY)"
+    : process.env.ANTHROPIC_API_KEY
+    ? "Anthropic (ANTHROPIC_API_KEY)"
+    : process.env.LOCAL_LLM_BASE_URL
+    ? `the local server at ${process.env.LOCAL_LLM_BASE_URL}`
+    : "the built-in fake provider (no key or server configured)"
+
+/**
+ * The `Llm` for an example. Without configuration it serves `scripts` (one
+ * reply per call, in order) from a fake provider on loopback.
+ */
+export const exampleLlm = (
+  scripts: ReadonlyArray<FakeProvider.Script>
+): Layer.Layer<Llm.Llm, never, never> => {
+  const real = process.env.OPENAI_API_KEY
+    ? OpenAi.layerConfig()
+    : process.env.ANTHROPIC_API_KEY
+    ? Anthropic.layerConfig()
+    : process.env.LOCAL_LLM_BASE_URL
+    ? Local.layerConfig()
+    : undefined
+  const layer = real !== undefined ? real : Layer.unwrapScoped(Effect.gen(function*() {
+    const server = yield* FakeProvider.make
+    server.enqueue(...scripts)
+    yield* Console.log(`(no backend configured: using the fake provider at ${server.url})`)
+    return Local.layer({ baseUrl: server.url, model: "fake-gpt-oss" })
+  }))
+  return layer.pipe(Layer.provide(NodeHttpClient.layerUndici), Layer.orDie)
+}
+
+/** Starts a fake provider for examples that build their own layers. */
+export const fakeProvider = FakeProvider.make
+
+export type { FakeProvider }

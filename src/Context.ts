@@ -69,7 +69,8 @@ export class ConversationContext extends Schema.Class<ConversationContext>("effe
 
   /** Records the model's reply, keeping its tool calls. */
   addAssistant(
-    reply: CompletionResult | AssistantMessage | { readonly content: string; readonly toolCalls?: ReadonlyArray<ToolCallInput> }
+    reply: CompletionResult | AssistantMessage | { readonly content: string; readonly toolCalls?: ReadonlyArray<ToolCallInput> },
+    count: CountTokens = estimateTokens
   ): ConversationContext {
     const message = reply instanceof AssistantMessage
       ? reply
@@ -77,7 +78,7 @@ export class ConversationContext extends Schema.Class<ConversationContext>("effe
         content: reply.content,
         toolCalls: (reply.toolCalls ?? []).map((call) => (call instanceof ToolCall ? call : new ToolCall(call)))
       })
-    return this.with([...this.history, message])
+    return this.with([...this.history, message], count)
   }
 
   /** Records the result of a tool call. */
@@ -86,9 +87,9 @@ export class ConversationContext extends Schema.Class<ConversationContext>("effe
     readonly name: string
     readonly content: string
     readonly isError?: boolean | undefined
-  }): ConversationContext {
+  }, count: CountTokens = estimateTokens): ConversationContext {
     const { content, isError, name, toolCallId } = result
-    return this.with([...this.history, new ToolMessage({ toolCallId, name, content, ...(isError ? { isError } : {}) })])
+    return this.with([...this.history, new ToolMessage({ toolCallId, name, content, ...(isError ? { isError } : {}) })], count)
   }
 
   /** Drops tool calls that never got a result (an interrupted tool step). */

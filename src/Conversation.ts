@@ -78,9 +78,9 @@ export const make = (
       added.reduce<ConversationContext>(
         (acc, message) =>
           message.role === "assistant"
-            ? acc.addAssistant(message)
+            ? acc.addAssistant(message, count)
             : message.role === "tool"
-            ? acc.addToolResult(message)
+            ? acc.addToolResult(message, count)
             : acc,
         context
       )
@@ -115,7 +115,7 @@ export const make = (
             if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return current
             // barge-in: keep what the listener heard, never an unresolved tool call
             const heard = received.join("")
-            return heard === "" ? recorded : recorded.addAssistant(new AssistantMessage({ content: heard, interrupted: true }))
+            return heard === "" ? recorded : recorded.addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
           })
         )
         return Toolkit.stream(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), { ...options, onStep }).pipe(

@@ -340,3 +340,19 @@ describe("secrets", () => {
       (url) => Layer.provide(OpenAi.layer({ baseUrl: `${url}/v1`, apiKey: Redacted.make(fakeKey), retry: { maxRetries: 0 } }), client)
     ))
 })
+
+describe("OpenRouter.layerConfig", () => {
+  it.live("reads OPENROUTER_API_KEY, OPENROUTER_MODEL and OPENROUTER_BASE_URL", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* FakeProvider.make
+      const vars = new Map([["OPENROUTER_API_KEY", fakeKey], ["OPENROUTER_MODEL", "anthropic/claude-sonnet-4.5"], ["OPENROUTER_BASE_URL", `${server.url}/api/v1`]])
+      const layer = OpenRouter.layerConfig({ title: "cfg" }).pipe(
+        Layer.provide(client),
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(vars)))
+      )
+      yield* Llm.complete([Message.user("q")]).pipe(Effect.provide(layer))
+      expect(server.requests[0]!.headers.authorization).toBe(`Bearer ${fakeKey}`)
+      expect(server.requests[0]!.headers["x-title"]).toBe("cfg")
+      expect(server.requests[0]!.body).toMatchObject({ model: "anthropic/claude-sonnet-4.5" })
+    })))
+})

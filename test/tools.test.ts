@@ -17,6 +17,7 @@ import { validateRequest } from "../src/internal/validate.js"
 import type * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
 import * as Tool from "../src/Tool.js"
+import * as TokenCounter from "../src/TokenCounter.js"
 import * as Toolkit from "../src/Toolkit.js"
 import { backends } from "./support/backends.js"
 import * as FakeProvider from "./support/FakeProvider.js"
@@ -272,3 +273,28 @@ for (const backend of backends) {
         }), { maxTurns: 10 }))
   })
 }
+
+describe("Conversation with a TokenCounter", () => {
+  it.live("prunes with the counter provided as a service", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* FakeProvider.make
+      server.setDefault({ kind: "reply", text: "ok" })
+      // every message costs 10 "tokens": a budget of 35 fits a user message and one earlier turn, not two whole turns
+      const counted: Array<string> = []
+      const counter = TokenCounter.layer((message) => (counted.push(message.role), 10))
+      const layer = Conversation.layer({ maxTurns: 10, maxTokens: 35 }).pipe(
+        Layer.provide(Layer.merge(backends[0]!.layer(server.url), counter))
+      )
+      const context = yield* Effect.gen(function*() {
+        const conversation = yield* Conversation.Conversation
+        yield* conversation.send("one")
+        yield* conversation.send("two")
+        yield* conversation.send("three")
+        return yield* conversation.context
+      }).pipe(Effect.provide(layer))
+      expect(counted.length).toBeGreaterThan(0)
+      expect(context.history.map((m) => m.content)).toEqual(["three", "ok"])
+      const sent = (server.requests[2]!.body as { messages: ReadonlyArray<{ content: string }> }).messages
+      expect(sent.map((m) => m.content)).toEqual(["two", "ok", "three"])
+    })))
+})

@@ -19,11 +19,12 @@ export interface Toolkit<R = never> {
   readonly definitions: ReadonlyArray<ToolDefinition>
 }
 
+/** The services the handlers of some tools need. */
+export type Requirements<Tools extends ReadonlyArray<Tool<unknown>>> = Tools[number] extends Tool<infer R> ? R : never
+
 /** Groups tools into a toolkit. */
-export const make = <Tools extends ReadonlyArray<Tool<any>>>(
-  ...tools: Tools
-): Toolkit<Tools[number] extends Tool<infer R> ? R : never> => ({
-  tools: new Map(tools.map((tool) => [tool.name, tool])),
+export const make = <Tools extends ReadonlyArray<Tool<unknown>>>(...tools: Tools): Toolkit<Requirements<Tools>> => ({
+  tools: new Map(tools.map((tool) => [tool.name, tool as Tool<Requirements<Tools>>])),
   definitions: tools.map((tool) => tool.definition)
 })
 

@@ -94,11 +94,17 @@ interface Builtin {
   readonly keyEnv: string | undefined
   readonly keyRequired: boolean
   readonly build: (options: ProviderOptions) => Layer.Layer<Llm, never, HttpClient.HttpClient>
+  /** How an open breaker checks the backend is back without spending a call. */
+  readonly probe?: (options: ProviderOptions) => Effect.Effect<unknown, unknown, HttpClient.HttpClient>
 }
 
+/** A local server is back when `/health` (or `/v1/models`) says ok, not while it is still loading. */
+const localHealth = (options: ProviderOptions) =>
+  Local.health({ baseUrl: options.baseUrl }).pipe(Effect.filterOrFail((health) => health.status === "ok", () => "loading"))
+
 const builtins: Readonly<Record<string, Builtin>> = {
-  local_gpt_oss: { keyEnv: undefined, keyRequired: false, build: Local.layer },
-  local: { keyEnv: undefined, keyRequired: false, build: Local.layer },
+  local_gpt_oss: { keyEnv: undefined, keyRequired: false, build: Local.layer, probe: localHealth },
+  local: { keyEnv: undefined, keyRequired: false, build: Local.layer, probe: localHealth },
   openai: { keyEnv: OpenAi.defaults.apiKeyEnv, keyRequired: true, build: OpenAi.layer },
   anthropic: { keyEnv: Anthropic.defaults.apiKeyEnv, keyRequired: true, build: Anthropic.layer },
   openrouter: { keyEnv: OpenRouter.defaults.apiKeyEnv, keyRequired: true, build: OpenRouter.layer }
@@ -273,7 +279,10 @@ export const make = (
       if (duration !== undefined) retry[option] = duration
     }
 
-    const layers: Array<Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient>> = []
+    const layers: Array<
+      | Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient>
+      | Fallback.ProbedLayer<ConfigError.ConfigError, HttpClient.HttpClient>
+    > = []
     for (const name of [llm.backend, ...fallback]) {
       const section = (llm[name] ?? {}) as BackendSection
       if (typeof section !== "object" || section === null) {
@@ -293,9 +302,13 @@ export const make = (
       }
       const transport = checkTransport(source, name, section, settings.baseUrl, Option.isSome(apiKey))
       if (transport !== undefined) return yield* Effect.fail(transport)
-      layers.push(builtin.build({ ...settings, ...(Option.isSome(apiKey) ? { apiKey: apiKey.value } : {}) }))
+      const layer = builtin.build({ ...settings, ...(Option.isSome(apiKey) ? { apiKey: apiKey.value } : {}) })
+      layers.push(builtin.probe === undefined ? layer : { layer, probe: builtin.probe(settings) })
     }
-    if (layers.length === 1) return layers[0]!
+    if (layers.length === 1) {
+      const only = layers[0]!
+      return "probe" in only ? only.layer : only
+    }
     const breaker = llm.circuit_breaker
     const cooldown = durationAt(source, "llm.circuit_breaker.cooldown", breaker?.cooldown)
     if (isConfigError(cooldown)) return yield* Effect.fail(cooldown)

@@ -190,3 +190,36 @@ describe("Fallback", () => {
       expect(cloud.requests[0]!.protocol).toBe("messages")
     })))
 })
+
+describe("Fallback probes", () => {
+  it.effect("an open breaker asks Local.health before letting a call through", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const [primary, secondary] = yield* servers
+      primary.setDefault({ kind: "status", status: 500 })
+      secondary.setDefault({ kind: "reply", text: "secondary" })
+      const probe = Local.health({ baseUrl: primary.url }).pipe(
+        Effect.filterOrFail((health) => health.status === "ok", () => "loading")
+      )
+      const layer = Fallback.layer([
+        { layer: Local.layer({ baseUrl: primary.url, ...noRetry }), probe },
+        OpenAi.layer({ baseUrl: `${secondary.url}/v1`, ...noRetry })
+      ], { circuitBreaker: { failureThreshold: 1, cooldown: "10 seconds" } }).pipe(Layer.provide(NodeHttpClient.layerUndici))
+      const chatCalls = () => primary.requests.filter((request) => request.protocol === "chat").length
+      yield* Effect.gen(function*() {
+        yield* Llm.complete(hi)
+        expect(chatCalls()).toBe(1)
+        // still loading: the probe fails, no call is spent on the primary
+        primary.setHealth(503, { error: { code: 503, message: "Loading model", type: "unavailable_error" } })
+        yield* TestClock.adjust("11 seconds")
+        expect((yield* Llm.complete(hi)).content).toBe("secondary")
+        expect(chatCalls()).toBe(1)
+        expect(primary.requests.some((request) => request.path === "/health")).toBe(true)
+        // ready: the probe passes and the call goes to the primary again
+        primary.setHealth(200, { status: "ok" })
+        primary.setDefault({ kind: "reply", text: "primary" })
+        yield* TestClock.adjust("11 seconds")
+        expect((yield* Llm.complete(hi)).content).toBe("primary")
+        expect(chatCalls()).toBe(2)
+      }).pipe(Effect.provide(layer))
+    })))
+})

@@ -313,18 +313,35 @@ export const make = (
     return { provider: first.provider, model: first.model, complete, stream } satisfies Llm.Service
   })
 
+/** A backend layer with the probe that decides when its open breaker may close. */
+export interface ProbedLayer<E, R> {
+  readonly layer: Layer.Layer<Llm, E, R>
+  /** E.g. `Local.health({ baseUrl })`: cheaper than a real call, and costs no tokens. */
+  readonly probe: Effect.Effect<unknown, unknown, R>
+}
+
 /**
  * Composes backend layers into one `Llm` that falls back in order: the
- * first is the primary. Each layer is built once, alongside the others.
+ * first is the primary. Each layer is built once, alongside the others; a
+ * layer given with a `probe` is probed, instead of called, when its breaker
+ * half-opens.
  */
 export const layer = <E, R>(
-  layers: ReadonlyArray<Layer.Layer<Llm, E, R>>,
+  layers: ReadonlyArray<Layer.Layer<Llm, E, R> | ProbedLayer<E, R>>,
   options: FallbackOptions = {}
 ): Layer.Layer<Llm, E, R> =>
   Layer.scoped(
     Llm,
     Effect.gen(function*() {
-      const services = yield* Effect.forEach(layers, (layer) => Effect.map(Layer.build(layer), Context.get(Llm)))
-      return yield* make(services, options)
+      const context = yield* Effect.context<R>()
+      const backends = yield* Effect.forEach(layers, (entry) => {
+        const probed = "probe" in entry ? entry : undefined
+        const layer = probed === undefined ? entry as Layer.Layer<Llm, E, R> : probed.layer
+        return Effect.map(Layer.build(layer), (built): Backend => ({
+          llm: Context.get(built, Llm),
+          ...(probed === undefined ? {} : { probe: Effect.provide(probed.probe, context) })
+        }))
+      })
+      return yield* make(backends, options)
     })
   )

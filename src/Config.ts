@@ -136,6 +136,13 @@ const durationAt = (source: string | undefined, key: string, value: unknown): Du
 
 const isConfigError = (u: unknown): u is ConfigError.ConfigError => ConfigError.isConfigError(u)
 
+/** A URL as errors show it: credentials in it (`https://user:key@host`) are hidden. */
+const displayUrl = (value: unknown): unknown =>
+  typeof value === "string" ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1***@") : value
+
+/** What an environment variable name looks like; anything else in `api_key_env` may be the key itself. */
+const envName = /^[A-Za-z_][A-Za-z0-9_]*$/
+
 /** Checks a section and turns it into provider options (the key is added later). */
 const providerOptions = (
   source: string | undefined,
@@ -151,10 +158,10 @@ const providerOptions = (
     try {
       url = new URL(String(section.base_url))
     } catch {
-      return invalid(source, at("base_url"), "an http:// or https:// URL", section.base_url)
+      return invalid(source, at("base_url"), "an http:// or https:// URL", displayUrl(section.base_url))
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") {
-      return invalid(source, at("base_url"), "an http:// or https:// URL", section.base_url)
+      return invalid(source, at("base_url"), "an http:// or https:// URL", displayUrl(section.base_url))
     }
     out.baseUrl = section.base_url
   }
@@ -198,7 +205,7 @@ const checkTransport = (
       source,
       `llm.${name}.base_url`,
       "https:// for a remote host when an API key is sent (set allow_insecure_http: true to allow plain http)",
-      baseUrl
+      displayUrl(baseUrl)
     )
   }
   return undefined
@@ -289,6 +296,12 @@ export const make = (
         return yield* Effect.fail(invalid(source, `llm.${name}`, "a section of settings"))
       }
       const builtin = builtins[name]
+      if (section.api_key_env !== undefined && (typeof section.api_key_env !== "string" || !envName.test(section.api_key_env))) {
+        // never echoed: a value that is not a variable name may be the key itself, pasted in the wrong place
+        return yield* Effect.fail(
+          invalid(source, `llm.${name}.api_key_env`, "the name of an environment variable (letters, digits and _), not the key itself")
+        )
+      }
       const keyEnv = section.api_key_env ?? builtin?.keyEnv
       const apiKey = keyEnv === undefined ? Option.none() : yield* Config.option(Config.redacted(keyEnv))
       if (builtin?.keyRequired && Option.isNone(apiKey)) {

@@ -7,7 +7,7 @@
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import type { LlmError } from "./errors.js"
+import { type LlmError, type LlmResponseError, responseError } from "./errors.js"
 import { type CompletionOptions, CompletionResult, Llm } from "./Llm.js"
 import { AssistantMessage, type Message, type ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
 import { StreamEvent } from "./Stream.js"
@@ -85,6 +85,35 @@ export const execute = <R>(
     { concurrency: options.concurrency ?? 4 }
   )
 
+/**
+ * Tool arguments nested deeper than this are refused before any tool runs: no
+ * tool schema needs it, and a hostile or broken server's arguments nested
+ * thousands deep would overflow the stack of `JSON.stringify` (when the call
+ * is sent back to the model) and of error formatting.
+ */
+export const maxArgumentsDepth = 64
+
+/** Whether a JSON value nests objects or arrays `limit` levels deep or more (iterative: never overflows itself). */
+const nestsDeeperThan = (value: unknown, limit: number): boolean => {
+  const pending: Array<readonly [unknown, number]> = [[value, 0]]
+  while (pending.length > 0) {
+    const [current, depth] = pending.pop()!
+    if (typeof current !== "object" || current === null) continue
+    if (depth >= limit) return true
+    for (const child of Array.isArray(current) ? current : Object.values(current)) pending.push([child, depth + 1])
+  }
+  return false
+}
+
+/** The error for a step whose tool calls cannot be run and sent back safely, if any. */
+const unusableCalls = (llm: Llm.Service, calls: ReadonlyArray<ToolCall>): LlmResponseError | undefined => {
+  const deep = calls.find((call) => nestsDeeperThan(call.arguments, maxArgumentsDepth))
+  return deep === undefined ? undefined : responseError(
+    { provider: llm.provider, model: llm.model },
+    `tool call ${JSON.stringify(deep.name)} (${deep.id}): the arguments are nested deeper than ${maxArgumentsDepth} levels`
+  )
+}
+
 const callOptions = <R>(kit: Toolkit<R>, options: RunOptions): CompletionOptions => {
   const { concurrency: _c, failOnToolError: _f, maxSteps: _m, ...rest } = options
   return { ...rest, tools: [...(options.tools ?? []), ...kit.definitions] }
@@ -100,7 +129,8 @@ const cutOff = (result: CompletionResult): CompletionResult =>
  * results and calls again, until it answers without tools or `maxSteps`
  * model calls were made. At `maxSteps` the last reply is returned with
  * finishReason "length" and its unanswered tool calls are not added, so the
- * history stays valid.
+ * history stays valid. Tool calls whose arguments nest deeper than
+ * `maxArgumentsDepth` end the loop with `LlmResponseError`.
  */
 export const run = <R>(
   messages: ReadonlyArray<Message>,
@@ -122,6 +152,8 @@ export const run = <R>(
         if (result.content !== "") added.push(new AssistantMessage({ content: result.content }))
         return { result: cutOff(result), added, steps: step }
       }
+      const unusable = unusableCalls(llm, result.toolCalls)
+      if (unusable !== undefined) return yield* Effect.fail(unusable)
       added.push(new AssistantMessage({ content: result.content, toolCalls: result.toolCalls }))
       added.push(...yield* execute(kit, result.toolCalls, options))
     }
@@ -166,6 +198,8 @@ export const stream = <R>(
             if (finish === undefined) return Stream.empty
             return Stream.make(calls.length > 0 ? StreamEvent.Finish({ ...finish, finishReason: "length" }) : finish)
           }
+          const unusable = unusableCalls(llm, calls)
+          if (unusable !== undefined) return yield* Effect.fail(unusable)
           const results = yield* execute(kit, calls, options)
           const added = [new AssistantMessage({ content, toolCalls: calls }), ...results]
           if (options.onStep) yield* options.onStep(added)

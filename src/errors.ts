@@ -156,6 +156,22 @@ export interface ErrorContext {
   readonly requestId?: string | undefined
   /** The environment variable holding the key, named in authentication errors. */
   readonly apiKeyEnv?: string | undefined
+  /**
+   * Values that must never appear in an error (the API key). A provider or a
+   * proxy that echoes the key back in its error text gets it replaced by
+   * `[redacted]` in every error built from that text.
+   */
+  readonly secrets?: ReadonlyArray<string> | undefined
+}
+
+/** Replaces every occurrence of the context's secrets (8 characters or more) in `text` by `[redacted]`. */
+export const redactSecrets = (context: ErrorContext, text: string): string => {
+  if (context.secrets === undefined) return text
+  let out = text
+  for (const secret of context.secrets) {
+    if (secret.length >= 8 && out.includes(secret)) out = out.split(secret).join("[redacted]")
+  }
+  return out
 }
 
 /** What a provider said about a failure, from the status line, headers and body. */
@@ -177,10 +193,10 @@ const overloadedTypes = new Set(["overloaded_error", "api_error", "server_error"
 const base = (context: ErrorContext, failure: ProviderFailure, message: string) => ({
   provider: context.provider,
   model: context.model,
-  message,
+  message: redactSecrets(context, message),
   ...(failure.status === undefined ? {} : { status: failure.status }),
-  ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
-  ...(failure.type ?? failure.code ? { errorType: (failure.type ?? failure.code)! } : {})
+  ...(context.requestId === undefined ? {} : { requestId: redactSecrets(context, context.requestId) }),
+  ...(failure.type ?? failure.code ? { errorType: redactSecrets(context, (failure.type ?? failure.code)!) } : {})
 })
 
 const describe = (context: ErrorContext, failure: ProviderFailure, fallback: string): string => {
@@ -230,6 +246,16 @@ export const fromProviderFailure = (context: ErrorContext, failure: ProviderFail
       ...base(context, failure, describe(context, failure, "the provider failed mid-stream")),
       ...withRetryAfter
     })
+  }
+  if (status !== undefined && status >= 300 && status < 400) {
+    // never followed: a redirect to another origin would carry the API key there
+    return new LlmResponseError(
+      base(
+        context,
+        failure,
+        `${context.provider} (${context.model}) HTTP ${status}: the server redirected the request; redirects are not followed, so the API key is never sent to another address (set the base URL to the final address)`
+      )
+    )
   }
   if (
     contextMarkers.test(kind) || /invalid_request|not_found|request_too_large/.test(kind) ||

@@ -9,6 +9,11 @@
  *
  * It is plain `node:http`, independent of the code under test.
  *
+ * For load and soak runs it also answers from a request's content (see
+ * {@link FakeProvider.respond}), floods bodies without buffering them
+ * (`flood`), holds replies until a gate opens (`gated`), keeps counters that
+ * survive {@link FakeProvider.clearRequests}, and takes a larger listen backlog.
+ *
  * Routes:
  * - `POST …/chat/completions` → protocol `"chat"`, answered by the next script.
  * - `POST …/messages` → protocol `"messages"`, answered by the next script.
@@ -180,8 +185,59 @@ export interface ResetReply {
   readonly kind: "reset"
 }
 
+/**
+ * A large body produced on the fly: status (default 200) and headers (default
+ * `text/event-stream`), `prefix`, then `chunk` written again and again (waiting
+ * for the socket to drain, so the server's own memory stays flat) until
+ * `bytes` bytes of chunks were sent, then `suffix` and the end. Without
+ * `bytes` it floods until the client closes the connection.
+ */
+export interface FloodReply {
+  readonly kind: "flood"
+  readonly status?: number
+  readonly headers?: Readonly<Record<string, string>>
+  readonly prefix?: string | Uint8Array
+  readonly chunk: string | Uint8Array
+  readonly bytes?: number
+  readonly suffix?: string | Uint8Array
+}
+
+/**
+ * Holds the request (headers not yet sent) until `until` settles, then answers
+ * it with `then`: load tests gate their replies so that every request is
+ * open at the same time.
+ */
+export interface GatedReply {
+  readonly kind: "gated"
+  readonly until: Promise<unknown>
+  readonly then: Script
+}
+
 /** What the server does with one chat/messages request. */
-export type Script = Reply | StatusReply | RawReply | HangReply | HeadersOnlyReply | ResetReply
+export type Script = Reply | StatusReply | RawReply | HangReply | HeadersOnlyReply | ResetReply | FloodReply | GatedReply
+
+/**
+ * Picks the script for a request from its content (e.g. echoing an id found in
+ * the last user message), so concurrent callers each get their own answer.
+ * Returning undefined falls through to the default script.
+ */
+export type Responder = (request: RecordedRequest) => Script | undefined
+
+/** Counters since start (or the last `reset()`), kept even when recorded requests are cleared. */
+export interface FakeProviderStats {
+  /** Chat/messages and other requests received. */
+  readonly received: number
+  /** Responses written completely. */
+  readonly finished: number
+  /** Requests the client closed before their response finished. */
+  readonly closedByClient: number
+  /** Requests whose connection is still open and whose response is not finished: in flight right now. */
+  readonly active: number
+  /** The most requests in flight at once. */
+  readonly peakActive: number
+  /** TCP connections accepted. */
+  readonly connections: number
+}
 
 /** A request the server received (every route, GETs included). */
 export interface RecordedRequest {
@@ -222,7 +278,13 @@ export interface FakeProvider {
   waitForRequests(n: number, timeoutMs?: number): Promise<void>
   /** Sockets open right now. */
   readonly openConnections: number
-  /** Clears the queue, the recorded requests and the request counter, and restores the default script and health. */
+  /** Answers requests from their content when the queue is empty (before the default script); undefined removes it. */
+  respond(responder: Responder | undefined): void
+  /** Drops the recorded requests (keeps the counters and `stats`), so long runs do not accumulate them. */
+  clearRequests(): void
+  /** Counters of requests and connections. */
+  readonly stats: FakeProviderStats
+  /** Clears the queue, the recorded requests, the request counter, the responder and the stats counters, and restores the default script and health. */
   reset(): void
   /** Stops the server and destroys every socket. */
   close(): Promise<void>
@@ -520,7 +582,12 @@ interface Exchange {
 
 /** Starts a fake provider on loopback (`127.0.0.1`, a free port unless `port` is given). */
 export const start = async (
-  options: { readonly port?: number; readonly host?: string } = {}
+  options: {
+    readonly port?: number
+    readonly host?: string
+    /** The listen backlog (default Node's 511); raise it to accept a thousand connections at once. */
+    readonly backlog?: number
+  } = {}
 ): Promise<FakeProvider> => {
   const initialScript: Script = { kind: "reply", text: "ok" }
   const initialHealth = { status: 200, body: { status: "ok" } as object }
@@ -532,6 +599,8 @@ export const start = async (
   const waiters = new Set<() => void>()
   let counter = 0
   let closing = false
+  let responder: Responder | undefined
+  const stats = { received: 0, finished: 0, closedByClient: 0, active: 0, peakActive: 0, connections: 0 }
 
   const notify = () => {
     for (const waiter of [...waiters]) waiter()
@@ -650,7 +719,7 @@ export const start = async (
     if (live()) res.end()
   }
 
-  const serve = async (exchange: Exchange, script: Script) => {
+  const serve = async (exchange: Exchange, script: Script): Promise<void> => {
     const { request, res } = exchange
     const protocol = request.protocol
     const body = (typeof request.body === "object" && request.body !== null ? request.body : {}) as {
@@ -663,6 +732,10 @@ export const start = async (
       : { "x-request-id": request.requestId }
     const live = () => !res.destroyed && !res.writableEnded
     switch (script.kind) {
+      case "gated":
+        await script.until.catch(() => undefined)
+        if (live()) await serve(exchange, script.then)
+        return
       case "reset":
         abort(exchange, true)
         return
@@ -685,6 +758,29 @@ export const start = async (
           ...script.headers
         })
         res.end(payload)
+        return
+      }
+      case "flood": {
+        res.writeHead(script.status ?? 200, { "content-type": "text/event-stream", ...idHeader, ...script.headers })
+        const write = (data: string | Uint8Array) =>
+          new Promise<void>((resolve) => {
+            if (!live()) return resolve()
+            if (res.write(data)) return resolve()
+            const done = () => {
+              res.off("drain", done)
+              res.off("close", done)
+              resolve()
+            }
+            res.once("drain", done)
+            res.once("close", done)
+          })
+        if (script.prefix !== undefined) await write(script.prefix)
+        const size = typeof script.chunk === "string" ? Buffer.byteLength(script.chunk) : script.chunk.length
+        for (let sent = 0; live() && (script.bytes === undefined || sent < script.bytes); sent += size) {
+          await write(script.chunk)
+        }
+        if (script.suffix !== undefined) await write(script.suffix)
+        if (live()) res.end()
         return
       }
       case "raw": {
@@ -724,7 +820,7 @@ export const start = async (
       res.end(JSON.stringify(payload))
     }
     if (request.protocol !== "other") {
-      const script = queue.shift() ?? fallback
+      const script = queue.shift() ?? responder?.(request) ?? fallback
       serve(exchange, script).catch((error: unknown) => {
         // a script the renderer cannot render (e.g. non-JSON tool arguments): make it loud
         const message = error instanceof Error ? error.message : String(error)
@@ -781,12 +877,20 @@ export const start = async (
       }
       const exchange: Exchange = { request, res, serverAborted: false }
       requests.push(request)
+      stats.received++
+      stats.active++
+      stats.peakActive = Math.max(stats.peakActive, stats.active)
       res.on("finish", () => {
         request.finished = true
+        stats.finished++
         notify()
       })
       res.on("close", () => {
-        if (!request.finished && !exchange.serverAborted && !closing) request.closedByClient = true
+        if (!request.finished && !exchange.serverAborted && !closing) {
+          request.closedByClient = true
+          stats.closedByClient++
+        }
+        stats.active--
         notify()
       })
       notify()
@@ -794,12 +898,13 @@ export const start = async (
     })
   })
   server.on("connection", (socket) => {
+    stats.connections++
     sockets.add(socket)
     socket.on("close", () => sockets.delete(socket))
   })
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject)
-    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", options.backlog ?? 511, () => {
       server.off("error", reject)
       resolve()
     })
@@ -826,12 +931,27 @@ export const start = async (
     get openConnections() {
       return sockets.size
     },
+    respond: (handler) => {
+      responder = handler
+    },
+    clearRequests: () => {
+      requests.length = 0
+    },
+    get stats() {
+      return { ...stats }
+    },
     reset: () => {
       queue.length = 0
       requests.length = 0
       counter = 0
+      responder = undefined
       fallback = initialScript
       health = initialHealth
+      stats.received = 0
+      stats.finished = 0
+      stats.closedByClient = 0
+      stats.peakActive = stats.active
+      stats.connections = 0
     },
     close: () =>
       new Promise<void>((resolve) => {

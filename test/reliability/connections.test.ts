@@ -1,0 +1,58 @@
+/**
+ * Connection reuse: calls that end normally give their socket back to the
+ * keep-alive pool, so a long run does not open (and leave in TIME_WAIT) a new
+ * TCP connection per call. undici opens a second connection when the second
+ * request is sent in the same tick the first socket is released: two is the
+ * steady state, whatever the number of calls.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Llm from "../../src/Llm.js"
+import * as Message from "../../src/Message.js"
+import * as LlmStream from "../../src/Stream.js"
+import { backends } from "../support/backends.js"
+import * as FakeProvider from "../support/FakeProvider.js"
+
+const calls = 20
+
+describe("connection reuse", () => {
+  it.live(`${calls} sequential whole requests share at most two connections`, () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* FakeProvider.make
+      for (const backend of backends) {
+        server.reset()
+        server.setDefault({ kind: "reply", text: "Reused." })
+        yield* Effect.repeatN(Llm.complete([Message.user("Hi")]), calls - 1).pipe(Effect.provide(backend.layer(server.url)))
+        expect(server.stats.connections, backend.name).toBeLessThanOrEqual(2)
+      }
+    })))
+
+  it.live(`${calls} sequential streams whose body ends in one write share at most two connections`, () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* FakeProvider.make
+      server.setDefault({ kind: "reply", text: "Streamed in one write." })
+      yield* Effect.repeatN(LlmStream.collect(Llm.stream([Message.user("Hi")])), calls - 1).pipe(
+        Effect.provide(backends[0]!.layer(server.url))
+      )
+      expect(server.stats.connections).toBeLessThanOrEqual(2)
+    })))
+
+  // BUG (src/layers/HttpProvider.ts; see docs/RELIABILITY.md): when the protocol's terminator ([DONE], message_stop)
+  // arrives in a read before the end of the HTTP body (a server that writes each event, then ends the response), the
+  // stream ends and its scope closes with the body unread: undici aborts the request, destroys the socket and opens a
+  // spare one, so every such stream costs two TCP connections and none is reused. Fix: after the terminator, keep
+  // pulling the body to its end (bounded: at most a few KiB and ~1 s, then abort as now) before closing the scope.
+  // Remove `.fails` once streams reuse their connection.
+  it.live.fails(`${calls} sequential streams written event by event share at most two connections`, () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* FakeProvider.make
+      for (const backend of backends) {
+        server.reset()
+        server.setDefault({ kind: "reply", text: "Streamed event by event.", delayMs: 1 })
+        yield* Effect.repeatN(LlmStream.collect(Llm.stream([Message.user("Hi")])), calls - 1).pipe(
+          Effect.provide(backend.layer(server.url))
+        )
+        expect(server.stats.connections, backend.name).toBeLessThanOrEqual(2)
+      }
+    })))
+})

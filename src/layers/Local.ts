@@ -7,11 +7,13 @@
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import { connectionError, fromProviderFailure, type LlmError, LlmTimeoutError, responseError } from "../errors.js"
 import { Llm } from "../Llm.js"
 import * as ChatCompletions from "./ChatCompletions.js"
@@ -80,14 +82,35 @@ export interface ProbeOptions {
   readonly timeout?: Duration.DurationInput | undefined
 }
 
-const probe = (path: string, options: ProbeOptions) => {
+/** The most of a probe's body that is read: enough for any model list, nothing a flood can fill memory with. */
+const maxProbeBodyBytes = 1024 * 1024
+
+/** Reads at most `limit` bytes of a body as text, then lets the rest go (the request is aborted). */
+const readBounded = (response: HttpClientResponse.HttpClientResponse, limit: number) =>
+  Effect.suspend(() => {
+    const parts: Array<Uint8Array> = []
+    let size = 0
+    return response.stream.pipe(
+      Stream.takeWhile(() => size <= limit),
+      Stream.runForEach((part) => Effect.sync(() => (parts.push(part), size += part.length))),
+      Effect.map(() => ({ text: Buffer.concat(parts, size).toString("utf8"), complete: size <= limit }))
+    )
+  })
+
+const probe = (path: string, options: ProbeOptions, readBody: boolean) => {
   const context = { provider: "local", model: defaults.model }
   const url = `${rootOf(options.baseUrl ?? defaults.baseUrl)}${path}`
   const timeout = Duration.decode(options.timeout ?? "2 seconds")
   return Effect.flatMap(HttpClient.HttpClient, (client) =>
     client.execute(HttpClientRequest.get(url)).pipe(
       Effect.flatMap((response) =>
-        Effect.map(Effect.orElseSucceed(response.text, () => ""), (text) => ({ status: response.status, text }))
+        readBody
+          ? Effect.map(
+            Effect.orElseSucceed(readBounded(response, maxProbeBodyBytes), () => ({ text: "", complete: false })),
+            (body) => ({ status: response.status, ...body })
+          )
+          // only the status matters: the body is never read, and the request is closed at once
+          : Effect.as(Effect.ignore(Stream.runDrain(Stream.take(response.stream, 0))), { status: response.status, text: "", complete: true })
       ),
       Effect.mapError((error): LlmError =>
         connectionError(context, error.cause, `probing ${url}`)
@@ -106,10 +129,10 @@ const probe = (path: string, options: ProbeOptions) => {
  * mlx_lm, LM Studio). Fails with `LlmConnectionError` when nothing listens.
  */
 export const health = (options: ProbeOptions = {}): Effect.Effect<Health, LlmError, HttpClient.HttpClient> =>
-  Effect.flatMap(probe("/health", options), ({ status }) => {
+  Effect.flatMap(probe("/health", options, false), ({ status }) => {
     if (status >= 200 && status < 300) return Effect.succeed(new Health({ status: "ok", endpoint: "/health" }))
     if (status === 503) return Effect.succeed(new Health({ status: "loading", endpoint: "/health" }))
-    return Effect.flatMap(probe("/v1/models", options), (models) =>
+    return Effect.flatMap(probe("/v1/models", options, false), (models) =>
       models.status >= 200 && models.status < 300
         ? Effect.succeed(new Health({ status: "ok", endpoint: "/v1/models" }))
         : Effect.fail(fromProviderFailure({ provider: "local", model: defaults.model }, { status: models.status, message: models.text.slice(0, 200) })))
@@ -117,8 +140,9 @@ export const health = (options: ProbeOptions = {}): Effect.Effect<Health, LlmErr
 
 /** Lists the models a local server offers (`GET /v1/models`). */
 export const models = (options: ProbeOptions = {}): Effect.Effect<ReadonlyArray<string>, LlmError, HttpClient.HttpClient> =>
-  Effect.flatMap(probe("/v1/models", options), ({ status, text }) => {
+  Effect.flatMap(probe("/v1/models", options, true), ({ complete, status, text }) => {
     const context = { provider: "local", model: defaults.model }
+    if (!complete) return Effect.fail(responseError(context, `the model list exceeds ${maxProbeBodyBytes} bytes`, status))
     if (status < 200 || status >= 300) return Effect.fail(fromProviderFailure(context, { status, message: text.slice(0, 200) }))
     try {
       const body = JSON.parse(text) as { data?: ReadonlyArray<{ id?: unknown }> }

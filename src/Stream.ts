@@ -39,8 +39,25 @@ export type StreamEvent = Data.TaggedEnum<{
   }
 }>
 
-/** Constructors and matchers of `StreamEvent`. */
-export const StreamEvent = Data.taggedEnum<StreamEvent>()
+/**
+ * Constructors and matchers of `StreamEvent`. The same as
+ * `Data.taggedEnum<StreamEvent>()`, as a plain object: `taggedEnum` answers
+ * every property read through a Proxy that builds a new constructor each
+ * time, a cost paid for every event of every stream.
+ */
+export const StreamEvent: Data.TaggedEnum.Constructor<StreamEvent> = (() => {
+  const tagged = Data.taggedEnum<StreamEvent>()
+  return {
+    TextDelta: Data.tagged<Extract<StreamEvent, { _tag: "TextDelta" }>>("TextDelta"),
+    ReasoningDelta: Data.tagged<Extract<StreamEvent, { _tag: "ReasoningDelta" }>>("ReasoningDelta"),
+    ToolCallStart: Data.tagged<Extract<StreamEvent, { _tag: "ToolCallStart" }>>("ToolCallStart"),
+    ToolCallDelta: Data.tagged<Extract<StreamEvent, { _tag: "ToolCallDelta" }>>("ToolCallDelta"),
+    ToolCall: Data.tagged<Extract<StreamEvent, { _tag: "ToolCall" }>>("ToolCall"),
+    Finish: Data.tagged<Extract<StreamEvent, { _tag: "Finish" }>>("Finish"),
+    $is: tagged.$is,
+    $match: tagged.$match
+  }
+})()
 
 /** The events that carry what the model produced (everything but `Finish`). */
 export const isContent = (event: StreamEvent): boolean => event._tag !== "Finish"

@@ -10,18 +10,23 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
+import * as Cause from "effect/Cause"
+import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
+import type * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as FiberId from "effect/FiberId"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import {
   connectionError,
   type ErrorContext,
@@ -126,13 +131,92 @@ const utf8 = new TextDecoder("utf-8", { fatal: true })
 
 const isFailure = <A extends object>(value: A | LlmError): value is LlmError => "_tag" in value
 
+/** Effect's built-in tracer. Its spans are recorded nowhere: no exporter, no log, nothing a user can read. */
+const nativeTracer = Effect.runSync(Effect.tracer)
+
+/**
+ * The length a body will have, when the response says so and nothing will
+ * transform it on the way (a compressed body decoded by `fetch` can be larger
+ * than its `content-length`).
+ */
+const plainLength = (headers: Readonly<Record<string, string | undefined>>): number | undefined => {
+  const encoding = headers["content-encoding"]
+  if (encoding !== undefined && encoding !== "identity") return undefined
+  const length = headers["content-length"]
+  if (length === undefined || !/^\d{1,15}$/.test(length)) return undefined
+  return Number(length)
+}
+
+/** Where a stream stands, for its watchdog: still waiting for content, or streaming it. */
+type Phase = "opening" | "streaming"
+
+/** One attempt of a stream. */
+interface Attempt {
+  /** When it started (clock millis). */
+  readonly start: number
+  /** Closing it aborts the request. */
+  readonly abort: Scope.CloseableScope
+  /** The timeout its watchdog saw pass, if any. */
+  timedOut: LlmTimeoutError | undefined
+  /** Whether its reply was read to the end. */
+  completed: boolean
+  /** Stops its watchdog. */
+  stopWatchdog: () => void
+}
+
+/** Effect's default clock: its `sleep` is a `setTimeout`. */
+const nativeClock = Effect.runSync(Effect.clock)
+
+/** The longest delay `setTimeout` takes; Effect's clock treats longer sleeps as endless. */
+const maxTimerMillis = 2 ** 31 - 1
+
+/**
+ * Starts a watchdog: `check` runs now and again after each wait it returns,
+ * until it returns `undefined` (it has acted). Under Effect's default clock
+ * it is a plain timer; under any other clock (`TestClock`) a fiber that
+ * sleeps on that clock. Returns the function that stops it.
+ */
+const startWatchdog = (clock: Clock.Clock, check: () => number | undefined): Effect.Effect<() => void> => {
+  if (clock === nativeClock) {
+    return Effect.sync(() => {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const tick = () => {
+        const wait = check()
+        timer = wait === undefined || wait > maxTimerMillis ? undefined : setTimeout(tick, wait)
+      }
+      tick()
+      return () => clearTimeout(timer)
+    })
+  }
+  const loop: Effect.Effect<void> = Effect.suspend(() => {
+    const wait = check()
+    return wait === undefined ? Effect.void : Effect.zipRight(Effect.sleep(wait), loop)
+  })
+  return Effect.map(Effect.forkDaemon(loop), (fiber) => () => fiber.unsafeInterruptAsFork(FiberId.none))
+}
+
+/** Records that `attempt` ran out of time, and aborts its request. */
+const expire = (attempt: Attempt, timeout: LlmTimeoutError): undefined => {
+  attempt.timedOut = timeout
+  Effect.runFork(Scope.close(attempt.abort, Exit.void))
+  return undefined
+}
+
 /**
  * Builds an `Llm` service from a codec and an endpoint. Everything that does
  * not depend on the call (URL, headers, retry schedule) is built once here.
+ *
+ * The hot paths are written for speed (see BENCHMARKS.md): no span is made
+ * when nothing records spans, the retry schedule is only started by a first
+ * failure, a body of known length is read in one piece, and a stream's three
+ * deadlines are kept by one sleeping fiber per stream that aborts the request
+ * when one passes, rather than by a race around every read.
  */
 export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, HttpClient.HttpClient> =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
+    /** The same client, its requests aborted when the scope they ran in closes (streams). */
+    const scopedClient = HttpClient.withScope(client)
     const { codec, provider } = config
     const baseContext: ErrorContext = { provider, model: config.model, apiKeyEnv: config.apiKeyEnv }
     const baseRequest = HttpClientRequest.post(config.baseUrl.replace(/\/+$/, "") + codec.path).pipe(
@@ -143,9 +227,42 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
     const defaults = definedOnly(config.defaults)
     const maxResponseBytes = config.maxResponseBytes ?? defaultMaxResponseBytes
     const unsafe = unsafeConfiguration(config)
+    const spanAttributes = { "llm.provider": provider, "llm.model": config.model }
 
-    /** Reads a whole body as UTF-8 text, failing past `limit` bytes or on invalid UTF-8. */
-    const readText = (response: HttpClientResponse.HttpClientResponse, context: ErrorContext, limit: number) =>
+    /**
+     * Runs `effect` in the span `name` when the application installed a
+     * tracer. Under Effect's built-in tracer nothing records spans, so neither
+     * ours nor @effect/platform's HTTP client span is made: they cost more
+     * than a small request's own work.
+     */
+    const traced = <A, E, R>(name: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      Effect.tracerWith((tracer) =>
+        tracer === nativeTracer
+          ? Effect.withTracerEnabled(effect, false)
+          : Effect.withSpan(effect, name, { attributes: spanAttributes })
+      )
+
+    /**
+     * `attempt`, retried by the policy on failure. The schedule is only
+     * started by a first failure (it is then fed that failure, so it decides
+     * exactly as `Effect.retry(attempt, policy)` would): a call that succeeds
+     * at once pays nothing for it.
+     */
+    const retrying = <A>(attempt: Effect.Effect<A, LlmError>): Effect.Effect<A, LlmError> =>
+      Effect.catchAll(attempt, (first) => {
+        let replayed = false
+        return Effect.retry(
+          Effect.suspend(() => {
+            if (replayed) return attempt
+            replayed = true
+            return Effect.fail(first)
+          }),
+          retryPolicy
+        )
+      })
+
+    /** Reads a body of unknown length chunk by chunk, failing past `limit` bytes. */
+    const readChunks = (response: HttpClientResponse.HttpClientResponse, context: ErrorContext, limit: number) =>
       Effect.suspend(() => {
         const parts: Array<Uint8Array> = []
         let size = 0
@@ -161,15 +278,36 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
             }
             return Effect.void
           }),
-          Effect.flatMap(() => {
-            try {
-              return Effect.succeed(utf8.decode(Buffer.concat(parts, size)))
-            } catch {
-              return Effect.fail(responseError(context, "the response body is not valid UTF-8", response.status))
-            }
-          })
+          Effect.map(() => Buffer.concat(parts, size))
         )
       })
+
+    /**
+     * Reads a whole body as UTF-8 text, failing past `limit` bytes or on
+     * invalid UTF-8. A body whose length the headers give is refused at once
+     * when too large, else read in one piece; any other is read chunk by chunk.
+     */
+    const readText = (
+      response: HttpClientResponse.HttpClientResponse,
+      headers: Readonly<Record<string, string | undefined>>,
+      context: ErrorContext,
+      limit: number
+    ): Effect.Effect<string, LlmError> => {
+      const length = plainLength(headers)
+      if (length !== undefined && length > limit) {
+        return Effect.fail(responseError(context, `the response body exceeds ${limit} bytes`, response.status))
+      }
+      const bytes: Effect.Effect<ArrayBuffer | Uint8Array, LlmError> = length === undefined
+        ? readChunks(response, context, limit)
+        : Effect.mapError(response.arrayBuffer, (error) => connectionError(context, error.cause, "while reading the response"))
+      return Effect.flatMap(bytes, (body) => {
+        try {
+          return Effect.succeed(utf8.decode(body))
+        } catch {
+          return Effect.fail(responseError(context, "the response body is not valid UTF-8", response.status))
+        }
+      })
+    }
 
     /** Per-call settings: merged options, the encoded request, the deadlines. */
     const prepare = (messages: ReadonlyArray<Message>, callOptions: CompletionOptions | undefined, stream: boolean) => {
@@ -198,65 +336,123 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
       })
 
     /** The error a non-2xx response stands for, read from its status, headers and body. */
-    const statusError = (response: HttpClientResponse.HttpClientResponse) =>
-      Effect.map(Effect.orElseSucceed(readText(response, baseContext, maxErrorBodyBytes), () => ""), (text): LlmError => {
-        let body: unknown = text
-        try {
-          body = JSON.parse(text)
-        } catch {
-          // not JSON: keep the text (an HTML error page, a proxy's message)
+    const statusError = (
+      response: HttpClientResponse.HttpClientResponse,
+      headers: Readonly<Record<string, string | undefined>>
+    ) =>
+      Effect.map(
+        Effect.orElseSucceed(readText(response, headers, baseContext, maxErrorBodyBytes), () => ""),
+        (text): LlmError => {
+          let body: unknown = text
+          try {
+            body = JSON.parse(text)
+          } catch {
+            // not JSON: keep the text (an HTML error page, a proxy's message)
+          }
+          const shouldRetry = headers["x-should-retry"]
+          return fromProviderFailure({ ...baseContext, requestId: requestIdOf(headers) }, {
+            status: response.status,
+            ...codec.readError(body),
+            retryAfter: Retry.parseRetryAfter(headers, Date.now()),
+            shouldRetry: shouldRetry === "true" ? true : shouldRetry === "false" ? false : undefined
+          })
         }
-        const headers = response.headers
-        const shouldRetry = headers["x-should-retry"]
-        return fromProviderFailure({ ...baseContext, requestId: requestIdOf(headers) }, {
-          status: response.status,
-          ...codec.readError(body),
-          retryAfter: Retry.parseRetryAfter(headers, Date.now()),
-          shouldRetry: shouldRetry === "true" ? true : shouldRetry === "false" ? false : undefined
-        })
-      })
-
-    /** Sends one attempt and fails with the matching `LlmError` on a non-2xx status. */
-    const send = (request: HttpClientRequest.HttpClientRequest) =>
-      client.execute(request).pipe(
-        Effect.mapError((error: HttpClientError.HttpClientError) =>
-          connectionError(baseContext, error.cause, "before the response")
-        ),
-        Effect.flatMap((response) =>
-          response.status < 300 ? Effect.succeed(response) : Effect.flip(statusError(response))
-        )
       )
 
-    const complete = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
+    /** A 2xx response and its headers (read once: each read of `response.headers` copies them). */
+    interface Answer {
+      readonly response: HttpClientResponse.HttpClientResponse
+      readonly headers: Readonly<Record<string, string | undefined>>
+    }
+
+    /**
+     * Sends one attempt and fails with the matching `LlmError` on a non-2xx
+     * status; a transport failure is the `LlmError` `onTransport` makes of it.
+     */
+    const send = <R>(
+      execute: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError, R>,
+      onTransport: (error: HttpClientError.HttpClientError) => LlmError
+    ): Effect.Effect<Answer, LlmError, R> =>
+      Effect.matchEffect(execute, {
+        onFailure: (error) => Effect.fail(onTransport(error)),
+        onSuccess: (response) => {
+          const headers = response.headers
+          return response.status < 300
+            ? Effect.succeed({ response, headers })
+            : Effect.flip(statusError(response, headers))
+        }
+      })
+
+    /**
+     * Releases an attempt: stops its watchdog and, unless its reply was read
+     * to the end, aborts its request (aborting a finished request would only
+     * cost an exception).
+     */
+    const release = (attempt: Attempt) =>
       Effect.suspend(() => {
-        const prepared = prepare(messages, callOptions, false)
-        if ("_tag" in prepared) return Effect.fail(prepared)
-        const started = Date.now()
-        let attempts = 0
-        const attempt = Effect.suspend(() => {
-          attempts++
-          return send(prepared.request).pipe(
-            Effect.flatMap((response) => {
-              const context = { ...baseContext, requestId: requestIdOf(response.headers) }
-              return readText(response, context, maxResponseBytes).pipe(
-                Effect.flatMap((text) => {
-                  let body: unknown
-                  try {
-                    body = JSON.parse(text)
-                  } catch {
-                    return Effect.fail(responseError(context, `the response is not JSON: ${text.slice(0, 200)}`, 200))
-                  }
-                  const decoded = codec.decodeResponse(body, context)
-                  return isFailure(decoded) ? Effect.fail(decoded) : Effect.succeed({ decoded, context })
-                })
+        attempt.stopWatchdog()
+        return attempt.completed ? Effect.void : Scope.close(attempt.abort, Exit.void)
+      })
+
+    const complete = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
+      traced(
+        "Llm.complete",
+        Effect.suspend(() => {
+          const prepared = prepare(messages, callOptions, false)
+          if ("_tag" in prepared) return Effect.fail(prepared)
+          const started = Date.now()
+          let attempts = 0
+          const totalMillis = Duration.toMillis(prepared.total)
+          const onTransport = (error: HttpClientError.HttpClientError) =>
+            connectionError(baseContext, error.cause, "before the response")
+          /** Reads and decodes a 2xx answer. */
+          const reply = ({ headers, response }: Answer) => {
+            const context = { ...baseContext, requestId: requestIdOf(headers) }
+            return Effect.flatMap(readText(response, headers, context, maxResponseBytes), (text) => {
+              let body: unknown
+              try {
+                body = JSON.parse(text)
+              } catch {
+                return Effect.fail(responseError(context, `the response is not JSON: ${text.slice(0, 200)}`, 200))
+              }
+              const decoded = codec.decodeResponse(body, context)
+              return isFailure(decoded) ? Effect.fail(decoded) : Effect.succeed({ decoded, context })
+            })
+          }
+          /**
+           * One attempt. Its total deadline is kept by a sleeping fiber that,
+           * when it passes, aborts the request: the pending send or read then
+           * fails, and the attempt fails with the timeout.
+           */
+          const attempt = Effect.flatMap(Scope.make(), (abort) => {
+            attempts++
+            const current: Attempt = {
+              start: 0,
+              abort,
+              timedOut: undefined,
+              completed: false,
+              stopWatchdog: () => {}
+            }
+            let armed = false
+            const check = () => {
+              if (armed) return expire(current, timeoutError("total", prepared.total))
+              armed = true
+              return totalMillis
+            }
+            return Effect.flatMap(Effect.clockWith((clock) => startWatchdog(clock, check)), (stop) => {
+              current.stopWatchdog = stop
+              return send(Scope.extend(scopedClient.execute(prepared.request), abort), onTransport).pipe(
+                Effect.flatMap(reply),
+                Effect.map((answer) => {
+                  current.completed = true
+                  return answer
+                }),
+                Effect.mapError((error) => current.timedOut ?? error),
+                Effect.ensuring(release(current))
               )
-            }),
-            Effect.timeoutFail({ duration: prepared.total, onTimeout: () => timeoutError("total", prepared.total) })
-          )
-        })
-        return attempt.pipe(
-          Effect.retry(retryPolicy),
-          Effect.map(({ context, decoded }) =>
+            })
+          })
+          return Effect.map(retrying(attempt), ({ context, decoded }) =>
             new CompletionResult({
               content: decoded.content,
               model: decoded.model,
@@ -271,140 +467,241 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
                 attempts,
                 latencyMillis: Date.now() - started
               }, true)
-            }, true)
-          )
-        )
-      }).pipe(Effect.withSpan("Llm.complete", { attributes: { "llm.provider": provider, "llm.model": config.model } }))
+            }, true))
+        })
+      )
 
-    const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
-      Stream.unwrapScoped(Effect.gen(function*() {
+    const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions): Stream.Stream<StreamEvent, LlmError> =>
+      Stream.suspend(() => {
         const prepared = prepare(messages, callOptions, true)
-        if ("_tag" in prepared) return yield* Effect.fail(prepared)
-        const clock = yield* Effect.clock
-        const now = () => clock.unsafeCurrentTimeMillis()
-        const outer = yield* Effect.scope
-        const started = now()
-        let attempts = 0
-        let attemptStart = started
-        let lastContent = started
-        let firstContent: number | undefined
-        let requestId: string | undefined
-        let finished = false
+        return "_tag" in prepared ? Stream.fail(prepared) : session(prepared)
+      })
 
-        const finishEvent = (finish: DecodedFinish) =>
-          StreamEvent.Finish({
-            finishReason: finish.finishReason,
-            usage: finish.usage,
-            model: finish.model,
-            metadata: new ResponseMetadata({
-              provider,
-              ...(finish.responseId === undefined ? {} : { responseId: finish.responseId }),
-              ...(requestId === undefined ? {} : { requestId }),
-              attempts,
-              latencyMillis: now() - started,
-              ...(firstContent === undefined ? {} : { firstTokenMillis: firstContent - started })
-            }, true)
-          })
+    /**
+     * One streamed call: attempts until one yields its first events (the
+     * consumer has seen nothing before, so retrying is safe), then that
+     * attempt's events. Each attempt is one pipeline, response bytes →
+     * decoder → consumer, with no fiber, queue or race per read: one fiber
+     * per attempt sleeps until the next deadline (first token, total, idle)
+     * and, when one passes, records which and aborts the request, so the
+     * pending send or read fails at once and that failure becomes the
+     * `LlmTimeoutError`.
+     */
+    const session = (prepared: Exclude<ReturnType<typeof prepare>, LlmError>): Stream.Stream<StreamEvent, LlmError> => {
+      const totalMillis = Duration.toMillis(prepared.total)
+      const firstTokenMillis = Duration.toMillis(prepared.firstToken)
+      const firstTokenKind: TimeoutKind = Duration.lessThan(prepared.firstToken, prepared.total) ? "firstToken" : "total"
+      const idleMillis = prepared.idle === undefined ? Infinity : Duration.toMillis(Duration.decode(prepared.idle))
+      let clock: Clock.Clock | undefined
+      const now = () => clock!.unsafeCurrentTimeMillis()
+      let started = 0
+      let attempts = 0
+      /** The attempt under way (an older attempt's watchdog stands down). */
+      let current: Attempt | undefined
+      let lastContent = 0
+      let firstContent: number | undefined
+      let requestId: string | undefined
+      let phase: Phase = "opening"
+      /** The retry schedule's state, made by the first failure. */
+      let driver: Schedule.ScheduleDriver<LlmError, LlmError> | undefined
+      /** The `Llm.stream.open` span, when a tracer records spans. */
+      let span: Tracer.Span | undefined
 
-        /** Opens one attempt and reads until its first events; returns them and the pull for the rest. */
-        const openAttempt = Effect.gen(function*() {
-          attempts++
-          attemptStart = now()
-          finished = false
-          const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
-          const opened = yield* Effect.gen(function*() {
-            const response = yield* send(prepared.request)
-            requestId = requestIdOf(response.headers)
-            const context: ErrorContext = { ...baseContext, requestId }
-            const contentType = response.headers["content-type"] ?? ""
-            if (contentType.includes("text/html")) {
-              return yield* Effect.fail(responseError(context, `expected an event stream, got ${contentType}`, response.status))
-            }
-            const reader = new EventReader(codec.streamDecoder(context), context)
-            let received = 0
-            const bytes = yield* Stream.toPull(response.stream).pipe(Scope.extend(scope))
-            const end = (): Effect.Effect<Chunk.Chunk<StreamEvent>, Option.Option<LlmError>> => {
-              if (finished) return Effect.fail(Option.none())
-              finished = true
-              const ended = reader.end()
-              if (isFailure(ended)) return Effect.fail(Option.some(ended))
-              ended.events.push(finishEvent(ended.finish))
-              return Effect.succeed(Chunk.unsafeFromArray(ended.events))
-            }
-            const next: Effect.Effect<Chunk.Chunk<StreamEvent>, Option.Option<LlmError>> = Effect.suspend(() =>
-              finished ? Effect.fail(Option.none()) : Effect.matchEffect(bytes, {
-                onFailure: (error) =>
-                  Option.isNone(error)
-                    ? end()
-                    : Effect.fail(Option.some(connectionError(context, error.value.cause, "mid-stream"))),
-                onSuccess: (chunk) => {
-                  let events: Array<StreamEvent> | LlmError = []
-                  for (const piece of chunk) {
-                    received += piece.length
-                    if (received > maxResponseBytes) {
-                      return Effect.fail(Option.some(responseError(context, `the response body exceeds ${maxResponseBytes} bytes`)))
-                    }
-                    const fed = reader.feed(piece)
-                    if (isFailure(fed)) return Effect.fail(Option.some(fed))
-                    events = events.length === 0 ? fed : events.concat(fed)
-                  }
-                  if (events.length > 0) lastContent = now()
-                  if (reader.done) {
-                    return Effect.map(end(), (rest) => Chunk.appendAll(Chunk.unsafeFromArray(events as Array<StreamEvent>), rest))
-                  }
-                  return Effect.succeed(Chunk.unsafeFromArray(events))
-                }
-              })
-            )
-            // read until something reaches the consumer: only then is the attempt committed
-            let first: Chunk.Chunk<StreamEvent> = Chunk.empty()
-            while (Chunk.isEmpty(first)) {
-              const exit = yield* Effect.either(next)
-              if (exit._tag === "Left") {
-                if (Option.isNone(exit.left)) break
-                return yield* Effect.fail(exit.left.value)
+      const endSpan = (exit: Exit.Exit<unknown, unknown>) => {
+        if (span !== undefined && span.status._tag === "Started") span.end(clock!.unsafeCurrentTimeNanos(), exit)
+      }
+
+      const finishEvent = (finish: DecodedFinish) =>
+        StreamEvent.Finish({
+          finishReason: finish.finishReason,
+          usage: finish.usage,
+          model: finish.model,
+          metadata: new ResponseMetadata({
+            provider,
+            ...(finish.responseId === undefined ? {} : { responseId: finish.responseId }),
+            ...(requestId === undefined ? {} : { requestId }),
+            attempts,
+            latencyMillis: now() - started,
+            ...(firstContent === undefined ? {} : { firstTokenMillis: firstContent - started })
+          }, true)
+        })
+
+      /**
+       * The watchdog's check: the wait until the nearest deadline of the
+       * current phase, or, past it, the attempt expired. While opening, it
+       * also looks again `idleMillis` from now at the latest: the idle
+       * deadline of a stream committed meanwhile cannot come sooner.
+       */
+      const check = (attempt: Attempt) => (): number | undefined => {
+        if (attempt !== current) return undefined
+        const at = now()
+        if (phase === "opening") {
+          const deadline = attempt.start + firstTokenMillis
+          if (deadline <= at) return expire(attempt, timeoutError(firstTokenKind, prepared.firstToken))
+          return Math.min(deadline, at + idleMillis) - at
+        }
+        const totalDeadline = attempt.start + totalMillis
+        const deadline = Math.min(totalDeadline, lastContent + idleMillis)
+        if (deadline > at) return deadline - at
+        return expire(
+          attempt,
+          deadline === totalDeadline ? timeoutError("total", prepared.total) : timeoutError("idle", Duration.millis(idleMillis))
+        )
+      }
+
+      /** A failure of the transport, unless it is the abort of a passed deadline. */
+      const transportError = (attempt: Attempt, context: ErrorContext, cause: unknown, during: string): LlmError =>
+        attempt.timedOut ?? connectionError(context, cause, during)
+
+      /**
+       * Turns response bytes into events, one pass per network read; stops
+       * at the protocol's terminator. The first events it writes commit the
+       * attempt.
+       */
+      const decoder = (attempt: Attempt, context: ErrorContext): Channel.Channel<
+        Chunk.Chunk<StreamEvent>,
+        Chunk.Chunk<Uint8Array>,
+        LlmError,
+        HttpClientError.ResponseError,
+        unknown,
+        unknown
+      > => {
+        const reader = new EventReader(codec.streamDecoder(context), context)
+        let received = 0
+        const emit = (events: Array<StreamEvent>) => {
+          const at = now()
+          lastContent = at
+          if (phase === "opening") {
+            phase = "streaming"
+            firstContent = at
+            endSpan(Exit.void)
+          }
+          return Channel.write(Chunk.unsafeFromArray(events))
+        }
+        const end = (events: Array<StreamEvent>) => {
+          if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
+          const ended = reader.end()
+          if (isFailure(ended)) return Channel.fail(ended)
+          attempt.completed = true
+          ended.events.push(finishEvent(ended.finish))
+          return emit(events.length === 0 ? ended.events : events.concat(ended.events))
+        }
+        const read: Channel.Channel<
+          Chunk.Chunk<StreamEvent>,
+          Chunk.Chunk<Uint8Array>,
+          LlmError,
+          HttpClientError.ResponseError,
+          unknown,
+          unknown
+        > = Channel.readWithCause({
+          onInput: (chunk: Chunk.Chunk<Uint8Array>) => {
+            // a deadline that passed while the consumer was busy fails the stream at its next read
+            if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
+            let events: Array<StreamEvent> = []
+            for (const piece of chunk) {
+              received += piece.length
+              if (received > maxResponseBytes) {
+                return Channel.fail(responseError(context, `the response body exceeds ${maxResponseBytes} bytes`))
               }
-              first = exit.right
+              const fed = reader.feed(piece)
+              if (isFailure(fed)) return Channel.fail(fed)
+              events = events.length === 0 ? fed : events.concat(fed)
             }
-            firstContent = now()
-            return { first, next }
+            if (reader.done) return end(events)
+            return events.length === 0 ? read : Channel.zipRight(emit(events), read)
+          },
+          onFailure: (cause) =>
+            Cause.isFailType(cause)
+              ? Channel.fail(transportError(attempt, context, cause.error.cause, "mid-stream"))
+              : Channel.failCause(cause as Cause.Cause<never>),
+          onDone: () => end([])
+        })
+        return read
+      }
+
+      /** Sends one attempt; returns its answer, ready to be read. */
+      const openAttempt = (attempt: Attempt) =>
+        Effect.flatMap(startWatchdog(clock!, check(attempt)), (stop) => {
+          attempt.stopWatchdog = stop
+          return send(
+            Scope.extend(scopedClient.execute(prepared.request), attempt.abort),
+            (error) => transportError(attempt, baseContext, error.cause, "before the response")
+          )
+        }).pipe(Effect.flatMap(({ headers, response }) => {
+          requestId = requestIdOf(headers)
+          const context: ErrorContext = { ...baseContext, requestId }
+          const contentType = headers["content-type"] ?? ""
+          if (contentType.includes("text/html")) {
+            return Effect.fail(responseError(context, `expected an event stream, got ${contentType}`, response.status))
+          }
+          return Effect.succeed({ response, context })
+        }), Effect.mapError((error) => attempt.timedOut ?? error))
+
+      /** One attempt as a channel: the request, then its events; released however it ends. */
+      const attemptChannel = (
+        observe: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+      ): Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, LlmError, unknown, unknown, unknown> =>
+        Channel.unwrap(Effect.map(Scope.make(), (abort) => {
+          attempts++
+          const attempt: Attempt = { start: now(), abort, timedOut: undefined, completed: false, stopWatchdog: () => {} }
+          current = attempt
+          phase = "opening"
+          requestId = undefined
+          return Channel.ensuring(
+            Channel.flatMap(
+              Channel.fromEffect(observe(openAttempt(attempt))),
+              ({ context, response }) => Channel.pipeTo(Stream.toChannel(response.stream), decoder(attempt, context))
+            ),
+            release(attempt)
+          )
+        }))
+
+      /** Attempts until one commits; a failure after the commit, or one the policy gives up on, ends the stream. */
+      const attemptsFrom = (
+        observe: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+      ): Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, LlmError, unknown, unknown, unknown> =>
+        Channel.catchAll(attemptChannel(observe), (error) => {
+          if (phase === "streaming") return Channel.fail(error)
+          const next = Effect.suspend(() => {
+            if (driver === undefined) return Effect.map(Schedule.driver(retryPolicy), (made) => (driver = made))
+            return Effect.succeed(driver)
           }).pipe(
-            Effect.timeoutFail({
-              duration: prepared.firstToken,
-              onTimeout: () =>
-                Duration.lessThan(prepared.firstToken, prepared.total)
-                  ? timeoutError("firstToken", prepared.firstToken)
-                  : timeoutError("total", prepared.total)
-            }),
-            Effect.onError(() => Scope.close(scope, Exit.void))
+            Effect.flatMap((driver) => driver.next(error)),
+            Effect.catchAll(() => {
+              endSpan(Exit.fail(error))
+              return Effect.fail(error)
+            })
           )
-          return opened
+          return Channel.flatMap(Channel.fromEffect(next), () => attemptsFrom(observe))
         })
 
-        const { first, next } = yield* Effect.retry(openAttempt, retryPolicy).pipe(
-          Effect.withSpan("Llm.stream.open", { attributes: { "llm.provider": provider, "llm.model": config.model } })
-        )
-
-        const totalMillis = Duration.toMillis(prepared.total)
-        const idleMillis = prepared.idle === undefined ? Infinity : Duration.toMillis(Duration.decode(prepared.idle))
-        /** One timer per stream, not per event: sleeps until the nearest deadline, then checks it. */
-        const watchdog: Effect.Effect<never, LlmError> = Effect.suspend(() => {
-          const totalDeadline = attemptStart + totalMillis
-          const idleDeadline = lastContent + idleMillis
-          const deadline = Math.min(totalDeadline, idleDeadline)
-          const wait = deadline - now()
-          if (wait > 0) return Effect.zipRight(Effect.sleep(wait), watchdog)
-          return Effect.fail(
-            deadline === totalDeadline
-              ? timeoutError("total", prepared.total)
-              : timeoutError("idle", Duration.millis(idleMillis))
+      /**
+       * Reads the clock, then runs the attempts: under Effect's built-in
+       * tracer with the platform's span off, else inside an `Llm.stream.open`
+       * span that ends at the commit, at the last failure, or when the
+       * consumer stops listening.
+       */
+      const run = Channel.unwrap(Effect.clockWith((made) =>
+        Effect.map(Effect.tracer, (tracer) => {
+          clock = made
+          started = now()
+          if (tracer === nativeTracer) {
+            return attemptsFrom((effect) => Effect.withTracerEnabled(effect, false))
+          }
+          return Channel.flatMap(
+            Channel.fromEffect(Effect.makeSpan("Llm.stream.open", { attributes: spanAttributes })),
+            (made) => {
+              span = made
+              return Channel.ensuringWith(
+                attemptsFrom((effect) => Effect.withParentSpan(effect, made)),
+                (exit) => Effect.sync(() => endSpan(exit))
+              )
+            }
           )
         })
-
-        return Stream.concat(Stream.fromChunk(first), Stream.repeatEffectChunkOption(next)).pipe(
-          Stream.interruptWhen(watchdog)
-        )
-      }))
+      ))
+      return Stream.fromChannel(run)
+    }
 
     return { provider, model: config.model, complete, stream } satisfies Llm.Service
   })

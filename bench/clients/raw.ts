@@ -1,0 +1,101 @@
+/**
+ * The baseline: `undici.request` and a hand-written SSE line splitter, no
+ * library. What any client of the same protocol costs at least.
+ */
+import { request } from "undici"
+import { baseOf, type ClientFactory } from "../client.js"
+import { model, type Protocol, prompt } from "../payloads.js"
+
+const paths: Record<Protocol, string> = {
+  chat: "/v1/chat/completions",
+  messages: "/v1/messages",
+  responses: "/v1/responses"
+}
+
+/** The request body of each protocol. */
+const bodyOf = (protocol: Protocol, stream: boolean): string => {
+  switch (protocol) {
+    case "chat":
+      return JSON.stringify({
+        model,
+        messages: [{ role: "system", content: prompt.system }, { role: "user", content: prompt.user }],
+        stream
+      })
+    case "messages":
+      return JSON.stringify({
+        model,
+        max_tokens: 1024,
+        system: prompt.system,
+        messages: [{ role: "user", content: prompt.user }],
+        stream
+      })
+    case "responses":
+      return JSON.stringify({ model, instructions: prompt.system, input: prompt.user, stream })
+  }
+}
+
+/** The text of a complete reply. */
+const textOf = (protocol: Protocol, body: any): string => {
+  switch (protocol) {
+    case "chat":
+      return body.choices[0].message.content
+    case "messages":
+      return body.content[0].text
+    case "responses":
+      return body.output[0].content[0].text
+  }
+}
+
+/** The text delta carried by one SSE `data:` payload, if any. */
+const deltaOf = (protocol: Protocol, data: string): string | undefined => {
+  if (protocol === "chat") {
+    if (data === "[DONE]") return undefined
+    return JSON.parse(data).choices[0]?.delta?.content || undefined
+  }
+  const event = JSON.parse(data)
+  if (protocol === "messages") {
+    return event.type === "content_block_delta" && event.delta.type === "text_delta" ? event.delta.text : undefined
+  }
+  return event.type === "response.output_text.delta" ? event.delta : undefined
+}
+
+const make: ClientFactory = (target) => {
+  const url = baseOf(target) + paths[target.protocol]
+  const headers = {
+    "content-type": "application/json",
+    authorization: "Bearer bench",
+    "x-api-key": "bench",
+    "anthropic-version": "2023-06-01"
+  }
+  const completeBody = bodyOf(target.protocol, false)
+  const streamBody = bodyOf(target.protocol, true)
+  return {
+    complete: async () => {
+      const response = await request(url, { method: "POST", headers, body: completeBody })
+      if (response.statusCode !== 200) throw new Error(`status ${response.statusCode}`)
+      return textOf(target.protocol, JSON.parse(await response.body.text()))
+    },
+    stream: async (onText) => {
+      const response = await request(url, { method: "POST", headers, body: streamBody })
+      if (response.statusCode !== 200) throw new Error(`status ${response.statusCode}`)
+      const decoder = new TextDecoder()
+      let buffer = ""
+      for await (const bytes of response.body) {
+        buffer += decoder.decode(bytes as Uint8Array, { stream: true })
+        let start = 0
+        let end: number
+        while ((end = buffer.indexOf("\n", start)) >= 0) {
+          if (buffer.startsWith("data: ", start)) {
+            const text = deltaOf(target.protocol, buffer.slice(start + 6, end))
+            if (text !== undefined) onText(text)
+          }
+          start = end + 1
+        }
+        buffer = buffer.slice(start)
+      }
+    },
+    close: async () => {}
+  }
+}
+
+export default make

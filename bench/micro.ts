@@ -1,0 +1,101 @@
+/**
+ * In-process measurements that need no server:
+ * - `ConversationContext` pruning: one turn added to (and the oldest pruned
+ *   from) a history of 100, 1,000 and 10,000 messages, then `.messages` read;
+ *   the cost per message must stay flat (linear growth);
+ * - `LlmStream.sentences` per text delta, fed in batches (one network read of
+ *   a fast stream) and one delta per chunk (a paced stream), next to
+ *   `LlmStream.textDeltas` alone.
+ */
+import { performance } from "node:perf_hooks"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { ConversationContext, LlmStream, StreamEvent } from "../src/index.js"
+import { expectedText, textChunks } from "./payloads.js"
+
+/** Microseconds per call of `task`, over enough calls to last about `budgetMillis`. */
+const timePerCall = (task: () => void, budgetMillis: number): number => {
+  for (let i = 0; i < 3; i++) task()
+  const probeStart = performance.now()
+  task()
+  const probe = Math.max(performance.now() - probeStart, 0.001)
+  const calls = Math.max(5, Math.ceil(budgetMillis / probe))
+  const start = performance.now()
+  for (let i = 0; i < calls; i++) task()
+  return ((performance.now() - start) * 1000) / calls
+}
+
+/** A saved history of `size` messages: mostly user/assistant turns, every fifth turn with a tool round-trip. */
+const encodedHistory = (size: number): Array<Record<string, unknown>> => {
+  const history: Array<Record<string, unknown>> = []
+  for (let turn = 0; history.length < size; turn++) {
+    history.push({ role: "user", content: `Question number ${turn}: what about the weather today?` })
+    if (turn % 5 === 4 && size - history.length >= 3) {
+      const id = `call_${turn}`
+      history.push({
+        role: "assistant",
+        content: "",
+        toolCalls: [{ id, name: "weather", arguments: { city: "Paris" } }]
+      })
+      history.push({ role: "tool", toolCallId: id, name: "weather", content: "{\"celsius\":21}" })
+    }
+    if (history.length < size) history.push({ role: "assistant", content: `It is sunny, answer ${turn}.` })
+  }
+  return history
+}
+
+/** µs per `addUser` + `addAssistant` + `.messages` on a full history of `size` messages. */
+const pruneCost = (size: number, budgetMillis: number): number => {
+  const history = encodedHistory(size)
+  const turns = history.filter((message) => message.role === "user").length
+  const context = ConversationContext.decode({
+    systemMessage: "You are a helpful assistant.",
+    maxTurns: turns,
+    maxTokens: 100_000_000,
+    history
+  })
+  let kept = 0
+  const cost = timePerCall(() => {
+    kept = context.addUser("And tomorrow?").addAssistant({ content: "Rain." }).messages.length
+  }, budgetMillis)
+  if (kept < size - 4) throw new Error(`pruning kept ${kept} of ${size} messages`)
+  return cost
+}
+
+const deltas = textChunks.map((text) => StreamEvent.TextDelta({ text }))
+
+/** µs per text delta through `pipeline`, fed as one chunk per stream or one delta per chunk. */
+const perDelta = (
+  pipeline: (events: Stream.Stream<StreamEvent>) => Stream.Stream<string>,
+  batched: boolean,
+  budgetMillis: number
+): number => {
+  const source = batched
+    ? Stream.fromChunk(Chunk.unsafeFromArray(deltas))
+    : Stream.fromChunks(...deltas.map((event) => Chunk.of(event)))
+  const program = Stream.runCollect(pipeline(source))
+  let out: Chunk.Chunk<string> = Chunk.empty()
+  const cost = timePerCall(() => {
+    out = Effect.runSync(program)
+  }, budgetMillis)
+  if (Chunk.isEmpty(out)) throw new Error("no output")
+  return cost / deltas.length
+}
+
+/** Every micro measurement, by metric name. */
+export const runMicro = async (quick: boolean): Promise<Record<string, number>> => {
+  const budget = quick ? 150 : 600
+  const metrics: Record<string, number> = {}
+  for (const size of [100, 1_000, 10_000]) metrics[`prune${size}Micros`] = pruneCost(size, budget)
+  // the sentences must cover the whole text
+  const joined = Effect.runSync(Stream.runCollect(LlmStream.sentences(Stream.fromIterable(deltas)))).pipe(
+    Chunk.join(" ")
+  )
+  if (joined.replace(/\s+/g, "") !== expectedText.replace(/\s+/g, "")) throw new Error("sentences lost text")
+  metrics.sentencesBatchedMicros = perDelta(LlmStream.sentences, true, budget)
+  metrics.sentencesPerChunkMicros = perDelta(LlmStream.sentences, false, budget)
+  metrics.textDeltasBatchedMicros = perDelta(LlmStream.textDeltas, true, budget)
+  metrics.textDeltasPerChunkMicros = perDelta(LlmStream.textDeltas, false, budget)
+  return metrics
+}

@@ -1,0 +1,151 @@
+/**
+ * Summarises V8 CPU profiles (`node --cpu-prof`) by self time: the top
+ * functions, and the share of each package (effect, @effect/platform,
+ * undici, node internals, the library, the garbage collector…). Used to find
+ * where a client spends its time, and to show which part of a cost lies in
+ * a dependency.
+ *
+ *   npx tsx bench/profile.ts [--top N] [--focus TEXT] file.cpuprofile...
+ *
+ * `--focus TEXT` also prints the inclusive time of every function whose name
+ * or URL contains TEXT (time spent in it and everything it called), and the
+ * call paths (five frames up) that lead to it.
+ */
+import { readFileSync } from "node:fs"
+
+interface CallFrame {
+  readonly functionName: string
+  readonly url: string
+  readonly lineNumber: number
+}
+
+interface ProfileNode {
+  readonly id: number
+  readonly callFrame: CallFrame
+  readonly children?: ReadonlyArray<number>
+}
+
+interface Profile {
+  readonly nodes: ReadonlyArray<ProfileNode>
+  readonly samples: ReadonlyArray<number>
+  readonly timeDeltas: ReadonlyArray<number>
+}
+
+/** The package (or area) a script URL belongs to. */
+const areaOf = (url: string): string => {
+  if (url === "") return "(native / gc / idle)"
+  if (url.startsWith("node:")) return "node internals"
+  const modules = url.lastIndexOf("/node_modules/")
+  if (modules >= 0) {
+    const rest = url.slice(modules + "/node_modules/".length).split("/")
+    if (rest[0] === ".cache") return "bench build (src + bench)"
+    return rest[0]!.startsWith("@") ? `${rest[0]}/${rest[1]}` : rest[0]!
+  }
+  return url.replace(/^file:\/\//, "")
+}
+
+/** A function's name with the file (within its package) and line it comes from. */
+const frameKey = (frame: CallFrame): string => {
+  const modules = frame.url.lastIndexOf("/node_modules/")
+  const where = modules >= 0
+    ? frame.url.slice(modules + "/node_modules/".length).replace("/dist/esm/", "/")
+    : frame.url.replace(/^file:\/\//, "")
+  return `${frame.functionName || "(anonymous)"} ${where === "" ? "(native)" : where}:${frame.lineNumber + 1}`
+}
+
+const summarise = (file: string, top: number, focus: string | undefined): void => {
+  const profile = JSON.parse(readFileSync(file, "utf8")) as Profile
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const self = new Map<number, number>()
+  let total = 0
+  for (let i = 0; i < profile.samples.length; i++) {
+    const delta = profile.timeDeltas[i] ?? 0
+    self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + delta)
+    total += delta
+  }
+  const functions = new Map<string, number>()
+  const areas = new Map<string, number>()
+  let idle = 0
+  for (const [id, time] of self) {
+    const frame = byId.get(id)!.callFrame
+    if (frame.functionName === "(idle)") {
+      idle += time
+      continue
+    }
+    const key = frameKey(frame)
+    functions.set(key, (functions.get(key) ?? 0) + time)
+    areas.set(areaOf(frame.url), (areas.get(areaOf(frame.url)) ?? 0) + time)
+  }
+  const busy = total - idle
+  const pct = (time: number) => `${((100 * time) / busy).toFixed(1).padStart(5)}%`
+  const ms = (time: number) => `${(time / 1000).toFixed(1).padStart(8)} ms`
+  console.log(`\n== ${file}: ${ms(busy)} busy, ${ms(idle)} idle`)
+  console.log("-- by area (self time)")
+  for (const [area, time] of [...areas].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
+    console.log(`${ms(time)} ${pct(time)}  ${area}`)
+  }
+  if (process.env.BY_FILE !== undefined) {
+    const files = new Map<string, number>()
+    for (const [key, time] of functions) {
+      const file = key.slice(key.indexOf(" ") + 1, key.lastIndexOf(":"))
+      files.set(file, (files.get(file) ?? 0) + time)
+    }
+    console.log("-- by file (self time)")
+    for (const [name, time] of [...files].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+      console.log(`${ms(time)} ${pct(time)}  ${name}`)
+    }
+  }
+  console.log(`-- top ${top} functions (self time)`)
+  for (const [name, time] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`${ms(time)} ${pct(time)}  ${name}`)
+  }
+  if (focus !== undefined) {
+    // inclusive time: a sample counts once for every distinct matching frame on its stack
+    const parent = new Map<number, number>()
+    for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id)
+    const inclusive = new Map<string, number>()
+    for (const [id, time] of self) {
+      const seen = new Set<string>()
+      for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+        const frame = byId.get(at)!.callFrame
+        const key = frameKey(frame)
+        if (!seen.has(key) && key.includes(focus)) {
+          seen.add(key)
+          inclusive.set(key, (inclusive.get(key) ?? 0) + time)
+        }
+      }
+    }
+    console.log(`-- inclusive time of frames matching ${JSON.stringify(focus)}`)
+    for (const [name, time] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+      console.log(`${ms(time)} ${pct(time)}  ${name}`)
+    }
+    const paths = new Map<string, number>()
+    for (const [id, time] of self) {
+      for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+        if (!frameKey(byId.get(at)!.callFrame).includes(focus)) continue
+        const path: Array<string> = []
+        for (let up: number | undefined = at; up !== undefined && path.length < 6; up = parent.get(up)) {
+          path.push(frameKey(byId.get(up)!.callFrame))
+        }
+        const key = path.join("\n      <- ")
+        paths.set(key, (paths.get(key) ?? 0) + time)
+        break
+      }
+    }
+    console.log(`-- call paths into ${JSON.stringify(focus)}`)
+    for (const [path, time] of [...paths].sort((a, b) => b[1] - a[1]).slice(0, 8)) {
+      console.log(`${ms(time)} ${pct(time)}  ${path}`)
+    }
+  }
+}
+
+const args = process.argv.slice(2)
+let top = 30
+let focus: string | undefined
+const files: Array<string> = []
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === "--top") top = Number(args[++i])
+  else if (args[i] === "--focus") focus = args[++i]
+  else files.push(args[i]!)
+}
+for (const file of files) summarise(file, top, focus)

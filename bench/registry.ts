@@ -1,0 +1,101 @@
+/**
+ * The benchmarked clients and scenarios, by name. The runner and the worker
+ * both read this table; the worker imports only the one client module it
+ * runs, so a process never holds another library's code.
+ */
+import type { Mode, Protocol } from "./payloads.js"
+
+/** One benchmarked client. */
+export interface ClientSpec {
+  readonly name: string
+  /** The module under `bench/clients/` whose default export builds it. */
+  readonly module: "raw" | "effectLlm" | "openai" | "anthropic" | "aiSdk" | "effectAi" | "effectHttp"
+  readonly protocol: Protocol
+  /** The column title in the tables. */
+  readonly label: string
+}
+
+/** Every client, the raw baseline of each protocol first. */
+export const clients: ReadonlyArray<ClientSpec> = [
+  { name: "raw-chat", module: "raw", protocol: "chat", label: "raw" },
+  { name: "effect-llm-chat", module: "effectLlm", protocol: "chat", label: "effect-llm (Local)" },
+  { name: "openai", module: "openai", protocol: "chat", label: "openai SDK" },
+  { name: "ai-sdk-chat", module: "aiSdk", protocol: "chat", label: "Vercel AI SDK" },
+  { name: "effect-http-chat", module: "effectHttp", protocol: "chat", label: "plain Effect HttpClient (reference)" },
+  { name: "raw-messages", module: "raw", protocol: "messages", label: "raw" },
+  { name: "effect-llm-messages", module: "effectLlm", protocol: "messages", label: "effect-llm (Anthropic)" },
+  { name: "anthropic", module: "anthropic", protocol: "messages", label: "@anthropic-ai/sdk" },
+  { name: "ai-sdk-messages", module: "aiSdk", protocol: "messages", label: "Vercel AI SDK" },
+  { name: "effect-ai-messages", module: "effectAi", protocol: "messages", label: "@effect/ai-anthropic" },
+  { name: "raw-responses", module: "raw", protocol: "responses", label: "raw" },
+  { name: "effect-ai-responses", module: "effectAi", protocol: "responses", label: "@effect/ai-openai" }
+]
+
+/** The protocols, with their table titles. */
+export const protocols: ReadonlyArray<{ readonly protocol: Protocol; readonly title: string }> = [
+  { protocol: "chat", title: "OpenAI Chat Completions" },
+  { protocol: "messages", title: "Anthropic Messages" },
+  { protocol: "responses", title: "OpenAI Responses (only @effect/ai-openai speaks nothing else)" }
+]
+
+/** The scenario names. */
+export type ScenarioName = "complete-seq" | "complete-64" | "stream-seq" | "stream-paced" | "stream-256" | "ttft"
+
+/**
+ * How many calls a scenario makes: a warm-up that is not measured (at least
+ * `warmup` calls and at least `warmupMillis`, so the JIT has settled), then
+ * `count` measured calls (streams, for the stream scenarios).
+ */
+export interface Size {
+  readonly warmup: number
+  readonly warmupMillis: number
+  readonly count: number
+}
+
+/** One scenario: its delivery mode and its sizes in full and `--quick` runs. */
+export interface ScenarioSpec {
+  readonly name: ScenarioName
+  readonly mode: Mode
+  readonly full: Size
+  readonly quick: Size
+}
+
+/** Every scenario. */
+export const scenarios: ReadonlyArray<ScenarioSpec> = [
+  {
+    name: "complete-seq",
+    mode: "fast",
+    full: { warmup: 300, warmupMillis: 1000, count: 2000 },
+    quick: { warmup: 100, warmupMillis: 300, count: 300 }
+  },
+  {
+    name: "complete-64",
+    mode: "fast",
+    full: { warmup: 512, warmupMillis: 1000, count: 4096 },
+    quick: { warmup: 128, warmupMillis: 200, count: 512 }
+  },
+  {
+    name: "stream-seq",
+    mode: "fast",
+    full: { warmup: 10, warmupMillis: 1000, count: 50 },
+    quick: { warmup: 4, warmupMillis: 200, count: 10 }
+  },
+  {
+    name: "stream-paced",
+    mode: "paced",
+    full: { warmup: 1, warmupMillis: 0, count: 6 },
+    quick: { warmup: 1, warmupMillis: 0, count: 2 }
+  },
+  {
+    name: "stream-256",
+    mode: "fast",
+    full: { warmup: 16, warmupMillis: 0, count: 256 },
+    quick: { warmup: 16, warmupMillis: 0, count: 64 }
+  },
+  {
+    name: "ttft",
+    mode: "ttft",
+    full: { warmup: 30, warmupMillis: 500, count: 300 },
+    quick: { warmup: 10, warmupMillis: 100, count: 30 }
+  }
+]

@@ -10,6 +10,7 @@ import * as Stream from "effect/Stream"
 import { type LlmError, type LlmResponseError, responseError } from "./errors.js"
 import { type CompletionOptions, CompletionResult, Llm } from "./Llm.js"
 import { AssistantMessage, type Message, type ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
+import { maxDepth, nestsDeeperThan } from "./internal/json.js"
 import { StreamEvent } from "./Stream.js"
 import { type Tool, ToolExecutionError } from "./Tool.js"
 
@@ -85,25 +86,8 @@ export const execute = <R>(
     { concurrency: options.concurrency ?? 4 }
   )
 
-/**
- * Tool arguments nested deeper than this are refused before any tool runs: no
- * tool schema needs it, and a hostile or broken server's arguments nested
- * thousands deep would overflow the stack of `JSON.stringify` (when the call
- * is sent back to the model) and of error formatting.
- */
-export const maxArgumentsDepth = 64
-
-/** Whether a JSON value nests objects or arrays `limit` levels deep or more (iterative: never overflows itself). */
-const nestsDeeperThan = (value: unknown, limit: number): boolean => {
-  const pending: Array<readonly [unknown, number]> = [[value, 0]]
-  while (pending.length > 0) {
-    const [current, depth] = pending.pop()!
-    if (typeof current !== "object" || current === null) continue
-    if (depth >= limit) return true
-    for (const child of Array.isArray(current) ? current : Object.values(current)) pending.push([child, depth + 1])
-  }
-  return false
-}
+/** Tool arguments nested deeper than this are refused before any tool runs (see `parseArguments`). */
+export const maxArgumentsDepth = maxDepth
 
 /** The error for a step whose tool calls cannot be run and sent back safely, if any. */
 const unusableCalls = (llm: Llm.Service, calls: ReadonlyArray<ToolCall>): LlmResponseError | undefined => {

@@ -386,11 +386,9 @@ for (const backend of both) {
 }
 
 describe("hostile responses: streamed decoding", () => {
-  // BUG (src/layers/ChatCompletions.ts, src/layers/Messages.ts; see docs/RELIABILITY.md): arguments sent as a JSON
-  // object (the llama-server quirk, Anthropic's content_block_start input) are re-serialised with JSON.stringify
-  // inside the decoder; nested thousands deep it throws RangeError, which escapes EventReader.feed as a defect.
-  // Remove `.fails` once the decoders refuse such arguments with LlmResponseError.
-  it.live.fails("tool-call arguments sent as an object nested thousands deep end in LlmResponseError, not a defect", () =>
+  // Arguments sent as a JSON object (the llama-server quirk, Anthropic's content_block_start input) nested thousands
+  // deep once overflowed JSON.stringify inside the decoder and escaped as a defect.
+  it.live("tool-call arguments sent as an object nested thousands deep end in LlmResponseError, not a defect", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
       const deep = deepObject(10_000)
@@ -416,10 +414,8 @@ describe("hostile responses: streamed decoding", () => {
       expect(anthropic._tag).toBe("LlmResponseError")
     })))
 
-  // BUG (src/layers/ChatCompletions.ts; see docs/RELIABILITY.md): a 200 stream whose chunks never carry `choices`
-  // and that ends with [DONE] "succeeds" with empty text and a made-up finish reason "stop".
-  // Remove `.fails` once the decoder fails such a stream with LlmResponseError.
-  it.live.fails("a 200 stream whose chunks lack choices fails with LlmResponseError", () =>
+  // A 200 stream whose chunks never carry `choices` and that ends with [DONE] once "succeeded" with empty text.
+  it.live("a 200 stream whose chunks lack choices fails with LlmResponseError", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
       server.enqueue({ kind: "raw", chunks: ["data: {\"id\":\"x\"}\n\n", "data: {\"id\":\"y\",\"object\":\"chat.completion.chunk\"}\n\n", "data: [DONE]\n\n"] })

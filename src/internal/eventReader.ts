@@ -29,7 +29,12 @@ export class EventReader {
     this.parser = createParser({
       onEvent: (event) => {
         if (this.failure === undefined && !this.decoder.done) {
-          this.failure = this.decoder.push(event.event, event.data, this.out)
+          try {
+            this.failure = this.decoder.push(event.event, event.data, this.out)
+          } catch (cause) {
+            // a hostile event can still overflow something (JSON nested thousands deep): a typed error, never a defect
+            this.failure = responseError(this.context, `an event could not be decoded: ${cause instanceof Error ? cause.message : String(cause)}`)
+          }
         }
       },
       onError: (error) => {

@@ -1,17 +1,21 @@
 import { type ErrorContext, type LlmResponseError, responseError } from "../errors.js"
+import { maxDepth, nestsDeeperThan } from "./json.js"
 import { type JsonObject, ToolCall } from "../Message.js"
 import { StreamEvent } from "../Stream.js"
 
 /**
  * Parses a tool call's arguments strictly: a JSON object, or the empty string
- * for "no arguments". Anything else (a half object, an array, a number) is an
- * error message.
+ * for "no arguments". Anything else (a half object, an array, a number, an
+ * object nested deeper than `maxDepth`) is an error message.
  *
  * @internal
  */
 export const parseArguments = (raw: string | object | null | undefined): JsonObject | string => {
   if (raw === undefined || raw === null) return {}
-  if (typeof raw === "object") return Array.isArray(raw) ? "the arguments are an array, not an object" : raw as JsonObject
+  if (typeof raw === "object") {
+    if (Array.isArray(raw)) return "the arguments are an array, not an object"
+    return nestsDeeperThan(raw) ? tooDeep : raw as JsonObject
+  }
   if (raw.trim() === "") return {}
   let value: unknown
   try {
@@ -19,10 +23,13 @@ export const parseArguments = (raw: string | object | null | undefined): JsonObj
   } catch {
     return `the arguments are not valid JSON: ${truncate(raw)}`
   }
-  return typeof value === "object" && value !== null && !Array.isArray(value)
-    ? value as JsonObject
-    : `the arguments are not a JSON object: ${truncate(raw)}`
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return `the arguments are not a JSON object: ${truncate(raw)}`
+  }
+  return nestsDeeperThan(value) ? tooDeep : value as JsonObject
 }
+
+const tooDeep = `the arguments are nested deeper than ${maxDepth} levels`
 
 const truncate = (text: string): string => (text.length > 200 ? `${text.slice(0, 200)}…` : text)
 

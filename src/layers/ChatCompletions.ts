@@ -170,6 +170,8 @@ class ChatStreamDecoder implements StreamDecoder {
   private model: string | undefined
   private responseId: string | undefined
   private lastSlot = -1
+  /** Whether any chunk had `choices`: a stream without them is not a reply, [DONE] or not. */
+  private sawChoices = false
 
   constructor(private readonly context: ErrorContext) {}
 
@@ -191,6 +193,7 @@ class ChatStreamDecoder implements StreamDecoder {
     if (this.responseId === undefined) this.responseId = asString(chunk.id)
     const usage = usageFromWire(chunk.usage)
     if (usage !== undefined) this.usage = usage
+    if (Array.isArray(chunk.choices)) this.sawChoices = true
     const choice = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined
     if (!isObject(choice)) return undefined
     if (choice.finish_reason === "error") return inBandError(this.context, choice.error)
@@ -244,6 +247,7 @@ class ChatStreamDecoder implements StreamDecoder {
     if (!this.done && this.finishReason === undefined) {
       return responseError(this.context, "the stream ended before the reply was complete (no finish reason, no [DONE])")
     }
+    if (!this.sawChoices) return responseError(this.context, "the stream carried no choices: it is not a chat completion")
     const calls = this.toolCalls.complete(this.context, out)
     if (!Array.isArray(calls)) return calls
     return {

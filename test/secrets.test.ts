@@ -253,11 +253,9 @@ describe("secrets: the fake key never appears in anything produced", () => {
       expect(evidence.leaks()).toEqual([])
     })))
 
-  // BUG (src/layers/HttpProvider.ts; see docs/RELIABILITY.md): a server or proxy that echoes the key back in its error
-  // text (a debugging gateway, a hostile endpoint) gets it copied into LlmError.message. errors.ts now redacts any
-  // `ErrorContext.secrets`; HttpProvider must set them: `secrets: [key]` in its base ErrorContext (the bearer token and
-  // the x-api-key value). Remove `.fails` once it does.
-  it.live.fails("a key echoed back by the server is redacted from the error", () =>
+  // A server or proxy that echoes the key back in its error text (a debugging gateway, a hostile endpoint) must not
+  // get it copied into LlmError.message: HttpProvider puts the credentials in its ErrorContext's `secrets`.
+  it.live("a key echoed back by the server is redacted from the error", () =>
     Effect.scoped(Effect.gen(function*() {
       const evidence = new Evidence()
       for (const backend of backends) {

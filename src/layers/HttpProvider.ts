@@ -218,7 +218,12 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
     /** The same client, its requests aborted when the scope they ran in closes (streams). */
     const scopedClient = HttpClient.withScope(client)
     const { codec, provider } = config
-    const baseContext: ErrorContext = { provider, model: config.model, apiKeyEnv: config.apiKeyEnv }
+    // credentials a server might echo back in its error text: redacted from every error message
+    const secrets = ["authorization", "x-api-key"].flatMap((name) => {
+      const value = config.headers[name]
+      return value === undefined ? [] : [value.replace(/^Bearer\s+/i, "")]
+    })
+    const baseContext: ErrorContext = { provider, model: config.model, apiKeyEnv: config.apiKeyEnv, secrets }
     const baseRequest = HttpClientRequest.post(config.baseUrl.replace(/\/+$/, "") + codec.path).pipe(
       HttpClientRequest.setHeaders({ ...config.headers, accept: "application/json, text/event-stream" })
     )

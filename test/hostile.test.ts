@@ -515,11 +515,9 @@ describe("redirects", () => {
       }))
   }
 
-  // BUG (src/layers/HttpProvider.ts; see docs/RELIABILITY.md): with FetchHttpClient, fetch follows 301/302/303 to the
-  // other origin itself, and forwards Anthropic's `x-api-key` there (fetch strips only Authorization). Fix: in
-  // HttpProvider's `send`, provide FetchHttpClient.RequestInit with `redirect: "manual"` (merged over the user's).
-  // Remove `.fails` once fixed.
-  it.live.fails("fetch: a redirect to another origin is not followed; that origin receives nothing, no key", () =>
+  // With FetchHttpClient, fetch would follow 301/302/303 to the other origin itself and forward Anthropic's
+  // `x-api-key` there (fetch strips only Authorization): HttpProvider asks for `redirect: "manual"`.
+  it.live("fetch: a redirect to another origin is not followed; that origin receives nothing, no key", () =>
     Effect.gen(function*() {
       const { elsewhere } = yield* redirectRun(FetchHttpClient.layer)
       expect(elsewhere.map((request) => request.headers["x-api-key"] ?? request.headers.authorization)).toEqual([])

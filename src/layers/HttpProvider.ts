@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -150,9 +151,9 @@ const plainLength = (headers: Readonly<Record<string, string | undefined>>): num
 /** Where a stream stands, for its watchdog: still waiting for content, or streaming it. */
 type Phase = "opening" | "streaming"
 
-/** One attempt of a stream. */
+/** One attempt of a call: its request and the watchdog keeping its deadlines. */
 interface Attempt {
-  /** When it started (clock millis). */
+  /** When it started (clock millis; streams only). */
   readonly start: number
   /** Closing it aborts the request. */
   readonly abort: Scope.CloseableScope
@@ -182,7 +183,7 @@ const startWatchdog = (clock: Clock.Clock, check: () => number | undefined): Eff
       let timer: ReturnType<typeof setTimeout> | undefined
       const tick = () => {
         const wait = check()
-        timer = wait === undefined || wait > maxTimerMillis ? undefined : setTimeout(tick, wait)
+        timer = wait !== undefined && wait <= maxTimerMillis ? setTimeout(tick, wait) : undefined
       }
       tick()
       return () => clearTimeout(timer)
@@ -195,7 +196,10 @@ const startWatchdog = (clock: Clock.Clock, check: () => number | undefined): Eff
   return Effect.map(Effect.forkDaemon(loop), (fiber) => () => fiber.unsafeInterruptAsFork(FiberId.none))
 }
 
-/** Records that `attempt` ran out of time, and aborts its request. */
+/**
+ * Records that `attempt` ran out of time, and aborts its request: the send
+ * or read pending on it fails at once, and the attempt fails with the timeout.
+ */
 const expire = (attempt: Attempt, timeout: LlmTimeoutError): undefined => {
   attempt.timedOut = timeout
   Effect.runFork(Scope.close(attempt.abort, Exit.void))
@@ -208,13 +212,20 @@ const expire = (attempt: Attempt, timeout: LlmTimeoutError): undefined => {
  *
  * The hot paths are written for speed (see BENCHMARKS.md): no span is made
  * when nothing records spans, the retry schedule is only started by a first
- * failure, a body of known length is read in one piece, and a stream's three
- * deadlines are kept by one sleeping fiber per stream that aborts the request
- * when one passes, rather than by a race around every read.
+ * failure, a body of known length is read in one piece, a stream is one
+ * channel from response bytes to events, and each attempt's deadlines are
+ * kept by one timer that aborts its request when one passes, rather than by
+ * fibers racing the request or every read.
  */
 export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    const client = yield* HttpClient.HttpClient
+    // redirects are never followed (a fetch-based client would, and carry x-api-key to the other origin)
+    const client = HttpClient.transform(yield* HttpClient.HttpClient, (effect) =>
+      Effect.flatMap(Effect.serviceOption(FetchHttpClient.RequestInit), (init) =>
+        Effect.provideService(effect, FetchHttpClient.RequestInit, {
+          ...Option.getOrUndefined(init),
+          redirect: "manual"
+        })))
     /** The same client, its requests aborted when the scope they ran in closes (streams). */
     const scopedClient = HttpClient.withScope(client)
     const { codec, provider } = config

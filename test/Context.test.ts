@@ -1,6 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
+import * as Effect from "effect/Effect"
 import * as Context from "../src/Context.js"
+import * as TokenCounter from "../src/TokenCounter.js"
+import * as Message from "../src/Message.js"
 import { validateRequest } from "../src/internal/validate.js"
 import type { Message as Msg } from "../src/Message.js"
 
@@ -118,4 +121,22 @@ describe("ConversationContext", () => {
       { numRuns: 300 }
     )
   })
+})
+
+describe("TokenCounter.openAi", () => {
+  it.effect("counts with the o200k_base encoding plus the message framing", () =>
+    Effect.gen(function*() {
+      const counter = yield* TokenCounter.TokenCounter
+      // "Hello, world! How are you today?" is 9 tokens in o200k_base
+      expect(counter.count(Message.user("Hello, world! How are you today?"))).toBe(12)
+      const withCall = Message.assistant("", [{ id: "c", name: "get_weather", arguments: { city: "Oslo" } }])
+      expect(counter.count(withCall)).toBeGreaterThan(counter.count(Message.assistant("")))
+      // a budget measured exactly
+      const context = Context.make({ maxTurns: 100, maxTokens: 40 })
+        .addUser("Hello, world! How are you today?", counter.count)
+        .addAssistant({ content: "Fine, thanks." }, counter.count)
+        .addUser("Hello, world! How are you today?", counter.count)
+      expect(context.turns.length).toBe(2)
+      expect(context.addUser("word ".repeat(40), counter.count).turns.length).toBe(1)
+    }).pipe(Effect.provide(TokenCounter.openAi)))
 })

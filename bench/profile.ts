@@ -32,8 +32,9 @@ interface Profile {
 }
 
 /** The package (or area) a script URL belongs to. */
-const areaOf = (url: string): string => {
-  if (url === "") return "(native / gc / idle)"
+const areaOf = (url: string, functionName = ""): string => {
+  if (functionName === "(garbage collector)") return "garbage collector"
+  if (url === "") return "native (syscalls, V8 builtins, inspector)"
   if (url.startsWith("node:")) return "node internals"
   const modules = url.lastIndexOf("/node_modules/")
   if (modules >= 0) {
@@ -68,13 +69,15 @@ const summarise = (file: string, top: number, focus: string | undefined): void =
   let idle = 0
   for (const [id, time] of self) {
     const frame = byId.get(id)!.callFrame
-    if (frame.functionName === "(idle)") {
+    // idle time, and the inspector's own work of stopping an in-process profile (bench --profile)
+    if (frame.functionName === "(idle)" || (frame.functionName === "dispatch" && frame.url === "")) {
       idle += time
       continue
     }
     const key = frameKey(frame)
     functions.set(key, (functions.get(key) ?? 0) + time)
-    areas.set(areaOf(frame.url), (areas.get(areaOf(frame.url)) ?? 0) + time)
+    const area = areaOf(frame.url, frame.functionName)
+    areas.set(area, (areas.get(area) ?? 0) + time)
   }
   const busy = total - idle
   const pct = (time: number) => `${((100 * time) / busy).toFixed(1).padStart(5)}%`

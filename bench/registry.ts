@@ -66,36 +66,36 @@ export const scenarios: ReadonlyArray<ScenarioSpec> = [
     name: "complete-seq",
     mode: "fast",
     full: { warmup: 300, warmupMillis: 1000, count: 2000 },
-    quick: { warmup: 100, warmupMillis: 300, count: 300 }
+    quick: { warmup: 100, warmupMillis: 250, count: 300 }
   },
   {
     name: "complete-64",
     mode: "fast",
     full: { warmup: 512, warmupMillis: 1000, count: 4096 },
-    quick: { warmup: 128, warmupMillis: 200, count: 512 }
+    quick: { warmup: 128, warmupMillis: 250, count: 768 }
   },
   {
     name: "stream-seq",
     mode: "fast",
     full: { warmup: 10, warmupMillis: 1000, count: 50 },
-    quick: { warmup: 4, warmupMillis: 200, count: 10 }
+    quick: { warmup: 3, warmupMillis: 150, count: 6 }
   },
   {
     name: "stream-paced",
     mode: "paced",
-    full: { warmup: 1, warmupMillis: 0, count: 6 },
-    quick: { warmup: 1, warmupMillis: 0, count: 2 }
+    full: { warmup: 2, warmupMillis: 0, count: 6 },
+    quick: { warmup: 1, warmupMillis: 0, count: 1 }
   },
   {
     name: "stream-256",
     mode: "fast",
     full: { warmup: 16, warmupMillis: 0, count: 256 },
-    quick: { warmup: 16, warmupMillis: 0, count: 64 }
+    quick: { warmup: 4, warmupMillis: 0, count: 32 }
   },
   {
     name: "ttft",
     mode: "ttft",
     full: { warmup: 30, warmupMillis: 500, count: 300 },
-    quick: { warmup: 10, warmupMillis: 100, count: 30 }
+    quick: { warmup: 5, warmupMillis: 100, count: 25 }
   }
 ]

@@ -10,12 +10,14 @@
  * repetitions with their min–max spread) and the targets.
  *
  * Options:
- *   --quick              fewer calls and one repetition (under a minute)
+ *   --quick              fewer calls, one repetition, one process per client (under a minute;
+ *                        a smoke test: figures are rough, and peak RSS covers every scenario)
  *   --reps N             repetitions (default 3; 1 with --quick)
  *   --clients a,b        only these clients (raw baselines are always added)
  *   --scenarios a,b      only these scenarios
  *   --no-micro           skip the in-process measurements
  *   --json FILE          also write every raw measurement as JSON
+ *   --profile DIR        write a CPU profile of every measured phase to DIR (read them with bench/profile.ts)
  *   --node-arg ARG       pass ARG to every worker's node (repeatable), e.g. --node-arg=--cpu-prof
  *   --build-only         only build to node_modules/.cache/effect-llm-bench (to run a worker by hand)
  */
@@ -41,6 +43,7 @@ interface Options {
   readonly json: string | undefined
   readonly nodeArgs: ReadonlyArray<string>
   readonly buildOnly: boolean
+  readonly profileDir: string | undefined
 }
 
 const parseOptions = (argv: ReadonlyArray<string>): Options => {
@@ -78,7 +81,8 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
     micro: !values.has("no-micro"),
     json: values.get("json")?.[0],
     nodeArgs: values.get("node-arg") ?? [],
-    buildOnly: values.has("build-only")
+    buildOnly: values.has("build-only"),
+    profileDir: values.get("profile")?.[0] === undefined ? undefined : path.resolve(values.get("profile")![0]!)
   }
 }
 
@@ -324,21 +328,26 @@ const main = async (): Promise<void> => {
   log(`building to ${path.relative(root, outdir)}`)
   await buildAll()
   if (options.buildOnly) return
+  if (options.profileDir !== undefined) mkdirSync(options.profileDir, { recursive: true })
   const server = await startServer()
   log(`fake server at ${server.origin}`)
   const results: Results = { runs: {}, micro: [] }
-  // a process per (client, scenario); --quick groups the scenarios other than stream-256 per client
+  // a process per (client, scenario); --quick runs all the scenarios of a client in one process
   const groups: Array<ReadonlyArray<ScenarioName>> = options.quick
-    ? [
-      options.scenarios.filter((scenario) => scenario !== "stream-256"),
-      options.scenarios.filter((scenario) => scenario === "stream-256")
-    ].filter((group) => group.length > 0)
+    ? [options.scenarios]
     : options.scenarios.map((scenario) => [scenario])
   try {
     for (let rep = 0; rep < options.reps; rep++) {
       for (const group of groups) {
         for (const client of shuffled(options.clients)) {
-          const args: WorkerArgs = { client: client.name, scenarios: group, origin: server.origin, quick: options.quick }
+          const args: WorkerArgs = {
+            client: client.name,
+            scenarios: group,
+            origin: server.origin,
+            quick: options.quick,
+            profileDir: options.profileDir,
+            rep
+          }
           const result = await runWorker(args, options.nodeArgs)
           const byScenario = (results.runs[client.name] ??= {})
           for (const scenario of group) {

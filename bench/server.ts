@@ -10,6 +10,10 @@
  * - `/paced/...`: one event per write, `pacingMillis` apart (one event per network read);
  * - `/ttft/...`: the events up to the first text delta at once, the rest `ttftGapMillis` later.
  *
+ * `GET /stats` answers `{"connections":N,"requests":N}`: the TCP connections
+ * accepted and requests answered so far, to check that clients reuse their
+ * connections.
+ *
  * It prints `{"port":N}` on stdout once listening and exits when stdin closes.
  */
 import * as http from "node:http"
@@ -88,8 +92,17 @@ const writePaced = async (res: http.ServerResponse, events: ReadonlyArray<Buffer
   res.end()
 }
 
+/** Connections accepted and requests answered, for `GET /stats`. */
+const stats = { connections: 0, requests: 0 }
+
 const answer = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void => {
   const url = req.url ?? "/"
+  if (req.method === "GET" && url === "/stats") {
+    res.writeHead(200, { "content-type": "application/json" })
+    res.end(JSON.stringify(stats))
+    return
+  }
+  stats.requests++
   const query = url.indexOf("?")
   const path = query < 0 ? url : url.slice(0, query)
   const protocol = protocolOf(path)
@@ -126,6 +139,7 @@ const server = http.createServer({ keepAliveTimeout: 60_000, noDelay: true }, (r
   req.on("data", (part: Buffer) => parts.push(part))
   req.on("end", () => answer(req, res, parts.length === 1 ? parts[0]! : Buffer.concat(parts)))
 })
+server.on("connection", () => stats.connections++)
 server.maxHeadersCount = 100
 server.listen(0, "127.0.0.1", () => {
   process.stdout.write(JSON.stringify({ port: (server.address() as AddressInfo).port }) + "\n")

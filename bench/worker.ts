@@ -3,10 +3,12 @@
  * fake server, checks every reply carried the exact text, and prints the
  * measurements as one JSON line. The runner starts a fresh worker for every
  * (client, scenario, repetition), so no run inherits another's heap or JIT
- * state, and peak RSS belongs to that run alone (`--quick` runs the
- * scenarios other than `stream-256` in one process per client, to save the
- * start-up time).
+ * state, and peak RSS belongs to that run alone (`--quick` runs all the
+ * scenarios of a client in one process, to save the start-up time).
  */
+import { writeFileSync } from "node:fs"
+import * as inspector from "node:inspector/promises"
+import * as path from "node:path"
 import { performance } from "node:perf_hooks"
 import type { BenchClient, ClientFactory } from "./client.js"
 import { runMicro } from "./micro.js"
@@ -20,6 +22,10 @@ export interface WorkerArgs {
   readonly micro?: boolean
   readonly origin: string
   readonly quick: boolean
+  /** Where to write a CPU profile of each measured phase, if anywhere. */
+  readonly profileDir?: string | undefined
+  /** The repetition, to name the profiles. */
+  readonly rep?: number | undefined
 }
 
 /** Named measurements. */
@@ -27,12 +33,6 @@ export type Metrics = Readonly<Record<string, number>>
 
 /** What a worker prints: the measurements of each scenario it ran (or of the micro benchmarks, under `micro`). */
 export type WorkerResult = Readonly<Record<string, Metrics>>
-
-/** Microseconds of CPU (user + system, all threads) since `start`. */
-const cpuMicros = (start: NodeJS.CpuUsage): number => {
-  const used = process.cpuUsage(start)
-  return used.user + used.system
-}
 
 const check = (text: string): void => {
   if (text !== expectedText) {
@@ -77,51 +77,71 @@ const warmUp = async (size: Size, round: (count: number) => Promise<void>): Prom
 const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p + 0.5))]!
 
+/**
+ * Brackets a measured phase: CPU and wall time, and, when asked, a V8 CPU
+ * profile of exactly that phase (not the start-up or the warm-up).
+ */
+interface Phase {
+  /** Runs `task` as the measured phase; returns its CPU (user + system) and wall microseconds. */
+  readonly measure: (task: () => Promise<void>) => Promise<{ readonly cpu: number; readonly system: number; readonly wall: number }>
+}
+
+const makePhase = (profileFile: string | undefined): Phase => ({
+  measure: async (task) => {
+    const session = profileFile === undefined ? undefined : new inspector.Session()
+    if (session !== undefined) {
+      session.connect()
+      await session.post("Profiler.enable")
+      await session.post("Profiler.start")
+    }
+    const cpu = process.cpuUsage()
+    const start = performance.now()
+    await task()
+    const wall = (performance.now() - start) * 1000
+    const used = process.cpuUsage(cpu)
+    if (session !== undefined) {
+      const { profile } = await session.post("Profiler.stop")
+      writeFileSync(profileFile!, JSON.stringify(profile))
+      session.disconnect()
+    }
+    return { cpu: used.user + used.system, system: used.system, wall }
+  }
+})
+
 /** Runs one scenario; returns its measurements. */
-const run = async (client: BenchClient, scenario: ScenarioName, size: Size): Promise<Record<string, number>> => {
+const run = async (client: BenchClient, scenario: ScenarioName, size: Size, phase: Phase): Promise<Record<string, number>> => {
   switch (scenario) {
     case "complete-seq": {
       await warmUp(size, (count) => sequential(count, () => completeOnce(client)))
-      const cpu = process.cpuUsage()
-      const start = performance.now()
-      await sequential(size.count, () => completeOnce(client))
-      const used = process.cpuUsage(cpu)
+      const { cpu, system, wall } = await phase.measure(() => sequential(size.count, () => completeOnce(client)))
       return {
-        cpuPerCallMicros: cpuMicros(cpu) / size.count,
-        systemPerCallMicros: used.system / size.count,
-        wallPerCallMicros: ((performance.now() - start) * 1000) / size.count
+        cpuPerCallMicros: cpu / size.count,
+        systemPerCallMicros: system / size.count,
+        wallPerCallMicros: wall / size.count
       }
     }
     case "complete-64": {
       await warmUp(size, (count) => pool(count, 64, () => completeOnce(client)))
-      const cpu = process.cpuUsage()
-      const start = performance.now()
-      await pool(size.count, 64, () => completeOnce(client))
-      const seconds = (performance.now() - start) / 1000
-      return { callsPerSecond: size.count / seconds, cpuPerCallMicros: cpuMicros(cpu) / size.count }
+      const { cpu, wall } = await phase.measure(() => pool(size.count, 64, () => completeOnce(client)))
+      return { callsPerSecond: size.count / (wall / 1e6), cpuPerCallMicros: cpu / size.count }
     }
     case "stream-seq":
     case "stream-paced": {
       await warmUp(size, (count) => sequential(count, () => streamOnce(client)))
-      const cpu = process.cpuUsage()
-      const start = performance.now()
-      await sequential(size.count, () => streamOnce(client))
-      const used = process.cpuUsage(cpu)
+      const { cpu, system, wall } = await phase.measure(() => sequential(size.count, () => streamOnce(client)))
       return {
-        cpuPerChunkMicros: cpuMicros(cpu) / (size.count * chunkCount),
-        systemPerChunkMicros: used.system / (size.count * chunkCount),
-        wallPerStreamMillis: (performance.now() - start) / size.count
+        cpuPerChunkMicros: cpu / (size.count * chunkCount),
+        systemPerChunkMicros: system / (size.count * chunkCount),
+        wallPerStreamMillis: wall / 1000 / size.count
       }
     }
     case "stream-256": {
       await warmUp(size, (count) => pool(count, count, () => streamOnce(client)))
       const before = process.memoryUsage.rss()
-      const cpu = process.cpuUsage()
-      const start = performance.now()
-      await pool(size.count, size.count, () => streamOnce(client))
+      const { cpu, wall } = await phase.measure(() => pool(size.count, size.count, () => streamOnce(client)))
       return {
-        wallMillis: performance.now() - start,
-        cpuPerChunkMicros: cpuMicros(cpu) / (size.count * chunkCount),
+        wallMillis: wall / 1000,
+        cpuPerChunkMicros: cpu / (size.count * chunkCount),
         peakRssMB: (process.resourceUsage().maxRSS * 1024) / 1e6,
         rssBeforeMB: before / 1e6
       }
@@ -138,7 +158,7 @@ const run = async (client: BenchClient, scenario: ScenarioName, size: Size): Pro
       }
       await warmUp(size, (count) => sequential(count, sample))
       samples.length = 0
-      await sequential(size.count, sample)
+      await phase.measure(() => sequential(size.count, sample))
       samples.sort((a, b) => a - b)
       return { p50Micros: percentile(samples, 0.5), p99Micros: percentile(samples, 0.99) }
     }
@@ -160,7 +180,10 @@ const main = async (): Promise<void> => {
       const scenario = scenarios.find((scenario) => scenario.name === name)
       if (scenario === undefined) throw new Error(`unknown scenario: ${name}`)
       const client = await factory({ origin: args.origin, mode: scenario.mode, protocol: spec.protocol })
-      result[name] = await run(client, name, args.quick ? scenario.quick : scenario.full)
+      const profileFile = args.profileDir === undefined
+        ? undefined
+        : path.join(args.profileDir, `${spec.name}-${name}-${args.rep ?? 0}.cpuprofile`)
+      result[name] = await run(client, name, args.quick ? scenario.quick : scenario.full, makePhase(profileFile))
       await client.close()
     }
   }

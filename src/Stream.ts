@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -140,7 +141,8 @@ const endsSentence = (text: string, i: number): boolean => {
  * Regroups the text of a reply into whole sentences, the unit a speech
  * synthesiser wants: each sentence is emitted as soon as its end is seen, the
  * rest when the stream ends. Surrounding whitespace is trimmed and empty
- * sentences are dropped. Linear in the length of the text.
+ * sentences are dropped. Linear in the length of the text; one stream stage
+ * (text selection, splitting and the final rest in one channel).
  */
 export const sentences = <E, R>(self: Stream.Stream<StreamEvent, E, R>): Stream.Stream<string, E, R> =>
   Stream.suspend(() => {
@@ -150,28 +152,36 @@ export const sentences = <E, R>(self: Stream.Stream<StreamEvent, E, R>): Stream.
       const sentence = text.trim()
       if (sentence.length > 0) out.push(sentence)
     }
-    return textDeltas(self).pipe(
-      Stream.mapChunks((chunk) => {
-        const out: Array<string> = []
-        for (const delta of chunk) {
-          buffer += delta
-          let start = 0
-          // the last character cannot be judged until the next one arrives
-          for (let i = scanned; i < buffer.length - 1; i++) {
-            if (endsSentence(buffer, i)) {
-              emit(buffer.slice(start, i + 1), out)
-              start = i + 1
-            }
+    const split = (chunk: Chunk.Chunk<StreamEvent>): Array<string> => {
+      const out: Array<string> = []
+      for (const event of chunk) {
+        if (event._tag !== "TextDelta") continue
+        buffer += event.text
+        let start = 0
+        // the last character cannot be judged until the next one arrives
+        for (let i = scanned; i < buffer.length - 1; i++) {
+          if (endsSentence(buffer, i)) {
+            emit(buffer.slice(start, i + 1), out)
+            start = i + 1
           }
-          if (start > 0) buffer = buffer.slice(start)
-          scanned = Math.max(0, buffer.length - 1)
         }
-        return Chunk.unsafeFromArray(out)
-      }),
-      Stream.concat(Stream.suspend(() => {
-        const out: Array<string> = []
-        emit(buffer, out)
-        return Stream.fromIterable(out)
-      }))
-    )
+        if (start > 0) buffer = buffer.slice(start)
+        scanned = Math.max(0, buffer.length - 1)
+      }
+      return out
+    }
+    const loop: Channel.Channel<Chunk.Chunk<string>, Chunk.Chunk<StreamEvent>, E, E, unknown, unknown> = Channel
+      .readWithCause({
+        onInput: (chunk: Chunk.Chunk<StreamEvent>) => {
+          const out = split(chunk)
+          return out.length === 0 ? loop : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(out)), loop)
+        },
+        onFailure: Channel.failCause,
+        onDone: () => {
+          const out: Array<string> = []
+          emit(buffer, out)
+          return out.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(out))
+        }
+      })
+    return Stream.pipeThroughChannel(self, loop)
   })

@@ -4,6 +4,9 @@ import { responseError } from "../errors.js"
 import type { StreamEvent } from "../Stream.js"
 import type { DecodedFinish, StreamDecoder } from "../layers/WireCodec.js"
 
+/** `TextDecoder.decode` options for a read that may end inside a character. */
+const streaming: TextDecodeOptions = { stream: true }
+
 /** The longest SSE line or event we buffer before failing the stream (bytes of text). */
 export const defaultMaxEventSize = 16 * 1024 * 1024
 
@@ -55,7 +58,7 @@ export class EventReader {
   feed(bytes: Uint8Array): Array<StreamEvent> | LlmError {
     let text: string
     try {
-      text = this.text.decode(bytes, { stream: true })
+      text = this.text.decode(bytes, streaming)
     } catch {
       return responseError(this.context, "the stream is not valid UTF-8")
     }

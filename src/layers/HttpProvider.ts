@@ -436,9 +436,9 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
             })
           }
           /**
-           * One attempt. Its total deadline is kept by a sleeping fiber that,
-           * when it passes, aborts the request: the pending send or read then
-           * fails, and the attempt fails with the timeout.
+           * One attempt. Its total deadline is kept by a watchdog (a timer)
+           * that, when it passes, aborts the request: the pending send or read
+           * then fails, and the attempt fails with the timeout.
            */
           const attempt = Effect.flatMap(Scope.make(), (abort) => {
             attempts++
@@ -496,9 +496,9 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
     /**
      * One streamed call: attempts until one yields its first events (the
      * consumer has seen nothing before, so retrying is safe), then that
-     * attempt's events. Each attempt is one pipeline, response bytes →
-     * decoder → consumer, with no fiber, queue or race per read: one fiber
-     * per attempt sleeps until the next deadline (first token, total, idle)
+     * attempt's events. Each attempt is one channel, response bytes →
+     * decoder → consumer, with no fiber, queue or race per read: a watchdog
+     * per attempt waits for the next deadline (first token, total, idle)
      * and, when one passes, records which and aborts the request, so the
      * pending send or read fails at once and that failure becomes the
      * `LlmTimeoutError`.

@@ -1,0 +1,143 @@
+/**
+ * Where the floor is: CPU per call of effect-llm next to the bare
+ * @effect/platform client it is built on, with no network at all. A fake
+ * undici dispatcher answers every request from memory (the same bodies as the
+ * fake server), so the platform's real undici code path runs
+ * (`NodeHttpClient.makeUndici`: `execute`, the response wrapper, the Node
+ * stream adapter) and only the socket is missing.
+ *
+ *   npx tsx bench/floor.ts [--short] [--protocol chat|messages] [--calls N]
+ *
+ * `--short` streams a reply with a single text delta, so a stream's fixed cost
+ * shows; by default the reply has 200 deltas. Rows:
+ * - `Stream.runDrain(Stream.fromChunk(…))`: running any Effect stream at all;
+ * - the bare platform call (`execute`, then `arrayBuffer` or `stream` run with
+ *   `Stream.runForEach`), with its HTTP span off as effect-llm runs it, and on;
+ * - effect-llm's provider stream consumed directly (`llm.stream`);
+ * - `Llm.stream` and `Llm.streamText`, the public accessors, which add a
+ *   `Stream.unwrap` (and `textDeltas`) to read the service from the context;
+ * - the same with `Channel.unwrap` in place of `Stream.unwrap`;
+ * - `Llm.complete`.
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Channel from "effect/Channel"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
+import { Readable } from "node:stream"
+import { Anthropic, Llm, LlmStream, Local, Message } from "../src/index.js"
+import { type Protocol, replies } from "./payloads.js"
+
+const argv = process.argv.slice(2)
+const option = (name: string): string | undefined => {
+  const at = argv.indexOf(`--${name}`)
+  return at < 0 ? undefined : argv[at + 1]
+}
+const protocol = (option("protocol") ?? "chat") as Protocol
+const short = argv.includes("--short")
+const calls = Number(option("calls") ?? 4000)
+
+const reply = replies[protocol]
+const sse = Buffer.from(
+  short ? [...reply.events.slice(0, reply.firstTextEvent), ...reply.events.slice(-3)].join("") : reply.events.join("")
+)
+const json = Buffer.from(reply.json)
+
+/** A body as undici hands it over: a Node readable that can also be read whole. */
+const bodyOf = (bytes: Buffer): Readable => {
+  const readable = Readable.from([bytes], { objectMode: false })
+  return Object.assign(readable, {
+    arrayBuffer: async (): Promise<ArrayBuffer> => {
+      const parts: Array<Buffer> = []
+      for await (const part of readable) parts.push(part as Buffer)
+      const whole = Buffer.concat(parts)
+      return whole.buffer.slice(whole.byteOffset, whole.byteOffset + whole.byteLength) as ArrayBuffer
+    }
+  })
+}
+
+/** The part of undici's `Dispatcher` that `NodeHttpClient.makeUndici` calls. */
+const dispatcher = {
+  request: async (options: { readonly body: Uint8Array }) =>
+    Buffer.from(options.body).includes("\"stream\":true")
+      ? { statusCode: 200, headers: { "content-type": "text/event-stream", "x-request-id": "r" }, body: bodyOf(sse) }
+      : {
+        statusCode: 200,
+        headers: { "content-type": "application/json", "content-length": String(json.length), "x-request-id": "r" },
+        body: bodyOf(json)
+      }
+}
+const client = NodeHttpClient.makeUndici(dispatcher as unknown as Parameters<typeof NodeHttpClient.makeUndici>[0])
+
+const backend = protocol === "chat"
+  ? Local.layer({ baseUrl: "http://127.0.0.1:1", model: "m" })
+  : Anthropic.layer({ baseUrl: "http://127.0.0.1:1", model: "m", apiKey: Redacted.make("k") })
+const runtime = ManagedRuntime.make(backend.pipe(Layer.provide(Layer.succeed(HttpClient.HttpClient, client))))
+const bare = ManagedRuntime.make(Layer.empty)
+const messages = [Message.system("s"), Message.user("u")]
+const request = (stream: boolean) =>
+  HttpClientRequest.post("http://127.0.0.1:1/v1/chat/completions").pipe(
+    HttpClientRequest.bodyUnsafeJson({ model: "m", stream })
+  )
+const streamRequest = request(true)
+const completeRequest = request(false)
+const ignore = () => Effect.void
+const oneChunk = Chunk.of(1)
+
+const platformStream = Stream.runForEach(Stream.unwrap(Effect.map(client.execute(streamRequest), (r) => r.stream)), ignore)
+const platformComplete = Effect.flatMap(client.execute(completeRequest), (r) => r.arrayBuffer)
+
+/** The rows: a label and one call. */
+const rows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
+  ["Stream.runDrain(Stream.fromChunk(one element))", () => bare.runPromise(Stream.runDrain(Stream.fromChunk(oneChunk)))],
+  ["platform: execute + stream, HTTP span off", () => bare.runPromise(Effect.withTracerEnabled(platformStream, false))],
+  ["platform: execute + stream, HTTP span on", () => bare.runPromise(platformStream)],
+  [
+    "effect-llm: llm.stream (provider, direct)",
+    () => runtime.runPromise(Effect.flatMap(Llm.Llm, (llm) => Stream.runForEach(llm.stream(messages), ignore)))
+  ],
+  ["effect-llm: Llm.stream (Stream.unwrap)", () => runtime.runPromise(Stream.runForEach(Llm.stream(messages), ignore))],
+  ["effect-llm: Llm.streamText", () => runtime.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))],
+  [
+    "effect-llm: streamText with Channel.unwrap",
+    () =>
+      runtime.runPromise(
+        Stream.runForEach(
+          LlmStream.textDeltas(
+            Stream.fromChannel(Channel.unwrap(Effect.map(Llm.Llm, (llm) => Stream.toChannel(llm.stream(messages)))))
+          ),
+          ignore
+        )
+      )
+  ],
+  ["platform: execute + arrayBuffer, HTTP span off", () => bare.runPromise(Effect.withTracerEnabled(platformComplete, false))],
+  ["platform: execute + arrayBuffer, HTTP span on", () => bare.runPromise(platformComplete)],
+  ["effect-llm: Llm.complete", () => runtime.runPromise(Llm.complete(messages))]
+]
+
+/** CPU microseconds per call of `task`, after a warm-up. */
+const cpuPerCall = async (task: () => Promise<unknown>): Promise<number> => {
+  for (let i = 0; i < calls / 4; i++) await task()
+  const start = process.cpuUsage()
+  for (let i = 0; i < calls; i++) await task()
+  const used = process.cpuUsage(start)
+  return (used.user + used.system) / calls
+}
+
+const main = async () => {
+  console.log(`${protocol}, ${short ? "one text delta" : "200 text deltas"} per stream, ${calls} calls per row, CPU µs per call (best of 3)`)
+  for (const [label, task] of rows) {
+    const rounds: Array<number> = []
+    for (let round = 0; round < 3; round++) rounds.push(await cpuPerCall(task))
+    console.log(`${label.padEnd(50)} ${Math.min(...rounds).toFixed(0).padStart(6)}`)
+  }
+  await runtime.dispose()
+  await bare.dispose()
+}
+
+main()

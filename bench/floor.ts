@@ -6,7 +6,7 @@
  * (`NodeHttpClient.makeUndici`: `execute`, the response wrapper, the Node
  * stream adapter) and only the socket is missing.
  *
- *   npx tsx bench/floor.ts [--short] [--protocol chat|messages] [--calls N]
+ *   npx tsx bench/floor.ts [--short] [--protocol chat|messages] [--calls N] [--only TEXT]
  *
  * `--short` streams a reply with a single text delta, so a stream's fixed cost
  * shows; by default the reply has 200 deltas. Rows:
@@ -41,6 +41,8 @@ const option = (name: string): string | undefined => {
 const protocol = (option("protocol") ?? "chat") as Protocol
 const short = argv.includes("--short")
 const calls = Number(option("calls") ?? 4000)
+/** Only the rows whose label contains this text (to profile one of them). */
+const only = option("only")
 
 const reply = replies[protocol]
 const sse = Buffer.from(
@@ -132,6 +134,7 @@ const cpuPerCall = async (task: () => Promise<unknown>): Promise<number> => {
 const main = async () => {
   console.log(`${protocol}, ${short ? "one text delta" : "200 text deltas"} per stream, ${calls} calls per row, CPU µs per call (best of 3)`)
   for (const [label, task] of rows) {
+    if (only !== undefined && !label.includes(only)) continue
     const rounds: Array<number> = []
     for (let round = 0; round < 3; round++) rounds.push(await cpuPerCall(task))
     console.log(`${label.padEnd(50)} ${Math.min(...rounds).toFixed(0).padStart(6)}`)

@@ -92,6 +92,7 @@ const makePhase = (profileFile: string | undefined): Phase => ({
     if (session !== undefined) {
       session.connect()
       await session.post("Profiler.enable")
+      await session.post("Profiler.setSamplingInterval", { interval: 100 })
       await session.post("Profiler.start")
     }
     const cpu = process.cpuUsage()

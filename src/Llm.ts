@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import * as Channel from "effect/Channel"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -137,7 +138,9 @@ export const complete = (
 export const stream = (
   messages: ReadonlyArray<Message>,
   options?: CompletionOptions
-): Stream.Stream<StreamEvent, LlmError, Llm> => Stream.unwrap(Effect.map(Llm, (llm) => llm.stream(messages, options)))
+): Stream.Stream<StreamEvent, LlmError, Llm> =>
+  // the provider's channel directly, not inside `Stream.unwrap`'s extra concatMap: measurably faster first token
+  Stream.fromChannel(Channel.unwrap(Effect.map(Llm, (llm) => Stream.toChannel(llm.stream(messages, options)))))
 
 /** Streams only the text of the reply (the seed's `stream_complete`). */
 export const streamText = (

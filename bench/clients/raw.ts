@@ -34,29 +34,54 @@ const bodyOf = (protocol: Protocol, stream: boolean): string => {
   }
 }
 
+/** The few fields of each protocol's replies and events that the raw client reads. */
+interface ChatCompletion {
+  readonly choices: ReadonlyArray<{ readonly message: { readonly content: string } }>
+}
+interface ChatChunk {
+  readonly choices: ReadonlyArray<{ readonly delta?: { readonly content?: string | null } }>
+}
+interface AnthropicMessage {
+  readonly content: ReadonlyArray<{ readonly text: string }>
+}
+interface AnthropicEvent {
+  readonly type: string
+  readonly delta?: { readonly type: string; readonly text?: string }
+}
+interface ResponsesReply {
+  readonly output: ReadonlyArray<{ readonly content: ReadonlyArray<{ readonly text: string }> }>
+}
+interface ResponsesEvent {
+  readonly type: string
+  readonly delta?: string
+}
+
 /** The text of a complete reply. */
-const textOf = (protocol: Protocol, body: any): string => {
+const textOf = (protocol: Protocol, body: string): string => {
   switch (protocol) {
     case "chat":
-      return body.choices[0].message.content
+      return (JSON.parse(body) as ChatCompletion).choices[0]!.message.content
     case "messages":
-      return body.content[0].text
+      return (JSON.parse(body) as AnthropicMessage).content[0]!.text
     case "responses":
-      return body.output[0].content[0].text
+      return (JSON.parse(body) as ResponsesReply).output[0]!.content[0]!.text
   }
 }
 
 /** The text delta carried by one SSE `data:` payload, if any. */
 const deltaOf = (protocol: Protocol, data: string): string | undefined => {
-  if (protocol === "chat") {
-    if (data === "[DONE]") return undefined
-    return JSON.parse(data).choices[0]?.delta?.content || undefined
+  switch (protocol) {
+    case "chat":
+      return data === "[DONE]" ? undefined : (JSON.parse(data) as ChatChunk).choices[0]?.delta?.content || undefined
+    case "messages": {
+      const event = JSON.parse(data) as AnthropicEvent
+      return event.type === "content_block_delta" && event.delta?.type === "text_delta" ? event.delta.text : undefined
+    }
+    case "responses": {
+      const event = JSON.parse(data) as ResponsesEvent
+      return event.type === "response.output_text.delta" ? event.delta : undefined
+    }
   }
-  const event = JSON.parse(data)
-  if (protocol === "messages") {
-    return event.type === "content_block_delta" && event.delta.type === "text_delta" ? event.delta.text : undefined
-  }
-  return event.type === "response.output_text.delta" ? event.delta : undefined
 }
 
 const make: ClientFactory = (target) => {
@@ -73,7 +98,7 @@ const make: ClientFactory = (target) => {
     complete: async () => {
       const response = await request(url, { method: "POST", headers, body: completeBody })
       if (response.statusCode !== 200) throw new Error(`status ${response.statusCode}`)
-      return textOf(target.protocol, JSON.parse(await response.body.text()))
+      return textOf(target.protocol, await response.body.text())
     },
     stream: async (onText) => {
       const response = await request(url, { method: "POST", headers, body: streamBody })

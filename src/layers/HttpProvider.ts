@@ -17,10 +17,11 @@ import * as Chunk from "effect/Chunk"
 import type * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FiberId from "effect/FiberId"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -219,15 +220,19 @@ const expire = (attempt: Attempt, timeout: LlmTimeoutError): undefined => {
  */
 export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    // redirects are never followed (a fetch-based client would, and carry x-api-key to the other origin)
-    const client = HttpClient.transform(yield* HttpClient.HttpClient, (effect) =>
-      Effect.flatMap(Effect.serviceOption(FetchHttpClient.RequestInit), (init) =>
-        Effect.provideService(effect, FetchHttpClient.RequestInit, {
-          ...Option.getOrUndefined(init),
+    /** The client, its requests aborted when the scope they ran in closes. */
+    const scopedClient = HttpClient.withScope(yield* HttpClient.HttpClient)
+    /**
+     * Sends `request` in the scope `abort` (closing it aborts the request).
+     * Redirects are never followed: a fetch-based client would, and carry
+     * x-api-key to the other origin. Both settings in one change of context.
+     */
+    const execute = (request: HttpClientRequest.HttpClientRequest, abort: Scope.Scope) =>
+      Effect.mapInputContext(scopedClient.execute(request), (context: Context.Context<never>) =>
+        Context.add(Context.add(context, Scope.Scope, abort), FetchHttpClient.RequestInit, {
+          ...Option.getOrUndefined(Context.getOption(context, FetchHttpClient.RequestInit)),
           redirect: "manual"
-        })))
-    /** The same client, its requests aborted when the scope they ran in closes (streams). */
-    const scopedClient = HttpClient.withScope(client)
+        }))
     const { codec, provider } = config
     // credentials a server might echo back in its error text: redacted from every error message
     const secrets = ["authorization", "x-api-key"].flatMap((name) => {
@@ -457,7 +462,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
             }
             return Effect.flatMap(Effect.clockWith((clock) => startWatchdog(clock, check)), (stop) => {
               current.stopWatchdog = stop
-              return send(Scope.extend(scopedClient.execute(prepared.request), abort), onTransport).pipe(
+              return send(execute(prepared.request, abort), onTransport).pipe(
                 Effect.flatMap(reply),
                 Effect.map((answer) => {
                   current.completed = true
@@ -640,7 +645,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
         Effect.flatMap(startWatchdog(clock!, check(attempt)), (stop) => {
           attempt.stopWatchdog = stop
           return send(
-            Scope.extend(scopedClient.execute(prepared.request), attempt.abort),
+            execute(prepared.request, attempt.abort),
             (error) => transportError(attempt, baseContext, error.cause, "before the response")
           )
         }).pipe(Effect.flatMap(({ headers, response }) => {

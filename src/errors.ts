@@ -329,6 +329,3 @@ export const withPartialText = <E extends LlmError>(error: E, partialText: strin
   const Class = error.constructor as new(fields: object) => E
   return new Class({ ...fields, message: error.message, partialText })
 }
-
-/** Milliseconds of `Duration` for messages and spans. */
-export const millis = (duration: Duration.DurationInput): number => Duration.toMillis(Duration.decode(duration))

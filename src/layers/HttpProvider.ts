@@ -131,6 +131,16 @@ const definedOnly = (options: CompletionOptions | undefined): CompletionOptions 
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
+/** Response bytes in, events out: one pass per network read. */
+type BodyDecoder = Channel.Channel<
+  Chunk.Chunk<StreamEvent>,
+  Chunk.Chunk<Uint8Array>,
+  LlmError,
+  HttpClientError.ResponseError,
+  unknown,
+  unknown
+>
+
 const isFailure = <A extends object>(value: A | LlmError): value is LlmError => "_tag" in value
 
 /** Effect's built-in tracer. Its spans are recorded nowhere: no exporter, no log, nothing a user can read. */
@@ -579,14 +589,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
        * at the protocol's terminator. The first events it writes commit the
        * attempt.
        */
-      const decoder = (attempt: Attempt, context: ErrorContext): Channel.Channel<
-        Chunk.Chunk<StreamEvent>,
-        Chunk.Chunk<Uint8Array>,
-        LlmError,
-        HttpClientError.ResponseError,
-        unknown,
-        unknown
-      > => {
+      const decoder = (attempt: Attempt, context: ErrorContext): BodyDecoder => {
         const reader = new EventReader(codec.streamDecoder(context), context)
         let received = 0
         const emit = (events: Array<StreamEvent>) => {
@@ -607,14 +610,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
           ended.events.push(finishEvent(ended.finish))
           return emit(events.length === 0 ? ended.events : events.concat(ended.events))
         }
-        const read: Channel.Channel<
-          Chunk.Chunk<StreamEvent>,
-          Chunk.Chunk<Uint8Array>,
-          LlmError,
-          HttpClientError.ResponseError,
-          unknown,
-          unknown
-        > = Channel.readWithCause({
+        const read: BodyDecoder = Channel.readWithCause({
           onInput: (chunk: Chunk.Chunk<Uint8Array>) => {
             // a deadline that passed while the consumer was busy fails the stream at its next read
             if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)

@@ -4,8 +4,7 @@
  * the dead server costs nothing per call.
  * Run: npx tsx examples/adaptive_fallback.ts
  */
-import { NodeHttpClient } from "@effect/platform-node"
-import { Console, Effect, Layer } from "effect"
+import { Console, Effect } from "effect"
 import { Fallback, Llm, Local, Message, OpenAi } from "../src/index.js"
 import { fakeProvider } from "./support/backend.js"
 
@@ -16,7 +15,7 @@ const program = Effect.gen(function*() {
   const chain = Fallback.layer([
     Local.layer({ baseUrl: process.env.LOCAL_LLM_BASE_URL ?? "http://127.0.0.1:9" }),
     OpenAi.layer({ baseUrl: `${cloud.url}/v1` })
-  ], { circuitBreaker: { failureThreshold: 3, cooldown: "30 seconds" } }).pipe(Layer.provide(NodeHttpClient.layerUndici))
+  ], { circuitBreaker: { failureThreshold: 3, cooldown: "30 seconds" } })
 
   yield* Effect.gen(function*() {
     for (let turn = 1; turn <= 5; turn++) {

@@ -4,7 +4,6 @@
  * the seed's `register_provider` worked, without global state.
  * Run: npx tsx examples/custom_provider.ts
  */
-import { NodeHttpClient } from "@effect/platform-node"
 import { Chunk, Console, Effect, Layer, Stream } from "effect"
 import { Llm, LlmConfig, LlmStream, Message, StreamEvent, Usage } from "../src/index.js"
 
@@ -42,7 +41,7 @@ const program = Effect.gen(function*() {
 
 program.pipe(
   Effect.provide(
-    LlmConfig.layerFrom(config, { registry: new Map([["echo", echoBackend]]) }).pipe(Layer.provide(NodeHttpClient.layerUndici))
+    LlmConfig.layerFrom(config, { registry: new Map([["echo", echoBackend]]) })
   ),
   Effect.runPromise
 )

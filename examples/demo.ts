@@ -7,7 +7,6 @@
  *   by sentence as it arrives, and one summary line per turn.
  * Run: npm run demo
  */
-import { NodeHttpClient } from "@effect/platform-node"
 import { Console, Effect, Layer, Logger, LogLevel, Redacted, Schema, Stream } from "effect"
 import { Anthropic, Conversation, Fallback, Local, type StreamEvent, Tool, Toolkit } from "../src/index.js"
 import { fakeProvider } from "./support/backend.js"
@@ -37,7 +36,7 @@ const program = Effect.gen(function*() {
   const llm = Fallback.layer([
     Local.layer({ baseUrl: "http://127.0.0.1:9", model: "gpt-oss:120b" }),
     Anthropic.layer({ baseUrl: cloud.url, apiKey: Redacted.make("demo-key-not-real") })
-  ]).pipe(Layer.provide(NodeHttpClient.layerUndici))
+  ])
   const app = Conversation.layer({ systemMessage: "You are a friendly voice assistant.", maxTurns: 10 }).pipe(Layer.provide(llm))
 
   yield* Effect.gen(function*() {

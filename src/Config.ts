@@ -5,7 +5,6 @@
  *
  * @since 0.1.0
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -75,7 +74,7 @@ export interface BackendContext {
 }
 
 /** Builds the layer of a backend from its section. */
-export type BackendFactory = (context: BackendContext) => Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient>
+export type BackendFactory = (context: BackendContext) => Layer.Layer<Llm, ConfigError.ConfigError>
 
 /**
  * Custom backends by name (the seed's `register_provider`), as a value passed
@@ -93,9 +92,9 @@ export const registry = (factories: Readonly<Record<string, BackendFactory>>): L
 interface Builtin {
   readonly keyEnv: string | undefined
   readonly keyRequired: boolean
-  readonly build: (options: ProviderOptions) => Layer.Layer<Llm, never, HttpClient.HttpClient>
+  readonly build: (options: ProviderOptions) => Layer.Layer<Llm>
   /** How an open breaker checks the backend is back without spending a call. */
-  readonly probe?: (options: ProviderOptions) => Effect.Effect<unknown, unknown, HttpClient.HttpClient>
+  readonly probe?: (options: ProviderOptions) => Effect.Effect<unknown, unknown>
 }
 
 /** A local server is back when `/health` (or `/v1/models`) says ok, not while it is still loading. */
@@ -252,7 +251,7 @@ const llmSectionOf = (config: unknown, source: string | undefined): LlmSection |
 export const make = (
   config: LlmConfigInput | LlmSection,
   options: { readonly source?: string | undefined; readonly registry?: ReadonlyMap<string, BackendFactory> | undefined } = {}
-): Effect.Effect<Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient>, ConfigError.ConfigError> =>
+): Effect.Effect<Layer.Layer<Llm, ConfigError.ConfigError>, ConfigError.ConfigError> =>
   Effect.gen(function*() {
     const source = options.source
     const service = yield* Effect.serviceOption(BackendRegistry)
@@ -287,8 +286,8 @@ export const make = (
     }
 
     const layers: Array<
-      | Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient>
-      | Fallback.ProbedLayer<ConfigError.ConfigError, HttpClient.HttpClient>
+      | Layer.Layer<Llm, ConfigError.ConfigError>
+      | Fallback.ProbedLayer<ConfigError.ConfigError>
     > = []
     for (const name of [llm.backend, ...fallback]) {
       const section = (llm[name] ?? {}) as BackendSection
@@ -340,7 +339,7 @@ export const make = (
 export const layerFrom = (
   config: LlmConfigInput | LlmSection,
   options: { readonly registry?: ReadonlyMap<string, BackendFactory> | undefined } = {}
-): Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient> => Layer.unwrapEffect(make(config, options))
+): Layer.Layer<Llm, ConfigError.ConfigError> => Layer.unwrapEffect(make(config, options))
 
 /** Parses a YAML or JSON configuration file. */
 export const readFile = (path: string): Effect.Effect<unknown, ConfigError.ConfigError> =>
@@ -360,7 +359,7 @@ export const readFile = (path: string): Effect.Effect<unknown, ConfigError.Confi
 export const layerFromFile = (
   path?: string,
   options: { readonly registry?: ReadonlyMap<string, BackendFactory> | undefined } = {}
-): Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient> =>
+): Layer.Layer<Llm, ConfigError.ConfigError> =>
   Layer.unwrapEffect(Effect.gen(function*() {
     const file = path ?? (yield* Config.string("LLM_CONFIG").pipe(Config.withDefault("config.yaml")))
     const config = yield* readFile(file)

@@ -58,6 +58,9 @@ export * as Messages from "./layers/Messages.js"
 /** Local-to-cloud fallback with circuit breakers. */
 export * as Fallback from "./layers/Fallback.js"
 
+/** How the HTTP backends reach the network: undici directly (the default) or an `HttpClient`. */
+export * as HttpTransport from "./HttpTransport.js"
+
 /** The shared HTTP machinery for building a backend from a wire codec. */
 export * as HttpProvider from "./layers/HttpProvider.js"
 

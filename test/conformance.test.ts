@@ -13,7 +13,7 @@ import type { ProviderOptions } from "../src/layers/HttpProvider.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
 import * as LlmStream from "../src/Stream.js"
-import { backends } from "./support/backends.js"
+import { allBackends as backends } from "./support/backends.js"
 import * as FakeProvider from "./support/FakeProvider.js"
 
 const weather = Message.toolDefinition({
@@ -105,7 +105,7 @@ for (const backend of backends) {
           expect(result.usage.inputTokens).toBe(12)
           expect(result.usage.outputTokens).toBe(3)
           expect(result.tokensUsed).toBe(15)
-          expect(result.metadata.provider).toBe(backend.name)
+          expect(result.metadata.provider).toBe(backend.provider)
           expect(result.metadata.attempts).toBe(1)
           expect(result.metadata.requestId).toMatch(/^req_/)
           const request = server.requests[0]!
@@ -175,7 +175,7 @@ for (const backend of backends) {
             const body = lastBody(server)
             expect(body.messages).toEqual(
               backend.protocol === "chat"
-                ? replayedToolTurn.chat(backend.name === "local" ? "" : null)
+                ? replayedToolTurn.chat(backend.provider === "local" ? "" : null)
                 : replayedToolTurn.messages()
             )
           })

@@ -3,7 +3,6 @@
  * server is configured, otherwise the project's fake provider server started
  * in-process with replies scripted by the example (and it says so).
  */
-import { NodeHttpClient } from "@effect/platform-node"
 import { Console, Effect, Layer } from "effect"
 import { Anthropic, Llm, Local, OpenAi } from "../../src/index.js"
 import * as FakeProvider from "../../test/support/FakeProvider.js"
@@ -38,7 +37,7 @@ export const exampleLlm = (
     yield* Console.log(`(no backend configured: using the fake provider at ${server.url})`)
     return Local.layer({ baseUrl: server.url, model: "fake-gpt-oss" })
   }))
-  return layer.pipe(Layer.provide(NodeHttpClient.layerUndici), Layer.orDie)
+  return layer.pipe(Layer.orDie)
 }
 
 /** Starts a fake provider for examples that build their own layers. */

@@ -3,7 +3,6 @@
  *
  * @since 0.1.0
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -31,7 +30,7 @@ export const defaults = {
 const codec = Messages.make({ defaultMaxTokens: defaults.maxTokens })
 
 /** Builds the Anthropic `Llm` service. */
-export const make = (options: AnthropicOptions = {}): Effect.Effect<Llm.Service, never, HttpClient.HttpClient> =>
+export const make = (options: AnthropicOptions = {}): Effect.Effect<Llm.Service> =>
   HttpProvider.make(HttpProvider.configFrom(options, {
     provider: "anthropic",
     model: defaults.model,
@@ -47,7 +46,7 @@ export const make = (options: AnthropicOptions = {}): Effect.Effect<Llm.Service,
   }))
 
 /** The Anthropic backend as a layer. */
-export const layer = (options: AnthropicOptions = {}): Layer.Layer<Llm, never, HttpClient.HttpClient> =>
+export const layer = (options: AnthropicOptions = {}): Layer.Layer<Llm> =>
   Layer.effect(Llm, make(options))
 
 /**
@@ -57,7 +56,7 @@ export const layer = (options: AnthropicOptions = {}): Layer.Layer<Llm, never, H
  */
 export const layerConfig = (
   options: AnthropicOptions = {}
-): Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient> =>
+): Layer.Layer<Llm, ConfigError.ConfigError> =>
   HttpProvider.layerConfig(
     { apiKey: defaults.apiKeyEnv, apiKeyRequired: true, model: "ANTHROPIC_MODEL", baseUrl: "ANTHROPIC_BASE_URL" },
     layer,

@@ -314,7 +314,7 @@ export const make = (
   })
 
 /** A backend layer with the probe that decides when its open breaker may close. */
-export interface ProbedLayer<E, R> {
+export interface ProbedLayer<E, R = never> {
   readonly layer: Layer.Layer<Llm, E, R>
   /** E.g. `Local.health({ baseUrl })`: cheaper than a real call, and costs no tokens. */
   readonly probe: Effect.Effect<unknown, unknown, R>

@@ -6,18 +6,12 @@
  *
  * @since 0.1.0
  */
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import * as HttpClient from "@effect/platform/HttpClient"
-import type * as HttpClientError from "@effect/platform/HttpClientError"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Cause from "effect/Cause"
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import type * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -39,6 +33,8 @@ import {
   responseError,
   type TimeoutKind
 } from "../errors.js"
+import { HttpTransport } from "../HttpTransport.js"
+import type { Request, Response, TransportError } from "../internal/transport.js"
 import { EventReader } from "../internal/eventReader.js"
 import { type CompletionOptions, CompletionResult, type Llm, ResponseMetadata } from "../Llm.js"
 import type { Message } from "../Message.js"
@@ -136,7 +132,7 @@ type BodyDecoder = Channel.Channel<
   Chunk.Chunk<StreamEvent>,
   Chunk.Chunk<Uint8Array>,
   LlmError,
-  HttpClientError.ResponseError,
+  TransportError,
   unknown,
   unknown
 >
@@ -146,18 +142,6 @@ const isFailure = <A extends object>(value: A | LlmError): value is LlmError => 
 /** Effect's built-in tracer. Its spans are recorded nowhere: no exporter, no log, nothing a user can read. */
 const nativeTracer = Effect.runSync(Effect.tracer)
 
-/**
- * The length a body will have, when the response says so and nothing will
- * transform it on the way (a compressed body decoded by `fetch` can be larger
- * than its `content-length`).
- */
-const plainLength = (headers: Readonly<Record<string, string | undefined>>): number | undefined => {
-  const encoding = headers["content-encoding"]
-  if (encoding !== undefined && encoding !== "identity") return undefined
-  const length = headers["content-length"]
-  if (length === undefined || !/^\d{1,15}$/.test(length)) return undefined
-  return Number(length)
-}
 
 /** Where a stream stands, for its watchdog: still waiting for content, or streaming it. */
 type Phase = "opening" | "streaming"
@@ -213,9 +197,12 @@ const startWatchdog = (clock: Clock.Clock, check: () => number | undefined): Eff
  */
 const expire = (attempt: Attempt, timeout: LlmTimeoutError): undefined => {
   attempt.timedOut = timeout
-  Effect.runFork(Scope.close(attempt.abort, Exit.void))
+  Effect.runFork(Scope.close(attempt.abort, aborted))
   return undefined
 }
+
+/** The exit that closes an attempt's scope to abort its request (a success exit lets a used reply finish). */
+const aborted = Exit.interrupt(FiberId.none)
 
 /**
  * Builds an `Llm` service from a codec and an endpoint. Everything that does
@@ -228,21 +215,9 @@ const expire = (attempt: Attempt, timeout: LlmTimeoutError): undefined => {
  * kept by one timer that aborts its request when one passes, rather than by
  * fibers racing the request or every read.
  */
-export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, HttpClient.HttpClient> =>
+export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
   Effect.gen(function*() {
-    /** The client, its requests aborted when the scope they ran in closes. */
-    const scopedClient = HttpClient.withScope(yield* HttpClient.HttpClient)
-    /**
-     * Sends `request` in the scope `abort` (closing it aborts the request).
-     * Redirects are never followed: a fetch-based client would, and carry
-     * x-api-key to the other origin. Both settings in one change of context.
-     */
-    const execute = (request: HttpClientRequest.HttpClientRequest, abort: Scope.Scope) =>
-      Effect.mapInputContext(scopedClient.execute(request), (context: Context.Context<never>) =>
-        Context.add(Context.add(context, Scope.Scope, abort), FetchHttpClient.RequestInit, {
-          ...Option.getOrUndefined(Context.getOption(context, FetchHttpClient.RequestInit)),
-          redirect: "manual"
-        }))
+    const transport = yield* HttpTransport
     const { codec, provider } = config
     // credentials a server might echo back in its error text: redacted from every error message
     const secrets = ["authorization", "x-api-key"].flatMap((name) => {
@@ -250,9 +225,12 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
       return value === undefined ? [] : [value.replace(/^Bearer\s+/i, "")]
     })
     const baseContext: ErrorContext = { provider, model: config.model, apiKeyEnv: config.apiKeyEnv, secrets }
-    const baseRequest = HttpClientRequest.post(config.baseUrl.replace(/\/+$/, "") + codec.path).pipe(
-      HttpClientRequest.setHeaders({ ...config.headers, accept: "application/json, text/event-stream" })
-    )
+    const url = config.baseUrl.replace(/\/+$/, "") + codec.path
+    const headers: Record<string, string> = {
+      ...config.headers,
+      accept: "application/json, text/event-stream",
+      "content-type": "application/json"
+    }
     const retryOptions = Retry.resolve(config.retry)
     const retryPolicy = Retry.schedule(retryOptions)
     const defaults = definedOnly(config.defaults)
@@ -292,50 +270,28 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
         )
       })
 
-    /** Reads a body of unknown length chunk by chunk, failing past `limit` bytes. */
-    const readChunks = (response: HttpClientResponse.HttpClientResponse, context: ErrorContext, limit: number) =>
-      Effect.suspend(() => {
-        const parts: Array<Uint8Array> = []
-        let size = 0
-        return response.stream.pipe(
-          Stream.mapError((error) => connectionError(context, error.cause, "while reading the response")),
-          Stream.runForEachChunk((chunk) => {
-            for (const part of chunk) {
-              size += part.length
-              if (size > limit) {
-                return Effect.fail(responseError(context, `the response body exceeds ${limit} bytes`, response.status))
-              }
-              parts.push(part)
-            }
-            return Effect.void
-          }),
-          Effect.map(() => Buffer.concat(parts, size))
-        )
-      })
-
     /**
      * Reads a whole body as UTF-8 text, failing past `limit` bytes or on
      * invalid UTF-8. A body whose length the headers give is refused at once
-     * when too large, else read in one piece; any other is read chunk by chunk.
+     * when too large.
      */
-    const readText = (
-      response: HttpClientResponse.HttpClientResponse,
-      headers: Readonly<Record<string, string | undefined>>,
-      context: ErrorContext,
-      limit: number
-    ): Effect.Effect<string, LlmError> => {
-      const length = plainLength(headers)
-      if (length !== undefined && length > limit) {
-        return Effect.fail(responseError(context, `the response body exceeds ${limit} bytes`, response.status))
+    const readText = (response: Response, context: ErrorContext, limit: number): Effect.Effect<string, LlmError> => {
+      const tooLarge = () => responseError(context, `the response body exceeds ${limit} bytes`, response.status)
+      const length = response.headers["content-length"]
+      if (length !== undefined && response.headers["content-encoding"] === undefined && Number(length) > limit) {
+        return Effect.fail(tooLarge())
       }
-      const bytes: Effect.Effect<ArrayBuffer | Uint8Array, LlmError> = length === undefined
-        ? readChunks(response, context, limit)
-        : Effect.mapError(response.arrayBuffer, (error) => connectionError(context, error.cause, "while reading the response"))
-      return Effect.flatMap(bytes, (body) => {
-        try {
-          return Effect.succeed(utf8.decode(body))
-        } catch {
-          return Effect.fail(responseError(context, "the response body is not valid UTF-8", response.status))
+      return Effect.matchEffect(response.bytes(limit), {
+        onFailure: (error) =>
+          Effect.fail(
+            error.reason === "tooLarge" ? tooLarge() : connectionError(context, error.cause, "while reading the response")
+          ),
+        onSuccess: (body) => {
+          try {
+            return Effect.succeed(utf8.decode(body))
+          } catch {
+            return Effect.fail(responseError(context, "the response body is not valid UTF-8", response.status))
+          }
         }
       })
     }
@@ -348,7 +304,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
       if ("invalid" in encoded) return invalidRequest(baseContext, encoded.invalid)
       const total = Duration.decode(options.timeout ?? config.timeout)
       return {
-        request: HttpClientRequest.bodyUnsafeJson(baseRequest, encoded.body),
+        request: { method: "POST", url, headers, body: JSON.stringify(encoded.body) } satisfies Request,
         total,
         firstToken: Duration.min(Duration.decode(options.firstTokenTimeout ?? config.firstTokenTimeout ?? total), total),
         idle: options.idleTimeout ?? config.idleTimeout
@@ -367,12 +323,9 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
       })
 
     /** The error a non-2xx response stands for, read from its status, headers and body. */
-    const statusError = (
-      response: HttpClientResponse.HttpClientResponse,
-      headers: Readonly<Record<string, string | undefined>>
-    ) =>
+    const statusError = (response: Response) =>
       Effect.map(
-        Effect.orElseSucceed(readText(response, headers, baseContext, maxErrorBodyBytes), () => ""),
+        Effect.orElseSucceed(readText(response, baseContext, maxErrorBodyBytes), () => ""),
         (text): LlmError => {
           let body: unknown = text
           try {
@@ -380,6 +333,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
           } catch {
             // not JSON: keep the text (an HTML error page, a proxy's message)
           }
+          const { headers } = response
           const shouldRetry = headers["x-should-retry"]
           return fromProviderFailure({ ...baseContext, requestId: requestIdOf(headers) }, {
             status: response.status,
@@ -390,39 +344,30 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
         }
       )
 
-    /** A 2xx response and its headers (read once: each read of `response.headers` copies them). */
-    interface Answer {
-      readonly response: HttpClientResponse.HttpClientResponse
-      readonly headers: Readonly<Record<string, string | undefined>>
-    }
-
     /**
-     * Sends one attempt and fails with the matching `LlmError` on a non-2xx
-     * status; a transport failure is the `LlmError` `onTransport` makes of it.
+     * Sends one attempt in the scope `abort` and fails with the matching
+     * `LlmError` on a non-2xx status; a transport failure is the `LlmError`
+     * `onTransport` makes of it.
      */
-    const send = <R>(
-      execute: Effect.Effect<HttpClientResponse.HttpClientResponse, HttpClientError.HttpClientError, R>,
-      onTransport: (error: HttpClientError.HttpClientError) => LlmError
-    ): Effect.Effect<Answer, LlmError, R> =>
-      Effect.matchEffect(execute, {
+    const send = (
+      request: Request,
+      abort: Scope.Scope,
+      onTransport: (error: TransportError) => LlmError
+    ): Effect.Effect<Response, LlmError> =>
+      Effect.matchEffect(transport.send(request, abort), {
         onFailure: (error) => Effect.fail(onTransport(error)),
-        onSuccess: (response) => {
-          const headers = response.headers
-          return response.status < 300
-            ? Effect.succeed({ response, headers })
-            : Effect.flip(statusError(response, headers))
-        }
+        onSuccess: (response) => response.status < 300 ? Effect.succeed(response) : Effect.flip(statusError(response))
       })
 
     /**
-     * Releases an attempt: stops its watchdog and, unless its reply was read
-     * to the end, aborts its request (aborting a finished request would only
-     * cost an exception).
+     * Releases an attempt: stops its watchdog and closes its scope, which
+     * lets a reply read to its terminator finish (its connection is reused)
+     * and aborts any other.
      */
     const release = (attempt: Attempt) =>
       Effect.suspend(() => {
         attempt.stopWatchdog()
-        return attempt.completed ? Effect.void : Scope.close(attempt.abort, Exit.void)
+        return Scope.close(attempt.abort, attempt.completed ? Exit.void : aborted)
       })
 
     const complete = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
@@ -434,12 +379,11 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
           const started = Date.now()
           let attempts = 0
           const totalMillis = Duration.toMillis(prepared.total)
-          const onTransport = (error: HttpClientError.HttpClientError) =>
-            connectionError(baseContext, error.cause, "before the response")
+          const onTransport = (error: TransportError) => connectionError(baseContext, error.cause, "before the response")
           /** Reads and decodes a 2xx answer. */
-          const reply = ({ headers, response }: Answer) => {
-            const context = { ...baseContext, requestId: requestIdOf(headers) }
-            return Effect.flatMap(readText(response, headers, context, maxResponseBytes), (text) => {
+          const reply = (response: Response) => {
+            const context = { ...baseContext, requestId: requestIdOf(response.headers) }
+            return Effect.flatMap(readText(response, context, maxResponseBytes), (text) => {
               let body: unknown
               try {
                 body = JSON.parse(text)
@@ -472,7 +416,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
             }
             return Effect.flatMap(Effect.clockWith((clock) => startWatchdog(clock, check)), (stop) => {
               current.stopWatchdog = stop
-              return send(execute(prepared.request, abort), onTransport).pipe(
+              return send(prepared.request, abort, onTransport).pipe(
                 Effect.flatMap(reply),
                 Effect.map((answer) => {
                   current.completed = true
@@ -641,13 +585,14 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
         Effect.flatMap(startWatchdog(clock!, check(attempt)), (stop) => {
           attempt.stopWatchdog = stop
           return send(
-            execute(prepared.request, attempt.abort),
+            prepared.request,
+            attempt.abort,
             (error) => transportError(attempt, baseContext, error.cause, "before the response")
           )
-        }).pipe(Effect.flatMap(({ headers, response }) => {
-          requestId = requestIdOf(headers)
+        }).pipe(Effect.flatMap((response) => {
+          requestId = requestIdOf(response.headers)
           const context: ErrorContext = { ...baseContext, requestId }
-          const contentType = headers["content-type"] ?? ""
+          const contentType = response.headers["content-type"] ?? ""
           if (contentType.includes("text/html")) {
             return Effect.fail(responseError(context, `expected an event stream, got ${contentType}`, response.status))
           }
@@ -667,7 +612,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service, never, 
           return Channel.ensuring(
             Channel.flatMap(
               Channel.fromEffect(observe(openAttempt(attempt))),
-              ({ context, response }) => Channel.pipeTo(Stream.toChannel(response.stream), decoder(attempt, context))
+              ({ context, response }) => Channel.pipeTo(response.body, decoder(attempt, context))
             ),
             release(attempt)
           )

@@ -5,16 +5,13 @@
  *
  * @since 0.1.0
  */
-import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import { connectionError, fromProviderFailure, type LlmError, LlmTimeoutError, responseError } from "../errors.js"
+import { HttpTransport } from "../HttpTransport.js"
 import { Llm } from "../Llm.js"
 import * as ChatCompletions from "./ChatCompletions.js"
 import * as HttpProvider from "./HttpProvider.js"
@@ -40,7 +37,7 @@ export const defaults = {
 const rootOf = (baseUrl: string): string => baseUrl.replace(/\/+$/, "").replace(/\/v1$/, "")
 
 /** Builds the local `Llm` service. */
-export const make = (options: LocalOptions = {}): Effect.Effect<Llm.Service, never, HttpClient.HttpClient> =>
+export const make = (options: LocalOptions = {}): Effect.Effect<Llm.Service> =>
   HttpProvider.make(HttpProvider.configFrom({ ...options, baseUrl: `${rootOf(options.baseUrl ?? defaults.baseUrl)}/v1` }, {
     provider: "local",
     model: defaults.model,
@@ -52,7 +49,7 @@ export const make = (options: LocalOptions = {}): Effect.Effect<Llm.Service, nev
   }))
 
 /** The local backend as a layer. */
-export const layer = (options: LocalOptions = {}): Layer.Layer<Llm, never, HttpClient.HttpClient> =>
+export const layer = (options: LocalOptions = {}): Layer.Layer<Llm> =>
   Layer.effect(Llm, make(options))
 
 /**
@@ -61,7 +58,7 @@ export const layer = (options: LocalOptions = {}): Layer.Layer<Llm, never, HttpC
  */
 export const layerConfig = (
   options: LocalOptions = {}
-): Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient> =>
+): Layer.Layer<Llm, ConfigError.ConfigError> =>
   HttpProvider.layerConfig(
     { apiKey: defaults.apiKeyEnv, apiKeyRequired: false, model: "LOCAL_LLM_MODEL", baseUrl: "LOCAL_LLM_BASE_URL" },
     layer,
@@ -85,42 +82,34 @@ export interface ProbeOptions {
 /** The most of a probe's body that is read: enough for any model list, nothing a flood can fill memory with. */
 const maxProbeBodyBytes = 1024 * 1024
 
-/** Reads at most `limit` bytes of a body as text, then lets the rest go (the request is aborted). */
-const readBounded = (response: HttpClientResponse.HttpClientResponse, limit: number) =>
-  Effect.suspend(() => {
-    const parts: Array<Uint8Array> = []
-    let size = 0
-    return response.stream.pipe(
-      Stream.takeWhile(() => size <= limit),
-      Stream.runForEach((part) => Effect.sync(() => (parts.push(part), size += part.length))),
-      Effect.map(() => ({ text: Buffer.concat(parts, size).toString("utf8"), complete: size <= limit }))
-    )
-  })
-
+/**
+ * One `GET` to the server, bounded by `timeout`: its status and, if asked,
+ * its body (at most `maxProbeBodyBytes`; `complete` is false past that).
+ */
 const probe = (path: string, options: ProbeOptions, readBody: boolean) => {
   const context = { provider: "local", model: defaults.model }
   const url = `${rootOf(options.baseUrl ?? defaults.baseUrl)}${path}`
   const timeout = Duration.decode(options.timeout ?? "2 seconds")
-  return Effect.flatMap(HttpClient.HttpClient, (client) =>
-    client.execute(HttpClientRequest.get(url)).pipe(
-      Effect.flatMap((response) =>
-        readBody
-          ? Effect.map(
-            Effect.orElseSucceed(readBounded(response, maxProbeBodyBytes), () => ({ text: "", complete: false })),
-            (body) => ({ status: response.status, ...body })
-          )
-          // only the status matters: the body is never read, and the request is closed at once
-          : Effect.as(Effect.ignore(Stream.runDrain(Stream.take(response.stream, 0))), { status: response.status, text: "", complete: true })
-      ),
-      Effect.mapError((error): LlmError =>
-        connectionError(context, error.cause, `probing ${url}`)
-      ),
-      Effect.timeoutFail({
-        duration: timeout,
-        onTimeout: () =>
-          new LlmTimeoutError({ ...context, kind: "total", timeout, message: `local server at ${url} did not answer in time` })
-      })
-    ))
+  return Effect.flatMap(HttpTransport, (transport) =>
+    Effect.scoped(Effect.flatMap(Effect.scope, (scope) =>
+      transport.send({ method: "GET", url, headers: { accept: "application/json" } }, scope).pipe(
+        Effect.mapError((error): LlmError => connectionError(context, error.cause, `probing ${url}`)),
+        Effect.flatMap(({ bytes, status }) =>
+          readBody
+            ? Effect.match(bytes(maxProbeBodyBytes), {
+              onFailure: () => ({ status, text: "", complete: false }),
+              onSuccess: (body) => ({ status, text: Buffer.from(body).toString("utf8"), complete: true })
+            })
+            // only the status matters: the body is left to arrive and be dropped
+            : Effect.succeed({ status, text: "", complete: true })
+        ),
+        Effect.timeoutFail({
+          duration: timeout,
+          onTimeout: () =>
+            new LlmTimeoutError({ ...context, kind: "total", timeout, message: `local server at ${url} did not answer in time` })
+        })
+      )
+    )))
 }
 
 /**
@@ -128,7 +117,7 @@ const probe = (path: string, options: ProbeOptions, readBody: boolean) => {
  * vLLM), falling back to `GET /v1/models` for servers without it (Ollama,
  * mlx_lm, LM Studio). Fails with `LlmConnectionError` when nothing listens.
  */
-export const health = (options: ProbeOptions = {}): Effect.Effect<Health, LlmError, HttpClient.HttpClient> =>
+export const health = (options: ProbeOptions = {}): Effect.Effect<Health, LlmError> =>
   Effect.flatMap(probe("/health", options, false), ({ status }) => {
     if (status >= 200 && status < 300) return Effect.succeed(new Health({ status: "ok", endpoint: "/health" }))
     if (status === 503) return Effect.succeed(new Health({ status: "loading", endpoint: "/health" }))
@@ -139,7 +128,7 @@ export const health = (options: ProbeOptions = {}): Effect.Effect<Health, LlmErr
   })
 
 /** Lists the models a local server offers (`GET /v1/models`). */
-export const models = (options: ProbeOptions = {}): Effect.Effect<ReadonlyArray<string>, LlmError, HttpClient.HttpClient> =>
+export const models = (options: ProbeOptions = {}): Effect.Effect<ReadonlyArray<string>, LlmError> =>
   Effect.flatMap(probe("/v1/models", options, true), ({ complete, status, text }) => {
     const context = { provider: "local", model: defaults.model }
     if (!complete) return Effect.fail(responseError(context, `the model list exceeds ${maxProbeBodyBytes} bytes`, status))

@@ -3,7 +3,6 @@
  *
  * @since 0.1.0
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -30,7 +29,7 @@ export const defaults = {
 const codec = ChatCompletions.make({ emptyAssistantContent: null, maxTokensField: "max_completion_tokens" })
 
 /** Builds the OpenAI `Llm` service. */
-export const make = (options: OpenAiOptions = {}): Effect.Effect<Llm.Service, never, HttpClient.HttpClient> =>
+export const make = (options: OpenAiOptions = {}): Effect.Effect<Llm.Service> =>
   HttpProvider.make(HttpProvider.configFrom(options, {
     provider: "openai",
     model: defaults.model,
@@ -46,7 +45,7 @@ export const make = (options: OpenAiOptions = {}): Effect.Effect<Llm.Service, ne
   }))
 
 /** The OpenAI backend as a layer. */
-export const layer = (options: OpenAiOptions = {}): Layer.Layer<Llm, never, HttpClient.HttpClient> =>
+export const layer = (options: OpenAiOptions = {}): Layer.Layer<Llm> =>
   Layer.effect(Llm, make(options))
 
 /**
@@ -56,7 +55,7 @@ export const layer = (options: OpenAiOptions = {}): Layer.Layer<Llm, never, Http
  */
 export const layerConfig = (
   options: OpenAiOptions = {}
-): Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient> =>
+): Layer.Layer<Llm, ConfigError.ConfigError> =>
   HttpProvider.layerConfig(
     { apiKey: defaults.apiKeyEnv, apiKeyRequired: true, model: "OPENAI_MODEL", baseUrl: "OPENAI_BASE_URL" },
     layer,

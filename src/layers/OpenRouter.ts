@@ -4,7 +4,6 @@
  *
  * @since 0.1.0
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -31,7 +30,7 @@ export const defaults = {
 } as const
 
 /** Builds the OpenRouter `Llm` service. */
-export const make = (options: OpenRouterOptions = {}): Effect.Effect<Llm.Service, never, HttpClient.HttpClient> =>
+export const make = (options: OpenRouterOptions = {}): Effect.Effect<Llm.Service> =>
   HttpProvider.make(HttpProvider.configFrom(options, {
     provider: "openrouter",
     model: defaults.model,
@@ -51,7 +50,7 @@ export const make = (options: OpenRouterOptions = {}): Effect.Effect<Llm.Service
   }))
 
 /** The OpenRouter backend as a layer. */
-export const layer = (options: OpenRouterOptions = {}): Layer.Layer<Llm, never, HttpClient.HttpClient> =>
+export const layer = (options: OpenRouterOptions = {}): Layer.Layer<Llm> =>
   Layer.effect(Llm, make(options))
 
 /**
@@ -61,7 +60,7 @@ export const layer = (options: OpenRouterOptions = {}): Layer.Layer<Llm, never, 
  */
 export const layerConfig = (
   options: OpenRouterOptions = {}
-): Layer.Layer<Llm, ConfigError.ConfigError, HttpClient.HttpClient> =>
+): Layer.Layer<Llm, ConfigError.ConfigError> =>
   HttpProvider.layerConfig(
     { apiKey: defaults.apiKeyEnv, apiKeyRequired: true, model: "OPENROUTER_MODEL", baseUrl: "OPENROUTER_BASE_URL" },
     layer,

@@ -1,0 +1,56 @@
+/**
+ * What a transport is: the shapes shared by `HttpTransport` and its
+ * implementations (kept apart from both so neither imports the other).
+ *
+ * @internal
+ */
+import type * as Channel from "effect/Channel"
+import type * as Chunk from "effect/Chunk"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+
+/** One request: what every backend sends. */
+export interface Request {
+  readonly method: "GET" | "POST"
+  /** The absolute URL. */
+  readonly url: string
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string>>
+  /** A JSON text, for a POST. */
+  readonly body?: string | undefined
+}
+
+/** The body as it arrives: chunks of bytes, in order, each chunk what one network read delivered. */
+export type Body = Channel.Channel<Chunk.Chunk<Uint8Array>, unknown, TransportError, unknown, void, unknown>
+
+/** A response whose status and headers have arrived; its body is read once, whole or as a stream. */
+export interface Response {
+  readonly status: number
+  /** Header names in lower case; a repeated header's values joined with ", ". */
+  readonly headers: Readonly<Record<string, string | undefined>>
+  /** The whole body; fails with reason `"tooLarge"` past `limit` bytes (the request is then aborted). */
+  readonly bytes: (limit: number) => Effect.Effect<Uint8Array, TransportError>
+  /** The body as it arrives; when the consumer stops early, what is left is drained or the request aborted. */
+  readonly body: Body
+}
+
+/**
+ * Why no response, or no whole body, came back: the network failed (`cause`
+ * is what the client threw, with its `code`), or the body outgrew the limit.
+ */
+export class TransportError extends Data.TaggedError("TransportError")<{
+  readonly reason: "network" | "tooLarge"
+  readonly cause?: unknown
+}> {}
+
+/** Sends requests. */
+export interface Service {
+  /**
+   * Sends `request`. Closing `abort` aborts it, whether it is still waiting
+   * for the response or reading the body; a request read to its end is left
+   * alone, so its connection is kept for the next one.
+   */
+  readonly send: (request: Request, abort: Scope.Scope) => Effect.Effect<Response, TransportError>
+}
+

@@ -1,0 +1,257 @@
+/**
+ * The transport straight over undici's dispatcher API: the response's
+ * callbacks fill a buffer that the body channel drains, one batch of network
+ * reads per pull, with no Node stream, web stream or extra fiber in between.
+ *
+ * @internal
+ */
+import * as Channel from "effect/Channel"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import { type Dispatcher, getGlobalDispatcher } from "undici"
+import type { Body, Request, Response, Service } from "./transport.js"
+import { TransportError } from "./transport.js"
+
+/** Past this many unread bytes, the socket is paused until the consumer catches up. */
+const highWaterMark = 256 * 1024
+
+/** How long the rest of a body the consumer left unread may take to arrive before the request is aborted. */
+const drainMillis = 2_000
+
+/** Why an exchange was aborted, as undici reports it back. */
+const abortReason = (): Error => Object.assign(new Error("the request was aborted"), { name: "AbortError" })
+
+type Headers = Record<string, string | Array<string> | undefined>
+
+const flatten = (headers: Headers): Record<string, string | undefined> => {
+  const out: Record<string, string | undefined> = {}
+  for (const name in headers) {
+    const value = headers[name]
+    out[name.toLowerCase()] = Array.isArray(value) ? value.join(", ") : value
+  }
+  return out
+}
+
+/**
+ * One request and its response, as undici's handler: it hands the response
+ * over when its headers arrive, then buffers the body for whoever reads it.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  controller: Dispatcher.DispatchController | undefined
+  /** Set until the response starts: hands it (or the failure) to the waiting fiber. */
+  onResponse: ((exit: Exit.Exit<Response, TransportError>) => void) | undefined
+  chunks: Array<Buffer> = []
+  buffered = 0
+  received = 0
+  ended = false
+  failure: TransportError | undefined
+  aborted = false
+  /** The reader waiting for data, if any. */
+  wake: (() => void) | undefined
+  /** `bytes(limit)` waiting for the whole body, if it was called. */
+  whole: ((exit: Exit.Exit<Uint8Array, TransportError>) => void) | undefined
+  limit = Infinity
+  /** The consumer stopped reading: what is left is dropped as it comes. */
+  discarding = false
+  drainTimer: ReturnType<typeof setTimeout> | undefined
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller
+    if (this.aborted) controller.abort(abortReason())
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Headers): void {
+    if (statusCode < 200) return
+    const respond = this.onResponse
+    this.onResponse = undefined
+    respond?.(Exit.succeed(this.response(statusCode, flatten(headers))))
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.discarding) return
+    this.received += chunk.length
+    if (this.received > this.limit) {
+      this.fail(new TransportError({ reason: "tooLarge" }))
+      this.abort()
+      return
+    }
+    this.chunks.push(chunk)
+    this.buffered += chunk.length
+    if (this.whole === undefined && this.buffered > highWaterMark) controller.pause()
+    this.notify()
+  }
+
+  onResponseEnd(): void {
+    this.ended = true
+    if (this.drainTimer !== undefined) clearTimeout(this.drainTimer)
+    const whole = this.whole
+    if (whole !== undefined) {
+      this.whole = undefined
+      whole(Exit.succeed(this.take()))
+    }
+    this.notify()
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.drainTimer !== undefined) clearTimeout(this.drainTimer)
+    this.fail(new TransportError({ reason: "network", cause: error }))
+  }
+
+  /** Records `failure` and hands it to whoever waits. */
+  fail(failure: TransportError): void {
+    if (this.failure !== undefined || this.ended) return
+    this.failure = failure
+    const respond = this.onResponse
+    this.onResponse = undefined
+    respond?.(Exit.fail(failure))
+    const whole = this.whole
+    this.whole = undefined
+    whole?.(Exit.fail(failure))
+    this.notify()
+  }
+
+  notify(): void {
+    const wake = this.wake
+    if (wake !== undefined) {
+      this.wake = undefined
+      wake()
+    }
+  }
+
+  /** The buffered bytes as one array, the buffer emptied. */
+  take(): Uint8Array {
+    const chunks = this.chunks
+    const size = this.buffered
+    this.chunks = []
+    this.buffered = 0
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
+  }
+
+  /** Aborts the request unless it has ended. */
+  abort(): void {
+    if (this.ended || this.aborted) return
+    this.aborted = true
+    this.controller?.abort(abortReason())
+  }
+
+  /**
+   * The consumer is done with a body it did not read to the end: let the
+   * rest arrive and drop it, so the connection can carry the next request,
+   * unless it takes longer than `drainMillis`.
+   */
+  drain(): void {
+    if (this.ended || this.aborted || this.failure !== undefined || this.discarding) return
+    this.discarding = true
+    this.chunks = []
+    this.buffered = 0
+    this.drainTimer = setTimeout(() => this.abort(), drainMillis)
+    this.drainTimer.unref?.()
+    if (this.controller?.paused === true) this.controller.resume()
+  }
+
+  response(status: number, headers: Record<string, string | undefined>): Response {
+    const waitForData = Effect.async<void>((resume) => {
+      this.wake = () => resume(Effect.void)
+      return Effect.sync(() => {
+        this.wake = undefined
+      })
+    })
+    const pull: Body = Channel.suspend(() => {
+      if (this.buffered > 0) {
+        const batch = this.chunks
+        this.chunks = []
+        this.buffered = 0
+        if (this.controller?.paused === true) this.controller.resume()
+        return Channel.zipRight(Channel.write(Chunk.unsafeFromArray(batch)), pull)
+      }
+      if (this.failure !== undefined) return Channel.fail(this.failure)
+      if (this.ended) return Channel.void
+      return Channel.zipRight(Channel.fromEffect(waitForData), pull)
+    })
+    return {
+      status,
+      headers,
+      body: pull,
+      bytes: (limit) =>
+        Effect.async<Uint8Array, TransportError>((resume) => {
+          if (this.failure !== undefined) return resume(Effect.fail(this.failure))
+          if (this.received > limit) {
+            this.abort()
+            return resume(Effect.fail(new TransportError({ reason: "tooLarge" })))
+          }
+          if (this.ended) return resume(Effect.succeed(this.take()))
+          this.limit = limit
+          this.whole = resume
+          if (this.controller?.paused === true) this.controller.resume()
+          return Effect.sync(() => {
+            this.whole = undefined
+          })
+        })
+    }
+  }
+}
+
+/** The origin and path of a URL, parsed once per distinct URL in a row. */
+const targetOf = (() => {
+  let lastUrl = ""
+  let last = { origin: "", path: "" }
+  return (url: string) => {
+    if (url !== lastUrl) {
+      const parsed = new URL(url)
+      last = { origin: parsed.origin, path: parsed.pathname + parsed.search }
+      lastUrl = url
+    }
+    return last
+  }
+})()
+
+/**
+ * A transport sending through `dispatcher` (undici's global dispatcher when
+ * none is given). Each request runs in an `http.client <method>` span with
+ * its method, URL and status, and never its headers: they carry the key.
+ */
+export const make = (dispatcher?: Dispatcher): Service => ({
+  send: (request: Request, abort: Scope.Scope) =>
+    Effect.suspend(() => {
+      const exchange = new Exchange()
+      // a success exit means the reply was used: drain what is left; anything else aborts
+      const release = Scope.addFinalizerExit(abort, (exit) =>
+        Effect.sync(() => {
+          if (Exit.isSuccess(exit)) exchange.drain()
+          else exchange.abort()
+        }))
+      const { origin, path } = targetOf(request.url)
+      const send = Effect.async<Response, TransportError>((resume) => {
+        exchange.onResponse = resume
+        try {
+          ;(dispatcher ?? getGlobalDispatcher()).dispatch({
+            origin,
+            path,
+            method: request.method,
+            headers: request.headers,
+            body: request.body ?? null,
+            // the caller keeps its own deadlines; undici's would cut long generations short
+            headersTimeout: 0,
+            bodyTimeout: 0
+          }, exchange)
+        } catch (error) {
+          exchange.onResponse = undefined
+          return resume(Effect.fail(new TransportError({ reason: "network", cause: error })))
+        }
+        return Effect.sync(() => {
+          exchange.onResponse = undefined
+          exchange.abort()
+        })
+      })
+      return Effect.zipRight(release, send).pipe(
+        Effect.tap((response) => Effect.annotateCurrentSpan("http.response.status_code", response.status)),
+        Effect.withSpan(`http.client ${request.method}`, {
+          kind: "client",
+          captureStackTrace: false,
+          attributes: { "http.request.method": request.method, "url.full": request.url, "server.address": origin }
+        })
+      )
+    })
+})

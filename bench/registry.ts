@@ -9,7 +9,7 @@ import type { Mode, Protocol } from "./payloads.js"
 export interface ClientSpec {
   readonly name: string
   /** The module under `bench/clients/` whose default export builds it. */
-  readonly module: "raw" | "effectLlm" | "openai" | "anthropic" | "aiSdk" | "effectAi" | "effectHttp"
+  readonly module: "raw" | "effectLlm" | "openai" | "anthropic" | "aiSdk" | "effectAi" | "effectHttp" | "effectLlmHttpClient"
   readonly protocol: Protocol
   /** The column title in the tables. */
   readonly label: string
@@ -22,6 +22,12 @@ export const clients: ReadonlyArray<ClientSpec> = [
   { name: "openai", module: "openai", protocol: "chat", label: "openai SDK" },
   { name: "ai-sdk-chat", module: "aiSdk", protocol: "chat", label: "Vercel AI SDK" },
   { name: "effect-http-chat", module: "effectHttp", protocol: "chat", label: "plain Effect HttpClient (reference)" },
+  {
+    name: "effect-llm-chat-httpclient",
+    module: "effectLlmHttpClient",
+    protocol: "chat",
+    label: "effect-llm (Local) on HttpClient (reference)"
+  },
   { name: "raw-messages", module: "raw", protocol: "messages", label: "raw" },
   { name: "effect-llm-messages", module: "effectLlm", protocol: "messages", label: "effect-llm (Anthropic)" },
   { name: "anthropic", module: "anthropic", protocol: "messages", label: "@anthropic-ai/sdk" },

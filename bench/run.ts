@@ -255,7 +255,8 @@ const report = (results: Results, options: Options): string => {
   }
   const mine = options.clients.filter(isEffectLlm)
   const peers = options.clients.filter((client) =>
-    client.module !== "raw" && client.module !== "effectHttp" && !isEffectLlm(client)
+    client.module !== "raw" && client.module !== "effectHttp" && client.module !== "effectLlmHttpClient" &&
+    !isEffectLlm(client)
   )
   if (mine.length > 0) {
     lines.push("### Targets (effect-llm vs raw of the same protocol, medians)", "")

@@ -245,13 +245,14 @@ export const make = (dispatcher?: Dispatcher): Service => ({
           exchange.abort()
         })
       })
-      return Effect.zipRight(release, send).pipe(
-        Effect.tap((response) => Effect.annotateCurrentSpan("http.response.status_code", response.status)),
-        Effect.withSpan(`http.client ${request.method}`, {
-          kind: "client",
-          captureStackTrace: false,
-          attributes: { "http.request.method": request.method, "url.full": request.url, "server.address": origin }
-        })
-      )
+      return Effect.useSpan(`http.client ${request.method}`, {
+        kind: "client",
+        captureStackTrace: false,
+        attributes: { "http.request.method": request.method, "url.full": request.url, "server.address": origin }
+      }, (span) =>
+        Effect.zipRight(
+          release,
+          Effect.tap(send, (response) => span.attribute("http.response.status_code", response.status))
+        ))
     })
 })

@@ -20,6 +20,7 @@ import * as fc from "fast-check"
 import * as http from "node:http"
 import * as net from "node:net"
 import { isLlmError, type LlmError } from "../src/errors.js"
+import * as HttpTransport from "../src/HttpTransport.js"
 import * as Anthropic from "../src/layers/Anthropic.js"
 import * as ChatCompletions from "../src/layers/ChatCompletions.js"
 import type { ProviderOptions } from "../src/layers/HttpProvider.js"
@@ -468,10 +469,10 @@ describe("hostile responses: the local health probe", () => {
 // Redirects: never followed, and the key never goes to the other origin
 // ---------------------------------------------------------------------------
 
-/** Each backend with its key header, built on a given HTTP client. */
+/** Each backend with its key header. */
 const keyed: ReadonlyArray<{
   readonly name: string
-  readonly layer: (url: string) => Layer.Layer<Llm.Llm, never, HttpClient.HttpClient>
+  readonly layer: (url: string) => Layer.Layer<Llm.Llm>
 }> = [
   { name: "local", layer: (url) => Local.layer({ ...noRetry, baseUrl: url, apiKey: Redacted.make(fakeKey) }) },
   { name: "openai", layer: (url) => OpenAi.layer({ ...noRetry, baseUrl: `${url}/v1`, apiKey: Redacted.make(fakeKey) }) },
@@ -482,7 +483,8 @@ const keyed: ReadonlyArray<{
   { name: "anthropic", layer: (url) => Anthropic.layer({ ...noRetry, baseUrl: url, apiKey: Redacted.make(fakeKey) }) }
 ]
 
-const redirectRun = (client: Layer.Layer<HttpClient.HttpClient>) =>
+/** Runs the redirect matrix on the default transport, or through `HttpTransport.layerHttpClient` on `client`. */
+const redirectRun = (client: Layer.Layer<HttpClient.HttpClient> | undefined) =>
   Effect.scoped(Effect.gen(function*() {
     const [origin, elsewhere] = yield* Effect.all([FakeProvider.make, FakeProvider.make])
     elsewhere.setDefault({ kind: "reply", text: "stolen" })
@@ -491,7 +493,8 @@ const redirectRun = (client: Layer.Layer<HttpClient.HttpClient>) =>
       for (const status of [301, 302, 303, 307, 308]) {
         for (const call of [completed(), streamed()]) {
           origin.setDefault({ kind: "status", status, body: "", headers: { location: `${elsewhere.url}/v1/chat/completions` } })
-          const exit = yield* Effect.exit(call.pipe(Effect.provide(Layer.provide(backend.layer(origin.url), client))))
+          const transport = client === undefined ? Layer.empty : Layer.provide(HttpTransport.layerHttpClient, client)
+          const exit = yield* Effect.exit(call.pipe(Effect.provide(Layer.provide(backend.layer(origin.url), transport))))
           const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : undefined
           outcomes.push(
             failure?._tag === "Some" && isLlmError(failure.value) ? `${failure.value._tag} ${failure.value.message}` : "not a typed error"
@@ -503,7 +506,12 @@ const redirectRun = (client: Layer.Layer<HttpClient.HttpClient>) =>
   }))
 
 describe("redirects", () => {
-  for (const [name, client] of [["undici", NodeHttpClient.layerUndici], ["node:http", NodeHttpClient.layer]] as const) {
+  const clients = [
+    ["default transport", undefined],
+    ["HttpClient on undici", NodeHttpClient.layerUndici],
+    ["HttpClient on node:http", NodeHttpClient.layer]
+  ] as const
+  for (const [name, client] of clients) {
     it.live(`${name}: a redirect to another origin is not followed; that origin receives nothing, no key`, () =>
       Effect.gen(function*() {
         const { elsewhere, outcomes } = yield* redirectRun(client)
@@ -516,8 +524,8 @@ describe("redirects", () => {
   }
 
   // With FetchHttpClient, fetch would follow 301/302/303 to the other origin itself and forward Anthropic's
-  // `x-api-key` there (fetch strips only Authorization): HttpProvider asks for `redirect: "manual"`.
-  it.live("fetch: a redirect to another origin is not followed; that origin receives nothing, no key", () =>
+  // `x-api-key` there (fetch strips only Authorization): the HttpClient transport asks for `redirect: "manual"`.
+  it.live("HttpClient on fetch: a redirect to another origin is not followed; that origin receives nothing, no key", () =>
     Effect.gen(function*() {
       const { elsewhere } = yield* redirectRun(FetchHttpClient.layer)
       expect(elsewhere.map((request) => request.headers["x-api-key"] ?? request.headers.authorization)).toEqual([])

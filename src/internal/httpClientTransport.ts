@@ -8,15 +8,14 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as Channel from "effect/Channel"
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { Request, Response, Service } from "./transport.js"
-import { TransportError } from "./transport.js"
+import type { BodyReader, Request, Response, Service } from "./transport.js"
+import { channelOf, TransportError } from "./transport.js"
 
 const networkError = (error: { readonly cause?: unknown }) => new TransportError({ reason: "network", cause: error.cause })
 
@@ -54,9 +53,90 @@ const readChunks = (response: HttpClientResponse.HttpClientResponse, limit: numb
     )
   })
 
-const responseOf = (response: HttpClientResponse.HttpClientResponse): Response => {
+/** Past this many unread bytes, the reading fiber waits for the consumer. */
+const highWaterMark = 256 * 1024
+
+/**
+ * The platform's body stream read batch by batch: a fiber forked into
+ * `scope` on the first wait reads the stream into a buffer (waiting while the
+ * buffer is full); closing `scope` interrupts it, and the reader then reports
+ * the request aborted.
+ */
+const readerOf = (response: HttpClientResponse.HttpClientResponse, scope: Scope.Scope): BodyReader => {
+  let chunks: Array<Uint8Array> = []
+  let buffered = 0
+  /** `null` once the body ended, the failure once it failed; `undefined` while it flows. */
+  let state: null | TransportError | undefined
+  let wake: (() => void) | undefined
+  let drained: (() => void) | undefined
+  let started = false
+  const notify = () => {
+    const waiting = wake
+    wake = undefined
+    waiting?.()
+  }
+  const fill = Stream.runForEachChunk(response.stream, (chunk) => {
+    for (const part of chunk) {
+      chunks.push(part)
+      buffered += part.length
+    }
+    notify()
+    if (buffered <= highWaterMark) return Effect.void
+    return Effect.async<void>((resume) => {
+      drained = () => resume(Effect.void)
+    })
+  }).pipe(
+    Effect.matchCause({
+      onSuccess: () => {
+        state = null
+      },
+      onFailure: (cause) => {
+        const failure = Cause.failureOption(cause)
+        state = Option.isSome(failure)
+          ? networkError(failure.value)
+          : new TransportError({ reason: "network", cause: Cause.squash(cause) })
+      }
+    }),
+    Effect.ensuring(Effect.sync(() => {
+      if (state === undefined) state = new TransportError({ reason: "network", cause: new Error("the request was aborted") })
+      notify()
+    }))
+  )
+  const start = Effect.suspend(() => {
+    if (started) return Effect.void
+    started = true
+    return Effect.asVoid(Effect.forkIn(fill, scope))
+  })
+  return {
+    poll: () => {
+      if (chunks.length > 0) {
+        const batch = chunks
+        chunks = []
+        buffered = 0
+        const resume = drained
+        drained = undefined
+        resume?.()
+        return batch
+      }
+      return state
+    },
+    ready: Effect.zipRight(
+      start,
+      Effect.async<void>((resume) => {
+        if (chunks.length > 0 || state !== undefined) return resume(Effect.void)
+        wake = () => resume(Effect.void)
+        return Effect.sync(() => {
+          wake = undefined
+        })
+      })
+    )
+  }
+}
+
+const responseOf = (response: HttpClientResponse.HttpClientResponse, scope: Scope.Scope): Response => {
   const headers = response.headers
   const length = plainLength(headers)
+  const reader = readerOf(response, scope)
   return {
     status: response.status,
     headers,
@@ -65,7 +145,10 @@ const responseOf = (response: HttpClientResponse.HttpClientResponse): Response =
       if (length > limit) return Effect.fail(tooLarge)
       return Effect.mapBoth(response.arrayBuffer, { onFailure: networkError, onSuccess: (body) => new Uint8Array(body) })
     },
-    body: Channel.mapError(Stream.toChannel(response.stream), networkError)
+    reader,
+    get body() {
+      return channelOf(reader)
+    }
   }
 }
 
@@ -79,15 +162,18 @@ export const make = (client: HttpClient.HttpClient): Service => {
         const { "content-type": contentType = "application/json", ...headers } = request.headers
         const base = HttpClientRequest.make(request.method)(request.url, { headers })
         const outgoing = request.body === undefined ? base : HttpClientRequest.bodyText(base, request.body, contentType)
-        // a success exit means the reply was used: leave it be; anything else aborts the request
-        const release = Scope.addFinalizerExit(abort, (exit) => Exit.isSuccess(exit) ? Effect.void : Scope.close(inner, exit))
+        // the platform aborts a request whose scope closes, whatever the exit: a body not read to its end is cut off
+        const release = Scope.addFinalizerExit(abort, (exit) => Scope.close(inner, exit))
         // redirects are never followed: a fetch-based client would, and carry x-api-key to the other origin
         const execute = Effect.mapInputContext(scopedClient.execute(outgoing), (context: Context.Context<never>) =>
           Context.add(Context.add(context, Scope.Scope, inner), FetchHttpClient.RequestInit, {
             ...Option.getOrUndefined(Context.getOption(context, FetchHttpClient.RequestInit)),
             redirect: "manual"
           }))
-        return Effect.zipRight(release, Effect.mapBoth(execute, { onFailure: networkError, onSuccess: responseOf }))
+        return Effect.zipRight(release, Effect.mapBoth(execute, {
+          onFailure: networkError,
+          onSuccess: (response) => responseOf(response, inner)
+        }))
       })
   }
 }

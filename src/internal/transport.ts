@@ -4,8 +4,8 @@
  *
  * @internal
  */
-import type * as Channel from "effect/Channel"
-import type * as Chunk from "effect/Chunk"
+import * as Channel from "effect/Channel"
+import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -24,6 +24,33 @@ export interface Request {
 /** The body as it arrives: chunks of bytes, in order, each chunk what one network read delivered. */
 export type Body = Channel.Channel<Chunk.Chunk<Uint8Array>, unknown, TransportError, unknown, void, unknown>
 
+/**
+ * The body read batch by batch, for a consumer that runs its own loop (the
+ * stream decoder reads it this way, so a network read costs one step of one
+ * channel rather than a hand-over between two).
+ */
+export interface BodyReader {
+  /**
+   * What arrived since the last call: the bytes of one or more reads, `null`
+   * at the end, the failure, or `undefined` when nothing has (wait on `ready`).
+   */
+  readonly poll: () => Array<Uint8Array> | null | TransportError | undefined
+  /** Completes when `poll` has something to return. */
+  readonly ready: Effect.Effect<void>
+}
+
+/** A reader's body as a channel. */
+export const channelOf = (reader: BodyReader): Body => {
+  const pull: Body = Channel.suspend(() => {
+    const got = reader.poll()
+    if (got === undefined) return Channel.zipRight(Channel.fromEffect(reader.ready), pull)
+    if (got === null) return Channel.void
+    if (got instanceof TransportError) return Channel.fail(got)
+    return Channel.zipRight(Channel.write(Chunk.unsafeFromArray(got)), pull)
+  })
+  return pull
+}
+
 /** A response whose status and headers have arrived; its body is read once, whole or as a stream. */
 export interface Response {
   readonly status: number
@@ -33,6 +60,8 @@ export interface Response {
   readonly bytes: (limit: number) => Effect.Effect<Uint8Array, TransportError>
   /** The body as it arrives; when the consumer stops early, what is left is drained or the request aborted. */
   readonly body: Body
+  /** The same body, batch by batch; read it one way only. */
+  readonly reader: BodyReader
 }
 
 /**

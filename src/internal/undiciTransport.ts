@@ -5,14 +5,12 @@
  *
  * @internal
  */
-import * as Channel from "effect/Channel"
-import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { type Dispatcher, getGlobalDispatcher } from "undici"
-import type { Body, Request, Response, Service } from "./transport.js"
-import { TransportError } from "./transport.js"
+import type { BodyReader, Request, Response, Service } from "./transport.js"
+import { channelOf, TransportError } from "./transport.js"
 
 /** Past this many unread bytes, the socket is paused until the consumer catches up. */
 const highWaterMark = 256 * 1024
@@ -152,28 +150,33 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   response(status: number, headers: Record<string, string | undefined>): Response {
-    const waitForData = Effect.async<void>((resume) => {
-      this.wake = () => resume(Effect.void)
-      return Effect.sync(() => {
-        this.wake = undefined
+    const reader: BodyReader = {
+      poll: () => {
+        if (this.buffered > 0) {
+          const batch = this.chunks
+          this.chunks = []
+          this.buffered = 0
+          if (this.controller?.paused === true) this.controller.resume()
+          return batch
+        }
+        if (this.failure !== undefined) return this.failure
+        return this.ended ? null : undefined
+      },
+      ready: Effect.async<void>((resume) => {
+        if (this.buffered > 0 || this.failure !== undefined || this.ended) return resume(Effect.void)
+        this.wake = () => resume(Effect.void)
+        return Effect.sync(() => {
+          this.wake = undefined
+        })
       })
-    })
-    const pull: Body = Channel.suspend(() => {
-      if (this.buffered > 0) {
-        const batch = this.chunks
-        this.chunks = []
-        this.buffered = 0
-        if (this.controller?.paused === true) this.controller.resume()
-        return Channel.zipRight(Channel.write(Chunk.unsafeFromArray(batch)), pull)
-      }
-      if (this.failure !== undefined) return Channel.fail(this.failure)
-      if (this.ended) return Channel.void
-      return Channel.zipRight(Channel.fromEffect(waitForData), pull)
-    })
+    }
     return {
       status,
       headers,
-      body: pull,
+      reader,
+      get body() {
+        return channelOf(reader)
+      },
       bytes: (limit) =>
         Effect.async<Uint8Array, TransportError>((resume) => {
           if (this.failure !== undefined) return resume(Effect.fail(this.failure))

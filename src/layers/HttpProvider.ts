@@ -6,7 +6,6 @@
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import type * as Clock from "effect/Clock"
@@ -34,7 +33,7 @@ import {
   type TimeoutKind
 } from "../errors.js"
 import { HttpTransport } from "../HttpTransport.js"
-import type { Request, Response, TransportError } from "../internal/transport.js"
+import type { BodyReader, Request, Response, TransportError } from "../internal/transport.js"
 import { EventReader } from "../internal/eventReader.js"
 import { type CompletionOptions, CompletionResult, type Llm, ResponseMetadata } from "../Llm.js"
 import type { Message } from "../Message.js"
@@ -128,14 +127,7 @@ const definedOnly = (options: CompletionOptions | undefined): CompletionOptions 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
 /** Response bytes in, events out: one pass per network read. */
-type BodyDecoder = Channel.Channel<
-  Chunk.Chunk<StreamEvent>,
-  Chunk.Chunk<Uint8Array>,
-  LlmError,
-  TransportError,
-  unknown,
-  unknown
->
+type BodyDecoder = Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, LlmError, unknown, void, unknown>
 
 const isFailure = <A extends object>(value: A | LlmError): value is LlmError => "_tag" in value
 
@@ -533,7 +525,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
        * at the protocol's terminator. The first events it writes commit the
        * attempt.
        */
-      const decoder = (attempt: Attempt, context: ErrorContext): BodyDecoder => {
+      const decoder = (attempt: Attempt, context: ErrorContext, body: BodyReader): BodyDecoder => {
         const reader = new EventReader(codec.streamDecoder(context), context)
         let received = 0
         const emit = (events: Array<StreamEvent>) => {
@@ -554,28 +546,25 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
           ended.events.push(finishEvent(ended.finish))
           return emit(events.length === 0 ? ended.events : events.concat(ended.events))
         }
-        const read: BodyDecoder = Channel.readWithCause({
-          onInput: (chunk: Chunk.Chunk<Uint8Array>) => {
-            // a deadline that passed while the consumer was busy fails the stream at its next read
-            if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
-            let events: Array<StreamEvent> = []
-            for (const piece of chunk) {
-              received += piece.length
-              if (received > maxResponseBytes) {
-                return Channel.fail(responseError(context, `the response body exceeds ${maxResponseBytes} bytes`))
-              }
-              const fed = reader.feed(piece)
-              if (isFailure(fed)) return Channel.fail(fed)
-              events = events.length === 0 ? fed : events.concat(fed)
+        const read: BodyDecoder = Channel.suspend(() => {
+          const got = body.poll()
+          if (got === undefined) return Channel.zipRight(Channel.fromEffect(body.ready), read)
+          // a deadline that passed while the consumer was busy fails the stream at its next read
+          if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
+          if (got === null) return end([])
+          if (!Array.isArray(got)) return Channel.fail(transportError(attempt, context, got.cause, "mid-stream"))
+          let events: Array<StreamEvent> = []
+          for (const piece of got) {
+            received += piece.length
+            if (received > maxResponseBytes) {
+              return Channel.fail(responseError(context, `the response body exceeds ${maxResponseBytes} bytes`))
             }
-            if (reader.done) return end(events)
-            return events.length === 0 ? read : Channel.zipRight(emit(events), read)
-          },
-          onFailure: (cause) =>
-            Cause.isFailType(cause)
-              ? Channel.fail(transportError(attempt, context, cause.error.cause, "mid-stream"))
-              : Channel.failCause(cause as Cause.Cause<never>),
-          onDone: () => end([])
+            const fed = reader.feed(piece)
+            if (isFailure(fed)) return Channel.fail(fed)
+            events = events.length === 0 ? fed : events.concat(fed)
+          }
+          if (reader.done) return end(events)
+          return events.length === 0 ? read : Channel.zipRight(emit(events), read)
         })
         return read
       }
@@ -612,7 +601,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
           return Channel.ensuring(
             Channel.flatMap(
               Channel.fromEffect(observe(openAttempt(attempt))),
-              ({ context, response }) => Channel.pipeTo(response.body, decoder(attempt, context))
+              ({ context, response }) => decoder(attempt, context, response.reader)
             ),
             release(attempt)
           )

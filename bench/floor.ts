@@ -1,25 +1,26 @@
 /**
- * Where the floor is: CPU per call of effect-llm next to the bare
- * @effect/platform client it is built on, with no network at all. A fake
- * undici dispatcher answers every request from memory (the same bodies as the
- * fake server), so the platform's real undici code path runs
- * (`NodeHttpClient.makeUndici`: `execute`, the response wrapper, the Node
- * stream adapter) and only the socket is missing.
+ * Where the floor is: CPU per call of effect-llm next to the least any Effect
+ * Stream costs and to the bare @effect/platform client, with no network at
+ * all. A fake undici dispatcher answers every request from memory (the same
+ * bodies as the fake server), through `request` for the platform's
+ * `NodeHttpClient.makeUndici` (its response wrapper and Node stream adapter
+ * run) and through `dispatch` for effect-llm's default transport; only the
+ * socket is missing.
  *
  *   npx tsx bench/floor.ts [--short] [--protocol chat|messages] [--calls N] [--only TEXT]
  *
  * `--short` streams a reply with a single text delta, so a stream's fixed cost
  * shows; by default the reply has 200 deltas. Rows:
  * - `Stream.runDrain(Stream.fromChunk(…))`: running any Effect stream at all;
+ * - one async read, then one chunk of texts: the least a Stream API fed by a
+ *   socket costs;
  * - the bare platform call (`execute`, then `arrayBuffer` or `stream` run with
  *   `Stream.runForEach`), with its HTTP span off as effect-llm runs it, and on;
  * - effect-llm's provider stream consumed directly (`llm.stream`);
- * - `Llm.stream` and `Llm.streamText`, the public accessors, which add a
- *   `Stream.unwrap` (and `textDeltas`) to read the service from the context;
- * - the same with `Channel.unwrap` in place of `Stream.unwrap`;
+ * - `Llm.stream` and `Llm.streamText`, the public accessors, which read the
+ *   service from the context (and keep only text deltas);
  * - `Llm.complete`.
  */
-import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Channel from "effect/Channel"
@@ -30,7 +31,8 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import { Readable } from "node:stream"
-import { Anthropic, Llm, LlmStream, Local, Message } from "../src/index.js"
+import type { Dispatcher } from "undici"
+import { Anthropic, HttpTransport, Llm, Local, Message } from "../src/index.js"
 import { type Protocol, replies } from "./payloads.js"
 
 const argv = process.argv.slice(2)
@@ -63,23 +65,45 @@ const bodyOf = (bytes: Buffer): Readable => {
   })
 }
 
-/** The part of undici's `Dispatcher` that `NodeHttpClient.makeUndici` calls. */
+const sseHeaders = { "content-type": "text/event-stream", "x-request-id": "r" }
+const jsonHeaders = { "content-type": "application/json", "content-length": String(json.length), "x-request-id": "r" }
+const isStream = (body: string | Uint8Array) => Buffer.from(body).includes("\"stream\":true")
+
+/** The controller a handler of undici's `dispatch` gets; nothing here pauses or aborts. */
+const controller = { aborted: false, paused: false, reason: null, abort() {}, pause() {}, resume() {} }
+
+/**
+ * The parts of undici's `Dispatcher` in use: `request` (what
+ * `NodeHttpClient.makeUndici` calls) and `dispatch` (what effect-llm's
+ * default transport calls), answering on the next microtask as a socket would
+ * on its next read.
+ */
 const dispatcher = {
   request: async (options: { readonly body: Uint8Array }) =>
-    Buffer.from(options.body).includes("\"stream\":true")
-      ? { statusCode: 200, headers: { "content-type": "text/event-stream", "x-request-id": "r" }, body: bodyOf(sse) }
-      : {
-        statusCode: 200,
-        headers: { "content-type": "application/json", "content-length": String(json.length), "x-request-id": "r" },
-        body: bodyOf(json)
-      }
+    isStream(options.body)
+      ? { statusCode: 200, headers: sseHeaders, body: bodyOf(sse) }
+      : { statusCode: 200, headers: jsonHeaders, body: bodyOf(json) },
+  dispatch: (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => {
+    const stream = isStream(options.body as string)
+    queueMicrotask(() => {
+      handler.onRequestStart?.(controller, {})
+      handler.onResponseStart?.(controller, 200, stream ? sseHeaders : jsonHeaders, "OK")
+      queueMicrotask(() => {
+        handler.onResponseData?.(controller, stream ? sse : json)
+        handler.onResponseEnd?.(controller, {})
+      })
+    })
+    return true
+  }
 }
 const client = NodeHttpClient.makeUndici(dispatcher as unknown as Parameters<typeof NodeHttpClient.makeUndici>[0])
 
 const backend = protocol === "chat"
   ? Local.layer({ baseUrl: "http://127.0.0.1:1", model: "m" })
   : Anthropic.layer({ baseUrl: "http://127.0.0.1:1", model: "m", apiKey: Redacted.make("k") })
-const runtime = ManagedRuntime.make(backend.pipe(Layer.provide(Layer.succeed(HttpClient.HttpClient, client))))
+const runtime = ManagedRuntime.make(
+  backend.pipe(Layer.provide(HttpTransport.layerUndici({ dispatcher: dispatcher as unknown as Dispatcher })))
+)
 const bare = ManagedRuntime.make(Layer.empty)
 const messages = [Message.system("s"), Message.user("u")]
 const request = (stream: boolean) =>
@@ -94,29 +118,33 @@ const oneChunk = Chunk.of(1)
 const platformStream = Stream.runForEach(Stream.unwrap(Effect.map(client.execute(streamRequest), (r) => r.stream)), ignore)
 const platformComplete = Effect.flatMap(client.execute(completeRequest), (r) => r.arrayBuffer)
 
+/** The texts of the reply's deltas, as the decoder would produce them: the least any Stream API must deliver. */
+const texts = Chunk.unsafeFromArray(Array.from({ length: short ? 1 : 200 }, (_, i) => `t${i}`))
+
+/**
+ * The least a Stream-returning API fed by a socket can cost: one stream whose
+ * channel waits for one callback (the network read), writes the decoded
+ * texts as one chunk, and ends; consumed with `Stream.runForEach`.
+ */
+const minimalSocketStream = Stream.fromChannel(
+  Channel.zipRight(
+    Channel.fromEffect(Effect.async<void>((resume) => queueMicrotask(() => resume(Effect.void)))),
+    Channel.write(texts)
+  )
+)
+
 /** The rows: a label and one call. */
 const rows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
   ["Stream.runDrain(Stream.fromChunk(one element))", () => bare.runPromise(Stream.runDrain(Stream.fromChunk(oneChunk)))],
+  ["one async read, one chunk of texts, runForEach", () => bare.runPromise(Stream.runForEach(minimalSocketStream, ignore))],
   ["platform: execute + stream, HTTP span off", () => bare.runPromise(Effect.withTracerEnabled(platformStream, false))],
   ["platform: execute + stream, HTTP span on", () => bare.runPromise(platformStream)],
   [
     "effect-llm: llm.stream (provider, direct)",
     () => runtime.runPromise(Effect.flatMap(Llm.Llm, (llm) => Stream.runForEach(llm.stream(messages), ignore)))
   ],
-  ["effect-llm: Llm.stream (Stream.unwrap)", () => runtime.runPromise(Stream.runForEach(Llm.stream(messages), ignore))],
+  ["effect-llm: Llm.stream", () => runtime.runPromise(Stream.runForEach(Llm.stream(messages), ignore))],
   ["effect-llm: Llm.streamText", () => runtime.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))],
-  [
-    "effect-llm: streamText with Channel.unwrap",
-    () =>
-      runtime.runPromise(
-        Stream.runForEach(
-          LlmStream.textDeltas(
-            Stream.fromChannel(Channel.unwrap(Effect.map(Llm.Llm, (llm) => Stream.toChannel(llm.stream(messages)))))
-          ),
-          ignore
-        )
-      )
-  ],
   ["platform: execute + arrayBuffer, HTTP span off", () => bare.runPromise(Effect.withTracerEnabled(platformComplete, false))],
   ["platform: execute + arrayBuffer, HTTP span on", () => bare.runPromise(platformComplete)],
   ["effect-llm: Llm.complete", () => runtime.runPromise(Llm.complete(messages))]

@@ -89,7 +89,7 @@ export const scenarios: ReadonlyArray<ScenarioSpec> = [
   {
     name: "stream-paced",
     mode: "paced",
-    full: { warmup: 2, warmupMillis: 0, count: 6 },
+    full: { warmup: 10, warmupMillis: 0, count: 6 },
     quick: { warmup: 1, warmupMillis: 0, count: 1 }
   },
   {

@@ -548,7 +548,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
         }
         const read: BodyDecoder = Channel.suspend(() => {
           const got = body.poll()
-          if (got === undefined) return Channel.zipRight(Channel.fromEffect(body.ready), read)
+          if (got === undefined) return waitThenRead
           // a deadline that passed while the consumer was busy fails the stream at its next read
           if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
           if (got === null) return end([])
@@ -566,6 +566,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
           if (reader.done) return end(events)
           return events.length === 0 ? read : Channel.zipRight(emit(events), read)
         })
+        const waitThenRead = Channel.zipRight(Channel.fromEffect(body.ready), read)
         return read
       }
 

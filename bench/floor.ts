@@ -7,10 +7,13 @@
  * run) and through `dispatch` for effect-llm's default transport; only the
  * socket is missing.
  *
- *   npx tsx bench/floor.ts [--short] [--protocol chat|messages] [--calls N] [--only TEXT]
+ *   npx tsx bench/floor.ts [--short | --paced] [--protocol chat|messages] [--calls N] [--only TEXT]
  *
  * `--short` streams a reply with a single text delta, so a stream's fixed cost
- * shows; by default the reply has 200 deltas. Rows:
+ * shows; by default the reply has 200 deltas. `--paced` delivers each event
+ * of the reply in its own macrotask, as the paced scenario does one per
+ * network read, and compares plain callbacks, the least Effect stream and
+ * `Llm.streamText` per event. Rows (without `--paced`):
  * - `Stream.runDrain(Stream.fromChunk(…))`: running any Effect stream at all;
  * - one async read, then one chunk of texts: the least a Stream API fed by a
  *   socket costs;
@@ -42,7 +45,9 @@ const option = (name: string): string | undefined => {
 }
 const protocol = (option("protocol") ?? "chat") as Protocol
 const short = argv.includes("--short")
-const calls = Number(option("calls") ?? 4000)
+/** Each SSE event in its own macrotask, as the paced scenario's one event per network read. */
+const paced = argv.includes("--paced")
+const calls = Number(option("calls") ?? (argv.includes("--paced") ? 200 : 4000))
 /** Only the rows whose label contains this text (to profile one of them). */
 const only = option("only")
 
@@ -51,6 +56,7 @@ const sse = Buffer.from(
   short ? [...reply.events.slice(0, reply.firstTextEvent), ...reply.events.slice(-3)].join("") : reply.events.join("")
 )
 const json = Buffer.from(reply.json)
+const events = reply.events.map((event) => Buffer.from(event))
 
 /** A body as undici hands it over: a Node readable that can also be read whole. */
 const bodyOf = (bytes: Buffer): Readable => {
@@ -88,6 +94,16 @@ const dispatcher = {
     queueMicrotask(() => {
       handler.onRequestStart?.(controller, {})
       handler.onResponseStart?.(controller, 200, stream ? sseHeaders : jsonHeaders, "OK")
+      if (paced && stream) {
+        let next = 0
+        const deliver = () => {
+          if (next < events.length) {
+            handler.onResponseData?.(controller, events[next++]!)
+            setImmediate(deliver)
+          } else handler.onResponseEnd?.(controller, {})
+        }
+        return void setImmediate(deliver)
+      }
       queueMicrotask(() => {
         handler.onResponseData?.(controller, stream ? sse : json)
         handler.onResponseEnd?.(controller, {})
@@ -133,8 +149,40 @@ const minimalSocketStream = Stream.fromChannel(
   )
 )
 
+/** The same paced events read with plain callbacks and `JSON.parse`, no Effect: what raw code pays. */
+const pacedPlain = () =>
+  new Promise<void>((resolve) => {
+    let next = 0
+    const deliver = () => {
+      if (next === events.length) return resolve()
+      const data = events[next++]!.toString().match(/^data: (\{.*\})$/m)
+      if (data !== null) JSON.parse(data[1]!)
+      setImmediate(deliver)
+    }
+    setImmediate(deliver)
+  })
+
+/** The same paced events through the least Effect stream: one async wait and one chunk per event. */
+const pacedMinimal = () => {
+  let next = 0
+  const wait = Effect.async<void>((resume) => void setImmediate(() => resume(Effect.void)))
+  const loop: Channel.Channel<Chunk.Chunk<string>, unknown, never, unknown, void, unknown> = Channel.suspend(() =>
+    next === events.length
+      ? Channel.void
+      : Channel.zipRight(Channel.fromEffect(wait), Channel.suspend(() => Channel.zipRight(Channel.write(Chunk.of(String(events[next++]))), loop)))
+  )
+  return bare.runPromise(Stream.runForEach(Stream.fromChannel(loop), ignore))
+}
+
+/** The paced rows (`--paced`): CPU per stream, shown per event. */
+const pacedRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
+  ["plain callbacks + JSON.parse, no Effect", pacedPlain],
+  ["least Effect stream: one async wait per event", pacedMinimal],
+  ["effect-llm: Llm.streamText", () => runtime.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))]
+]
+
 /** The rows: a label and one call. */
-const rows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
+const fastRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
   ["Stream.runDrain(Stream.fromChunk(one element))", () => bare.runPromise(Stream.runDrain(Stream.fromChunk(oneChunk)))],
   ["one async read, one chunk of texts, runForEach", () => bare.runPromise(Stream.runForEach(minimalSocketStream, ignore))],
   ["platform: execute + stream, HTTP span off", () => bare.runPromise(Effect.withTracerEnabled(platformStream, false))],
@@ -160,12 +208,18 @@ const cpuPerCall = async (task: () => Promise<unknown>): Promise<number> => {
 }
 
 const main = async () => {
-  console.log(`${protocol}, ${short ? "one text delta" : "200 text deltas"} per stream, ${calls} calls per row, CPU µs per call (best of 3)`)
+  const rows = paced ? pacedRows : fastRows
+  console.log(
+    paced
+      ? `${protocol}, ${events.length} events per stream, one per macrotask, ${calls} streams per row, CPU µs per event (best of 3)`
+      : `${protocol}, ${short ? "one text delta" : "200 text deltas"} per stream, ${calls} calls per row, CPU µs per call (best of 3)`
+  )
   for (const [label, task] of rows) {
     if (only !== undefined && !label.includes(only)) continue
     const rounds: Array<number> = []
     for (let round = 0; round < 3; round++) rounds.push(await cpuPerCall(task))
-    console.log(`${label.padEnd(50)} ${Math.min(...rounds).toFixed(0).padStart(6)}`)
+    const best = Math.min(...rounds) / (paced ? events.length : 1)
+    console.log(`${label.padEnd(50)} ${best.toFixed(paced ? 2 : 0).padStart(6)}`)
   }
   await runtime.dispose()
   await bare.dispose()

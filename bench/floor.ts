@@ -178,6 +178,10 @@ const pacedMinimal = () => {
 const pacedRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
   ["plain callbacks + JSON.parse, no Effect", pacedPlain],
   ["least Effect stream: one async wait per event", pacedMinimal],
+  [
+    "effect-llm: llm.stream (provider, direct)",
+    () => runtime.runPromise(Effect.flatMap(Llm.Llm, (llm) => Stream.runForEach(llm.stream(messages), ignore)))
+  ],
   ["effect-llm: Llm.streamText", () => runtime.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))]
 ]
 

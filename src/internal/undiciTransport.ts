@@ -1,7 +1,8 @@
 /**
  * The transport straight over undici's dispatcher API: the response's
- * callbacks fill a buffer that the body channel drains, one batch of network
- * reads per pull, with no Node stream, web stream or extra fiber in between.
+ * callbacks fill a buffer that the response's reader drains, one batch of
+ * network reads at a time, with no Node stream, web stream or extra fiber in
+ * between.
  *
  * @internal
  */
@@ -21,8 +22,10 @@ const drainMillis = 2_000
 /** Why an exchange was aborted, as undici reports it back. */
 const abortReason = (): Error => Object.assign(new Error("the request was aborted"), { name: "AbortError" })
 
+/** Response headers as undici hands them over (a repeated header as an array). */
 type Headers = Record<string, string | Array<string> | undefined>
 
+/** Lower-case names, one string per header. */
 const flatten = (headers: Headers): Record<string, string | undefined> => {
   const out: Record<string, string | undefined> = {}
   for (const name in headers) {
@@ -37,11 +40,14 @@ const flatten = (headers: Headers): Record<string, string | undefined> => {
  * over when its headers arrive, then buffers the body for whoever reads it.
  */
 class Exchange implements Dispatcher.DispatchHandler {
+  /** undici's handle on the request (pause, resume, abort), once it started. */
   controller: Dispatcher.DispatchController | undefined
   /** Set until the response starts: hands it (or the failure) to the waiting fiber. */
   onResponse: ((exit: Exit.Exit<Response, TransportError>) => void) | undefined
+  /** The reads not handed over yet, and their size. */
   chunks: Array<Buffer> = []
   buffered = 0
+  /** Every byte of the body so far, handed over or not. */
   received = 0
   ended = false
   failure: TransportError | undefined
@@ -50,9 +56,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   wake: (() => void) | undefined
   /** `bytes(limit)` waiting for the whole body, if it was called. */
   whole: ((exit: Exit.Exit<Uint8Array, TransportError>) => void) | undefined
+  /** The bound `bytes(limit)` set on the whole body. */
   limit = Infinity
   /** The consumer stopped reading: what is left is dropped as it comes. */
   discarding = false
+  /** Aborts a drain that takes too long. */
   drainTimer: ReturnType<typeof setTimeout> | undefined
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -149,6 +157,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.controller?.paused === true) this.controller.resume()
   }
 
+  /** What the caller gets once the headers are in: status, headers, and the body read whole or batch by batch. */
   response(status: number, headers: Record<string, string | undefined>): Response {
     const reader: BodyReader = {
       poll: () => {

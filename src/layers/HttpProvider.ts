@@ -200,12 +200,15 @@ const aborted = Exit.interrupt(FiberId.none)
  * Builds an `Llm` service from a codec and an endpoint. Everything that does
  * not depend on the call (URL, headers, retry schedule) is built once here.
  *
+ * Requests go out through the `HttpTransport` in context (undici, directly,
+ * unless a layer picks another).
+ *
  * The hot paths are written for speed (see BENCHMARKS.md): no span is made
  * when nothing records spans, the retry schedule is only started by a first
- * failure, a body of known length is read in one piece, a stream is one
- * channel from response bytes to events, and each attempt's deadlines are
- * kept by one timer that aborts its request when one passes, rather than by
- * fibers racing the request or every read.
+ * failure, a stream is one channel that reads the transport's buffered bytes
+ * and turns them into events, and each attempt's deadlines are kept by one
+ * timer that aborts its request when one passes, rather than by fibers racing
+ * the request or every read.
  */
 export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
   Effect.gen(function*() {
@@ -233,7 +236,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     /**
      * Runs `effect` in the span `name` when the application installed a
      * tracer. Under Effect's built-in tracer nothing records spans, so neither
-     * ours nor @effect/platform's HTTP client span is made: they cost more
+     * ours nor the transport's `http.client` span is made: they cost more
      * than a small request's own work.
      */
     const traced = <A, E, R>(name: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
@@ -629,7 +632,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
 
       /**
        * Reads the clock, then runs the attempts: under Effect's built-in
-       * tracer with the platform's span off, else inside an `Llm.stream.open`
+       * tracer with tracing off (no span is made), else inside an `Llm.stream.open`
        * span that ends at the commit, at the last failure, or when the
        * consumer stops listening.
        */

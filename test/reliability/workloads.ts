@@ -64,6 +64,23 @@ const server = Effect.acquireRelease(
 const settle = <A>(read: () => A, ok: (value: A) => boolean, timeoutMs?: number) =>
   Effect.promise(() => eventually(read, ok, timeoutMs))
 
+/**
+ * Closes the built layers, then waits until the fake server has no socket
+ * open and the process holds no more sockets or timers than at `start`.
+ */
+const closeAndSettle = (
+  built: ReadonlyArray<{ readonly close: Effect.Effect<void> }>,
+  fake: { readonly openConnections: number },
+  start: { readonly sockets: number; readonly timers: number }
+) =>
+  Effect.zipRight(
+    Effect.forEach(built, (b) => b.close, { discard: true }),
+    settle(
+      () => ({ serverSockets: fake.openConnections, ...resourceCounts() }),
+      (now) => now.serverSockets === 0 && now.sockets <= start.sockets && now.timers <= start.timers
+    )
+  )
+
 /** Polls the fibers a supervisor tracks until none is left (or 10 s pass); returns how many are left. */
 const fibersLeft = (supervisor: Supervisor.Supervisor<Array<Fiber.RuntimeFiber<any, any>>>): Effect.Effect<number> =>
   Effect.gen(function*() {
@@ -536,11 +553,7 @@ export const soak = (options: {
     if (options.inspect) yield* Effect.promise(() => options.inspect!("after"))
     const stats = fake.stats
 
-    yield* Effect.forEach(built, (b) => b.close, { discard: true })
-    const closed = yield* settle(
-      () => ({ server: fake.openConnections, ...resourceCounts() }),
-      (now) => now.server === 0 && now.sockets <= start.sockets && now.timers <= start.timers
-    )
+    const closed = yield* closeAndSettle(built, fake, start)
     return {
       calls: options.calls,
       concurrency,
@@ -737,11 +750,7 @@ export const storm = (options: { readonly streams: number; readonly seed?: numbe
         else invalid.push(`conversation ${i}: the next turn ${next._tag === "Left" ? `failed: ${next.left.message}` : "left an invalid history"}`)
       }), { concurrency: 64, discard: true }).pipe(Effect.provide(logLayer))
 
-    yield* Effect.forEach(built, (b) => b.close, { discard: true })
-    const closed = yield* settle(
-      () => ({ serverSockets: fake.openConnections, ...resourceCounts() }),
-      (now) => now.serverSockets === 0 && now.sockets <= startCounts.sockets && now.timers <= startCounts.timers
-    )
+    const closed = yield* closeAndSettle(built, fake, startCounts)
     return {
       streams: options.streams,
       interrupted: outcomes.filter((o) => o === "interrupted").length,

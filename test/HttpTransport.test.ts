@@ -123,6 +123,20 @@ describe("HttpTransport.undici", () => {
       yield* Effect.promise(() => server.seen[0]!.aborted)
     }))
 
+  it.scoped("a body whose content-length passes the limit is refused at once, before it arrives, and aborted", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json", "content-length": String(10 * 1024 * 1024) })
+        res.write("{\"start\":")
+        // and never sends the rest
+      })
+      const { response, scope } = yield* send({ method: "GET", url: server.url, headers: {} })
+      const error = yield* Effect.flip(response.bytes(1024))
+      expect(error.reason).toBe("tooLarge")
+      yield* Scope.close(scope, Exit.void)
+      yield* Effect.promise(() => server.seen[0]!.aborted)
+    }))
+
   it.scopedLive("a slow reader pauses the socket: the server cannot run ahead of it", () =>
     Effect.gen(function*() {
       const total = 64 * 1024 * 1024

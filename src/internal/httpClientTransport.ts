@@ -15,24 +15,11 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { BodyReader, Request, Response, Service } from "./transport.js"
-import { channelOf, TransportError } from "./transport.js"
+import { channelOf, plainLength, TransportError } from "./transport.js"
 
 const networkError = (error: { readonly cause?: unknown }) => new TransportError({ reason: "network", cause: error.cause })
 
 const tooLarge = new TransportError({ reason: "tooLarge" })
-
-/**
- * The length a body will have, when the response says so and nothing will
- * transform it on the way (a compressed body decoded by `fetch` can be larger
- * than its `content-length`).
- */
-const plainLength = (headers: Readonly<Record<string, string | undefined>>): number | undefined => {
-  const encoding = headers["content-encoding"]
-  if (encoding !== undefined && encoding !== "identity") return undefined
-  const length = headers["content-length"]
-  if (length === undefined || !/^\d{1,15}$/.test(length)) return undefined
-  return Number(length)
-}
 
 /** Reads a body of unknown length chunk by chunk, failing past `limit` bytes. */
 const readChunks = (response: HttpClientResponse.HttpClientResponse, limit: number) =>

@@ -56,12 +56,28 @@ export interface Response {
   readonly status: number
   /** Header names in lower case; a repeated header's values joined with ", ". */
   readonly headers: Readonly<Record<string, string | undefined>>
-  /** The whole body; fails with reason `"tooLarge"` past `limit` bytes (the request is then aborted). */
+  /**
+   * The whole body; fails with reason `"tooLarge"` past `limit` bytes (the
+   * request is then aborted), at once when a plain `content-length` says so.
+   */
   readonly bytes: (limit: number) => Effect.Effect<Uint8Array, TransportError>
   /** The body as it arrives; when the consumer stops early, what is left is drained or the request aborted. */
   readonly body: Body
   /** The same body, batch by batch; read it one way only. */
   readonly reader: BodyReader
+}
+
+/**
+ * The length a body will have, when the response says so and nothing will
+ * transform it on the way (a compressed body decoded by `fetch` can be larger
+ * than its `content-length`).
+ */
+export const plainLength = (headers: Readonly<Record<string, string | undefined>>): number | undefined => {
+  const encoding = headers["content-encoding"]
+  if (encoding !== undefined && encoding !== "identity") return undefined
+  const length = headers["content-length"]
+  if (length === undefined || !/^\d{1,15}$/.test(length)) return undefined
+  return Number(length)
 }
 
 /**

@@ -11,7 +11,7 @@ import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { type Dispatcher, getGlobalDispatcher } from "undici"
 import type { BodyReader, Request, Response, Service } from "./transport.js"
-import { channelOf, TransportError } from "./transport.js"
+import { channelOf, plainLength, TransportError } from "./transport.js"
 
 /** Past this many unread bytes, the socket is paused until the consumer catches up. */
 const highWaterMark = 256 * 1024
@@ -179,6 +179,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         })
       })
     }
+    const length = plainLength(headers)
     return {
       status,
       headers,
@@ -189,7 +190,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       bytes: (limit) =>
         Effect.async<Uint8Array, TransportError>((resume) => {
           if (this.failure !== undefined) return resume(Effect.fail(this.failure))
-          if (this.received > limit) {
+          if (this.received > limit || (length !== undefined && length > limit)) {
             this.abort()
             return resume(Effect.fail(new TransportError({ reason: "tooLarge" })))
           }

@@ -126,14 +126,13 @@ const definedOnly = (options: CompletionOptions | undefined): CompletionOptions 
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
-/** Response bytes in, events out: one pass per network read. */
+/** One attempt's events, decoded from its body one batch of network reads at a time. */
 type BodyDecoder = Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, LlmError, unknown, void, unknown>
 
 const isFailure = <A extends object>(value: A | LlmError): value is LlmError => "_tag" in value
 
 /** Effect's built-in tracer. Its spans are recorded nowhere: no exporter, no log, nothing a user can read. */
 const nativeTracer = Effect.runSync(Effect.tracer)
-
 
 /** Where a stream stands, for its watchdog: still waiting for content, or streaming it. */
 type Phase = "opening" | "streaming"
@@ -266,20 +265,16 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       })
 
     /**
-     * Reads a whole body as UTF-8 text, failing past `limit` bytes or on
-     * invalid UTF-8. A body whose length the headers give is refused at once
-     * when too large.
+     * Reads a whole body as UTF-8 text, failing past `limit` bytes (at once
+     * when its `content-length` says so) or on invalid UTF-8.
      */
-    const readText = (response: Response, context: ErrorContext, limit: number): Effect.Effect<string, LlmError> => {
-      const tooLarge = () => responseError(context, `the response body exceeds ${limit} bytes`, response.status)
-      const length = response.headers["content-length"]
-      if (length !== undefined && response.headers["content-encoding"] === undefined && Number(length) > limit) {
-        return Effect.fail(tooLarge())
-      }
-      return Effect.matchEffect(response.bytes(limit), {
+    const readText = (response: Response, context: ErrorContext, limit: number): Effect.Effect<string, LlmError> =>
+      Effect.matchEffect(response.bytes(limit), {
         onFailure: (error) =>
           Effect.fail(
-            error.reason === "tooLarge" ? tooLarge() : connectionError(context, error.cause, "while reading the response")
+            error.reason === "tooLarge"
+              ? responseError(context, `the response body exceeds ${limit} bytes`, response.status)
+              : connectionError(context, error.cause, "while reading the response")
           ),
         onSuccess: (body) => {
           try {
@@ -289,7 +284,6 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
           }
         }
       })
-    }
 
     /** Per-call settings: merged options, the encoded request, the deadlines. */
     const prepare = (messages: ReadonlyArray<Message>, callOptions: CompletionOptions | undefined, stream: boolean) => {

@@ -9,7 +9,22 @@ import type { Mode, Protocol } from "./payloads.js"
 export interface ClientSpec {
   readonly name: string
   /** The module under `bench/clients/` whose default export builds it. */
-  readonly module: "raw" | "effectLlm" | "openai" | "anthropic" | "aiSdk" | "effectAi" | "effectHttp" | "effectLlmHttpClient"
+  readonly module:
+    | "raw"
+    | "rawStream"
+    | "effectLlm"
+    | "openai"
+    | "anthropic"
+    | "aiSdk"
+    | "effectAi"
+    | "effectHttp"
+    | "effectLlmHttpClient"
+  /**
+   * What the column is: the raw baseline, effect-llm itself, a peer library,
+   * a reference (a configuration or a plain client to compare with, not a
+   * peer), or the floor (raw behind the least Effect `Stream`).
+   */
+  readonly kind: "raw" | "mine" | "peer" | "reference" | "floor"
   readonly protocol: Protocol
   /** The column title in the tables. */
   readonly label: string
@@ -17,24 +32,39 @@ export interface ClientSpec {
 
 /** Every client, the raw baseline of each protocol first. */
 export const clients: ReadonlyArray<ClientSpec> = [
-  { name: "raw-chat", module: "raw", protocol: "chat", label: "raw" },
-  { name: "effect-llm-chat", module: "effectLlm", protocol: "chat", label: "effect-llm (Local)" },
-  { name: "openai", module: "openai", protocol: "chat", label: "openai SDK" },
-  { name: "ai-sdk-chat", module: "aiSdk", protocol: "chat", label: "Vercel AI SDK" },
-  { name: "effect-http-chat", module: "effectHttp", protocol: "chat", label: "plain Effect HttpClient (reference)" },
+  { name: "raw-chat", module: "raw", kind: "raw", protocol: "chat", label: "raw" },
+  { name: "effect-llm-chat", module: "effectLlm", kind: "mine", protocol: "chat", label: "effect-llm (Local)" },
+  { name: "openai", module: "openai", kind: "peer", protocol: "chat", label: "openai SDK" },
+  { name: "ai-sdk-chat", module: "aiSdk", kind: "peer", protocol: "chat", label: "Vercel AI SDK" },
+  { name: "effect-http-chat", module: "effectHttp", kind: "reference", protocol: "chat", label: "plain Effect HttpClient (reference)" },
   {
     name: "effect-llm-chat-httpclient",
     module: "effectLlmHttpClient",
+    kind: "reference",
     protocol: "chat",
     label: "effect-llm (Local) on HttpClient (reference)"
   },
-  { name: "raw-messages", module: "raw", protocol: "messages", label: "raw" },
-  { name: "effect-llm-messages", module: "effectLlm", protocol: "messages", label: "effect-llm (Anthropic)" },
-  { name: "anthropic", module: "anthropic", protocol: "messages", label: "@anthropic-ai/sdk" },
-  { name: "ai-sdk-messages", module: "aiSdk", protocol: "messages", label: "Vercel AI SDK" },
-  { name: "effect-ai-messages", module: "effectAi", protocol: "messages", label: "@effect/ai-anthropic" },
-  { name: "raw-responses", module: "raw", protocol: "responses", label: "raw" },
-  { name: "effect-ai-responses", module: "effectAi", protocol: "responses", label: "@effect/ai-openai" }
+  {
+    name: "floor-chat",
+    module: "rawStream",
+    kind: "floor",
+    protocol: "chat",
+    label: "raw in an Effect Stream (floor)"
+  },
+  { name: "raw-messages", module: "raw", kind: "raw", protocol: "messages", label: "raw" },
+  { name: "effect-llm-messages", module: "effectLlm", kind: "mine", protocol: "messages", label: "effect-llm (Anthropic)" },
+  { name: "anthropic", module: "anthropic", kind: "peer", protocol: "messages", label: "@anthropic-ai/sdk" },
+  { name: "ai-sdk-messages", module: "aiSdk", kind: "peer", protocol: "messages", label: "Vercel AI SDK" },
+  { name: "effect-ai-messages", module: "effectAi", kind: "peer", protocol: "messages", label: "@effect/ai-anthropic" },
+  {
+    name: "floor-messages",
+    module: "rawStream",
+    kind: "floor",
+    protocol: "messages",
+    label: "raw in an Effect Stream (floor)"
+  },
+  { name: "raw-responses", module: "raw", kind: "raw", protocol: "responses", label: "raw" },
+  { name: "effect-ai-responses", module: "effectAi", kind: "peer", protocol: "responses", label: "@effect/ai-openai" }
 ]
 
 /** The protocols, with their table titles. */

@@ -63,7 +63,7 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
   const wanted = list("clients")
   const chosen = wanted === undefined
     ? clients
-    : clients.filter((client) => client.module === "raw" || wanted.includes(client.name))
+    : clients.filter((client) => client.kind === "raw" || wanted.includes(client.name))
   for (const name of wanted ?? []) {
     if (!clients.some((client) => client.name === name)) throw new Error(`unknown client ${name}`)
   }
@@ -72,11 +72,11 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
     if (!scenarios.some((scenario) => scenario.name === name)) throw new Error(`unknown scenario ${name}`)
   }
   // a baseline is only needed for a protocol some other chosen client speaks
-  const used = new Set(chosen.filter((client) => client.module !== "raw").map((client) => client.protocol))
+  const used = new Set(chosen.filter((client) => client.kind !== "raw").map((client) => client.protocol))
   return {
     quick,
     reps: Number(values.get("reps")?.[0] ?? (quick ? 1 : 3)),
-    clients: wanted === undefined ? chosen : chosen.filter((client) => client.module !== "raw" || used.has(client.protocol)),
+    clients: wanted === undefined ? chosen : chosen.filter((client) => client.kind !== "raw" || used.has(client.protocol)),
     scenarios: scenarioNames as Array<ScenarioName>,
     micro: !values.has("no-micro"),
     json: values.get("json")?.[0],
@@ -201,7 +201,7 @@ const rows: ReadonlyArray<Row> = [
 
 /** Per-repetition comparisons of `client` with the raw client of its protocol (repetitions pair up). */
 const comparisons = (results: Results, client: ClientSpec, row: Row): Array<number> => {
-  const raw = clients.find((c) => c.module === "raw" && c.protocol === client.protocol)!
+  const raw = clients.find((c) => c.kind === "raw" && c.protocol === client.protocol)!
   const mine = results.runs[client.name]?.[row.scenario] ?? []
   const base = results.runs[raw.name]?.[row.scenario] ?? []
   const out: Array<number> = []
@@ -230,7 +230,6 @@ const absolute = (results: Results, client: ClientSpec, row: Row): string => {
   return values.length === 0 ? "–" : `${formatNumber(median(values))} ${row.unit}`
 }
 
-const isEffectLlm = (client: ClientSpec) => client.module === "effectLlm"
 
 /** The markdown report: one table per protocol, the targets, the micro measurements. */
 const report = (results: Results, options: Options): string => {
@@ -253,18 +252,18 @@ const report = (results: Results, options: Options): string => {
     }
     lines.push("")
   }
-  const mine = options.clients.filter(isEffectLlm)
-  const peers = options.clients.filter((client) =>
-    client.module !== "raw" && client.module !== "effectHttp" && client.module !== "effectLlmHttpClient" &&
-    !isEffectLlm(client)
-  )
+  const mine = options.clients.filter((client) => client.kind === "mine")
+  const peers = options.clients.filter((client) => client.kind === "peer")
+  const floors = options.clients.filter((client) => client.kind === "floor")
   if (mine.length > 0) {
     lines.push("### Targets (effect-llm vs raw of the same protocol, medians)", "")
-    lines.push(`| row | target | ${mine.map((client) => client.label).join(" | ")} | best peer | met |`)
-    lines.push(`|---|---|${mine.map(() => "---").join("|")}|---|---|`)
+    const floorHeader = floors.length === 0 ? "" : ` ${floors.map((client) => `floor, ${client.protocol}`).join(" | ")} |`
+    lines.push(`| row | target | ${mine.map((client) => client.label).join(" | ")} | best peer |${floorHeader} met |`)
+    lines.push(`|---|---|${mine.map(() => "---").join("|")}|---|${floors.map(() => "---|").join("")}---|`)
     for (const row of activeRows) {
       if (row.target === Infinity) continue
       const better = (a: number, b: number) => (row.higherIsBetter === true ? a > b : a < b)
+      const reaches = (value: number) => (row.higherIsBetter === true ? value >= row.target : value <= row.target)
       const mineValues = mine.map((client) => median(comparisons(results, client, row)))
       const peerValues = peers
         .map((client) => ({ client, value: median(comparisons(results, client, row)) }))
@@ -273,19 +272,24 @@ const report = (results: Results, options: Options): string => {
         (acc, peer) => (acc === undefined || better(peer.value, acc.value) ? peer : acc),
         undefined
       )
+      const floorValues = floors.map((client) => median(comparisons(results, client, row)))
       const show = (value: number) =>
-        row.compare === "ratio" ? `${formatNumber(value)}x` : `+${formatNumber(value)} µs`
+        !Number.isFinite(value) ? "–" : row.compare === "ratio" ? `${formatNumber(value)}x` : `+${formatNumber(value)} µs`
       const targetText = row.compare === "ratio"
         ? `${row.higherIsBetter === true ? ">=" : "<="} ${row.target}x`
         : `<= +${row.target} µs`
-      const met = mineValues.every((value) =>
-        (row.higherIsBetter === true ? value >= row.target : value <= row.target) &&
-        (best === undefined || better(value, best.value))
+      const met = mineValues.every((value) => reaches(value) && (best === undefined || better(value, best.value)))
+      // the target lies beyond what raw behind the least Effect stream reaches, for every protocol that misses it
+      const beyondFloor = !met && mine.every((client, i) =>
+        reaches(mineValues[i]!) ||
+        floors.some((floor, j) => floor.protocol === client.protocol && !reaches(floorValues[j]!))
       )
       lines.push(
         `| ${row.title} | ${targetText} | ${mineValues.map(show).join(" | ")} | ${
           best === undefined ? "–" : `${show(best.value)} (${best.client.label}, ${best.client.protocol})`
-        } | ${met ? "yes" : "**no**"} |`
+        } |${floors.length === 0 ? "" : ` ${floorValues.map(show).join(" | ")} |`} ${
+          met ? "yes" : beyondFloor ? "**no**: beyond the floor" : "**no**"
+        } |`
       )
     }
     lines.push("")

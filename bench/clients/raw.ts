@@ -3,7 +3,7 @@
  * library. What any client of the same protocol costs at least.
  */
 import { request } from "undici"
-import { baseOf, type ClientFactory } from "../client.js"
+import { baseOf, type ClientFactory, type Target } from "../client.js"
 import { model, type Protocol, prompt } from "../payloads.js"
 
 const paths: Record<Protocol, string> = {
@@ -84,16 +84,51 @@ const deltaOf = (protocol: Protocol, data: string): string | undefined => {
   }
 }
 
-const make: ClientFactory = (target) => {
-  const url = baseOf(target) + paths[target.protocol]
-  const headers = {
+/** The URL, headers and bodies a raw client sends for `target`. */
+export const requestsOf = (target: Target) => ({
+  url: baseOf(target) + paths[target.protocol],
+  headers: {
     "content-type": "application/json",
     authorization: "Bearer bench",
     "x-api-key": "bench",
     "anthropic-version": "2023-06-01"
+  },
+  completeBody: bodyOf(target.protocol, false),
+  streamBody: bodyOf(target.protocol, true)
+})
+
+/** The text of a complete reply's body. */
+export const replyText = textOf
+
+/**
+ * The hand-written SSE splitter: UTF-8 decoding across reads, `data:` lines,
+ * `JSON.parse`, the text delta of each event handed to `onText`.
+ */
+export class DeltaSplitter {
+  private readonly decoder = new TextDecoder()
+  private buffer = ""
+
+  constructor(private readonly protocol: Protocol) {}
+
+  /** Feeds one network read. */
+  feed(bytes: Uint8Array, onText: (text: string) => void): void {
+    this.buffer += this.decoder.decode(bytes, { stream: true })
+    const buffer = this.buffer
+    let start = 0
+    let end: number
+    while ((end = buffer.indexOf("\n", start)) >= 0) {
+      if (buffer.startsWith("data: ", start)) {
+        const text = deltaOf(this.protocol, buffer.slice(start + 6, end))
+        if (text !== undefined) onText(text)
+      }
+      start = end + 1
+    }
+    this.buffer = buffer.slice(start)
   }
-  const completeBody = bodyOf(target.protocol, false)
-  const streamBody = bodyOf(target.protocol, true)
+}
+
+const make: ClientFactory = (target) => {
+  const { completeBody, headers, streamBody, url } = requestsOf(target)
   return {
     complete: async () => {
       const response = await request(url, { method: "POST", headers, body: completeBody })
@@ -103,21 +138,8 @@ const make: ClientFactory = (target) => {
     stream: async (onText) => {
       const response = await request(url, { method: "POST", headers, body: streamBody })
       if (response.statusCode !== 200) throw new Error(`status ${response.statusCode}`)
-      const decoder = new TextDecoder()
-      let buffer = ""
-      for await (const bytes of response.body) {
-        buffer += decoder.decode(bytes as Uint8Array, { stream: true })
-        let start = 0
-        let end: number
-        while ((end = buffer.indexOf("\n", start)) >= 0) {
-          if (buffer.startsWith("data: ", start)) {
-            const text = deltaOf(target.protocol, buffer.slice(start + 6, end))
-            if (text !== undefined) onText(text)
-          }
-          start = end + 1
-        }
-        buffer = buffer.slice(start)
-      }
+      const splitter = new DeltaSplitter(target.protocol)
+      for await (const bytes of response.body) splitter.feed(bytes as Uint8Array, onText)
     },
     close: async () => {}
   }

@@ -9,7 +9,8 @@
  *
  * `--focus TEXT` also prints the inclusive time of every function whose name
  * or URL contains TEXT (time spent in it and everything it called), and the
- * call paths (five frames up) that lead to it.
+ * call paths (five frames up) that lead to it. `--merge` sums the given
+ * profiles into one summary (the repetitions of one client and scenario).
  */
 import { readFileSync } from "node:fs"
 
@@ -54,20 +55,34 @@ const frameKey = (frame: CallFrame): string => {
   return `${frame.functionName || "(anonymous)"} ${where === "" ? "(native)" : where}:${frame.lineNumber + 1}`
 }
 
-const summarise = (file: string, top: number, focus: string | undefined): void => {
+/** One profile read: its nodes by id, and the self time of each node. */
+interface Loaded {
+  readonly profile: Profile
+  readonly byId: ReadonlyMap<number, ProfileNode>
+  readonly self: ReadonlyMap<number, number>
+}
+
+const load = (file: string): Loaded => {
   const profile = JSON.parse(readFileSync(file, "utf8")) as Profile
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
   const self = new Map<number, number>()
-  let total = 0
   for (let i = 0; i < profile.samples.length; i++) {
-    const delta = profile.timeDeltas[i] ?? 0
-    self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + delta)
-    total += delta
+    self.set(profile.samples[i]!, (self.get(profile.samples[i]!) ?? 0) + (profile.timeDeltas[i] ?? 0))
   }
+  return { profile, byId: new Map(profile.nodes.map((node) => [node.id, node])), self }
+}
+
+/** Self time by node, over one or several profiles (each `[profile, node id]`). */
+const selfTimes = function*(loaded: ReadonlyArray<Loaded>): Generator<readonly [Loaded, number, number]> {
+  for (const one of loaded) for (const [id, time] of one.self) yield [one, id, time]
+}
+
+const summarise = (title: string, loaded: ReadonlyArray<Loaded>, top: number, focus: string | undefined): void => {
+  let total = 0
   const functions = new Map<string, number>()
   const areas = new Map<string, number>()
   let idle = 0
-  for (const [id, time] of self) {
+  for (const [{ byId }, id, time] of selfTimes(loaded)) {
+    total += time
     const frame = byId.get(id)!.callFrame
     // idle time, and the inspector's own work of stopping an in-process profile (bench --profile)
     if (frame.functionName === "(idle)" || (frame.functionName === "dispatch" && frame.url === "")) {
@@ -82,7 +97,7 @@ const summarise = (file: string, top: number, focus: string | undefined): void =
   const busy = total - idle
   const pct = (time: number) => `${((100 * time) / busy).toFixed(1).padStart(5)}%`
   const ms = (time: number) => `${(time / 1000).toFixed(1).padStart(8)} ms`
-  console.log(`\n== ${file}: ${ms(busy)} busy, ${ms(idle)} idle`)
+  console.log(`\n== ${title}: ${ms(busy)} busy, ${ms(idle)} idle`)
   console.log("-- by area (self time)")
   for (const [area, time] of [...areas].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
     console.log(`${ms(time)} ${pct(time)}  ${area}`)
@@ -104,10 +119,16 @@ const summarise = (file: string, top: number, focus: string | undefined): void =
   }
   if (focus !== undefined) {
     // inclusive time: a sample counts once for every distinct matching frame on its stack
-    const parent = new Map<number, number>()
-    for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id)
+    const parents = new Map<Loaded, Map<number, number>>()
+    for (const one of loaded) {
+      const parent = new Map<number, number>()
+      for (const node of one.profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id)
+      parents.set(one, parent)
+    }
     const inclusive = new Map<string, number>()
-    for (const [id, time] of self) {
+    for (const [one, id, time] of selfTimes(loaded)) {
+      const { byId } = one
+      const parent = parents.get(one)!
       const seen = new Set<string>()
       for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
         const frame = byId.get(at)!.callFrame
@@ -123,7 +144,9 @@ const summarise = (file: string, top: number, focus: string | undefined): void =
       console.log(`${ms(time)} ${pct(time)}  ${name}`)
     }
     const paths = new Map<string, number>()
-    for (const [id, time] of self) {
+    for (const [one, id, time] of selfTimes(loaded)) {
+      const { byId } = one
+      const parent = parents.get(one)!
       for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
         if (!frameKey(byId.get(at)!.callFrame).includes(focus)) continue
         const path: Array<string> = []
@@ -145,10 +168,17 @@ const summarise = (file: string, top: number, focus: string | undefined): void =
 const args = process.argv.slice(2)
 let top = 30
 let focus: string | undefined
+let merge = false
 const files: Array<string> = []
 for (let i = 0; i < args.length; i++) {
   if (args[i] === "--top") top = Number(args[++i])
   else if (args[i] === "--focus") focus = args[++i]
+  else if (args[i] === "--merge") merge = true
   else files.push(args[i]!)
 }
-for (const file of files) summarise(file, top, focus)
+// a reader that closes early (`| head`) is not an error
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error
+})
+if (merge) summarise(`${files.length} profiles merged`, files.map(load), top, focus)
+else for (const file of files) summarise(file, [load(file)], top, focus)

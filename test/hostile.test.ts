@@ -456,12 +456,40 @@ describe("hostile responses: the local health probe", () => {
         Local.health({ baseUrl, timeout: "400 millis" }),
         Local.models({ baseUrl, timeout: "400 millis" })
       ]
+      const failures: Array<string> = []
       for (const probe of probes) {
         written = 0
-        yield* Effect.exit(Effect.provide(probe, NodeHttpClient.layerUndici))
+        const exit = yield* Effect.exit(Effect.provide(probe, NodeHttpClient.layerUndici))
         // the probe gave up after a bounded read, long before its timeout let ~25 MB through
         expect(written).toBeLessThan(4 * MiB)
+        const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : undefined
+        failures.push(failure?._tag === "Some" ? `${failure.value._tag}: ${failure.value.message}` : "no failure")
       }
+      // health needs only the status; the model list past its bound is refused as too large
+      expect(failures[0]).toBe("no failure")
+      expect(failures[1]).toMatch(/^LlmResponseError: .*the model list exceeds 1048576 bytes$/)
+    })))
+
+  it.live("a model list cut off by the network is a connection error, not an oversized one", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const cutOff = yield* Effect.acquireRelease(
+        Effect.async<http.Server>((resume) => {
+          const server = http.createServer((_req, res) => {
+            res.writeHead(200, { "content-type": "application/json", "content-length": "1000" })
+            res.write("{\"object\":\"list\",\"data\":[", () => res.socket?.destroy())
+          })
+          server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+        }),
+        (server) =>
+          Effect.async<void>((resume) => {
+            server.closeAllConnections()
+            server.close(() => resume(Effect.void))
+          })
+      )
+      const baseUrl = `http://127.0.0.1:${(cutOff.address() as net.AddressInfo).port}`
+      const error = yield* Effect.flip(Local.models({ baseUrl }))
+      expect(error._tag).toBe("LlmConnectionError")
+      expect(error.message).toContain(`reading ${baseUrl}/v1/models`)
     })))
 })
 

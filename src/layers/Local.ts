@@ -96,9 +96,13 @@ const probe = (path: string, options: ProbeOptions, readBody: boolean) => {
         Effect.mapError((error): LlmError => connectionError(context, error.cause, `probing ${url}`)),
         Effect.flatMap(({ bytes, status }) =>
           readBody
-            ? Effect.match(bytes(maxProbeBodyBytes), {
-              onFailure: () => ({ status, text: "", complete: false }),
-              onSuccess: (body) => ({ status, text: Buffer.from(body).toString("utf8"), complete: true })
+            ? Effect.matchEffect(bytes(maxProbeBodyBytes), {
+              // past the bound: `complete` says so; a body cut off by the network is a connection error
+              onFailure: (error) =>
+                error.reason === "tooLarge"
+                  ? Effect.succeed({ status, text: "", complete: false })
+                  : Effect.fail(connectionError(context, error.cause, `reading ${url}`)),
+              onSuccess: (body) => Effect.succeed({ status, text: Buffer.from(body).toString("utf8"), complete: true })
             })
             // only the status matters: the body is left to arrive and be dropped
             : Effect.succeed({ status, text: "", complete: true })

@@ -22,16 +22,19 @@
  * - effect-llm's provider stream consumed directly (`llm.stream`);
  * - `Llm.stream` and `Llm.streamText`, the public accessors, which read the
  *   service from the context (and keep only text deltas);
- * - `Llm.complete`.
+ * - effect-llm's transport alone (an attempt's scope, the send, the whole
+ *   body), without the provider on top, and `Llm.complete`.
  */
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Redacted from "effect/Redacted"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Readable } from "node:stream"
 import type { Dispatcher } from "undici"
@@ -131,6 +134,19 @@ const completeRequest = request(false)
 const ignore = () => Effect.void
 const oneChunk = Chunk.of(1)
 
+/** effect-llm's default transport alone, as the providers call it: one attempt's scope, the send, the body. */
+const transport = HttpTransport.undici({ dispatcher: dispatcher as unknown as Dispatcher })
+const transportRequest = (stream: boolean) => ({
+  method: "POST" as const,
+  url: "http://127.0.0.1:1/v1/chat/completions",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify({ model: "m", stream })
+})
+const transportComplete = Effect.flatMap(Scope.make(), (scope) =>
+  Effect.flatMap(transport.send(transportRequest(false), scope), (response) => response.bytes(1 << 25)).pipe(
+    Effect.ensuring(Scope.close(scope, Exit.void))
+  ))
+
 const platformStream = Stream.runForEach(Stream.unwrap(Effect.map(client.execute(streamRequest), (r) => r.stream)), ignore)
 const platformComplete = Effect.flatMap(client.execute(completeRequest), (r) => r.arrayBuffer)
 
@@ -199,6 +215,7 @@ const fastRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
   ["effect-llm: Llm.streamText", () => runtime.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))],
   ["platform: execute + arrayBuffer, HTTP span off", () => bare.runPromise(Effect.withTracerEnabled(platformComplete, false))],
   ["platform: execute + arrayBuffer, HTTP span on", () => bare.runPromise(platformComplete)],
+  ["effect-llm transport: send + bytes, no provider", () => bare.runPromise(transportComplete)],
   ["effect-llm: Llm.complete", () => runtime.runPromise(Llm.complete(messages))]
 ]
 

@@ -17,7 +17,6 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as fc from "fast-check"
-import * as http from "node:http"
 import * as net from "node:net"
 import { isLlmError, type LlmError } from "../src/errors.js"
 import * as HttpTransport from "../src/HttpTransport.js"
@@ -35,6 +34,7 @@ import * as Tool from "../src/Tool.js"
 import * as Toolkit from "../src/Toolkit.js"
 import { type Backend, backends, fakeKey } from "./support/backends.js"
 import { decodeSse } from "./support/decode.js"
+import { serve } from "./support/loopback.js"
 import * as FakeProvider from "./support/FakeProvider.js"
 import { fixtureProtocol, fixtureScript, listFixtures } from "./support/fixtures.js"
 import { random, sampleMemory, settledHeap } from "./reliability/probes.js"
@@ -432,34 +432,23 @@ describe("hostile responses: the local health probe", () => {
     Effect.scoped(Effect.gen(function*() {
       let written = 0
       const chunk = Buffer.alloc(64 * 1024, "a")
-      const flood = yield* Effect.acquireRelease(
-        Effect.async<http.Server>((resume) => {
-          const server = http.createServer((_req, res) => {
-            res.writeHead(200, { "content-type": "application/json" })
-            const timer = setInterval(() => {
-              if (res.destroyed) return clearInterval(timer)
-              res.write(chunk)
-              written += chunk.length
-            }, 1)
-            res.on("close", () => clearInterval(timer))
-          })
-          server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-        }),
-        (server) =>
-          Effect.async<void>((resume) => {
-            server.closeAllConnections()
-            server.close(() => resume(Effect.void))
-          })
-      )
-      const baseUrl = `http://127.0.0.1:${(flood.address() as net.AddressInfo).port}`
-      const probes: ReadonlyArray<Effect.Effect<unknown, LlmError, HttpClient.HttpClient>> = [
+      const { url: baseUrl } = yield* serve((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" })
+        const timer = setInterval(() => {
+          if (res.destroyed) return clearInterval(timer)
+          res.write(chunk)
+          written += chunk.length
+        }, 1)
+        res.on("close", () => clearInterval(timer))
+      })
+      const probes: ReadonlyArray<Effect.Effect<unknown, LlmError>> = [
         Local.health({ baseUrl, timeout: "400 millis" }),
         Local.models({ baseUrl, timeout: "400 millis" })
       ]
       const failures: Array<string> = []
       for (const probe of probes) {
         written = 0
-        const exit = yield* Effect.exit(Effect.provide(probe, NodeHttpClient.layerUndici))
+        const exit = yield* Effect.exit(probe)
         // the probe gave up after a bounded read, long before its timeout let ~25 MB through
         expect(written).toBeLessThan(4 * MiB)
         const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : undefined
@@ -472,21 +461,10 @@ describe("hostile responses: the local health probe", () => {
 
   it.live("a model list cut off by the network is a connection error, not an oversized one", () =>
     Effect.scoped(Effect.gen(function*() {
-      const cutOff = yield* Effect.acquireRelease(
-        Effect.async<http.Server>((resume) => {
-          const server = http.createServer((_req, res) => {
-            res.writeHead(200, { "content-type": "application/json", "content-length": "1000" })
-            res.write("{\"object\":\"list\",\"data\":[", () => res.socket?.destroy())
-          })
-          server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-        }),
-        (server) =>
-          Effect.async<void>((resume) => {
-            server.closeAllConnections()
-            server.close(() => resume(Effect.void))
-          })
-      )
-      const baseUrl = `http://127.0.0.1:${(cutOff.address() as net.AddressInfo).port}`
+      const { url: baseUrl } = yield* serve((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json", "content-length": "1000" })
+        res.write("{\"object\":\"list\",\"data\":[", () => res.socket?.destroy())
+      })
       const error = yield* Effect.flip(Local.models({ baseUrl }))
       expect(error._tag).toBe("LlmConnectionError")
       expect(error.message).toContain(`reading ${baseUrl}/v1/models`)

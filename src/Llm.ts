@@ -125,6 +125,15 @@ export declare namespace Llm {
       messages: ReadonlyArray<Message>,
       options?: CompletionOptions
     ) => Stream.Stream<StreamEvent, LlmError>
+    /**
+     * Streams only the reply's text: exactly `textDeltas(stream(...))`, for
+     * a backend that can drop the other events as it decodes them, saving
+     * a stream stage. Optional: `Llm.streamText` uses `textDeltas` without it.
+     */
+    readonly streamText?: (
+      messages: ReadonlyArray<Message>,
+      options?: CompletionOptions
+    ) => Stream.Stream<string, LlmError>
   }
 }
 
@@ -147,4 +156,7 @@ export const streamText = (
   messages: ReadonlyArray<Message>,
   options?: CompletionOptions
 ): Stream.Stream<string, LlmError, Llm> =>
-  textDeltas(stream(messages, options))
+  Stream.fromChannel(Channel.unwrap(Effect.map(Llm, (llm) =>
+    Stream.toChannel(
+      llm.streamText === undefined ? textDeltas(llm.stream(messages, options)) : llm.streamText(messages, options)
+    ))))

@@ -63,13 +63,16 @@ export const StreamEvent: Data.TaggedEnum.Constructor<StreamEvent> = (() => {
 /** The events that carry what the model produced (everything but `Finish`). */
 export const isContent = (event: StreamEvent): boolean => event._tag !== "Finish"
 
+/** The text of the `TextDelta` events among `events`, in order. */
+export const textsOf = (events: Iterable<StreamEvent>): Array<string> => {
+  const out: Array<string> = []
+  for (const event of events) if (event._tag === "TextDelta") out.push(event.text)
+  return out
+}
+
 /** Keeps only the text of the reply. */
 export const textDeltas = <E, R>(self: Stream.Stream<StreamEvent, E, R>): Stream.Stream<string, E, R> =>
-  Stream.mapChunks(self, (chunk) => {
-    const out: Array<string> = []
-    for (const event of chunk) if (event._tag === "TextDelta") out.push(event.text)
-    return Chunk.unsafeFromArray(out)
-  })
+  Stream.mapChunks(self, (chunk) => Chunk.unsafeFromArray(textsOf(chunk)))
 
 /**
  * Folds a stream into the `CompletionResult` that `complete` returns for the

@@ -142,6 +142,46 @@ for (const backend of backends) {
         })
       ))
 
+    it.live("streamText gives exactly textDeltas(stream), text and failures alike", () =>
+      withServer((server) =>
+        Effect.gen(function*() {
+          const llm = yield* Llm.Llm
+          // the backend drops the other events as it decodes (no extra stage); Llm.streamText uses that
+          expect(llm.streamText).toBeTypeOf("function")
+          const scripts: ReadonlyArray<FakeProvider.Script> = [
+            { kind: "reply", text: "Zwölf Boxkämpfer 🚀 jagen Viktor.", chunkSize: 2, reasoning: "Count first." },
+            // one event per network read: each batch the decoder sees carries one delta
+            { kind: "reply", text: "one event per read", chunkSize: 4, delayMs: 3 },
+            {
+              kind: "reply",
+              text: "Checking both.",
+              chunkSize: 5,
+              toolCalls: [{ id: "call_w", name: "get_weather", arguments: { city: "Oslo" } }]
+            },
+            { kind: "reply", text: "Partial answer that breaks", chunkSize: 4, inBandError: { afterEvents: 5, type: "overloaded_error", message: "Overloaded" } },
+            { kind: "reply", text: "Cut off here", chunkSize: 3, omitTerminator: true },
+            { kind: "reply", text: "abc def ghi", malformedAfterEvents: 3 },
+            { kind: "status", status: 400, body: { error: { message: "bad request", type: "invalid_request_error" } } }
+          ]
+          /** The texts a stream delivered, and how it ended. */
+          const outcome = (texts: Stream.Stream<string, LlmError, Llm.Llm>) =>
+            Effect.gen(function*() {
+              const seen: Array<string> = []
+              const exit = yield* Effect.either(Stream.runForEach(texts, (text) => Effect.sync(() => seen.push(text))))
+              return { seen, end: exit._tag === "Right" ? "done" : `${exit.left._tag}: ${exit.left.message}` }
+            })
+          const call = [Message.user("Weather in Oslo?")]
+          for (const script of scripts) {
+            server.enqueue(script, script)
+            const fused = yield* outcome(Llm.streamText(call, { tools: [weather] }))
+            const staged = yield* outcome(LlmStream.textDeltas(Llm.stream(call, { tools: [weather] })))
+            expect(fused).toEqual(staged)
+            // and a reply that ends well is all there, in order
+            if (fused.end === "done" && script.kind === "reply") expect(fused.seen.join("")).toBe(script.text)
+          }
+          expect(server.requests.filter((request) => request.protocol !== "other").length).toBe(2 * scripts.length)
+        }), { retry: { maxRetries: 0 } }))
+
     for (const streamed of [false, true]) {
       it.live(`${streamed ? "streams" : "returns"} two parallel tool calls, then replays their results`, () =>
         withServer((server) =>

@@ -38,7 +38,7 @@ import { EventReader } from "../internal/eventReader.js"
 import { type CompletionOptions, CompletionResult, type Llm, ResponseMetadata } from "../Llm.js"
 import type { Message } from "../Message.js"
 import * as Retry from "../Retry.js"
-import { StreamEvent } from "../Stream.js"
+import { StreamEvent, textsOf } from "../Stream.js"
 import type { DecodedFinish, WireCodec } from "./WireCodec.js"
 
 /** Everything a backend needs beyond its codec. */
@@ -126,8 +126,13 @@ const definedOnly = (options: CompletionOptions | undefined): CompletionOptions 
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
-/** One attempt's events, decoded from its body one batch of network reads at a time. */
-type BodyDecoder = Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, LlmError, unknown, void, unknown>
+/** One attempt's output (its events, or what a projection keeps of them), one batch of network reads at a time. */
+type BodyDecoder<A> = Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, void, unknown>
+
+/** What a stream hands its consumer of each batch of events: all of them, or only their text. */
+type Projection<A> = (events: Array<StreamEvent>) => Array<A>
+
+const allEvents: Projection<StreamEvent> = (events) => events
 
 const isFailure = <A extends object>(value: A | LlmError): value is LlmError => "_tag" in value
 
@@ -435,11 +440,23 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
         })
       )
 
-    const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions): Stream.Stream<StreamEvent, LlmError> =>
+    /** A streamed call whose consumer gets `project` of each batch of events. */
+    const projected = <A>(
+      messages: ReadonlyArray<Message>,
+      callOptions: CompletionOptions | undefined,
+      project: Projection<A>
+    ): Stream.Stream<A, LlmError> =>
       Stream.suspend(() => {
         const prepared = prepare(messages, callOptions, true)
-        return "_tag" in prepared ? Stream.fail(prepared) : session(prepared)
+        return "_tag" in prepared ? Stream.fail(prepared) : session(prepared, project)
       })
+
+    const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions): Stream.Stream<StreamEvent, LlmError> =>
+      projected(messages, callOptions, allEvents)
+
+    // the text kept inside the decoding channel: the same as `textDeltas(stream(...))`, one stage fewer
+    const streamText = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions): Stream.Stream<string, LlmError> =>
+      projected(messages, callOptions, textsOf)
 
     /**
      * One streamed call: attempts until one yields its first events (the
@@ -451,7 +468,10 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
      * pending send or read fails at once and that failure becomes the
      * `LlmTimeoutError`.
      */
-    const session = (prepared: Exclude<ReturnType<typeof prepare>, LlmError>): Stream.Stream<StreamEvent, LlmError> => {
+    const session = <A>(
+      prepared: Exclude<ReturnType<typeof prepare>, LlmError>,
+      project: Projection<A>
+    ): Stream.Stream<A, LlmError> => {
       const totalMillis = Duration.toMillis(prepared.total)
       const firstTokenMillis = Duration.toMillis(prepared.firstToken)
       const firstTokenKind: TimeoutKind = Duration.lessThan(prepared.firstToken, prepared.total) ? "firstToken" : "total"
@@ -522,7 +542,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
        * at the protocol's terminator. The first events it writes commit the
        * attempt.
        */
-      const decoder = (attempt: Attempt, context: ErrorContext, body: BodyReader): BodyDecoder => {
+      const decoder = (attempt: Attempt, context: ErrorContext, body: BodyReader): BodyDecoder<A> => {
         const reader = new EventReader(codec.streamDecoder(context), context)
         let received = 0
         const emit = (events: Array<StreamEvent>) => {
@@ -533,7 +553,8 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
             firstContent = at
             endSpan(Exit.void)
           }
-          return Channel.write(Chunk.unsafeFromArray(events))
+          const out = project(events)
+          return out.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(out))
         }
         const end = (events: Array<StreamEvent>) => {
           if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
@@ -543,7 +564,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
           ended.events.push(finishEvent(ended.finish))
           return emit(events.length === 0 ? ended.events : events.concat(ended.events))
         }
-        const read: BodyDecoder = Channel.suspend(() => {
+        const read: BodyDecoder<A> = Channel.suspend(() => {
           const got = body.poll()
           if (got === undefined) return waitThenRead
           // a deadline that passed while the consumer was busy fails the stream at its next read
@@ -589,7 +610,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       /** One attempt as a channel: the request, then its events; released however it ends. */
       const attemptChannel = (
         observe: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-      ): Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, LlmError, unknown, unknown, unknown> =>
+      ): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> =>
         Channel.unwrap(Effect.map(Scope.make(), (abort) => {
           attempts++
           const attempt: Attempt = { start: now(), abort, timedOut: undefined, completed: false, stopWatchdog: () => {} }
@@ -608,7 +629,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       /** Attempts until one commits; a failure after the commit, or one the policy gives up on, ends the stream. */
       const attemptsFrom = (
         observe: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-      ): Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, LlmError, unknown, unknown, unknown> =>
+      ): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> =>
         Channel.catchAll(attemptChannel(observe), (error) => {
           if (phase === "streaming") return Channel.fail(error)
           const next = Effect.suspend(() => {
@@ -652,7 +673,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       return Stream.fromChannel(run)
     }
 
-    return { provider, model: config.model, complete, stream } satisfies Llm.Service
+    return { provider, model: config.model, complete, stream, streamText } satisfies Llm.Service
   })
 
 /** The options every provider layer accepts. */

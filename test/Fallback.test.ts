@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import type { LlmError } from "../src/errors.js"
 import * as Anthropic from "../src/layers/Anthropic.js"
 import * as Fallback from "../src/layers/Fallback.js"
 import type { ProviderOptions } from "../src/layers/HttpProvider.js"
@@ -121,6 +122,36 @@ describe("Fallback", () => {
       secondary.setDefault({ kind: "reply", text: "part, continued." })
       const continued = yield* text(Llm.streamText(hi)).pipe(Effect.provide(chain(primary.url, secondary.url, { continuation: true })))
       expect(continued).toBe("The first part, continued.")
+    })))
+
+  it.live("streamText gives exactly textDeltas(stream): falling through, continuing, failing with partial text", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const [primary, secondary] = yield* servers
+      /** The texts a stream delivered, and how it ended. */
+      const outcome = (texts: Stream.Stream<string, LlmError, Llm.Llm>, layer: Layer.Layer<Llm.Llm>) =>
+        Effect.gen(function*() {
+          const seen: Array<string> = []
+          const exit = yield* Effect.either(
+            Stream.runForEach(texts, (delta) => Effect.sync(() => seen.push(delta))).pipe(Effect.provide(layer))
+          )
+          return { seen, end: exit._tag === "Right" ? "done" : `${exit.left._tag}: ${exit.left.partialText}` }
+        })
+      const cases: ReadonlyArray<readonly [string, Layer.Layer<Llm.Llm>, string]> = [
+        ["the primary is down", chain("http://127.0.0.1:9", secondary.url), "done"],
+        ["continuation after a reset", chain(primary.url, secondary.url, { continuation: true }), "done"],
+        ["a reset after text, no continuation", chain(primary.url, secondary.url), "LlmConnectionError: The first "]
+      ]
+      primary.setDefault({ kind: "reply", text: "The first part, then", chunkSize: 5, delayMs: 5, resetAfterEvents: 3 })
+      secondary.setDefault({ kind: "reply", text: "The first part, and the rest.", chunkSize: 4, reasoning: "Hm." })
+      for (const [name, layer, end] of cases) {
+        const fused = yield* outcome(Llm.streamText(hi), layer)
+        const staged = yield* outcome(LlmStream.textDeltas(Llm.stream(hi)), layer)
+        expect({ name, ...fused }).toEqual({ name, ...staged })
+        expect(fused.end).toBe(end)
+        if (end === "done") expect(fused.seen.join("")).toBe("The first part, and the rest.")
+      }
+      expect(yield* Effect.map(Llm.Llm, (llm) => typeof llm.streamText).pipe(Effect.provide(chain(primary.url, secondary.url))))
+        .toBe("function")
     })))
 
   it.live("an authentication error does not fall through unless asked to", () =>

@@ -23,6 +23,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
@@ -31,7 +32,7 @@ import { isTransient, type LlmError, LlmProviderError, withPartialText } from ".
 import { type CompletionOptions, CompletionResult, Llm, ResponseMetadata } from "../Llm.js"
 import { AssistantMessage, type Message } from "../Message.js"
 import * as Retry from "../Retry.js"
-import { StreamEvent } from "../Stream.js"
+import { StreamEvent, textsOf } from "../Stream.js"
 
 /** When a backend is taken out of rotation, and for how long. */
 export interface CircuitBreakerOptions {
@@ -198,15 +199,17 @@ export const make = (
 
     /**
      * Opens the stream of the first backend that delivers a first event,
-     * starting at `from`; `prefix` is text already delivered (continuation).
+     * starting at `from`; `delivered` is text already delivered
+     * (continuation). The consumer gets `project` of each relayed batch.
      */
-    const openFrom = (
+    const openFrom = <A>(
       messages: ReadonlyArray<Message>,
       callOptions: CompletionOptions | undefined,
       from: number,
       tried: Array<BackendFailure>,
-      delivered: string
-    ): Stream.Stream<StreamEvent, LlmError> =>
+      delivered: string,
+      project: (events: Array<StreamEvent>) => Array<A>
+    ): Stream.Stream<A, LlmError> =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const outer = yield* Effect.scope
         for (let i = from; i < chain.length; i++) {
@@ -227,7 +230,7 @@ export const make = (
             return { pull, chunk }
           }).pipe(Effect.locally(Retry.retryRefusedConnections, last), Effect.exit)
           if (Exit.isSuccess(opened)) {
-            return committed(link, i, opened.value.chunk, opened.value.pull, messages, callOptions, tried, delivered)
+            return committed(link, i, opened.value.chunk, opened.value.pull, messages, callOptions, tried, delivered, project)
           }
           yield* Scope.close(scope, Exit.void)
           const ended = Cause.failureOption(opened.cause)
@@ -244,7 +247,7 @@ export const make = (
       }))
 
     /** The rest of a stream whose first event was delivered: no more fallback, except by continuation. */
-    const committed = (
+    const committed = <A>(
       link: Link,
       index: number,
       firstChunk: Chunk.Chunk<StreamEvent>,
@@ -252,8 +255,9 @@ export const make = (
       messages: ReadonlyArray<Message>,
       callOptions: CompletionOptions | undefined,
       tried: Array<BackendFailure>,
-      before: string
-    ): Stream.Stream<StreamEvent, LlmError> => {
+      before: string,
+      project: (events: Array<StreamEvent>) => Array<A>
+    ): Stream.Stream<A, LlmError> => {
       const text: Array<string> = [before]
       let pending = before === "" ? undefined : ""
       /** Drops a continuation's repetition of text already delivered. */
@@ -265,7 +269,7 @@ export const make = (
         pending = undefined
         return out
       }
-      const relay = (chunk: Chunk.Chunk<StreamEvent>): Chunk.Chunk<StreamEvent> => {
+      const relay = (chunk: Chunk.Chunk<StreamEvent>): Chunk.Chunk<A> => {
         const out: Array<StreamEvent> = []
         for (const event of chunk) {
           if (event._tag === "TextDelta") {
@@ -290,7 +294,7 @@ export const make = (
             out.push(event)
           }
         }
-        return Chunk.unsafeFromArray(out)
+        return Chunk.unsafeFromArray(project(out))
       }
       const rest = Stream.concat(Stream.fromChunk(firstChunk), Stream.repeatEffectChunkOption(pull))
       return Stream.mapChunks(rest, relay).pipe(
@@ -300,7 +304,9 @@ export const make = (
           const next = index + 1
           if (options.continuation === true && next < chain.length && movesOn(error)) {
             tried.push({ provider: link.llm.provider, error })
-            return Stream.unwrap(Effect.as(logFallback(link, error, chain[next]), openFrom(messages, callOptions, next, tried, delivered)))
+            return Stream.unwrap(
+              Effect.as(logFallback(link, error, chain[next]), openFrom(messages, callOptions, next, tried, delivered, project))
+            )
           }
           return Stream.fail(delivered === "" ? error : withPartialText(error, delivered))
         })
@@ -308,9 +314,13 @@ export const make = (
     }
 
     const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
-      Stream.suspend(() => openFrom(messages, callOptions, 0, [], ""))
+      Stream.suspend(() => openFrom(messages, callOptions, 0, [], "", identity))
 
-    return { provider: first.provider, model: first.model, complete, stream } satisfies Llm.Service
+    // the text selected in the relaying stage itself, instead of in one more (`textDeltas`)
+    const streamText = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
+      Stream.suspend(() => openFrom(messages, callOptions, 0, [], "", textsOf))
+
+    return { provider: first.provider, model: first.model, complete, stream, streamText } satisfies Llm.Service
   })
 
 /** A backend layer with the probe that decides when its open breaker may close. */

@@ -14,6 +14,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import { identity } from "effect/Function"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -129,10 +130,8 @@ const utf8 = new TextDecoder("utf-8", { fatal: true })
 /** One attempt's output (its events, or what a projection keeps of them), one batch of network reads at a time. */
 type BodyDecoder<A> = Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, void, unknown>
 
-/** What a stream hands its consumer of each batch of events: all of them, or only their text. */
+/** What a stream hands its consumer of each batch of events: all of them (`identity`), or only their text. */
 type Projection<A> = (events: Array<StreamEvent>) => Array<A>
-
-const allEvents: Projection<StreamEvent> = (events) => events
 
 const isFailure = <A extends object>(value: A | LlmError): value is LlmError => "_tag" in value
 
@@ -452,7 +451,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       })
 
     const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions): Stream.Stream<StreamEvent, LlmError> =>
-      projected(messages, callOptions, allEvents)
+      projected(messages, callOptions, identity)
 
     // the text kept inside the decoding channel: the same as `textDeltas(stream(...))`, one stage fewer
     const streamText = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions): Stream.Stream<string, LlmError> =>

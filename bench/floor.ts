@@ -21,7 +21,8 @@
  *   `Stream.runForEach`), with its HTTP span off as effect-llm runs it, and on;
  * - effect-llm's provider stream consumed directly (`llm.stream`);
  * - `Llm.stream` and `Llm.streamText`, the public accessors, which read the
- *   service from the context (and keep only text deltas);
+ *   service from the context (and keep only text deltas), and `Llm.streamText`
+ *   through a `Fallback` of the same backend twice (the first answers);
  * - effect-llm's transport alone (an attempt's scope, the send, the whole
  *   body), without the provider on top, and `Llm.complete`.
  */
@@ -38,7 +39,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Readable } from "node:stream"
 import type { Dispatcher } from "undici"
-import { Anthropic, HttpTransport, Llm, Local, Message } from "../src/index.js"
+import { Anthropic, Fallback, HttpTransport, Llm, Local, Message } from "../src/index.js"
 import { type Protocol, replies } from "./payloads.js"
 
 const argv = process.argv.slice(2)
@@ -120,9 +121,10 @@ const client = NodeHttpClient.makeUndici(dispatcher as unknown as Parameters<typ
 const backend = protocol === "chat"
   ? Local.layer({ baseUrl: "http://127.0.0.1:1", model: "m" })
   : Anthropic.layer({ baseUrl: "http://127.0.0.1:1", model: "m", apiKey: Redacted.make("k") })
-const runtime = ManagedRuntime.make(
-  backend.pipe(Layer.provide(HttpTransport.layerUndici({ dispatcher: dispatcher as unknown as Dispatcher })))
-)
+const inMemory = HttpTransport.layerUndici({ dispatcher: dispatcher as unknown as Dispatcher })
+const runtime = ManagedRuntime.make(backend.pipe(Layer.provide(inMemory)))
+/** The same backend twice behind `Fallback`, the first answering: what a fallback chain adds. */
+const fallback = ManagedRuntime.make(Fallback.layer([backend, backend]).pipe(Layer.provide(inMemory)))
 const bare = ManagedRuntime.make(Layer.empty)
 const messages = [Message.system("s"), Message.user("u")]
 const request = (stream: boolean) =>
@@ -198,7 +200,8 @@ const pacedRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
     "effect-llm: llm.stream (provider, direct)",
     () => runtime.runPromise(Effect.flatMap(Llm.Llm, (llm) => Stream.runForEach(llm.stream(messages), ignore)))
   ],
-  ["effect-llm: Llm.streamText", () => runtime.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))]
+  ["effect-llm: Llm.streamText", () => runtime.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))],
+  ["effect-llm: Fallback, Llm.streamText", () => fallback.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))]
 ]
 
 /** The rows: a label and one call. */
@@ -213,6 +216,7 @@ const fastRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
   ],
   ["effect-llm: Llm.stream", () => runtime.runPromise(Stream.runForEach(Llm.stream(messages), ignore))],
   ["effect-llm: Llm.streamText", () => runtime.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))],
+  ["effect-llm: Fallback, Llm.streamText", () => fallback.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))],
   ["platform: execute + arrayBuffer, HTTP span off", () => bare.runPromise(Effect.withTracerEnabled(platformComplete, false))],
   ["platform: execute + arrayBuffer, HTTP span on", () => bare.runPromise(platformComplete)],
   ["effect-llm transport: send + bytes, no provider", () => bare.runPromise(transportComplete)],
@@ -243,6 +247,7 @@ const main = async () => {
     console.log(`${label.padEnd(50)} ${best.toFixed(paced ? 2 : 0).padStart(6)}`)
   }
   await runtime.dispose()
+  await fallback.dispose()
   await bare.dispose()
 }
 

@@ -6,6 +6,7 @@ import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
@@ -17,6 +18,7 @@ import * as Local from "../src/layers/Local.js"
 import * as OpenAi from "../src/layers/OpenAi.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
+import * as Retry from "../src/Retry.js"
 import * as LlmStream from "../src/Stream.js"
 import * as FakeProvider from "./support/FakeProvider.js"
 
@@ -152,6 +154,28 @@ describe("Fallback", () => {
       }
       expect(yield* Effect.map(Llm.Llm, (llm) => typeof llm.streamText).pipe(Effect.provide(chain(primary.url, secondary.url))))
         .toBe("function")
+    })))
+
+  it.live("the consumer never runs with refused connections unretried, whichever backend answers", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const [primary, secondary] = yield* servers
+      primary.setDefault({ kind: "reply", text: "The first part, then", chunkSize: 5, delayMs: 5, resetAfterEvents: 3 })
+      secondary.setDefault({ kind: "reply", text: "The first part, and the rest.", chunkSize: 4 })
+      const layers = [
+        chain("http://127.0.0.1:9", secondary.url),
+        chain(primary.url, secondary.url, { continuation: true }),
+        chain(secondary.url, primary.url)
+      ]
+      for (const layer of layers) {
+        const seen: Array<boolean> = []
+        yield* Stream.runForEach(Llm.streamText(hi), () =>
+          Effect.map(FiberRef.get(Retry.retryRefusedConnections), (retried) => {
+            seen.push(retried)
+          })).pipe(Effect.provide(layer))
+        expect(seen.length).toBeGreaterThan(0)
+        expect(seen.every((retried) => retried)).toBe(true)
+        expect(yield* FiberRef.get(Retry.retryRefusedConnections)).toBe(true)
+      }
     })))
 
   it.live("an authentication error does not fall through unless asked to", () =>

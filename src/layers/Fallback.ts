@@ -17,16 +17,16 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { isTransient, type LlmError, LlmProviderError, withPartialText } from "../errors.js"
 import { type CompletionOptions, CompletionResult, Llm, ResponseMetadata } from "../Llm.js"
@@ -198,9 +198,13 @@ export const make = (
       }).pipe(Effect.withSpan("Llm.fallback.complete"))
 
     /**
-     * Opens the stream of the first backend that delivers a first event,
-     * starting at `from`; `delivered` is text already delivered
-     * (continuation). The consumer gets `project` of each relayed batch.
+     * The stream from backend `from` on: each backend's events run through
+     * one relaying stage, in the consumer's fiber, with no second executor or
+     * pull per chunk. Until a backend's first event it may fall through to the
+     * next (its refused connections not retried unless it is the last);
+     * after it, a failure carries the text delivered, or, in continuation
+     * mode, the next backend continues from that text. `delivered` is the
+     * text already delivered; the consumer gets `project` of each batch.
      */
     const openFrom = <A>(
       messages: ReadonlyArray<Message>,
@@ -209,55 +213,58 @@ export const make = (
       tried: Array<BackendFailure>,
       delivered: string,
       project: (events: Array<StreamEvent>) => Array<A>
-    ): Stream.Stream<A, LlmError> =>
-      Stream.unwrapScoped(Effect.gen(function*() {
-        const outer = yield* Effect.scope
-        for (let i = from; i < chain.length; i++) {
-          const link = chain[i]!
-          const last = i === chain.length - 1
-          if (!(yield* admit(link))) {
+    ): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> => {
+      const attempt = (i: number): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> => {
+        if (i >= chain.length) return Channel.fail(allSkipped(tried))
+        const link = chain[i]!
+        const last = i === chain.length - 1
+        return Channel.flatMap(Channel.fromEffect(admit(link)), (admitted) => {
+          if (!admitted) {
             tried.push({ provider: link.llm.provider })
-            continue
+            return attempt(i + 1)
           }
-          const scope = yield* Scope.fork(outer, ExecutionStrategy.sequential)
           const request = delivered === ""
             ? messages
             : [...messages, new AssistantMessage({ content: delivered.trimEnd() })]
-          const opened = yield* Effect.gen(function*() {
-            const pull = yield* Scope.extend(Stream.toPull(link.llm.stream(request, callOptions)), scope)
-            let chunk = Chunk.empty<StreamEvent>()
-            while (Chunk.isEmpty(chunk)) chunk = yield* pull
-            return { pull, chunk }
-          }).pipe(Effect.locally(Retry.retryRefusedConnections, last), Effect.exit)
-          if (Exit.isSuccess(opened)) {
-            return committed(link, i, opened.value.chunk, opened.value.pull, messages, callOptions, tried, delivered, project)
-          }
-          yield* Scope.close(scope, Exit.void)
-          const ended = Cause.failureOption(opened.cause)
-          // a stream that ended before any event: nothing to deliver, nothing to fall back from
-          if (Option.isSome(ended) && Option.isNone(ended.value)) return Stream.empty
-          if (Option.isNone(ended)) return yield* Effect.failCause(Cause.map(opened.cause, () => undefined as never))
-          const failure = (ended.value as Option.Some<LlmError>).value
-          if (isTransient(failure)) link.breaker.fail(now())
-          if (last || !movesOn(failure)) return yield* Effect.fail(delivered === "" ? failure : withPartialText(failure, delivered))
-          tried.push({ provider: link.llm.provider, error: failure })
-          yield* logFallback(link, failure, chain[i + 1])
-        }
-        return yield* Effect.fail(allSkipped(tried))
-      }))
+          // the backend opens with refused connections retried only if it is the last; its first event restores that
+          return Channel.unwrap(Effect.map(FiberRef.getAndSet(Retry.retryRefusedConnections, last), (previous) => {
+            const restore = FiberRef.set(Retry.retryRefusedConnections, previous)
+            const relay = relaying(link, i, messages, callOptions, tried, delivered, project, restore, (failure) => {
+              if (isTransient(failure)) link.breaker.fail(now())
+              if (last || !movesOn(failure)) {
+                return Channel.fail(delivered === "" ? failure : withPartialText(failure, delivered))
+              }
+              tried.push({ provider: link.llm.provider, error: failure })
+              // restored before the next backend sets its own, so its first event restores the caller's value
+              return Channel.zipRight(
+                Channel.fromEffect(Effect.zipRight(restore, logFallback(link, failure, chain[i + 1]))),
+                attempt(i + 1)
+              )
+            })
+            return Channel.ensuring(Channel.pipeTo(Stream.toChannel(link.llm.stream(request, callOptions)), relay), restore)
+          }))
+        })
+      }
+      return attempt(from)
+    }
 
-    /** The rest of a stream whose first event was delivered: no more fallback, except by continuation. */
-    const committed = <A>(
+    /**
+     * Relays one backend's events: drops a continuation's repetition of text
+     * already delivered, closes the breaker and notes the backends tried on
+     * `Finish`. Before the first event, a failure goes to `beforeFirst`.
+     */
+    const relaying = <A>(
       link: Link,
       index: number,
-      firstChunk: Chunk.Chunk<StreamEvent>,
-      pull: Effect.Effect<Chunk.Chunk<StreamEvent>, Option.Option<LlmError>>,
       messages: ReadonlyArray<Message>,
       callOptions: CompletionOptions | undefined,
       tried: Array<BackendFailure>,
       before: string,
-      project: (events: Array<StreamEvent>) => Array<A>
-    ): Stream.Stream<A, LlmError> => {
+      project: (events: Array<StreamEvent>) => Array<A>,
+      restore: Effect.Effect<void>,
+      beforeFirst: (failure: LlmError) => Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown>
+    ): Channel.Channel<Chunk.Chunk<A>, Chunk.Chunk<StreamEvent>, LlmError, LlmError, unknown, unknown> => {
+      let committed = false
       const text: Array<string> = [before]
       let pending = before === "" ? undefined : ""
       /** Drops a continuation's repetition of text already delivered. */
@@ -269,7 +276,7 @@ export const make = (
         pending = undefined
         return out
       }
-      const relay = (chunk: Chunk.Chunk<StreamEvent>): Chunk.Chunk<A> => {
+      const relay = (chunk: Chunk.Chunk<StreamEvent>): Array<A> => {
         const out: Array<StreamEvent> = []
         for (const event of chunk) {
           if (event._tag === "TextDelta") {
@@ -294,31 +301,50 @@ export const make = (
             out.push(event)
           }
         }
-        return Chunk.unsafeFromArray(project(out))
+        return project(out)
       }
-      const rest = Stream.concat(Stream.fromChunk(firstChunk), Stream.repeatEffectChunkOption(pull))
-      return Stream.mapChunks(rest, relay).pipe(
-        Stream.catchAll((error) => {
-          if (isTransient(error)) link.breaker.fail(now())
-          const delivered = text.join("")
-          const next = index + 1
-          if (options.continuation === true && next < chain.length && movesOn(error)) {
-            tried.push({ provider: link.llm.provider, error })
-            return Stream.unwrap(
-              Effect.as(logFallback(link, error, chain[next]), openFrom(messages, callOptions, next, tried, delivered, project))
-            )
-          }
-          return Stream.fail(delivered === "" ? error : withPartialText(error, delivered))
+      /** A failure after the first event: no more fallback, except by continuation. */
+      const afterFirst = (error: LlmError): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> => {
+        if (isTransient(error)) link.breaker.fail(now())
+        const sent = text.join("")
+        const next = index + 1
+        if (options.continuation === true && next < chain.length && movesOn(error)) {
+          tried.push({ provider: link.llm.provider, error })
+          return Channel.zipRight(
+            Channel.fromEffect(logFallback(link, error, chain[next])),
+            openFrom(messages, callOptions, next, tried, sent, project)
+          )
+        }
+        return Channel.fail(sent === "" ? error : withPartialText(error, sent))
+      }
+      const read: Channel.Channel<Chunk.Chunk<A>, Chunk.Chunk<StreamEvent>, LlmError, LlmError, unknown, unknown> =
+        Channel.readWithCause({
+          onInput: (chunk: Chunk.Chunk<StreamEvent>) => {
+            if (Chunk.isEmpty(chunk)) return read
+            const out = relay(chunk)
+            const rest = out.length === 0 ? read : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(out)), read)
+            if (committed) return rest
+            committed = true
+            return Channel.zipRight(Channel.fromEffect(restore), rest)
+          },
+          onFailure: (cause: Cause.Cause<LlmError>) => {
+            const failure = Cause.failureOption(cause)
+            // a defect or an interruption is not a backend's failure: it ends the stream as it is
+            if (Option.isNone(failure)) return Channel.failCause(cause)
+            return committed ? afterFirst(failure.value) : beforeFirst(failure.value)
+          },
+          // a stream that ended before any event: nothing to deliver, nothing to fall back from
+          onDone: () => Channel.void
         })
-      )
+      return read
     }
 
     const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
-      Stream.suspend(() => openFrom(messages, callOptions, 0, [], "", identity))
+      Stream.fromChannel(Channel.suspend(() => openFrom(messages, callOptions, 0, [], "", identity)))
 
     // the text selected in the relaying stage itself, instead of in one more (`textDeltas`)
     const streamText = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
-      Stream.suspend(() => openFrom(messages, callOptions, 0, [], "", textsOf))
+      Stream.fromChannel(Channel.suspend(() => openFrom(messages, callOptions, 0, [], "", textsOf)))
 
     return { provider: first.provider, model: first.model, complete, stream, streamText } satisfies Llm.Service
   })

@@ -2,7 +2,9 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
+import * as Llm from "../src/Llm.js"
 import { ResponseMetadata, Usage } from "../src/Llm.js"
+import * as Message from "../src/Message.js"
 import { ToolCall } from "../src/Message.js"
 import * as LlmStream from "../src/Stream.js"
 import { StreamEvent } from "../src/Stream.js"
@@ -77,5 +79,27 @@ describe("LlmStream.sentences", () => {
     Effect.gen(function*() {
       const first = yield* Stream.runHead(LlmStream.sentences(Stream.concat(text("One. Two"), Stream.never)))
       expect(first._tag === "Some" && first.value).toBe("One.")
+    }))
+})
+
+describe("Llm.streamText", () => {
+  it.effect("keeps only the text of a service without a streamText of its own", () =>
+    Effect.gen(function*() {
+      const events = [
+        StreamEvent.ReasoningDelta({ text: "Think." }),
+        StreamEvent.TextDelta({ text: "Hel" }),
+        StreamEvent.ToolCallStart({ index: 0, id: "c1", name: "f" }),
+        StreamEvent.TextDelta({ text: "lo" })
+      ]
+      const service: Llm.Llm.Service = {
+        provider: "stub",
+        model: "m",
+        complete: () => Effect.die("not used"),
+        stream: () => Stream.fromIterable(events)
+      }
+      const texts = yield* Stream.runCollect(Llm.streamText([Message.user("Hi")])).pipe(
+        Effect.provideService(Llm.Llm, service)
+      )
+      expect(Chunk.toReadonlyArray(texts)).toEqual(["Hel", "lo"])
     }))
 })

@@ -178,6 +178,18 @@ describe("Fallback", () => {
       }
     })))
 
+  it.live("a consumer that stops early closes the answering backend's connection", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const [primary, secondary] = yield* servers
+      secondary.setDefault({ kind: "reply", text: "one two three four five six seven", chunkSize: 4, delayMs: 20 })
+      const layer = chain("http://127.0.0.1:9", secondary.url)
+      const taken = yield* Stream.runCollect(Stream.take(Llm.streamText(hi), 2)).pipe(Effect.provide(layer))
+      expect(Chunk.toReadonlyArray(taken)).toEqual(["one ", "two "])
+      // the rest was still coming: the client, not the server, ended the request
+      yield* Effect.promise(() => secondary.waitForClientClose(1))
+      expect(primary.requests.length).toBe(0)
+    })))
+
   it.live("an authentication error does not fall through unless asked to", () =>
     Effect.scoped(Effect.gen(function*() {
       const [primary, secondary] = yield* servers

@@ -190,6 +190,27 @@ describe("Fallback", () => {
       expect(primary.requests.length).toBe(0)
     })))
 
+  it.live("with every breaker open, a call and a stream fail at once, naming the backends cooling down", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const [primary, secondary] = yield* servers
+      primary.setDefault({ kind: "status", status: 503 })
+      secondary.setDefault({ kind: "status", status: 503 })
+      const layer = chain(primary.url, secondary.url, { circuitBreaker: { failureThreshold: 1 } }, noRetry, noRetry)
+      const outcomes = yield* Effect.gen(function*() {
+        const first = yield* Effect.flip(Llm.complete(hi))
+        const called = yield* Effect.flip(Llm.complete(hi))
+        const streamed = yield* Effect.flip(Stream.runDrain(Llm.streamText(hi)))
+        return [first, called, streamed].map((error) => `${error._tag}: ${error.message}`)
+      }).pipe(Effect.provide(layer))
+      expect(outcomes[0]).toMatch(/^LlmProviderError: openai .*503/)
+      expect(outcomes.slice(1)).toEqual([
+        "LlmProviderError: no backend is available: local, openai are cooling down after repeated failures",
+        "LlmProviderError: no backend is available: local, openai are cooling down after repeated failures"
+      ])
+      // the open breakers sent nothing more
+      expect([primary.requests.length, secondary.requests.length]).toEqual([1, 1])
+    })))
+
   it.live("an authentication error does not fall through unless asked to", () =>
     Effect.scoped(Effect.gen(function*() {
       const [primary, secondary] = yield* servers

@@ -73,10 +73,6 @@ class Breaker {
 
   constructor(readonly threshold: number, readonly cooldownMillis: number) {}
 
-  get isOpen(): boolean {
-    return this.openedAt !== undefined
-  }
-
   admit(now: number): Admission {
     if (this.openedAt === undefined) return "call"
     if (now < this.openedAt + this.cooldownMillis || this.probing) return "skip"

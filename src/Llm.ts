@@ -125,15 +125,6 @@ export declare namespace Llm {
       messages: ReadonlyArray<Message>,
       options?: CompletionOptions
     ) => Stream.Stream<StreamEvent, LlmError>
-    /**
-     * Streams only the reply's text: exactly `textDeltas(stream(...))`, for
-     * a backend that can drop the other events as it decodes them, saving
-     * a stream stage. Optional: `Llm.streamText` uses `textDeltas` without it.
-     */
-    readonly streamText?: (
-      messages: ReadonlyArray<Message>,
-      options?: CompletionOptions
-    ) => Stream.Stream<string, LlmError>
   }
 }
 
@@ -156,7 +147,5 @@ export const streamText = (
   messages: ReadonlyArray<Message>,
   options?: CompletionOptions
 ): Stream.Stream<string, LlmError, Llm> =>
-  Stream.fromChannel(Channel.unwrap(Effect.map(Llm, (llm) =>
-    Stream.toChannel(
-      llm.streamText === undefined ? textDeltas(llm.stream(messages, options)) : llm.streamText(messages, options)
-    ))))
+  // `textDeltas` on the backend's own stream, which may hand over its text without a stage
+  Stream.fromChannel(Channel.unwrap(Effect.map(Llm, (llm) => Stream.toChannel(textDeltas(llm.stream(messages, options))))))

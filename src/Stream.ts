@@ -11,6 +11,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { LlmResponseError } from "./errors.js"
+import { textOnly } from "./internal/textOnly.js"
 import type { FinishReason, ResponseMetadata, Usage } from "./Llm.js"
 import { CompletionResult } from "./Llm.js"
 import type { ToolCall } from "./Message.js"
@@ -70,9 +71,12 @@ export const textsOf = (events: Iterable<StreamEvent>): Array<string> => {
   return out
 }
 
-/** Keeps only the text of the reply. */
+/**
+ * Keeps only the text of the reply. A backend's own stream hands its text
+ * over as it decodes it (no extra stage); any other stream goes through one.
+ */
 export const textDeltas = <E, R>(self: Stream.Stream<StreamEvent, E, R>): Stream.Stream<string, E, R> =>
-  Stream.mapChunks(self, (chunk) => Chunk.unsafeFromArray(textsOf(chunk)))
+  textOnly(self) ?? Stream.mapChunks(self, (chunk) => Chunk.unsafeFromArray(textsOf(chunk)))
 
 /**
  * Folds a stream into the `CompletionResult` that `complete` returns for the

@@ -7,8 +7,10 @@ import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import type { LlmError } from "../src/errors.js"
+import { textOnly } from "../src/internal/textOnly.js"
 import type { ProviderOptions } from "../src/layers/HttpProvider.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
@@ -146,8 +148,8 @@ for (const backend of backends) {
       withServer((server) =>
         Effect.gen(function*() {
           const llm = yield* Llm.Llm
-          // the backend drops the other events as it decodes (no extra stage); Llm.streamText uses that
-          expect(llm.streamText).toBeTypeOf("function")
+          // the backend's stream can drop the other events as it decodes (no extra stage); Llm.streamText uses that
+          expect(textOnly(llm.stream([Message.user("Hi")]))).toBeDefined()
           const scripts: ReadonlyArray<FakeProvider.Script> = [
             { kind: "reply", text: "Zwölf Boxkämpfer 🚀 jagen Viktor.", chunkSize: 2, reasoning: "Count first." },
             // one event per network read: each batch the decoder sees carries one delta
@@ -181,6 +183,26 @@ for (const backend of backends) {
           }
           expect(server.requests.filter((request) => request.protocol !== "other").length).toBe(2 * scripts.length)
         }), { retry: { maxRetries: 0 } }))
+
+    it.live("streamText honours a wrapper that changes the backend's events", () =>
+      withServer((server) =>
+        Effect.gen(function*() {
+          server.enqueue({ kind: "reply", text: "quiet words", chunkSize: 3 })
+          const loud = Layer.effect(
+            Llm.Llm,
+            Effect.map(Llm.Llm, (llm): Llm.Llm.Service => ({
+              ...llm,
+              stream: (messages, options) =>
+                Stream.map(llm.stream(messages, options), (event) =>
+                  event._tag === "TextDelta" ? LlmStream.StreamEvent.TextDelta({ text: event.text.toUpperCase() }) : event)
+            }))
+          )
+          const texts = yield* Stream.runCollect(Llm.streamText([Message.user("Hi")])).pipe(
+            Effect.provide(Layer.provide(loud, Layer.succeed(Llm.Llm, yield* Llm.Llm)))
+          )
+          expect(Chunk.toReadonlyArray(texts).join("")).toBe("QUIET WORDS")
+        })
+      ))
 
     for (const streamed of [false, true]) {
       it.live(`${streamed ? "streams" : "returns"} two parallel tool calls, then replays their results`, () =>

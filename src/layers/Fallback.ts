@@ -32,6 +32,7 @@ import { isTransient, type LlmError, LlmProviderError, withPartialText } from ".
 import { type CompletionOptions, CompletionResult, Llm, ResponseMetadata } from "../Llm.js"
 import { AssistantMessage, type Message } from "../Message.js"
 import * as Retry from "../Retry.js"
+import { withTextOnly } from "../internal/textOnly.js"
 import { StreamEvent, textsOf } from "../Stream.js"
 
 /** When a backend is taken out of rotation, and for how long. */
@@ -335,14 +336,15 @@ export const make = (
       return read
     }
 
+    /** From the first backend on, handing the consumer `project` of each relayed batch. */
+    const from = <A>(messages: ReadonlyArray<Message>, callOptions: CompletionOptions | undefined, project: (events: Array<StreamEvent>) => Array<A>) =>
+      Stream.fromChannel(Channel.suspend(() => openFrom(messages, callOptions, 0, [], "", project)))
+
+    // `textDeltas` of this stream selects the text in the relaying stage itself, instead of in one more
     const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
-      Stream.fromChannel(Channel.suspend(() => openFrom(messages, callOptions, 0, [], "", identity)))
+      withTextOnly(from(messages, callOptions, identity), () => from(messages, callOptions, textsOf))
 
-    // the text selected in the relaying stage itself, instead of in one more (`textDeltas`)
-    const streamText = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
-      Stream.fromChannel(Channel.suspend(() => openFrom(messages, callOptions, 0, [], "", textsOf)))
-
-    return { provider: first.provider, model: first.model, complete, stream, streamText } satisfies Llm.Service
+    return { provider: first.provider, model: first.model, complete, stream } satisfies Llm.Service
   })
 
 /** A backend layer with the probe that decides when its open breaker may close. */

@@ -39,6 +39,7 @@ import { EventReader } from "../internal/eventReader.js"
 import { type CompletionOptions, CompletionResult, type Llm, ResponseMetadata } from "../Llm.js"
 import type { Message } from "../Message.js"
 import * as Retry from "../Retry.js"
+import { withTextOnly } from "../internal/textOnly.js"
 import { StreamEvent, textsOf } from "../Stream.js"
 import type { DecodedFinish, WireCodec } from "./WireCodec.js"
 
@@ -450,12 +451,9 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
         return "_tag" in prepared ? Stream.fail(prepared) : session(prepared, project)
       })
 
+    // `textDeltas` of this stream keeps the text inside the decoding channel: no stage of its own
     const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions): Stream.Stream<StreamEvent, LlmError> =>
-      projected(messages, callOptions, identity)
-
-    // the text kept inside the decoding channel: the same as `textDeltas(stream(...))`, one stage fewer
-    const streamText = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions): Stream.Stream<string, LlmError> =>
-      projected(messages, callOptions, textsOf)
+      withTextOnly(projected(messages, callOptions, identity), () => projected(messages, callOptions, textsOf))
 
     /**
      * One streamed call: attempts until one yields its first events (the
@@ -672,7 +670,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       return Stream.fromChannel(run)
     }
 
-    return { provider, model: config.model, complete, stream, streamText } satisfies Llm.Service
+    return { provider, model: config.model, complete, stream } satisfies Llm.Service
   })
 
 /** The options every provider layer accepts. */

@@ -330,14 +330,18 @@ export const make = (
             if (Option.isNone(failure)) return Channel.failCause(cause)
             return committed ? afterFirst(failure.value) : beforeFirst(failure.value)
           },
-          // a stream that ended before any event: nothing to deliver, nothing to fall back from
+          // the backend's stream ended: after its events, or before any (nothing to deliver, nothing to fall back from)
           onDone: () => Channel.void
         })
       return read
     }
 
     /** From the first backend on, handing the consumer `project` of each relayed batch. */
-    const from = <A>(messages: ReadonlyArray<Message>, callOptions: CompletionOptions | undefined, project: (events: Array<StreamEvent>) => Array<A>) =>
+    const from = <A>(
+      messages: ReadonlyArray<Message>,
+      callOptions: CompletionOptions | undefined,
+      project: (events: Array<StreamEvent>) => Array<A>
+    ) =>
       Stream.fromChannel(Channel.suspend(() => openFrom(messages, callOptions, 0, [], "", project)))
 
     // `textDeltas` of this stream selects the text in the relaying stage itself, instead of in one more

@@ -11,7 +11,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { LlmResponseError } from "./errors.js"
-import { textOnly } from "./internal/textOnly.js"
+import { textOnly, textsOf } from "./internal/textOnly.js"
 import type { FinishReason, ResponseMetadata, Usage } from "./Llm.js"
 import { CompletionResult } from "./Llm.js"
 import type { ToolCall } from "./Message.js"
@@ -63,13 +63,6 @@ export const StreamEvent: Data.TaggedEnum.Constructor<StreamEvent> = (() => {
 
 /** The events that carry what the model produced (everything but `Finish`). */
 export const isContent = (event: StreamEvent): boolean => event._tag !== "Finish"
-
-/** The text of the `TextDelta` events among `events`, in order. */
-export const textsOf = (events: Iterable<StreamEvent>): Array<string> => {
-  const out: Array<string> = []
-  for (const event of events) if (event._tag === "TextDelta") out.push(event.text)
-  return out
-}
 
 /**
  * Keeps only the text of the reply. A backend's own stream hands its text

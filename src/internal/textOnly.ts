@@ -8,6 +8,7 @@
  *
  * @internal
  */
+import { identity } from "effect/Function"
 import type * as Stream from "effect/Stream"
 import type { StreamEvent } from "../Stream.js"
 
@@ -18,11 +19,24 @@ interface WithTextOnly<E, R> extends Stream.Stream<StreamEvent, E, R> {
   readonly [TextOnly]: () => Stream.Stream<string, E, R>
 }
 
-/** Marks `events` with `text`, the same reply's text deltas, selected where they are decoded. */
-export const withTextOnly = <E, R>(
-  events: Stream.Stream<StreamEvent, E, R>,
-  text: () => Stream.Stream<string, E, R>
-): Stream.Stream<StreamEvent, E, R> => Object.assign(events, { [TextOnly]: text }) satisfies WithTextOnly<E, R>
+/** What a stream hands its consumer of each batch of events: all of them, or only their text. */
+export type Projection<A> = (events: Array<StreamEvent>) => Array<A>
+
+/** The text of the `TextDelta` events among `events`, in order. */
+export const textsOf = (events: Iterable<StreamEvent>): Array<string> => {
+  const out: Array<string> = []
+  for (const event of events) if (event._tag === "TextDelta") out.push(event.text)
+  return out
+}
+
+/**
+ * The events of a stream that `build` makes for any projection, carrying the
+ * same reply's text-only variant (`build` with the text selected).
+ */
+export const projectable = <E, R>(
+  build: <A>(project: Projection<A>) => Stream.Stream<A, E, R>
+): Stream.Stream<StreamEvent, E, R> =>
+  Object.assign(build<StreamEvent>(identity), { [TextOnly]: () => build(textsOf) }) satisfies WithTextOnly<E, R>
 
 /** The text-only variant of `events`, if it carries one. */
 export const textOnly = <E, R>(events: Stream.Stream<StreamEvent, E, R>): Stream.Stream<string, E, R> | undefined =>

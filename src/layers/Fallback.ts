@@ -24,7 +24,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
-import { identity } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -32,8 +31,8 @@ import { isTransient, type LlmError, LlmProviderError, withPartialText } from ".
 import { type CompletionOptions, CompletionResult, Llm, ResponseMetadata } from "../Llm.js"
 import { AssistantMessage, type Message } from "../Message.js"
 import * as Retry from "../Retry.js"
-import { withTextOnly } from "../internal/textOnly.js"
-import { StreamEvent, textsOf } from "../Stream.js"
+import { type Projection, projectable } from "../internal/textOnly.js"
+import { StreamEvent } from "../Stream.js"
 
 /** When a backend is taken out of rotation, and for how long. */
 export interface CircuitBreakerOptions {
@@ -209,7 +208,7 @@ export const make = (
       from: number,
       tried: Array<BackendFailure>,
       delivered: string,
-      project: (events: Array<StreamEvent>) => Array<A>
+      project: Projection<A>
     ): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> => {
       const attempt = (i: number): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> => {
         if (i >= chain.length) return Channel.fail(allSkipped(tried))
@@ -257,7 +256,7 @@ export const make = (
       callOptions: CompletionOptions | undefined,
       tried: Array<BackendFailure>,
       before: string,
-      project: (events: Array<StreamEvent>) => Array<A>,
+      project: Projection<A>,
       restore: Effect.Effect<void>,
       beforeFirst: (failure: LlmError) => Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown>
     ): Channel.Channel<Chunk.Chunk<A>, Chunk.Chunk<StreamEvent>, LlmError, LlmError, unknown, unknown> => {
@@ -336,17 +335,11 @@ export const make = (
       return read
     }
 
-    /** From the first backend on, handing the consumer `project` of each relayed batch. */
-    const from = <A>(
-      messages: ReadonlyArray<Message>,
-      callOptions: CompletionOptions | undefined,
-      project: (events: Array<StreamEvent>) => Array<A>
-    ) =>
-      Stream.fromChannel(Channel.suspend(() => openFrom(messages, callOptions, 0, [], "", project)))
-
     // `textDeltas` of this stream selects the text in the relaying stage itself, instead of in one more
     const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
-      withTextOnly(from(messages, callOptions, identity), () => from(messages, callOptions, textsOf))
+      projectable(<A>(project: Projection<A>) =>
+        Stream.fromChannel(Channel.suspend(() => openFrom(messages, callOptions, 0, [], "", project)))
+      )
 
     return { provider: first.provider, model: first.model, complete, stream } satisfies Llm.Service
   })

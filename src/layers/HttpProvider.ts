@@ -14,7 +14,6 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import { identity } from "effect/Function"
 import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -39,8 +38,8 @@ import { EventReader } from "../internal/eventReader.js"
 import { type CompletionOptions, CompletionResult, type Llm, ResponseMetadata } from "../Llm.js"
 import type { Message } from "../Message.js"
 import * as Retry from "../Retry.js"
-import { withTextOnly } from "../internal/textOnly.js"
-import { StreamEvent, textsOf } from "../Stream.js"
+import { type Projection, projectable } from "../internal/textOnly.js"
+import { StreamEvent } from "../Stream.js"
 import type { DecodedFinish, WireCodec } from "./WireCodec.js"
 
 /** Everything a backend needs beyond its codec. */
@@ -130,9 +129,6 @@ const utf8 = new TextDecoder("utf-8", { fatal: true })
 
 /** One attempt's output (its events, or what a projection keeps of them), one batch of network reads at a time. */
 type BodyDecoder<A> = Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, void, unknown>
-
-/** What a stream hands its consumer of each batch of events: all of them (`identity`), or only their text. */
-type Projection<A> = (events: Array<StreamEvent>) => Array<A>
 
 const isFailure = <A extends object>(value: A | LlmError): value is LlmError => "_tag" in value
 
@@ -453,7 +449,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
 
     // `textDeltas` of this stream keeps the text inside the decoding channel: no stage of its own
     const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions): Stream.Stream<StreamEvent, LlmError> =>
-      withTextOnly(projected(messages, callOptions, identity), () => projected(messages, callOptions, textsOf))
+      projectable(<A>(project: Projection<A>) => projected(messages, callOptions, project))
 
     /**
      * One streamed call: attempts until one yields its first events (the

@@ -134,13 +134,18 @@ export const complete = (
   options?: CompletionOptions
 ): Effect.Effect<CompletionResult, LlmError, Llm> => Effect.flatMap(Llm, (llm) => llm.complete(messages, options))
 
+/**
+ * The stream `f` makes of the `Llm` in context: the backend's own channel,
+ * not inside `Stream.unwrap`'s extra concatMap (measurably faster first token).
+ */
+const fromLlm = <A>(f: (llm: Llm.Service) => Stream.Stream<A, LlmError>): Stream.Stream<A, LlmError, Llm> =>
+  Stream.fromChannel(Channel.unwrap(Effect.map(Llm, (llm) => Stream.toChannel(f(llm)))))
+
 /** Streams the reply of the `Llm` in context as events. */
 export const stream = (
   messages: ReadonlyArray<Message>,
   options?: CompletionOptions
-): Stream.Stream<StreamEvent, LlmError, Llm> =>
-  // the provider's channel directly, not inside `Stream.unwrap`'s extra concatMap: measurably faster first token
-  Stream.fromChannel(Channel.unwrap(Effect.map(Llm, (llm) => Stream.toChannel(llm.stream(messages, options)))))
+): Stream.Stream<StreamEvent, LlmError, Llm> => fromLlm((llm) => llm.stream(messages, options))
 
 /** Streams only the text of the reply (the seed's `stream_complete`). */
 export const streamText = (
@@ -148,4 +153,4 @@ export const streamText = (
   options?: CompletionOptions
 ): Stream.Stream<string, LlmError, Llm> =>
   // `textDeltas` on the backend's own stream, which may hand over its text without a stage
-  Stream.fromChannel(Channel.unwrap(Effect.map(Llm, (llm) => Stream.toChannel(textDeltas(llm.stream(messages, options))))))
+  fromLlm((llm) => textDeltas(llm.stream(messages, options)))

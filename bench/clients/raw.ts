@@ -57,7 +57,7 @@ interface ResponsesEvent {
 }
 
 /** The text of a complete reply. */
-const textOf = (protocol: Protocol, body: string): string => {
+export const textOf = (protocol: Protocol, body: string): string => {
   switch (protocol) {
     case "chat":
       return (JSON.parse(body) as ChatCompletion).choices[0]!.message.content
@@ -96,9 +96,6 @@ export const requestsOf = (target: Target) => ({
   completeBody: bodyOf(target.protocol, false),
   streamBody: bodyOf(target.protocol, true)
 })
-
-/** The text of a complete reply's body. */
-export const replyText = textOf
 
 /**
  * The hand-written SSE splitter: UTF-8 decoding across reads, `data:` lines,

@@ -13,7 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { request } from "undici"
 import type { ClientFactory } from "../client.js"
-import { DeltaSplitter, replyText, requestsOf } from "./raw.js"
+import { DeltaSplitter, requestsOf, textOf } from "./raw.js"
 
 const make: ClientFactory = (target) => {
   const { completeBody, headers, streamBody, url } = requestsOf(target)
@@ -40,7 +40,7 @@ const make: ClientFactory = (target) => {
     complete: () =>
       Effect.runPromise(
         Effect.flatMap(send(completeBody), (response) => Effect.promise(() => response.body.text()))
-      ).then((body) => replyText(target.protocol, body)),
+      ).then((body) => textOf(target.protocol, body)),
     stream: (onText) => Effect.runPromise(Stream.runForEach(texts, (text) => Effect.sync(() => onText(text)))),
     close: async () => {}
   }

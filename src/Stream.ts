@@ -19,9 +19,6 @@ export {
   StreamEvent
 } from "./Reply.js"
 
-/** The events that carry what the model produced (everything but `Finish`). */
-export const isContent = (event: StreamEvent): boolean => event._tag !== "Finish"
-
 /**
  * Keeps only the text of the reply. A backend's own stream hands its text
  * over as it decodes it (no extra stage); any other stream goes through one.

@@ -9,6 +9,14 @@
  * text already delivered, or, in continuation mode, the next backend continues
  * from that text and the consumer never sees it twice.
  *
+ * A backend's breaker opens after `failureThreshold` consecutive transient
+ * failures and skips it for `cooldown`; then one call is its trial (others
+ * still skip it). The trial ends on every exit: an answer, or a stream that
+ * delivered content before its consumer stopped, closes the breaker; a
+ * transient failure reopens it; anything else (interruption, a consumer that
+ * stopped before content, a non-transient error) leaves it to the next call
+ * to try again.
+ *
  * Built by hand rather than on `ExecutionPlan`: the plan retries an effect
  * against layers, but cannot express the breaker state shared across calls,
  * the first-event commit point of streams, continuation, or the per-backend
@@ -38,7 +46,7 @@ import { StreamEvent } from "../Stream.js"
 export interface CircuitBreakerOptions {
   /** Consecutive transient failures that open the breaker (default 3). */
   readonly failureThreshold?: number | undefined
-  /** How long an open breaker skips its backend before one probe call (default 30 s). */
+  /** How long an open breaker skips its backend before letting one trial call through (default 30 s). */
   readonly cooldown?: Duration.DurationInput | undefined
 }
 
@@ -55,42 +63,146 @@ export interface FallbackOptions {
   readonly continuation?: boolean | undefined
 }
 
-/** One backend of a chain, with an optional health probe used when its breaker half-opens. */
+/** One backend of a chain, with an optional health probe asked before its breaker's trial call. */
 export interface Backend {
   readonly llm: Llm.Service
-  /** Decides whether an open breaker may close (e.g. `Local.health`); default: a real call. */
+  /**
+   * Asked before an open breaker's trial call (e.g. `Local.health`): failing,
+   * it reopens the breaker and the call skips the backend; passing, it lets
+   * the trial call through, whose end decides. Default: the trial call alone.
+   */
   readonly probe?: Effect.Effect<unknown, unknown> | undefined
 }
 
-/** What an open breaker lets through. */
-type Admission = "call" | "probe" | "skip"
+/**
+ * How a call on one backend ended: with an answer (a result, or a stream's
+ * `Finish`), with the backend's typed error, with its probe failing, or cut
+ * off by something else (the consumer stopped, interruption, a defect), after
+ * the backend streamed content or before.
+ */
+type End =
+  | { readonly _tag: "Answered" }
+  | { readonly _tag: "Failed"; readonly error: LlmError }
+  | { readonly _tag: "ProbeFailed" }
+  | { readonly _tag: "Stopped"; readonly content: boolean }
 
-/** A circuit breaker over wall-clock (test-clock) milliseconds. */
+const answered: End = { _tag: "Answered" }
+const probeFailed: End = { _tag: "ProbeFailed" }
+const stoppedBeforeContent: End = { _tag: "Stopped", content: false }
+const stoppedAfterContent: End = { _tag: "Stopped", content: true }
+
+/** What a call's end says about its backend's health. */
+type Health = "healthy" | "unhealthy" | "unknown"
+
+/**
+ * The one place deciding what an end says about the backend: an answer, or
+ * content streamed before the consumer stopped, shows it healthy; a transient
+ * error or a failed probe shows it unhealthy; a non-transient error (auth,
+ * invalid request) or a call cut off before any content says nothing.
+ */
+const healthOf = (end: End): Health => {
+  switch (end._tag) {
+    case "Answered":
+      return "healthy"
+    case "Failed":
+      return isTransient(end.error) ? "unhealthy" : "unknown"
+    case "ProbeFailed":
+      return "unhealthy"
+    case "Stopped":
+      return end.content ? "healthy" : "unknown"
+  }
+}
+
+/** How a complete call's exit ended. */
+const endOf = (exit: Exit.Exit<unknown, LlmError>): End => {
+  if (Exit.isSuccess(exit)) return answered
+  const failure = Cause.failureOption(exit.cause)
+  return Option.isSome(failure) ? { _tag: "Failed", error: failure.value } : stoppedBeforeContent
+}
+
+/**
+ * A breaker's state: closed (counting consecutive failures), open (skipping
+ * its backend until the cooldown from `since` is over), or trying (the one
+ * trial call after the cooldown is in flight; other calls skip).
+ */
+type BreakerState =
+  | { readonly _tag: "Closed"; readonly failures: number }
+  | { readonly _tag: "Open"; readonly since: number }
+  | { readonly _tag: "Trying"; readonly since: number }
+
+/** A circuit breaker over the layer's clock (a `TestClock` in tests). */
 class Breaker {
-  private failures = 0
-  private openedAt: number | undefined
-  private probing = false
+  private state: BreakerState = { _tag: "Closed", failures: 0 }
 
-  constructor(readonly threshold: number, readonly cooldownMillis: number) {}
+  constructor(
+    readonly threshold: number,
+    readonly cooldownMillis: number,
+    readonly now: () => number
+  ) {}
 
-  admit(now: number): Admission {
-    if (this.openedAt === undefined) return "call"
-    if (now < this.openedAt + this.cooldownMillis || this.probing) return "skip"
-    this.probing = true
-    return "probe"
+  /** Lets a call through (the trial, once an open breaker's cooldown is over), or skips it (undefined). */
+  admit(): Pass | undefined {
+    const state = this.state
+    switch (state._tag) {
+      case "Closed":
+        return new Pass(this, false)
+      case "Trying":
+        return undefined
+      case "Open":
+        if (this.now() < state.since + this.cooldownMillis) return undefined
+        this.state = { _tag: "Trying", since: state.since }
+        return new Pass(this, true)
+    }
   }
 
-  succeed(): void {
-    this.failures = 0
-    this.openedAt = undefined
-    this.probing = false
+  /**
+   * Moves the breaker on a call's health: healthy closes it; unhealthy
+   * reopens it after a trial, or counts towards the threshold when closed; a
+   * trial that said nothing leaves it awaiting its trial, so the next call
+   * tries again. A call let through before the breaker opened does not
+   * reopen it, nor end a trial it did not make.
+   */
+  settle(trial: boolean, health: Health): void {
+    const state = this.state
+    switch (health) {
+      case "healthy":
+        this.state = { _tag: "Closed", failures: 0 }
+        return
+      case "unhealthy":
+        if (trial) this.state = { _tag: "Open", since: this.now() }
+        else if (state._tag === "Closed") {
+          this.state = state.failures + 1 >= this.threshold
+            ? { _tag: "Open", since: this.now() }
+            : { _tag: "Closed", failures: state.failures + 1 }
+        }
+        return
+      case "unknown":
+        if (trial && state._tag === "Trying") this.state = { _tag: "Open", since: state.since }
+    }
+  }
+}
+
+/**
+ * One call let through a breaker. The first end reported settles the
+ * breaker; later ones are ignored, so every exit path may report its own
+ * and the release of the call reports `Stopped` for whatever ended it otherwise.
+ */
+class Pass {
+  /** Whether the backend streamed content on this call. */
+  content = false
+  private ended = false
+
+  constructor(readonly breaker: Breaker, readonly trial: boolean) {}
+
+  end(end: End): void {
+    if (this.ended) return
+    this.ended = true
+    this.breaker.settle(this.trial, healthOf(end))
   }
 
-  fail(now: number): void {
-    const wasProbe = this.probing
-    this.probing = false
-    this.failures++
-    if (wasProbe || this.failures >= this.threshold) this.openedAt = now
+  /** Ends it, unless already ended, as cut off after or before content. */
+  stop(): void {
+    this.end(this.content ? stoppedAfterContent : stoppedBeforeContent)
   }
 }
 
@@ -100,8 +212,6 @@ export interface BackendFailure {
   /** The error it failed with; absent when its breaker was open and it was skipped. */
   readonly error?: LlmError | undefined
 }
-
-const noBreaker = new Breaker(Number.POSITIVE_INFINITY, 0)
 
 /** Notes the backends that were tried in a result's metadata. */
 const annotate = (result: CompletionResult, tried: ReadonlyArray<BackendFailure>): CompletionResult =>
@@ -130,9 +240,10 @@ export const make = (
       const entry: Backend = "llm" in backend ? backend : { llm: backend }
       return {
         ...entry,
-        breaker: breakerOptions === false ? noBreaker : new Breaker(
+        breaker: breakerOptions === false ? new Breaker(Number.POSITIVE_INFINITY, 0, now) : new Breaker(
           breakerOptions?.failureThreshold ?? 3,
-          Duration.toMillis(Duration.decode(breakerOptions?.cooldown ?? "30 seconds"))
+          Duration.toMillis(Duration.decode(breakerOptions?.cooldown ?? "30 seconds")),
+          now
         )
       }
     })
@@ -142,15 +253,30 @@ export const make = (
     /** Whether the call may move past this error to the next backend. */
     const movesOn = (error: LlmError) => options.fallThroughOnAnyError === true || isTransient(error)
 
-    /** Checks the breaker (running the probe when it half-opens); false means skip. */
-    const admit = (link: Link): Effect.Effect<boolean> => {
-      const admission = link.breaker.admit(now())
-      if (admission !== "probe" || link.probe === undefined) return Effect.succeed(admission !== "skip")
-      return link.probe.pipe(
-        Effect.as(true),
-        Effect.catchAllCause(() => Effect.sync(() => (link.breaker.fail(now()), false)))
-      )
+    /** Asks a probed backend's probe before its trial call; a failed probe ends the trial, and the call skips it. */
+    const cleared = (link: Link, pass: Pass | undefined): Effect.Effect<Pass | undefined> => {
+      if (pass === undefined || !pass.trial || link.probe === undefined) return Effect.succeed(pass)
+      return Effect.map(Effect.exit(link.probe), (exit) => {
+        if (Exit.isSuccess(exit)) return pass
+        // an interrupted probe is left to the pass's release: it says nothing
+        if (!Exit.isInterrupted(exit)) pass.end(probeFailed)
+        return undefined
+      })
     }
+
+    const admit = (link: Link) => Effect.sync(() => link.breaker.admit())
+    const release = (pass: Pass | undefined) => Effect.sync(() => pass?.stop())
+
+    /** Runs `use` with a pass through `link`'s breaker (undefined: skip it) and, however it exits, ends the pass. */
+    const admitted = <A, E>(link: Link, use: (pass: Pass | undefined) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      Effect.acquireUseRelease(admit(link), (pass) => Effect.flatMap(cleared(link, pass), use), release)
+
+    /** `admitted` for a stream's part on one backend: the pass ends when that part does, however it does. */
+    const admittedChannel = <A>(
+      link: Link,
+      use: (pass: Pass | undefined) => Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown>
+    ): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> =>
+      Channel.acquireUseRelease(admit(link), (pass) => Channel.flatMap(Channel.fromEffect(cleared(link, pass)), use), release)
 
     const allSkipped = (tried: ReadonlyArray<BackendFailure>) =>
       new LlmProviderError({
@@ -172,20 +298,19 @@ export const make = (
         for (let i = 0; i < chain.length; i++) {
           const link = chain[i]!
           const last = i === chain.length - 1
-          if (!(yield* admit(link))) {
+          const exit = yield* admitted(link, (pass) =>
+            pass === undefined ? Effect.succeed(undefined) : Effect.locally(
+              Effect.tap(Effect.exit(link.llm.complete(messages, callOptions)), (exit) => pass.end(endOf(exit))),
+              Retry.retryRefusedConnections,
+              last
+            ))
+          if (exit === undefined) {
             tried.push({ provider: link.llm.provider })
             continue
           }
-          const exit = yield* Effect.exit(
-            Effect.locally(link.llm.complete(messages, callOptions), Retry.retryRefusedConnections, last)
-          )
-          if (Exit.isSuccess(exit)) {
-            link.breaker.succeed()
-            return annotate(exit.value, tried)
-          }
+          if (Exit.isSuccess(exit)) return annotate(exit.value, tried)
           const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
           if (failure === undefined) return yield* Effect.failCause(exit.cause)
-          if (isTransient(failure)) link.breaker.fail(now())
           if (last || !movesOn(failure)) return yield* Effect.fail(failure)
           tried.push({ provider: link.llm.provider, error: failure })
           yield* logFallback(link, failure, chain[i + 1])
@@ -214,8 +339,8 @@ export const make = (
         if (i >= chain.length) return Channel.fail(allSkipped(tried))
         const link = chain[i]!
         const last = i === chain.length - 1
-        return Channel.flatMap(Channel.fromEffect(admit(link)), (admitted) => {
-          if (!admitted) {
+        return admittedChannel(link, (pass) => {
+          if (pass === undefined) {
             tried.push({ provider: link.llm.provider })
             return attempt(i + 1)
           }
@@ -225,8 +350,7 @@ export const make = (
           // the backend opens with refused connections retried only if it is the last; its first event restores that
           return Channel.unwrap(Effect.map(FiberRef.getAndSet(Retry.retryRefusedConnections, last), (previous) => {
             const restore = FiberRef.set(Retry.retryRefusedConnections, previous)
-            const relay = relaying(link, i, messages, callOptions, tried, delivered, project, restore, (failure) => {
-              if (isTransient(failure)) link.breaker.fail(now())
+            const relay = relaying(link, pass, i, messages, callOptions, tried, delivered, project, restore, (failure) => {
               if (last || !movesOn(failure)) {
                 return Channel.fail(delivered === "" ? failure : withPartialText(failure, delivered))
               }
@@ -246,11 +370,13 @@ export const make = (
 
     /**
      * Relays one backend's events: drops a continuation's repetition of text
-     * already delivered, closes the breaker and notes the backends tried on
-     * `Finish`. Before the first event, a failure goes to `beforeFirst`.
+     * already delivered, ends `pass` as answered and notes the backends tried
+     * on `Finish`, and ends it with the backend's failure. Before the first
+     * event, a failure goes to `beforeFirst`.
      */
     const relaying = <A>(
       link: Link,
+      pass: Pass,
       index: number,
       messages: ReadonlyArray<Message>,
       callOptions: CompletionOptions | undefined,
@@ -281,7 +407,7 @@ export const make = (
             text.push(delta)
             out.push(delta === event.text ? event : StreamEvent.TextDelta({ text: delta }))
           } else if (event._tag === "Finish") {
-            link.breaker.succeed()
+            pass.end(answered)
             out.push(tried.length === 0 ? event : StreamEvent.Finish({
               ...event,
               metadata: annotate(new CompletionResult({
@@ -301,7 +427,6 @@ export const make = (
       }
       /** A failure after the first event: no more fallback, except by continuation. */
       const afterFirst = (error: LlmError): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> => {
-        if (isTransient(error)) link.breaker.fail(now())
         const sent = text.join("")
         const next = index + 1
         if (options.continuation === true && next < chain.length && movesOn(error)) {
@@ -321,12 +446,14 @@ export const make = (
             const rest = out.length === 0 ? read : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(out)), read)
             if (committed) return rest
             committed = true
+            pass.content = true
             return Channel.zipRight(Channel.fromEffect(restore), rest)
           },
           onFailure: (cause: Cause.Cause<LlmError>) => {
             const failure = Cause.failureOption(cause)
             // a defect or an interruption is not a backend's failure: it ends the stream as it is
             if (Option.isNone(failure)) return Channel.failCause(cause)
+            pass.end({ _tag: "Failed", error: failure.value })
             return committed ? afterFirst(failure.value) : beforeFirst(failure.value)
           },
           // the backend's stream ended: after its events, or before any (nothing to deliver, nothing to fall back from)
@@ -344,7 +471,7 @@ export const make = (
     return { provider: first.provider, model: first.model, complete, stream } satisfies Llm.Service
   })
 
-/** A backend layer with the probe that decides when its open breaker may close. */
+/** A backend layer with the probe asked before its open breaker's trial call. */
 export interface ProbedLayer<E, R = never> {
   readonly layer: Layer.Layer<Llm, E, R>
   /** E.g. `Local.health({ baseUrl })`: cheaper than a real call, and costs no tokens. */
@@ -354,8 +481,7 @@ export interface ProbedLayer<E, R = never> {
 /**
  * Composes backend layers into one `Llm` that falls back in order: the
  * first is the primary. Each layer is built once, alongside the others; a
- * layer given with a `probe` is probed, instead of called, when its breaker
- * half-opens.
+ * layer given with a `probe` is probed before its breaker's trial call.
  */
 export const layer = <E, R>(
   layers: ReadonlyArray<Layer.Layer<Llm, E, R> | ProbedLayer<E, R>>,

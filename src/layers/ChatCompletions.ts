@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { type ErrorContext, fromProviderFailure, type LlmError, responseError } from "../errors.js"
+import { type ErrorContext, fromProviderFailure, type LlmError, quote, quoteLimits, responseError } from "../errors.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
 import { toToolCall, ToolCallBuffer } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
@@ -99,7 +99,7 @@ export const usageFromWire = (usage: unknown): Usage | undefined => {
 
 /** Reads `{error:{message,type,code}}`, vLLM's flat `{object:"error",message,type}`, or plain text. */
 const readError = (body: unknown): { type?: string; code?: string; message?: string } => {
-  if (typeof body === "string") return body.trim() === "" ? {} : { message: body.slice(0, 500) }
+  if (typeof body === "string") return body.trim() === "" ? {} : { message: body }
   if (!isObject(body)) return {}
   const error = isObject(body.error) ? body.error : body
   const code = error.code
@@ -185,9 +185,11 @@ class ChatStreamDecoder implements StreamDecoder {
     try {
       chunk = JSON.parse(data)
     } catch {
-      return responseError(this.context, `malformed stream chunk: ${data.slice(0, 200)}`)
+      return responseError(this.context, `malformed stream chunk: ${quote(this.context, data, quoteLimits.text)}`)
     }
-    if (!isObject(chunk)) return responseError(this.context, `stream chunk is not a JSON object: ${data.slice(0, 200)}`)
+    if (!isObject(chunk)) {
+      return responseError(this.context, `stream chunk is not a JSON object: ${quote(this.context, data, quoteLimits.text)}`)
+    }
     if (chunk.error !== undefined && chunk.error !== null) return inBandError(this.context, chunk.error)
     if (this.model === undefined) this.model = asString(chunk.model)
     if (this.responseId === undefined) this.responseId = asString(chunk.id)

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { type ErrorContext, fromProviderFailure, type LlmError, responseError } from "../errors.js"
+import { type ErrorContext, fromProviderFailure, type LlmError, quote, quoteLimits, responseError } from "../errors.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
 import { toToolCall, ToolCallBuffer } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
@@ -173,7 +173,7 @@ export const usageFromWire = (usage: unknown): Usage | undefined => {
 
 /** Reads `{type:"error",error:{type,message},request_id}`, another JSON error shape, or plain text. */
 const readError = (body: unknown): { type?: string; code?: string; message?: string } => {
-  if (typeof body === "string") return body.trim() === "" ? {} : { message: body.slice(0, 500) }
+  if (typeof body === "string") return body.trim() === "" ? {} : { message: body }
   if (!isObject(body)) return {}
   const out: { type?: string; code?: string; message?: string } = {}
   const error = isObject(body.error) ? body.error : undefined
@@ -262,11 +262,11 @@ class MessagesStreamDecoder implements StreamDecoder {
       chunk = JSON.parse(data)
     } catch {
       if (event === "error") return inBandError(this.context, data)
-      return responseError(this.context, `malformed stream event: ${data.slice(0, 200)}`)
+      return responseError(this.context, `malformed stream event: ${quote(this.context, data, quoteLimits.text)}`)
     }
     if (!isObject(chunk)) {
       if (event === "error") return inBandError(this.context, chunk)
-      return responseError(this.context, `stream event is not a JSON object: ${data.slice(0, 200)}`)
+      return responseError(this.context, `stream event is not a JSON object: ${quote(this.context, data, quoteLimits.text)}`)
     }
     const type = asString(chunk.type) ?? event
     if (event === "error" || type === "error") return inBandError(this.context, chunk)

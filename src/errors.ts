@@ -208,7 +208,10 @@ export interface ProviderFailure {
 }
 
 const quotaMarkers = /insufficient_quota|billing|credit_balance|quota_exceeded|exceeded your current quota/i
-const contextMarkers = /context_length_exceeded|context length|maximum context|too many tokens|prompt is too long/i
+const contextMarkers =
+  /context_length_exceeded|context length|context size|context window|maximum context|too many tokens|prompt is too long/i
+/** What says the request itself is wrong, whatever the status. */
+const rejectedMarkers = /invalid_request|not_found|request_too_large/
 const overloadedTypes = new Set(["overloaded_error", "api_error", "server_error", "timeout_error", "unavailable_error"])
 
 const base = (context: ErrorContext, failure: ProviderFailure, message: string) => ({
@@ -261,8 +264,10 @@ export const fromProviderFailure = (context: ErrorContext, failure: ProviderFail
       ...withRetryAfter
     })
   }
-  if (status === undefined && (failure.type === undefined || overloadedTypes.has(failure.type))) {
-    // An in-band stream error with no status: overloaded and server errors are transient.
+  const rejected = contextMarkers.test(kind) || rejectedMarkers.test(kind)
+  if (status === undefined && (failure.type === undefined ? !rejected : overloadedTypes.has(failure.type))) {
+    // An in-band stream error with no status: overloaded and server errors are transient, and so is one that
+    // gives no type (`{"error": "text"}`) unless its text says the request itself is wrong (context length, ...).
     return new LlmProviderError({
       ...base(context, failure, describe(context, failure, "the provider failed mid-stream")),
       ...withRetryAfter
@@ -278,10 +283,7 @@ export const fromProviderFailure = (context: ErrorContext, failure: ProviderFail
       )
     )
   }
-  if (
-    contextMarkers.test(kind) || /invalid_request|not_found|request_too_large/.test(kind) ||
-    (status !== undefined && status >= 400 && status < 500)
-  ) {
+  if (rejected || (status !== undefined && status >= 400 && status < 500)) {
     return new LlmInvalidRequestError(base(context, failure, describe(context, failure, "the request was rejected")))
   }
   return new LlmResponseError(base(context, failure, describe(context, failure, "unexpected response")))

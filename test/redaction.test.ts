@@ -161,7 +161,8 @@ describe("a key echoed where the cut falls is redacted before the cut", () => {
             `event: error\ndata: ${JSON.stringify({ type: "error", error: { type: "overloaded_error", message: straddling(500) } })}\n\n`
           ]
           : [
-            `data: ${JSON.stringify({ error: { message: straddling(500), type: "server_error" } })}\n\n`
+            `data: ${JSON.stringify({ error: { message: straddling(500), type: "server_error" } })}\n\n`,
+            `data: ${JSON.stringify({ error: straddling(500) })}\n\n`
           ]
         for (const body of bodies) {
           for (const chunks of chunkings(body)) {

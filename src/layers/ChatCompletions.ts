@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import { type ErrorContext, fromProviderFailure, type LlmError, quote, quoteLimits, responseError } from "../errors.js"
+import { readErrorBody } from "../internal/errorBody.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
 import { toToolCall, ToolCallBuffer } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
@@ -97,24 +98,9 @@ export const usageFromWire = (usage: unknown): Usage | undefined => {
   }, true)
 }
 
-/** Reads `{error:{message,type,code}}`, vLLM's flat `{object:"error",message,type}`, or plain text. */
-const readError = (body: unknown): { type?: string; code?: string; message?: string } => {
-  if (typeof body === "string") return body.trim() === "" ? {} : { message: body }
-  if (!isObject(body)) return {}
-  const error = isObject(body.error) ? body.error : body
-  const code = error.code
-  const out: { type?: string; code?: string; message?: string } = {}
-  const type = asString(error.type)
-  const message = asString(error.message) ?? asString(body.message) ?? asString(body.detail)
-  if (type !== undefined) out.type = type
-  if (typeof code === "string" || typeof code === "number") out.code = String(code)
-  if (message !== undefined) out.message = message
-  return out
-}
-
 /** An in-band error object (OpenAI's `data: {"error":…}`, OpenRouter's error chunk) as an `LlmError`. */
 const inBandError = (context: ErrorContext, error: unknown): LlmError => {
-  const read = readError({ error })
+  const read = readErrorBody({ error })
   const code = isObject(error) ? error.code : undefined
   return fromProviderFailure(context, {
     // OpenRouter puts the HTTP status it would have sent in `code`
@@ -294,6 +280,6 @@ export const make = (options: ChatCompletionsOptions = {}): WireCodec => {
     },
     decodeResponse,
     streamDecoder: (context) => new ChatStreamDecoder(context),
-    readError
+    readError: readErrorBody
   }
 }

@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { type ErrorContext, fromProviderFailure, type LlmError, quote, quoteLimits, responseError } from "../errors.js"
+import { readErrorBody } from "../internal/errorBody.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
 import { toToolCall, ToolCallBuffer } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
@@ -171,24 +172,9 @@ export const usageFromWire = (usage: unknown): Usage | undefined => {
   return usageOf(counters)
 }
 
-/** Reads `{type:"error",error:{type,message},request_id}`, another JSON error shape, or plain text. */
-const readError = (body: unknown): { type?: string; code?: string; message?: string } => {
-  if (typeof body === "string") return body.trim() === "" ? {} : { message: body }
-  if (!isObject(body)) return {}
-  const out: { type?: string; code?: string; message?: string } = {}
-  const error = isObject(body.error) ? body.error : undefined
-  const type = error === undefined ? (body.type === "error" ? undefined : asString(body.type)) : asString(error.type)
-  const message = (error === undefined ? undefined : asString(error.message)) ?? asString(body.message)
-  const code = error?.code
-  if (type !== undefined) out.type = type
-  if (typeof code === "string" || typeof code === "number") out.code = String(code)
-  if (message !== undefined) out.message = message
-  return out
-}
-
 /** An in-band error (`event: error` in a stream, a `type:"error"` body with HTTP 200) as an `LlmError`. */
 const inBandError = (context: ErrorContext, body: unknown): LlmError => {
-  const read = readError(body)
+  const read = readErrorBody(body)
   return fromProviderFailure(context, { type: read.type, code: read.code, message: read.message })
 }
 
@@ -421,6 +407,6 @@ export const make = (options: MessagesOptions = {}): WireCodec => {
     },
     decodeResponse,
     streamDecoder: (context) => new MessagesStreamDecoder(context),
-    readError
+    readError: readErrorBody
   }
 }

@@ -164,14 +164,35 @@ export interface ErrorContext {
   readonly secrets?: ReadonlyArray<string> | undefined
 }
 
-/** Replaces every occurrence of the context's secrets (8 characters or more) in `text` by `[redacted]`. */
+/** Secrets shorter than this are not redacted: they could not be told apart from ordinary text. */
+const minSecretLength = 4
+
+/** Replaces every occurrence of the context's secrets (4 characters or more) in `text` by `[redacted]`. */
 export const redactSecrets = (context: ErrorContext, text: string): string => {
   if (context.secrets === undefined) return text
   let out = text
   for (const secret of context.secrets) {
-    if (secret.length >= 8 && out.includes(secret)) out = out.split(secret).join("[redacted]")
+    if (secret.length >= minSecretLength && out.includes(secret)) out = out.split(secret).join("[redacted]")
   }
   return out
+}
+
+/** How much of a server's text an error quotes: a status error's message, anything else, a type or a header value. */
+export const quoteLimits = { message: 500, text: 200, type: 100, header: 128 } as const
+
+/**
+ * The part of a server's text (a body, a stream chunk, tool arguments, a
+ * header value) an error or a result may keep: the context's secrets are
+ * redacted first, then the text is cut to `max` characters, marked by `…`.
+ * In that order, a key echoed where the cut falls is never left half-visible.
+ */
+export const quote = (context: ErrorContext, text: string, max: number): string => {
+  const redacted = redactSecrets(context, text)
+  if (redacted.length <= max) return redacted
+  // never split a surrogate pair
+  const last = redacted.charCodeAt(max - 1)
+  const end = last >= 0xd800 && last <= 0xdbff ? max - 1 : max
+  return `${redacted.slice(0, end)}…`
 }
 
 /** What a provider said about a failure, from the status line, headers and body. */
@@ -187,7 +208,10 @@ export interface ProviderFailure {
 }
 
 const quotaMarkers = /insufficient_quota|billing|credit_balance|quota_exceeded|exceeded your current quota/i
-const contextMarkers = /context_length_exceeded|context length|maximum context|too many tokens|prompt is too long/i
+const contextMarkers =
+  /context_length_exceeded|context length|context size|context window|maximum context|too many tokens|prompt is too long/i
+/** What says the request itself is wrong, whatever the status. */
+const rejectedMarkers = /invalid_request|not_found|request_too_large/
 const overloadedTypes = new Set(["overloaded_error", "api_error", "server_error", "timeout_error", "unavailable_error"])
 
 const base = (context: ErrorContext, failure: ProviderFailure, message: string) => ({
@@ -195,16 +219,16 @@ const base = (context: ErrorContext, failure: ProviderFailure, message: string) 
   model: context.model,
   message: redactSecrets(context, message),
   ...(failure.status === undefined ? {} : { status: failure.status }),
-  ...(context.requestId === undefined ? {} : { requestId: redactSecrets(context, context.requestId) }),
-  ...(failure.type ?? failure.code ? { errorType: redactSecrets(context, (failure.type ?? failure.code)!) } : {})
+  ...(context.requestId === undefined ? {} : { requestId: quote(context, context.requestId, quoteLimits.header) }),
+  ...(failure.type ?? failure.code ? { errorType: quote(context, (failure.type ?? failure.code)!, quoteLimits.type) } : {})
 })
 
 const describe = (context: ErrorContext, failure: ProviderFailure, fallback: string): string => {
   const where = `${context.provider} (${context.model})`
   const status = failure.status === undefined ? "" : ` HTTP ${failure.status}`
   const kind = failure.type ?? failure.code
-  const detail = failure.message ?? fallback
-  return `${where}${status}${kind === undefined ? "" : ` ${kind}`}: ${detail}`
+  const detail = failure.message === undefined ? fallback : quote(context, failure.message, quoteLimits.message)
+  return `${where}${status}${kind === undefined ? "" : ` ${quote(context, kind, quoteLimits.type)}`}: ${detail}`
 }
 
 /**
@@ -240,8 +264,10 @@ export const fromProviderFailure = (context: ErrorContext, failure: ProviderFail
       ...withRetryAfter
     })
   }
-  if (status === undefined && (failure.type === undefined || overloadedTypes.has(failure.type))) {
-    // An in-band stream error with no status: overloaded and server errors are transient.
+  const rejected = contextMarkers.test(kind) || rejectedMarkers.test(kind)
+  if (status === undefined && (failure.type === undefined ? !rejected : overloadedTypes.has(failure.type))) {
+    // An in-band stream error with no status: overloaded and server errors are transient, and so is one that
+    // gives no type (`{"error": "text"}`) unless its text says the request itself is wrong (context length, ...).
     return new LlmProviderError({
       ...base(context, failure, describe(context, failure, "the provider failed mid-stream")),
       ...withRetryAfter
@@ -257,10 +283,7 @@ export const fromProviderFailure = (context: ErrorContext, failure: ProviderFail
       )
     )
   }
-  if (
-    contextMarkers.test(kind) || /invalid_request|not_found|request_too_large/.test(kind) ||
-    (status !== undefined && status >= 400 && status < 500)
-  ) {
+  if (rejected || (status !== undefined && status >= 400 && status < 500)) {
     return new LlmInvalidRequestError(base(context, failure, describe(context, failure, "the request was rejected")))
   }
   return new LlmResponseError(base(context, failure, describe(context, failure, "unexpected response")))
@@ -319,7 +342,7 @@ export const connectionError = (context: ErrorContext, cause: unknown, during: s
     message: `${context.provider} (${context.model}): connection ${reason === "other" ? "failed" : reason} ${during}${
       code === undefined ? "" : ` (${code})`
     }`,
-    ...(context.requestId === undefined ? {} : { requestId: context.requestId })
+    ...(context.requestId === undefined ? {} : { requestId: quote(context, context.requestId, quoteLimits.header) })
   })
 }
 

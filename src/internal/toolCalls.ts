@@ -1,4 +1,4 @@
-import { type ErrorContext, type LlmResponseError, responseError } from "../errors.js"
+import { type ErrorContext, type LlmResponseError, quote, quoteLimits, responseError } from "../errors.js"
 import { maxDepth, nestsDeeperThan } from "./json.js"
 import { type JsonObject, ToolCall } from "../Message.js"
 import { StreamEvent } from "../Stream.js"
@@ -6,11 +6,15 @@ import { StreamEvent } from "../Stream.js"
 /**
  * Parses a tool call's arguments strictly: a JSON object, or the empty string
  * for "no arguments". Anything else (a half object, an array, a number, an
- * object nested deeper than `maxDepth`) is an error message.
+ * object nested deeper than `maxDepth`) is an error message, quoting the
+ * arguments through `excerpt` (which redacts, then cuts).
  *
  * @internal
  */
-export const parseArguments = (raw: string | object | null | undefined): JsonObject | string => {
+export const parseArguments = (
+  raw: string | object | null | undefined,
+  excerpt: (text: string) => string
+): JsonObject | string => {
   if (raw === undefined || raw === null) return {}
   if (typeof raw === "object") {
     if (Array.isArray(raw)) return "the arguments are an array, not an object"
@@ -21,17 +25,15 @@ export const parseArguments = (raw: string | object | null | undefined): JsonObj
   try {
     value = JSON.parse(raw)
   } catch {
-    return `the arguments are not valid JSON: ${truncate(raw)}`
+    return `the arguments are not valid JSON: ${excerpt(raw)}`
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return `the arguments are not a JSON object: ${truncate(raw)}`
+    return `the arguments are not a JSON object: ${excerpt(raw)}`
   }
   return nestsDeeperThan(value) ? tooDeep : value as JsonObject
 }
 
 const tooDeep = `the arguments are nested deeper than ${maxDepth} levels`
-
-const truncate = (text: string): string => (text.length > 200 ? `${text.slice(0, 200)}…` : text)
 
 /** Builds a `ToolCall` from raw wire parts, or a `LlmResponseError` when its arguments are invalid. @internal */
 export const toToolCall = (
@@ -40,7 +42,7 @@ export const toToolCall = (
   name: string,
   raw: string | object | null | undefined
 ): ToolCall | LlmResponseError => {
-  const args = parseArguments(raw)
+  const args = parseArguments(raw, (text) => quote(context, text, quoteLimits.text))
   return typeof args === "string"
     ? responseError(context, `tool call ${JSON.stringify(name)} (${id}): ${args}`)
     : new ToolCall({ id, name, arguments: args }, true)

@@ -6,7 +6,8 @@
  *
  * @since 0.1.0
  */
-import { type ErrorContext, fromProviderFailure, type LlmError, responseError } from "../errors.js"
+import { type ErrorContext, fromProviderFailure, type LlmError, quote, quoteLimits, responseError } from "../errors.js"
+import { readErrorBody } from "../internal/errorBody.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
 import { toToolCall, ToolCallBuffer } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
@@ -97,24 +98,9 @@ export const usageFromWire = (usage: unknown): Usage | undefined => {
   }, true)
 }
 
-/** Reads `{error:{message,type,code}}`, vLLM's flat `{object:"error",message,type}`, or plain text. */
-const readError = (body: unknown): { type?: string; code?: string; message?: string } => {
-  if (typeof body === "string") return body.trim() === "" ? {} : { message: body.slice(0, 500) }
-  if (!isObject(body)) return {}
-  const error = isObject(body.error) ? body.error : body
-  const code = error.code
-  const out: { type?: string; code?: string; message?: string } = {}
-  const type = asString(error.type)
-  const message = asString(error.message) ?? asString(body.message) ?? asString(body.detail)
-  if (type !== undefined) out.type = type
-  if (typeof code === "string" || typeof code === "number") out.code = String(code)
-  if (message !== undefined) out.message = message
-  return out
-}
-
 /** An in-band error object (OpenAI's `data: {"error":…}`, OpenRouter's error chunk) as an `LlmError`. */
 const inBandError = (context: ErrorContext, error: unknown): LlmError => {
-  const read = readError({ error })
+  const read = readErrorBody({ error })
   const code = isObject(error) ? error.code : undefined
   return fromProviderFailure(context, {
     // OpenRouter puts the HTTP status it would have sent in `code`
@@ -185,9 +171,11 @@ class ChatStreamDecoder implements StreamDecoder {
     try {
       chunk = JSON.parse(data)
     } catch {
-      return responseError(this.context, `malformed stream chunk: ${data.slice(0, 200)}`)
+      return responseError(this.context, `malformed stream chunk: ${quote(this.context, data, quoteLimits.text)}`)
     }
-    if (!isObject(chunk)) return responseError(this.context, `stream chunk is not a JSON object: ${data.slice(0, 200)}`)
+    if (!isObject(chunk)) {
+      return responseError(this.context, `stream chunk is not a JSON object: ${quote(this.context, data, quoteLimits.text)}`)
+    }
     if (chunk.error !== undefined && chunk.error !== null) return inBandError(this.context, chunk.error)
     if (this.model === undefined) this.model = asString(chunk.model)
     if (this.responseId === undefined) this.responseId = asString(chunk.id)
@@ -292,6 +280,6 @@ export const make = (options: ChatCompletionsOptions = {}): WireCodec => {
     },
     decodeResponse,
     streamDecoder: (context) => new ChatStreamDecoder(context),
-    readError
+    readError: readErrorBody
   }
 }

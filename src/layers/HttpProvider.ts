@@ -29,6 +29,8 @@ import {
   invalidRequest,
   type LlmError,
   LlmTimeoutError,
+  quote,
+  quoteLimits,
   responseError,
   type TimeoutKind
 } from "../errors.js"
@@ -105,10 +107,11 @@ const unsafeConfiguration = (config: ProviderConfig): string | undefined => {
 
 const requestIdHeaders = ["x-request-id", "request-id", "x-generation-id"]
 
-const requestIdOf = (headers: Readonly<Record<string, string | undefined>>): string | undefined => {
+/** The response's request id, redacted and bounded like any server text (a proxy may echo the key in it). */
+const requestIdOf = (context: ErrorContext, headers: Readonly<Record<string, string | undefined>>): string | undefined => {
   for (const name of requestIdHeaders) {
     const value = headers[name]
-    if (value !== undefined && value !== "") return value
+    if (value !== undefined && value !== "") return quote(context, value, quoteLimits.header)
   }
   return undefined
 }
@@ -325,7 +328,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
           }
           const { headers } = response
           const shouldRetry = headers["x-should-retry"]
-          return fromProviderFailure({ ...baseContext, requestId: requestIdOf(headers) }, {
+          return fromProviderFailure({ ...baseContext, requestId: requestIdOf(baseContext, headers) }, {
             status: response.status,
             ...codec.readError(body),
             retryAfter: Retry.parseRetryAfter(headers, Date.now()),
@@ -372,13 +375,14 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
           const onTransport = (error: TransportError) => connectionError(baseContext, error.cause, "before the response")
           /** Reads and decodes a 2xx answer. */
           const reply = (response: Response) => {
-            const context = { ...baseContext, requestId: requestIdOf(response.headers) }
+            const context = { ...baseContext, requestId: requestIdOf(baseContext, response.headers) }
             return Effect.flatMap(readText(response, context, maxResponseBytes), (text) => {
               let body: unknown
               try {
                 body = JSON.parse(text)
               } catch {
-                return Effect.fail(responseError(context, `the response is not JSON: ${text.slice(0, 200)}`, 200))
+                const excerpt = quote(context, text, quoteLimits.text)
+                return Effect.fail(responseError(context, `the response is not JSON: ${excerpt}`, 200))
               }
               const decoded = codec.decodeResponse(body, context)
               return isFailure(decoded) ? Effect.fail(decoded) : Effect.succeed({ decoded, context })
@@ -591,11 +595,12 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
             (error) => transportError(attempt, baseContext, error.cause, "before the response")
           )
         }).pipe(Effect.flatMap((response) => {
-          requestId = requestIdOf(response.headers)
+          requestId = requestIdOf(baseContext, response.headers)
           const context: ErrorContext = { ...baseContext, requestId }
           const contentType = response.headers["content-type"] ?? ""
           if (contentType.includes("text/html")) {
-            return Effect.fail(responseError(context, `expected an event stream, got ${contentType}`, response.status))
+            const got = quote(context, contentType, quoteLimits.header)
+            return Effect.fail(responseError(context, `expected an event stream, got ${got}`, response.status))
           }
           return Effect.succeed({ response, context })
         }), Effect.mapError((error) => attempt.timedOut ?? error))

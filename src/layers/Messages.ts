@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { type ErrorContext, fromProviderFailure, type LlmError, responseError } from "../errors.js"
+import { type ErrorContext, fromProviderFailure, type LlmError, quote, quoteLimits, responseError } from "../errors.js"
+import { readErrorBody } from "../internal/errorBody.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
 import { toToolCall, ToolCallBuffer } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
@@ -171,24 +172,9 @@ export const usageFromWire = (usage: unknown): Usage | undefined => {
   return usageOf(counters)
 }
 
-/** Reads `{type:"error",error:{type,message},request_id}`, another JSON error shape, or plain text. */
-const readError = (body: unknown): { type?: string; code?: string; message?: string } => {
-  if (typeof body === "string") return body.trim() === "" ? {} : { message: body.slice(0, 500) }
-  if (!isObject(body)) return {}
-  const out: { type?: string; code?: string; message?: string } = {}
-  const error = isObject(body.error) ? body.error : undefined
-  const type = error === undefined ? (body.type === "error" ? undefined : asString(body.type)) : asString(error.type)
-  const message = (error === undefined ? undefined : asString(error.message)) ?? asString(body.message)
-  const code = error?.code
-  if (type !== undefined) out.type = type
-  if (typeof code === "string" || typeof code === "number") out.code = String(code)
-  if (message !== undefined) out.message = message
-  return out
-}
-
 /** An in-band error (`event: error` in a stream, a `type:"error"` body with HTTP 200) as an `LlmError`. */
 const inBandError = (context: ErrorContext, body: unknown): LlmError => {
-  const read = readError(body)
+  const read = readErrorBody(body)
   return fromProviderFailure(context, { type: read.type, code: read.code, message: read.message })
 }
 
@@ -262,11 +248,11 @@ class MessagesStreamDecoder implements StreamDecoder {
       chunk = JSON.parse(data)
     } catch {
       if (event === "error") return inBandError(this.context, data)
-      return responseError(this.context, `malformed stream event: ${data.slice(0, 200)}`)
+      return responseError(this.context, `malformed stream event: ${quote(this.context, data, quoteLimits.text)}`)
     }
     if (!isObject(chunk)) {
       if (event === "error") return inBandError(this.context, chunk)
-      return responseError(this.context, `stream event is not a JSON object: ${data.slice(0, 200)}`)
+      return responseError(this.context, `stream event is not a JSON object: ${quote(this.context, data, quoteLimits.text)}`)
     }
     const type = asString(chunk.type) ?? event
     if (event === "error" || type === "error") return inBandError(this.context, chunk)
@@ -421,6 +407,6 @@ export const make = (options: MessagesOptions = {}): WireCodec => {
     },
     decodeResponse,
     streamDecoder: (context) => new MessagesStreamDecoder(context),
-    readError
+    readError: readErrorBody
   }
 }

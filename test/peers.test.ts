@@ -121,8 +121,6 @@ const knownFailures: Readonly<Record<string, string>> = {
     "unlisted: ChatCompletions.ts reads delta.reasoning before delta.reasoning_content",
   "openai-compatible/inline-never-function-name":
     "unlisted: a streamed tool call that never gets a function name completes with name \"\" instead of failing",
-  "openai-compatible/inline-structured-error":
-    "unlisted: errors.ts classifies an in-band error with only a code (CONTEXT_LENGTH_EXCEEDED) as transient",
   "anthropic/spliced-message-start":
     "unlisted: Messages.ts accepts a second message_start while a message is open and splices the two"
 }

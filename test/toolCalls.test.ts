@@ -329,8 +329,172 @@ describe("anthropic: a second message_start", () => {
 })
 
 // ---------------------------------------------------------------------------
-// 4. Ids at decode
+// 4. The model's mistakes in the tool loop
 // ---------------------------------------------------------------------------
+
+const weather = Tool.make("get_weather", {
+  description: "Current weather in a city",
+  parameters: Schema.Struct({ city: Schema.String }),
+  handler: ({ city }) => Effect.succeed(`${city}: rain`)
+})
+const kit = Toolkit.make(weather)
+
+/** What the follow-up request must carry, per wire: the assistant's calls, then each result paired with its call. */
+const followUp = (
+  backend: Backend,
+  calls: ReadonlyArray<{ id: string; name: string; city: string }>,
+  results: ReadonlyArray<{ id: string; content: string; isError?: boolean }>
+) =>
+  backend.protocol === "chat"
+    ? [
+      { role: "user", content: "Hi" },
+      {
+        role: "assistant",
+        content: "",
+        tool_calls: calls.map((call) => ({
+          id: call.id,
+          type: "function",
+          function: { name: call.name, arguments: JSON.stringify({ city: call.city }) }
+        }))
+      },
+      ...results.map((result) => ({ role: "tool", tool_call_id: result.id, content: result.content }))
+    ]
+    : [
+      { role: "user", content: [{ type: "text", text: "Hi" }] },
+      { role: "assistant", content: calls.map((call) => ({ type: "tool_use", id: call.id, name: call.name, input: { city: call.city } })) },
+      {
+        role: "user",
+        content: results.map((result) => ({
+          type: "tool_result",
+          tool_use_id: result.id,
+          content: result.content,
+          ...(result.isError ? { is_error: true } : {})
+        }))
+      }
+    ]
+
+/** The follow-up request's body: the first request's, with the exact history `messages`. */
+const expectFollowUp = (server: FakeProvider.FakeProvider, messages: ReadonlyArray<object>) => {
+  expect(server.requests.length).toBe(2)
+  const first = server.requests[0]!.body as Record<string, unknown>
+  expect(server.requests[1]!.body).toEqual({ ...first, messages })
+}
+
+type Loop = (server: FakeProvider.FakeProvider) => Effect.Effect<string, unknown, Llm.Llm | Conversation.Conversation>
+
+/** Every path through the tool loop, each returning the final text. */
+const loops: ReadonlyArray<readonly [string, Loop]> = [
+  ["Toolkit.run", () => Effect.map(Toolkit.run(hi, kit), ({ result }) => result.content)],
+  [
+    "Toolkit.stream",
+    () =>
+      Effect.map(
+        Stream.runCollect(LlmStream.textDeltas(Toolkit.stream(hi, kit))),
+        (texts) => [...texts].join("")
+      )
+  ],
+  [
+    "Conversation.send",
+    () => Effect.flatMap(Conversation.Conversation, (conversation) => Effect.map(conversation.send("Hi", { toolkit: kit }), (result) => result.content))
+  ],
+  [
+    "Conversation.sendStream",
+    () =>
+      Effect.flatMap(Conversation.Conversation, (conversation) =>
+        Effect.map(Stream.runCollect(LlmStream.textDeltas(conversation.sendStream("Hi", { toolkit: kit }))), (texts) => [...texts].join("")))
+  ]
+]
+
+for (const backend of [chat, anthropic]) {
+  for (const [name, loop] of loops) {
+    describe(`the tool loop forgives the model's mistakes: ${backend.name}, ${name}`, () => {
+      it.live("two calls with the same id get unique ids, each result paired with its call", () =>
+        withServer(backend, (server) =>
+          Effect.gen(function*() {
+            server.enqueue(
+              {
+                kind: "reply",
+                toolCalls: [
+                  { id: "dup", name: "get_weather", arguments: { city: "Oslo" } },
+                  { id: "dup", name: "get_weather", arguments: { city: "Rome" } }
+                ]
+              },
+              { kind: "reply", text: "Rain in both." }
+            )
+            expect(yield* loop(server)).toBe("Rain in both.")
+            expectFollowUp(
+              server,
+              followUp(
+                backend,
+                [{ id: "dup", name: "get_weather", city: "Oslo" }, { id: "dup_2", name: "get_weather", city: "Rome" }],
+                [{ id: "dup", content: "Oslo: rain" }, { id: "dup_2", content: "Rome: rain" }]
+              )
+            )
+          })))
+
+      it.live("a call without an id gets one no other call has", () =>
+        withServer(backend, (server) =>
+          Effect.gen(function*() {
+            const taken = backend.protocol === "chat" ? "call_1" : "toolu_1"
+            server.enqueue(
+              {
+                kind: "reply",
+                toolCalls: [
+                  { id: taken, name: "get_weather", arguments: { city: "Oslo" } },
+                  { id: "", name: "get_weather", arguments: { city: "Rome" } }
+                ]
+              },
+              { kind: "reply", text: "Done." }
+            )
+            expect(yield* loop(server)).toBe("Done.")
+            expectFollowUp(
+              server,
+              followUp(
+                backend,
+                [{ id: taken, name: "get_weather", city: "Oslo" }, { id: `${taken}_2`, name: "get_weather", city: "Rome" }],
+                [{ id: taken, content: "Oslo: rain" }, { id: `${taken}_2`, content: "Rome: rain" }]
+              )
+            )
+          })))
+
+      it.live("a name with a wrapper prefix runs the tool; an unknown name goes back as an error result", () =>
+        withServer(backend, (server) =>
+          Effect.gen(function*() {
+            server.enqueue(
+              {
+                kind: "reply",
+                toolCalls: [
+                  { id: "a", name: "functions.get_weather", arguments: { city: "Oslo" } },
+                  { id: "b", name: "tools.get_weather", arguments: { city: "Rome" } },
+                  { id: "c", name: "functions.get_news", arguments: { city: "Lima" } },
+                  { id: "d", name: "web search", arguments: { city: "Bonn" } }
+                ]
+              },
+              { kind: "reply", text: "Done." }
+            )
+            expect(yield* loop(server)).toBe("Done.")
+            expectFollowUp(
+              server,
+              followUp(
+                backend,
+                [
+                  { id: "a", name: "get_weather", city: "Oslo" },
+                  { id: "b", name: "get_weather", city: "Rome" },
+                  { id: "c", name: "get_news", city: "Lima" },
+                  { id: "d", name: "web_search", city: "Bonn" }
+                ],
+                [
+                  { id: "a", content: "Oslo: rain" },
+                  { id: "b", content: "Rome: rain" },
+                  { id: "c", content: "unknown tool \"functions.get_news\"; available: get_weather", isError: true },
+                  { id: "d", content: "unknown tool \"web search\"; available: get_weather", isError: true }
+                ]
+              )
+            )
+          })))
+    })
+  }
+}
 
 describe("ids at decode, without the loop", () => {
   it.live("chat, streamed without index (Ollama): two whole calls with the same id stay two calls", () =>

@@ -34,9 +34,6 @@ export interface UndiciOptions {
 /** The transport straight over undici. */
 export const undici = (options: UndiciOptions = {}): Service => UndiciTransport.make(options.dispatcher)
 
-/** The transport through an `@effect/platform` `HttpClient`. */
-export const fromHttpClient = (client: HttpClient.HttpClient): Service => HttpClientTransport.make(client)
-
 /**
  * The transport every HTTP backend uses: undici's global dispatcher unless a
  * layer of this module provides another.

@@ -8,78 +8,22 @@ import * as Channel from "effect/Channel"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { LlmError } from "./errors.js"
+import type { LlmError } from "./errors.js"
 import type { Message, ToolDefinition } from "./Message.js"
-import { ToolCall } from "./Message.js"
-import { type StreamEvent, textDeltas } from "./Stream.js"
+import type { CompletionResult, StreamEvent } from "./Reply.js"
+import { textDeltas } from "./Stream.js"
 
-/** Why the model stopped. */
-export const FinishReason = Schema.Literal("stop", "length", "tool_calls", "content_filter", "other")
-
-/** @since 0.1.0 */
-export type FinishReason = typeof FinishReason.Type
-
-/** Tokens consumed by one call, as the provider reported them. */
-export class Usage extends Schema.Class<Usage>("effect-llm/Usage")({
-  inputTokens: Schema.Number,
-  outputTokens: Schema.Number,
-  totalTokens: Schema.Number,
-  /** Prompt tokens served from the provider's cache. */
-  cachedInputTokens: Schema.optional(Schema.Number),
-  /** Prompt tokens written to the provider's cache (Anthropic). */
-  cacheWriteInputTokens: Schema.optional(Schema.Number),
-  /** Output tokens spent on reasoning. */
-  reasoningTokens: Schema.optional(Schema.Number)
-}) {
-  /** No tokens: what a provider that reports nothing gets. */
-  static readonly empty = new Usage({ inputTokens: 0, outputTokens: 0, totalTokens: 0 })
-}
-
-/** Where a result came from and what it cost to get. */
-export class ResponseMetadata extends Schema.Class<ResponseMetadata>("effect-llm/ResponseMetadata")({
-  /** The backend that answered ("openai", "anthropic", "local", ...). */
-  provider: Schema.String,
-  /** The provider's id of the response (`chatcmpl-...`, `msg_...`). */
-  responseId: Schema.optional(Schema.String),
-  /** The request id from the response headers. */
-  requestId: Schema.optional(Schema.String),
-  /** HTTP attempts made, retries included. */
-  attempts: Schema.Number,
-  /** Milliseconds from the call to the last byte. */
-  latencyMillis: Schema.Number,
-  /** Milliseconds from the call to the first content event (streams). */
-  firstTokenMillis: Schema.optional(Schema.Number),
-  /** Backends of a fallback chain that did not answer: skipped (breaker open) or failed with `error`. */
-  fallbacks: Schema.optional(Schema.Array(Schema.Struct({
-    provider: Schema.String,
-    skipped: Schema.optional(Schema.Boolean),
-    error: Schema.optional(LlmError)
-  })))
-}) {}
-
-/** A model's complete reply. */
-export class CompletionResult extends Schema.Class<CompletionResult>("effect-llm/CompletionResult")({
-  content: Schema.String,
-  model: Schema.String,
-  finishReason: FinishReason,
-  toolCalls: Schema.Array(ToolCall),
-  usage: Usage,
-  /** The model's reasoning, kept apart from `content`. */
-  reasoning: Schema.optional(Schema.String),
-  metadata: ResponseMetadata
-}) {
-  /** Total tokens used (the seed's `tokens_used`). */
-  get tokensUsed(): number {
-    return this.usage.totalTokens
-  }
-
-  /** Whether the model asked for tools. */
-  get hasToolCalls(): boolean {
-    return this.toolCalls.length > 0
-  }
-}
+export {
+  /** @since 0.1.0 */
+  CompletionResult,
+  /** @since 0.1.0 */
+  FinishReason,
+  /** @since 0.1.0 */
+  ResponseMetadata,
+  /** @since 0.1.0 */
+  Usage
+} from "./Reply.js"
 
 /** Which tool the model may or must call. */
 export type ToolChoice = "auto" | "none" | "required" | { readonly name: string }

@@ -70,9 +70,6 @@ export const Message = Schema.Union(SystemMessage, UserMessage, AssistantMessage
 /** @since 0.1.0 */
 export type Message = typeof Message.Type
 
-/** The roles a message can have. */
-export type Role = Message["role"]
-
 /** The fields of a tool call, as plain data. */
 export interface ToolCallInput {
   readonly id: string

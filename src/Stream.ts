@@ -7,62 +7,17 @@
  */
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { LlmResponseError } from "./errors.js"
 import { textOnly, textsOf } from "./internal/textOnly.js"
-import type { FinishReason, ResponseMetadata, Usage } from "./Llm.js"
-import { CompletionResult } from "./Llm.js"
 import type { ToolCall } from "./Message.js"
+import { CompletionResult, type StreamEvent } from "./Reply.js"
 
-/**
- * One event of a streamed reply. Content events (`TextDelta`,
- * `ReasoningDelta`, `ToolCallStart`, `ToolCallDelta`, `ToolCall`) arrive in
- * order; `Finish` is always last.
- */
-export type StreamEvent = Data.TaggedEnum<{
-  /** A piece of the reply's text. */
-  TextDelta: { readonly text: string }
-  /** A piece of the model's reasoning, never part of the text. */
-  ReasoningDelta: { readonly text: string }
-  /** The model started a tool call. */
-  ToolCallStart: { readonly index: number; readonly id: string; readonly name: string }
-  /** A fragment of a tool call's JSON arguments; not parseable on its own. */
-  ToolCallDelta: { readonly index: number; readonly argumentsDelta: string }
-  /** A complete tool call with strictly parsed arguments. */
-  ToolCall: { readonly index: number; readonly toolCall: ToolCall }
-  /** The reply ended normally. */
-  Finish: {
-    readonly finishReason: FinishReason
-    readonly usage: Usage
-    readonly model: string
-    readonly metadata: ResponseMetadata
-  }
-}>
-
-/**
- * Constructors and matchers of `StreamEvent`. The same as
- * `Data.taggedEnum<StreamEvent>()`, as a plain object: `taggedEnum` answers
- * every property read through a Proxy that builds a new constructor each
- * time, a cost paid for every event of every stream.
- */
-export const StreamEvent: Data.TaggedEnum.Constructor<StreamEvent> = (() => {
-  const tagged = Data.taggedEnum<StreamEvent>()
-  return {
-    TextDelta: Data.tagged<Extract<StreamEvent, { _tag: "TextDelta" }>>("TextDelta"),
-    ReasoningDelta: Data.tagged<Extract<StreamEvent, { _tag: "ReasoningDelta" }>>("ReasoningDelta"),
-    ToolCallStart: Data.tagged<Extract<StreamEvent, { _tag: "ToolCallStart" }>>("ToolCallStart"),
-    ToolCallDelta: Data.tagged<Extract<StreamEvent, { _tag: "ToolCallDelta" }>>("ToolCallDelta"),
-    ToolCall: Data.tagged<Extract<StreamEvent, { _tag: "ToolCall" }>>("ToolCall"),
-    Finish: Data.tagged<Extract<StreamEvent, { _tag: "Finish" }>>("Finish"),
-    $is: tagged.$is,
-    $match: tagged.$match
-  }
-})()
-
-/** The events that carry what the model produced (everything but `Finish`). */
-export const isContent = (event: StreamEvent): boolean => event._tag !== "Finish"
+export {
+  /** @since 0.1.0 */
+  StreamEvent
+} from "./Reply.js"
 
 /**
  * Keeps only the text of the reply. A backend's own stream hands its text

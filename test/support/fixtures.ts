@@ -141,6 +141,32 @@ const sseEvents = (raw: string): Array<string> => {
   return out
 }
 
+/** How a stream file's text becomes SSE bytes. */
+export interface StreamFraming {
+  /** `lines`: one SSE data payload a line (vercel/ai `.chunks.txt`); `raw`: the text is SSE already. */
+  readonly framing: "lines" | "raw"
+  readonly protocol: "chat" | "messages"
+  /** How many `data: [DONE]` events follow framed chat lines (default 0). */
+  readonly done?: number
+}
+
+/**
+ * A stream body as a raw script for the fake server. Framed lines become
+ * `data: <line>\n\n` (chat) or `event: <type>\ndata: <line>\n\n` (messages),
+ * then `done` `[DONE]` events (chat); raw text is sent verbatim.
+ */
+export const streamScript = (raw: string, framing: StreamFraming, options: FixtureScriptOptions = {}): RawReply => {
+  const delay = options.delayMs === undefined ? {} : { delayMs: options.delayMs }
+  const headers = { "content-type": "text/event-stream", "cache-control": "no-cache" }
+  if (framing.framing === "raw") return { kind: "raw", status: 200, headers, chunks: resplit(sseEvents(raw), options.split), ...delay }
+  const lines = raw.split("\n").filter((line) => line.trim() !== "")
+  const events = framing.protocol === "messages"
+    ? lines.map((line) => `event: ${(JSON.parse(line) as { readonly type: string }).type}\ndata: ${line}\n\n`)
+    : lines.map((line) => `data: ${line}\n\n`)
+  if (framing.protocol === "chat") for (let i = 0; i < (framing.done ?? 0); i++) events.push("data: [DONE]\n\n")
+  return { kind: "raw", status: 200, headers, chunks: resplit(events, options.split), ...delay }
+}
+
 /**
  * The exact bytes a provider would have sent for a fixture, as a raw script
  * for the fake server. The protocol comes from the folder name.
@@ -155,28 +181,17 @@ const sseEvents = (raw: string): Array<string> => {
 export const fixtureScript = (relativePath: string, options: FixtureScriptOptions = {}): RawReply => {
   const raw = readFixture(relativePath)
   const protocol = fixtureProtocol(relativePath)
-  const delay = options.delayMs === undefined ? {} : { delayMs: options.delayMs }
-  const sseHeaders = { "content-type": "text/event-stream", "cache-control": "no-cache" }
 
   if (relativePath.endsWith(".json")) {
     const error = relativePath.endsWith(".error.json")
     const requestId = (JSON.parse(raw) as { readonly request_id?: unknown }).request_id
     const headers: Record<string, string> = { "content-type": "application/json" }
     if (error && typeof requestId === "string") headers[protocol === "messages" ? "request-id" : "x-request-id"] = requestId
+    const delay = options.delayMs === undefined ? {} : { delayMs: options.delayMs }
     return { kind: "raw", status: error ? 400 : 200, headers, chunks: resplit([raw], options.split), ...delay }
   }
-  if (relativePath.endsWith(".sse")) {
-    return { kind: "raw", status: 200, headers: sseHeaders, chunks: resplit(sseEvents(raw), options.split), ...delay }
-  }
+  if (relativePath.endsWith(".sse")) return streamScript(raw, { framing: "raw", protocol }, options)
   if (!relativePath.endsWith(".chunks.txt")) throw new Error(`not a fixture file: ${relativePath}`)
-
-  const lines = raw.split("\n").filter((line) => line.trim() !== "")
-  const events = protocol === "messages"
-    ? lines.map((line) => `event: ${(JSON.parse(line) as { readonly type: string }).type}\ndata: ${line}\n\n`)
-    : lines.map((line) => `data: ${line}\n\n`)
-  if (protocol === "chat") {
-    const done = loadExpected(relativePath).derived_from_fixture.done_sentinel_count ?? 0
-    for (let i = 0; i < done; i++) events.push("data: [DONE]\n\n")
-  }
-  return { kind: "raw", status: 200, headers: sseHeaders, chunks: resplit(events, options.split), ...delay }
+  const done = protocol === "chat" ? loadExpected(relativePath).derived_from_fixture.done_sentinel_count ?? 0 : 0
+  return streamScript(raw, { framing: "lines", protocol, done }, options)
 }

@@ -1,0 +1,123 @@
+/**
+ * The data of a model's reply, complete or streamed: `FinishReason`, `Usage`,
+ * `ResponseMetadata`, `CompletionResult` and the `StreamEvent` union. A leaf
+ * module: the service (`Llm.ts`) and the stream operators (`Stream.ts`) both
+ * import it, and it imports neither.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Schema from "effect/Schema"
+import { LlmError } from "./errors.js"
+import { ToolCall } from "./Message.js"
+
+/** Why the model stopped. */
+export const FinishReason = Schema.Literal("stop", "length", "tool_calls", "content_filter", "other")
+
+/** @since 0.1.0 */
+export type FinishReason = typeof FinishReason.Type
+
+/** Tokens consumed by one call, as the provider reported them. */
+export class Usage extends Schema.Class<Usage>("effect-llm/Usage")({
+  inputTokens: Schema.Number,
+  outputTokens: Schema.Number,
+  totalTokens: Schema.Number,
+  /** Prompt tokens served from the provider's cache. */
+  cachedInputTokens: Schema.optional(Schema.Number),
+  /** Prompt tokens written to the provider's cache (Anthropic). */
+  cacheWriteInputTokens: Schema.optional(Schema.Number),
+  /** Output tokens spent on reasoning. */
+  reasoningTokens: Schema.optional(Schema.Number)
+}) {
+  /** No tokens: what a provider that reports nothing gets. */
+  static readonly empty = new Usage({ inputTokens: 0, outputTokens: 0, totalTokens: 0 })
+}
+
+/** Where a result came from and what it cost to get. */
+export class ResponseMetadata extends Schema.Class<ResponseMetadata>("effect-llm/ResponseMetadata")({
+  /** The backend that answered ("openai", "anthropic", "local", ...). */
+  provider: Schema.String,
+  /** The provider's id of the response (`chatcmpl-...`, `msg_...`). */
+  responseId: Schema.optional(Schema.String),
+  /** The request id from the response headers. */
+  requestId: Schema.optional(Schema.String),
+  /** HTTP attempts made, retries included. */
+  attempts: Schema.Number,
+  /** Milliseconds from the call to the last byte. */
+  latencyMillis: Schema.Number,
+  /** Milliseconds from the call to the first content event (streams). */
+  firstTokenMillis: Schema.optional(Schema.Number),
+  /** Backends of a fallback chain that did not answer: skipped (breaker open) or failed with `error`. */
+  fallbacks: Schema.optional(Schema.Array(Schema.Struct({
+    provider: Schema.String,
+    skipped: Schema.optional(Schema.Boolean),
+    error: Schema.optional(LlmError)
+  })))
+}) {}
+
+/** A model's complete reply. */
+export class CompletionResult extends Schema.Class<CompletionResult>("effect-llm/CompletionResult")({
+  content: Schema.String,
+  model: Schema.String,
+  finishReason: FinishReason,
+  toolCalls: Schema.Array(ToolCall),
+  usage: Usage,
+  /** The model's reasoning, kept apart from `content`. */
+  reasoning: Schema.optional(Schema.String),
+  metadata: ResponseMetadata
+}) {
+  /** Total tokens used (the seed's `tokens_used`). */
+  get tokensUsed(): number {
+    return this.usage.totalTokens
+  }
+
+  /** Whether the model asked for tools. */
+  get hasToolCalls(): boolean {
+    return this.toolCalls.length > 0
+  }
+}
+
+/**
+ * One event of a streamed reply. Content events (`TextDelta`,
+ * `ReasoningDelta`, `ToolCallStart`, `ToolCallDelta`, `ToolCall`) arrive in
+ * order; `Finish` is always last.
+ */
+export type StreamEvent = Data.TaggedEnum<{
+  /** A piece of the reply's text. */
+  TextDelta: { readonly text: string }
+  /** A piece of the model's reasoning, never part of the text. */
+  ReasoningDelta: { readonly text: string }
+  /** The model started a tool call. */
+  ToolCallStart: { readonly index: number; readonly id: string; readonly name: string }
+  /** A fragment of a tool call's JSON arguments; not parseable on its own. */
+  ToolCallDelta: { readonly index: number; readonly argumentsDelta: string }
+  /** A complete tool call with strictly parsed arguments. */
+  ToolCall: { readonly index: number; readonly toolCall: ToolCall }
+  /** The reply ended normally. */
+  Finish: {
+    readonly finishReason: FinishReason
+    readonly usage: Usage
+    readonly model: string
+    readonly metadata: ResponseMetadata
+  }
+}>
+
+/**
+ * Constructors and matchers of `StreamEvent`. The same as
+ * `Data.taggedEnum<StreamEvent>()`, as a plain object: `taggedEnum` answers
+ * every property read through a Proxy that builds a new constructor each
+ * time, a cost paid for every event of every stream.
+ */
+export const StreamEvent: Data.TaggedEnum.Constructor<StreamEvent> = (() => {
+  const tagged = Data.taggedEnum<StreamEvent>()
+  return {
+    TextDelta: Data.tagged<Extract<StreamEvent, { _tag: "TextDelta" }>>("TextDelta"),
+    ReasoningDelta: Data.tagged<Extract<StreamEvent, { _tag: "ReasoningDelta" }>>("ReasoningDelta"),
+    ToolCallStart: Data.tagged<Extract<StreamEvent, { _tag: "ToolCallStart" }>>("ToolCallStart"),
+    ToolCallDelta: Data.tagged<Extract<StreamEvent, { _tag: "ToolCallDelta" }>>("ToolCallDelta"),
+    ToolCall: Data.tagged<Extract<StreamEvent, { _tag: "ToolCall" }>>("ToolCall"),
+    Finish: Data.tagged<Extract<StreamEvent, { _tag: "Finish" }>>("Finish"),
+    $is: tagged.$is,
+    $match: tagged.$match
+  }
+})()

@@ -1,0 +1,9 @@
+/**
+ * `effect-llm/testing`: what an application needs to test its own use of
+ * effect-llm, the way the library tests itself.
+ *
+ * @since 0.1.0
+ */
+
+/** A scripted `Llm` layer: replies, paced streams, tool calls and faults, with every call recorded. */
+export * as ScriptedLlm from "./ScriptedLlm.js"

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { type LlmError, type LlmResponseError, responseError } from "./errors.js"
 import { type CompletionOptions, CompletionResult, Llm } from "./Llm.js"
-import { AssistantMessage, type Message, type ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
+import { AssistantMessage, type Message, ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
 import { StreamEvent } from "./Stream.js"
 import { type Tool, ToolExecutionError } from "./Tool.js"
@@ -52,7 +52,42 @@ export interface RunResult {
   readonly steps: number
 }
 
-/** Runs the calls of one step and returns their tool messages, in call order. */
+/**
+ * Prefixes models wrap tool names in (gpt-oss's `functions.get_weather`, and
+ * `tools.`): a call named so runs the tool of the bare name.
+ */
+export const wrapperPrefixes: ReadonlyArray<string> = ["functions.", "tools."]
+
+/**
+ * The tool a call names, and the name the call is recorded under in the
+ * history: the tool's own when the name, bare or without a wrapper prefix,
+ * is a tool; else the bare name made a valid function name (other characters
+ * become `_`, at most 64), so the history can be sent back.
+ */
+const resolve = <R>(kit: Toolkit<R>, name: string): { readonly tool: Tool<R> | undefined; readonly name: string } => {
+  const exact = kit.tools.get(name)
+  if (exact !== undefined) return { tool: exact, name }
+  const prefix = wrapperPrefixes.find((p) => name.startsWith(p))
+  const bare = prefix === undefined ? name : name.slice(prefix.length)
+  const tool = kit.tools.get(bare)
+  return { tool, name: tool !== undefined ? bare : bare.replace(/[^a-zA-Z0-9_-]/g, "_").slice(0, 64) || "unnamed" }
+}
+
+/**
+ * The calls of a step as the history records them: each under the name it
+ * resolves to (see `wrapperPrefixes`), so the history stays valid to send.
+ */
+export const recorded = <R>(kit: Toolkit<R>, calls: ReadonlyArray<ToolCall>): ReadonlyArray<ToolCall> =>
+  calls.map((call) => {
+    const { name } = resolve(kit, call.name)
+    return name === call.name ? call : new ToolCall({ ...call, name }, true)
+  })
+
+/**
+ * Runs the calls of one step and returns their tool messages, in call order.
+ * A call names its tool bare or with a wrapper prefix; an unknown name is an
+ * error result (or, with `failOnToolError`, a `ToolExecutionError`).
+ */
 export const execute = <R>(
   kit: Toolkit<R>,
   calls: ReadonlyArray<ToolCall>,
@@ -61,7 +96,7 @@ export const execute = <R>(
   Effect.forEach(
     calls,
     (call) => {
-      const tool = kit.tools.get(call.name)
+      const { name, tool } = resolve(kit, call.name)
       const outcome: Effect.Effect<string, ToolExecutionError, R> = tool === undefined
         ? Effect.fail(
           new ToolExecutionError({
@@ -73,13 +108,13 @@ export const execute = <R>(
         )
         : tool.run(call.arguments)
       return outcome.pipe(
-        Effect.map((content) => new ToolMessage({ toolCallId: call.id, name: call.name, content })),
+        Effect.map((content) => new ToolMessage({ toolCallId: call.id, name, content })),
         Effect.catchAll((error) =>
           options.failOnToolError
             ? Effect.fail(
               new ToolExecutionError({ toolCallId: call.id, name: call.name, reason: error.reason, message: error.message })
             )
-            : Effect.succeed(new ToolMessage({ toolCallId: call.id, name: call.name, content: error.message, isError: true }))
+            : Effect.succeed(new ToolMessage({ toolCallId: call.id, name, content: error.message, isError: true }))
         )
       )
     },
@@ -138,7 +173,7 @@ export const run = <R>(
       }
       const unusable = unusableCalls(llm, result.toolCalls)
       if (unusable !== undefined) return yield* Effect.fail(unusable)
-      added.push(new AssistantMessage({ content: result.content, toolCalls: result.toolCalls }))
+      added.push(new AssistantMessage({ content: result.content, toolCalls: recorded(kit, result.toolCalls) }))
       added.push(...yield* execute(kit, result.toolCalls, options))
     }
   })
@@ -185,7 +220,7 @@ export const stream = <R>(
           const unusable = unusableCalls(llm, calls)
           if (unusable !== undefined) return yield* Effect.fail(unusable)
           const results = yield* execute(kit, calls, options)
-          const added = [new AssistantMessage({ content, toolCalls: calls }), ...results]
+          const added = [new AssistantMessage({ content, toolCalls: recorded(kit, calls) }), ...results]
           if (options.onStep) yield* options.onStep(added)
           return step([...history, ...added], n + 1)
         }))

@@ -118,11 +118,7 @@ const knownFailures: Readonly<Record<string, string>> = {
   "openai/inline-error-after-output": "issue 12: the text before an in-band error in the same read is dropped",
   "anthropic/inline-overloaded-after-text": "issue 12: the text before an in-band error in the same read is dropped",
   "openai-compatible/inline-reasoning-content-and-reasoning":
-    "unlisted: ChatCompletions.ts reads delta.reasoning before delta.reasoning_content",
-  "openai-compatible/inline-never-function-name":
-    "unlisted: a streamed tool call that never gets a function name completes with name \"\" instead of failing",
-  "anthropic/spliced-message-start":
-    "unlisted: Messages.ts accepts a second message_start while a message is open and splices the two"
+    "unlisted: ChatCompletions.ts reads delta.reasoning before delta.reasoning_content"
 }
 
 /** Whether the stream must fail: the peer reports an error part, or (by our design) rejects invalid tool arguments. */

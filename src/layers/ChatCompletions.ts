@@ -9,7 +9,7 @@
 import { type ErrorContext, fromProviderFailure, type LlmError, quote, quoteLimits, responseError } from "../errors.js"
 import { readErrorBody } from "../internal/errorBody.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
-import { toToolCall, ToolCallBuffer } from "../internal/toolCalls.js"
+import { badIndex, toToolCall, ToolCallBuffer, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
 import { type FinishReason, Usage } from "../Llm.js"
 import type { Message, ToolCall } from "../Message.js"
@@ -74,10 +74,13 @@ export const finishReasonFromWire = (reason: string | undefined): FinishReason =
   }
 }
 
-/** The finish reason to report: servers disagree, so tool calls present mean `tool_calls`. */
+/**
+ * The finish reason to report: servers disagree, so tool calls present mean
+ * `tool_calls`, and `tool_calls` without any call means `stop`.
+ */
 const finalReason = (reason: string | undefined, hasToolCalls: boolean): FinishReason => {
   const mapped = reason === undefined ? "stop" : finishReasonFromWire(reason)
-  return hasToolCalls && (mapped === "stop" || mapped === "other") ? "tool_calls" : mapped
+  return hasToolCalls && (mapped === "stop" || mapped === "other") ? "tool_calls" : withoutCalls(mapped, hasToolCalls)
 }
 
 /** Reads a Chat Completions `usage` object. */
@@ -125,13 +128,14 @@ const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | Ll
   const message = choice.message
   const toolCalls: Array<ToolCall> = []
   if (Array.isArray(message.tool_calls)) {
+    const ids = new Set<string>()
     for (let index = 0; index < message.tool_calls.length; index++) {
       const call: unknown = message.tool_calls[index]
       const fn = isObject(call) && isObject(call.function) ? call.function : undefined
+      const id = uniqueId(ids, (isObject(call) ? asString(call.id) : undefined) ?? "", `call_${index}`)
       const name = fn === undefined ? undefined : asString(fn.name)
-      if (name === undefined) return responseError(context, `tool call ${index} has no function name`, 200)
-      const id = (isObject(call) ? asString(call.id) : undefined) || `call_${index}`
-      const parsed = toToolCall(context, id, name, fn!.arguments as string | object | null | undefined)
+      if (name === undefined) return unnamed(context, index, id)
+      const parsed = toToolCall(context, index, id, name, fn!.arguments as string | object | null | undefined)
       if (!(parsed instanceof ToolCallClass)) return parsed
       toolCalls.push(parsed)
     }
@@ -150,7 +154,7 @@ const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | Ll
 
 class ChatStreamDecoder implements StreamDecoder {
   done = false
-  private readonly toolCalls = new ToolCallBuffer()
+  private readonly toolCalls: ToolCallBuffer
   private finishReason: string | undefined
   private usage: Usage | undefined
   private model: string | undefined
@@ -159,7 +163,9 @@ class ChatStreamDecoder implements StreamDecoder {
   /** Whether any chunk had `choices`: a stream without them is not a reply, [DONE] or not. */
   private sawChoices = false
 
-  constructor(private readonly context: ErrorContext) {}
+  constructor(private readonly context: ErrorContext) {
+    this.toolCalls = new ToolCallBuffer(context, "call_")
+  }
 
   push(_event: string | undefined, data: string, out: Array<StreamEvent>): LlmError | undefined {
     if (this.done) return undefined
@@ -193,7 +199,8 @@ class ChatStreamDecoder implements StreamDecoder {
       if (content) out.push(StreamEvent.TextDelta({ text: content }))
       if (Array.isArray(delta.tool_calls)) {
         for (const fragment of delta.tool_calls) {
-          if (isObject(fragment)) this.pushToolFragment(fragment, out)
+          const error = isObject(fragment) ? this.pushToolFragment(fragment, out) : undefined
+          if (error !== undefined) return error
         }
       }
     }
@@ -202,33 +209,42 @@ class ChatStreamDecoder implements StreamDecoder {
     return undefined
   }
 
-  /** Finds the slot of a tool-call fragment: by `index`, else by `id`, else by position. */
-  private slotOf(fragment: Json, fn: Json | undefined): number {
-    const index = asNumber(fragment.index)
-    if (index !== undefined) return index
+  /**
+   * Finds the slot of a tool-call fragment: by `index` (which must be an
+   * integer from 0 to `maxToolCalls` - 1), else by `id`, else by position.
+   */
+  private slotOf(fragment: Json, fn: Json | undefined): number | LlmError {
+    const named = fn !== undefined && Boolean(asString(fn.name))
+    if (fragment.index !== undefined && fragment.index !== null) {
+      return badIndex(this.context, fragment.index) ?? fragment.index as number
+    }
     const id = asString(fragment.id)
     if (id) {
       const known = this.toolCalls.indexOfId(id)
-      return known >= 0 ? known : this.toolCalls.size
+      // a known id naming a function again is another call that reuses the id (whole calls, as Ollama sends them)
+      return known >= 0 && !(named && this.toolCalls.isNamed(known)) ? known : this.toolCalls.nextIndex
     }
     // no index, no id: a new call if it names a function, else the current one
-    if (fn !== undefined && asString(fn.name) && this.lastSlot >= 0) return this.toolCalls.size
+    if (named && this.lastSlot >= 0) return this.toolCalls.nextIndex
     return Math.max(this.lastSlot, 0)
   }
 
-  private pushToolFragment(fragment: Json, out: Array<StreamEvent>): void {
+  private pushToolFragment(fragment: Json, out: Array<StreamEvent>): LlmError | undefined {
     const fn = isObject(fragment.function) ? fragment.function : undefined
     const index = this.slotOf(fragment, fn)
+    if (typeof index !== "number") return index
     this.lastSlot = index
     const name = fn === undefined ? undefined : asString(fn.name)
     if (!this.toolCalls.has(index)) {
-      this.toolCalls.start(index, asString(fragment.id) || `call_${index}`, name ?? "", out)
+      const error = this.toolCalls.start(index, asString(fragment.id) ?? "", name ?? "", out)
+      if (error !== undefined) return error
     } else if (name) {
       this.toolCalls.rename(index, name)
     }
     const args = fn?.arguments
     if (typeof args === "string") this.toolCalls.append(index, args, out)
     else if (isObject(args)) this.toolCalls.append(index, JSON.stringify(args), out)
+    return undefined
   }
 
   finish(out: Array<StreamEvent>): DecodedFinish | LlmError {
@@ -236,7 +252,7 @@ class ChatStreamDecoder implements StreamDecoder {
       return responseError(this.context, "the stream ended before the reply was complete (no finish reason, no [DONE])")
     }
     if (!this.sawChoices) return responseError(this.context, "the stream carried no choices: it is not a chat completion")
-    const calls = this.toolCalls.complete(this.context, out)
+    const calls = this.toolCalls.complete(out)
     if (!Array.isArray(calls)) return calls
     return {
       finishReason: finalReason(this.finishReason, calls.length > 0),

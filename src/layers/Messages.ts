@@ -8,7 +8,7 @@
 import { type ErrorContext, fromProviderFailure, type LlmError, quote, quoteLimits, responseError } from "../errors.js"
 import { readErrorBody } from "../internal/errorBody.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
-import { toToolCall, ToolCallBuffer } from "../internal/toolCalls.js"
+import { badIndex, toToolCall, ToolCallBuffer, uniqueId, unnamed } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
 import { type FinishReason, Usage } from "../Llm.js"
 import type { Message, ToolCall } from "../Message.js"
@@ -185,6 +185,7 @@ const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | Ll
   const text: Array<string> = []
   const reasoning: Array<string> = []
   const toolCalls: Array<ToolCall> = []
+  const ids = new Set<string>()
   for (let index = 0; index < body.content.length; index++) {
     const block: unknown = body.content[index]
     if (!isObject(block)) continue
@@ -200,12 +201,14 @@ const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | Ll
         break
       }
       case "tool_use": {
+        const id = uniqueId(ids, asString(block.id) ?? "", `toolu_${index}`)
         const name = asString(block.name)
-        if (name === undefined) return responseError(context, `tool_use block ${index} has no name`, 200)
+        if (name === undefined) return unnamed(context, index, id)
         const input = block.input
         const parsed = toToolCall(
           context,
-          asString(block.id) || `toolu_${index}`,
+          index,
+          id,
           name,
           typeof input === "string" || typeof input === "object" ? input : undefined
         )
@@ -231,7 +234,9 @@ const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | Ll
 
 class MessagesStreamDecoder implements StreamDecoder {
   done = false
-  private readonly toolCalls = new ToolCallBuffer()
+  private readonly toolCalls: ToolCallBuffer
+  /** Whether message_start was seen: a second one for another message means a spliced stream. */
+  private started = false
   /** Per tool_use block: a non-empty `input` given at its start, used only if no input_json_delta follows. */
   private readonly startInputs: Array<string | undefined> = []
   private readonly counters: Counters = { input: undefined, output: undefined, cacheWrite: undefined, cacheRead: undefined }
@@ -239,7 +244,9 @@ class MessagesStreamDecoder implements StreamDecoder {
   private model: string | undefined
   private responseId: string | undefined
 
-  constructor(private readonly context: ErrorContext) {}
+  constructor(private readonly context: ErrorContext) {
+    this.toolCalls = new ToolCallBuffer(context, "toolu_")
+  }
 
   push(event: string | undefined, data: string, out: Array<StreamEvent>): LlmError | undefined {
     if (this.done) return undefined
@@ -259,6 +266,8 @@ class MessagesStreamDecoder implements StreamDecoder {
     switch (type) {
       case "message_start": {
         const message = isObject(chunk.message) ? chunk.message : undefined
+        if (this.started) return this.restart(message === undefined ? undefined : asString(message.id))
+        this.started = true
         if (message !== undefined) {
           if (this.model === undefined) this.model = asString(message.model)
           if (this.responseId === undefined) this.responseId = asString(message.id)
@@ -295,10 +304,26 @@ class MessagesStreamDecoder implements StreamDecoder {
     }
   }
 
+  /**
+   * A second message_start: a repeat of this message's start is ignored;
+   * another message's (or one we cannot tell apart) inside this one is a
+   * spliced stream, whose calls and reasoning must not be mixed or run.
+   */
+  private restart(id: string | undefined): LlmError | undefined {
+    if (id !== undefined && id === this.responseId) return undefined
+    return responseError(
+      this.context,
+      `a second message_start (${JSON.stringify(id ?? null)}) arrived inside message ${
+        JSON.stringify(this.responseId ?? null)
+      }: the stream is spliced`
+    )
+  }
+
   private blockStart(chunk: Json, out: Array<StreamEvent>): LlmError | undefined {
     const index = asNumber(chunk.index)
     const block = chunk.content_block
-    if (index === undefined || !isObject(block)) return undefined
+    if (!isObject(block)) return undefined
+    if (index === undefined) return block.type === "tool_use" ? badIndex(this.context, chunk.index) : undefined
     switch (block.type) {
       case "text": {
         const text = asString(block.text)
@@ -311,9 +336,12 @@ class MessagesStreamDecoder implements StreamDecoder {
         return undefined
       }
       case "tool_use": {
+        // the name comes only here: a block without one is refused at once
         const name = asString(block.name)
-        if (name === undefined) return responseError(this.context, `tool_use block ${index} has no name`)
-        this.toolCalls.start(index, asString(block.id) || `toolu_${index}`, name, out)
+        if (!name) return unnamed(this.context, index, asString(block.id) || `toolu_${index}`)
+        if (this.toolCalls.has(index)) return responseError(this.context, `tool_use block ${index} started twice`)
+        const error = this.toolCalls.start(index, asString(block.id) ?? "", name, out)
+        if (error !== undefined) return error
         const input = block.input
         if (isObject(input) && Object.keys(input).length > 0) this.startInputs[index] = JSON.stringify(input)
         return undefined
@@ -359,7 +387,7 @@ class MessagesStreamDecoder implements StreamDecoder {
     if (!this.done) {
       return responseError(this.context, "the stream ended before message_stop (the reply is incomplete)")
     }
-    const calls = this.toolCalls.complete(this.context, out)
+    const calls = this.toolCalls.complete(out)
     if (!Array.isArray(calls)) return calls
     return {
       finishReason: finishReasonFromWire(this.stopReason),

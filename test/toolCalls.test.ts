@@ -540,4 +540,17 @@ describe("a tool_calls finish without any call is reported as stop", () => {
         const outcome = yield* completed
         expect(outcome._tag === "Right" && [outcome.right.content, outcome.right.finishReason]).toEqual(["Hello.", "stop"])
       })))
+
+  it.live("anthropic, streamed and complete", () =>
+    withServer(anthropic, (server) =>
+      Effect.gen(function*() {
+        expect(yield* streamedUnderEveryChunking(server, messagesSse(textBlock(0, "Hello."), "tool_use"))).toEqual({
+          content: "Hello.",
+          finishReason: "stop",
+          toolCalls: []
+        })
+        server.enqueue(json(messagesBody([{ type: "text", text: "Hello." }], "tool_use")))
+        const outcome = yield* completed
+        expect(outcome._tag === "Right" && [outcome.right.content, outcome.right.finishReason]).toEqual(["Hello.", "stop"])
+      })))
 })

@@ -8,7 +8,7 @@
 import { type ErrorContext, fromProviderFailure, type LlmError, quote, quoteLimits, responseError } from "../errors.js"
 import { readErrorBody } from "../internal/errorBody.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
-import { badIndex, toToolCall, ToolCallBuffer, uniqueId, unnamed } from "../internal/toolCalls.js"
+import { badIndex, toToolCall, ToolCallBuffer, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
 import { type FinishReason, Usage } from "../Llm.js"
 import type { Message, ToolCall } from "../Message.js"
@@ -225,7 +225,7 @@ const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | Ll
     content: text.join(""),
     ...(reasoning.length > 0 ? { reasoning: reasoning.join("") } : {}),
     toolCalls,
-    finishReason: finishReasonFromWire(asString(body.stop_reason)),
+    finishReason: withoutCalls(finishReasonFromWire(asString(body.stop_reason)), toolCalls.length > 0),
     usage: usageFromWire(body.usage) ?? Usage.empty,
     model: asString(body.model) ?? context.model,
     responseId: asString(body.id)
@@ -390,7 +390,7 @@ class MessagesStreamDecoder implements StreamDecoder {
     const calls = this.toolCalls.complete(out)
     if (!Array.isArray(calls)) return calls
     return {
-      finishReason: finishReasonFromWire(this.stopReason),
+      finishReason: withoutCalls(finishReasonFromWire(this.stopReason), calls.length > 0),
       usage: usageOf(this.counters),
       model: this.model ?? this.context.model,
       responseId: this.responseId

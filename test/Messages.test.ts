@@ -363,7 +363,9 @@ describe("Messages non-streaming decoding", () => {
     ["something_new", "other"]
   ])("maps stop_reason %s to %s", (wire, ours) => {
     expect(Messages.finishReasonFromWire(wire)).toBe(ours)
-    const decoded = codec.decodeResponse(reply({ stop_reason: wire }), context)
+    // tool_use means tool calls only when the reply has a tool_use block (without one it is a plain stop)
+    const calls = wire === "tool_use" ? { content: [{ type: "tool_use", id: "toolu_1", name: "f", input: {} }] } : {}
+    const decoded = codec.decodeResponse(reply({ stop_reason: wire, ...calls }), context)
     expect("_tag" in decoded ? decoded._tag : decoded.finishReason).toBe(ours)
   })
 
@@ -464,7 +466,8 @@ describe("Messages stream decoding", () => {
     ["pause_turn", "other"],
     ["something_new", "other"]
   ])("maps stop_reason %s to %s", (wire, ours) => {
-    const decoded = decodeSse(codec, start() + textBlock(0, "x") + end(wire))
+    const calls = wire === "tool_use" ? toolBlock(1, "toolu_1", "f") : ""
+    const decoded = decodeSse(codec, start() + textBlock(0, "x") + calls + end(wire))
     if ("_tag" in decoded) throw new Error(decoded.message)
     expect(decoded.finish.finishReason).toBe(ours)
   })

@@ -12,9 +12,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type * as Redacted from "effect/Redacted"
+import * as Redacted from "effect/Redacted"
 import { readFileSync } from "node:fs"
 import { parse as parseYaml } from "yaml"
+import { displayUrl, durationProblem, headerValueProblem, parseBaseUrl } from "./internal/validate.js"
 import * as Anthropic from "./layers/Anthropic.js"
 import * as Fallback from "./layers/Fallback.js"
 import { isInsecureRemote, type ProviderOptions } from "./layers/HttpProvider.js"
@@ -99,7 +100,7 @@ interface Builtin {
 
 /** A local server is back when `/health` (or `/v1/models`) says ok, not while it is still loading. */
 const localHealth = (options: ProviderOptions) =>
-  Local.health({ baseUrl: options.baseUrl }).pipe(Effect.filterOrFail((health) => health.status === "ok", () => "loading"))
+  Local.health({ baseUrl: options.baseUrl, allowInsecureHttp: options.allowInsecureHttp }).pipe(Effect.filterOrFail((health) => health.status === "ok", () => "loading"))
 
 const builtins: Readonly<Record<string, Builtin>> = {
   local_gpt_oss: { keyEnv: undefined, keyRequired: false, build: Local.layer, probe: localHealth },
@@ -111,13 +112,25 @@ const builtins: Readonly<Record<string, Builtin>> = {
 
 const reserved = new Set(["backend", "fallback", "retry", "circuit_breaker"])
 
+/** `record[key]` when `record` has it as its own property: never what every object inherits (`__proto__`, `constructor`). */
+const own = <A>(record: Readonly<Record<string, A>>, key: string): A | undefined =>
+  Object.hasOwn(record, key) ? record[key] : undefined
+
 /** Where a configuration came from, named in every error. */
 const describeSource = (source: string | undefined) => (source === undefined ? "the configuration" : source)
 
-const invalid = (source: string | undefined, key: string, expected: string, got?: unknown): ConfigError.ConfigError =>
+const invalid = (
+  source: string | undefined,
+  key: string,
+  expected: string,
+  got?: unknown,
+  hint?: string
+): ConfigError.ConfigError =>
   ConfigError.InvalidData(
     key.split("."),
-    `${describeSource(source)}: ${key}: expected ${expected}${got === undefined ? "" : `, got ${JSON.stringify(got)}`}`
+    `${describeSource(source)}: ${key}: expected ${expected}${got === undefined ? "" : `, got ${JSON.stringify(got)}`}${
+      hint === undefined ? "" : `; ${hint}`
+    }`
   )
 
 /** Reads a duration given in seconds (a number) or as text ("2 seconds"). */
@@ -126,7 +139,7 @@ const durationAt = (source: string | undefined, key: string, value: unknown): Du
   if (typeof value === "number") {
     return Number.isFinite(value) && value >= 0 ? Duration.seconds(value) : invalid(source, key, "a non-negative number of seconds", value)
   }
-  if (typeof value === "string") {
+  if (typeof value === "string" && durationProblem(value) === undefined) {
     const decoded = Duration.decodeUnknown(value as Duration.DurationInput)
     if (Option.isSome(decoded)) return decoded.value
   }
@@ -135,9 +148,8 @@ const durationAt = (source: string | undefined, key: string, value: unknown): Du
 
 const isConfigError = (u: unknown): u is ConfigError.ConfigError => ConfigError.isConfigError(u)
 
-/** A URL as errors show it: credentials in it (`https://user:key@host`) are hidden. */
-const displayUrl = (value: unknown): unknown =>
-  typeof value === "string" ? value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1***@") : value
+/** A value as errors show it: credentials in a URL (`https://user:key@host`) are hidden. */
+const display = (value: unknown): unknown => (typeof value === "string" ? displayUrl(value) : value)
 
 /** What an environment variable name looks like; anything else in `api_key_env` may be the key itself. */
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/
@@ -153,14 +165,15 @@ const providerOptions = (
   const out: Record<string, unknown> = { retry }
   if (section.allow_insecure_http === true) out.allowInsecureHttp = true
   if (section.base_url !== undefined) {
-    let url: URL
-    try {
-      url = new URL(String(section.base_url))
-    } catch {
-      return invalid(source, at("base_url"), "an http:// or https:// URL", displayUrl(section.base_url))
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      return invalid(source, at("base_url"), "an http:// or https:// URL", displayUrl(section.base_url))
+    const base = parseBaseUrl(String(section.base_url))
+    if ("invalid" in base) {
+      return invalid(
+        source,
+        at("base_url"),
+        base.invalid === "notHttp" ? "an http:// or https:// URL" : "an http:// or https:// URL whose user info is percent-encoded",
+        display(section.base_url),
+        base.suggestion === undefined ? undefined : `did you mean ${JSON.stringify(base.suggestion)}?`
+      )
     }
     out.baseUrl = section.base_url
   }
@@ -182,7 +195,7 @@ const providerOptions = (
     out.maxTokens = section.max_tokens
   }
   if (section.temperature !== undefined) {
-    if (typeof section.temperature !== "number" || section.temperature < 0 || section.temperature > 2) {
+    if (typeof section.temperature !== "number" || !(section.temperature >= 0 && section.temperature <= 2)) {
       return invalid(source, at("temperature"), "a number between 0 and 2", section.temperature)
     }
     out.temperature = section.temperature
@@ -190,7 +203,10 @@ const providerOptions = (
   return out as ProviderOptions
 }
 
-/** Refuses to send a key over plain http to a host that is not loopback, unless allowed. */
+/**
+ * Refuses to send credentials (a key, or the base URL's user info) over plain
+ * http to a host that is not loopback, unless allowed.
+ */
 const checkTransport = (
   source: string | undefined,
   name: string,
@@ -198,12 +214,14 @@ const checkTransport = (
   baseUrl: string | undefined,
   hasKey: boolean
 ): ConfigError.ConfigError | undefined => {
-  if (!hasKey || baseUrl === undefined || section.allow_insecure_http === true) return undefined
-  if (isInsecureRemote(new URL(baseUrl))) {
+  if (baseUrl === undefined || section.allow_insecure_http === true) return undefined
+  const base = parseBaseUrl(baseUrl)
+  if ("invalid" in base || !(hasKey || base.authorization !== undefined)) return undefined
+  if (isInsecureRemote(base.parsed)) {
     return invalid(
       source,
       `llm.${name}.base_url`,
-      "https:// for a remote host when an API key is sent (set allow_insecure_http: true to allow plain http)",
+      "https:// for a remote host when an API key or user info is sent (set allow_insecure_http: true to allow plain http)",
       displayUrl(baseUrl)
     )
   }
@@ -225,11 +243,17 @@ const withEnvOverrides = (llm: LlmSection): Effect.Effect<LlmSection, ConfigErro
       const model = yield* Config.option(Config.string(`LLM_${upper}_MODEL`))
       const baseUrl = yield* Config.option(Config.string(`LLM_${upper}_BASE_URL`))
       if (Option.isNone(model) && Option.isNone(baseUrl)) continue
-      merged[name] = {
-        ...(merged[name] as BackendSection | undefined),
-        ...(Option.isSome(model) ? { model: model.value } : {}),
-        ...(Option.isSome(baseUrl) ? { base_url: baseUrl.value } : {})
-      }
+      // defined, not assigned: a backend named `__proto__` must not set the prototype
+      Object.defineProperty(merged, name, {
+        value: {
+          ...(own(merged, name) as BackendSection | undefined),
+          ...(Option.isSome(model) ? { model: model.value } : {}),
+          ...(Option.isSome(baseUrl) ? { base_url: baseUrl.value } : {})
+        },
+        enumerable: true,
+        writable: true,
+        configurable: true
+      })
     }
     return merged as LlmSection
   })
@@ -261,14 +285,23 @@ export const make = (
     const llm = yield* withEnvOverrides(parsed)
     const known = [...Object.keys(builtins), ...custom.keys()]
     const configured = Object.keys(llm).filter((key) => !reserved.has(key))
-    if (typeof llm.backend !== "string" || !(llm.backend in builtins || custom.has(llm.backend))) {
+    const isKnown = (name: unknown): name is string =>
+      typeof name === "string" && (Object.hasOwn(builtins, name) || custom.has(name))
+    if (!isKnown(llm.backend)) {
       return yield* Effect.fail(invalid(source, "llm.backend", `one of ${known.join(", ")}`, llm.backend))
     }
     const fallback = llm.fallback ?? []
     if (!Array.isArray(fallback)) return yield* Effect.fail(invalid(source, "llm.fallback", "a list of backend names", fallback))
     for (const [i, name] of fallback.entries()) {
-      if (!(name in builtins || custom.has(name)) || !configured.includes(name)) {
-        return yield* Effect.fail(invalid(source, `llm.fallback[${i}]`, `a configured backend (${configured.join(", ")})`, name))
+      const at = `llm.fallback[${i}]`
+      if (name === llm.backend) {
+        return yield* Effect.fail(invalid(source, at, `a backend to try after the primary, not the primary ${llm.backend} itself`, name))
+      }
+      if (!isKnown(name) || !configured.includes(name)) {
+        return yield* Effect.fail(invalid(source, at, `a configured backend (${configured.join(", ")})`, name))
+      }
+      if (fallback.indexOf(name) < i) {
+        return yield* Effect.fail(invalid(source, at, "each fallback backend once", name))
       }
     }
     const retrySection = llm.retry ?? {}
@@ -290,11 +323,11 @@ export const make = (
       | Fallback.ProbedLayer<ConfigError.ConfigError>
     > = []
     for (const name of [llm.backend, ...fallback]) {
-      const section = (llm[name] ?? {}) as BackendSection
+      const section = (own(llm, name) ?? {}) as BackendSection
       if (typeof section !== "object" || section === null) {
         return yield* Effect.fail(invalid(source, `llm.${name}`, "a section of settings"))
       }
-      const builtin = builtins[name]
+      const builtin = own(builtins, name)
       if (section.api_key_env !== undefined && (typeof section.api_key_env !== "string" || !envName.test(section.api_key_env))) {
         // never echoed: a value that is not a variable name may be the key itself, pasted in the wrong place
         return yield* Effect.fail(
@@ -305,6 +338,13 @@ export const make = (
       const apiKey = keyEnv === undefined ? Option.none() : yield* Config.option(Config.redacted(keyEnv))
       if (builtin?.keyRequired && Option.isNone(apiKey)) {
         return yield* Effect.fail(invalid(source, `llm.${name}.api_key_env`, `the environment variable ${keyEnv} to hold the API key; it is not set`))
+      }
+      const keyProblem = Option.isSome(apiKey) ? headerValueProblem(Redacted.value(apiKey.value)) : undefined
+      if (keyProblem !== undefined) {
+        // never echoed: it is the key
+        return yield* Effect.fail(
+          invalid(source, `llm.${name}.api_key_env`, `the environment variable ${keyEnv} to hold an API key a header can carry; the key ${keyProblem}`)
+        )
       }
       const settings = providerOptions(source, name, section, retry as RetryOptions)
       if (isConfigError(settings)) return yield* Effect.fail(settings)

@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import * as Schedule from "effect/Schedule"
 import { isTransient, type LlmError } from "./errors.js"
+import { durationProblem } from "./internal/validate.js"
 
 /** How a backend retries. */
 export interface RetryOptions {
@@ -39,6 +40,24 @@ export const defaults: ResolvedRetryOptions = {
   initialDelay: Duration.seconds(2),
   maxDelay: Duration.seconds(10),
   maxRetryAfter: Duration.seconds(30)
+}
+
+/**
+ * Why retry options cannot be used, naming the option (undefined when they
+ * can): a retry count that is not a non-negative integer, or a duration that
+ * is not one. `resolve` expects options this accepts.
+ */
+export const problem = (options: RetryOptions | undefined): string | undefined => {
+  if (options === undefined) return undefined
+  const { maxRetries } = options
+  if (maxRetries !== undefined && !(Number.isInteger(maxRetries) && maxRetries >= 0)) {
+    return `the retry.maxRetries option must be a non-negative integer, got ${JSON.stringify(maxRetries) ?? String(maxRetries)}`
+  }
+  for (const option of ["initialDelay", "maxDelay", "maxRetryAfter"] as const) {
+    const found = durationProblem(options[option])
+    if (found !== undefined) return `the retry.${option} option ${found}`
+  }
+  return undefined
 }
 
 /** Fills in unset retry options from `defaults`. */
@@ -92,8 +111,18 @@ export const schedule = (options: ResolvedRetryOptions): Schedule.Schedule<LlmEr
   )
 
 /**
+ * The longest wait a server's Retry-After is taken to ask for: a longer one
+ * (up to `1e308` milliseconds, which no `Duration` can print) is read as this.
+ */
+export const maxServerRetryAfter: Duration.Duration = Duration.days(365)
+
+const maxServerRetryAfterMillis = Duration.toMillis(maxServerRetryAfter)
+
+const clampedMillis = (millis: number): Duration.Duration => Duration.millis(Math.min(millis, maxServerRetryAfterMillis))
+
+/**
  * Reads `retry-after-ms` (milliseconds) or `retry-after` (seconds or an HTTP
- * date) from response headers.
+ * date) from response headers, clamped to `maxServerRetryAfter`.
  */
 export const parseRetryAfter = (
   headers: Readonly<Record<string, string | undefined>>,
@@ -102,12 +131,12 @@ export const parseRetryAfter = (
   const ms = headers["retry-after-ms"]
   if (ms !== undefined) {
     const value = Number.parseFloat(ms)
-    if (Number.isFinite(value) && value >= 0) return Duration.millis(value)
+    if (Number.isFinite(value) && value >= 0) return clampedMillis(value)
   }
   const retryAfter = headers["retry-after"]
   if (retryAfter === undefined) return undefined
   const seconds = Number(retryAfter)
-  if (retryAfter.trim() !== "" && Number.isFinite(seconds)) return seconds >= 0 ? Duration.seconds(seconds) : undefined
+  if (retryAfter.trim() !== "" && Number.isFinite(seconds)) return seconds >= 0 ? clampedMillis(seconds * 1000) : undefined
   const date = Date.parse(retryAfter)
-  return Number.isNaN(date) ? undefined : Duration.millis(Math.max(0, date - now))
+  return Number.isNaN(date) ? undefined : clampedMillis(Math.max(0, date - now))
 }

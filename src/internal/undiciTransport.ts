@@ -12,6 +12,7 @@ import * as Scope from "effect/Scope"
 import { type Dispatcher, getGlobalDispatcher } from "undici"
 import type { BodyReader, Request, Response, Service } from "./transport.js"
 import { channelOf, plainLength, TransportError } from "./transport.js"
+import { displayUrl } from "./validate.js"
 
 /** Past this many unread bytes, the socket is paused until the consumer catches up. */
 const highWaterMark = 256 * 1024
@@ -206,14 +207,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
-/** The origin and path of a URL, parsed once per distinct URL in a row. */
+/** The origin and path of a URL, and the URL as spans show it (user info masked), parsed once per distinct URL in a row. */
 const targetOf = (() => {
   let lastUrl = ""
-  let last = { origin: "", path: "" }
+  let last = { origin: "", path: "", shown: "" }
   return (url: string) => {
     if (url !== lastUrl) {
       const parsed = new URL(url)
-      last = { origin: parsed.origin, path: parsed.pathname + parsed.search }
+      last = { origin: parsed.origin, path: parsed.pathname + parsed.search, shown: displayUrl(url) }
       lastUrl = url
     }
     return last
@@ -235,7 +236,7 @@ export const make = (dispatcher?: Dispatcher): Service => ({
           if (Exit.isSuccess(exit)) exchange.drain()
           else exchange.abort()
         }))
-      const { origin, path } = targetOf(request.url)
+      const { origin, path, shown } = targetOf(request.url)
       const send = Effect.async<Response, TransportError>((resume) => {
         exchange.onResponse = resume
         try {
@@ -261,7 +262,7 @@ export const make = (dispatcher?: Dispatcher): Service => ({
       return Effect.useSpan(`http.client ${request.method}`, {
         kind: "client",
         captureStackTrace: false,
-        attributes: { "http.request.method": request.method, "url.full": request.url, "server.address": origin }
+        attributes: { "http.request.method": request.method, "url.full": shown, "server.address": origin }
       }, (span) =>
         Effect.zipRight(
           release,

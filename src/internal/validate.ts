@@ -1,3 +1,5 @@
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
 import type { CompletionOptions } from "../Llm.js"
 import type { Message } from "../Message.js"
 
@@ -23,12 +25,21 @@ export const validateRequest = (
   if (options.maxTokens !== undefined && !(Number.isInteger(options.maxTokens) && options.maxTokens > 0)) {
     return `maxTokens must be a positive integer, got ${options.maxTokens}`
   }
+  for (const option of ["timeout", "firstTokenTimeout", "idleTimeout"] as const) {
+    const problem = durationProblem(options[option])
+    if (problem !== undefined) return `the ${option} option ${problem}`
+  }
   const names = new Set<string>()
   for (const tool of options.tools ?? []) {
     if (!toolName.test(tool.name)) {
       return `tool name ${JSON.stringify(tool.name)} is not a valid function name (letters, digits, _ and -, at most 64)`
     }
     if (names.has(tool.name)) return `tool ${JSON.stringify(tool.name)} is defined twice`
+    if (tool.parameters.type !== "object") {
+      return `tool ${JSON.stringify(tool.name)}: its parameters must be a JSON Schema with "type": "object" (a Schema.Struct or Schema.Class), got ${
+        tool.parameters.type === undefined ? "a schema without a type" : `"type": ${JSON.stringify(tool.parameters.type)}`
+      }`
+    }
     names.add(tool.name)
   }
   const choice = options.toolChoice
@@ -62,3 +73,131 @@ export const validateRequest = (
 
 const unanswered = (open: Set<string>, index: number): string =>
   `the tool calls ${[...open].map((id) => JSON.stringify(id)).join(", ")} before message ${index} have no tool result`
+
+/**
+ * Why `input` is not a usable duration (undefined when it is, or is unset):
+ * it must decode as a `Duration.DurationInput` and must not be negative or
+ * NaN, which `Duration.decode` would silently turn into zero.
+ *
+ * @internal
+ */
+export const durationProblem = (input: unknown): string | undefined => {
+  if (input === undefined) return undefined
+  const negative = typeof input === "number"
+    ? !(input >= 0)
+    : typeof input === "bigint"
+    ? input < 0n
+    : typeof input === "string"
+    ? /^\s*-/.test(input)
+    : Array.isArray(input) && input.some((part) => !(Number(part) >= 0))
+  if (!negative && Option.isSome(Duration.decodeUnknown(input))) return undefined
+  return `is not a duration: expected a non-negative duration such as "30 seconds", "500 millis" or a number of milliseconds, got ${
+    typeof input === "bigint" ? `${input}n` : JSON.stringify(input) ?? String(input)
+  }`
+}
+
+/** What a header value may hold (RFC 9110 field-value, ASCII only): visible characters, space and tab. */
+const fieldValue = /^[\t\x20-\x7e]*$/
+
+/**
+ * Why `value` cannot be sent as a header value (undefined when it can).
+ * Never says what the value is: it may be a key.
+ *
+ * @internal
+ */
+export const headerValueProblem = (value: string): string | undefined =>
+  /[\r\n]/.test(value)
+    ? "contains a line break"
+    : fieldValue.test(value)
+    ? undefined
+    : "contains a character a header cannot carry (only visible ASCII, space and tab are allowed)"
+
+/** The user info of a URL with a scheme (`https://user:key@host`). */
+const userInfo = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i
+
+/**
+ * A URL as messages show it: its user info (`https://user:key@host`) masked
+ * as `***@`.
+ *
+ * @internal
+ */
+export const displayUrl = (url: string): string => url.replace(userInfo, "$1***@")
+
+/** A base URL checked and split: where requests go, and the credentials its user info carries. */
+export interface BaseUrl {
+  /** The URL without its user info (as given when it had none). */
+  readonly url: string
+  /** Its parsed form (without user info). */
+  readonly parsed: URL
+  /** `Basic <base64(user:password)>` from its user info, percent-decoded; undefined without user info. */
+  readonly authorization: string | undefined
+  /** What a server must never be shown back: the password (as written and decoded) and the Basic token. */
+  readonly secrets: ReadonlyArray<string>
+}
+
+/** Why a base URL cannot be used, and the URL the user probably meant (`http://` + what they wrote) when there is one. */
+export interface BaseUrlProblem {
+  readonly invalid: "notHttp" | "badUserInfo"
+  readonly suggestion?: string | undefined
+}
+
+const isHttp = (url: URL) => (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== ""
+
+const parseUrl = (text: string): URL | undefined => {
+  try {
+    return new URL(text)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Checks a base URL: it must be `http://` or `https://` with a host. Its user
+ * info, if any, is taken out of the URL and turned into Basic credentials.
+ *
+ * @internal
+ */
+export const parseBaseUrl = (baseUrl: string): BaseUrl | BaseUrlProblem => {
+  // the slashes are required: `https:/v1` parses (as host `v1`), but no one means it
+  const parsed = /^https?:\/\//i.test(baseUrl) ? parseUrl(baseUrl) : undefined
+  if (parsed === undefined || !isHttp(parsed)) {
+    const guess = /^[a-z][a-z0-9+.-]*:\/\/|^https?:/i.test(baseUrl) ? undefined : parseUrl(`http://${baseUrl}`)
+    return { invalid: "notHttp", suggestion: guess !== undefined && isHttp(guess) ? displayUrl(guess.href.replace(/\/$/, "")) : undefined }
+  }
+  if (parsed.username === "" && parsed.password === "") return { url: baseUrl, parsed, authorization: undefined, secrets: [] }
+  let user: string
+  let password: string
+  try {
+    user = decodeURIComponent(parsed.username)
+    password = decodeURIComponent(parsed.password)
+  } catch {
+    return { invalid: "badUserInfo" }
+  }
+  const token = Buffer.from(`${user}:${password}`, "utf8").toString("base64")
+  const secrets = [token, ...(password === "" ? [] : [password, parsed.password])]
+  parsed.username = ""
+  parsed.password = ""
+  return { url: parsed.href, parsed, authorization: `Basic ${token}`, secrets }
+}
+
+/**
+ * What a base URL problem means, for a message: the URL masked, what is
+ * expected and, when there is one, the URL the user probably meant.
+ *
+ * @internal
+ */
+export const describeBaseUrlProblem = (baseUrl: string, problem: BaseUrlProblem): string =>
+  problem.invalid === "badUserInfo"
+    ? `the base URL ${JSON.stringify(displayUrl(baseUrl))} has user info that is not valid percent-encoding`
+    : `the base URL ${JSON.stringify(displayUrl(baseUrl))} is not an http:// or https:// URL with a host${
+      problem.suggestion === undefined ? "" : `; did you mean ${JSON.stringify(problem.suggestion)}?`
+    }`
+
+/**
+ * The refusal to send `what` (credentials) over plain http to `host`, a host
+ * that is not loopback.
+ *
+ * @internal
+ */
+export const plainHttpRefusal = (what: string, host: string): string =>
+  `refusing to send ${what} over plain http to ${host}; use https or set allowInsecureHttp`

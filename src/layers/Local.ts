@@ -10,8 +10,17 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import { connectionError, fromProviderFailure, type LlmError, LlmTimeoutError, responseError } from "../errors.js"
+import {
+  connectionError,
+  type ErrorContext,
+  fromProviderFailure,
+  invalidRequest,
+  type LlmError,
+  LlmTimeoutError,
+  responseError
+} from "../errors.js"
 import { HttpTransport } from "../HttpTransport.js"
+import { describeBaseUrlProblem, displayUrl, durationProblem, parseBaseUrl, plainHttpRefusal } from "../internal/validate.js"
 import { Llm } from "../Llm.js"
 import * as ChatCompletions from "./ChatCompletions.js"
 import * as HttpProvider from "./HttpProvider.js"
@@ -75,42 +84,62 @@ export class Health extends Schema.Class<Health>("effect-llm/Local/Health")({
 
 /** Where to probe and how long to wait. */
 export interface ProbeOptions {
+  /** The server's root, with or without `/v1`; user info in it is sent as Basic credentials. */
   readonly baseUrl?: string | undefined
   readonly timeout?: Duration.DurationInput | undefined
+  /** Send the base URL's credentials over plain http to a host that is not loopback (default false). */
+  readonly allowInsecureHttp?: boolean | undefined
 }
 
 /** The most of a probe's body that is read: enough for any model list, nothing a flood can fill memory with. */
 const maxProbeBodyBytes = 1024 * 1024
+
+/** Whom probe errors name. */
+const probeContext: ErrorContext = { provider: "local", model: defaults.model }
 
 /**
  * One `GET` to the server, bounded by `timeout`: its status and, if asked,
  * its body (at most `maxProbeBodyBytes`; `complete` is false past that).
  */
 const probe = (path: string, options: ProbeOptions, readBody: boolean) => {
-  const context = { provider: "local", model: defaults.model }
-  const url = `${rootOf(options.baseUrl ?? defaults.baseUrl)}${path}`
+  const root = rootOf(options.baseUrl ?? defaults.baseUrl)
+  const base = parseBaseUrl(root)
+  if ("invalid" in base) return Effect.fail(invalidRequest(probeContext, describeBaseUrlProblem(root, base)))
+  if (base.authorization !== undefined && HttpProvider.isInsecureRemote(base.parsed) && options.allowInsecureHttp !== true) {
+    return Effect.fail(invalidRequest(probeContext, plainHttpRefusal("the base URL's credentials", base.parsed.host)))
+  }
+  const timeoutProblem = durationProblem(options.timeout)
+  if (timeoutProblem !== undefined) return Effect.fail(invalidRequest(probeContext, `the timeout option ${timeoutProblem}`))
+  // the password a server might echo back is redacted from its errors
+  const context: ErrorContext = { ...probeContext, secrets: base.secrets }
+  const url = `${rootOf(base.url)}${path}`
+  // what messages show: the URL as given, its user info masked
+  const shown = `${displayUrl(root)}${path}`
+  const headers: Record<string, string> = base.authorization === undefined
+    ? { accept: "application/json" }
+    : { accept: "application/json", authorization: base.authorization }
   const timeout = Duration.decode(options.timeout ?? "2 seconds")
   return Effect.flatMap(HttpTransport, (transport) =>
     Effect.scoped(Effect.flatMap(Effect.scope, (scope) =>
-      transport.send({ method: "GET", url, headers: { accept: "application/json" } }, scope).pipe(
-        Effect.mapError((error): LlmError => connectionError(context, error.cause, `probing ${url}`)),
+      transport.send({ method: "GET", url, headers }, scope).pipe(
+        Effect.mapError((error): LlmError => connectionError(context, error.cause, `probing ${shown}`)),
         Effect.flatMap(({ bytes, status }) =>
           readBody
             ? Effect.matchEffect(bytes(maxProbeBodyBytes), {
               // past the bound: `complete` says so; a body cut off by the network is a connection error
               onFailure: (error) =>
                 error.reason === "tooLarge"
-                  ? Effect.succeed({ status, text: "", complete: false })
-                  : Effect.fail(connectionError(context, error.cause, `reading ${url}`)),
-              onSuccess: (body) => Effect.succeed({ status, text: Buffer.from(body).toString("utf8"), complete: true })
+                  ? Effect.succeed({ status, text: "", complete: false, context })
+                  : Effect.fail(connectionError(context, error.cause, `reading ${shown}`)),
+              onSuccess: (body) => Effect.succeed({ status, text: Buffer.from(body).toString("utf8"), complete: true, context })
             })
             // only the status matters: the body is left to arrive and be dropped
-            : Effect.succeed({ status, text: "", complete: true })
+            : Effect.succeed({ status, text: "", complete: true, context })
         ),
         Effect.timeoutFail({
           duration: timeout,
           onTimeout: () =>
-            new LlmTimeoutError({ ...context, kind: "total", timeout, message: `local server at ${url} did not answer in time` })
+            new LlmTimeoutError({ ...context, kind: "total", timeout, message: `local server at ${shown} did not answer in time` })
         })
       )
     )))
@@ -128,13 +157,12 @@ export const health = (options: ProbeOptions = {}): Effect.Effect<Health, LlmErr
     return Effect.flatMap(probe("/v1/models", options, false), (models) =>
       models.status >= 200 && models.status < 300
         ? Effect.succeed(new Health({ status: "ok", endpoint: "/v1/models" }))
-        : Effect.fail(fromProviderFailure({ provider: "local", model: defaults.model }, { status: models.status, message: models.text.slice(0, 200) })))
+        : Effect.fail(fromProviderFailure(models.context, { status: models.status, message: models.text.slice(0, 200) })))
   })
 
 /** Lists the models a local server offers (`GET /v1/models`). */
 export const models = (options: ProbeOptions = {}): Effect.Effect<ReadonlyArray<string>, LlmError> =>
-  Effect.flatMap(probe("/v1/models", options, true), ({ complete, status, text }) => {
-    const context = { provider: "local", model: defaults.model }
+  Effect.flatMap(probe("/v1/models", options, true), ({ complete, context, status, text }) => {
     if (!complete) return Effect.fail(responseError(context, `the model list exceeds ${maxProbeBodyBytes} bytes`, status))
     if (status < 200 || status >= 300) return Effect.fail(fromProviderFailure(context, { status, message: text.slice(0, 200) }))
     try {

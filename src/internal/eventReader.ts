@@ -22,7 +22,7 @@ export class EventReader {
   private readonly text = new TextDecoder("utf-8", { fatal: true })
   private readonly parser: EventSourceParser
   private out: Array<StreamEvent> = []
-  private failure: LlmError | undefined
+  private failed: LlmError | undefined
 
   constructor(
     private readonly decoder: StreamDecoder,
@@ -31,18 +31,18 @@ export class EventReader {
   ) {
     this.parser = createParser({
       onEvent: (event) => {
-        if (this.failure === undefined && !this.decoder.done) {
+        if (this.failed === undefined && !this.decoder.done) {
           try {
-            this.failure = this.decoder.push(event.event, event.data, this.out)
+            this.failed = this.decoder.push(event.event, event.data, this.out)
           } catch (cause) {
             // a hostile event can still overflow something (JSON nested thousands deep): a typed error, never a defect
-            this.failure = responseError(this.context, `an event could not be decoded: ${cause instanceof Error ? cause.message : String(cause)}`)
+            this.failed = responseError(this.context, `an event could not be decoded: ${cause instanceof Error ? cause.message : String(cause)}`)
           }
         }
       },
       onError: (error) => {
-        if (error.type === "max-buffer-size-exceeded" && this.failure === undefined) {
-          this.failure = responseError(this.context, `an SSE event exceeded ${maxEventSize} bytes`)
+        if (error.type === "max-buffer-size-exceeded" && this.failed === undefined) {
+          this.failed = responseError(this.context, `an SSE event exceeded ${maxEventSize} bytes`)
         }
       },
       maxBufferSize: maxEventSize
@@ -54,13 +54,27 @@ export class EventReader {
     return this.decoder.done
   }
 
-  /** Feeds one network read; returns the events it completed, or the failure it revealed. */
-  feed(bytes: Uint8Array): Array<StreamEvent> | LlmError {
+  /**
+   * The failure the bytes fed so far revealed (an in-band error, an event
+   * that cannot be decoded): the stream ends with it, after the events
+   * decoded before it.
+   */
+  get failure(): LlmError | undefined {
+    return this.failed
+  }
+
+  /**
+   * Feeds one network read; returns the events it completed, those before a
+   * failure included (see `failure`). Nothing is decoded after a failure.
+   */
+  feed(bytes: Uint8Array): Array<StreamEvent> {
+    if (this.failed !== undefined) return []
     let text: string
     try {
       text = this.text.decode(bytes, streaming)
     } catch {
-      return responseError(this.context, "the stream is not valid UTF-8")
+      this.failed = responseError(this.context, "the stream is not valid UTF-8")
+      return []
     }
     this.parser.feed(text)
     return this.take()
@@ -68,28 +82,28 @@ export class EventReader {
 
   /**
    * The body ended (or the terminator was seen): flushes what is buffered and
-   * asks the codec how the reply finished.
+   * asks the codec how the reply finished. `finish` is the failure when the
+   * reply is incomplete or invalid; `events` are those decoded before it.
    */
-  end(): { readonly events: Array<StreamEvent>; readonly finish: DecodedFinish } | LlmError {
+  end(): { readonly events: Array<StreamEvent>; readonly finish: DecodedFinish | LlmError } {
+    if (this.failed !== undefined) return { events: [], finish: this.failed }
     if (!this.decoder.done) {
       let rest: string
       try {
         rest = this.text.decode()
       } catch {
-        return responseError(this.context, "the stream ends inside a UTF-8 character")
+        return { events: this.take(), finish: responseError(this.context, "the stream ends inside a UTF-8 character") }
       }
       if (rest.length > 0) this.parser.feed(rest)
       // a last event without its blank line still counts: servers do cut it
       this.parser.feed("\n\n")
     }
     const events = this.take()
-    if (!Array.isArray(events)) return events
-    const finish = this.decoder.finish(events)
-    return "_tag" in finish ? finish : { events, finish }
+    if (this.failed !== undefined) return { events, finish: this.failed }
+    return { events, finish: this.decoder.finish(events) }
   }
 
-  private take(): Array<StreamEvent> | LlmError {
-    if (this.failure !== undefined) return this.failure
+  private take(): Array<StreamEvent> {
     const out = this.out
     this.out = []
     return out

@@ -1,8 +1,8 @@
 import { createParser, type EventSourceParser } from "eventsource-parser"
 import type { ErrorContext, LlmError } from "../errors.js"
 import { responseError } from "../errors.js"
-import type { StreamEvent } from "../Stream.js"
-import type { DecodedFinish, StreamDecoder } from "../layers/WireCodec.js"
+import { StreamEvent } from "../Stream.js"
+import type { DecodedFinish, DecodedReply, StreamDecoder } from "../layers/WireCodec.js"
 
 /** `TextDecoder.decode` options for a read that may end inside a character. */
 const streaming: TextDecodeOptions = { stream: true }
@@ -10,11 +10,61 @@ const streaming: TextDecodeOptions = { stream: true }
 /** The longest SSE line or event we buffer before failing the stream (bytes of text). */
 export const defaultMaxEventSize = 16 * 1024 * 1024
 
+/** Decodes a whole (non-streamed) response body, already parsed as JSON. */
+export type WholeDecoder = (body: unknown, context: ErrorContext) => DecodedReply | LlmError
+
+/**
+ * Decodes a whole response body's text: JSON, then the codec's reply (or the
+ * error the body stands for). `complete` and a stream answered with JSON
+ * share it, so both read the same body the same way.
+ *
+ * @internal
+ */
+export const decodeWhole = (text: string, decode: WholeDecoder, context: ErrorContext): DecodedReply | LlmError => {
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    return responseError(context, `the response is not JSON: ${text.slice(0, 200)}`, 200)
+  }
+  return decode(body, context)
+}
+
+/**
+ * The events a whole reply stands for, in the order a stream of it would
+ * emit them: its reasoning, its text, then each tool call (start, arguments,
+ * the parsed call).
+ *
+ * @internal
+ */
+export const eventsOfReply = (reply: DecodedReply): Array<StreamEvent> => {
+  const events: Array<StreamEvent> = []
+  if (reply.reasoning) events.push(StreamEvent.ReasoningDelta({ text: reply.reasoning }))
+  if (reply.content !== "") events.push(StreamEvent.TextDelta({ text: reply.content }))
+  reply.toolCalls.forEach((toolCall, index) => {
+    events.push(StreamEvent.ToolCallStart({ index, id: toolCall.id, name: toolCall.name }))
+    events.push(StreamEvent.ToolCallDelta({ index, argumentsDelta: JSON.stringify(toolCall.arguments) }))
+    events.push(StreamEvent.ToolCall({ index, toolCall }))
+  })
+  return events
+}
+
+/** How the body reads: not known yet (only whitespace so far), an event stream, or one JSON document. */
+type Mode = "unknown" | "sse" | "json"
+
+/** Whether a character is JSON/SSE leading whitespace (or a byte-order mark). */
+const isBlank = (code: number): boolean => code === 32 || code === 10 || code === 13 || code === 9 || code === 0xfeff
+
 /**
  * Turns response bytes into `StreamEvent`s in one synchronous pass per network
  * read: UTF-8 decoding that keeps multi-byte characters split across reads,
  * SSE framing (eventsource-parser, linear), then the codec's decoder.
  * Comments and keep-alives produce no events.
+ *
+ * A body whose first character (after whitespace) is `{` is no event stream
+ * (no SSE line starts so): it is a server that ignored `stream: true` and sent
+ * the whole reply, or an error, as JSON. Given a `whole` decoder, such a body
+ * is read to its end and decoded as `complete` would decode it.
  *
  * @internal
  */
@@ -23,11 +73,14 @@ export class EventReader {
   private readonly parser: EventSourceParser
   private out: Array<StreamEvent> = []
   private failed: LlmError | undefined
+  private mode: Mode = "unknown"
+  private readonly json: Array<string> = []
 
   constructor(
     private readonly decoder: StreamDecoder,
     private readonly context: ErrorContext,
-    maxEventSize: number = defaultMaxEventSize
+    maxEventSize: number = defaultMaxEventSize,
+    private readonly whole?: WholeDecoder | undefined
   ) {
     this.parser = createParser({
       onEvent: (event) => {
@@ -76,7 +129,9 @@ export class EventReader {
       this.failed = responseError(this.context, "the stream is not valid UTF-8")
       return []
     }
-    this.parser.feed(text)
+    if (this.mode === "sse") this.parser.feed(text)
+    else if (this.mode === "json") this.json.push(text)
+    else this.sniff(text)
     return this.take()
   }
 
@@ -94,6 +149,7 @@ export class EventReader {
       } catch {
         return { events: this.take(), finish: responseError(this.context, "the stream ends inside a UTF-8 character") }
       }
+      if (this.mode === "json") return this.endJson(rest)
       if (rest.length > 0) this.parser.feed(rest)
       // a last event without its blank line still counts: servers do cut it
       this.parser.feed("\n\n")
@@ -101,6 +157,37 @@ export class EventReader {
     const events = this.take()
     if (this.failed !== undefined) return { events, finish: this.failed }
     return { events, finish: this.decoder.finish(events) }
+  }
+
+  /** Before the first non-blank character: decides whether the body is an event stream or one JSON document. */
+  private sniff(text: string): void {
+    let at = 0
+    while (at < text.length && isBlank(text.charCodeAt(at))) at++
+    if (at === text.length) {
+      // blank so far: blank lines dispatch nothing in SSE, and are nothing to a JSON document
+      this.parser.feed(text)
+      return
+    }
+    if (this.whole !== undefined && text.charCodeAt(at) === 123 /* { */) {
+      this.mode = "json"
+      this.json.push(text.slice(at))
+      return
+    }
+    this.mode = "sse"
+    this.parser.feed(text)
+  }
+
+  /** The end of a JSON body: the reply it decodes to, as events, or the error it is. */
+  private endJson(rest: string): { readonly events: Array<StreamEvent>; readonly finish: DecodedFinish | LlmError } {
+    const reply = decodeWhole(this.json.join("") + rest, this.whole!, this.context)
+    if ("_tag" in reply) return { events: [], finish: reply }
+    const finish: DecodedFinish = {
+      finishReason: reply.finishReason,
+      usage: reply.usage,
+      model: reply.model,
+      responseId: reply.responseId
+    }
+    return { events: eventsOfReply(reply), finish }
   }
 
   private take(): Array<StreamEvent> {

@@ -35,7 +35,7 @@ import {
 } from "../errors.js"
 import { HttpTransport } from "../HttpTransport.js"
 import type { BodyReader, Request, Response, TransportError } from "../internal/transport.js"
-import { EventReader } from "../internal/eventReader.js"
+import { decodeWhole, defaultMaxEventSize, EventReader } from "../internal/eventReader.js"
 import { type CompletionOptions, CompletionResult, type Llm, ResponseMetadata } from "../Llm.js"
 import type { Message } from "../Message.js"
 import * as Retry from "../Retry.js"
@@ -375,13 +375,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
           const reply = (response: Response) => {
             const context = { ...baseContext, requestId: requestIdOf(response.headers) }
             return Effect.flatMap(readText(response, context, maxResponseBytes), (text) => {
-              let body: unknown
-              try {
-                body = JSON.parse(text)
-              } catch {
-                return Effect.fail(responseError(context, `the response is not JSON: ${text.slice(0, 200)}`, 200))
-              }
-              const decoded = codec.decodeResponse(body, context)
+              const decoded = decodeWhole(text, codec.decodeResponse, context)
               return isFailure(decoded) ? Effect.fail(decoded) : Effect.succeed({ decoded, context })
             })
           }
@@ -557,7 +551,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
        * the events decoded before it, however the reads cut them.
        */
       const decoder = (attempt: Attempt, context: ErrorContext, body: BodyReader): BodyDecoder<A> => {
-        const reader = new EventReader(codec.streamDecoder(context), context)
+        const reader = new EventReader(codec.streamDecoder(context), context, defaultMaxEventSize, codec.decodeResponse)
         let received = 0
         const emit = (events: Array<StreamEvent>) => {
           const at = now()

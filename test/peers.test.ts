@@ -114,9 +114,6 @@ const usageOverrides: Readonly<Record<string, Partial<NonNullable<PeerExpect["us
  * file was written.
  */
 const knownFailures: Readonly<Record<string, string>> = {
-  "mistral/mistral-reasoning": "content as an array of typed parts (thinking, text) is not read",
-  "openai/inline-error-after-output": "issue 12: the text before an in-band error in the same read is dropped",
-  "anthropic/inline-overloaded-after-text": "issue 12: the text before an in-band error in the same read is dropped",
   "openai-compatible/inline-reasoning-content-and-reasoning":
     "unlisted: ChatCompletions.ts reads delta.reasoning before delta.reasoning_content"
 }

@@ -1,8 +1,8 @@
 import { createParser, type EventSourceParser } from "eventsource-parser"
 import type { ErrorContext, LlmError } from "../errors.js"
-import { responseError } from "../errors.js"
-import type { StreamEvent } from "../Stream.js"
-import type { DecodedFinish, StreamDecoder } from "../layers/WireCodec.js"
+import { quote, quoteLimits, responseError } from "../errors.js"
+import { StreamEvent } from "../Stream.js"
+import type { DecodedFinish, DecodedReply, StreamDecoder } from "../layers/WireCodec.js"
 
 /** `TextDecoder.decode` options for a read that may end inside a character. */
 const streaming: TextDecodeOptions = { stream: true }
@@ -10,11 +10,61 @@ const streaming: TextDecodeOptions = { stream: true }
 /** The longest SSE line or event we buffer before failing the stream (bytes of text). */
 export const defaultMaxEventSize = 16 * 1024 * 1024
 
+/** Decodes a whole (non-streamed) response body, already parsed as JSON. */
+export type WholeDecoder = (body: unknown, context: ErrorContext) => DecodedReply | LlmError
+
+/**
+ * Decodes a whole response body's text: JSON, then the codec's reply (or the
+ * error the body stands for). `complete` and a stream answered with JSON
+ * share it, so both read the same body the same way.
+ *
+ * @internal
+ */
+export const decodeWhole = (text: string, decode: WholeDecoder, context: ErrorContext): DecodedReply | LlmError => {
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    return responseError(context, `the response is not JSON: ${quote(context, text, quoteLimits.text)}`, 200)
+  }
+  return decode(body, context)
+}
+
+/**
+ * The events a whole reply stands for, in the order a stream of it would
+ * emit them: its reasoning, its text, then each tool call (start, arguments,
+ * the parsed call).
+ *
+ * @internal
+ */
+export const eventsOfReply = (reply: DecodedReply): Array<StreamEvent> => {
+  const events: Array<StreamEvent> = []
+  if (reply.reasoning) events.push(StreamEvent.ReasoningDelta({ text: reply.reasoning }))
+  if (reply.content !== "") events.push(StreamEvent.TextDelta({ text: reply.content }))
+  reply.toolCalls.forEach((toolCall, index) => {
+    events.push(StreamEvent.ToolCallStart({ index, id: toolCall.id, name: toolCall.name }))
+    events.push(StreamEvent.ToolCallDelta({ index, argumentsDelta: JSON.stringify(toolCall.arguments) }))
+    events.push(StreamEvent.ToolCall({ index, toolCall }))
+  })
+  return events
+}
+
+/** How the body reads: not known yet (only whitespace so far), an event stream, or one JSON document. */
+type Mode = "unknown" | "sse" | "json"
+
+/** Whether a character is JSON/SSE leading whitespace (or a byte-order mark). */
+const isBlank = (code: number): boolean => code === 32 || code === 10 || code === 13 || code === 9 || code === 0xfeff
+
 /**
  * Turns response bytes into `StreamEvent`s in one synchronous pass per network
  * read: UTF-8 decoding that keeps multi-byte characters split across reads,
  * SSE framing (eventsource-parser, linear), then the codec's decoder.
  * Comments and keep-alives produce no events.
+ *
+ * A body whose first character (after whitespace) is `{` is no event stream
+ * (no SSE line starts so): it is a server that ignored `stream: true` and sent
+ * the whole reply, or an error, as JSON. Given a `whole` decoder, such a body
+ * is read to its end and decoded as `complete` would decode it.
  *
  * @internal
  */
@@ -22,27 +72,31 @@ export class EventReader {
   private readonly text = new TextDecoder("utf-8", { fatal: true })
   private readonly parser: EventSourceParser
   private out: Array<StreamEvent> = []
-  private failure: LlmError | undefined
+  private failed: LlmError | undefined
+  private mode: Mode = "unknown"
+  private readonly json: Array<string> = []
 
   constructor(
     private readonly decoder: StreamDecoder,
     private readonly context: ErrorContext,
-    maxEventSize: number = defaultMaxEventSize
+    maxEventSize: number = defaultMaxEventSize,
+    private readonly whole?: WholeDecoder | undefined
   ) {
     this.parser = createParser({
       onEvent: (event) => {
-        if (this.failure === undefined && !this.decoder.done) {
+        if (this.failed === undefined && !this.decoder.done) {
           try {
-            this.failure = this.decoder.push(event.event, event.data, this.out)
+            this.failed = this.decoder.push(event.event, event.data, this.out)
           } catch (cause) {
             // a hostile event can still overflow something (JSON nested thousands deep): a typed error, never a defect
-            this.failure = responseError(this.context, `an event could not be decoded: ${cause instanceof Error ? cause.message : String(cause)}`)
+            const reason = quote(this.context, cause instanceof Error ? cause.message : String(cause), quoteLimits.text)
+            this.failed = responseError(this.context, `an event could not be decoded: ${reason}`)
           }
         }
       },
       onError: (error) => {
-        if (error.type === "max-buffer-size-exceeded" && this.failure === undefined) {
-          this.failure = responseError(this.context, `an SSE event exceeded ${maxEventSize} bytes`)
+        if (error.type === "max-buffer-size-exceeded" && this.failed === undefined) {
+          this.failed = responseError(this.context, `an SSE event exceeded ${maxEventSize} bytes`)
         }
       },
       maxBufferSize: maxEventSize
@@ -54,42 +108,90 @@ export class EventReader {
     return this.decoder.done
   }
 
-  /** Feeds one network read; returns the events it completed, or the failure it revealed. */
-  feed(bytes: Uint8Array): Array<StreamEvent> | LlmError {
+  /**
+   * The failure the bytes fed so far revealed (an in-band error, an event
+   * that cannot be decoded): the stream ends with it, after the events
+   * decoded before it.
+   */
+  get failure(): LlmError | undefined {
+    return this.failed
+  }
+
+  /**
+   * Feeds one network read; returns the events it completed, those before a
+   * failure included (see `failure`). Nothing is decoded after a failure.
+   */
+  feed(bytes: Uint8Array): Array<StreamEvent> {
+    if (this.failed !== undefined) return []
     let text: string
     try {
       text = this.text.decode(bytes, streaming)
     } catch {
-      return responseError(this.context, "the stream is not valid UTF-8")
+      this.failed = responseError(this.context, "the stream is not valid UTF-8")
+      return []
     }
-    this.parser.feed(text)
+    if (this.mode === "sse") this.parser.feed(text)
+    else if (this.mode === "json") this.json.push(text)
+    else this.sniff(text)
     return this.take()
   }
 
   /**
    * The body ended (or the terminator was seen): flushes what is buffered and
-   * asks the codec how the reply finished.
+   * asks the codec how the reply finished. `finish` is the failure when the
+   * reply is incomplete or invalid; `events` are those decoded before it.
    */
-  end(): { readonly events: Array<StreamEvent>; readonly finish: DecodedFinish } | LlmError {
+  end(): { readonly events: Array<StreamEvent>; readonly finish: DecodedFinish | LlmError } {
+    if (this.failed !== undefined) return { events: [], finish: this.failed }
     if (!this.decoder.done) {
       let rest: string
       try {
         rest = this.text.decode()
       } catch {
-        return responseError(this.context, "the stream ends inside a UTF-8 character")
+        return { events: this.take(), finish: responseError(this.context, "the stream ends inside a UTF-8 character") }
       }
+      if (this.mode === "json") return this.endJson(rest)
       if (rest.length > 0) this.parser.feed(rest)
       // a last event without its blank line still counts: servers do cut it
       this.parser.feed("\n\n")
     }
     const events = this.take()
-    if (!Array.isArray(events)) return events
-    const finish = this.decoder.finish(events)
-    return "_tag" in finish ? finish : { events, finish }
+    if (this.failed !== undefined) return { events, finish: this.failed }
+    return { events, finish: this.decoder.finish(events) }
   }
 
-  private take(): Array<StreamEvent> | LlmError {
-    if (this.failure !== undefined) return this.failure
+  /** Before the first non-blank character: decides whether the body is an event stream or one JSON document. */
+  private sniff(text: string): void {
+    let at = 0
+    while (at < text.length && isBlank(text.charCodeAt(at))) at++
+    if (at === text.length) {
+      // blank so far: blank lines dispatch nothing in SSE, and are nothing to a JSON document
+      this.parser.feed(text)
+      return
+    }
+    if (this.whole !== undefined && text.charCodeAt(at) === 123 /* { */) {
+      this.mode = "json"
+      this.json.push(text.slice(at))
+      return
+    }
+    this.mode = "sse"
+    this.parser.feed(text)
+  }
+
+  /** The end of a JSON body: the reply it decodes to, as events, or the error it is. */
+  private endJson(rest: string): { readonly events: Array<StreamEvent>; readonly finish: DecodedFinish | LlmError } {
+    const reply = decodeWhole(this.json.join("") + rest, this.whole!, this.context)
+    if ("_tag" in reply) return { events: [], finish: reply }
+    const finish: DecodedFinish = {
+      finishReason: reply.finishReason,
+      usage: reply.usage,
+      model: reply.model,
+      responseId: reply.responseId
+    }
+    return { events: eventsOfReply(reply), finish }
+  }
+
+  private take(): Array<StreamEvent> {
     const out = this.out
     this.out = []
     return out

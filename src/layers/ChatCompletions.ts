@@ -117,6 +117,41 @@ const inBandError = (context: ErrorContext, error: unknown): LlmError => {
 const reasoningOf = (message: Json): string | undefined =>
   asString(message.reasoning) ?? asString(message.reasoning_content)
 
+/** The text of a part's field: a string, or an array of text parts (Mistral's `thinking: [{type:"text",text}]`). */
+const partText = (value: unknown): string => {
+  if (typeof value === "string") return value
+  if (!Array.isArray(value)) return ""
+  let text = ""
+  for (const part of value) if (isObject(part) && part.type === "text") text += asString(part.text) ?? ""
+  return text
+}
+
+/**
+ * Reads `content` given as an array of typed parts (some OpenAI-compatible
+ * servers, Mistral): `text` parts are text, `thinking` and `reasoning` parts
+ * reasoning; a part of any other type is skipped, never the whole content.
+ */
+const readParts = (parts: ReadonlyArray<unknown>): { text: string; reasoning: string } => {
+  let text = ""
+  let reasoning = ""
+  for (const part of parts) {
+    if (!isObject(part)) continue
+    switch (part.type) {
+      case "text":
+        text += asString(part.text) ?? ""
+        break
+      case "thinking":
+      case "reasoning":
+        reasoning += partText(part.thinking ?? part.reasoning ?? part.text)
+        break
+      default:
+        // images, audio, refusals and part types added later carry no text of the reply
+        break
+    }
+  }
+  return { text, reasoning }
+}
+
 const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | LlmError => {
   if (!isObject(body)) return responseError(context, "the response is not a JSON object", 200)
   if (body.error !== undefined && body.error !== null) return inBandError(context, body.error)
@@ -140,9 +175,15 @@ const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | Ll
       toolCalls.push(parsed)
     }
   }
-  const reasoning = reasoningOf(message)
+  let content = asString(message.content) ?? ""
+  let reasoning = reasoningOf(message)
+  if (Array.isArray(message.content)) {
+    const parts = readParts(message.content)
+    content = parts.text
+    if (parts.reasoning !== "") reasoning = (reasoning ?? "") + parts.reasoning
+  }
   return {
-    content: asString(message.content) ?? "",
+    content,
     ...(reasoning ? { reasoning } : {}),
     toolCalls,
     finishReason: finalReason(asString(choice.finish_reason), toolCalls.length > 0),
@@ -160,8 +201,8 @@ class ChatStreamDecoder implements StreamDecoder {
   private model: string | undefined
   private responseId: string | undefined
   private lastSlot = -1
-  /** Whether any chunk had `choices`: a stream without them is not a reply, [DONE] or not. */
-  private sawChoices = false
+  /** Whether any chunk carried a choice: a stream without one (`choices` absent or always `[]`) is not a reply, [DONE] or not. */
+  private sawChoice = false
 
   constructor(private readonly context: ErrorContext) {
     this.toolCalls = new ToolCallBuffer(context, "call_")
@@ -187,16 +228,22 @@ class ChatStreamDecoder implements StreamDecoder {
     if (this.responseId === undefined) this.responseId = asString(chunk.id)
     const usage = usageFromWire(chunk.usage)
     if (usage !== undefined) this.usage = usage
-    if (Array.isArray(chunk.choices)) this.sawChoices = true
     const choice = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined
     if (!isObject(choice)) return undefined
+    this.sawChoice = true
     if (choice.finish_reason === "error") return inBandError(this.context, choice.error)
     const delta = choice.delta
     if (isObject(delta)) {
       const reasoning = asString(delta.reasoning) ?? asString(delta.reasoning_content)
       if (reasoning) out.push(StreamEvent.ReasoningDelta({ text: reasoning }))
-      const content = asString(delta.content)
-      if (content) out.push(StreamEvent.TextDelta({ text: content }))
+      const content = delta.content
+      if (typeof content === "string") {
+        if (content) out.push(StreamEvent.TextDelta({ text: content }))
+      } else if (Array.isArray(content)) {
+        const parts = readParts(content)
+        if (parts.reasoning) out.push(StreamEvent.ReasoningDelta({ text: parts.reasoning }))
+        if (parts.text) out.push(StreamEvent.TextDelta({ text: parts.text }))
+      }
       if (Array.isArray(delta.tool_calls)) {
         for (const fragment of delta.tool_calls) {
           const error = isObject(fragment) ? this.pushToolFragment(fragment, out) : undefined
@@ -251,7 +298,7 @@ class ChatStreamDecoder implements StreamDecoder {
     if (!this.done && this.finishReason === undefined) {
       return responseError(this.context, "the stream ended before the reply was complete (no finish reason, no [DONE])")
     }
-    if (!this.sawChoices) return responseError(this.context, "the stream carried no choices: it is not a chat completion")
+    if (!this.sawChoice) return responseError(this.context, "the stream carried no choice: it is not a chat completion")
     const calls = this.toolCalls.complete(out)
     if (!Array.isArray(calls)) return calls
     return {

@@ -32,11 +32,12 @@ import {
   quote,
   quoteLimits,
   responseError,
-  type TimeoutKind
+  type TimeoutKind,
+  withPartialText
 } from "../errors.js"
 import { HttpTransport } from "../HttpTransport.js"
 import type { BodyReader, Request, Response, TransportError } from "../internal/transport.js"
-import { EventReader } from "../internal/eventReader.js"
+import { decodeWhole, defaultMaxEventSize, EventReader } from "../internal/eventReader.js"
 import {
   describeBaseUrlProblem,
   durationProblem,
@@ -440,14 +441,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
           const reply = (response: Response) => {
             const context = { ...baseContext, requestId: requestIdOf(baseContext, response.headers) }
             return Effect.flatMap(readText(response, context, maxResponseBytes), (text) => {
-              let body: unknown
-              try {
-                body = JSON.parse(text)
-              } catch {
-                const excerpt = quote(context, text, quoteLimits.text)
-                return Effect.fail(responseError(context, `the response is not JSON: ${excerpt}`, 200))
-              }
-              const decoded = codec.decodeResponse(body, context)
+              const decoded = decodeWhole(text, codec.decodeResponse, context)
               return isFailure(decoded) ? Effect.fail(decoded) : Effect.succeed({ decoded, context })
             })
           }
@@ -551,6 +545,22 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       /** The `Llm.stream.open` span, when a tracer records spans. */
       let span: Tracer.Span | undefined
 
+      /**
+       * The batches of events the consumer was handed, kept by reference (one
+       * push per network read), so that a failure after content can carry the
+       * text delivered: joined once, on failure.
+       */
+      const delivered: Array<Array<StreamEvent>> = []
+
+      /** A failure after the commit, noting the text the consumer had received. */
+      const afterContent = (error: LlmError): LlmError => {
+        const text: Array<string> = []
+        for (const events of delivered) {
+          for (const event of events) if (event._tag === "TextDelta") text.push(event.text)
+        }
+        return text.length === 0 ? error : withPartialText(error, text.join(""))
+      }
+
       const endSpan = (exit: Exit.Exit<unknown, unknown>) => {
         if (span !== undefined && span.status._tag === "Started") span.end(clock!.unsafeCurrentTimeNanos(), exit)
       }
@@ -600,10 +610,14 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       /**
        * Turns response bytes into events, one pass per network read; stops
        * at the protocol's terminator. The first events it writes commit the
-       * attempt.
+       * attempt: the decoders emit only content (bookkeeping such as
+       * message_start, role-only chunks and pings emits nothing), so the
+       * commit point is what the model produced. A failure the bytes reveal
+       * (an in-band error, an undecodable event, a cut-off reply) comes after
+       * the events decoded before it, however the reads cut them.
        */
       const decoder = (attempt: Attempt, context: ErrorContext, body: BodyReader): BodyDecoder<A> => {
-        const reader = new EventReader(codec.streamDecoder(context), context)
+        const reader = new EventReader(codec.streamDecoder(context), context, defaultMaxEventSize, codec.decodeResponse)
         let received = 0
         const emit = (events: Array<StreamEvent>) => {
           const at = now()
@@ -613,16 +627,21 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
             firstContent = at
             endSpan(Exit.void)
           }
+          delivered.push(events)
           const out = project(events)
           return out.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(out))
         }
+        /** The events decoded before `error` reach the consumer (committing the attempt if there are any), then the error. */
+        const failAfter = (events: Array<StreamEvent>, error: LlmError) =>
+          events.length === 0 ? Channel.fail(error) : Channel.zipRight(emit(events), Channel.fail(error))
         const end = (events: Array<StreamEvent>) => {
           if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
           const ended = reader.end()
-          if (isFailure(ended)) return Channel.fail(ended)
+          const all = events.length === 0 ? ended.events : events.concat(ended.events)
+          if (isFailure(ended.finish)) return failAfter(all, ended.finish)
           attempt.completed = true
-          ended.events.push(finishEvent(ended.finish))
-          return emit(events.length === 0 ? ended.events : events.concat(ended.events))
+          all.push(finishEvent(ended.finish))
+          return emit(all)
         }
         const read: BodyDecoder<A> = Channel.suspend(() => {
           const got = body.poll()
@@ -635,11 +654,12 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
           for (const piece of got) {
             received += piece.length
             if (received > maxResponseBytes) {
-              return Channel.fail(responseError(context, `the response body exceeds ${maxResponseBytes} bytes`))
+              return failAfter(events, responseError(context, `the response body exceeds ${maxResponseBytes} bytes`))
             }
             const fed = reader.feed(piece)
-            if (isFailure(fed)) return Channel.fail(fed)
-            events = events.length === 0 ? fed : events.concat(fed)
+            if (fed.length > 0) events = events.length === 0 ? fed : events.concat(fed)
+            const failure = reader.failure
+            if (failure !== undefined) return failAfter(events, failure)
           }
           if (reader.done) return end(events)
           return events.length === 0 ? read : Channel.zipRight(emit(events), read)
@@ -692,7 +712,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
         observe: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
       ): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> =>
         Channel.catchAll(attemptChannel(observe), (error) => {
-          if (phase === "streaming") return Channel.fail(error)
+          if (phase === "streaming") return Channel.fail(afterContent(error))
           const next = Effect.suspend(() => {
             if (driver === undefined) return Effect.map(Schedule.driver(retryPolicy), (made) => (driver = made))
             return Effect.succeed(driver)

@@ -38,13 +38,12 @@ export const decodeSse = (
   const reader = new EventReader(codec.streamDecoder(context), context)
   const events: Array<StreamEvent> = []
   for (const piece of chunk(bytes, sizes)) {
-    const fed = reader.feed(piece)
-    if (!Array.isArray(fed)) return fed
-    events.push(...fed)
+    events.push(...reader.feed(piece))
+    if (reader.failure !== undefined) return reader.failure
     if (reader.done) break
   }
   const ended = reader.end()
-  if ("_tag" in ended) return ended
+  if ("_tag" in ended.finish) return ended.finish
   events.push(...ended.events)
   return { events, finish: ended.finish }
 }

@@ -114,8 +114,6 @@ const usageOverrides: Readonly<Record<string, Partial<NonNullable<PeerExpect["us
  * file was written.
  */
 const knownFailures: Readonly<Record<string, string>> = {
-  "openai-compatible/inline-reasoning-content-and-reasoning":
-    "unlisted: ChatCompletions.ts reads delta.reasoning before delta.reasoning_content"
 }
 
 /** Whether the stream must fail: the peer reports an error part, or (by our design) rejects invalid tool arguments. */

@@ -326,12 +326,10 @@ describe("secrets: the fake key never appears in anything produced", () => {
       expect(texts.filter((text) => text.includes(secretCore))).toEqual([])
     }))
 
-  // UPSTREAM (@effect/platform): its `http.client` span records every response header as
-  // `http.response.header.<name>`, redacting only the names in `Headers.currentRedactedNames` (authorization, cookie,
-  // ...). A proxy that echoes the key into `x-request-id` gets it recorded there verbatim. The library's own values
-  // (`requestId` in errors and metadata) are redacted. It concerns `HttpTransport.layerHttpClient` only; remove
-  // `.fails` if that transport adds the request-id headers to the redacted names.
-  it.live.fails("the platform's http.client span does not record a response header that echoes the key", () =>
+  // @effect/platform's `http.client` span records every response header as `http.response.header.<name>`, redacting
+  // only the names in `Headers.currentRedactedNames` (authorization, cookie, ...): `HttpTransport.layerHttpClient`
+  // adds the request-id headers to them, so a proxy that echoes the key into `x-request-id` is not recorded there.
+  it.live("the platform's http.client span does not record a response header that echoes the key", () =>
     Effect.scoped(Effect.gen(function*() {
       const { spans, tracer } = yield* recordSpans
       const server = yield* FakeProvider.make

@@ -5,6 +5,7 @@
  * @internal
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
@@ -15,7 +16,7 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { BodyReader, Request, Response, Service } from "./transport.js"
-import { channelOf, plainLength, TransportError } from "./transport.js"
+import { channelOf, plainLength, requestIdHeaders, TransportError } from "./transport.js"
 
 const networkError = (error: { readonly cause?: unknown }) => new TransportError({ reason: "network", cause: error.cause })
 
@@ -139,6 +140,14 @@ const responseOf = (response: HttpClientResponse.HttpClientResponse, scope: Scop
   }
 }
 
+/**
+ * Runs `effect` with the request-id headers among the names the platform's
+ * `http.client` span redacts: a proxy may echo the key into them, and the
+ * span records every response header by name.
+ */
+const withRequestIdsRedacted = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.locallyWith(effect, Headers.currentRedactedNames, (names) => [...names, ...requestIdHeaders])
+
 /** A transport sending through `client`. */
 export const make = (client: HttpClient.HttpClient): Service => {
   /** The client, its requests aborted when the scope they ran in closes. */
@@ -157,7 +166,7 @@ export const make = (client: HttpClient.HttpClient): Service => {
             ...Option.getOrUndefined(Context.getOption(context, FetchHttpClient.RequestInit)),
             redirect: "manual"
           }))
-        return Effect.zipRight(release, Effect.mapBoth(execute, {
+        return Effect.zipRight(release, Effect.mapBoth(withRequestIdsRedacted(execute), {
           onFailure: networkError,
           onSuccess: (response) => responseOf(response, inner)
         }))

@@ -10,6 +10,9 @@ import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 
+/** The response headers a provider's request id comes in, in order of preference. */
+export const requestIdHeaders: ReadonlyArray<string> = ["x-request-id", "request-id", "x-generation-id"]
+
 /** One request: what every backend sends. */
 export interface Request {
   readonly method: "GET" | "POST"

@@ -114,8 +114,9 @@ const inBandError = (context: ErrorContext, error: unknown): LlmError => {
   })
 }
 
+/** The reasoning of a message or delta: `reasoning_content` (llama.cpp, DeepSeek, older vLLM) before `reasoning` (OpenRouter, newer vLLM, Ollama). */
 const reasoningOf = (message: Json): string | undefined =>
-  asString(message.reasoning) ?? asString(message.reasoning_content)
+  asString(message.reasoning_content) ?? asString(message.reasoning)
 
 /** The text of a part's field: a string, or an array of text parts (Mistral's `thinking: [{type:"text",text}]`). */
 const partText = (value: unknown): string => {
@@ -234,7 +235,7 @@ class ChatStreamDecoder implements StreamDecoder {
     if (choice.finish_reason === "error") return inBandError(this.context, choice.error)
     const delta = choice.delta
     if (isObject(delta)) {
-      const reasoning = asString(delta.reasoning) ?? asString(delta.reasoning_content)
+      const reasoning = reasoningOf(delta)
       if (reasoning) out.push(StreamEvent.ReasoningDelta({ text: reasoning }))
       const content = delta.content
       if (typeof content === "string") {

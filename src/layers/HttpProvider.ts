@@ -36,7 +36,7 @@ import {
   withPartialText
 } from "../errors.js"
 import { HttpTransport } from "../HttpTransport.js"
-import type { BodyReader, Request, Response, TransportError } from "../internal/transport.js"
+import { type BodyReader, type Request, requestIdHeaders, type Response, type TransportError } from "../internal/transport.js"
 import { decodeWhole, defaultMaxEventSize, EventReader } from "../internal/eventReader.js"
 import {
   describeBaseUrlProblem,
@@ -170,8 +170,6 @@ const resolveConfiguration = (config: ProviderConfig): Resolved => {
     secrets
   }
 }
-
-const requestIdHeaders = ["x-request-id", "request-id", "x-generation-id"]
 
 /** The response's request id, redacted and bounded like any server text (a proxy may echo the key in it). */
 const requestIdOf = (context: ErrorContext, headers: Readonly<Record<string, string | undefined>>): string | undefined => {

@@ -9,7 +9,7 @@ import * as JSONSchema from "effect/JSONSchema"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
-import { type JsonObject, type ToolCall, ToolDefinition } from "./Message.js"
+import { type JsonObject, ToolDefinition } from "./Message.js"
 
 /** A tool call that could not be answered, when the loop is told to fail on it. */
 export class ToolExecutionError extends Schema.TaggedError<ToolExecutionError>("effect-llm/ToolExecutionError")(
@@ -32,7 +32,7 @@ export interface Tool<R = never> {
 }
 
 /** The JSON Schema of a parameters Schema, as providers want it: no `$schema`, and the root itself rather than a `$ref` to it. */
-export const jsonSchemaOf = <A, I, R>(schema: Schema.Schema<A, I, R>): JsonObject => {
+const jsonSchemaOf = <A, I, R>(schema: Schema.Schema<A, I, R>): JsonObject => {
   if (isEmptyStruct(SchemaAST.encodedAST(schema.ast))) return { type: "object", properties: {} }
   const { $schema: _, ...rest } = JSONSchema.make(schema) as unknown as JsonObject
   return inlineRoot(rest)
@@ -124,10 +124,6 @@ export const make = <A, I extends { readonly [key: string]: unknown }, E, R, RS 
       )
   }
 }
-
-/** Decodes `ToolCall` arguments with a Schema, for callers who run tools themselves. */
-export const decodeArguments = <A, I>(schema: Schema.Schema<A, I>, call: ToolCall) =>
-  Schema.decodeUnknown(schema)(call.arguments)
 
 /** A `ToolDefinition` with a hand-written JSON Schema (as in the seed). */
 export const definition = (options: {

@@ -64,8 +64,8 @@ export * as HttpTransport from "./HttpTransport.js"
 /** The shared HTTP machinery for building a backend from a wire codec. */
 export * as HttpProvider from "./layers/HttpProvider.js"
 
-/** The shape of a wire codec. */
-export type * as WireCodec from "./layers/WireCodec.js"
+/** The kit for writing a wire codec: the shapes a codec implements and the error builders it uses. */
+export * as WireCodec from "./layers/WireCodec.js"
 
 export {
   isLlmError,

@@ -1,6 +1,6 @@
 import { createParser, type EventSourceParser } from "eventsource-parser"
-import type { ErrorContext, LlmError } from "../errors.js"
-import { responseError } from "../errors.js"
+import type { LlmError } from "../errors.js"
+import { type ErrorContext, responseError } from "./errorFactory.js"
 import type { StreamEvent } from "../Stream.js"
 import type { DecodedFinish, StreamDecoder } from "../layers/WireCodec.js"
 

@@ -22,18 +22,16 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
+import { type LlmError, LlmTimeoutError, type TimeoutKind } from "../errors.js"
 import {
   connectionError,
   type ErrorContext,
   fromProviderFailure,
   invalidRequest,
-  type LlmError,
-  LlmTimeoutError,
   quote,
   quoteLimits,
-  responseError,
-  type TimeoutKind
-} from "../errors.js"
+  responseError
+} from "../internal/errorFactory.js"
 import { HttpTransport } from "../HttpTransport.js"
 import type { BodyReader, Request, Response, TransportError } from "../internal/transport.js"
 import { EventReader } from "../internal/eventReader.js"
@@ -46,7 +44,7 @@ import {
 } from "../internal/validate.js"
 import { type CompletionOptions, CompletionResult, type Llm, ResponseMetadata } from "../Llm.js"
 import type { Message } from "../Message.js"
-import * as Retry from "../Retry.js"
+import * as Retry from "../internal/retry.js"
 import { type Projection, projectable } from "../internal/textOnly.js"
 import { StreamEvent } from "../Stream.js"
 import type { DecodedFinish, WireCodec } from "./WireCodec.js"

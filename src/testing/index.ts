@@ -7,3 +7,6 @@
 
 /** A scripted `Llm` layer: replies, paced streams, tool calls and faults, with every call recorded. */
 export * as ScriptedLlm from "./ScriptedLlm.js"
+
+/** A fake LLM provider on loopback speaking the real wire formats, with scripted replies and faults. */
+export * as FakeProvider from "./FakeProvider.js"

@@ -11,7 +11,11 @@ import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import { type JsonObject, ToolDefinition } from "./Message.js"
 
-/** A tool call that could not be answered, when the loop is told to fail on it. */
+/**
+ * A tool call that could not be answered, when the loop is told to fail on it.
+ *
+ * @since 0.1.0
+ */
 export class ToolExecutionError extends Schema.TaggedError<ToolExecutionError>("effect-llm/ToolExecutionError")(
   "ToolExecutionError",
   {
@@ -22,7 +26,11 @@ export class ToolExecutionError extends Schema.TaggedError<ToolExecutionError>("
   }
 ) {}
 
-/** A tool the model can call: its definition and the handler that runs it. */
+/**
+ * A tool the model can call: its definition and the handler that runs it.
+ *
+ * @since 0.1.0
+ */
 export interface Tool<R = never> {
   readonly name: string
   /** What is sent to the model. */
@@ -75,6 +83,8 @@ const render = (value: unknown): string => (typeof value === "string" ? value : 
  * one that does but is not a single object schema (a `Schema.Union` of
  * structs) makes every call that offers the tool fail with
  * `LlmInvalidRequestError` before anything is sent.
+ *
+ * @since 0.1.0
  */
 export const make = <A, I extends { readonly [key: string]: unknown }, E, R, RS = never>(
   name: string,
@@ -125,7 +135,11 @@ export const make = <A, I extends { readonly [key: string]: unknown }, E, R, RS 
   }
 }
 
-/** A `ToolDefinition` with a hand-written JSON Schema (as in the seed). */
+/**
+ * A `ToolDefinition` with a hand-written JSON Schema (a twin of `Message.toolDefinition`).
+ *
+ * @since 0.1.0
+ */
 export const definition = (options: {
   readonly name: string
   readonly description: string

@@ -41,7 +41,11 @@ import type { AddressInfo, Socket } from "node:net"
 // Scripts
 // ---------------------------------------------------------------------------
 
-/** A tool call in a scripted reply. `arguments` may be a JSON string (sent as is) or an object (JSON-encoded). */
+/**
+ * A tool call in a scripted reply. `arguments` may be a JSON string (sent as is) or an object (JSON-encoded).
+ *
+ * @since 0.1.0
+ */
 export interface FakeToolCall {
   /** Default: `call_<i>` (chat) or `toolu_<i>` (messages), `i` the call's position. */
   readonly id?: string
@@ -49,7 +53,11 @@ export interface FakeToolCall {
   readonly arguments: string | Readonly<Record<string, unknown>>
 }
 
-/** Token counts in a scripted reply, rendered as each protocol's usage object. */
+/**
+ * Token counts in a scripted reply, rendered as each protocol's usage object.
+ *
+ * @since 0.1.0
+ */
 export interface FakeUsage {
   readonly inputTokens: number
   readonly outputTokens: number
@@ -61,7 +69,11 @@ export interface FakeUsage {
   readonly reasoningTokens?: number
 }
 
-/** An in-band error sent inside a 200 stream (chat: a top-level `error` chunk; messages: `event: error`). */
+/**
+ * An in-band error sent inside a 200 stream (chat: a top-level `error` chunk; messages: `event: error`).
+ *
+ * @since 0.1.0
+ */
 export interface FakeInBandError {
   /** Number of data events written before the error. */
   readonly afterEvents: number
@@ -71,7 +83,11 @@ export interface FakeInBandError {
   readonly code?: string | number
 }
 
-/** SSE comment lines sent while a reply streams (OpenRouter's `: OPENROUTER PROCESSING`). */
+/**
+ * SSE comment lines sent while a reply streams (OpenRouter's `: OPENROUTER PROCESSING`).
+ *
+ * @since 0.1.0
+ */
 export interface FakeKeepAlive {
   /** The comment text without the leading `: ` (default `OPENROUTER PROCESSING`). */
   readonly comment?: string
@@ -88,6 +104,8 @@ export interface FakeKeepAlive {
  * the role chunk is event 0 and `[DONE]` the last; for messages
  * `message_start` is event 0 and the `ping` after it event 1. A position past
  * the last event means "after all events".
+ *
+ * @since 0.1.0
  */
 export interface Reply {
   readonly kind: "reply"
@@ -149,6 +167,8 @@ export interface Reply {
  * messages: `{type:"error",error:{type,message},request_id:"req_fake"}`). A
  * string body is sent as is (as `application/json` when it parses as JSON,
  * else `text/html`).
+ *
+ * @since 0.1.0
  */
 export interface StatusReply {
   readonly kind: "status"
@@ -160,7 +180,11 @@ export interface StatusReply {
   readonly code?: string
 }
 
-/** Bytes exactly as given: status (default 200), headers (default `text/event-stream`), then `chunks` one write each, `delayMs` apart. */
+/**
+ * Bytes exactly as given: status (default 200), headers (default `text/event-stream`), then `chunks` one write each, `delayMs` apart.
+ *
+ * @since 0.1.0
+ */
 export interface RawReply {
   readonly kind: "raw"
   readonly status?: number
@@ -171,19 +195,31 @@ export interface RawReply {
   readonly end?: boolean
 }
 
-/** Accept the request and never answer (until the client or `close()` ends the connection). */
+/**
+ * Accept the request and never answer (until the client or `close()` ends the connection).
+ *
+ * @since 0.1.0
+ */
 export interface HangReply {
   readonly kind: "hang"
 }
 
-/** Send the status line and headers (default 200 `text/event-stream`), then nothing. */
+/**
+ * Send the status line and headers (default 200 `text/event-stream`), then nothing.
+ *
+ * @since 0.1.0
+ */
 export interface HeadersOnlyReply {
   readonly kind: "headersOnly"
   readonly status?: number
   readonly headers?: Readonly<Record<string, string>>
 }
 
-/** Destroy the socket at once without answering (the client sees a connection error). */
+/**
+ * Destroy the socket at once without answering (the client sees a connection error).
+ *
+ * @since 0.1.0
+ */
 export interface ResetReply {
   readonly kind: "reset"
 }
@@ -194,6 +230,8 @@ export interface ResetReply {
  * for the socket to drain, so the server's own memory stays flat) until
  * `bytes` bytes of chunks were sent, then `suffix` and the end. Without
  * `bytes` it floods until the client closes the connection.
+ *
+ * @since 0.1.0
  */
 export interface FloodReply {
   readonly kind: "flood"
@@ -209,6 +247,8 @@ export interface FloodReply {
  * Holds the request (headers not yet sent) until `until` settles, then answers
  * it with `then`: load tests gate their replies so that every request is
  * open at the same time.
+ *
+ * @since 0.1.0
  */
 export interface GatedReply {
   readonly kind: "gated"
@@ -216,17 +256,27 @@ export interface GatedReply {
   readonly then: Script
 }
 
-/** What the server does with one chat/messages request. */
+/**
+ * What the server does with one chat/messages request.
+ *
+ * @since 0.1.0
+ */
 export type Script = Reply | StatusReply | RawReply | HangReply | HeadersOnlyReply | ResetReply | FloodReply | GatedReply
 
 /**
  * Picks the script for a request from its content (e.g. echoing an id found in
  * the last user message), so concurrent callers each get their own answer.
  * Returning undefined falls through to the default script.
+ *
+ * @since 0.1.0
  */
 export type Responder = (request: RecordedRequest) => Script | undefined
 
-/** Counters since start (or the last `reset()`), kept even when recorded requests are cleared. */
+/**
+ * Counters since start (or the last `reset()`), kept even when recorded requests are cleared.
+ *
+ * @since 0.1.0
+ */
 export interface FakeProviderStats {
   /** Chat/messages and other requests received. */
   readonly received: number
@@ -242,7 +292,11 @@ export interface FakeProviderStats {
   readonly connections: number
 }
 
-/** A request the server received (every route, GETs included). */
+/**
+ * A request the server received (every route, GETs included).
+ *
+ * @since 0.1.0
+ */
 export interface RecordedRequest {
   readonly method: string
   /** The path without the query string. */
@@ -262,7 +316,11 @@ export interface RecordedRequest {
   finished: boolean
 }
 
-/** A running fake provider. */
+/**
+ * A running fake provider.
+ *
+ * @since 0.1.0
+ */
 export interface FakeProvider {
   /** `http://127.0.0.1:PORT`: no trailing slash, no `/v1`. */
   readonly url: string
@@ -583,7 +641,11 @@ interface Exchange {
   serverAborted: boolean
 }
 
-/** Starts a fake provider on loopback (`127.0.0.1`, a free port unless `port` is given). */
+/**
+ * Starts a fake provider on loopback (`127.0.0.1`, a free port unless `port` is given).
+ *
+ * @since 0.1.0
+ */
 export const start = async (
   options: {
     readonly port?: number
@@ -965,14 +1027,26 @@ export const start = async (
   }
 }
 
-/** A fake provider as a scoped resource (for `@effect/vitest`): started on acquire, closed on release. */
+/**
+ * A fake provider as a scoped resource (for `@effect/vitest`): started on acquire, closed on release.
+ *
+ * @since 0.1.0
+ */
 export const make: Effect.Effect<FakeProvider, never, Scope.Scope> = Effect.acquireRelease(
   Effect.promise(() => start()),
   (server) => Effect.promise(() => server.close())
 )
 
-/** The fake provider in an Effect context. */
+/**
+ * The fake provider in an Effect context.
+ *
+ * @since 0.1.0
+ */
 export class FakeProviderServer extends Context.Tag("test/FakeProviderServer")<FakeProviderServer, FakeProvider>() {}
 
-/** One fake provider for a whole suite: `layer(FakeProvider.layer)(...)` in `@effect/vitest`. */
+/**
+ * One fake provider for a whole suite: `layer(FakeProvider.layer)(...)` in `@effect/vitest`.
+ *
+ * @since 0.1.0
+ */
 export const layer: Layer.Layer<FakeProviderServer> = Layer.scoped(FakeProviderServer, make)

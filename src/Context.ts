@@ -129,10 +129,8 @@ export const decode = (encoded: unknown): ConversationContext => Schema.decodeUn
 /**
  * Keeps the newest whole turns within the context's limits. The newest turn
  * is always kept. Linear in the history's length.
- *
- * @internal
  */
-export const prune = (
+const prune = (
   history: ReadonlyArray<Message>,
   limits: { readonly maxTurns: number; readonly maxTokens?: number | undefined; readonly systemMessage?: string | undefined },
   count: CountTokens
@@ -163,10 +161,8 @@ export const prune = (
 /**
  * Removes what a provider would reject: tool results without their call and
  * tool calls without all their results. Linear.
- *
- * @internal
  */
-export const repair = (history: ReadonlyArray<Message>): ReadonlyArray<Message> => {
+const repair = (history: ReadonlyArray<Message>): ReadonlyArray<Message> => {
   const out: Array<Message> = []
   let changed = false
   for (let i = 0; i < history.length; i++) {

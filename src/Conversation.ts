@@ -140,5 +140,3 @@ export const make = (
 /** A conversation service starting empty with the given limits (seed: 10 turns). */
 export const layer = (options: ContextOptions = {}): Layer.Layer<Conversation, never, Llm> =>
   Layer.effect(Conversation, make(makeContext(options)))
-
-export { ConversationContext }

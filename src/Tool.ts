@@ -9,9 +9,13 @@ import * as JSONSchema from "effect/JSONSchema"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
-import { type JsonObject, type ToolCall, ToolDefinition } from "./Message.js"
+import { type JsonObject, ToolDefinition } from "./Message.js"
 
-/** A tool call that could not be answered, when the loop is told to fail on it. */
+/**
+ * A tool call that could not be answered, when the loop is told to fail on it.
+ *
+ * @since 0.1.0
+ */
 export class ToolExecutionError extends Schema.TaggedError<ToolExecutionError>("effect-llm/ToolExecutionError")(
   "ToolExecutionError",
   {
@@ -22,7 +26,11 @@ export class ToolExecutionError extends Schema.TaggedError<ToolExecutionError>("
   }
 ) {}
 
-/** A tool the model can call: its definition and the handler that runs it. */
+/**
+ * A tool the model can call: its definition and the handler that runs it.
+ *
+ * @since 0.1.0
+ */
 export interface Tool<R = never> {
   readonly name: string
   /** What is sent to the model. */
@@ -32,7 +40,7 @@ export interface Tool<R = never> {
 }
 
 /** The JSON Schema of a parameters Schema, as providers want it: no `$schema`, and the root itself rather than a `$ref` to it. */
-export const jsonSchemaOf = <A, I, R>(schema: Schema.Schema<A, I, R>): JsonObject => {
+const jsonSchemaOf = <A, I, R>(schema: Schema.Schema<A, I, R>): JsonObject => {
   if (isEmptyStruct(SchemaAST.encodedAST(schema.ast))) return { type: "object", properties: {} }
   const { $schema: _, ...rest } = JSONSchema.make(schema) as unknown as JsonObject
   return inlineRoot(rest)
@@ -75,6 +83,8 @@ const render = (value: unknown): string => (typeof value === "string" ? value : 
  * one that does but is not a single object schema (a `Schema.Union` of
  * structs) makes every call that offers the tool fail with
  * `LlmInvalidRequestError` before anything is sent.
+ *
+ * @since 0.1.0
  */
 export const make = <A, I extends { readonly [key: string]: unknown }, E, R, RS = never>(
   name: string,
@@ -125,11 +135,11 @@ export const make = <A, I extends { readonly [key: string]: unknown }, E, R, RS 
   }
 }
 
-/** Decodes `ToolCall` arguments with a Schema, for callers who run tools themselves. */
-export const decodeArguments = <A, I>(schema: Schema.Schema<A, I>, call: ToolCall) =>
-  Schema.decodeUnknown(schema)(call.arguments)
-
-/** A `ToolDefinition` with a hand-written JSON Schema (as in the seed). */
+/**
+ * A `ToolDefinition` with a hand-written JSON Schema (a twin of `Message.toolDefinition`).
+ *
+ * @since 0.1.0
+ */
 export const definition = (options: {
   readonly name: string
   readonly description: string

@@ -4,68 +4,152 @@
  * @since 0.1.0
  */
 
-/** The `Llm` service, its options and the `CompletionResult` model. */
+/**
+ * The `Llm` service, its options and the `CompletionResult` model.
+ *
+ * @since 0.1.0
+ */
 export * as Llm from "./Llm.js"
 
-/** Messages, tool definitions and tool calls. */
+/**
+ * Messages, tool definitions and tool calls.
+ *
+ * @since 0.1.0
+ */
 export * as Message from "./Message.js"
 
-/** The typed errors and `isTransient`. */
+/**
+ * The typed errors, `isLlmError` and `isTransient`.
+ *
+ * @since 0.1.0
+ */
 export * as Errors from "./errors.js"
 
-/** Stream events and the functions over event streams. */
+/**
+ * Stream events and the functions over event streams.
+ *
+ * @since 0.1.0
+ */
 export * as LlmStream from "./Stream.js"
 
-/** Conversation history as an immutable value, with safe pruning. */
+/**
+ * Conversation history as an immutable value, with safe pruning.
+ *
+ * @since 0.1.0
+ */
 export * as ConversationContext from "./Context.js"
 
-/** A conversation as a service over the `Llm`. */
+/**
+ * A conversation as a service over the `Llm`.
+ *
+ * @since 0.1.0
+ */
 export * as Conversation from "./Conversation.js"
 
-/** Token counting for context budgets. */
+/**
+ * Token counting for context budgets.
+ *
+ * @since 0.1.0
+ */
 export * as TokenCounter from "./TokenCounter.js"
 
-/** Schema-typed tools. */
+/**
+ * Schema-typed tools.
+ *
+ * @since 0.1.0
+ */
 export * as Tool from "./Tool.js"
 
-/** Toolkits and the tool-execution loop. */
+/**
+ * Toolkits and the tool-execution loop.
+ *
+ * @since 0.1.0
+ */
 export * as Toolkit from "./Toolkit.js"
 
-/** The `Llm` layer picked from the seed's configuration (object, YAML/JSON file, environment). */
+/**
+ * The `Llm` layer picked from a configuration (object, YAML/JSON file, environment).
+ *
+ * @since 0.1.0
+ */
 export * as LlmConfig from "./Config.js"
 
-/** The retry policy. */
+/**
+ * The retry options a layer takes, and the policy used when none are set.
+ *
+ * @since 0.1.0
+ */
 export * as Retry from "./Retry.js"
 
-/** The OpenAI backend. */
+/**
+ * The OpenAI backend.
+ *
+ * @since 0.1.0
+ */
 export * as OpenAi from "./layers/OpenAi.js"
 
-/** The OpenRouter backend. */
+/**
+ * The OpenRouter backend.
+ *
+ * @since 0.1.0
+ */
 export * as OpenRouter from "./layers/OpenRouter.js"
 
-/** The Anthropic backend. */
+/**
+ * The Anthropic backend.
+ *
+ * @since 0.1.0
+ */
 export * as Anthropic from "./layers/Anthropic.js"
 
-/** Local OpenAI-compatible servers (llama.cpp, Ollama, vLLM, mlx_lm, LM Studio). */
+/**
+ * Local OpenAI-compatible servers (llama.cpp, Ollama, vLLM, mlx_lm, LM Studio).
+ *
+ * @since 0.1.0
+ */
 export * as Local from "./layers/Local.js"
 
-/** The OpenAI Chat Completions wire codec. */
+/**
+ * The OpenAI Chat Completions wire codec.
+ *
+ * @since 0.1.0
+ */
 export * as ChatCompletions from "./layers/ChatCompletions.js"
 
-/** The Anthropic Messages wire codec. */
+/**
+ * The Anthropic Messages wire codec.
+ *
+ * @since 0.1.0
+ */
 export * as Messages from "./layers/Messages.js"
 
-/** Local-to-cloud fallback with circuit breakers. */
+/**
+ * Local-to-cloud fallback with circuit breakers.
+ *
+ * @since 0.1.0
+ */
 export * as Fallback from "./layers/Fallback.js"
 
-/** How the HTTP backends reach the network: undici directly (the default) or an `HttpClient`. */
+/**
+ * How the HTTP backends reach the network: undici directly (the default) or an `HttpClient`.
+ *
+ * @since 0.1.0
+ */
 export * as HttpTransport from "./HttpTransport.js"
 
-/** The shared HTTP machinery for building a backend from a wire codec. */
+/**
+ * The kit for building a provider: a wire codec and an endpoint become an `Llm` (`make`, `layerConfig`, `bearer`).
+ *
+ * @since 0.1.0
+ */
 export * as HttpProvider from "./layers/HttpProvider.js"
 
-/** The shape of a wire codec. */
-export type * as WireCodec from "./layers/WireCodec.js"
+/**
+ * The kit for writing a wire codec: the shapes a codec implements and the error builders it uses.
+ *
+ * @since 0.1.0
+ */
+export * as WireCodec from "./layers/WireCodec.js"
 
 export {
   isLlmError,

@@ -19,7 +19,7 @@ import * as Local from "../src/layers/Local.js"
 import * as OpenAi from "../src/layers/OpenAi.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
-import * as Retry from "../src/Retry.js"
+import * as Retry from "../src/internal/retry.js"
 import * as LlmStream from "../src/Stream.js"
 import * as FakeProvider from "./support/FakeProvider.js"
 

@@ -1,15 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
-import {
-  connectionError,
-  fromProviderFailure,
-  isLlmError,
-  isTransient,
-  LlmError,
-  LlmTimeoutError
-} from "../src/errors.js"
-import * as Retry from "../src/Retry.js"
+import { isLlmError, isTransient, LlmError, LlmTimeoutError } from "../src/errors.js"
+import { connectionError, fromProviderFailure } from "../src/internal/errorFactory.js"
+import * as Retry from "../src/internal/retry.js"
 
 const context = { provider: "openai", model: "gpt-4o", requestId: "req_1", apiKeyEnv: "OPENAI_API_KEY" }
 

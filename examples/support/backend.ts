@@ -5,7 +5,7 @@
  */
 import { Console, Effect, Layer } from "effect"
 import { Anthropic, Llm, Local, OpenAi } from "../../src/index.js"
-import * as FakeProvider from "../../test/support/FakeProvider.js"
+import { FakeProvider } from "../../src/testing/index.js"
 
 /** Which backend an example is talking to. */
 export const describeBackend = (): string =>

@@ -1,6 +1,6 @@
 import { createParser, type EventSourceParser } from "eventsource-parser"
-import type { ErrorContext, LlmError } from "../errors.js"
-import { quote, quoteLimits, responseError } from "../errors.js"
+import type { LlmError } from "../errors.js"
+import { type ErrorContext, quote, quoteLimits, responseError } from "./errorFactory.js"
 import { StreamEvent } from "../Stream.js"
 import type { DecodedFinish, DecodedReply, StreamDecoder } from "../layers/WireCodec.js"
 

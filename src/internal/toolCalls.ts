@@ -1,4 +1,5 @@
-import { type ErrorContext, type LlmResponseError, quote, quoteLimits, responseError } from "../errors.js"
+import type { LlmResponseError } from "../errors.js"
+import { type ErrorContext, quote, quoteLimits, responseError } from "./errorFactory.js"
 import { maxDepth, nestsDeeperThan } from "./json.js"
 import type { FinishReason } from "../Llm.js"
 import { type JsonObject, ToolCall } from "../Message.js"

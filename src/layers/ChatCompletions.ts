@@ -6,7 +6,8 @@
  *
  * @since 0.1.0
  */
-import { type ErrorContext, fromProviderFailure, type LlmError, quote, quoteLimits, responseError } from "../errors.js"
+import type { LlmError } from "../errors.js"
+import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "../internal/errorFactory.js"
 import { readErrorBody } from "../internal/errorBody.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
 import { badIndex, toToolCall, ToolCallBuffer, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
@@ -58,7 +59,7 @@ const encodeToolChoice = (choice: NonNullable<EncodeInput["options"]["toolChoice
   typeof choice === "string" ? choice : { type: "function", function: { name: choice.name } }
 
 /** Maps a Chat Completions `finish_reason` to ours. */
-export const finishReasonFromWire = (reason: string | undefined): FinishReason => {
+const finishReasonFromWire = (reason: string | undefined): FinishReason => {
   switch (reason) {
     case "stop":
       return "stop"
@@ -84,7 +85,7 @@ const finalReason = (reason: string | undefined, hasToolCalls: boolean): FinishR
 }
 
 /** Reads a Chat Completions `usage` object. */
-export const usageFromWire = (usage: unknown): Usage | undefined => {
+const usageFromWire = (usage: unknown): Usage | undefined => {
   if (!isObject(usage)) return undefined
   const inputTokens = asNumber(usage.prompt_tokens) ?? 0
   const outputTokens = asNumber(usage.completion_tokens) ?? 0

@@ -22,19 +22,17 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
+import { type LlmError, LlmTimeoutError, type TimeoutKind } from "../errors.js"
 import {
   connectionError,
   type ErrorContext,
   fromProviderFailure,
   invalidRequest,
-  type LlmError,
-  LlmTimeoutError,
   quote,
   quoteLimits,
   responseError,
-  type TimeoutKind,
   withPartialText
-} from "../errors.js"
+} from "../internal/errorFactory.js"
 import { HttpTransport } from "../HttpTransport.js"
 import { type BodyReader, type Request, requestIdHeaders, type Response, type TransportError } from "../internal/transport.js"
 import { decodeWhole, defaultMaxEventSize, EventReader } from "../internal/eventReader.js"
@@ -47,7 +45,7 @@ import {
 } from "../internal/validate.js"
 import { type CompletionOptions, CompletionResult, type Llm, ResponseMetadata } from "../Llm.js"
 import type { Message } from "../Message.js"
-import * as Retry from "../Retry.js"
+import * as Retry from "../internal/retry.js"
 import { type Projection, projectable } from "../internal/textOnly.js"
 import { StreamEvent } from "../Stream.js"
 import type { DecodedFinish, WireCodec } from "./WireCodec.js"

@@ -10,15 +10,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import {
-  connectionError,
-  type ErrorContext,
-  fromProviderFailure,
-  invalidRequest,
-  type LlmError,
-  LlmTimeoutError,
-  responseError
-} from "../errors.js"
+import { type LlmError, LlmTimeoutError } from "../errors.js"
+import { connectionError, type ErrorContext, fromProviderFailure, invalidRequest, responseError } from "../internal/errorFactory.js"
 import { HttpTransport } from "../HttpTransport.js"
 import { describeBaseUrlProblem, displayUrl, durationProblem, parseBaseUrl, plainHttpRefusal } from "../internal/validate.js"
 import { Llm } from "../Llm.js"

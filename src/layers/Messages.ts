@@ -5,7 +5,8 @@
  *
  * @since 0.1.0
  */
-import { type ErrorContext, fromProviderFailure, type LlmError, quote, quoteLimits, responseError } from "../errors.js"
+import type { LlmError } from "../errors.js"
+import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "../internal/errorFactory.js"
 import { readErrorBody } from "../internal/errorBody.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
 import { badIndex, toToolCall, ToolCallBuffer, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
@@ -165,7 +166,7 @@ const usageOf = (counters: Counters): Usage => {
 }
 
 /** Reads an Anthropic `usage` object. */
-export const usageFromWire = (usage: unknown): Usage | undefined => {
+const usageFromWire = (usage: unknown): Usage | undefined => {
   if (!isObject(usage)) return undefined
   const counters: Counters = { input: undefined, output: undefined, cacheWrite: undefined, cacheRead: undefined }
   readCounters(counters, usage)

@@ -1,18 +1,56 @@
 /**
- * The shape of a wire codec: the pure part of a provider that turns messages
- * into a request body and response bytes into events. Everything around it
- * (HTTP, retries, timeouts, error mapping, interruption) is shared and lives in
- * `HttpProvider`.
+ * The kit for writing a wire codec: the pure part of a provider that turns
+ * messages into a request body and response bytes into events. Everything
+ * around it (HTTP, retries, timeouts, error mapping, interruption) is shared
+ * and lives in `HttpProvider`, which turns a codec into an `Llm`. Besides the
+ * shapes a codec implements, the kit gives the two error builders the
+ * built-in codecs use, so a custom codec classifies failures the same way and
+ * never lets the API key into an error message.
  *
  * @since 0.1.0
  */
-import type { ErrorContext, LlmError, ProviderFailure } from "../errors.js"
+import type { LlmError } from "../errors.js"
+import type { ErrorContext, ProviderFailure } from "../internal/errorFactory.js"
+
+export {
+  /**
+   * Where an error happened (provider, model, request id) and the secrets to
+   * redact from it; handed to a codec by `HttpProvider`.
+   *
+   * @since 0.1.0
+   */
+  type ErrorContext,
+  /**
+   * The `LlmError` for what a provider said about a failure (status, error
+   * type or code, message): use it for an in-band stream error.
+   *
+   * @since 0.1.0
+   */
+  fromProviderFailure,
+  /**
+   * What a provider said about a failure: status, error type, code, message.
+   *
+   * @since 0.1.0
+   */
+  type ProviderFailure,
+  /**
+   * A `LlmResponseError` for a response the codec cannot use (its message is
+   * prefixed with the provider and model, and the secrets are redacted).
+   *
+   * @since 0.1.0
+   */
+  responseError
+} from "../internal/errorFactory.js"
 import type { CompletionOptions, FinishReason } from "../Llm.js"
 import type { Usage } from "../Llm.js"
 import type { Message, ToolCall } from "../Message.js"
 import type { StreamEvent } from "../Stream.js"
 
-/** What a codec encodes: the conversation plus options merged with the layer's defaults. */
+/**
+ * What a codec encodes: the conversation plus options merged with the layer's defaults.
+ *
+ * @since 0.1.0
+ */
 export interface EncodeInput {
   readonly model: string
   readonly messages: ReadonlyArray<Message>
@@ -20,7 +58,11 @@ export interface EncodeInput {
   readonly stream: boolean
 }
 
-/** A decoded non-streaming reply, before the shared layer adds its metadata. */
+/**
+ * A decoded non-streaming reply, before the shared layer adds its metadata.
+ *
+ * @since 0.1.0
+ */
 export interface DecodedReply {
   readonly content: string
   readonly reasoning?: string | undefined
@@ -31,7 +73,11 @@ export interface DecodedReply {
   readonly responseId?: string | undefined
 }
 
-/** How a stream ended normally: what the `Finish` event will carry. */
+/**
+ * How a stream ended normally: what the `Finish` event will carry.
+ *
+ * @since 0.1.0
+ */
 export interface DecodedFinish {
   readonly finishReason: FinishReason
   readonly usage: Usage
@@ -42,6 +88,8 @@ export interface DecodedFinish {
 /**
  * A stateful decoder for one streamed reply. It is fed whole SSE events, in
  * order, and pushes the public events they produce into `out`.
+ *
+ * @since 0.1.0
  */
 export interface StreamDecoder {
   /**
@@ -59,7 +107,11 @@ export interface StreamDecoder {
   readonly finish: (out: Array<StreamEvent>) => DecodedFinish | LlmError
 }
 
-/** The provider-specific half of a backend. */
+/**
+ * The provider-specific half of a backend.
+ *
+ * @since 0.1.0
+ */
 export interface WireCodec {
   /** Path appended to the layer's base URL (`/chat/completions`, `/v1/messages`). */
   readonly path: string

@@ -3,7 +3,8 @@
  * the provider layers use, in whatever chunking a test picks.
  */
 import { EventReader } from "../../src/internal/eventReader.js"
-import type { ErrorContext, LlmError } from "../../src/errors.js"
+import type { LlmError } from "../../src/errors.js"
+import type { ErrorContext } from "../../src/internal/errorFactory.js"
 import type { StreamEvent } from "../../src/Stream.js"
 import type { DecodedFinish, WireCodec } from "../../src/layers/WireCodec.js"
 

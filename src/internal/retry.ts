@@ -1,0 +1,154 @@
+/**
+ * The retry policy as it runs: options filled in from `Retry.defaults`, which
+ * errors are retried, the `Schedule`, the Retry-After headers, and the switch
+ * `Fallback` uses to skip retrying a refused connection.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as Schedule from "effect/Schedule"
+import { isTransient, type LlmError } from "../errors.js"
+import { defaults, type RetryOptions } from "../Retry.js"
+import { durationProblem } from "./validate.js"
+
+export type {
+  /**
+   * How a backend retries, as `Retry` declares it.
+   *
+   * @since 0.1.0
+   */
+  RetryOptions
+} from "../Retry.js"
+
+/**
+ * The retry settings with every field filled in.
+ *
+ * @since 0.1.0
+ */
+export interface ResolvedRetryOptions {
+  readonly maxRetries: number
+  readonly initialDelay: Duration.Duration
+  readonly maxDelay: Duration.Duration
+  readonly maxRetryAfter: Duration.Duration
+}
+
+/**
+ * Why retry options cannot be used, naming the option (undefined when they
+ * can): a retry count that is not a non-negative integer, or a duration that
+ * is not one. `resolve` expects options this accepts.
+ *
+ * @since 0.1.0
+ */
+export const problem = (options: RetryOptions | undefined): string | undefined => {
+  if (options === undefined) return undefined
+  const { maxRetries } = options
+  if (maxRetries !== undefined && !(Number.isInteger(maxRetries) && maxRetries >= 0)) {
+    return `the retry.maxRetries option must be a non-negative integer, got ${JSON.stringify(maxRetries) ?? String(maxRetries)}`
+  }
+  for (const option of ["initialDelay", "maxDelay", "maxRetryAfter"] as const) {
+    const found = durationProblem(options[option])
+    if (found !== undefined) return `the retry.${option} option ${found}`
+  }
+  return undefined
+}
+
+/**
+ * Fills in unset retry options from `defaults`.
+ *
+ * @since 0.1.0
+ */
+export const resolve = (options: RetryOptions | undefined): ResolvedRetryOptions => ({
+  maxRetries: options?.maxRetries ?? defaults.maxRetries,
+  initialDelay: options?.initialDelay === undefined ? defaults.initialDelay : Duration.decode(options.initialDelay),
+  maxDelay: options?.maxDelay === undefined ? defaults.maxDelay : Duration.decode(options.maxDelay),
+  maxRetryAfter: options?.maxRetryAfter === undefined
+    ? defaults.maxRetryAfter
+    : Duration.decode(options.maxRetryAfter)
+})
+
+/**
+ * The wait a provider asked for, if the error carries one.
+ *
+ * @since 0.1.0
+ */
+export const retryAfterOf = (error: LlmError): Duration.Duration | undefined =>
+  error._tag === "LlmRateLimitError" || error._tag === "LlmProviderError" ? error.retryAfter : undefined
+
+/**
+ * Whether the policy retries this error: it must be transient, and any
+ * Retry-After it carries must be within `maxRetryAfter`.
+ *
+ * @since 0.1.0
+ */
+export const isRetryable = (options: ResolvedRetryOptions) => (error: LlmError): boolean => {
+  if (!isTransient(error)) return false
+  const retryAfter = retryAfterOf(error)
+  return retryAfter === undefined || Duration.lessThanOrEqualTo(retryAfter, options.maxRetryAfter)
+}
+
+/**
+ * Whether a refused connection is retried. `Fallback` turns this off while a
+ * next backend is waiting, so a dead local server costs no backoff.
+ *
+ * @since 0.1.0
+ */
+export const retryRefusedConnections: FiberRef.FiberRef<boolean> = FiberRef.unsafeMake(true)
+
+/**
+ * The policy as a `Schedule` over failures: `Schedule.exponential` with
+ * jitter, capped at `maxDelay`, at most `maxRetries` times, transient errors
+ * only; a Retry-After from the provider replaces the backoff delay.
+ *
+ * @since 0.1.0
+ */
+export const schedule = (options: ResolvedRetryOptions): Schedule.Schedule<LlmError, LlmError> =>
+  Schedule.exponential(options.initialDelay).pipe(
+    Schedule.jittered,
+    Schedule.intersect(Schedule.recurs(options.maxRetries)),
+    (self) => Schedule.passthrough(self as Schedule.Schedule<unknown, LlmError>),
+    Schedule.modifyDelay((error: LlmError, delay) =>
+      retryAfterOf(error) ?? Duration.min(delay, options.maxDelay)
+    ),
+    Schedule.whileInputEffect((error: LlmError) =>
+      error._tag === "LlmConnectionError" && error.reason === "refused"
+        ? FiberRef.get(retryRefusedConnections)
+        : Effect.succeed(isRetryable(options)(error))
+    )
+  )
+
+/**
+ * The longest wait a server's Retry-After is taken to ask for: a longer one
+ * (up to `1e308` milliseconds, which no `Duration` can print) is read as this.
+ *
+ * @since 0.1.0
+ */
+export const maxServerRetryAfter: Duration.Duration = Duration.days(365)
+
+const maxServerRetryAfterMillis = Duration.toMillis(maxServerRetryAfter)
+
+const clampedMillis = (millis: number): Duration.Duration => Duration.millis(Math.min(millis, maxServerRetryAfterMillis))
+
+/**
+ * Reads `retry-after-ms` (milliseconds) or `retry-after` (seconds or an HTTP
+ * date) from response headers, clamped to `maxServerRetryAfter`.
+ *
+ * @since 0.1.0
+ */
+export const parseRetryAfter = (
+  headers: Readonly<Record<string, string | undefined>>,
+  now: number
+): Duration.Duration | undefined => {
+  const ms = headers["retry-after-ms"]
+  if (ms !== undefined) {
+    const value = Number.parseFloat(ms)
+    if (Number.isFinite(value) && value >= 0) return clampedMillis(value)
+  }
+  const retryAfter = headers["retry-after"]
+  if (retryAfter === undefined) return undefined
+  const seconds = Number(retryAfter)
+  if (retryAfter.trim() !== "" && Number.isFinite(seconds)) return seconds >= 0 ? clampedMillis(seconds * 1000) : undefined
+  const date = Date.parse(retryAfter)
+  return Number.isNaN(date) ? undefined : clampedMillis(Math.max(0, date - now))
+}

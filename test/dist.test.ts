@@ -1,0 +1,298 @@
+/**
+ * What `npm run build` publishes: the build is compiled once into a gitignored
+ * directory and used the way a user's application uses it, by a plain `node`
+ * process importing only the built `index.js` and `testing/index.js` (no
+ * vitest transform, no `src/`). The names the barrel exports, values and
+ * types, are the reviewed public API below; a change to it shows up here.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { execFileSync } from "node:child_process"
+import { readdirSync, readFileSync, rmSync } from "node:fs"
+import { createRequire } from "node:module"
+import { join, relative } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
+import ts from "typescript"
+import { beforeAll } from "vitest"
+
+const root = fileURLToPath(new URL("..", import.meta.url))
+/** Inside the project, so the built files resolve `effect` and the other dependencies from its node_modules. */
+const out = join(root, ".dist-test")
+const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc")
+
+/** Every value each entry point exports: a namespace's own names, or `"value"`. */
+const runtimeApi = {
+  index: {
+    Anthropic: ["defaults", "layer", "layerConfig", "make"],
+    AssistantMessage: "value",
+    ChatCompletions: ["make"],
+    CompletionResult: "value",
+    Conversation: ["Conversation", "layer", "make"],
+    ConversationContext: ["ConversationContext", "decode", "estimateTokens", "make"],
+    Errors: [
+      "LlmAuthenticationError",
+      "LlmConnectionError",
+      "LlmError",
+      "LlmInvalidRequestError",
+      "LlmProviderError",
+      "LlmRateLimitError",
+      "LlmResponseError",
+      "LlmTimeoutError",
+      "TimeoutKind",
+      "isLlmError",
+      "isTransient"
+    ],
+    Fallback: ["layer", "make"],
+    HttpProvider: [
+      "bearer",
+      "configFrom",
+      "defaultIdleTimeout",
+      "defaultMaxResponseBytes",
+      "isInsecureRemote",
+      "layerConfig",
+      "make"
+    ],
+    HttpTransport: ["HttpTransport", "TransportError", "layerHttpClient", "layerUndici", "undici"],
+    Llm: ["CompletionResult", "FinishReason", "Llm", "ResponseMetadata", "Usage", "complete", "stream", "streamText"],
+    LlmAuthenticationError: "value",
+    LlmConfig: ["BackendRegistry", "layerFrom", "layerFromFile", "make", "readFile", "registry"],
+    LlmConnectionError: "value",
+    LlmError: "value",
+    LlmInvalidRequestError: "value",
+    LlmProviderError: "value",
+    LlmRateLimitError: "value",
+    LlmResponseError: "value",
+    LlmStream: ["StreamEvent", "collect", "sentences", "textDeltas"],
+    LlmTimeoutError: "value",
+    Local: ["Health", "defaults", "health", "layer", "layerConfig", "make", "models"],
+    Message: [
+      "AssistantMessage",
+      "JsonObject",
+      "Message",
+      "SystemMessage",
+      "ToolCall",
+      "ToolDefinition",
+      "ToolMessage",
+      "UserMessage",
+      "assistant",
+      "system",
+      "tool",
+      "toolDefinition",
+      "user"
+    ],
+    Messages: ["defaultMaxTokens", "finishReasonFromWire", "make"],
+    OpenAi: ["defaults", "layer", "layerConfig", "make"],
+    OpenRouter: ["defaults", "layer", "layerConfig", "make"],
+    Retry: ["defaults"],
+    StreamEvent: "value",
+    SystemMessage: "value",
+    TokenCounter: ["TokenCounter", "estimate", "layer", "openAi"],
+    Tool: ["ToolExecutionError", "definition", "make"],
+    ToolCall: "value",
+    ToolDefinition: "value",
+    ToolMessage: "value",
+    Toolkit: ["execute", "make", "maxArgumentsDepth", "recorded", "run", "stream", "wrapperPrefixes"],
+    Usage: "value",
+    UserMessage: "value",
+    WireCodec: ["fromProviderFailure", "responseError"],
+    isLlmError: "value",
+    isTransient: "value"
+  },
+  testing: {
+    FakeProvider: ["FakeProviderServer", "layer", "make", "start"],
+    ScriptedLlm: ["ScriptedLlm", "calls", "fail", "hang", "layer", "make", "reply", "toolCalls"]
+  }
+} as const
+
+/** The type-only names each namespace adds to its values (what the `.d.ts` exports beyond `runtimeApi`). */
+const typeApi = {
+  index: {
+    Anthropic: ["AnthropicOptions"],
+    ChatCompletions: ["ChatCompletionsOptions"],
+    CompletionOptions: "type",
+    Conversation: ["SendOptions"],
+    ConversationContext: ["ContextOptions", "CountTokens", "Turn"],
+    Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "ProbedLayer"],
+    FinishReason: "type",
+    HttpProvider: ["ConfigNames", "ProviderConfig", "ProviderOptions"],
+    HttpTransport: ["Body", "Request", "Response", "Service", "UndiciOptions"],
+    Llm: ["CompletionOptions", "ToolChoice"],
+    LlmConfig: ["BackendContext", "BackendFactory", "BackendSection", "LlmConfigInput", "LlmSection"],
+    Local: ["LocalOptions", "ProbeOptions"],
+    Messages: ["MessagesOptions"],
+    OpenAi: ["OpenAiOptions"],
+    OpenRouter: ["OpenRouterOptions"],
+    Retry: ["RetryOptions"],
+    ToolChoice: "type",
+    Tool: ["Tool"],
+    Toolkit: ["Requirements", "RunOptions", "RunResult", "Toolkit"],
+    Message: ["ToolCallInput"],
+    WireCodec: [
+      "DecodedFinish",
+      "DecodedReply",
+      "EncodeInput",
+      "ErrorContext",
+      "ProviderFailure",
+      "StreamDecoder",
+      "WireCodec"
+    ]
+  },
+  testing: {
+    FakeProvider: [
+      "FakeInBandError",
+      "FakeKeepAlive",
+      "FakeProvider",
+      "FakeProviderStats",
+      "FakeToolCall",
+      "FakeUsage",
+      "FloodReply",
+      "GatedReply",
+      "HangReply",
+      "HeadersOnlyReply",
+      "RawReply",
+      "RecordedRequest",
+      "Reply",
+      "ResetReply",
+      "Responder",
+      "Script",
+      "StatusReply"
+    ],
+    ScriptedLlm: [
+      "FailStep",
+      "HangStep",
+      "RecordedCall",
+      "ReplyStep",
+      "Script",
+      "ScriptedLlmOptions",
+      "ScriptedToolCall",
+      "Step"
+    ]
+  }
+} as const
+
+type Api = Record<string, ReadonlyArray<string> | string>
+
+/** Both lists of one entry point merged: a namespace's values and types, or a single value's or type's kind. */
+const merged = (runtime: Api, types: Api): Record<string, ReadonlyArray<string> | string> => {
+  const all: Record<string, ReadonlyArray<string> | string> = {}
+  for (const name of new Set([...Object.keys(runtime), ...Object.keys(types)])) {
+    const a = runtime[name]
+    const b = types[name]
+    all[name] = typeof a === "string" ? a : typeof b === "string" ? b : [...(a ?? []), ...(b ?? [])].sort()
+  }
+  return all
+}
+
+/** Runs an ES module program in a plain `node` process (cwd: the project) and parses the JSON it prints. */
+const runNode = (program: string): unknown =>
+  JSON.parse(execFileSync(process.execPath, ["--input-type=module", "-e", program], { cwd: root, encoding: "utf8" }))
+
+const url = (file: string) => JSON.stringify(pathToFileURL(join(out, file)).href)
+
+const declarationFiles = (dir: string): Array<string> =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory()
+      ? declarationFiles(join(dir, entry.name))
+      : entry.name.endsWith(".d.ts")
+      ? [join(dir, entry.name)]
+      : []
+  )
+
+describe("the built package", () => {
+  beforeAll(() => {
+    rmSync(out, { recursive: true, force: true })
+    execFileSync(process.execPath, [tsc, "-p", "tsconfig.build.json", "--outDir", out], { cwd: root, stdio: "pipe" })
+  }, 180_000)
+
+  it("exports exactly the reviewed values from index.js and testing/index.js", () => {
+    const found = runNode(`
+      const describe = (m) => Object.fromEntries(Object.keys(m).sort().map((k) => [k,
+        Object.prototype.toString.call(m[k]) === "[object Module]" ? Object.keys(m[k]).sort() : "value"]))
+      const index = await import(${url("index.js")})
+      const testing = await import(${url("testing/index.js")})
+      console.log(JSON.stringify({ index: describe(index), testing: describe(testing) }))
+    `)
+    expect(found).toEqual(runtimeApi)
+  })
+
+  it("answers through a scripted Llm, a Local layer against the fake provider, and types its errors", () => {
+    const found = runNode(`
+      import * as Effect from "effect/Effect"
+      import * as Stream from "effect/Stream"
+      import * as Chunk from "effect/Chunk"
+      const { Llm, Local, Message, Errors, LlmRateLimitError, isLlmError } = await import(${url("index.js")})
+      const { ScriptedLlm, FakeProvider } = await import(${url("testing/index.js")})
+      const hi = [Message.user("Hi")]
+      const scripted = await Effect.runPromise(Effect.gen(function*() {
+        const reply = yield* Llm.complete(hi)
+        const error = yield* Effect.flip(Llm.complete(hi))
+        return { content: reply.content, tag: error._tag, isLlmError: isLlmError(error), transient: Errors.isTransient(error) }
+      }).pipe(Effect.provide(ScriptedLlm.layer([
+        ScriptedLlm.reply("Hello from the script"),
+        ScriptedLlm.fail(new LlmRateLimitError({ provider: "scripted", model: "m", message: "slow down" }))
+      ]))))
+      const overHttp = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        const server = yield* FakeProvider.make
+        server.enqueue({ kind: "reply", text: "Hello over HTTP" }, { kind: "reply", text: "streamed reply", chunkSize: 3 })
+        const layer = Local.layer({ baseUrl: server.url, model: "fake-model" })
+        const reply = yield* Effect.provide(Llm.complete(hi), layer)
+        const texts = yield* Llm.streamText(hi).pipe(Stream.runCollect, Effect.provide(layer))
+        return { content: reply.content, provider: reply.metadata.provider, streamed: Chunk.toReadonlyArray(texts),
+          paths: server.requests.map((request) => request.path) }
+      })))
+      console.log(JSON.stringify({ scripted, overHttp }))
+    `)
+    expect(found).toEqual({
+      scripted: { content: "Hello from the script", tag: "LlmRateLimitError", isLlmError: true, transient: true },
+      overHttp: {
+        content: "Hello over HTTP",
+        provider: "local",
+        streamed: ["str", "eam", "ed ", "rep", "ly"],
+        paths: ["/v1/chat/completions", "/v1/chat/completions"]
+      }
+    })
+  })
+
+  it("declares exactly the reviewed names, in .d.ts files that compile and carry no @internal declaration", () => {
+    const files = declarationFiles(out)
+    const program = ts.createProgram([join(out, "index.d.ts"), join(out, "testing", "index.d.ts")], {
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      target: ts.ScriptTarget.ES2022,
+      strict: true,
+      exactOptionalPropertyTypes: true,
+      types: ["node"],
+      noEmit: true
+    })
+    const checker = program.getTypeChecker()
+    const problems = files.flatMap((file) => {
+      const source = program.getSourceFile(file)
+      const diagnostics = source === undefined ? [] : program.getSemanticDiagnostics(source)
+      return diagnostics.map((d) => `${relative(out, file)}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`)
+    })
+    expect(problems).toEqual([])
+    const internal = files.filter((file) => readFileSync(file, "utf8").includes("@internal")).map((file) => relative(out, file))
+    // the modules under internal/ are not exported; their own notes may say so
+    expect(internal.filter((file) => !file.startsWith("internal/"))).toEqual([])
+
+    const isValue = (symbol: ts.Symbol) => (symbol.flags & ts.SymbolFlags.Value) !== 0
+    const declared = (entry: string) => {
+      const module = checker.getSymbolAtLocation(program.getSourceFile(join(out, entry))!)!
+      const names: Record<string, ReadonlyArray<string> | string> = {}
+      for (const exported of checker.getExportsOfModule(module)) {
+        const target = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported
+        const specifier = exported.declarations?.[0]
+        const typeOnly = specifier !== undefined && ts.isExportSpecifier(specifier) &&
+          (specifier.isTypeOnly || specifier.parent.parent.isTypeOnly)
+        names[exported.name] = typeOnly ? "type" : target.flags & ts.SymbolFlags.ValueModule && target.valueDeclaration !== undefined &&
+            ts.isSourceFile(target.valueDeclaration)
+          ? checker.getExportsOfModule(target).map((member) => member.name).sort()
+          : isValue(target)
+          ? "value"
+          : "type"
+      }
+      return names
+    }
+    expect(declared("index.d.ts")).toEqual(merged(runtimeApi.index, typeApi.index))
+    expect(declared("testing/index.d.ts")).toEqual(merged(runtimeApi.testing, typeApi.testing))
+  })
+})

@@ -18,7 +18,7 @@ import type { Service } from "./internal/transport.js"
 import * as UndiciTransport from "./internal/undiciTransport.js"
 
 export {
-  type Body,
+  type BodyReader,
   type Request,
   type Response,
   type Service,

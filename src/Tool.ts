@@ -135,14 +135,3 @@ export const make = <A, I extends { readonly [key: string]: unknown }, E, R, RS 
   }
 }
 
-/**
- * A `ToolDefinition` with a hand-written JSON Schema (a twin of `Message.toolDefinition`).
- *
- * @since 0.1.0
- */
-export const definition = (options: {
-  readonly name: string
-  readonly description: string
-  readonly parameters: JsonObject
-}): ToolDefinition => new ToolDefinition(options)
-

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Channel from "effect/Channel"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -17,6 +18,18 @@ import * as Local from "../src/layers/Local.js"
 import * as Message from "../src/Message.js"
 import * as LlmStream from "../src/Stream.js"
 import { serve } from "./support/loopback.js"
+
+/** A response's body as a channel of its network reads, for pulling one batch at a time. */
+const bodyOf = (reader: HttpTransport.BodyReader): Channel.Channel<Chunk.Chunk<Uint8Array>, unknown, HttpTransport.TransportError, unknown, void, unknown> => {
+  const pull: Channel.Channel<Chunk.Chunk<Uint8Array>, unknown, HttpTransport.TransportError, unknown, void, unknown> = Channel.suspend(() => {
+    const got = reader.poll()
+    if (got === undefined) return Channel.zipRight(Channel.fromEffect(reader.ready), pull)
+    if (got === null) return Channel.void
+    if (got instanceof HttpTransport.TransportError) return Channel.fail(got)
+    return Channel.zipRight(Channel.write(Chunk.unsafeFromArray(got)), pull)
+  })
+  return pull
+}
 
 const transport = HttpTransport.undici()
 
@@ -103,7 +116,7 @@ describe("HttpTransport.undici", () => {
       })
       const { response, scope } = yield* send({ method: "GET", url: server.url, headers: {} })
       // take one batch, then stop reading for a while
-      const pull = yield* Channel.toPull(response.body)
+      const pull = yield* Channel.toPull(bodyOf(response.reader))
       yield* pull
       yield* Effect.sleep("300 millis")
       // kernel buffers on both sides hold a few MiB; without the pause the whole body would be in by now
@@ -120,7 +133,7 @@ describe("HttpTransport.undici", () => {
       })
       for (let i = 0; i < 10; i++) {
         const { response, scope } = yield* send({ method: "GET", url: server.url, headers: {} })
-        const pull = yield* Channel.toPull(response.body)
+        const pull = yield* Channel.toPull(bodyOf(response.reader))
         yield* pull
         yield* Scope.close(scope, Exit.void)
         yield* Effect.promise(() => server.seen[i]!.finished)

@@ -456,7 +456,7 @@ describe("tool parameters", () => {
         const viaToolkit = yield* Effect.flip(Toolkit.run(hi, Toolkit.make(tool)).pipe(Effect.provide(layer)))
         expect(viaToolkit._tag).toBe("LlmInvalidRequestError")
       }
-      const handWritten = Tool.definition({ name: "raw", description: "d", parameters: { type: "string" } })
+      const handWritten = Message.toolDefinition({ name: "raw", description: "d", parameters: { type: "string" } })
       expectRefused(yield* refusals(layer, { tools: [handWritten] }), /tool "raw"/)
       expect(server.requests).toEqual([])
     })))

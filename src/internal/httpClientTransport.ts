@@ -16,7 +16,7 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { BodyReader, Request, Response, Service } from "./transport.js"
-import { channelOf, plainLength, requestIdHeaders, TransportError } from "./transport.js"
+import { plainLength, requestIdHeaders, TransportError } from "./transport.js"
 
 const networkError = (error: { readonly cause?: unknown }) => new TransportError({ reason: "network", cause: error.cause })
 
@@ -134,9 +134,6 @@ const responseOf = (response: HttpClientResponse.HttpClientResponse, scope: Scop
       return Effect.mapBoth(response.arrayBuffer, { onFailure: networkError, onSuccess: (body) => new Uint8Array(body) })
     },
     reader,
-    get body() {
-      return channelOf(reader)
-    }
   }
 }
 

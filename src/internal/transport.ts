@@ -4,8 +4,6 @@
  *
  * @internal
  */
-import * as Channel from "effect/Channel"
-import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -24,9 +22,6 @@ export interface Request {
   readonly body?: string | undefined
 }
 
-/** The body as it arrives: chunks of bytes, in order, each chunk what one network read delivered. */
-export type Body = Channel.Channel<Chunk.Chunk<Uint8Array>, unknown, TransportError, unknown, void, unknown>
-
 /**
  * The body read batch by batch, for a consumer that runs its own loop (the
  * stream decoder reads it this way, so a network read costs one step of one
@@ -42,18 +37,6 @@ export interface BodyReader {
   readonly ready: Effect.Effect<void>
 }
 
-/** A reader's body as a channel. */
-export const channelOf = (reader: BodyReader): Body => {
-  const pull: Body = Channel.suspend(() => {
-    const got = reader.poll()
-    if (got === undefined) return Channel.zipRight(Channel.fromEffect(reader.ready), pull)
-    if (got === null) return Channel.void
-    if (got instanceof TransportError) return Channel.fail(got)
-    return Channel.zipRight(Channel.write(Chunk.unsafeFromArray(got)), pull)
-  })
-  return pull
-}
-
 /** A response whose status and headers have arrived; its body is read once, whole or as a stream. */
 export interface Response {
   readonly status: number
@@ -64,9 +47,7 @@ export interface Response {
    * request is then aborted), at once when a plain `content-length` says so.
    */
   readonly bytes: (limit: number) => Effect.Effect<Uint8Array, TransportError>
-  /** The body as it arrives; when the consumer stops early, what is left is drained or the request aborted. */
-  readonly body: Body
-  /** The same body, batch by batch; read it one way only. */
+  /** The body, batch by batch as it arrives; read it one way only (this or `bytes`). */
   readonly reader: BodyReader
 }
 

@@ -11,7 +11,7 @@ import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { type Dispatcher, getGlobalDispatcher } from "undici"
 import type { BodyReader, Request, Response, Service } from "./transport.js"
-import { channelOf, plainLength, TransportError } from "./transport.js"
+import { plainLength, TransportError } from "./transport.js"
 import { displayUrl } from "./validate.js"
 
 /** Past this many unread bytes, the socket is paused until the consumer catches up. */
@@ -185,9 +185,6 @@ class Exchange implements Dispatcher.DispatchHandler {
       status,
       headers,
       reader,
-      get body() {
-        return channelOf(reader)
-      },
       bytes: (limit) =>
         Effect.async<Uint8Array, TransportError>((resume) => {
           if (this.failure !== undefined) return resume(Effect.fail(this.failure))

@@ -18,11 +18,12 @@ import { parse as parseYaml } from "yaml"
 import { displayUrl, durationProblem, headerValueProblem, parseBaseUrl } from "./internal/validate.js"
 import * as Anthropic from "./layers/Anthropic.js"
 import * as Fallback from "./layers/Fallback.js"
-import { isInsecureRemote, type ProviderOptions } from "./layers/HttpProvider.js"
+import { isInsecureRemote } from "./layers/HttpProvider.js"
 import * as Local from "./layers/Local.js"
 import * as OpenAi from "./layers/OpenAi.js"
 import * as OpenRouter from "./layers/OpenRouter.js"
 import type { Llm } from "./Llm.js"
+import { overrideEnv, type Provider, type ProviderOptions } from "./Provider.js"
 import type { RetryOptions } from "./Retry.js"
 
 /** One backend's section, keys as the seed writes them. */
@@ -91,9 +92,8 @@ export const registry = (factories: Readonly<Record<string, BackendFactory>>): L
   Layer.succeed(BackendRegistry, new Map(Object.entries(factories)))
 
 interface Builtin {
-  readonly keyEnv: string | undefined
-  readonly keyRequired: boolean
-  readonly build: (options: ProviderOptions) => Layer.Layer<Llm>
+  /** The provider's declaration: its layer and the variable of its key. */
+  readonly provider: Provider<ProviderOptions>
   /** How an open breaker checks the backend is back without spending a call. */
   readonly probe?: (options: ProviderOptions) => Effect.Effect<unknown, unknown>
 }
@@ -103,11 +103,11 @@ const localHealth = (options: ProviderOptions) =>
   Local.health({ baseUrl: options.baseUrl, allowInsecureHttp: options.allowInsecureHttp }).pipe(Effect.filterOrFail((health) => health.status === "ok", () => "loading"))
 
 const builtins: Readonly<Record<string, Builtin>> = {
-  local_gpt_oss: { keyEnv: undefined, keyRequired: false, build: Local.layer, probe: localHealth },
-  local: { keyEnv: undefined, keyRequired: false, build: Local.layer, probe: localHealth },
-  openai: { keyEnv: OpenAi.defaults.apiKeyEnv, keyRequired: true, build: OpenAi.layer },
-  anthropic: { keyEnv: Anthropic.defaults.apiKeyEnv, keyRequired: true, build: Anthropic.layer },
-  openrouter: { keyEnv: OpenRouter.defaults.apiKeyEnv, keyRequired: true, build: OpenRouter.layer }
+  local_gpt_oss: { provider: Local.provider, probe: localHealth },
+  local: { provider: Local.provider, probe: localHealth },
+  openai: { provider: OpenAi.provider },
+  anthropic: { provider: Anthropic.provider },
+  openrouter: { provider: OpenRouter.provider }
 }
 
 const reserved = new Set(["backend", "fallback", "retry", "circuit_breaker"])
@@ -239,9 +239,9 @@ const withEnvOverrides = (llm: LlmSection): Effect.Effect<LlmSection, ConfigErro
     const names = new Set([merged.backend as string, ...((merged.fallback as ReadonlyArray<string> | undefined) ?? [])])
     for (const name of names) {
       if (typeof name !== "string") continue
-      const upper = name.toUpperCase()
-      const model = yield* Config.option(Config.string(`LLM_${upper}_MODEL`))
-      const baseUrl = yield* Config.option(Config.string(`LLM_${upper}_BASE_URL`))
+      const env = overrideEnv(name)
+      const model = yield* Config.option(Config.string(env.model))
+      const baseUrl = yield* Config.option(Config.string(env.baseUrl))
       if (Option.isNone(model) && Option.isNone(baseUrl)) continue
       // defined, not assigned: a backend named `__proto__` must not set the prototype
       Object.defineProperty(merged, name, {
@@ -334,9 +334,9 @@ export const make = (
           invalid(source, `llm.${name}.api_key_env`, "the name of an environment variable (letters, digits and _), not the key itself")
         )
       }
-      const keyEnv = section.api_key_env ?? builtin?.keyEnv
+      const keyEnv = section.api_key_env ?? builtin?.provider.env.apiKey
       const apiKey = keyEnv === undefined ? Option.none() : yield* Config.option(Config.redacted(keyEnv))
-      if (builtin?.keyRequired && Option.isNone(apiKey)) {
+      if (builtin?.provider.env.apiKeyRequired && Option.isNone(apiKey)) {
         return yield* Effect.fail(invalid(source, `llm.${name}.api_key_env`, `the environment variable ${keyEnv} to hold the API key; it is not set`))
       }
       const keyProblem = Option.isSome(apiKey) ? headerValueProblem(Redacted.value(apiKey.value)) : undefined
@@ -354,7 +354,7 @@ export const make = (
       }
       const transport = checkTransport(source, name, section, settings.baseUrl, Option.isSome(apiKey))
       if (transport !== undefined) return yield* Effect.fail(transport)
-      const layer = builtin.build({ ...settings, ...(Option.isSome(apiKey) ? { apiKey: apiKey.value } : {}) })
+      const layer = builtin.provider.layer({ ...settings, ...(Option.isSome(apiKey) ? { apiKey: apiKey.value } : {}) })
       layers.push(builtin.probe === undefined ? layer : { layer, probe: builtin.probe(settings) })
     }
     if (layers.length === 1) {

@@ -61,6 +61,9 @@ export * as Fallback from "./layers/Fallback.js"
 /** How the HTTP backends reach the network: undici directly (the default) or an `HttpClient`. */
 export * as HttpTransport from "./HttpTransport.js"
 
+/** The provider kit: declare an HTTP provider once, get its `make`, `layer` and `layerConfig`. */
+export * as Provider from "./Provider.js"
+
 /** The shared HTTP machinery for building a backend from a wire codec. */
 export * as HttpProvider from "./layers/HttpProvider.js"
 

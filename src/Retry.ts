@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import * as Schedule from "effect/Schedule"
 import { isTransient, type LlmError } from "./errors.js"
-import { durationProblem } from "./internal/validate.js"
+import { durationProblem, isNonNegativeInteger } from "./internal/validate.js"
 
 /** How a backend retries. */
 export interface RetryOptions {
@@ -50,7 +50,7 @@ export const defaults: ResolvedRetryOptions = {
 export const problem = (options: RetryOptions | undefined): string | undefined => {
   if (options === undefined) return undefined
   const { maxRetries } = options
-  if (maxRetries !== undefined && !(Number.isInteger(maxRetries) && maxRetries >= 0)) {
+  if (maxRetries !== undefined && !isNonNegativeInteger(maxRetries)) {
     return `the retry.maxRetries option must be a non-negative integer, got ${JSON.stringify(maxRetries) ?? String(maxRetries)}`
   }
   for (const option of ["initialDelay", "maxDelay", "maxRetryAfter"] as const) {

@@ -1,7 +1,7 @@
 /**
- * The `Llm` layer picked from configuration: the seed's config shape (a plain
- * object, a YAML or JSON file, environment overrides), validated into one
- * clear error, and turned into a provider layer or a fallback chain.
+ * The `Llm` layer picked from configuration (a plain object, a YAML or JSON
+ * file, environment overrides), validated into one clear error, and turned
+ * into a provider layer or a fallback chain.
  *
  * @since 0.1.0
  */
@@ -39,7 +39,7 @@ import type { Llm } from "./Llm.js"
 import { overrideEnv, type Provider, type ProviderOptions } from "./Provider.js"
 import type { RetryOptions } from "./Retry.js"
 
-/** One backend's section, keys as the seed writes them. */
+/** One backend's section, keys as the configuration file writes them (snake_case). */
 export interface BackendSection {
   readonly base_url?: string
   readonly model?: string
@@ -57,7 +57,7 @@ export interface BackendSection {
   readonly [key: string]: unknown
 }
 
-/** The `llm` section of the seed's configuration. */
+/** The `llm` section of the configuration file. */
 export interface LlmSection {
   /** local_gpt_oss | local | openai | anthropic | openrouter | a registered name. */
   readonly backend: string
@@ -73,7 +73,7 @@ export interface LlmSection {
   readonly [backend: string]: unknown
 }
 
-/** A whole configuration: `{ llm: {...} }`, as the seed's files hold it. */
+/** A whole configuration: `{ llm: {...} }`, as a configuration file holds it. */
 export interface LlmConfigInput {
   readonly llm: LlmSection
 }
@@ -92,7 +92,7 @@ export interface BackendContext {
 export type BackendFactory = (context: BackendContext) => Layer.Layer<Llm, ConfigError.ConfigError>
 
 /**
- * Custom backends by name (the seed's `register_provider`), as a value passed
+ * Custom backends by name, as a value passed
  * to `layerFrom` or as this service; no global mutable state.
  */
 export class BackendRegistry extends Context.Tag("effect-llm/BackendRegistry")<
@@ -431,7 +431,7 @@ const build = (
     })
   })
 
-/** The `Llm` layer for a configuration given as a plain object (the seed's Quick Start). */
+/** The `Llm` layer for a configuration given as a plain object. */
 export const layerFrom = (
   config: LlmConfigInput | LlmSection,
   options: { readonly registry?: ReadonlyMap<string, BackendFactory> | undefined } = {}

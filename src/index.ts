@@ -31,7 +31,7 @@ export * as Tool from "./Tool.js"
 /** Toolkits and the tool-execution loop. */
 export * as Toolkit from "./Toolkit.js"
 
-/** The `Llm` layer picked from the seed's configuration (object, YAML/JSON file, environment). */
+/** The `Llm` layer picked from configuration (object, YAML/JSON file, environment). */
 export * as LlmConfig from "./Config.js"
 
 /** The retry policy. */

@@ -128,6 +128,13 @@ export type TextOptions<Options> = Exclude<
 >
 
 /**
+ * The header a key is sent in.
+ *
+ * @since 0.1.0
+ */
+export type KeyHeaders = { readonly authorization: string } | { readonly "x-api-key": string }
+
+/**
  * What declares a provider: everything that differs from one HTTP backend
  * to the next.
  *
@@ -141,8 +148,13 @@ export interface Declaration<Options extends ProviderOptions, Defaults extends P
   readonly apiKeyRequired: boolean
   /** The wire codec, or the one for these options. */
   readonly codec: WireCodec | ((options: Options) => WireCodec)
-  /** The headers that carry the key (default: `Authorization: Bearer <key>`). Never logged. */
-  readonly keyHeaders?: ((apiKey: Redacted.Redacted<string>) => Readonly<Record<string, string>>) | undefined
+  /**
+   * The header that carries the key (default: `Authorization: Bearer <key>`):
+   * `authorization` or `x-api-key`, the headers the HTTP machinery knows as
+   * credentials (redacted from every error, never sent over plain http to a
+   * remote host).
+   */
+  readonly keyHeaders?: ((apiKey: Redacted.Redacted<string>) => KeyHeaders) | undefined
   /** Headers sent with every request, whatever the options. */
   readonly headers?: Readonly<Record<string, string>> | undefined
   /** The header each of the provider's own text options is sent as, when set. */

@@ -31,13 +31,15 @@ interface AcmeOptions extends Provider.ProviderOptions {
   readonly team?: string | undefined
 }
 
-/** A custom provider, declared with the kit as a user would. */
+/** A custom provider, declared with the kit as a user would: its key in `x-api-key`, a fixed header, an option's header. */
 const Acme = Provider.make<AcmeOptions>({
   name: "acme",
-  defaults: { model: "acme-1", baseUrl: "https://api.acme.test/v1", timeout: "60 seconds", apiKeyEnv: "ACME_API_KEY" },
   apiKeyRequired: true,
+  keyHeaders: (apiKey) => ({ "x-api-key": Redacted.value(apiKey) }),
+  headers: { "x-acme-version": "3" },
+  optionHeaders: { team: "x-acme-team" },
   codec: ChatCompletions.make({ maxTokensField: "max_tokens" }),
-  optionHeaders: { team: "x-acme-team" }
+  defaults: { model: "acme-1", baseUrl: "https://api.acme.test/v1", timeout: "60 seconds", apiKeyEnv: "ACME_API_KEY" }
 })
 
 describe("Provider.make", () => {
@@ -54,7 +56,9 @@ describe("Provider.make", () => {
       expect(streamed.content).toBe("ok")
       const [first, second] = server.requests
       expect(first!.path).toBe("/v1/chat/completions")
-      expect(first!.headers.authorization).toBe(`Bearer ${fakeKey}`)
+      expect(first!.headers.authorization).toBeUndefined()
+      expect(first!.headers["x-api-key"]).toBe(fakeKey)
+      expect(first!.headers["x-acme-version"]).toBe("3")
       expect(first!.headers["x-acme-team"]).toBe("blue")
       expect(first!.body).toMatchObject({ model: "acme-1", max_tokens: 7 })
       expect(second!.body).toMatchObject({ stream: true })
@@ -74,12 +78,23 @@ describe("Provider.make", () => {
         Layer.provide(fromEnv({ ACME_API_KEY: fakeKey, LLM_ACME_MODEL: "acme-2", LLM_ACME_BASE_URL: `${server.url}/v1` }))
       )
       yield* Llm.complete([Message.user("q")]).pipe(Effect.provide(layer))
-      expect(server.requests[0]!.headers.authorization).toBe(`Bearer ${fakeKey}`)
+      expect(server.requests[0]!.headers["x-api-key"]).toBe(fakeKey)
       expect(server.requests[0]!.body).toMatchObject({ model: "acme-2" })
       const missing = Acme.layerConfig().pipe(Layer.provide(client), Layer.provide(fromEnv({})))
       const error = yield* Effect.flip(Effect.provide(Llm.complete([Message.user("q")]), missing))
       expect(String(error)).toContain("ACME_API_KEY")
     })))
+
+  it.effect("a declared provider's key is refused over plain http to a remote host, and never shown", () =>
+    Effect.gen(function*() {
+      const layer = Acme.layer({ baseUrl: "http://api.acme.test/v1", apiKey: Redacted.make(fakeKey), retry: { maxRetries: 0 } }).pipe(
+        Layer.provide(client)
+      )
+      const error = yield* Effect.flip(Llm.complete([Message.user("q")]).pipe(Effect.provide(layer)))
+      expect(error._tag).toBe("LlmInvalidRequestError")
+      expect(error.message).toContain("refusing to send the API key over plain http to api.acme.test")
+      expect(error.message).not.toContain(fakeKey)
+    }))
 
   it("every built-in backend declares its variables in the one scheme", () => {
     expect([OpenAi.provider.env, Anthropic.provider.env, OpenRouter.provider.env, Local.provider.env]).toEqual([

@@ -13,7 +13,7 @@ const program = Effect.gen(function*() {
   cloud.setDefault({ kind: "reply", text: "Answered by the cloud backend." })
   yield* Console.log(`(local server: http://127.0.0.1:9, down; cloud: the fake provider at ${cloud.url})`)
   const chain = Fallback.layer([
-    Local.layer({ baseUrl: process.env.LOCAL_LLM_BASE_URL ?? "http://127.0.0.1:9" }),
+    Local.layer({ baseUrl: process.env.LLM_LOCAL_BASE_URL ?? "http://127.0.0.1:9" }),
     OpenAi.layer({ baseUrl: `${cloud.url}/v1` })
   ], { circuitBreaker: { failureThreshold: 3, cooldown: "30 seconds" } })
 

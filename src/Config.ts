@@ -1,7 +1,7 @@
 /**
- * The `Llm` layer picked from configuration: the seed's config shape (a plain
- * object, a YAML or JSON file, environment overrides), validated into one
- * clear error, and turned into a provider layer or a fallback chain.
+ * The `Llm` layer picked from configuration (a plain object, a YAML or JSON
+ * file, environment overrides), validated into one clear error, and turned
+ * into a provider layer or a fallback chain.
  *
  * @since 0.1.0
  */
@@ -10,22 +10,36 @@ import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import { readFileSync } from "node:fs"
 import { parse as parseYaml } from "yaml"
-import { displayUrl, durationProblem, headerValueProblem, parseBaseUrl } from "./internal/validate.js"
+import {
+  displayUrl,
+  durationProblem,
+  hasLineBreak,
+  headerValueProblem,
+  isNonNegativeInteger,
+  isPositiveInteger,
+  isTemperature,
+  parseBaseUrl,
+  temperatureRange
+} from "./internal/validate.js"
 import * as Anthropic from "./layers/Anthropic.js"
 import * as Fallback from "./layers/Fallback.js"
-import { isInsecureRemote, type ProviderOptions } from "./layers/HttpProvider.js"
+import { isInsecureRemote } from "./layers/HttpProvider.js"
 import * as Local from "./layers/Local.js"
 import * as OpenAi from "./layers/OpenAi.js"
 import * as OpenRouter from "./layers/OpenRouter.js"
 import type { Llm } from "./Llm.js"
+import { overrideEnv, type Provider, type ProviderOptions } from "./Provider.js"
 import type { RetryOptions } from "./Retry.js"
 
-/** One backend's section, keys as the seed writes them. */
+/** One backend's section, keys as the configuration file writes them (snake_case). */
 export interface BackendSection {
   readonly base_url?: string
   readonly model?: string
@@ -43,7 +57,7 @@ export interface BackendSection {
   readonly [key: string]: unknown
 }
 
-/** The `llm` section of the seed's configuration. */
+/** The `llm` section of the configuration file. */
 export interface LlmSection {
   /** local_gpt_oss | local | openai | anthropic | openrouter | a registered name. */
   readonly backend: string
@@ -59,7 +73,7 @@ export interface LlmSection {
   readonly [backend: string]: unknown
 }
 
-/** A whole configuration: `{ llm: {...} }`, as the seed's files hold it. */
+/** A whole configuration: `{ llm: {...} }`, as a configuration file holds it. */
 export interface LlmConfigInput {
   readonly llm: LlmSection
 }
@@ -78,7 +92,7 @@ export interface BackendContext {
 export type BackendFactory = (context: BackendContext) => Layer.Layer<Llm, ConfigError.ConfigError>
 
 /**
- * Custom backends by name (the seed's `register_provider`), as a value passed
+ * Custom backends by name, as a value passed
  * to `layerFrom` or as this service; no global mutable state.
  */
 export class BackendRegistry extends Context.Tag("effect-llm/BackendRegistry")<
@@ -91,9 +105,8 @@ export const registry = (factories: Readonly<Record<string, BackendFactory>>): L
   Layer.succeed(BackendRegistry, new Map(Object.entries(factories)))
 
 interface Builtin {
-  readonly keyEnv: string | undefined
-  readonly keyRequired: boolean
-  readonly build: (options: ProviderOptions) => Layer.Layer<Llm>
+  /** The provider's declaration: its layer and the variable of its key. */
+  readonly provider: Provider<ProviderOptions>
   /** How an open breaker checks the backend is back without spending a call. */
   readonly probe?: (options: ProviderOptions) => Effect.Effect<unknown, unknown>
 }
@@ -103,11 +116,11 @@ const localHealth = (options: ProviderOptions) =>
   Local.health({ baseUrl: options.baseUrl, allowInsecureHttp: options.allowInsecureHttp }).pipe(Effect.filterOrFail((health) => health.status === "ok", () => "loading"))
 
 const builtins: Readonly<Record<string, Builtin>> = {
-  local_gpt_oss: { keyEnv: undefined, keyRequired: false, build: Local.layer, probe: localHealth },
-  local: { keyEnv: undefined, keyRequired: false, build: Local.layer, probe: localHealth },
-  openai: { keyEnv: OpenAi.defaults.apiKeyEnv, keyRequired: true, build: OpenAi.layer },
-  anthropic: { keyEnv: Anthropic.defaults.apiKeyEnv, keyRequired: true, build: Anthropic.layer },
-  openrouter: { keyEnv: OpenRouter.defaults.apiKeyEnv, keyRequired: true, build: OpenRouter.layer }
+  local_gpt_oss: { provider: Local.provider, probe: localHealth },
+  local: { provider: Local.provider, probe: localHealth },
+  openai: { provider: OpenAi.provider },
+  anthropic: { provider: Anthropic.provider },
+  openrouter: { provider: OpenRouter.provider }
 }
 
 const reserved = new Set(["backend", "fallback", "retry", "circuit_breaker"])
@@ -119,89 +132,127 @@ const own = <A>(record: Readonly<Record<string, A>>, key: string): A | undefined
 /** Where a configuration came from, named in every error. */
 const describeSource = (source: string | undefined) => (source === undefined ? "the configuration" : source)
 
-const invalid = (
-  source: string | undefined,
-  key: string,
-  expected: string,
-  got?: unknown,
-  hint?: string
-): ConfigError.ConfigError =>
-  ConfigError.InvalidData(
-    key.split("."),
-    `${describeSource(source)}: ${key}: expected ${expected}${got === undefined ? "" : `, got ${JSON.stringify(got)}`}${
-      hint === undefined ? "" : `; ${hint}`
-    }`
-  )
+/** What a setting should have been, what it was (shown with any credentials in it hidden) and a hint. */
+const expectation = (expected: string, got?: unknown, hint?: string): string =>
+  `${expected}${got === undefined ? "" : `, got ${JSON.stringify(display(got))}`}${hint === undefined ? "" : `; ${hint}`}`
 
-/** Reads a duration given in seconds (a number) or as text ("2 seconds"). */
-const durationAt = (source: string | undefined, key: string, value: unknown): Duration.Duration | ConfigError.ConfigError | undefined => {
-  if (value === undefined || value === null) return undefined
-  if (typeof value === "number") {
-    return Number.isFinite(value) && value >= 0 ? Duration.seconds(value) : invalid(source, key, "a non-negative number of seconds", value)
-  }
-  if (typeof value === "string" && durationProblem(value) === undefined) {
-    const decoded = Duration.decodeUnknown(value as Duration.DurationInput)
-    if (Option.isSome(decoded)) return decoded.value
-  }
-  return invalid(source, key, "a duration: seconds as a number, or text like \"2 seconds\"", value)
-}
-
-const isConfigError = (u: unknown): u is ConfigError.ConfigError => ConfigError.isConfigError(u)
+/** The error for the setting at `key`: where it came from, the key and what was expected. */
+const invalid = (source: string | undefined, key: string, expected: string): ConfigError.ConfigError =>
+  ConfigError.InvalidData(key.split("."), `${describeSource(source)}: ${key}: expected ${expected}`)
 
 /** A value as errors show it: credentials in a URL (`https://user:key@host`) are hidden. */
 const display = (value: unknown): unknown => (typeof value === "string" ? displayUrl(value) : value)
 
+const isConfigError = (u: unknown): u is ConfigError.ConfigError => ConfigError.isConfigError(u)
+
+/**
+ * A setting of a configuration section: `read` gives its value, or (left)
+ * what was expected of it, to be shown after `expected`. Undefined is unset.
+ */
+const setting = <A>(
+  target: Schema.Schema<A>,
+  read: (value: unknown) => Either.Either<A, string>
+): Schema.Schema<A | undefined, unknown> =>
+  Schema.transformOrFail(Schema.Unknown, Schema.UndefinedOr(target), {
+    strict: true,
+    decode: (value, _, ast) =>
+      value === undefined ? ParseResult.succeed(undefined) : Either.match(read(value), {
+        onLeft: (expected) => ParseResult.fail(new ParseResult.Type(ast, value, expected)),
+        onRight: ParseResult.succeed
+      }),
+    encode: ParseResult.succeed
+  })
+
+/** An optional setting under its snake_case key. */
+const setAt = <A>(key: string, schema: Schema.Schema<A, unknown>) =>
+  Schema.optionalWith(schema, { exact: true }).pipe(Schema.fromKey(key))
+
+/** A duration given in seconds (a number) or as text ("2 seconds"); unset when null. */
+const durationSetting = setting(Schema.UndefinedOr(Schema.DurationFromSelf), (value) => {
+  if (value === null) return Either.right(undefined)
+  if (typeof value === "number") {
+    return Number.isFinite(value) && value >= 0
+      ? Either.right(Duration.seconds(value))
+      : Either.left(expectation("a non-negative number of seconds", value))
+  }
+  if (typeof value === "string" && durationProblem(value) === undefined) {
+    const decoded = Duration.decodeUnknown(value)
+    if (Option.isSome(decoded)) return Either.right(decoded.value)
+  }
+  return Either.left(expectation("a duration: seconds as a number, or text like \"2 seconds\"", value))
+})
+
+/** An http(s) base URL, checked as the layers check it. */
+const baseUrlSetting = setting(Schema.String, (value) => {
+  const text = String(value)
+  const base = parseBaseUrl(text)
+  if (!("invalid" in base)) return Either.right(text)
+  return Either.left(expectation(
+    base.invalid === "notHttp" ? "an http:// or https:// URL" : "an http:// or https:// URL whose user info is percent-encoded",
+    value,
+    base.suggestion === undefined ? undefined : `did you mean ${JSON.stringify(base.suggestion)}?`
+  ))
+})
+
+const modelSetting = setting(Schema.String, (value) =>
+  typeof value === "string" && value !== "" && !hasLineBreak(value)
+    ? Either.right(value)
+    : Either.left(expectation("a model name on one line", value)))
+
+/** A setting that must satisfy `is`; `expected` says what it must be. */
+const checked = <A>(target: Schema.Schema<A>, is: (value: unknown) => value is A, expected: string) =>
+  setting(target, (value) => (is(value) ? Either.right(value) : Either.left(expectation(expected, value))))
+
+/** Only `true` allows: anything else leaves the default (off). */
+const allowSetting = setting<true | undefined>(Schema.UndefinedOr(Schema.Literal(true)), (value) => Either.right(value === true ? true : undefined))
+
+/** A backend's section, snake_case keys mapped to the layers' options, in the order they are checked. */
+const BackendSettings = Schema.Struct({
+  allowInsecureHttp: setAt("allow_insecure_http", allowSetting),
+  baseUrl: setAt("base_url", baseUrlSetting),
+  model: setAt("model", modelSetting),
+  timeout: setAt("timeout", durationSetting),
+  firstTokenTimeout: setAt("first_token_timeout", durationSetting),
+  idleTimeout: setAt("idle_timeout", durationSetting),
+  maxTokens: setAt("max_tokens", checked(Schema.Number, isPositiveInteger, "a positive integer")),
+  temperature: setAt("temperature", checked(Schema.Number, isTemperature, `a number ${temperatureRange}`))
+})
+
+/** The `retry` section. */
+const RetrySettings = Schema.Struct({
+  maxRetries: setAt("max_retries", checked(Schema.Number, isNonNegativeInteger, "a non-negative integer")),
+  initialDelay: setAt("initial_delay", durationSetting),
+  maxDelay: setAt("max_delay", durationSetting),
+  maxRetryAfter: setAt("max_retry_after", durationSetting)
+})
+
+/** The `circuit_breaker` section. */
+const BreakerSettings = Schema.Struct({
+  cooldown: setAt("cooldown", durationSetting),
+  failureThreshold: setAt("failure_threshold", checked(Schema.Number, isPositiveInteger, "a positive integer"))
+})
+
+/**
+ * Decodes the section at `key` with its schema; the first setting that is
+ * wrong is the error, named by its key. Anything but an object has no
+ * settings (as a missing section).
+ */
+const decodeSection = <A, I>(
+  schema: Schema.Schema<A, I>,
+  source: string | undefined,
+  key: string,
+  section: unknown
+): Either.Either<A, ConfigError.ConfigError> =>
+  Either.mapLeft(
+    Schema.decodeUnknownEither(schema)(typeof section === "object" && section !== null ? section : {}),
+    (error) => {
+      const [first] = ParseResult.ArrayFormatter.formatErrorSync(error)
+      return invalid(source, [key, ...(first?.path ?? [])].join("."), first?.message ?? "a section of settings")
+    }
+  )
+
 /** What an environment variable name looks like; anything else in `api_key_env` may be the key itself. */
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/
-
-/** Checks a section and turns it into provider options (the key is added later). */
-const providerOptions = (
-  source: string | undefined,
-  name: string,
-  section: BackendSection,
-  retry: RetryOptions
-): ProviderOptions | ConfigError.ConfigError => {
-  const at = (key: string) => `llm.${name}.${key}`
-  const out: Record<string, unknown> = { retry }
-  if (section.allow_insecure_http === true) out.allowInsecureHttp = true
-  if (section.base_url !== undefined) {
-    const base = parseBaseUrl(String(section.base_url))
-    if ("invalid" in base) {
-      return invalid(
-        source,
-        at("base_url"),
-        base.invalid === "notHttp" ? "an http:// or https:// URL" : "an http:// or https:// URL whose user info is percent-encoded",
-        display(section.base_url),
-        base.suggestion === undefined ? undefined : `did you mean ${JSON.stringify(base.suggestion)}?`
-      )
-    }
-    out.baseUrl = section.base_url
-  }
-  if (section.model !== undefined) {
-    if (typeof section.model !== "string" || section.model === "" || /[\r\n]/.test(section.model)) {
-      return invalid(source, at("model"), "a model name on one line", section.model)
-    }
-    out.model = section.model
-  }
-  for (const [key, option] of [["timeout", "timeout"], ["first_token_timeout", "firstTokenTimeout"], ["idle_timeout", "idleTimeout"]] as const) {
-    const duration = durationAt(source, at(key), section[key])
-    if (isConfigError(duration)) return duration
-    if (duration !== undefined) out[option] = duration
-  }
-  if (section.max_tokens !== undefined) {
-    if (!Number.isInteger(section.max_tokens) || section.max_tokens <= 0) {
-      return invalid(source, at("max_tokens"), "a positive integer", section.max_tokens)
-    }
-    out.maxTokens = section.max_tokens
-  }
-  if (section.temperature !== undefined) {
-    if (typeof section.temperature !== "number" || !(section.temperature >= 0 && section.temperature <= 2)) {
-      return invalid(source, at("temperature"), "a number between 0 and 2", section.temperature)
-    }
-    out.temperature = section.temperature
-  }
-  return out as ProviderOptions
-}
 
 /**
  * Refuses to send credentials (a key, or the base URL's user info) over plain
@@ -210,43 +261,45 @@ const providerOptions = (
 const checkTransport = (
   source: string | undefined,
   name: string,
-  section: BackendSection,
-  baseUrl: string | undefined,
+  settings: ProviderOptions,
   hasKey: boolean
 ): ConfigError.ConfigError | undefined => {
-  if (baseUrl === undefined || section.allow_insecure_http === true) return undefined
-  const base = parseBaseUrl(baseUrl)
+  if (settings.baseUrl === undefined || settings.allowInsecureHttp === true) return undefined
+  const base = parseBaseUrl(settings.baseUrl)
   if ("invalid" in base || !(hasKey || base.authorization !== undefined)) return undefined
   if (isInsecureRemote(base.parsed)) {
     return invalid(
       source,
       `llm.${name}.base_url`,
-      "https:// for a remote host when an API key or user info is sent (set allow_insecure_http: true to allow plain http)",
-      displayUrl(baseUrl)
+      expectation(
+        "https:// for a remote host when an API key or user info is sent (set allow_insecure_http: true to allow plain http)",
+        settings.baseUrl
+      )
     )
   }
   return undefined
 }
 
 /** The environment overrides: `LLM_BACKEND`, `LLM_FALLBACK`, `LLM_<NAME>_MODEL`, `LLM_<NAME>_BASE_URL`. */
-const withEnvOverrides = (llm: LlmSection): Effect.Effect<LlmSection, ConfigError.ConfigError> =>
+const withEnvOverrides = (llm: Settings): Effect.Effect<Settings, ConfigError.ConfigError> =>
   Effect.gen(function*() {
     const backend = yield* Config.option(Config.string("LLM_BACKEND"))
     const fallback = yield* Config.option(Config.string("LLM_FALLBACK"))
     const merged: Record<string, unknown> = { ...llm }
     if (Option.isSome(backend)) merged.backend = backend.value
     if (Option.isSome(fallback)) merged.fallback = fallback.value.split(",").map((name) => name.trim()).filter((name) => name !== "")
-    const names = new Set([merged.backend as string, ...((merged.fallback as ReadonlyArray<string> | undefined) ?? [])])
+    const names = new Set([merged.backend, ...(Array.isArray(merged.fallback) ? merged.fallback : [])])
     for (const name of names) {
       if (typeof name !== "string") continue
-      const upper = name.toUpperCase()
-      const model = yield* Config.option(Config.string(`LLM_${upper}_MODEL`))
-      const baseUrl = yield* Config.option(Config.string(`LLM_${upper}_BASE_URL`))
+      const env = overrideEnv(name)
+      const model = yield* Config.option(Config.string(env.model))
+      const baseUrl = yield* Config.option(Config.string(env.baseUrl))
       if (Option.isNone(model) && Option.isNone(baseUrl)) continue
+      const written = own(merged, name)
       // defined, not assigned: a backend named `__proto__` must not set the prototype
       Object.defineProperty(merged, name, {
         value: {
-          ...(own(merged, name) as BackendSection | undefined),
+          ...(isSettings(written) ? written : {}),
           ...(Option.isSome(model) ? { model: model.value } : {}),
           ...(Option.isSome(baseUrl) ? { base_url: baseUrl.value } : {})
         },
@@ -255,15 +308,27 @@ const withEnvOverrides = (llm: LlmSection): Effect.Effect<LlmSection, ConfigErro
         configurable: true
       })
     }
-    return merged as LlmSection
+    return merged
   })
 
+/** A section before it is checked: settings by key. */
+type Settings = Readonly<Record<string, unknown>>
+
+/** Whether `value` is a section of settings (an object). Its settings are checked where they are read. */
+const isSettings = (value: unknown): value is Settings => typeof value === "object" && value !== null
+
+/**
+ * Whether `value` is a backend's section (an object). What the layers use
+ * of it is checked by `BackendSettings`; a custom backend's factory gets it
+ * as written.
+ */
+const isSection = (value: unknown): value is BackendSection => isSettings(value)
+
 /** Accepts `{ llm: {...} }` or the `llm` section itself. */
-const llmSectionOf = (config: unknown, source: string | undefined): LlmSection | ConfigError.ConfigError => {
-  if (typeof config !== "object" || config === null) return invalid(source, "llm", "an object with an llm section")
-  const llm = "llm" in config ? (config as { llm: unknown }).llm : config
-  if (typeof llm !== "object" || llm === null) return invalid(source, "llm", "an object")
-  return llm as LlmSection
+const llmSectionOf = (config: unknown, source: string | undefined): Settings | ConfigError.ConfigError => {
+  if (!isSettings(config)) return invalid(source, "llm", "an object with an llm section")
+  const llm = "llm" in config ? config.llm : config
+  return isSettings(llm) ? llm : invalid(source, "llm", "an object")
 }
 
 /**
@@ -274,7 +339,19 @@ const llmSectionOf = (config: unknown, source: string | undefined): LlmSection |
  */
 export const make = (
   config: LlmConfigInput | LlmSection,
-  options: { readonly source?: string | undefined; readonly registry?: ReadonlyMap<string, BackendFactory> | undefined } = {}
+  options: MakeOptions = {}
+): Effect.Effect<Layer.Layer<Llm, ConfigError.ConfigError>, ConfigError.ConfigError> => build(config, options)
+
+/** Where a configuration came from, and the custom backends it may name. */
+interface MakeOptions {
+  readonly source?: string | undefined
+  readonly registry?: ReadonlyMap<string, BackendFactory> | undefined
+}
+
+/** `make` for a configuration of any shape, as a file holds it: its shape is checked like everything else. */
+const build = (
+  config: unknown,
+  options: MakeOptions
 ): Effect.Effect<Layer.Layer<Llm, ConfigError.ConfigError>, ConfigError.ConfigError> =>
   Effect.gen(function*() {
     const source = options.source
@@ -288,43 +365,31 @@ export const make = (
     const isKnown = (name: unknown): name is string =>
       typeof name === "string" && (Object.hasOwn(builtins, name) || custom.has(name))
     if (!isKnown(llm.backend)) {
-      return yield* Effect.fail(invalid(source, "llm.backend", `one of ${known.join(", ")}`, llm.backend))
+      return yield* Effect.fail(invalid(source, "llm.backend", expectation(`one of ${known.join(", ")}`, llm.backend)))
     }
     const fallback = llm.fallback ?? []
-    if (!Array.isArray(fallback)) return yield* Effect.fail(invalid(source, "llm.fallback", "a list of backend names", fallback))
+    if (!Array.isArray(fallback)) return yield* Effect.fail(invalid(source, "llm.fallback", expectation("a list of backend names", fallback)))
     for (const [i, name] of fallback.entries()) {
       const at = `llm.fallback[${i}]`
       if (name === llm.backend) {
-        return yield* Effect.fail(invalid(source, at, `a backend to try after the primary, not the primary ${llm.backend} itself`, name))
+        return yield* Effect.fail(invalid(source, at, expectation(`a backend to try after the primary, not the primary ${llm.backend} itself`, name)))
       }
       if (!isKnown(name) || !configured.includes(name)) {
-        return yield* Effect.fail(invalid(source, at, `a configured backend (${configured.join(", ")})`, name))
+        return yield* Effect.fail(invalid(source, at, expectation(`a configured backend (${configured.join(", ")})`, name)))
       }
       if (fallback.indexOf(name) < i) {
-        return yield* Effect.fail(invalid(source, at, "each fallback backend once", name))
+        return yield* Effect.fail(invalid(source, at, expectation("each fallback backend once", name)))
       }
     }
-    const retrySection = llm.retry ?? {}
-    const retry: Record<string, unknown> = {}
-    if (retrySection.max_retries !== undefined) {
-      if (!Number.isInteger(retrySection.max_retries) || retrySection.max_retries < 0) {
-        return yield* Effect.fail(invalid(source, "llm.retry.max_retries", "a non-negative integer", retrySection.max_retries))
-      }
-      retry.maxRetries = retrySection.max_retries
-    }
-    for (const [key, option] of [["initial_delay", "initialDelay"], ["max_delay", "maxDelay"], ["max_retry_after", "maxRetryAfter"]] as const) {
-      const duration = durationAt(source, `llm.retry.${key}`, retrySection[key])
-      if (isConfigError(duration)) return yield* Effect.fail(duration)
-      if (duration !== undefined) retry[option] = duration
-    }
+    const retry = yield* decodeSection(RetrySettings, source, "llm.retry", llm.retry)
 
     const layers: Array<
       | Layer.Layer<Llm, ConfigError.ConfigError>
       | Fallback.ProbedLayer<ConfigError.ConfigError>
     > = []
     for (const name of [llm.backend, ...fallback]) {
-      const section = (own(llm, name) ?? {}) as BackendSection
-      if (typeof section !== "object" || section === null) {
+      const section: unknown = own(llm, name) ?? {}
+      if (!isSection(section)) {
         return yield* Effect.fail(invalid(source, `llm.${name}`, "a section of settings"))
       }
       const builtin = own(builtins, name)
@@ -334,9 +399,9 @@ export const make = (
           invalid(source, `llm.${name}.api_key_env`, "the name of an environment variable (letters, digits and _), not the key itself")
         )
       }
-      const keyEnv = section.api_key_env ?? builtin?.keyEnv
+      const keyEnv = section.api_key_env ?? builtin?.provider.env.apiKey
       const apiKey = keyEnv === undefined ? Option.none() : yield* Config.option(Config.redacted(keyEnv))
-      if (builtin?.keyRequired && Option.isNone(apiKey)) {
+      if (builtin?.provider.env.apiKeyRequired && Option.isNone(apiKey)) {
         return yield* Effect.fail(invalid(source, `llm.${name}.api_key_env`, `the environment variable ${keyEnv} to hold the API key; it is not set`))
       }
       const keyProblem = Option.isSome(apiKey) ? headerValueProblem(Redacted.value(apiKey.value)) : undefined
@@ -346,36 +411,27 @@ export const make = (
           invalid(source, `llm.${name}.api_key_env`, `the environment variable ${keyEnv} to hold an API key a header can carry; the key ${keyProblem}`)
         )
       }
-      const settings = providerOptions(source, name, section, retry as RetryOptions)
-      if (isConfigError(settings)) return yield* Effect.fail(settings)
+      const settings: ProviderOptions = { retry, ...yield* decodeSection(BackendSettings, source, `llm.${name}`, section) }
       if (builtin === undefined) {
-        layers.push(custom.get(name)!({ name, section, apiKey, retry: retry as RetryOptions }))
+        layers.push(custom.get(name)!({ name, section, apiKey, retry }))
         continue
       }
-      const transport = checkTransport(source, name, section, settings.baseUrl, Option.isSome(apiKey))
+      const transport = checkTransport(source, name, settings, Option.isSome(apiKey))
       if (transport !== undefined) return yield* Effect.fail(transport)
-      const layer = builtin.build({ ...settings, ...(Option.isSome(apiKey) ? { apiKey: apiKey.value } : {}) })
+      const layer = builtin.provider.layer({ ...settings, ...(Option.isSome(apiKey) ? { apiKey: apiKey.value } : {}) })
       layers.push(builtin.probe === undefined ? layer : { layer, probe: builtin.probe(settings) })
     }
     if (layers.length === 1) {
       const only = layers[0]!
       return "probe" in only ? only.layer : only
     }
-    const breaker = llm.circuit_breaker
-    const cooldown = durationAt(source, "llm.circuit_breaker.cooldown", breaker?.cooldown)
-    if (isConfigError(cooldown)) return yield* Effect.fail(cooldown)
-    if (breaker?.failure_threshold !== undefined && !(Number.isInteger(breaker.failure_threshold) && breaker.failure_threshold > 0)) {
-      return yield* Effect.fail(invalid(source, "llm.circuit_breaker.failure_threshold", "a positive integer", breaker.failure_threshold))
-    }
+    const breaker = yield* decodeSection(BreakerSettings, source, "llm.circuit_breaker", llm.circuit_breaker)
     return Fallback.layer(layers, {
-      circuitBreaker: {
-        failureThreshold: breaker?.failure_threshold,
-        cooldown
-      }
+      circuitBreaker: breaker
     })
   })
 
-/** The `Llm` layer for a configuration given as a plain object (the seed's Quick Start). */
+/** The `Llm` layer for a configuration given as a plain object. */
 export const layerFrom = (
   config: LlmConfigInput | LlmSection,
   options: { readonly registry?: ReadonlyMap<string, BackendFactory> | undefined } = {}
@@ -403,5 +459,5 @@ export const layerFromFile = (
   Layer.unwrapEffect(Effect.gen(function*() {
     const file = path ?? (yield* Config.string("LLM_CONFIG").pipe(Config.withDefault("config.yaml")))
     const config = yield* readFile(file)
-    return yield* make(config as LlmConfigInput, { ...options, source: file })
+    return yield* build(config, { ...options, source: file })
   }))

@@ -138,7 +138,15 @@ export * as Fallback from "./layers/Fallback.js"
 export * as HttpTransport from "./HttpTransport.js"
 
 /**
- * The kit for building a provider: a wire codec and an endpoint become an `Llm` (`make`, `layerConfig`, `bearer`).
+ * The provider kit: declare an HTTP provider once (name, codec, defaults, key header, env names)
+ * and get its `make`, `layer` and `layerConfig`.
+ *
+ * @since 0.1.0
+ */
+export * as Provider from "./Provider.js"
+
+/**
+ * The shared HTTP machinery under every provider: a wire codec and an endpoint become an `Llm.Service`.
  *
  * @since 0.1.0
  */

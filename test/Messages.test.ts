@@ -691,11 +691,11 @@ describe("Anthropic layer", () => {
       expect(server.requests[0]!.body).toMatchObject({ max_tokens: 64 })
     })))
 
-  it.live("layerConfig reads ANTHROPIC_API_KEY, ANTHROPIC_MODEL and ANTHROPIC_BASE_URL", () =>
+  it.live("layerConfig reads ANTHROPIC_API_KEY, LLM_ANTHROPIC_MODEL and LLM_ANTHROPIC_BASE_URL", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
       const env = ConfigProvider.fromMap(
-        new Map([["ANTHROPIC_API_KEY", key], ["ANTHROPIC_MODEL", "claude-haiku-4-5"], ["ANTHROPIC_BASE_URL", server.url]])
+        new Map([["ANTHROPIC_API_KEY", key], ["LLM_ANTHROPIC_MODEL", "claude-haiku-4-5"], ["LLM_ANTHROPIC_BASE_URL", server.url]])
       )
       const layer = Anthropic.layerConfig({ ...fast }).pipe(Layer.provide(client), Layer.provide(Layer.setConfigProvider(env)))
       const result = yield* Llm.complete([Message.user("q")]).pipe(Effect.provide(layer))

@@ -285,7 +285,7 @@ describe("layerConfig", () => {
       const server = yield* FakeProvider.make
       const layer = OpenAi.layerConfig({ ...fast }).pipe(
         Layer.provide(client),
-        Layer.provide(fromEnv({ OPENAI_API_KEY: fakeKey, OPENAI_MODEL: "gpt-4.1-mini", OPENAI_BASE_URL: `${server.url}/v1` }))
+        Layer.provide(fromEnv({ OPENAI_API_KEY: fakeKey, LLM_OPENAI_MODEL: "gpt-4.1-mini", LLM_OPENAI_BASE_URL: `${server.url}/v1` }))
       )
       const result = yield* Llm.complete([Message.user("q")]).pipe(Effect.provide(layer))
       expect(result.content).toBe("ok")
@@ -303,7 +303,7 @@ describe("layerConfig", () => {
   it.live("runs the local backend without a key", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
-      const layer = Local.layerConfig().pipe(Layer.provide(client), Layer.provide(fromEnv({ LOCAL_LLM_BASE_URL: server.url })))
+      const layer = Local.layerConfig().pipe(Layer.provide(client), Layer.provide(fromEnv({ LLM_LOCAL_BASE_URL: server.url })))
       const result = yield* Llm.complete([Message.user("q")]).pipe(Effect.provide(layer))
       expect(result.metadata.provider).toBe("local")
     })))
@@ -342,10 +342,10 @@ describe("secrets", () => {
 })
 
 describe("OpenRouter.layerConfig", () => {
-  it.live("reads OPENROUTER_API_KEY, OPENROUTER_MODEL and OPENROUTER_BASE_URL", () =>
+  it.live("reads OPENROUTER_API_KEY, LLM_OPENROUTER_MODEL and LLM_OPENROUTER_BASE_URL", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
-      const vars = new Map([["OPENROUTER_API_KEY", fakeKey], ["OPENROUTER_MODEL", "anthropic/claude-sonnet-4.5"], ["OPENROUTER_BASE_URL", `${server.url}/api/v1`]])
+      const vars = new Map([["OPENROUTER_API_KEY", fakeKey], ["LLM_OPENROUTER_MODEL", "anthropic/claude-sonnet-4.5"], ["LLM_OPENROUTER_BASE_URL", `${server.url}/api/v1`]])
       const layer = OpenRouter.layerConfig({ title: "cfg" }).pipe(
         Layer.provide(client),
         Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(vars)))

@@ -22,7 +22,7 @@ const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc")
 /** Every value each entry point exports: a namespace's own names, or `"value"`. */
 const runtimeApi = {
   index: {
-    Anthropic: ["defaults", "layer", "layerConfig", "make"],
+    Anthropic: ["defaults", "layer", "layerConfig", "make", "provider"],
     AssistantMessage: "value",
     ChatCompletions: ["make"],
     CompletionResult: "value",
@@ -42,15 +42,7 @@ const runtimeApi = {
       "isTransient"
     ],
     Fallback: ["layer", "make"],
-    HttpProvider: [
-      "bearer",
-      "configFrom",
-      "defaultIdleTimeout",
-      "defaultMaxResponseBytes",
-      "isInsecureRemote",
-      "layerConfig",
-      "make"
-    ],
+    HttpProvider: ["defaultMaxResponseBytes", "isInsecureRemote", "make"],
     HttpTransport: ["HttpTransport", "TransportError", "layerHttpClient", "layerUndici", "undici"],
     Llm: ["CompletionResult", "FinishReason", "Llm", "ResponseMetadata", "Usage", "complete", "stream", "streamText"],
     LlmAuthenticationError: "value",
@@ -63,7 +55,7 @@ const runtimeApi = {
     LlmResponseError: "value",
     LlmStream: ["StreamEvent", "collect", "sentences", "textDeltas"],
     LlmTimeoutError: "value",
-    Local: ["Health", "defaults", "health", "layer", "layerConfig", "make", "models"],
+    Local: ["Health", "defaults", "health", "layer", "layerConfig", "make", "models", "provider"],
     Message: [
       "AssistantMessage",
       "JsonObject",
@@ -80,8 +72,9 @@ const runtimeApi = {
       "user"
     ],
     Messages: ["defaultMaxTokens", "finishReasonFromWire", "make"],
-    OpenAi: ["defaults", "layer", "layerConfig", "make"],
-    OpenRouter: ["defaults", "layer", "layerConfig", "make"],
+    OpenAi: ["defaults", "layer", "layerConfig", "make", "provider"],
+    OpenRouter: ["defaults", "layer", "layerConfig", "make", "provider"],
+    Provider: ["bearer", "defaultIdleTimeout", "make", "overrideEnv", "readEnv"],
     Retry: ["defaults"],
     StreamEvent: "value",
     SystemMessage: "value",
@@ -113,7 +106,7 @@ const typeApi = {
     ConversationContext: ["ContextOptions", "CountTokens", "Turn"],
     Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "ProbedLayer"],
     FinishReason: "type",
-    HttpProvider: ["ConfigNames", "ProviderConfig", "ProviderOptions"],
+    HttpProvider: ["ProviderConfig"],
     HttpTransport: ["BodyReader", "Request", "Response", "Service", "UndiciOptions"],
     Llm: ["CompletionOptions", "ToolChoice"],
     LlmConfig: ["BackendContext", "BackendFactory", "BackendSection", "LlmConfigInput", "LlmSection"],
@@ -121,6 +114,7 @@ const typeApi = {
     Messages: ["MessagesOptions"],
     OpenAi: ["OpenAiOptions"],
     OpenRouter: ["OpenRouterOptions"],
+    Provider: ["Declaration", "EnvNames", "KeyHeaders", "Provider", "ProviderDefaults", "ProviderOptions", "TextOptions"],
     Retry: ["RetryOptions"],
     ToolChoice: "type",
     Tool: ["Tool"],

@@ -8,7 +8,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { isTransient } from "../src/errors.js"
-import type { ProviderOptions } from "../src/layers/HttpProvider.js"
+import type { ProviderOptions } from "../src/Provider.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
 import * as LlmStream from "../src/Stream.js"

@@ -12,7 +12,7 @@ const root = fileURLToPath(new URL("..", import.meta.url))
 const run = (file: string) =>
   new Promise<string>((resolve, reject) => {
     const env = { ...process.env }
-    for (const name of ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY", "LOCAL_LLM_BASE_URL", "LLM_CONFIG"]) delete env[name]
+    for (const name of ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY", "LLM_LOCAL_BASE_URL", "LLM_CONFIG"]) delete env[name]
     execFile(process.execPath, ["--import", "tsx", file], { cwd: root, env, timeout: 60_000 }, (error, stdout, stderr) => {
       if (error) reject(new Error(`${file} failed: ${error.message}\n${stdout}\n${stderr}`))
       else resolve(stdout)

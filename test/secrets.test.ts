@@ -28,7 +28,7 @@ import { isLlmError, LlmError } from "../src/errors.js"
 import { fromProviderFailure, responseError } from "../src/internal/errorFactory.js"
 import * as Anthropic from "../src/layers/Anthropic.js"
 import * as Fallback from "../src/layers/Fallback.js"
-import type { ProviderOptions } from "../src/layers/HttpProvider.js"
+import type { ProviderOptions } from "../src/Provider.js"
 import * as Local from "../src/layers/Local.js"
 import * as OpenAi from "../src/layers/OpenAi.js"
 import * as OpenRouter from "../src/layers/OpenRouter.js"
@@ -364,7 +364,7 @@ describe("secrets: the fake key never appears in anything produced", () => {
         ["OPENAI_API_KEY", fakeKey],
         ["ANTHROPIC_API_KEY", fakeKey],
         ["OPENROUTER_API_KEY", fakeKey],
-        ["LOCAL_LLM_API_KEY", fakeKey],
+        ["LLM_LOCAL_API_KEY", fakeKey],
         ["MY_KEY", fakeKey]
       ])
       const configs: ReadonlyArray<unknown> = [

@@ -13,8 +13,8 @@ export const describeBackend = (): string =>
     ? "OpenAI (OPENAI_API_KEY)"
     : process.env.ANTHROPIC_API_KEY
     ? "Anthropic (ANTHROPIC_API_KEY)"
-    : process.env.LOCAL_LLM_BASE_URL
-    ? `the local server at ${process.env.LOCAL_LLM_BASE_URL}`
+    : process.env.LLM_LOCAL_BASE_URL
+    ? `the local server at ${process.env.LLM_LOCAL_BASE_URL}`
     : "the built-in fake provider (no key or server configured)"
 
 /**
@@ -28,7 +28,7 @@ export const exampleLlm = (
     ? OpenAi.layerConfig()
     : process.env.ANTHROPIC_API_KEY
     ? Anthropic.layerConfig()
-    : process.env.LOCAL_LLM_BASE_URL
+    : process.env.LLM_LOCAL_BASE_URL
     ? Local.layerConfig()
     : undefined
   const layer = real !== undefined ? real : Layer.unwrapScoped(Effect.gen(function*() {

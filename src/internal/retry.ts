@@ -11,7 +11,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as Schedule from "effect/Schedule"
 import { isTransient, type LlmError } from "../errors.js"
 import { defaults, type RetryOptions } from "../Retry.js"
-import { durationProblem } from "./validate.js"
+import { durationProblem, isNonNegativeInteger } from "./validate.js"
 
 export type {
   /**
@@ -44,7 +44,7 @@ export interface ResolvedRetryOptions {
 export const problem = (options: RetryOptions | undefined): string | undefined => {
   if (options === undefined) return undefined
   const { maxRetries } = options
-  if (maxRetries !== undefined && !(Number.isInteger(maxRetries) && maxRetries >= 0)) {
+  if (maxRetries !== undefined && !isNonNegativeInteger(maxRetries)) {
     return `the retry.maxRetries option must be a non-negative integer, got ${JSON.stringify(maxRetries) ?? String(maxRetries)}`
   }
   for (const option of ["initialDelay", "maxDelay", "maxRetryAfter"] as const) {

@@ -10,6 +10,43 @@ const inRange = (value: number | undefined, min: number, max: number): boolean =
   value === undefined || (Number.isFinite(value) && value >= min && value <= max)
 
 /**
+ * The range of a sampling temperature, as messages say it.
+ *
+ * @internal
+ */
+export const temperatureRange = "between 0 and 2"
+
+/**
+ * Whether `value` is a sampling temperature (a number from 0 to 2).
+ *
+ * @internal
+ */
+export const isTemperature = (value: unknown): value is number => typeof value === "number" && value >= 0 && value <= 2
+
+/**
+ * Whether `value` is a positive integer (a token limit, a failure threshold).
+ *
+ * @internal
+ */
+export const isPositiveInteger = (value: unknown): value is number => typeof value === "number" && Number.isInteger(value) && value > 0
+
+/**
+ * Whether `value` is a non-negative integer (a retry count).
+ *
+ * @internal
+ */
+export const isNonNegativeInteger = (value: unknown): value is number =>
+  typeof value === "number" && Number.isInteger(value) && value >= 0
+
+/**
+ * Whether `text` holds a line break (CR or LF), which would end a header
+ * line: a model name or header value must not.
+ *
+ * @internal
+ */
+export const hasLineBreak = (text: string): boolean => /[\r\n]/.test(text)
+
+/**
  * Checks a request before anything is sent. Returns why it is invalid, or
  * undefined when it may be sent.
  *
@@ -20,9 +57,11 @@ export const validateRequest = (
   options: CompletionOptions
 ): string | undefined => {
   if (messages.length === 0) return "the message list is empty"
-  if (!inRange(options.temperature, 0, 2)) return `temperature must be between 0 and 2, got ${options.temperature}`
+  if (options.temperature !== undefined && !isTemperature(options.temperature)) {
+    return `temperature must be ${temperatureRange}, got ${options.temperature}`
+  }
   if (!inRange(options.topP, 0, 1)) return `topP must be between 0 and 1, got ${options.topP}`
-  if (options.maxTokens !== undefined && !(Number.isInteger(options.maxTokens) && options.maxTokens > 0)) {
+  if (options.maxTokens !== undefined && !isPositiveInteger(options.maxTokens)) {
     return `maxTokens must be a positive integer, got ${options.maxTokens}`
   }
   for (const option of ["timeout", "firstTokenTimeout", "idleTimeout"] as const) {
@@ -106,7 +145,7 @@ const fieldValue = /^[\t\x20-\x7e]*$/
  * @internal
  */
 export const headerValueProblem = (value: string): string | undefined =>
-  /[\r\n]/.test(value)
+  hasLineBreak(value)
     ? "contains a line break"
     : fieldValue.test(value)
     ? undefined

@@ -9,15 +9,10 @@
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import type * as Clock from "effect/Clock"
-import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
-import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -752,104 +747,3 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
 
     return { provider, model: config.model, complete, stream } satisfies Llm.Service
   })
-
-/** The options every provider layer accepts. */
-export interface ProviderOptions {
-  /** The model to use unless a call says otherwise. */
-  readonly model?: string | undefined
-  /** The provider's base URL, as its docs give it. */
-  readonly baseUrl?: string | undefined
-  /** The API key, kept `Redacted` so it never reaches a log or an error. */
-  readonly apiKey?: Redacted.Redacted<string> | undefined
-  /** Deadline for one attempt, start to last byte. */
-  readonly timeout?: Duration.DurationInput | undefined
-  /** Deadline for a stream's first content event. */
-  readonly firstTokenTimeout?: Duration.DurationInput | undefined
-  /** Deadline between two content events of a stream. */
-  readonly idleTimeout?: Duration.DurationInput | undefined
-  /** Default output limit. */
-  readonly maxTokens?: number | undefined
-  /** Default sampling temperature. */
-  readonly temperature?: number | undefined
-  readonly retry?: Retry.RetryOptions | undefined
-  /** The largest response body accepted, streamed or not (default 32 MiB). */
-  readonly maxResponseBytes?: number | undefined
-  /** Send the key over plain http to a host that is not loopback (default false). */
-  readonly allowInsecureHttp?: boolean | undefined
-}
-
-/** The default idle timeout between content events of a stream. */
-export const defaultIdleTimeout: Duration.DurationInput = "30 seconds"
-
-/** Fills a `ProviderConfig` from a provider's options and its own defaults. */
-export const configFrom = (
-  options: ProviderOptions,
-  defaults: {
-    readonly provider: string
-    readonly model: string
-    readonly baseUrl: string
-    readonly timeout: Duration.DurationInput
-    readonly codec: WireCodec
-    readonly headers: Readonly<Record<string, string>>
-    readonly apiKeyEnv?: string | undefined
-  }
-): ProviderConfig => ({
-  provider: defaults.provider,
-  model: options.model ?? defaults.model,
-  baseUrl: options.baseUrl ?? defaults.baseUrl,
-  codec: defaults.codec,
-  headers: defaults.headers,
-  apiKeyEnv: defaults.apiKeyEnv,
-  timeout: options.timeout ?? defaults.timeout,
-  firstTokenTimeout: options.firstTokenTimeout,
-  idleTimeout: options.idleTimeout ?? defaultIdleTimeout,
-  defaults: { maxTokens: options.maxTokens, temperature: options.temperature },
-  retry: options.retry,
-  maxResponseBytes: options.maxResponseBytes,
-  allowInsecureHttp: options.allowInsecureHttp
-})
-
-/** `Authorization: Bearer <key>` when a key is given. */
-export const bearer = (apiKey: Redacted.Redacted<string> | undefined): Record<string, string> =>
-  apiKey === undefined ? {} : { authorization: `Bearer ${Redacted.value(apiKey)}` }
-
-/** Where a provider's `layerConfig` reads its settings. */
-export interface ConfigNames {
-  /** The variable holding the API key (read with `Config.redacted`). */
-  readonly apiKey: string
-  /** Whether the layer fails without a key (cloud) or runs without one (local). */
-  readonly apiKeyRequired: boolean
-  /** The variable overriding the model. */
-  readonly model: string
-  /** The variable overriding the base URL. */
-  readonly baseUrl: string
-}
-
-/**
- * Builds a provider's `layerConfig`: reads the key (as `Redacted`), the model
- * and the base URL through Effect's `Config`, then builds the layer with the
- * given options filling in the rest.
- */
-export const layerConfig = <Options extends ProviderOptions, ROut, RIn>(
-  names: ConfigNames,
-  layer: (options: Options) => Layer.Layer<ROut, never, RIn>,
-  options: Options
-): Layer.Layer<ROut, ConfigError.ConfigError, RIn> =>
-  Layer.unwrapEffect(
-    Effect.map(
-      Config.all({
-        apiKey: names.apiKeyRequired
-          ? Config.map(Config.redacted(names.apiKey), Option.some)
-          : Config.option(Config.redacted(names.apiKey)),
-        model: Config.option(Config.string(names.model)),
-        baseUrl: Config.option(Config.string(names.baseUrl))
-      }),
-      ({ apiKey, baseUrl, model }) =>
-        layer({
-          ...options,
-          ...(Option.isSome(apiKey) ? { apiKey: apiKey.value } : {}),
-          ...(Option.isSome(model) ? { model: model.value } : {}),
-          ...(Option.isSome(baseUrl) ? { baseUrl: baseUrl.value } : {})
-        })
-    )
-  )

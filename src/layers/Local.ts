@@ -5,21 +5,19 @@
  *
  * @since 0.1.0
  */
-import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import { type LlmError, LlmTimeoutError } from "../errors.js"
 import { connectionError, type ErrorContext, fromProviderFailure, invalidRequest, responseError } from "../internal/errorFactory.js"
 import { HttpTransport } from "../HttpTransport.js"
 import { describeBaseUrlProblem, displayUrl, durationProblem, parseBaseUrl, plainHttpRefusal } from "../internal/validate.js"
-import { Llm } from "../Llm.js"
+import * as Provider from "../Provider.js"
 import * as ChatCompletions from "./ChatCompletions.js"
-import * as HttpProvider from "./HttpProvider.js"
+import { isInsecureRemote } from "./HttpProvider.js"
 
 /** Options of the local layer. */
-export interface LocalOptions extends HttpProvider.ProviderOptions {
+export interface LocalOptions extends Provider.ProviderOptions {
   /**
    * `content` of an assistant message that only calls tools: `""` by default
    * (LM Studio and llama-cpp-python reject null).
@@ -27,45 +25,28 @@ export interface LocalOptions extends HttpProvider.ProviderOptions {
   readonly emptyAssistantContent?: null | "" | undefined
 }
 
-/** The seed's defaults. */
-export const defaults = {
-  model: "gpt-oss:120b",
-  baseUrl: "http://localhost:8080",
-  timeout: "120 seconds",
-  apiKeyEnv: "LOCAL_LLM_API_KEY"
-} as const
-
 /** The server's root, whether the user pasted it with `/v1` or without. */
 const rootOf = (baseUrl: string): string => baseUrl.replace(/\/+$/, "").replace(/\/v1$/, "")
 
-/** Builds the local `Llm` service. */
-export const make = (options: LocalOptions = {}): Effect.Effect<Llm.Service> =>
-  HttpProvider.make(HttpProvider.configFrom({ ...options, baseUrl: `${rootOf(options.baseUrl ?? defaults.baseUrl)}/v1` }, {
-    provider: "local",
-    model: defaults.model,
-    baseUrl: defaults.baseUrl,
-    timeout: defaults.timeout,
-    codec: ChatCompletions.make({ emptyAssistantContent: options.emptyAssistantContent ?? "", maxTokensField: "max_tokens" }),
-    apiKeyEnv: defaults.apiKeyEnv,
-    headers: HttpProvider.bearer(options.apiKey)
-  }))
+/** The local provider, declared once: its requests go to `<root>/v1`, whether the base URL has `/v1` or not. */
+export const provider = Provider.make<LocalOptions>({
+  name: "local",
+  defaults: { model: "gpt-oss:120b", baseUrl: "http://localhost:8080", timeout: "120 seconds", apiKeyEnv: "LLM_LOCAL_API_KEY" },
+  apiKeyRequired: false,
+  endpoint: (baseUrl) => `${rootOf(baseUrl)}/v1`,
+  codec: (options) => ChatCompletions.make({ emptyAssistantContent: options.emptyAssistantContent ?? "", maxTokensField: "max_tokens" })
+})
 
-/** The local backend as a layer. */
-export const layer = (options: LocalOptions = {}): Layer.Layer<Llm> =>
-  Layer.effect(Llm, make(options))
+/** The local server's defaults. */
+export const defaults = provider.defaults
 
 /**
- * The local backend configured from the environment: `LOCAL_LLM_BASE_URL`,
- * `LOCAL_LLM_MODEL` and an optional `LOCAL_LLM_API_KEY`; `options` fill in the rest.
+ * Builds the local `Llm` service (`make`), as a layer (`layer`), or
+ * configured from the environment (`layerConfig`: `LLM_LOCAL_BASE_URL`,
+ * `LLM_LOCAL_MODEL` and an optional `LLM_LOCAL_API_KEY`; `options` fill in
+ * the rest).
  */
-export const layerConfig = (
-  options: LocalOptions = {}
-): Layer.Layer<Llm, ConfigError.ConfigError> =>
-  HttpProvider.layerConfig(
-    { apiKey: defaults.apiKeyEnv, apiKeyRequired: false, model: "LOCAL_LLM_MODEL", baseUrl: "LOCAL_LLM_BASE_URL" },
-    layer,
-    options
-  )
+export const { layer, layerConfig, make } = provider
 
 /** Whether a local server is ready to answer. */
 export class Health extends Schema.Class<Health>("effect-llm/Local/Health")({
@@ -98,7 +79,7 @@ const probe = (path: string, options: ProbeOptions, readBody: boolean) => {
   const root = rootOf(options.baseUrl ?? defaults.baseUrl)
   const base = parseBaseUrl(root)
   if ("invalid" in base) return Effect.fail(invalidRequest(probeContext, describeBaseUrlProblem(root, base)))
-  if (base.authorization !== undefined && HttpProvider.isInsecureRemote(base.parsed) && options.allowInsecureHttp !== true) {
+  if (base.authorization !== undefined && isInsecureRemote(base.parsed) && options.allowInsecureHttp !== true) {
     return Effect.fail(invalidRequest(probeContext, plainHttpRefusal("the base URL's credentials", base.parsed.host)))
   }
   const timeoutProblem = durationProblem(options.timeout)
@@ -150,7 +131,8 @@ export const health = (options: ProbeOptions = {}): Effect.Effect<Health, LlmErr
     return Effect.flatMap(probe("/v1/models", options, false), (models) =>
       models.status >= 200 && models.status < 300
         ? Effect.succeed(new Health({ status: "ok", endpoint: "/v1/models" }))
-        : Effect.fail(fromProviderFailure(models.context, { status: models.status, message: models.text.slice(0, 200) })))
+        // only the status was read: the body is not quoted
+        : Effect.fail(fromProviderFailure(models.context, { status: models.status })))
   })
 
 /** Lists the models a local server offers (`GET /v1/models`). */

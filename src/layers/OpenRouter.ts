@@ -4,15 +4,11 @@
  *
  * @since 0.1.0
  */
-import type * as ConfigError from "effect/ConfigError"
-import type * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import { Llm } from "../Llm.js"
+import * as Provider from "../Provider.js"
 import * as ChatCompletions from "./ChatCompletions.js"
-import * as HttpProvider from "./HttpProvider.js"
 
 /** Options of the OpenRouter layer. */
-export interface OpenRouterOptions extends HttpProvider.ProviderOptions {
+export interface OpenRouterOptions extends Provider.ProviderOptions {
   /** Your app's URL, sent as `HTTP-Referer` for attribution. */
   readonly referer?: string | undefined
   /** Your app's name, sent as `X-Title`. */
@@ -21,48 +17,24 @@ export interface OpenRouterOptions extends HttpProvider.ProviderOptions {
   readonly extraBody?: Readonly<Record<string, unknown>> | undefined
 }
 
-/** The seed's defaults. */
-export const defaults = {
-  model: "openai/gpt-4o",
-  baseUrl: "https://openrouter.ai/api/v1",
-  timeout: "60 seconds",
-  apiKeyEnv: "OPENROUTER_API_KEY"
-} as const
+/** The OpenRouter provider, declared once: `extraBody` is merged into its codec's bodies. */
+export const provider = Provider.make<OpenRouterOptions>({
+  name: "openrouter",
+  defaults: { model: "openai/gpt-4o", baseUrl: "https://openrouter.ai/api/v1", timeout: "60 seconds", apiKeyEnv: "OPENROUTER_API_KEY" },
+  apiKeyRequired: true,
+  codec: ({ extraBody }) =>
+    ChatCompletions.make({ emptyAssistantContent: null, maxTokensField: "max_tokens", ...(extraBody === undefined ? {} : { extraBody }) }),
+  optionHeaders: { referer: "http-referer", title: "x-title" }
+})
 
-/** Builds the OpenRouter `Llm` service. */
-export const make = (options: OpenRouterOptions = {}): Effect.Effect<Llm.Service> =>
-  HttpProvider.make(HttpProvider.configFrom(options, {
-    provider: "openrouter",
-    model: defaults.model,
-    baseUrl: defaults.baseUrl,
-    timeout: defaults.timeout,
-    codec: ChatCompletions.make({
-      emptyAssistantContent: null,
-      maxTokensField: "max_tokens",
-      ...(options.extraBody === undefined ? {} : { extraBody: options.extraBody })
-    }),
-    apiKeyEnv: defaults.apiKeyEnv,
-    headers: {
-      ...HttpProvider.bearer(options.apiKey),
-      ...(options.referer === undefined ? {} : { "http-referer": options.referer }),
-      ...(options.title === undefined ? {} : { "x-title": options.title })
-    }
-  }))
-
-/** The OpenRouter backend as a layer. */
-export const layer = (options: OpenRouterOptions = {}): Layer.Layer<Llm> =>
-  Layer.effect(Llm, make(options))
+/** The OpenRouter defaults. */
+export const defaults = provider.defaults
 
 /**
- * The OpenRouter backend configured from the environment: the key from
- * `OPENROUTER_API_KEY` (as `Redacted`), `OPENROUTER_MODEL` and
- * `OPENROUTER_BASE_URL` when set; `options` fill in the rest.
+ * Builds the OpenRouter `Llm` service (`make`), as a layer (`layer`), or
+ * configured from the environment (`layerConfig`: the key from
+ * `OPENROUTER_API_KEY` as `Redacted`, the model from `LLM_OPENROUTER_MODEL`
+ * and the base URL from `LLM_OPENROUTER_BASE_URL` when set; `options` fill in
+ * the rest).
  */
-export const layerConfig = (
-  options: OpenRouterOptions = {}
-): Layer.Layer<Llm, ConfigError.ConfigError> =>
-  HttpProvider.layerConfig(
-    { apiKey: defaults.apiKeyEnv, apiKeyRequired: true, model: "OPENROUTER_MODEL", baseUrl: "OPENROUTER_BASE_URL" },
-    layer,
-    options
-  )
+export const { layer, layerConfig, make } = provider

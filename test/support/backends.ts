@@ -11,7 +11,7 @@ import * as Local from "../../src/layers/Local.js"
 import * as OpenAi from "../../src/layers/OpenAi.js"
 import * as OpenRouter from "../../src/layers/OpenRouter.js"
 import type { Llm } from "../../src/Llm.js"
-import type { ProviderOptions } from "../../src/layers/HttpProvider.js"
+import type { ProviderOptions } from "../../src/Provider.js"
 
 /** A recognisable fake key: tests scan outputs for it. */
 export const fakeKey = "sk-test-SECRET-0123456789"

@@ -5,10 +5,8 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
-import type { CompletionResult } from "./Llm.js"
-import { AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage } from "./Message.js"
-import type { ToolCallInput } from "./Message.js"
-import { ToolCall } from "./Message.js"
+import type { CompletionResult } from "./Reply.js"
+import { AssistantMessage, Message, SystemMessage, ToolCall, type ToolCallInput, ToolMessage, UserMessage } from "./Message.js"
 
 /** Counts the tokens of one message. */
 export type CountTokens = (message: Message) => number

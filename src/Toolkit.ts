@@ -9,10 +9,10 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { LlmError, LlmResponseError } from "./errors.js"
 import { responseError } from "./internal/errorFactory.js"
-import { type CompletionOptions, CompletionResult, Llm } from "./Llm.js"
+import { type CompletionOptions, Llm } from "./Llm.js"
+import { CompletionResult, StreamEvent } from "./Reply.js"
 import { AssistantMessage, type Message, ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
-import { StreamEvent } from "./Stream.js"
 import { type Tool, ToolExecutionError } from "./Tool.js"
 
 /** A set of tools, looked up by name. */

@@ -114,14 +114,14 @@ export * as Local from "./layers/Local.js"
  *
  * @since 0.1.0
  */
-export * as ChatCompletions from "./layers/ChatCompletions.js"
+export * as ChatCompletions from "./codecs/ChatCompletions.js"
 
 /**
  * The Anthropic Messages wire codec.
  *
  * @since 0.1.0
  */
-export * as Messages from "./layers/Messages.js"
+export * as AnthropicMessages from "./codecs/AnthropicMessages.js"
 
 /**
  * Local-to-cloud fallback with circuit breakers.
@@ -157,7 +157,7 @@ export * as HttpProvider from "./layers/HttpProvider.js"
  *
  * @since 0.1.0
  */
-export * as WireCodec from "./layers/WireCodec.js"
+export * as WireCodec from "./codecs/WireCodec.js"
 
 export {
   isLlmError,

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import * as ChatCompletions from "../src/layers/ChatCompletions.js"
+import * as ChatCompletions from "../src/codecs/ChatCompletions.js"
 import * as Message from "../src/Message.js"
 import { context, decodeSse, summarize } from "./support/decode.js"
 

@@ -71,7 +71,7 @@ const runtimeApi = {
       "toolDefinition",
       "user"
     ],
-    Messages: ["defaultMaxTokens", "finishReasonFromWire", "make"],
+    AnthropicMessages: ["defaultMaxTokens", "finishReasonFromWire", "make"],
     OpenAi: ["defaults", "layer", "layerConfig", "make", "provider"],
     OpenRouter: ["defaults", "layer", "layerConfig", "make", "provider"],
     Provider: ["bearer", "defaultIdleTimeout", "make", "overrideEnv", "readEnv"],
@@ -111,7 +111,7 @@ const typeApi = {
     Llm: ["CompletionOptions", "ToolChoice"],
     LlmConfig: ["BackendContext", "BackendFactory", "BackendSection", "LlmConfigInput", "LlmSection"],
     Local: ["LocalOptions", "ProbeOptions"],
-    Messages: ["MessagesOptions"],
+    AnthropicMessages: ["MessagesOptions"],
     OpenAi: ["OpenAiOptions"],
     OpenRouter: ["OpenRouterOptions"],
     Provider: ["Declaration", "EnvNames", "KeyHeaders", "Provider", "ProviderDefaults", "ProviderOptions", "TextOptions"],

@@ -15,8 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { BodyReader, Request, Response, Service } from "./transport.js"
-import { plainLength, requestIdHeaders, TransportError } from "./transport.js"
+import { type BodyReader, plainLength, type Request, requestIdHeaders, type Response, type Service, TransportError } from "./transport.js"
 
 const networkError = (error: { readonly cause?: unknown }) => new TransportError({ reason: "network", cause: error.cause })
 

@@ -10,7 +10,7 @@
  */
 import { identity } from "effect/Function"
 import type * as Stream from "effect/Stream"
-import type { StreamEvent } from "../Stream.js"
+import type { StreamEvent } from "../Reply.js"
 
 const TextOnly: unique symbol = Symbol.for("effect-llm/TextOnly")
 

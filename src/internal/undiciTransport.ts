@@ -10,8 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { type Dispatcher, getGlobalDispatcher } from "undici"
-import type { BodyReader, Request, Response, Service } from "./transport.js"
-import { plainLength, TransportError } from "./transport.js"
+import { type BodyReader, plainLength, type Request, type Response, type Service, TransportError } from "./transport.js"
 import { displayUrl } from "./validate.js"
 
 /** Past this many unread bytes, the socket is paused until the consumer catches up. */

@@ -5,7 +5,7 @@
  */
 import * as Redacted from "effect/Redacted"
 import * as Provider from "../Provider.js"
-import * as Messages from "./Messages.js"
+import * as Messages from "../codecs/AnthropicMessages.js"
 
 /** Options of the Anthropic layer. */
 export interface AnthropicOptions extends Provider.ProviderOptions {

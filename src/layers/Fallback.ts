@@ -37,11 +37,11 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { isTransient, type LlmError, LlmProviderError } from "../errors.js"
 import { withPartialText } from "../internal/errorFactory.js"
-import { type CompletionOptions, CompletionResult, Llm, ResponseMetadata } from "../Llm.js"
+import { type CompletionOptions, Llm } from "../Llm.js"
+import { CompletionResult, ResponseMetadata, StreamEvent } from "../Reply.js"
 import { AssistantMessage, type Message } from "../Message.js"
 import * as Retry from "../internal/retry.js"
 import { type Projection, projectable } from "../internal/textOnly.js"
-import { StreamEvent } from "../Stream.js"
 
 /** When a backend is taken out of rotation, and for how long. */
 export interface CircuitBreakerOptions {

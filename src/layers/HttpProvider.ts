@@ -38,12 +38,12 @@ import {
   parseBaseUrl,
   plainHttpRefusal
 } from "../internal/validate.js"
-import { type CompletionOptions, CompletionResult, type Llm, ResponseMetadata } from "../Llm.js"
+import { type CompletionOptions, type Llm } from "../Llm.js"
+import { CompletionResult, ResponseMetadata, StreamEvent } from "../Reply.js"
 import type { Message } from "../Message.js"
 import * as Retry from "../internal/retry.js"
 import { type Projection, projectable } from "../internal/textOnly.js"
-import { StreamEvent } from "../Stream.js"
-import type { DecodedFinish, WireCodec } from "./WireCodec.js"
+import type { DecodedFinish, WireCodec } from "../codecs/WireCodec.js"
 
 /** Everything a backend needs beyond its codec. */
 export interface ProviderConfig {

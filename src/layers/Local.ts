@@ -13,7 +13,7 @@ import { connectionError, type ErrorContext, fromProviderFailure, invalidRequest
 import { HttpTransport } from "../HttpTransport.js"
 import { describeBaseUrlProblem, displayUrl, durationProblem, parseBaseUrl, plainHttpRefusal } from "../internal/validate.js"
 import * as Provider from "../Provider.js"
-import * as ChatCompletions from "./ChatCompletions.js"
+import * as ChatCompletions from "../codecs/ChatCompletions.js"
 import { isInsecureRemote } from "./HttpProvider.js"
 
 /** Options of the local layer. */

@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import * as Provider from "../Provider.js"
-import * as ChatCompletions from "./ChatCompletions.js"
+import * as ChatCompletions from "../codecs/ChatCompletions.js"
 
 /** Options of the OpenAI layer. */
 export interface OpenAiOptions extends Provider.ProviderOptions {

@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import * as Provider from "../Provider.js"
-import * as ChatCompletions from "./ChatCompletions.js"
+import * as ChatCompletions from "../codecs/ChatCompletions.js"
 
 /** Options of the OpenRouter layer. */
 export interface OpenRouterOptions extends Provider.ProviderOptions {

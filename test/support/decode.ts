@@ -6,7 +6,7 @@ import { EventReader } from "../../src/internal/eventReader.js"
 import type { LlmError } from "../../src/errors.js"
 import type { ErrorContext } from "../../src/internal/errorFactory.js"
 import type { StreamEvent } from "../../src/Stream.js"
-import type { DecodedFinish, WireCodec } from "../../src/layers/WireCodec.js"
+import type { DecodedFinish, WireCodec } from "../../src/codecs/WireCodec.js"
 
 export const context: ErrorContext = { provider: "test", model: "test-model" }
 

@@ -12,10 +12,8 @@ import { readErrorBody } from "../internal/errorBody.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
 import { badIndex, toToolCall, ToolCallBuffer, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
-import { type FinishReason, Usage } from "../Llm.js"
-import type { Message, ToolCall } from "../Message.js"
-import { ToolCall as ToolCallClass } from "../Message.js"
-import { StreamEvent } from "../Stream.js"
+import { type FinishReason, StreamEvent, Usage } from "../Reply.js"
+import { type Message, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
 import type { DecodedFinish, DecodedReply, EncodeInput, StreamDecoder, WireCodec } from "./WireCodec.js"
 
 /** How a Chat Completions dialect differs between servers. */

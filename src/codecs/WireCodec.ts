@@ -41,10 +41,9 @@ export {
    */
   responseError
 } from "../internal/errorFactory.js"
-import type { CompletionOptions, FinishReason } from "../Llm.js"
-import type { Usage } from "../Llm.js"
+import type { CompletionOptions } from "../Llm.js"
+import type { FinishReason, StreamEvent, Usage } from "../Reply.js"
 import type { Message, ToolCall } from "../Message.js"
-import type { StreamEvent } from "../Stream.js"
 
 /**
  * What a codec encodes: the conversation plus options merged with the layer's defaults.

@@ -264,14 +264,9 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
           const timeout = () => Deadlines.timeoutError(context, "total", prepared.total)
           let attempts = 0
           /** One attempt, its total deadline kept by a watchdog that aborts its request when it passes. */
-          const attempt = Effect.suspend(() => {
+          const attempt = Deadlines.within(clock, totalMillis, timeout, (abort) => {
             attempts++
-            return Deadlines.within(
-              clock,
-              totalMillis,
-              timeout,
-              (abort) => Effect.flatMap(send(prepared.request, abort, onTransport), reply)
-            )
+            return Effect.flatMap(send(prepared.request, abort, onTransport), reply)
           })
           return Effect.map(retrying(attempt), ({ context, decoded }) =>
             new CompletionResult({

@@ -119,6 +119,45 @@ export const schedule = (options: ResolvedRetryOptions): Schedule.Schedule<LlmEr
   )
 
 /**
+ * A retry policy driven one failure at a time: `next` waits out the delay
+ * the policy gives for `error`, or fails with `error` when the policy gives
+ * up. The policy's state is made by the first `next`, so an attempt that
+ * succeeds at once costs nothing.
+ */
+export interface Retrier<E> {
+  readonly next: (error: E) => Effect.Effect<void, E>
+}
+
+/** A `Retrier` over `policy`, for one call: its state is made by the first failure. */
+export const retrier = <E>(policy: Schedule.Schedule<unknown, E>): Retrier<E> => {
+  let driver: Schedule.ScheduleDriver<unknown, E> | undefined
+  const step = (made: Schedule.ScheduleDriver<unknown, E>, error: E): Effect.Effect<void, E> =>
+    Effect.matchEffect(made.next(error), { onFailure: () => Effect.fail(error), onSuccess: () => Effect.void })
+  return {
+    next: (error) =>
+      driver === undefined
+        ? Effect.flatMap(Schedule.driver(policy), (made) => step(driver = made, error))
+        : step(driver, error)
+  }
+}
+
+/**
+ * `attempt`, run again after each failure while `policy` allows it; fails
+ * with the last failure when it does not. The policy is only started by a
+ * first failure (and fed that failure, so it decides exactly as
+ * `Effect.retry(attempt, policy)` would): a call that succeeds at once pays
+ * nothing for it. Streams drive the same policy through `retrier`.
+ */
+export const retrying = <E>(policy: Schedule.Schedule<unknown, E>) =>
+<A, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.catchAll(attempt, (first) => {
+    const retries = retrier(policy)
+    const again = (error: E): Effect.Effect<A, E, R> =>
+      Effect.zipRight(retries.next(error), Effect.catchAll(attempt, again))
+    return again(first)
+  })
+
+/**
  * The longest wait a server's Retry-After is taken to ask for: a longer one
  * (up to `1e308` milliseconds, which no `Duration` can print) is read as this.
  *

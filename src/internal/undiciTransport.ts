@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { type Dispatcher, getGlobalDispatcher } from "undici"
+import { timer } from "./deadlines.js"
 import { type BodyReader, plainLength, type Request, type Response, type Service, TransportError } from "./transport.js"
 import { displayUrl } from "./validate.js"
 
@@ -60,8 +61,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   limit = Infinity
   /** The consumer stopped reading: what is left is dropped as it comes. */
   discarding = false
-  /** Aborts a drain that takes too long. */
-  drainTimer: ReturnType<typeof setTimeout> | undefined
+  /** Stops the timer that aborts a drain taking too long. */
+  stopDrain: (() => void) | undefined
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller
@@ -91,7 +92,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.ended = true
-    if (this.drainTimer !== undefined) clearTimeout(this.drainTimer)
+    this.stopDrain?.()
     const whole = this.whole
     if (whole !== undefined) {
       this.whole = undefined
@@ -101,7 +102,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    if (this.drainTimer !== undefined) clearTimeout(this.drainTimer)
+    this.stopDrain?.()
     this.fail(new TransportError({ reason: "network", cause: error }))
   }
 
@@ -135,11 +136,15 @@ class Exchange implements Dispatcher.DispatchHandler {
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)
   }
 
-  /** Aborts the request unless it has ended. */
+  /**
+   * Aborts the request unless it has ended. One that has not started (it
+   * waits for a connection) fails at once; undici aborts it when it starts.
+   */
   abort(): void {
     if (this.ended || this.aborted) return
     this.aborted = true
-    this.controller?.abort(abortReason())
+    if (this.controller === undefined) this.fail(new TransportError({ reason: "network", cause: abortReason() }))
+    else this.controller.abort(abortReason())
   }
 
   /**
@@ -152,8 +157,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.discarding = true
     this.chunks = []
     this.buffered = 0
-    this.drainTimer = setTimeout(() => this.abort(), drainMillis)
-    this.drainTimer.unref?.()
+    this.stopDrain = timer(drainMillis, () => this.abort(), true)
     if (this.controller?.paused === true) this.controller.resume()
   }
 

@@ -37,10 +37,10 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { isTransient, type LlmError, LlmProviderError } from "../errors.js"
 import { withPartialText } from "../internal/errorFactory.js"
-import { type CompletionOptions, Llm } from "../Llm.js"
-import { CompletionResult, ResponseMetadata, StreamEvent } from "../Reply.js"
-import { AssistantMessage, type Message } from "../Message.js"
 import * as Retry from "../internal/retry.js"
+import { type CompletionOptions, Llm } from "../Llm.js"
+import { AssistantMessage, type Message } from "../Message.js"
+import { CompletionResult, ResponseMetadata, StreamEvent } from "../Reply.js"
 import { type Projection, projectable } from "../internal/textOnly.js"
 
 /** When a backend is taken out of rotation, and for how long. */

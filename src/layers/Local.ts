@@ -11,6 +11,7 @@ import * as Schema from "effect/Schema"
 import { type LlmError, LlmTimeoutError } from "../errors.js"
 import { connectionError, type ErrorContext, fromProviderFailure, invalidRequest, responseError } from "../internal/errorFactory.js"
 import { HttpTransport } from "../HttpTransport.js"
+import * as Deadlines from "../internal/deadlines.js"
 import { describeBaseUrlProblem, displayUrl, durationProblem, parseBaseUrl, plainHttpRefusal } from "../internal/validate.js"
 import * as Provider from "../Provider.js"
 import * as ChatCompletions from "../codecs/ChatCompletions.js"
@@ -72,7 +73,7 @@ const maxProbeBodyBytes = 1024 * 1024
 const probeContext: ErrorContext = { provider: "local", model: defaults.model }
 
 /**
- * One `GET` to the server, bounded by `timeout`: its status and, if asked,
+ * One `GET` to the server, aborted when `timeout` passes: its status and, if asked,
  * its body (at most `maxProbeBodyBytes`; `complete` is false past that).
  */
 const probe = (path: string, options: ProbeOptions, readBody: boolean) => {
@@ -93,9 +94,11 @@ const probe = (path: string, options: ProbeOptions, readBody: boolean) => {
     ? { accept: "application/json" }
     : { accept: "application/json", authorization: base.authorization }
   const timeout = Duration.decode(options.timeout ?? "2 seconds")
+  const onTimeout = () =>
+    new LlmTimeoutError({ ...context, kind: "total", timeout, message: `local server at ${shown} did not answer in time` })
   return Effect.flatMap(HttpTransport, (transport) =>
-    Effect.scoped(Effect.flatMap(Effect.scope, (scope) =>
-      transport.send({ method: "GET", url, headers }, scope).pipe(
+    Effect.clockWith((clock) => Deadlines.within(clock, Duration.toMillis(timeout), onTimeout, (abort) =>
+      transport.send({ method: "GET", url, headers }, abort).pipe(
         Effect.mapError((error): LlmError => connectionError(context, error.cause, `probing ${shown}`)),
         Effect.flatMap(({ bytes, status }) =>
           readBody
@@ -109,12 +112,7 @@ const probe = (path: string, options: ProbeOptions, readBody: boolean) => {
             })
             // only the status matters: the body is left to arrive and be dropped
             : Effect.succeed({ status, text: "", complete: true, context })
-        ),
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () =>
-            new LlmTimeoutError({ ...context, kind: "total", timeout, message: `local server at ${shown} did not answer in time` })
-        })
+        )
       )
     )))
 }

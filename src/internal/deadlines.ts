@@ -1,0 +1,189 @@
+/**
+ * Deadlines, one way for every path: a request's deadline (total, first
+ * token, idle) is kept by a watchdog that, when one passes, records which and
+ * closes the request's scope, which aborts it: the send or read pending on
+ * it fails at once and the caller reports the timeout instead. No fiber
+ * races the request or a read. Under Effect's default clock a watchdog is a
+ * plain timer; under any other clock (`TestClock`) a fiber sleeping on it.
+ * The transport's drain bound is the same plain timer.
+ *
+ * @internal
+ */
+import type * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as Scope from "effect/Scope"
+import { LlmTimeoutError, type TimeoutKind } from "../errors.js"
+
+/** Effect's default clock: its `sleep` is a `setTimeout`. */
+const nativeClock = Effect.runSync(Effect.clock)
+
+/** The longest delay `setTimeout` takes; Effect's clock treats longer sleeps as endless. */
+const maxTimerMillis = 2 ** 31 - 1
+
+/**
+ * Runs `action` once after `millis` (never, past what a timer can wait);
+ * returns the function that cancels it. `unref`: the timer alone does not
+ * keep the process alive.
+ */
+export const timer = (millis: number, action: () => void, unref = false): () => void => {
+  if (!(millis <= maxTimerMillis)) return () => {}
+  const handle = setTimeout(action, millis)
+  if (unref) handle.unref?.()
+  return () => clearTimeout(handle)
+}
+
+/**
+ * Starts a watchdog: `check` runs now and again after each wait it returns,
+ * until it returns `undefined` (it has acted, or stands down). Returns the
+ * function that stops it.
+ */
+export const startWatchdog = (clock: Clock.Clock, check: () => number | undefined): Effect.Effect<() => void> => {
+  if (clock === nativeClock) {
+    return Effect.sync(() => {
+      let cancel: (() => void) | undefined
+      const tick = () => {
+        const wait = check()
+        cancel = wait === undefined ? undefined : timer(wait, tick)
+      }
+      tick()
+      return () => cancel?.()
+    })
+  }
+  const loop: Effect.Effect<void> = Effect.suspend(() => {
+    const wait = check()
+    return wait === undefined ? Effect.void : Effect.zipRight(Effect.sleep(wait), loop)
+  })
+  return Effect.map(Effect.forkDaemon(loop), (fiber) => () => fiber.unsafeInterruptAsFork(FiberId.none))
+}
+
+/** One request under deadlines: the scope that aborts it and what its watchdog saw. */
+export interface Deadline {
+  /** When the request started (clock millis). */
+  readonly start: number
+  /** Closing it aborts the request. */
+  readonly abort: Scope.CloseableScope
+  /** The timeout the watchdog saw pass, if any. */
+  timedOut: LlmTimeoutError | undefined
+  /** Whether the reply was read to the end (its connection can be kept). */
+  completed: boolean
+  /** Stops the watchdog. */
+  stop: () => void
+}
+
+/** A request's deadline state, its watchdog not started yet. */
+export const make = (abort: Scope.CloseableScope, start: number): Deadline => ({
+  start,
+  abort,
+  timedOut: undefined,
+  completed: false,
+  stop: () => {}
+})
+
+/** Starts `deadline`'s watchdog with `check` (see `startWatchdog`). */
+export const watch = (deadline: Deadline, clock: Clock.Clock, check: () => number | undefined): Effect.Effect<void> =>
+  Effect.map(startWatchdog(clock, check), (stop) => {
+    deadline.stop = stop
+  })
+
+/** The exit that closes a request's scope to abort it (a success exit lets a used reply finish). */
+const aborted = Exit.interrupt(FiberId.none)
+
+/**
+ * Records that `deadline` passed, and aborts its request: the send or read
+ * pending on it fails at once, and the request fails with `timeout`.
+ */
+export const expire = (deadline: Deadline, timeout: LlmTimeoutError): undefined => {
+  deadline.timedOut = timeout
+  Effect.runFork(Scope.close(deadline.abort, aborted))
+  return undefined
+}
+
+/**
+ * Releases a request: stops its watchdog and closes its scope, which lets a
+ * reply read to its end finish (its connection is reused) and aborts any other.
+ */
+export const release = (deadline: Deadline): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    deadline.stop()
+    return Scope.close(deadline.abort, deadline.completed ? Exit.void : aborted)
+  })
+
+/**
+ * Runs `use` with a scope that aborts its request `millis` after it starts;
+ * fails with `onTimeout()` then, whatever failure the abort caused. A `use`
+ * that succeeds counts as its reply read to the end.
+ */
+export const within = <A, E>(
+  clock: Clock.Clock,
+  millis: number,
+  onTimeout: () => LlmTimeoutError,
+  use: (abort: Scope.Scope) => Effect.Effect<A, E>
+): Effect.Effect<A, E | LlmTimeoutError> =>
+  Effect.flatMap(Scope.make(), (abort) => {
+    const deadline = make(abort, 0)
+    let armed = false
+    const check = () => {
+      if (armed) return expire(deadline, onTimeout())
+      armed = true
+      return millis
+    }
+    return Effect.zipRight(watch(deadline, clock, check), use(abort)).pipe(
+      Effect.map((value) => {
+        deadline.completed = true
+        return value
+      }),
+      Effect.mapError((error): E | LlmTimeoutError => deadline.timedOut ?? error),
+      Effect.ensuring(release(deadline))
+    )
+  })
+
+/** A streamed request's limits in millis (`Infinity`: none). */
+export interface StreamLimits {
+  /** From the start to the first content. */
+  readonly firstToken: number
+  /** From the start to the last byte. */
+  readonly total: number
+  /** Between two contents. */
+  readonly idle: number
+}
+
+/**
+ * A streamed request's next deadline, at clock time `now`: the wait until
+ * the nearest one of its phase, or, once one passed, which. While it waits
+ * for content, it looks again `idle` from now at the latest: the idle
+ * deadline of content arriving meanwhile cannot come sooner.
+ */
+export const nextStreamDeadline = (
+  limits: StreamLimits,
+  start: number,
+  lastContent: number | undefined,
+  now: number
+): number | "firstToken" | "total" | "idle" => {
+  if (lastContent === undefined) {
+    const deadline = start + limits.firstToken
+    return deadline <= now ? "firstToken" : Math.min(deadline, now + limits.idle) - now
+  }
+  const total = start + limits.total
+  const deadline = Math.min(total, lastContent + limits.idle)
+  if (deadline > now) return deadline - now
+  return deadline === total ? "total" : "idle"
+}
+
+/** The error for a provider's request that ran past `timeout`, the deadline of `kind`. */
+export const timeoutError = (
+  { model, provider }: { readonly provider: string; readonly model: string },
+  kind: TimeoutKind,
+  timeout: Duration.Duration
+): LlmTimeoutError =>
+  new LlmTimeoutError({
+    provider,
+    model,
+    kind,
+    timeout,
+    message: `${provider} (${model}): ${
+      kind === "total" ? "the request" : kind === "firstToken" ? "the first token" : "the next token"
+    } took longer than ${Duration.format(timeout)}`
+  })

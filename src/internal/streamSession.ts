@@ -1,0 +1,336 @@
+/**
+ * One streamed call: attempts until one yields its first events (the
+ * consumer has seen nothing before, so retrying is safe), then that
+ * attempt's events. Each attempt is one channel, response bytes → decoder →
+ * consumer, with no fiber, queue or race per read: a watchdog per attempt
+ * waits for the next deadline (first token, total, idle) and, when one
+ * passes, records which and aborts the request, so the pending send or read
+ * fails at once and that failure becomes the `LlmTimeoutError`.
+ *
+ * @internal
+ */
+import * as Channel from "effect/Channel"
+import * as Chunk from "effect/Chunk"
+import type * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
+import type { DecodedFinish, WireCodec } from "../codecs/WireCodec.js"
+import type { LlmError, TimeoutKind } from "../errors.js"
+import { ResponseMetadata, StreamEvent } from "../Reply.js"
+import {
+  connectionError,
+  type ErrorContext,
+  quote,
+  quoteLimits,
+  responseError,
+  withPartialText
+} from "./errorFactory.js"
+import * as Retry from "./retry.js"
+import * as Deadlines from "./deadlines.js"
+import { defaultMaxEventSize, EventReader } from "./eventReader.js"
+import { requestIdOf } from "./responseBody.js"
+import type { Projection } from "./textOnly.js"
+import { nativeTracer } from "./tracing.js"
+import type { BodyReader, Request, Response, TransportError } from "./transport.js"
+
+/** What a session needs from its provider, built once per layer. */
+export interface Endpoint {
+  readonly codec: WireCodec
+  /** Whom errors name, and the secrets they redact. */
+  readonly context: ErrorContext
+  /** The largest response body accepted. */
+  readonly maxResponseBytes: number
+  readonly retryPolicy: Schedule.Schedule<unknown, LlmError>
+  readonly spanAttributes: Readonly<Record<string, unknown>>
+  /** Sends one attempt in the scope `abort`; a non-2xx status fails with its `LlmError`. */
+  readonly send: (
+    request: Request,
+    abort: Scope.Scope,
+    onTransport: (error: TransportError) => LlmError
+  ) => Effect.Effect<Response, LlmError>
+}
+
+/** One call, ready to send: its request and its deadlines. */
+export interface Call {
+  readonly request: Request
+  readonly total: Duration.Duration
+  /** At most `total`. */
+  readonly firstToken: Duration.Duration
+  readonly idle: Duration.DurationInput | undefined
+}
+
+/** Where a session stands, in one object (its clock read once, when it starts). */
+interface SessionState {
+  readonly clock: Clock.Clock
+  /** When the session started (clock millis). */
+  readonly started: number
+  attempts: number
+  /** The attempt under way (an older attempt's watchdog stands down). */
+  current: Deadlines.Deadline | undefined
+  /** When the first content arrived: until then the session may retry; after, it is committed. */
+  firstContent: number | undefined
+  /** When the last content arrived. */
+  lastContent: number
+  /** The answering attempt's request id. */
+  requestId: string | undefined
+  /** The `Llm.stream.open` span, when a tracer records spans. */
+  span: Tracer.Span | undefined
+  /**
+   * The batches of events the consumer was handed, kept by reference (one
+   * push per network read), so that a failure after content can carry the
+   * text delivered: joined once, on failure.
+   */
+  readonly delivered: Array<Array<StreamEvent>>
+  readonly retries: Retry.Retrier<LlmError>
+}
+
+/** A session: its call, what its consumer gets of each batch, its limits and its state. */
+interface Session<A> {
+  readonly endpoint: Endpoint
+  readonly call: Call
+  readonly project: Projection<A>
+  readonly limits: Deadlines.StreamLimits
+  /** The kind of timeout a missed first token is: `total` when its deadline is the total one. */
+  readonly firstTokenKind: TimeoutKind
+  readonly state: SessionState
+}
+
+/** One attempt's output (its events, or what a projection keeps of them), one batch of network reads at a time. */
+type BodyDecoder<A> = Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, void, unknown>
+
+/** An attempt's channel, run in `observe` (its span, or tracing off). */
+type Observe = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
+const isFailure = <A extends object>(value: A | LlmError): value is LlmError => "_tag" in value
+
+const now = (state: SessionState) => state.clock.unsafeCurrentTimeMillis()
+
+/** A failure after the commit, noting the text the consumer had received. */
+const afterContent = (state: SessionState, error: LlmError): LlmError => {
+  const text: Array<string> = []
+  for (const events of state.delivered) {
+    for (const event of events) if (event._tag === "TextDelta") text.push(event.text)
+  }
+  return text.length === 0 ? error : withPartialText(error, text.join(""))
+}
+
+const endSpan = (state: SessionState, exit: Exit.Exit<unknown, unknown>) => {
+  const span = state.span
+  if (span !== undefined && span.status._tag === "Started") span.end(state.clock.unsafeCurrentTimeNanos(), exit)
+}
+
+const finishEvent = ({ endpoint, state }: Session<unknown>, finish: DecodedFinish) =>
+  StreamEvent.Finish({
+    finishReason: finish.finishReason,
+    usage: finish.usage,
+    model: finish.model,
+    metadata: new ResponseMetadata({
+      provider: endpoint.context.provider,
+      ...(finish.responseId === undefined ? {} : { responseId: finish.responseId }),
+      ...(state.requestId === undefined ? {} : { requestId: state.requestId }),
+      attempts: state.attempts,
+      latencyMillis: now(state) - state.started,
+      ...(state.firstContent === undefined ? {} : { firstTokenMillis: state.firstContent - state.started })
+    }, true)
+  })
+
+/** The watchdog's check of `attempt`: the wait until its next deadline, or, past it, the attempt expired. */
+const check = (session: Session<unknown>, attempt: Deadlines.Deadline) => (): number | undefined => {
+  const { call, endpoint, limits, state } = session
+  if (attempt !== state.current) return undefined
+  const next = Deadlines.nextStreamDeadline(
+    limits,
+    attempt.start,
+    state.firstContent === undefined ? undefined : state.lastContent,
+    now(state)
+  )
+  if (typeof next === "number") return next
+  const timeout = next === "firstToken"
+    ? Deadlines.timeoutError(endpoint.context, session.firstTokenKind, call.firstToken)
+    : next === "total"
+    ? Deadlines.timeoutError(endpoint.context, "total", call.total)
+    : Deadlines.timeoutError(endpoint.context, "idle", Duration.millis(limits.idle))
+  return Deadlines.expire(attempt, timeout)
+}
+
+/** A failure of the transport, unless it is the abort of a passed deadline. */
+const transportError = (attempt: Deadlines.Deadline, context: ErrorContext, cause: unknown, during: string): LlmError =>
+  attempt.timedOut ?? connectionError(context, cause, during)
+
+/**
+ * Turns response bytes into events, one pass per network read; stops at the
+ * protocol's terminator. The first events it writes commit the attempt: the
+ * decoders emit only content (bookkeeping such as message_start, role-only
+ * chunks and pings emits nothing), so the commit point is what the model
+ * produced. A failure the bytes reveal (an in-band error, an undecodable
+ * event, a cut-off reply) comes after the events decoded before it, however
+ * the reads cut them.
+ */
+const decoder = <A>(
+  session: Session<A>,
+  attempt: Deadlines.Deadline,
+  context: ErrorContext,
+  body: BodyReader
+): BodyDecoder<A> => {
+  const { endpoint: { codec, maxResponseBytes }, project, state } = session
+  const reader = new EventReader(codec.streamDecoder(context), context, defaultMaxEventSize, codec.decodeResponse)
+  let received = 0
+  const emit = (events: Array<StreamEvent>) => {
+    const at = now(state)
+    state.lastContent = at
+    if (state.firstContent === undefined) {
+      state.firstContent = at
+      endSpan(state, Exit.void)
+    }
+    state.delivered.push(events)
+    const out = project(events)
+    return out.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(out))
+  }
+  /** The events decoded before `error` reach the consumer (committing the attempt if there are any), then the error. */
+  const failAfter = (events: Array<StreamEvent>, error: LlmError) =>
+    events.length === 0 ? Channel.fail(error) : Channel.zipRight(emit(events), Channel.fail(error))
+  const end = (events: Array<StreamEvent>) => {
+    if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
+    const ended = reader.end()
+    const all = events.length === 0 ? ended.events : events.concat(ended.events)
+    if (isFailure(ended.finish)) return failAfter(all, ended.finish)
+    attempt.completed = true
+    all.push(finishEvent(session, ended.finish))
+    return emit(all)
+  }
+  const read: BodyDecoder<A> = Channel.suspend(() => {
+    const got = body.poll()
+    if (got === undefined) return waitThenRead
+    // a deadline that passed while the consumer was busy fails the stream at its next read
+    if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
+    if (got === null) return end([])
+    if (!Array.isArray(got)) return Channel.fail(transportError(attempt, context, got.cause, "mid-stream"))
+    let events: Array<StreamEvent> = []
+    for (const piece of got) {
+      received += piece.length
+      if (received > maxResponseBytes) {
+        return failAfter(events, responseError(context, `the response body exceeds ${maxResponseBytes} bytes`))
+      }
+      const fed = reader.feed(piece)
+      if (fed.length > 0) events = events.length === 0 ? fed : events.concat(fed)
+      const failure = reader.failure
+      if (failure !== undefined) return failAfter(events, failure)
+    }
+    if (reader.done) return end(events)
+    return events.length === 0 ? read : Channel.zipRight(emit(events), read)
+  })
+  const waitThenRead = Channel.zipRight(Channel.fromEffect(body.ready), read)
+  return read
+}
+
+/** Sends one attempt; returns its answer, ready to be read. */
+const openAttempt = (session: Session<unknown>, attempt: Deadlines.Deadline) => {
+  const { call, endpoint, state } = session
+  const { context } = endpoint
+  return Deadlines.watch(attempt, state.clock, check(session, attempt)).pipe(
+    Effect.zipRight(
+      endpoint.send(
+        call.request,
+        attempt.abort,
+        (error) => transportError(attempt, context, error.cause, "before the response")
+      )
+    ),
+    Effect.flatMap((response) => {
+      state.requestId = requestIdOf(context, response.headers)
+      const answering: ErrorContext = { ...context, requestId: state.requestId }
+      const contentType = response.headers["content-type"] ?? ""
+      if (contentType.includes("text/html")) {
+        const got = quote(answering, contentType, quoteLimits.header)
+        return Effect.fail(responseError(answering, `expected an event stream, got ${got}`, response.status))
+      }
+      return Effect.succeed({ response, context: answering })
+    }),
+    Effect.mapError((error) => attempt.timedOut ?? error)
+  )
+}
+
+/** One attempt as a channel: the request, then its events; released however it ends. */
+const attemptChannel = <A>(
+  session: Session<A>,
+  observe: Observe
+): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> =>
+  Channel.unwrap(Effect.map(Scope.make(), (abort) => {
+    const { state } = session
+    state.attempts++
+    const attempt = Deadlines.make(abort, now(state))
+    state.current = attempt
+    state.requestId = undefined
+    return Channel.ensuring(
+      Channel.flatMap(
+        Channel.fromEffect(observe(openAttempt(session, attempt))),
+        ({ context, response }) => decoder(session, attempt, context, response.reader)
+      ),
+      Deadlines.release(attempt)
+    )
+  }))
+
+/** Attempts until one commits; a failure after the commit, or one the policy gives up on, ends the stream. */
+const attemptsFrom = <A>(
+  session: Session<A>,
+  observe: Observe
+): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> =>
+  Channel.catchAll(attemptChannel(session, observe), (error) => {
+    const { state } = session
+    if (state.firstContent !== undefined) return Channel.fail(afterContent(state, error))
+    const next = Effect.tapError(state.retries.next(error), () => Effect.sync(() => endSpan(state, Exit.fail(error))))
+    return Channel.flatMap(Channel.fromEffect(next), () => attemptsFrom(session, observe))
+  })
+
+/**
+ * The stream of one call, whose consumer gets `project` of each batch of
+ * events. It reads the clock, then runs the attempts: under Effect's built-in
+ * tracer with tracing off (no span is made), else inside an `Llm.stream.open`
+ * span that ends at the commit, at the last failure, or when the consumer
+ * stops listening.
+ */
+export const open = <A>(endpoint: Endpoint, call: Call, project: Projection<A>): Stream.Stream<A, LlmError> =>
+  Stream.fromChannel(Channel.unwrap(Effect.clockWith((clock) =>
+    Effect.map(Effect.tracer, (tracer) => {
+      const session: Session<A> = {
+        endpoint,
+        call,
+        project,
+        limits: {
+          firstToken: Duration.toMillis(call.firstToken),
+          total: Duration.toMillis(call.total),
+          idle: call.idle === undefined ? Infinity : Duration.toMillis(Duration.decode(call.idle))
+        },
+        firstTokenKind: Duration.lessThan(call.firstToken, call.total) ? "firstToken" : "total",
+        state: {
+          clock,
+          started: clock.unsafeCurrentTimeMillis(),
+          attempts: 0,
+          current: undefined,
+          firstContent: undefined,
+          lastContent: 0,
+          requestId: undefined,
+          span: undefined,
+          delivered: [],
+          retries: Retry.retrier(endpoint.retryPolicy)
+        }
+      }
+      if (tracer === nativeTracer) {
+        return attemptsFrom(session, (effect) => Effect.withTracerEnabled(effect, false))
+      }
+      return Channel.flatMap(
+        Channel.fromEffect(Effect.makeSpan("Llm.stream.open", { attributes: endpoint.spanAttributes })),
+        (span) => {
+          session.state.span = span
+          return Channel.ensuringWith(
+            attemptsFrom(session, (effect) => Effect.withParentSpan(effect, span)),
+            (exit) => Effect.sync(() => endSpan(session.state, exit))
+          )
+        }
+      )
+    })
+  )))

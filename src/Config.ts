@@ -31,7 +31,7 @@ import {
 } from "./internal/validate.js"
 import * as Anthropic from "./layers/Anthropic.js"
 import * as Fallback from "./layers/Fallback.js"
-import { isInsecureRemote } from "./layers/HttpProvider.js"
+import { isInsecureRemote } from "./internal/validate.js"
 import * as Local from "./layers/Local.js"
 import * as OpenAi from "./layers/OpenAi.js"
 import * as OpenRouter from "./layers/OpenRouter.js"

@@ -42,7 +42,7 @@ const runtimeApi = {
       "isTransient"
     ],
     Fallback: ["layer", "make"],
-    HttpProvider: ["defaultMaxResponseBytes", "isInsecureRemote", "make"],
+    HttpProvider: ["defaultMaxResponseBytes", "make"],
     HttpTransport: ["HttpTransport", "TransportError", "layerHttpClient", "layerUndici", "undici"],
     Llm: ["CompletionResult", "FinishReason", "Llm", "ResponseMetadata", "Usage", "complete", "stream", "streamText"],
     LlmAuthenticationError: "value",

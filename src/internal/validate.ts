@@ -240,3 +240,8 @@ export const describeBaseUrlProblem = (baseUrl: string, problem: BaseUrlProblem)
  */
 export const plainHttpRefusal = (what: string, host: string): string =>
   `refusing to send ${what} over plain http to ${host}; use https or set allowInsecureHttp`
+
+const loopbackHost = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/
+
+/** Whether sending credentials to `url` would cross the network in plain text (http to a non-loopback host). */
+export const isInsecureRemote = (url: URL): boolean => url.protocol === "http:" && !loopbackHost.test(url.hostname)

@@ -21,13 +21,7 @@ import * as StreamSession from "../internal/streamSession.js"
 import { type Projection, projectable } from "../internal/textOnly.js"
 import { traced } from "../internal/tracing.js"
 import type { Request, Response, TransportError } from "../internal/transport.js"
-import {
-  describeBaseUrlProblem,
-  durationProblem,
-  headerValueProblem,
-  parseBaseUrl,
-  plainHttpRefusal
-} from "../internal/validate.js"
+import { resolveConfiguration } from "../internal/configuration.js"
 import type { CompletionOptions, Llm } from "../Llm.js"
 import type { Message } from "../Message.js"
 import * as Retry from "../internal/retry.js"
@@ -64,91 +58,6 @@ export interface ProviderConfig {
 
 /** The default bound on a response body. */
 export const defaultMaxResponseBytes = 32 * 1024 * 1024
-
-const loopbackHost = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/
-
-/** Whether sending credentials to `url` would cross the network in plain text (http to a non-loopback host). */
-export const isInsecureRemote = (url: URL): boolean => url.protocol === "http:" && !loopbackHost.test(url.hostname)
-
-/** The layer option each header is set from, named in refusals (never the value). */
-const headerOptions: Readonly<Record<string, string>> = {
-  authorization: "apiKey",
-  "x-api-key": "apiKey",
-  "http-referer": "referer",
-  "x-title": "title",
-  "openai-organization": "organization",
-  "openai-project": "project",
-  "anthropic-beta": "anthropicBeta"
-}
-
-const describeHeader = (name: string) =>
-  Object.hasOwn(headerOptions, name) ? `the ${headerOptions[name]!} option (the ${name} header)` : `the ${name} header`
-
-/** The layer's durations, by the option that sets them. */
-const durationsOf = (config: ProviderConfig) => [
-  ["timeout", config.timeout],
-  ["firstTokenTimeout", config.firstTokenTimeout],
-  ["idleTimeout", config.idleTimeout]
-] as const
-
-/** A configuration as requests use it: where they go, what they carry, and what must never be shown back. */
-interface Resolved {
-  /** Why this configuration must not send anything, if it must not. */
-  readonly unsafe: string | undefined
-  /** The base URL without its user info. */
-  readonly baseUrl: string
-  /** The layer's headers, with Basic credentials from the base URL's user info. */
-  readonly headers: Readonly<Record<string, string>>
-  /** Credentials a server might echo back in its error text. */
-  readonly secrets: ReadonlyArray<string>
-}
-
-/**
- * Checks a configuration once, when the layer is built: a header value that
- * could smuggle another header or that a header cannot carry, a base URL that
- * is not http(s), a duration that is not one, credentials over plain http to
- * a remote host. Takes the base URL's user info out of it, as Basic
- * credentials. Every call of a configuration that is `unsafe` fails with it.
- */
-const resolveConfiguration = (config: ProviderConfig): Resolved => {
-  const keys = ["authorization", "x-api-key"].flatMap((name) => {
-    const value = config.headers[name]
-    return value === undefined ? [] : [value.replace(/^Bearer\s+/i, "")]
-  })
-  const refused = (unsafe: string, secrets = keys): Resolved => ({ unsafe, baseUrl: config.baseUrl, headers: config.headers, secrets })
-  for (const name in config.headers) {
-    if (/[\r\n:]/.test(name)) return refused(`the ${name} header contains a line break`)
-    const problem = headerValueProblem(config.headers[name]!)
-    if (problem !== undefined) return refused(`${describeHeader(name)} ${problem}`)
-  }
-  if (/[\r\n]/.test(config.model)) return refused("the model name contains a line break")
-  for (const [option, input] of durationsOf(config)) {
-    const problem = durationProblem(input)
-    if (problem !== undefined) return refused(`the ${option} option ${problem}`)
-  }
-  const retryProblem = Retry.problem(config.retry)
-  if (retryProblem !== undefined) return refused(retryProblem)
-  const base = parseBaseUrl(config.baseUrl)
-  if ("invalid" in base) return refused(describeBaseUrlProblem(config.baseUrl, base))
-  const secrets = [...keys, ...base.secrets]
-  if (base.authorization !== undefined && "authorization" in config.headers) {
-    return refused(
-      "the base URL's user info would be sent as Basic authorization, and the API key (apiKey) is sent as the authorization header: give one of them",
-      secrets
-    )
-  }
-  const sendsKey = base.authorization !== undefined || "authorization" in config.headers || "x-api-key" in config.headers
-  if (sendsKey && isInsecureRemote(base.parsed) && config.allowInsecureHttp !== true) {
-    const what = base.authorization === undefined ? "the API key" : "the base URL's credentials"
-    return refused(plainHttpRefusal(what, base.parsed.host), secrets)
-  }
-  return {
-    unsafe: undefined,
-    baseUrl: base.url,
-    headers: base.authorization === undefined ? config.headers : { ...config.headers, authorization: base.authorization },
-    secrets
-  }
-}
 
 /** Drops undefined fields so they do not hide the layer's defaults. */
 const definedOnly = (options: CompletionOptions | undefined): CompletionOptions => {

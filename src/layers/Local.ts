@@ -15,7 +15,7 @@ import * as Deadlines from "../internal/deadlines.js"
 import { describeBaseUrlProblem, displayUrl, durationProblem, parseBaseUrl, plainHttpRefusal } from "../internal/validate.js"
 import * as Provider from "../Provider.js"
 import * as ChatCompletions from "../codecs/ChatCompletions.js"
-import { isInsecureRemote } from "./HttpProvider.js"
+import { isInsecureRemote } from "../internal/validate.js"
 
 /** Options of the local layer. */
 export interface LocalOptions extends Provider.ProviderOptions {

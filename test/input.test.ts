@@ -34,6 +34,7 @@ import * as Tool from "../src/Tool.js"
 import * as Toolkit from "../src/Toolkit.js"
 import { fakeKey } from "./support/backends.js"
 import * as FakeProvider from "./support/FakeProvider.js"
+import { recordSpans } from "./support/spans.js"
 
 const hi = [Message.user("Hi")]
 const fast: ProviderOptions = { retry: { maxRetries: 1, initialDelay: "1 millis", maxDelay: "2 millis" } }
@@ -54,20 +55,6 @@ const expectRefused = (errors: ReadonlyArray<LlmError>, pattern: RegExp, label =
     expect(error.message, label).toMatch(pattern)
   }
 }
-
-/** A tracer recording every span Effect starts (as test/secrets.test.ts does). */
-const recordSpans = Effect.map(Effect.tracer, (native) => {
-  const spans: Array<Tracer.Span> = []
-  const tracer = Tracer.make({
-    span: (name, parent, context, links, startTime, kind, options) => {
-      const span = native.span(name, parent, context, links, startTime, kind, options)
-      spans.push(span)
-      return span
-    },
-    context: (f, fiber) => native.context(f, fiber)
-  })
-  return { spans, tracer }
-})
 
 /** A span as an exporter would see it: name, attributes, and how it ended. */
 const spanText = (span: Tracer.Span): string => {

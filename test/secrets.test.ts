@@ -40,6 +40,7 @@ import * as Toolkit from "../src/Toolkit.js"
 import { allBackends, backends, fakeKey, viaHttpClient } from "./support/backends.js"
 import * as FakeProvider from "./support/FakeProvider.js"
 import { recordLogs } from "./reliability/probes.js"
+import { recordSpans } from "./support/spans.js"
 
 /** The part of the fake key no masking would keep: finding it anywhere is a leak. */
 const secretCore = fakeKey.slice("sk-test-".length)
@@ -85,20 +86,6 @@ class Evidence {
       .map((item) => `${item.where}: ${item.text.slice(Math.max(0, item.text.indexOf(secretCore) - 200), item.text.indexOf(secretCore) + 60)}`)
   }
 }
-
-/** A tracer recording every span Effect starts (the library's own and @effect/platform's HTTP client spans). */
-const recordSpans = Effect.map(Effect.tracer, (native) => {
-  const spans: Array<Tracer.Span> = []
-  const tracer = Tracer.make({
-    span: (name, parent, context, links, startTime, kind, options) => {
-      const span = native.span(name, parent, context, links, startTime, kind, options)
-      spans.push(span)
-      return span
-    },
-    context: (f, fiber) => native.context(f, fiber)
-  })
-  return { spans, tracer }
-})
 
 /** Every HTTP client span: the default transport's and the platform's (both `http.client POST`). */
 const isHttpSpan = (span: Tracer.Span) => span.name.startsWith("http.client")

@@ -39,7 +39,11 @@ import type { Llm } from "./Llm.js"
 import { overrideEnv, type Provider, type ProviderOptions } from "./Provider.js"
 import type { RetryOptions } from "./Retry.js"
 
-/** One backend's section, keys as the configuration file writes them (snake_case). */
+/**
+ * One backend's section, keys as the configuration file writes them (snake_case).
+ *
+ * @since 0.1.0
+ */
 export interface BackendSection {
   readonly base_url?: string
   readonly model?: string
@@ -57,7 +61,11 @@ export interface BackendSection {
   readonly [key: string]: unknown
 }
 
-/** The `llm` section of the configuration file. */
+/**
+ * The `llm` section of the configuration file.
+ *
+ * @since 0.1.0
+ */
 export interface LlmSection {
   /** local_gpt_oss | local | openai | anthropic | openrouter | a registered name. */
   readonly backend: string
@@ -73,12 +81,20 @@ export interface LlmSection {
   readonly [backend: string]: unknown
 }
 
-/** A whole configuration: `{ llm: {...} }`, as a configuration file holds it. */
+/**
+ * A whole configuration: `{ llm: {...} }`, as a configuration file holds it.
+ *
+ * @since 0.1.0
+ */
 export interface LlmConfigInput {
   readonly llm: LlmSection
 }
 
-/** What a custom backend's factory gets. */
+/**
+ * What a custom backend's factory gets.
+ *
+ * @since 0.1.0
+ */
 export interface BackendContext {
   readonly name: string
   readonly section: BackendSection
@@ -88,19 +104,29 @@ export interface BackendContext {
   readonly retry: RetryOptions
 }
 
-/** Builds the layer of a backend from its section. */
+/**
+ * Builds the layer of a backend from its section.
+ *
+ * @since 0.1.0
+ */
 export type BackendFactory = (context: BackendContext) => Layer.Layer<Llm, ConfigError.ConfigError>
 
 /**
  * Custom backends by name, as a value passed
  * to `layerFrom` or as this service; no global mutable state.
+ *
+ * @since 0.1.0
  */
 export class BackendRegistry extends Context.Tag("effect-llm/BackendRegistry")<
   BackendRegistry,
   ReadonlyMap<string, BackendFactory>
 >() {}
 
-/** A registry layer from a record of factories. */
+/**
+ * A registry layer from a record of factories.
+ *
+ * @since 0.1.0
+ */
 export const registry = (factories: Readonly<Record<string, BackendFactory>>): Layer.Layer<BackendRegistry> =>
   Layer.succeed(BackendRegistry, new Map(Object.entries(factories)))
 
@@ -336,6 +362,8 @@ const llmSectionOf = (config: unknown, source: string | undefined): Settings | C
  * or a `Fallback` chain when `llm.fallback` names more. Keys are read as
  * `Redacted` from the variables `api_key_env` names, through Effect's
  * `ConfigProvider`, which also supplies the `LLM_*` overrides.
+ *
+ * @since 0.1.0
  */
 export const make = (
   config: LlmConfigInput | LlmSection,
@@ -431,13 +459,21 @@ const build = (
     })
   })
 
-/** The `Llm` layer for a configuration given as a plain object. */
+/**
+ * The `Llm` layer for a configuration given as a plain object.
+ *
+ * @since 0.1.0
+ */
 export const layerFrom = (
   config: LlmConfigInput | LlmSection,
   options: { readonly registry?: ReadonlyMap<string, BackendFactory> | undefined } = {}
 ): Layer.Layer<Llm, ConfigError.ConfigError> => Layer.unwrapEffect(make(config, options))
 
-/** Parses a YAML or JSON configuration file. */
+/**
+ * Parses a YAML or JSON configuration file.
+ *
+ * @since 0.1.0
+ */
 export const readFile = (path: string): Effect.Effect<unknown, ConfigError.ConfigError> =>
   Effect.try({
     try: () => {
@@ -451,6 +487,8 @@ export const readFile = (path: string): Effect.Effect<unknown, ConfigError.Confi
 /**
  * The `Llm` layer for a YAML or JSON file; the path defaults to the
  * `LLM_CONFIG` environment variable, then `config.yaml`.
+ *
+ * @since 0.1.0
  */
 export const layerFromFile = (
   path?: string,

@@ -8,12 +8,18 @@ import * as Schema from "effect/Schema"
 import type { CompletionResult } from "./Reply.js"
 import { AssistantMessage, Message, SystemMessage, ToolCall, type ToolCallInput, ToolMessage, UserMessage } from "./Message.js"
 
-/** Counts the tokens of one message. */
+/**
+ * Counts the tokens of one message.
+ *
+ * @since 0.1.0
+ */
 export type CountTokens = (message: Message) => number
 
 /**
  * A fast estimate: about four characters a token, plus a few tokens of
  * framing per message and per tool call.
+ *
+ * @since 0.1.0
  */
 export const estimateTokens: CountTokens = (message) => {
   let chars = message.content.length
@@ -23,17 +29,25 @@ export const estimateTokens: CountTokens = (message) => {
   return Math.ceil(chars / 4) + 4
 }
 
-/** One turn: a user message and everything up to the next user message. */
+/**
+ * One turn: a user message and everything up to the next user message.
+ *
+ * @since 0.1.0
+ */
 export interface Turn {
   readonly user: UserMessage
   readonly replies: ReadonlyArray<AssistantMessage | ToolMessage>
 }
 
-/** How much history to keep. */
+/**
+ * How much history to keep.
+ *
+ * @since 0.1.0
+ */
 export interface ContextOptions {
   /** The system prompt, always kept. */
   readonly systemMessage?: string | undefined
-  /** The most turns kept (seed: 10). */
+  /** The most turns kept (default: 10). */
   readonly maxTurns?: number | undefined
   /** A token budget for the whole history, system message included. */
   readonly maxTokens?: number | undefined
@@ -44,6 +58,8 @@ export interface ContextOptions {
  * is pruned to the newest whole turns within `maxTurns` and `maxTokens`, so it
  * never starts with an assistant or tool message and never separates a tool
  * call from its results.
+ *
+ * @since 0.1.0
  */
 export class ConversationContext extends Schema.Class<ConversationContext>("effect-llm/ConversationContext")({
   systemMessage: Schema.optional(Schema.String),
@@ -112,7 +128,11 @@ export class ConversationContext extends Schema.Class<ConversationContext>("effe
   }
 }
 
-/** A new, empty conversation (seed default: 10 turns). */
+/**
+ * A new, empty conversation (keeping at most 10 turns unless `maxTurns` says otherwise).
+ *
+ * @since 0.1.0
+ */
 export const make = (options: ContextOptions = {}): ConversationContext =>
   new ConversationContext({
     ...(options.systemMessage === undefined ? {} : { systemMessage: options.systemMessage }),
@@ -121,7 +141,11 @@ export const make = (options: ContextOptions = {}): ConversationContext =>
     history: []
   })
 
-/** Decodes a context saved with `encode`. */
+/**
+ * Decodes a context saved with `encode`.
+ *
+ * @since 0.1.0
+ */
 export const decode = (encoded: unknown): ConversationContext => Schema.decodeUnknownSync(ConversationContext)(encoded)
 
 /**

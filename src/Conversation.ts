@@ -23,7 +23,11 @@ import { TokenCounter } from "./TokenCounter.js"
 import type { ToolExecutionError } from "./Tool.js"
 import * as Toolkit from "./Toolkit.js"
 
-/** Per-turn options: completion options, plus a toolkit to run tools with. */
+/**
+ * Per-turn options: completion options, plus a toolkit to run tools with.
+ *
+ * @since 0.1.0
+ */
 export interface SendOptions<R = never> extends Toolkit.RunOptions {
   readonly toolkit?: Toolkit.Toolkit<R> | undefined
 }
@@ -35,9 +39,17 @@ export interface SendOptions<R = never> extends Toolkit.RunOptions {
  */
 export class Conversation extends Context.Tag("effect-llm/Conversation")<Conversation, Conversation.Service>() {}
 
-/** @since 0.1.0 */
+/**
+ * The types of the `Conversation` service.
+ *
+ * @since 0.1.0
+ */
 export declare namespace Conversation {
-  /** What the conversation service offers. */
+  /**
+   * What the conversation service offers.
+   *
+   * @since 0.1.0
+   */
   export interface Service {
     /** The conversation so far. */
     readonly context: Effect.Effect<ConversationContext>
@@ -62,7 +74,11 @@ export declare namespace Conversation {
 
 const emptyKit: Toolkit.Toolkit<never> = { tools: new Map(), definitions: [] }
 
-/** Builds the service over a starting context. */
+/**
+ * Builds the service over a starting context.
+ *
+ * @since 0.1.0
+ */
 export const make = (
   initial: ConversationContext
 ): Effect.Effect<Conversation.Service, never, Llm> =>
@@ -137,6 +153,10 @@ export const make = (
     } satisfies Conversation.Service
   })
 
-/** A conversation service starting empty with the given limits (seed: 10 turns). */
+/**
+ * A conversation service starting empty with the given limits (default: 10 turns).
+ *
+ * @since 0.1.0
+ */
 export const layer = (options: ContextOptions = {}): Layer.Layer<Conversation, never, Llm> =>
   Layer.effect(Conversation, make(makeContext(options)))

@@ -18,25 +18,40 @@ import type { Service } from "./internal/transport.js"
 import * as UndiciTransport from "./internal/undiciTransport.js"
 
 export {
+  /** @since 0.1.0 */
   type BodyReader,
+  /** @since 0.1.0 */
   type Request,
+  /** @since 0.1.0 */
   type Response,
+  /** @since 0.1.0 */
   type Service,
+  /** @since 0.1.0 */
   TransportError
 } from "./internal/transport.js"
 
-/** Options of the undici transport. */
+/**
+ * Options of the undici transport.
+ *
+ * @since 0.1.0
+ */
 export interface UndiciOptions {
   /** The dispatcher to send with (an `Agent`, a `ProxyAgent`, a `Pool`); default: undici's global dispatcher. */
   readonly dispatcher?: Dispatcher | undefined
 }
 
-/** The transport straight over undici. */
+/**
+ * The transport straight over undici.
+ *
+ * @since 0.1.0
+ */
 export const undici = (options: UndiciOptions = {}): Service => UndiciTransport.make(options.dispatcher)
 
 /**
  * The transport every HTTP backend uses: undici's global dispatcher unless a
  * layer of this module provides another.
+ *
+ * @since 0.1.0
  */
 export class HttpTransport extends Context.Reference<HttpTransport>()("effect-llm/HttpTransport", {
   defaultValue: (): Service => defaultTransport
@@ -44,7 +59,11 @@ export class HttpTransport extends Context.Reference<HttpTransport>()("effect-ll
 
 const defaultTransport = undici()
 
-/** Sends through undici with the given dispatcher (for a proxy, custom TLS, or pool sizes). */
+/**
+ * Sends through undici with the given dispatcher (for a proxy, custom TLS, or pool sizes).
+ *
+ * @since 0.1.0
+ */
 export const layerUndici = (options: UndiciOptions = {}): Layer.Layer<HttpTransport> =>
   Layer.succeed(HttpTransport, undici(options))
 
@@ -52,6 +71,8 @@ export const layerUndici = (options: UndiciOptions = {}): Layer.Layer<HttpTransp
  * Sends through the application's `HttpClient` (for `FetchHttpClient` on
  * runtimes other than Node, or a client with middleware). Redirects are still
  * never followed.
+ *
+ * @since 0.1.0
  */
 export const layerHttpClient: Layer.Layer<HttpTransport, never, HttpClient.HttpClient> = Layer.effect(
   HttpTransport,

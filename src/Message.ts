@@ -7,15 +7,25 @@
  */
 import * as Schema from "effect/Schema"
 
-/** A JSON object, as tool arguments and JSON Schemas are. */
+/**
+ * A JSON object, as tool arguments and JSON Schemas are.
+ *
+ * @since 0.1.0
+ */
 export const JsonObject = Schema.Record({ key: Schema.String, value: Schema.Unknown })
 
-/** @since 0.1.0 */
+/**
+ * The type of a JSON object.
+ *
+ * @since 0.1.0
+ */
 export type JsonObject = typeof JsonObject.Type
 
 /**
  * A tool the model may call: its name, what it does, and its parameters as a
  * JSON Schema object.
+ *
+ * @since 0.1.0
  */
 export class ToolDefinition extends Schema.Class<ToolDefinition>("effect-llm/ToolDefinition")({
   name: Schema.String,
@@ -23,20 +33,32 @@ export class ToolDefinition extends Schema.Class<ToolDefinition>("effect-llm/Too
   parameters: Schema.optionalWith(JsonObject, { default: () => ({ type: "object", properties: {} }) })
 }) {}
 
-/** A call the model asked for, with its arguments parsed from JSON. */
+/**
+ * A call the model asked for, with its arguments parsed from JSON.
+ *
+ * @since 0.1.0
+ */
 export class ToolCall extends Schema.Class<ToolCall>("effect-llm/ToolCall")({
   id: Schema.String,
   name: Schema.String,
   arguments: JsonObject
 }) {}
 
-/** The instructions that frame the conversation. */
+/**
+ * The instructions that frame the conversation.
+ *
+ * @since 0.1.0
+ */
 export class SystemMessage extends Schema.Class<SystemMessage>("effect-llm/SystemMessage")({
   role: Schema.tag("system"),
   content: Schema.String
 }) {}
 
-/** What the user said. */
+/**
+ * What the user said.
+ *
+ * @since 0.1.0
+ */
 export class UserMessage extends Schema.Class<UserMessage>("effect-llm/UserMessage")({
   role: Schema.tag("user"),
   content: Schema.String
@@ -45,6 +67,8 @@ export class UserMessage extends Schema.Class<UserMessage>("effect-llm/UserMessa
 /**
  * What the model answered, with the tools it asked to call, so a tool
  * round-trip can be replayed to the provider.
+ *
+ * @since 0.1.0
  */
 export class AssistantMessage extends Schema.Class<AssistantMessage>("effect-llm/AssistantMessage")({
   role: Schema.tag("assistant"),
@@ -54,7 +78,11 @@ export class AssistantMessage extends Schema.Class<AssistantMessage>("effect-llm
   interrupted: Schema.optional(Schema.Boolean)
 }) {}
 
-/** The result of one tool call, answering the assistant message that asked for it. */
+/**
+ * The result of one tool call, answering the assistant message that asked for it.
+ *
+ * @since 0.1.0
+ */
 export class ToolMessage extends Schema.Class<ToolMessage>("effect-llm/ToolMessage")({
   role: Schema.tag("tool"),
   toolCallId: Schema.String,
@@ -64,33 +92,61 @@ export class ToolMessage extends Schema.Class<ToolMessage>("effect-llm/ToolMessa
   isError: Schema.optional(Schema.Boolean)
 }) {}
 
-/** Any message of a conversation, told apart by `role`. */
+/**
+ * Any message of a conversation, told apart by `role`.
+ *
+ * @since 0.1.0
+ */
 export const Message = Schema.Union(SystemMessage, UserMessage, AssistantMessage, ToolMessage)
 
-/** @since 0.1.0 */
+/**
+ * Any message of a conversation.
+ *
+ * @since 0.1.0
+ */
 export type Message = typeof Message.Type
 
-/** The fields of a tool call, as plain data. */
+/**
+ * The fields of a tool call, as plain data.
+ *
+ * @since 0.1.0
+ */
 export interface ToolCallInput {
   readonly id: string
   readonly name: string
   readonly arguments: JsonObject
 }
 
-/** Builds a system message. */
+/**
+ * Builds a system message.
+ *
+ * @since 0.1.0
+ */
 export const system = (content: string): SystemMessage => new SystemMessage({ content })
 
-/** Builds a user message. */
+/**
+ * Builds a user message.
+ *
+ * @since 0.1.0
+ */
 export const user = (content: string): UserMessage => new UserMessage({ content })
 
-/** Builds an assistant message, optionally with the tool calls it made. */
+/**
+ * Builds an assistant message, optionally with the tool calls it made.
+ *
+ * @since 0.1.0
+ */
 export const assistant = (content: string, toolCalls: ReadonlyArray<ToolCallInput> = []): AssistantMessage =>
   new AssistantMessage({
     content,
     toolCalls: toolCalls.map((call) => (call instanceof ToolCall ? call : new ToolCall(call)))
   })
 
-/** Builds a tool result message answering the call `toolCallId`. */
+/**
+ * Builds a tool result message answering the call `toolCallId`.
+ *
+ * @since 0.1.0
+ */
 export const tool = (options: {
   readonly toolCallId: string
   readonly name: string
@@ -98,7 +154,11 @@ export const tool = (options: {
   readonly isError?: boolean
 }): ToolMessage => new ToolMessage(options)
 
-/** Builds a tool definition from plain data. */
+/**
+ * Builds a tool definition from plain data.
+ *
+ * @since 0.1.0
+ */
 export const toolDefinition = (options: {
   readonly name: string
   readonly description?: string

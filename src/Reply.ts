@@ -11,13 +11,25 @@ import * as Schema from "effect/Schema"
 import { LlmError } from "./errors.js"
 import { ToolCall } from "./Message.js"
 
-/** Why the model stopped. */
+/**
+ * Why the model stopped.
+ *
+ * @since 0.1.0
+ */
 export const FinishReason = Schema.Literal("stop", "length", "tool_calls", "content_filter", "other")
 
-/** @since 0.1.0 */
+/**
+ * Why the model stopped.
+ *
+ * @since 0.1.0
+ */
 export type FinishReason = typeof FinishReason.Type
 
-/** Tokens consumed by one call, as the provider reported them. */
+/**
+ * Tokens consumed by one call, as the provider reported them.
+ *
+ * @since 0.1.0
+ */
 export class Usage extends Schema.Class<Usage>("effect-llm/Usage")({
   inputTokens: Schema.Number,
   outputTokens: Schema.Number,
@@ -33,7 +45,11 @@ export class Usage extends Schema.Class<Usage>("effect-llm/Usage")({
   static readonly empty = new Usage({ inputTokens: 0, outputTokens: 0, totalTokens: 0 })
 }
 
-/** Where a result came from and what it cost to get. */
+/**
+ * Where a result came from and what it cost to get.
+ *
+ * @since 0.1.0
+ */
 export class ResponseMetadata extends Schema.Class<ResponseMetadata>("effect-llm/ResponseMetadata")({
   /** The backend that answered ("openai", "anthropic", "local", ...). */
   provider: Schema.String,
@@ -55,7 +71,11 @@ export class ResponseMetadata extends Schema.Class<ResponseMetadata>("effect-llm
   })))
 }) {}
 
-/** A model's complete reply. */
+/**
+ * A model's complete reply.
+ *
+ * @since 0.1.0
+ */
 export class CompletionResult extends Schema.Class<CompletionResult>("effect-llm/CompletionResult")({
   content: Schema.String,
   model: Schema.String,
@@ -66,7 +86,7 @@ export class CompletionResult extends Schema.Class<CompletionResult>("effect-llm
   reasoning: Schema.optional(Schema.String),
   metadata: ResponseMetadata
 }) {
-  /** Total tokens used (the seed's `tokens_used`). */
+  /** Total tokens used (`usage.totalTokens`: input plus output). */
   get tokensUsed(): number {
     return this.usage.totalTokens
   }
@@ -81,6 +101,8 @@ export class CompletionResult extends Schema.Class<CompletionResult>("effect-llm
  * One event of a streamed reply. Content events (`TextDelta`,
  * `ReasoningDelta`, `ToolCallStart`, `ToolCallDelta`, `ToolCall`) arrive in
  * order; `Finish` is always last.
+ *
+ * @since 0.1.0
  */
 export type StreamEvent = Data.TaggedEnum<{
   /** A piece of the reply's text. */
@@ -107,6 +129,8 @@ export type StreamEvent = Data.TaggedEnum<{
  * `Data.taggedEnum<StreamEvent>()`, as a plain object: `taggedEnum` answers
  * every property read through a Proxy that builds a new constructor each
  * time, a cost paid for every event of every stream.
+ *
+ * @since 0.1.0
  */
 export const StreamEvent: Data.TaggedEnum.Constructor<StreamEvent> = (() => {
   const tagged = Data.taggedEnum<StreamEvent>()

@@ -22,6 +22,8 @@ export {
 /**
  * Keeps only the text of the reply. A backend's own stream hands its text
  * over as it decodes it (no extra stage); any other stream goes through one.
+ *
+ * @since 0.1.0
  */
 export const textDeltas = <E, R>(self: Stream.Stream<StreamEvent, E, R>): Stream.Stream<string, E, R> =>
   textOnly(self) ?? Stream.mapChunks(self, (chunk) => Chunk.unsafeFromArray(textsOf(chunk)))
@@ -29,6 +31,8 @@ export const textDeltas = <E, R>(self: Stream.Stream<StreamEvent, E, R>): Stream
 /**
  * Folds a stream into the `CompletionResult` that `complete` returns for the
  * same reply. Fails with `LlmResponseError` if the stream has no `Finish`.
+ *
+ * @since 0.1.0
  */
 export const collect = <E, R>(
   self: Stream.Stream<StreamEvent, E, R>
@@ -98,6 +102,8 @@ const endsSentence = (text: string, i: number): boolean => {
  * rest when the stream ends. Surrounding whitespace is trimmed and empty
  * sentences are dropped. Linear in the length of the text; one stream stage
  * (text selection, splitting and the final rest in one channel).
+ *
+ * @since 0.1.0
  */
 export const sentences = <E, R>(self: Stream.Stream<StreamEvent, E, R>): Stream.Stream<string, E, R> =>
   Stream.suspend(() => {

@@ -12,16 +12,26 @@ import { type CountTokens, estimateTokens } from "./Context.js"
 /**
  * Counts the tokens of a message. The `Conversation` service prunes with it
  * when it is provided, and with `estimateTokens` otherwise.
+ *
+ * @since 0.1.0
  */
 export class TokenCounter extends Context.Tag("effect-llm/TokenCounter")<
   TokenCounter,
   { readonly count: CountTokens }
 >() {}
 
-/** The fast estimate (about four characters a token). */
+/**
+ * The fast estimate (about four characters a token).
+ *
+ * @since 0.1.0
+ */
 export const estimate: Layer.Layer<TokenCounter> = Layer.succeed(TokenCounter, { count: estimateTokens })
 
-/** A counter from any function, e.g. an exact tokenizer for your model. */
+/**
+ * A counter from any function, e.g. an exact tokenizer for your model.
+ *
+ * @since 0.1.0
+ */
 export const layer = (count: CountTokens): Layer.Layer<TokenCounter> => Layer.succeed(TokenCounter, { count })
 
 /**
@@ -29,6 +39,8 @@ export const layer = (count: CountTokens): Layer.Layer<TokenCounter> => Layer.su
  * the `o200k_base` encoding, from `gpt-tokenizer`), plus the chat format's
  * framing of about three tokens a message. The encoding is loaded when the
  * layer is built, not when the library is imported.
+ *
+ * @since 0.1.0
  */
 export const openAi: Layer.Layer<TokenCounter> = Layer.effect(
   TokenCounter,

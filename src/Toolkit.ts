@@ -15,22 +15,38 @@ import { AssistantMessage, type Message, ToolCall, type ToolDefinition, ToolMess
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
 import { type Tool, ToolExecutionError } from "./Tool.js"
 
-/** A set of tools, looked up by name. */
+/**
+ * A set of tools, looked up by name.
+ *
+ * @since 0.1.0
+ */
 export interface Toolkit<R = never> {
   readonly tools: ReadonlyMap<string, Tool<R>>
   readonly definitions: ReadonlyArray<ToolDefinition>
 }
 
-/** The services the handlers of some tools need. */
+/**
+ * The services the handlers of some tools need.
+ *
+ * @since 0.1.0
+ */
 export type Requirements<Tools extends ReadonlyArray<Tool<unknown>>> = Tools[number] extends Tool<infer R> ? R : never
 
-/** Groups tools into a toolkit. */
+/**
+ * Groups tools into a toolkit.
+ *
+ * @since 0.1.0
+ */
 export const make = <Tools extends ReadonlyArray<Tool<unknown>>>(...tools: Tools): Toolkit<Requirements<Tools>> => ({
   tools: new Map(tools.map((tool) => [tool.name, tool as Tool<Requirements<Tools>>])),
   definitions: tools.map((tool) => tool.definition)
 })
 
-/** How the loop runs. */
+/**
+ * How the loop runs.
+ *
+ * @since 0.1.0
+ */
 export interface RunOptions extends CompletionOptions {
   /** Model calls at most (default 5). When reached, the last reply is returned with finishReason "length". */
   readonly maxSteps?: number | undefined
@@ -44,7 +60,11 @@ export interface RunOptions extends CompletionOptions {
   readonly failOnToolError?: boolean | undefined
 }
 
-/** What a loop produced: the final reply and every message it added. */
+/**
+ * What a loop produced: the final reply and every message it added.
+ *
+ * @since 0.1.0
+ */
 export interface RunResult {
   readonly result: CompletionResult
   /** The assistant and tool messages added, in order; append them to the history. */
@@ -56,6 +76,8 @@ export interface RunResult {
 /**
  * Prefixes models wrap tool names in (gpt-oss's `functions.get_weather`, and
  * `tools.`): a call named so runs the tool of the bare name.
+ *
+ * @since 0.1.0
  */
 export const wrapperPrefixes: ReadonlyArray<string> = ["functions.", "tools."]
 
@@ -77,6 +99,8 @@ const resolve = <R>(kit: Toolkit<R>, name: string): { readonly tool: Tool<R> | u
 /**
  * The calls of a step as the history records them: each under the name it
  * resolves to (see `wrapperPrefixes`), so the history stays valid to send.
+ *
+ * @since 0.1.0
  */
 export const recorded = <R>(kit: Toolkit<R>, calls: ReadonlyArray<ToolCall>): ReadonlyArray<ToolCall> =>
   calls.map((call) => {
@@ -88,6 +112,8 @@ export const recorded = <R>(kit: Toolkit<R>, calls: ReadonlyArray<ToolCall>): Re
  * Runs the calls of one step and returns their tool messages, in call order.
  * A call names its tool bare or with a wrapper prefix; an unknown name is an
  * error result (or, with `failOnToolError`, a `ToolExecutionError`).
+ *
+ * @since 0.1.0
  */
 export const execute = <R>(
   kit: Toolkit<R>,
@@ -122,7 +148,11 @@ export const execute = <R>(
     { concurrency: options.concurrency ?? 4 }
   )
 
-/** Tool arguments nested deeper than this are refused before any tool runs (see `parseArguments`). */
+/**
+ * Tool arguments nested deeper than this are refused before any tool runs (see `parseArguments`).
+ *
+ * @since 0.1.0
+ */
 export const maxArgumentsDepth = maxDepth
 
 /** The error for a step whose tool calls cannot be run and sent back safely, if any. */
@@ -151,6 +181,8 @@ const cutOff = (result: CompletionResult): CompletionResult =>
  * finishReason "length" and its unanswered tool calls are not added, so the
  * history stays valid. Tool calls whose arguments nest deeper than
  * `maxArgumentsDepth` end the loop with `LlmResponseError`.
+ *
+ * @since 0.1.0
  */
 export const run = <R>(
   messages: ReadonlyArray<Message>,
@@ -184,6 +216,8 @@ export const run = <R>(
  * arrive, and tool calls run between steps. Only the last step's `Finish` is
  * emitted. `onStep` sees the messages each completed step adds (for a
  * conversation to record them).
+ *
+ * @since 0.1.0
  */
 export const stream = <R>(
   messages: ReadonlyArray<Message>,

@@ -49,7 +49,11 @@ export class LlmConnectionError extends Schema.TaggedError<LlmConnectionError>("
  */
 export const TimeoutKind = Schema.Literal("total", "firstToken", "idle")
 
-/** @since 0.1.0 */
+/**
+ * Which of the three deadlines ran out.
+ *
+ * @since 0.1.0
+ */
 export type TimeoutKind = typeof TimeoutKind.Type
 
 /**
@@ -142,7 +146,11 @@ export const LlmError = Schema.Union(
   LlmResponseError
 )
 
-/** @since 0.1.0 */
+/**
+ * Every way an `Llm` call can fail.
+ *
+ * @since 0.1.0
+ */
 export type LlmError = typeof LlmError.Type
 
 const tags = new Set([

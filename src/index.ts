@@ -160,17 +160,54 @@ export * as HttpProvider from "./layers/HttpProvider.js"
 export * as WireCodec from "./codecs/WireCodec.js"
 
 export {
+  /** @since 0.1.0 */
   isLlmError,
+  /** @since 0.1.0 */
   isTransient,
+  /** @since 0.1.0 */
   LlmAuthenticationError,
+  /** @since 0.1.0 */
   LlmConnectionError,
+  /** @since 0.1.0 */
   LlmError,
+  /** @since 0.1.0 */
   LlmInvalidRequestError,
+  /** @since 0.1.0 */
   LlmProviderError,
+  /** @since 0.1.0 */
   LlmRateLimitError,
+  /** @since 0.1.0 */
   LlmResponseError,
+  /** @since 0.1.0 */
   LlmTimeoutError
 } from "./errors.js"
-export { CompletionResult, type CompletionOptions, type FinishReason, type ToolChoice, Usage } from "./Llm.js"
-export { AssistantMessage, SystemMessage, ToolCall, ToolDefinition, ToolMessage, UserMessage } from "./Message.js"
-export { StreamEvent } from "./Stream.js"
+export {
+  /** @since 0.1.0 */
+  CompletionResult,
+  /** @since 0.1.0 */
+  type CompletionOptions,
+  /** @since 0.1.0 */
+  type FinishReason,
+  /** @since 0.1.0 */
+  type ToolChoice,
+  /** @since 0.1.0 */
+  Usage
+} from "./Llm.js"
+export {
+  /** @since 0.1.0 */
+  AssistantMessage,
+  /** @since 0.1.0 */
+  SystemMessage,
+  /** @since 0.1.0 */
+  ToolCall,
+  /** @since 0.1.0 */
+  ToolDefinition,
+  /** @since 0.1.0 */
+  ToolMessage,
+  /** @since 0.1.0 */
+  UserMessage
+} from "./Message.js"
+export {
+  /** @since 0.1.0 */
+  StreamEvent
+} from "./Stream.js"

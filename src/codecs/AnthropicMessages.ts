@@ -15,13 +15,21 @@ import { type FinishReason, StreamEvent, Usage } from "../Reply.js"
 import { type Message, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
 import type { DecodedFinish, DecodedReply, EncodeInput, StreamDecoder, WireCodec } from "./WireCodec.js"
 
-/** How the Messages codec fills what a call leaves unset. */
+/**
+ * How the Messages codec fills what a call leaves unset.
+ *
+ * @since 0.1.0
+ */
 export interface MessagesOptions {
   /** `max_tokens` when the call sets none; Anthropic requires the field (default 1024). */
   readonly defaultMaxTokens?: number
 }
 
-/** The `max_tokens` sent when neither the call nor the codec's options set one. */
+/**
+ * The `max_tokens` sent when neither the call nor the codec's options set one.
+ *
+ * @since 0.1.0
+ */
 export const defaultMaxTokens = 1024
 
 
@@ -108,7 +116,11 @@ const encodeToolChoice = (choice: NonNullable<EncodeInput["options"]["toolChoice
   }
 }
 
-/** Maps an Anthropic `stop_reason` to ours. */
+/**
+ * Maps an Anthropic `stop_reason` to ours.
+ *
+ * @since 0.1.0
+ */
 export const finishReasonFromWire = (reason: string | undefined): FinishReason => {
   switch (reason) {
     case "end_turn":
@@ -397,7 +409,11 @@ class MessagesStreamDecoder implements StreamDecoder {
   }
 }
 
-/** Builds the Anthropic Messages codec. */
+/**
+ * Builds the Anthropic Messages codec.
+ *
+ * @since 0.1.0
+ */
 export const make = (options: MessagesOptions = {}): WireCodec => {
   const fallbackMaxTokens = options.defaultMaxTokens ?? defaultMaxTokens
   return {

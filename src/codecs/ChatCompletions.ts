@@ -16,7 +16,11 @@ import { type FinishReason, StreamEvent, Usage } from "../Reply.js"
 import { type Message, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
 import type { DecodedFinish, DecodedReply, EncodeInput, StreamDecoder, WireCodec } from "./WireCodec.js"
 
-/** How a Chat Completions dialect differs between servers. */
+/**
+ * How a Chat Completions dialect differs between servers.
+ *
+ * @since 0.1.0
+ */
 export interface ChatCompletionsOptions {
   /**
    * `content` of an assistant message that only calls tools: `null` for OpenAI
@@ -310,7 +314,11 @@ class ChatStreamDecoder implements StreamDecoder {
   }
 }
 
-/** Builds the Chat Completions codec for one dialect. */
+/**
+ * Builds the Chat Completions codec for one dialect.
+ *
+ * @since 0.1.0
+ */
 export const make = (options: ChatCompletionsOptions = {}): WireCodec => {
   const emptyAssistantContent = options.emptyAssistantContent === undefined ? null : options.emptyAssistantContent
   const maxTokensField = options.maxTokensField ?? "max_completion_tokens"

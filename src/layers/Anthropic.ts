@@ -7,13 +7,21 @@ import * as Redacted from "effect/Redacted"
 import * as Provider from "../Provider.js"
 import * as Messages from "../codecs/AnthropicMessages.js"
 
-/** Options of the Anthropic layer. */
+/**
+ * Options of the Anthropic layer.
+ *
+ * @since 0.1.0
+ */
 export interface AnthropicOptions extends Provider.ProviderOptions {
   /** `anthropic-beta` header: a comma-separated list of beta features. */
   readonly anthropicBeta?: string | undefined
 }
 
-/** The Anthropic defaults: `maxTokens` is the codec's `max_tokens` when a call sets none. */
+/**
+ * The Anthropic defaults: `maxTokens` is the codec's `max_tokens` when a call sets none.
+ *
+ * @since 0.1.0
+ */
 export const defaults = {
   model: "claude-sonnet-4-20250514",
   baseUrl: "https://api.anthropic.com",
@@ -23,7 +31,11 @@ export const defaults = {
   version: "2023-06-01"
 } as const
 
-/** The Anthropic provider, declared once: the key goes in `x-api-key`. */
+/**
+ * The Anthropic provider, declared once: the key goes in `x-api-key`.
+ *
+ * @since 0.1.0
+ */
 export const provider = Provider.make<AnthropicOptions, typeof defaults>({
   name: "anthropic",
   defaults,
@@ -40,5 +52,7 @@ export const provider = Provider.make<AnthropicOptions, typeof defaults>({
  * `ANTHROPIC_API_KEY` as `Redacted`, the model from `LLM_ANTHROPIC_MODEL` and
  * the base URL from `LLM_ANTHROPIC_BASE_URL` when set; `options` fill in the
  * rest).
+ *
+ * @since 0.1.0
  */
 export const { layer, layerConfig, make } = provider

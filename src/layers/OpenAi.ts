@@ -6,7 +6,11 @@
 import * as Provider from "../Provider.js"
 import * as ChatCompletions from "../codecs/ChatCompletions.js"
 
-/** Options of the OpenAI layer. */
+/**
+ * Options of the OpenAI layer.
+ *
+ * @since 0.1.0
+ */
 export interface OpenAiOptions extends Provider.ProviderOptions {
   /** `OpenAI-Organization` header. */
   readonly organization?: string | undefined
@@ -14,7 +18,11 @@ export interface OpenAiOptions extends Provider.ProviderOptions {
   readonly project?: string | undefined
 }
 
-/** The OpenAI provider, declared once. */
+/**
+ * The OpenAI provider, declared once.
+ *
+ * @since 0.1.0
+ */
 export const provider = Provider.make<OpenAiOptions>({
   name: "openai",
   defaults: { model: "gpt-4o", baseUrl: "https://api.openai.com/v1", timeout: "60 seconds", apiKeyEnv: "OPENAI_API_KEY" },
@@ -23,7 +31,11 @@ export const provider = Provider.make<OpenAiOptions>({
   optionHeaders: { organization: "openai-organization", project: "openai-project" }
 })
 
-/** The OpenAI defaults. */
+/**
+ * The OpenAI defaults.
+ *
+ * @since 0.1.0
+ */
 export const defaults = provider.defaults
 
 /**
@@ -31,5 +43,7 @@ export const defaults = provider.defaults
  * configured from the environment (`layerConfig`: the key from
  * `OPENAI_API_KEY` as `Redacted`, the model from `LLM_OPENAI_MODEL` and the
  * base URL from `LLM_OPENAI_BASE_URL` when set; `options` fill in the rest).
+ *
+ * @since 0.1.0
  */
 export const { layer, layerConfig, make } = provider

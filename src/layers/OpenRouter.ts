@@ -7,7 +7,11 @@
 import * as Provider from "../Provider.js"
 import * as ChatCompletions from "../codecs/ChatCompletions.js"
 
-/** Options of the OpenRouter layer. */
+/**
+ * Options of the OpenRouter layer.
+ *
+ * @since 0.1.0
+ */
 export interface OpenRouterOptions extends Provider.ProviderOptions {
   /** Your app's URL, sent as `HTTP-Referer` for attribution. */
   readonly referer?: string | undefined
@@ -17,7 +21,11 @@ export interface OpenRouterOptions extends Provider.ProviderOptions {
   readonly extraBody?: Readonly<Record<string, unknown>> | undefined
 }
 
-/** The OpenRouter provider, declared once: `extraBody` is merged into its codec's bodies. */
+/**
+ * The OpenRouter provider, declared once: `extraBody` is merged into its codec's bodies.
+ *
+ * @since 0.1.0
+ */
 export const provider = Provider.make<OpenRouterOptions>({
   name: "openrouter",
   defaults: { model: "openai/gpt-4o", baseUrl: "https://openrouter.ai/api/v1", timeout: "60 seconds", apiKeyEnv: "OPENROUTER_API_KEY" },
@@ -27,7 +35,11 @@ export const provider = Provider.make<OpenRouterOptions>({
   optionHeaders: { referer: "http-referer", title: "x-title" }
 })
 
-/** The OpenRouter defaults. */
+/**
+ * The OpenRouter defaults.
+ *
+ * @since 0.1.0
+ */
 export const defaults = provider.defaults
 
 /**
@@ -36,5 +48,7 @@ export const defaults = provider.defaults
  * `OPENROUTER_API_KEY` as `Redacted`, the model from `LLM_OPENROUTER_MODEL`
  * and the base URL from `LLM_OPENROUTER_BASE_URL` when set; `options` fill in
  * the rest).
+ *
+ * @since 0.1.0
  */
 export const { layer, layerConfig, make } = provider

@@ -69,7 +69,11 @@ export interface HangStep {
   readonly _tag: "Hang"
 }
 
-/** @since 0.1.0 */
+/**
+ * One scripted call: a reply, a failure, or a hang.
+ *
+ * @since 0.1.0
+ */
 export type Step = ReplyStep | FailStep | HangStep
 
 /**

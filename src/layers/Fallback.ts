@@ -43,7 +43,11 @@ import { AssistantMessage, type Message } from "../Message.js"
 import { CompletionResult, ResponseMetadata, StreamEvent } from "../Reply.js"
 import { type Projection, projectable } from "../internal/textOnly.js"
 
-/** When a backend is taken out of rotation, and for how long. */
+/**
+ * When a backend is taken out of rotation, and for how long.
+ *
+ * @since 0.1.0
+ */
 export interface CircuitBreakerOptions {
   /** Consecutive transient failures that open the breaker (default 3). */
   readonly failureThreshold?: number | undefined
@@ -51,7 +55,11 @@ export interface CircuitBreakerOptions {
   readonly cooldown?: Duration.DurationInput | undefined
 }
 
-/** How the chain behaves. */
+/**
+ * How the chain behaves.
+ *
+ * @since 0.1.0
+ */
 export interface FallbackOptions {
   /** Also move on after non-transient errors (auth, invalid request). Default false. */
   readonly fallThroughOnAnyError?: boolean | undefined
@@ -64,7 +72,11 @@ export interface FallbackOptions {
   readonly continuation?: boolean | undefined
 }
 
-/** One backend of a chain, with an optional health probe asked before its breaker's trial call. */
+/**
+ * One backend of a chain, with an optional health probe asked before its breaker's trial call.
+ *
+ * @since 0.1.0
+ */
 export interface Backend {
   readonly llm: Llm.Service
   /**
@@ -207,7 +219,11 @@ class Pass {
   }
 }
 
-/** A record of a backend that did not answer a call. */
+/**
+ * A record of a backend that did not answer a call.
+ *
+ * @since 0.1.0
+ */
 export interface BackendFailure {
   readonly provider: string
   /** The error it failed with; absent when its breaker was open and it was skipped. */
@@ -227,7 +243,11 @@ const annotate = (result: CompletionResult, tried: ReadonlyArray<BackendFailure>
     }, true)
   }, true)
 
-/** Builds the fallback `Llm` over already-built backends. */
+/**
+ * Builds the fallback `Llm` over already-built backends.
+ *
+ * @since 0.1.0
+ */
 export const make = (
   backends: ReadonlyArray<Backend | Llm.Service>,
   options: FallbackOptions = {}
@@ -472,7 +492,11 @@ export const make = (
     return { provider: first.provider, model: first.model, complete, stream } satisfies Llm.Service
   })
 
-/** A backend layer with the probe asked before its open breaker's trial call. */
+/**
+ * A backend layer with the probe asked before its open breaker's trial call.
+ *
+ * @since 0.1.0
+ */
 export interface ProbedLayer<E, R = never> {
   readonly layer: Layer.Layer<Llm, E, R>
   /** E.g. `Local.health({ baseUrl })`: cheaper than a real call, and costs no tokens. */
@@ -483,6 +507,8 @@ export interface ProbedLayer<E, R = never> {
  * Composes backend layers into one `Llm` that falls back in order: the
  * first is the primary. Each layer is built once, alongside the others; a
  * layer given with a `probe` is probed before its breaker's trial call.
+ *
+ * @since 0.1.0
  */
 export const layer = <E, R>(
   layers: ReadonlyArray<Layer.Layer<Llm, E, R> | ProbedLayer<E, R>>,

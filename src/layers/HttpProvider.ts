@@ -28,7 +28,11 @@ import * as Retry from "../internal/retry.js"
 import { CompletionResult, ResponseMetadata, type StreamEvent } from "../Reply.js"
 import type { WireCodec } from "../codecs/WireCodec.js"
 
-/** Everything a backend needs beyond its codec. */
+/**
+ * Everything a backend needs beyond its codec.
+ *
+ * @since 0.1.0
+ */
 export interface ProviderConfig {
   /** The backend's name in results, errors and spans. */
   readonly provider: string
@@ -56,7 +60,11 @@ export interface ProviderConfig {
   readonly allowInsecureHttp?: boolean | undefined
 }
 
-/** The default bound on a response body. */
+/**
+ * The default bound on a response body.
+ *
+ * @since 0.1.0
+ */
 export const defaultMaxResponseBytes = 32 * 1024 * 1024
 
 /** Drops undefined fields so they do not hide the layer's defaults. */
@@ -85,6 +93,8 @@ const definedOnly = (options: CompletionOptions | undefined): CompletionOptions 
  * deadlines are kept by one timer that aborts its request when one passes
  * (`internal/deadlines`), rather than by fibers racing the request or every
  * read.
+ *
+ * @since 0.1.0
  */
 export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
   Effect.gen(function*() {

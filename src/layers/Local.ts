@@ -17,7 +17,11 @@ import * as Provider from "../Provider.js"
 import * as ChatCompletions from "../codecs/ChatCompletions.js"
 import { isInsecureRemote } from "../internal/validate.js"
 
-/** Options of the local layer. */
+/**
+ * Options of the local layer.
+ *
+ * @since 0.1.0
+ */
 export interface LocalOptions extends Provider.ProviderOptions {
   /**
    * `content` of an assistant message that only calls tools: `""` by default
@@ -29,7 +33,11 @@ export interface LocalOptions extends Provider.ProviderOptions {
 /** The server's root, whether the user pasted it with `/v1` or without. */
 const rootOf = (baseUrl: string): string => baseUrl.replace(/\/+$/, "").replace(/\/v1$/, "")
 
-/** The local provider, declared once: its requests go to `<root>/v1`, whether the base URL has `/v1` or not. */
+/**
+ * The local provider, declared once: its requests go to `<root>/v1`, whether the base URL has `/v1` or not.
+ *
+ * @since 0.1.0
+ */
 export const provider = Provider.make<LocalOptions>({
   name: "local",
   defaults: { model: "gpt-oss:120b", baseUrl: "http://localhost:8080", timeout: "120 seconds", apiKeyEnv: "LLM_LOCAL_API_KEY" },
@@ -38,7 +46,11 @@ export const provider = Provider.make<LocalOptions>({
   codec: (options) => ChatCompletions.make({ emptyAssistantContent: options.emptyAssistantContent ?? "", maxTokensField: "max_tokens" })
 })
 
-/** The local server's defaults. */
+/**
+ * The local server's defaults.
+ *
+ * @since 0.1.0
+ */
 export const defaults = provider.defaults
 
 /**
@@ -46,10 +58,16 @@ export const defaults = provider.defaults
  * configured from the environment (`layerConfig`: `LLM_LOCAL_BASE_URL`,
  * `LLM_LOCAL_MODEL` and an optional `LLM_LOCAL_API_KEY`; `options` fill in
  * the rest).
+ *
+ * @since 0.1.0
  */
 export const { layer, layerConfig, make } = provider
 
-/** Whether a local server is ready to answer. */
+/**
+ * Whether a local server is ready to answer.
+ *
+ * @since 0.1.0
+ */
 export class Health extends Schema.Class<Health>("effect-llm/Local/Health")({
   /** `ok`: ready; `loading`: up, still loading the model (llama-server's 503). */
   status: Schema.Literal("ok", "loading"),
@@ -57,7 +75,11 @@ export class Health extends Schema.Class<Health>("effect-llm/Local/Health")({
   endpoint: Schema.String
 }) {}
 
-/** Where to probe and how long to wait. */
+/**
+ * Where to probe and how long to wait.
+ *
+ * @since 0.1.0
+ */
 export interface ProbeOptions {
   /** The server's root, with or without `/v1`; user info in it is sent as Basic credentials. */
   readonly baseUrl?: string | undefined
@@ -121,6 +143,8 @@ const probe = (path: string, options: ProbeOptions, readBody: boolean) => {
  * Asks a local server whether it is ready: `GET /health` (llama-server,
  * vLLM), falling back to `GET /v1/models` for servers without it (Ollama,
  * mlx_lm, LM Studio). Fails with `LlmConnectionError` when nothing listens.
+ *
+ * @since 0.1.0
  */
 export const health = (options: ProbeOptions = {}): Effect.Effect<Health, LlmError> =>
   Effect.flatMap(probe("/health", options, false), ({ status }) => {
@@ -133,7 +157,11 @@ export const health = (options: ProbeOptions = {}): Effect.Effect<Health, LlmErr
         : Effect.fail(fromProviderFailure(models.context, { status: models.status })))
   })
 
-/** Lists the models a local server offers (`GET /v1/models`). */
+/**
+ * Lists the models a local server offers (`GET /v1/models`).
+ *
+ * @since 0.1.0
+ */
 export const models = (options: ProbeOptions = {}): Effect.Effect<ReadonlyArray<string>, LlmError> =>
   Effect.flatMap(probe("/v1/models", options, true), ({ complete, context, status, text }) => {
     if (!complete) return Effect.fail(responseError(context, `the model list exceeds ${maxProbeBodyBytes} bytes`, status))

@@ -15,6 +15,7 @@ export default tseslint.config(
       "**/coverage/**",
       "**/reports/**",
       "**/.stryker-tmp/**",
+      "**/.dist-test/**",
       "**/node_modules/**",
       "docs/**",
       "test/fixtures/**",

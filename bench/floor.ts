@@ -26,8 +26,8 @@
  * - effect-llm's transport alone (an attempt's scope, the send, the whole
  *   body), without the provider on top, and `Llm.complete`.
  */
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -144,12 +144,18 @@ const transportRequest = (stream: boolean) => ({
   headers: { "content-type": "application/json" },
   body: JSON.stringify({ model: "m", stream })
 })
-const transportComplete = Effect.flatMap(Scope.make(), (scope) =>
-  Effect.flatMap(transport.send(transportRequest(false), scope), (response) => response.bytes(1 << 25)).pipe(
-    Effect.ensuring(Scope.close(scope, Exit.void))
-  ))
+const transportComplete = Effect.flatMap(
+  Scope.make(),
+  (scope) =>
+    Effect.flatMap(transport.send(transportRequest(false), scope), (response) => response.bytes(1 << 25)).pipe(
+      Effect.ensuring(Scope.close(scope, Exit.void))
+    )
+)
 
-const platformStream = Stream.runForEach(Stream.unwrap(Effect.map(client.execute(streamRequest), (r) => r.stream)), ignore)
+const platformStream = Stream.runForEach(
+  Stream.unwrap(Effect.map(client.execute(streamRequest), (r) => r.stream)),
+  ignore
+)
 const platformComplete = Effect.flatMap(client.execute(completeRequest), (r) => r.arrayBuffer)
 
 /** The texts of the reply's deltas, as the decoder would produce them: the least any Stream API must deliver. */
@@ -187,7 +193,10 @@ const pacedMinimal = () => {
   const loop: Channel.Channel<Chunk.Chunk<string>, unknown, never, unknown, void, unknown> = Channel.suspend(() =>
     next === events.length
       ? Channel.void
-      : Channel.zipRight(Channel.fromEffect(wait), Channel.suspend(() => Channel.zipRight(Channel.write(Chunk.of(String(events[next++]))), loop)))
+      : Channel.zipRight(
+        Channel.fromEffect(wait),
+        Channel.suspend(() => Channel.zipRight(Channel.write(Chunk.of(String(events[next++]))), loop))
+      )
   )
   return bare.runPromise(Stream.runForEach(Stream.fromChannel(loop), ignore))
 }
@@ -201,13 +210,22 @@ const pacedRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
     () => runtime.runPromise(Effect.flatMap(Llm.Llm, (llm) => Stream.runForEach(llm.stream(messages), ignore)))
   ],
   ["effect-llm: Llm.streamText", () => runtime.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))],
-  ["effect-llm: Fallback, Llm.streamText", () => fallback.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))]
+  [
+    "effect-llm: Fallback, Llm.streamText",
+    () => fallback.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))
+  ]
 ]
 
 /** The rows: a label and one call. */
 const fastRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
-  ["Stream.runDrain(Stream.fromChunk(one element))", () => bare.runPromise(Stream.runDrain(Stream.fromChunk(oneChunk)))],
-  ["one async read, one chunk of texts, runForEach", () => bare.runPromise(Stream.runForEach(minimalSocketStream, ignore))],
+  [
+    "Stream.runDrain(Stream.fromChunk(one element))",
+    () => bare.runPromise(Stream.runDrain(Stream.fromChunk(oneChunk)))
+  ],
+  [
+    "one async read, one chunk of texts, runForEach",
+    () => bare.runPromise(Stream.runForEach(minimalSocketStream, ignore))
+  ],
   ["platform: execute + stream, HTTP span off", () => bare.runPromise(Effect.withTracerEnabled(platformStream, false))],
   ["platform: execute + stream, HTTP span on", () => bare.runPromise(platformStream)],
   [
@@ -216,8 +234,14 @@ const fastRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
   ],
   ["effect-llm: Llm.stream", () => runtime.runPromise(Stream.runForEach(Llm.stream(messages), ignore))],
   ["effect-llm: Llm.streamText", () => runtime.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))],
-  ["effect-llm: Fallback, Llm.streamText", () => fallback.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))],
-  ["platform: execute + arrayBuffer, HTTP span off", () => bare.runPromise(Effect.withTracerEnabled(platformComplete, false))],
+  [
+    "effect-llm: Fallback, Llm.streamText",
+    () => fallback.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))
+  ],
+  [
+    "platform: execute + arrayBuffer, HTTP span off",
+    () => bare.runPromise(Effect.withTracerEnabled(platformComplete, false))
+  ],
   ["platform: execute + arrayBuffer, HTTP span on", () => bare.runPromise(platformComplete)],
   ["effect-llm transport: send + bytes, no provider", () => bare.runPromise(transportComplete)],
   ["effect-llm: Llm.complete", () => runtime.runPromise(Llm.complete(messages))]
@@ -237,7 +261,9 @@ const main = async () => {
   console.log(
     paced
       ? `${protocol}, ${events.length} events per stream, one per macrotask, ${calls} streams per row, CPU µs per event (best of 3)`
-      : `${protocol}, ${short ? "one text delta" : "200 text deltas"} per stream, ${calls} calls per row, CPU µs per call (best of 3)`
+      : `${protocol}, ${
+        short ? "one text delta" : "200 text deltas"
+      } per stream, ${calls} calls per row, CPU µs per call (best of 3)`
   )
   for (const [label, task] of rows) {
     if (only !== undefined && !label.includes(only)) continue

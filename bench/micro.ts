@@ -7,10 +7,10 @@
  *   a fast stream) and one delta per chunk (a paced stream), next to
  *   `LlmStream.textDeltas` alone.
  */
-import { performance } from "node:perf_hooks"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
+import { performance } from "node:perf_hooks"
 import { ConversationContext, LlmStream, StreamEvent } from "../src/index.js"
 import { expectedText, textChunks } from "./payloads.js"
 

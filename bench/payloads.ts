@@ -23,9 +23,36 @@ export const model = "bench-model"
 export const chunkCount = 200
 
 const words = [
-  "The", " quick", " brown", " fox", " jumps", " over", " the", " lazy", " dog", ".",
-  " Café", " crème", " brûlée", " —", " naïve", " façade", " 🚀", " works", " fine", "!",
-  " Then", " it", " rests", " near", " the", " river", " bank", ",", " calm", "?"
+  "The",
+  " quick",
+  " brown",
+  " fox",
+  " jumps",
+  " over",
+  " the",
+  " lazy",
+  " dog",
+  ".",
+  " Café",
+  " crème",
+  " brûlée",
+  " —",
+  " naïve",
+  " façade",
+  " 🚀",
+  " works",
+  " fine",
+  "!",
+  " Then",
+  " it",
+  " rests",
+  " near",
+  " the",
+  " river",
+  " bank",
+  ",",
+  " calm",
+  "?"
 ]
 
 /** The text deltas of one reply, in order (ASCII and multi-byte UTF-8, sentence ends included). */
@@ -138,7 +165,13 @@ const messagesReply = (): Reply => {
 const responsesReply = (): Reply => {
   const itemId = "msg_bench"
   const part = (text: string) => ({ type: "output_text", annotations: [], logprobs: [], text })
-  const item = (status: string, content: Array<object>) => ({ id: itemId, type: "message", status, content, role: "assistant" })
+  const item = (status: string, content: Array<object>) => ({
+    id: itemId,
+    type: "message",
+    status,
+    content,
+    role: "assistant"
+  })
   const response = (status: string, output: Array<object>, usage: object | null) => ({
     id: "resp_bench",
     object: "response",
@@ -190,7 +223,12 @@ const responsesReply = (): Reply => {
       text: expectedText,
       logprobs: []
     }),
-    event("response.content_part.done", { item_id: itemId, output_index: 0, content_index: 0, part: part(expectedText) }),
+    event("response.content_part.done", {
+      item_id: itemId,
+      output_index: 0,
+      content_index: 0,
+      part: part(expectedText)
+    }),
     event("response.output_item.done", { output_index: 0, item: done }),
     event("response.completed", { response: response("completed", [done], usage) })
   ]

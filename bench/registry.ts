@@ -36,7 +36,13 @@ export const clients: ReadonlyArray<ClientSpec> = [
   { name: "effect-llm-chat", module: "effectLlm", kind: "mine", protocol: "chat", label: "effect-llm (Local)" },
   { name: "openai", module: "openai", kind: "peer", protocol: "chat", label: "openai SDK" },
   { name: "ai-sdk-chat", module: "aiSdk", kind: "peer", protocol: "chat", label: "Vercel AI SDK" },
-  { name: "effect-http-chat", module: "effectHttp", kind: "reference", protocol: "chat", label: "plain Effect HttpClient (reference)" },
+  {
+    name: "effect-http-chat",
+    module: "effectHttp",
+    kind: "reference",
+    protocol: "chat",
+    label: "plain Effect HttpClient (reference)"
+  },
   {
     name: "effect-llm-chat-httpclient",
     module: "effectLlmHttpClient",
@@ -44,13 +50,31 @@ export const clients: ReadonlyArray<ClientSpec> = [
     protocol: "chat",
     label: "effect-llm (Local) on HttpClient (reference)"
   },
-  { name: "floor-chat", module: "rawStream", kind: "floor", protocol: "chat", label: "raw in an Effect Stream (floor)" },
+  {
+    name: "floor-chat",
+    module: "rawStream",
+    kind: "floor",
+    protocol: "chat",
+    label: "raw in an Effect Stream (floor)"
+  },
   { name: "raw-messages", module: "raw", kind: "raw", protocol: "messages", label: "raw" },
-  { name: "effect-llm-messages", module: "effectLlm", kind: "mine", protocol: "messages", label: "effect-llm (Anthropic)" },
+  {
+    name: "effect-llm-messages",
+    module: "effectLlm",
+    kind: "mine",
+    protocol: "messages",
+    label: "effect-llm (Anthropic)"
+  },
   { name: "anthropic", module: "anthropic", kind: "peer", protocol: "messages", label: "@anthropic-ai/sdk" },
   { name: "ai-sdk-messages", module: "aiSdk", kind: "peer", protocol: "messages", label: "Vercel AI SDK" },
   { name: "effect-ai-messages", module: "effectAi", kind: "peer", protocol: "messages", label: "@effect/ai-anthropic" },
-  { name: "floor-messages", module: "rawStream", kind: "floor", protocol: "messages", label: "raw in an Effect Stream (floor)" },
+  {
+    name: "floor-messages",
+    module: "rawStream",
+    kind: "floor",
+    protocol: "messages",
+    label: "raw in an Effect Stream (floor)"
+  },
   { name: "raw-responses", module: "raw", kind: "raw", protocol: "responses", label: "raw" },
   { name: "effect-ai-responses", module: "effectAi", kind: "peer", protocol: "responses", label: "@effect/ai-openai" }
 ]

@@ -21,14 +21,14 @@
  *   --node-arg ARG       pass ARG to every worker's node (repeatable), e.g. --node-arg=--cpu-prof
  *   --build-only         only build to node_modules/.cache/effect-llm-bench (to run a worker by hand)
  */
+import { build } from "esbuild"
 import { type ChildProcess, spawn } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { build } from "esbuild"
-import { type ClientSpec, clients, protocols, type ScenarioName, scenarios } from "./registry.js"
+import { clients, type ClientSpec, protocols, type ScenarioName, scenarios } from "./registry.js"
 import type { Metrics, WorkerArgs, WorkerResult } from "./worker.js"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
@@ -76,7 +76,9 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
   return {
     quick,
     reps: Number(values.get("reps")?.[0] ?? (quick ? 1 : 3)),
-    clients: wanted === undefined ? chosen : chosen.filter((client) => client.kind !== "raw" || used.has(client.protocol)),
+    clients: wanted === undefined
+      ? chosen
+      : chosen.filter((client) => client.kind !== "raw" || used.has(client.protocol)),
     scenarios: scenarioNames as Array<ScenarioName>,
     micro: !values.has("no-micro"),
     json: values.get("json")?.[0],
@@ -181,7 +183,14 @@ interface Row {
 }
 
 const rows: ReadonlyArray<Row> = [
-  { title: "sequential `complete`, CPU per call", scenario: "complete-seq", metric: "cpuPerCallMicros", unit: "µs", compare: "ratio", target: 2.5 },
+  {
+    title: "sequential `complete`, CPU per call",
+    scenario: "complete-seq",
+    metric: "cpuPerCallMicros",
+    unit: "µs",
+    compare: "ratio",
+    target: 2.5
+  },
   {
     title: "`complete`, 64 in flight, calls/s",
     scenario: "complete-64",
@@ -191,12 +200,54 @@ const rows: ReadonlyArray<Row> = [
     higherIsBetter: true,
     target: 0.35
   },
-  { title: "sequential streams, CPU per chunk", scenario: "stream-seq", metric: "cpuPerChunkMicros", unit: "µs", compare: "ratio", target: 1.3 },
-  { title: "paced stream, CPU per chunk", scenario: "stream-paced", metric: "cpuPerChunkMicros", unit: "µs", compare: "ratio", target: 1.6 },
-  { title: "256 concurrent streams, wall", scenario: "stream-256", metric: "wallMillis", unit: "ms", compare: "ratio", target: 1.6 },
-  { title: "256 concurrent streams, peak RSS", scenario: "stream-256", metric: "peakRssMB", unit: "MB", compare: "ratio", target: 1.1 },
-  { title: "time to first token, p50", scenario: "ttft", metric: "p50Micros", unit: "µs", compare: "delta", target: 300 },
-  { title: "time to first token, p99", scenario: "ttft", metric: "p99Micros", unit: "µs", compare: "delta", target: Infinity }
+  {
+    title: "sequential streams, CPU per chunk",
+    scenario: "stream-seq",
+    metric: "cpuPerChunkMicros",
+    unit: "µs",
+    compare: "ratio",
+    target: 1.3
+  },
+  {
+    title: "paced stream, CPU per chunk",
+    scenario: "stream-paced",
+    metric: "cpuPerChunkMicros",
+    unit: "µs",
+    compare: "ratio",
+    target: 1.6
+  },
+  {
+    title: "256 concurrent streams, wall",
+    scenario: "stream-256",
+    metric: "wallMillis",
+    unit: "ms",
+    compare: "ratio",
+    target: 1.6
+  },
+  {
+    title: "256 concurrent streams, peak RSS",
+    scenario: "stream-256",
+    metric: "peakRssMB",
+    unit: "MB",
+    compare: "ratio",
+    target: 1.1
+  },
+  {
+    title: "time to first token, p50",
+    scenario: "ttft",
+    metric: "p50Micros",
+    unit: "µs",
+    compare: "delta",
+    target: 300
+  },
+  {
+    title: "time to first token, p99",
+    scenario: "ttft",
+    metric: "p99Micros",
+    unit: "µs",
+    compare: "delta",
+    target: Infinity
+  }
 ]
 
 /** Per-repetition comparisons of `client` with the raw client of its protocol (repetitions pair up). */
@@ -230,7 +281,6 @@ const absolute = (results: Results, client: ClientSpec, row: Row): string => {
   return values.length === 0 ? "–" : `${formatNumber(median(values))} ${row.unit}`
 }
 
-
 /** The markdown report: one table per protocol, the targets, the micro measurements. */
 const report = (results: Results, options: Options): string => {
   const lines: Array<string> = []
@@ -257,7 +307,9 @@ const report = (results: Results, options: Options): string => {
   const floors = options.clients.filter((client) => client.kind === "floor")
   if (mine.length > 0) {
     lines.push("### Targets (effect-llm vs raw of the same protocol, medians)", "")
-    const floorHeader = floors.length === 0 ? "" : ` ${floors.map((client) => `floor, ${client.protocol}`).join(" | ")} |`
+    const floorHeader = floors.length === 0
+      ? ""
+      : ` ${floors.map((client) => `floor, ${client.protocol}`).join(" | ")} |`
     lines.push(`| row | target | ${mine.map((client) => client.label).join(" | ")} | best peer |${floorHeader} met |`)
     lines.push(`|---|---|${mine.map(() => "---").join("|")}|---|${floors.map(() => "---|").join("")}---|`)
     for (const row of activeRows) {
@@ -274,7 +326,11 @@ const report = (results: Results, options: Options): string => {
       )
       const floorValues = floors.map((client) => median(comparisons(results, client, row)))
       const show = (value: number) =>
-        !Number.isFinite(value) ? "–" : row.compare === "ratio" ? `${formatNumber(value)}x` : `+${formatNumber(value)} µs`
+        !Number.isFinite(value)
+          ? "–"
+          : row.compare === "ratio"
+          ? `${formatNumber(value)}x`
+          : `+${formatNumber(value)} µs`
       const targetText = row.compare === "ratio"
         ? `${row.higherIsBetter === true ? ">=" : "<="} ${row.target}x`
         : `<= +${row.target} µs`
@@ -306,10 +362,24 @@ const report = (results: Results, options: Options): string => {
         } µs (${formatNumber((micros * 1000) / size)} ns per message) |`
       )
     }
-    lines.push(`| growth, 100 → 10,000 messages (1.0 = linear) | ${formatNumber(m("prune10000Micros") / m("prune100Micros") / 100)} |`)
-    lines.push(`| \`LlmStream.sentences\`, per delta, deltas batched per read | ${formatNumber(m("sentencesBatchedMicros"))} µs |`)
-    lines.push(`| \`LlmStream.sentences\`, per delta, one delta per chunk | ${formatNumber(m("sentencesPerChunkMicros"))} µs |`)
-    lines.push(`| (\`LlmStream.textDeltas\` alone, batched / one per chunk) | ${formatNumber(m("textDeltasBatchedMicros"))} µs / ${formatNumber(m("textDeltasPerChunkMicros"))} µs |`)
+    lines.push(
+      `| growth, 100 → 10,000 messages (1.0 = linear) | ${
+        formatNumber(m("prune10000Micros") / m("prune100Micros") / 100)
+      } |`
+    )
+    lines.push(
+      `| \`LlmStream.sentences\`, per delta, deltas batched per read | ${
+        formatNumber(m("sentencesBatchedMicros"))
+      } µs |`
+    )
+    lines.push(
+      `| \`LlmStream.sentences\`, per delta, one delta per chunk | ${formatNumber(m("sentencesPerChunkMicros"))} µs |`
+    )
+    lines.push(
+      `| (\`LlmStream.textDeltas\` alone, batched / one per chunk) | ${
+        formatNumber(m("textDeltasBatchedMicros"))
+      } µs / ${formatNumber(m("textDeltasPerChunkMicros"))} µs |`
+    )
     lines.push("")
   }
   return lines.join("\n")
@@ -364,7 +434,10 @@ const main = async (): Promise<void> => {
         }
       }
       if (options.micro) {
-        const { micro } = await runWorker({ micro: true, origin: server.origin, quick: options.quick }, options.nodeArgs)
+        const { micro } = await runWorker(
+          { micro: true, origin: server.origin, quick: options.quick },
+          options.nodeArgs
+        )
         results.micro.push(micro!)
         log(`rep ${rep + 1}/${options.reps} micro ${JSON.stringify(micro)}`)
       }
@@ -373,11 +446,30 @@ const main = async (): Promise<void> => {
     server.process.stdin?.end()
     server.process.kill()
   }
-  const packages = ["effect", "@effect/platform", "@effect/platform-node", "undici", "openai", "@anthropic-ai/sdk", "ai", "@ai-sdk/openai", "@ai-sdk/anthropic", "@effect/ai", "@effect/ai-openai", "@effect/ai-anthropic"]
+  const packages = [
+    "effect",
+    "@effect/platform",
+    "@effect/platform-node",
+    "undici",
+    "openai",
+    "@anthropic-ai/sdk",
+    "ai",
+    "@ai-sdk/openai",
+    "@ai-sdk/anthropic",
+    "@effect/ai",
+    "@effect/ai-openai",
+    "@effect/ai-anthropic"
+  ]
   const header = [
-    `Run ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC: \`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}\``,
-    `(${options.reps} repetition${options.reps === 1 ? "" : "s"}${options.quick ? ", quick sizes" : ""}, ${((Date.now() - started) / 1000).toFixed(0)} s).`,
-    `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? "?"}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}, Node ${process.version}.`,
+    `Run ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC: \`npm run bench${
+      process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""
+    }\``,
+    `(${options.reps} repetition${options.reps === 1 ? "" : "s"}${options.quick ? ", quick sizes" : ""}, ${
+      ((Date.now() - started) / 1000).toFixed(0)
+    } s).`,
+    `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? "?"}, ${
+      (os.totalmem() / 2 ** 30).toFixed(0)
+    } GiB, ${os.platform()} ${os.release()}, Node ${process.version}.`,
     `Packages: ${packages.map((name) => `${name} ${versionOf(name)}`).join(", ")}.`,
     ""
   ]
@@ -385,7 +477,10 @@ const main = async (): Promise<void> => {
   process.stdout.write(markdown + "\n")
   if (options.json !== undefined) {
     mkdirSync(path.dirname(path.resolve(options.json)), { recursive: true })
-    writeFileSync(options.json, JSON.stringify({ options: { ...options, clients: options.clients.map((c) => c.name) }, results }, null, 2))
+    writeFileSync(
+      options.json,
+      JSON.stringify({ options: { ...options, clients: options.clients.map((c) => c.name) }, results }, null, 2)
+    )
   }
 }
 

@@ -83,7 +83,9 @@ const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
  */
 interface Phase {
   /** Runs `task` as the measured phase; returns its CPU (user + system) and wall microseconds. */
-  readonly measure: (task: () => Promise<void>) => Promise<{ readonly cpu: number; readonly system: number; readonly wall: number }>
+  readonly measure: (
+    task: () => Promise<void>
+  ) => Promise<{ readonly cpu: number; readonly system: number; readonly wall: number }>
 }
 
 const makePhase = (profileFile: string | undefined): Phase => ({
@@ -110,7 +112,12 @@ const makePhase = (profileFile: string | undefined): Phase => ({
 })
 
 /** Runs one scenario; returns its measurements. */
-const run = async (client: BenchClient, scenario: ScenarioName, size: Size, phase: Phase): Promise<Record<string, number>> => {
+const run = async (
+  client: BenchClient,
+  scenario: ScenarioName,
+  size: Size,
+  phase: Phase
+): Promise<Record<string, number>> => {
   switch (scenario) {
     case "complete-seq": {
       await warmUp(size, (count) => sequential(count, () => completeOnce(client)))

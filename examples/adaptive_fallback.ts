@@ -22,7 +22,9 @@ const program = Effect.gen(function*() {
       const started = Date.now()
       const result = yield* Llm.complete([Message.user(`Question ${turn}`)])
       const tried = (result.metadata.fallbacks ?? [])
-        .map((failure) => `${failure.provider} ${failure.error ? `failed (${failure.error._tag})` : "skipped (breaker open)"}`)
+        .map((failure) =>
+          `${failure.provider} ${failure.error ? `failed (${failure.error._tag})` : "skipped (breaker open)"}`
+        )
         .join(", ")
       yield* Console.log(`turn ${turn}: ${result.metadata.provider} answered in ${Date.now() - started} ms; ${tried}`)
     }

@@ -17,6 +17,12 @@ const program = Effect.gen(function*() {
 })
 
 program.pipe(
-  Effect.provide(exampleLlm([{ kind: "reply", text: "The capital of France is Paris.", usage: { inputTokens: 24, outputTokens: 8 } }])),
+  Effect.provide(
+    exampleLlm([{
+      kind: "reply",
+      text: "The capital of France is Paris.",
+      usage: { inputTokens: 24, outputTokens: 8 }
+    }])
+  ),
   Effect.runPromise
 )

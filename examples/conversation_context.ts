@@ -14,7 +14,9 @@ const program = Effect.gen(function*() {
     yield* Console.log(`User: ${question}\nAssistant: ${reply.content}`)
   }
   const context = yield* conversation.context
-  yield* Console.log(`Turns kept: ${context.turns.length}; saved as ${JSON.stringify(context.encode()).length} bytes of JSON`)
+  yield* Console.log(
+    `Turns kept: ${context.turns.length}; saved as ${JSON.stringify(context.encode()).length} bytes of JSON`
+  )
 })
 
 const ConversationLive = Conversation.layer({ systemMessage: "You are a helpful assistant.", maxTurns: 10 }).pipe(

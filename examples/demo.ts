@@ -27,17 +27,28 @@ const program = Effect.gen(function*() {
   const cloud = yield* fakeProvider
   cloud.enqueue(
     { kind: "reply", text: "Hello Sam! How can I help you today?", chunkSize: 4, delayMs: 8 },
-    { kind: "reply", text: "Let me check. ", toolCalls: [{ id: "toolu_1", name: "get_weather", arguments: { city: "Lisbon" } }], chunkSize: 4, delayMs: 8 },
+    {
+      kind: "reply",
+      text: "Let me check. ",
+      toolCalls: [{ id: "toolu_1", name: "get_weather", arguments: { city: "Lisbon" } }],
+      chunkSize: 4,
+      delayMs: 8
+    },
     { kind: "reply", text: "It's 12°C with light rain in Lisbon. Take an umbrella!", chunkSize: 4, delayMs: 8 },
     { kind: "reply", text: "Of course, your name is Sam.", chunkSize: 4, delayMs: 8 }
   )
-  yield* Console.log("effect-llm demo: local gpt-oss at http://127.0.0.1:9 (down) -> Anthropic-format backend at " + cloud.url + " (fake provider, no network)\n")
+  yield* Console.log(
+    "effect-llm demo: local gpt-oss at http://127.0.0.1:9 (down) -> Anthropic-format backend at " + cloud.url +
+      " (fake provider, no network)\n"
+  )
 
   const llm = Fallback.layer([
     Local.layer({ baseUrl: "http://127.0.0.1:9", model: "gpt-oss:120b" }),
     Anthropic.layer({ baseUrl: cloud.url, apiKey: Redacted.make("demo-key-not-real") })
   ])
-  const app = Conversation.layer({ systemMessage: "You are a friendly voice assistant.", maxTurns: 10 }).pipe(Layer.provide(llm))
+  const app = Conversation.layer({ systemMessage: "You are a friendly voice assistant.", maxTurns: 10 }).pipe(
+    Layer.provide(llm)
+  )
 
   yield* Effect.gen(function*() {
     const conversation = yield* Conversation.Conversation
@@ -64,7 +75,8 @@ const program = Effect.gen(function*() {
           })
         )
       )
-      const skipped = (finish?.metadata.fallbacks ?? []).map((f) => `${f.provider} ${f.error ? "down" : "skipped"}`).join(", ")
+      const skipped = (finish?.metadata.fallbacks ?? []).map((f) => `${f.provider} ${f.error ? "down" : "skipped"}`)
+        .join(", ")
       yield* Console.log(
         `\n   ↳ backend: ${finish?.metadata.provider ?? "?"}${skipped ? ` (after ${skipped})` : ""}` +
           ` · tokens: ${finish?.usage.totalTokens ?? 0}` +

@@ -9,7 +9,10 @@ import { Conversation, LlmStream, Tool, Toolkit } from "../src/index.js"
 import { describeBackend, exampleLlm } from "./support/backend.js"
 
 /** Where spoken sentences go (a TTS engine in the real assistant). */
-class SpeechSink extends Context.Tag("examples/SpeechSink")<SpeechSink, { readonly speak: (sentence: string) => Effect.Effect<void> }>() {}
+class SpeechSink extends Context.Tag("examples/SpeechSink")<
+  SpeechSink,
+  { readonly speak: (sentence: string) => Effect.Effect<void> }
+>() {}
 
 const ConsoleSpeech = Layer.succeed(SpeechSink, { speak: (sentence) => Console.log(`🔊 ${sentence}`) })
 
@@ -48,7 +51,12 @@ const AppLive = OrchestratorLive.pipe(
   Layer.provide(ConsoleSpeech),
   Layer.provide(exampleLlm([
     { kind: "reply", text: "Sure. ", toolCalls: [{ id: "t1", name: "set_timer", arguments: { minutes: 10 } }] },
-    { kind: "reply", text: "Your timer is set for ten minutes. I'll let you know when it rings.", chunkSize: 5, delayMs: 10 },
+    {
+      kind: "reply",
+      text: "Your timer is set for ten minutes. I'll let you know when it rings.",
+      chunkSize: 5,
+      delayMs: 10
+    },
     { kind: "reply", text: "You asked for ten minutes.", chunkSize: 5 }
   ]))
 )

@@ -23,13 +23,16 @@ const program = Effect.gen(function*() {
     Stream.runForEach(speak),
     Effect.as(2)
   )
-  yield* Console.log(`Spoke ${spoken} sentences; first sentence ready after ${first} ms; the rest of the reply was cancelled.`)
+  yield* Console.log(
+    `Spoke ${spoken} sentences; first sentence ready after ${first} ms; the rest of the reply was cancelled.`
+  )
 })
 
 program.pipe(
   Effect.provide(exampleLlm([{
     kind: "reply",
-    text: "The solar system has eight planets. Mercury is closest to the Sun. Jupiter is the largest. Neptune is the farthest. Pluto is a dwarf planet.",
+    text:
+      "The solar system has eight planets. Mercury is closest to the Sun. Jupiter is the largest. Neptune is the farthest. Pluto is a dwarf planet.",
     chunkSize: 7,
     delayMs: 20
   }])),

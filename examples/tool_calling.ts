@@ -24,7 +24,9 @@ const program = Effect.gen(function*() {
   )
   for (const message of added) {
     if (message.role === "assistant" && message.toolCalls.length > 0) {
-      for (const call of message.toolCalls) yield* Console.log(`Tool call: ${call.name}(${JSON.stringify(call.arguments)})`)
+      for (const call of message.toolCalls) {
+        yield* Console.log(`Tool call: ${call.name}(${JSON.stringify(call.arguments)})`)
+      }
     } else if (message.role === "tool") {
       yield* Console.log(`Tool result: ${message.content}`)
     }

@@ -17,18 +17,36 @@ const streams = Number(process.argv[2] ?? 1000)
 const report = (label: string, f: LoadFigures) => {
   const ok = f.succeeded === f.streams && f.failed === 0 && f.wrongText === 0
   console.log(`\n${label}: ${ok ? "PASS" : "FAIL"}`)
-  console.log(`  streams              ${f.streams} (succeeded ${f.succeeded}, failed ${f.failed}, wrong text ${f.wrongText})`)
-  console.log(`  answered by          ${Object.entries(f.answeredBy).map(([name, n]) => `${name} ${n}`).join(", ")}${f.fallback ? ` (${f.fellBack} after a fallback)` : ""}`)
+  console.log(
+    `  streams              ${f.streams} (succeeded ${f.succeeded}, failed ${f.failed}, wrong text ${f.wrongText})`
+  )
+  console.log(
+    `  answered by          ${Object.entries(f.answeredBy).map(([name, n]) => `${name} ${n}`).join(", ")}${
+      f.fallback ? ` (${f.fellBack} after a fallback)` : ""
+    }`
+  )
   console.log(`  peak in flight       ${f.peakInFlight} requests at the primary server`)
-  console.log(`  requests/connections primary ${f.primary.received}/${f.primary.connections}${f.secondary ? `, secondary ${f.secondary.received}/${f.secondary.connections}` : ""}`)
+  console.log(
+    `  requests/connections primary ${f.primary.received}/${f.primary.connections}${
+      f.secondary ? `, secondary ${f.secondary.received}/${f.secondary.connections}` : ""
+    }`
+  )
   console.log(`  wall time            ${(f.elapsedMillis / 1000).toFixed(1)} s`)
   console.log(`  heap before          ${mb(f.heapBefore)} MB`)
   if (f.heapAllOpen !== undefined) {
-    console.log(`  heap, all open       ${mb(f.heapAllOpen)} MB live after GC with ${f.peakInFlight} requests open (${Math.round((f.heapAllOpen - f.heapBefore) / f.peakInFlight / 1024)} KiB each, client and server)`)
+    console.log(
+      `  heap, all open       ${mb(f.heapAllOpen)} MB live after GC with ${f.peakInFlight} requests open (${
+        Math.round((f.heapAllOpen - f.heapBefore) / f.peakInFlight / 1024)
+      } KiB each, client and server)`
+    )
   }
   console.log(`  peak heap used       ${mb(f.memory.peakHeap)} MB (sampled every 10 ms; garbage included)`)
   console.log(`  peak heap+buffers    ${mb(f.memory.peakJs)} MB`)
-  console.log(`  peak RSS             ${mb(f.memory.peakRss)} MB (process max RSS ${mb(f.memory.maxRss)} MB; client and fake server share the process)`)
+  console.log(
+    `  peak RSS             ${mb(f.memory.peakRss)} MB (process max RSS ${
+      mb(f.memory.maxRss)
+    } MB; client and fake server share the process)`
+  )
   for (const failure of f.failures) console.log(`  ! ${failure}`)
   return ok
 }

@@ -21,12 +21,20 @@ const main = Effect.gen(function*() {
   const ok = f.failed === 0 && f.inFlightAfter === 0 && f.fibersAfter === 0 && f.badLogs.length === 0 &&
     f.processErrors === 0 && f.invalidConversations.length === 0 && f.continued === f.conversations && f.settledClosed
   console.log(`\nstorm: ${ok ? "PASS" : "FAIL"} (${((Date.now() - started) / 1000).toFixed(1)} s)`)
-  console.log(`  streams              ${f.streams}: ${f.interrupted} interrupted, ${f.completed} ended before their interruption, ${f.failed} failed`)
-  console.log(`  server               ${f.requests} requests: ${f.finishedRequests} finished, ${f.closedByClient} closed by the client, ${f.inFlightAfter} still open`)
+  console.log(
+    `  streams              ${f.streams}: ${f.interrupted} interrupted, ${f.completed} ended before their interruption, ${f.failed} failed`
+  )
+  console.log(
+    `  server               ${f.requests} requests: ${f.finishedRequests} finished, ${f.closedByClient} closed by the client, ${f.inFlightAfter} still open`
+  )
   console.log(`  fibers left          ${f.fibersAfter}`)
   console.log(`  log lines            ${f.badLogs.length}; unhandled rejections/exceptions ${f.processErrors}`)
-  console.log(`  conversations        ${f.conversations}: ${f.invalidConversations.length} invalid, ${f.recordedInterrupted} recorded an interrupted reply, ${f.continued} took their next turn`)
-  console.log(`  after closing        sockets ${f.end.sockets} (start ${f.start.sockets}), timers ${f.end.timers} (start ${f.start.timers}), server sockets ${f.end.serverSockets}`)
+  console.log(
+    `  conversations        ${f.conversations}: ${f.invalidConversations.length} invalid, ${f.recordedInterrupted} recorded an interrupted reply, ${f.continued} took their next turn`
+  )
+  console.log(
+    `  after closing        sockets ${f.end.sockets} (start ${f.start.sockets}), timers ${f.end.timers} (start ${f.start.timers}), server sockets ${f.end.serverSockets}`
+  )
   for (const failure of [...f.failures, ...f.invalidConversations]) console.log(`  ! ${failure}`)
   for (const log of f.badLogs.slice(0, 5)) console.log(`  ! log: ${log.formatted.split("\n")[0]}`)
   console.log(`\n${JSON.stringify({ ...f, badLogs: f.badLogs.length })}`)

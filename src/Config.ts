@@ -23,6 +23,7 @@ import {
   durationProblem,
   hasLineBreak,
   headerValueProblem,
+  isInsecureRemote,
   isNonNegativeInteger,
   isPositiveInteger,
   isTemperature,
@@ -31,7 +32,6 @@ import {
 } from "./internal/validate.js"
 import * as Anthropic from "./layers/Anthropic.js"
 import * as Fallback from "./layers/Fallback.js"
-import { isInsecureRemote } from "./internal/validate.js"
 import * as Local from "./layers/Local.js"
 import * as OpenAi from "./layers/OpenAi.js"
 import * as OpenRouter from "./layers/OpenRouter.js"
@@ -139,7 +139,9 @@ interface Builtin {
 
 /** A local server is back when `/health` (or `/v1/models`) says ok, not while it is still loading. */
 const localHealth = (options: ProviderOptions) =>
-  Local.health({ baseUrl: options.baseUrl, allowInsecureHttp: options.allowInsecureHttp }).pipe(Effect.filterOrFail((health) => health.status === "ok", () => "loading"))
+  Local.health({ baseUrl: options.baseUrl, allowInsecureHttp: options.allowInsecureHttp }).pipe(
+    Effect.filterOrFail((health) => health.status === "ok", () => "loading")
+  )
 
 const builtins: Readonly<Record<string, Builtin>> = {
   local_gpt_oss: { provider: Local.provider, probe: localHealth },
@@ -160,7 +162,9 @@ const describeSource = (source: string | undefined) => (source === undefined ? "
 
 /** What a setting should have been, what it was (shown with any credentials in it hidden) and a hint. */
 const expectation = (expected: string, got?: unknown, hint?: string): string =>
-  `${expected}${got === undefined ? "" : `, got ${JSON.stringify(display(got))}`}${hint === undefined ? "" : `; ${hint}`}`
+  `${expected}${got === undefined ? "" : `, got ${JSON.stringify(display(got))}`}${
+    hint === undefined ? "" : `; ${hint}`
+  }`
 
 /** The error for the setting at `key`: where it came from, the key and what was expected. */
 const invalid = (source: string | undefined, key: string, expected: string): ConfigError.ConfigError =>
@@ -214,7 +218,9 @@ const baseUrlSetting = setting(Schema.String, (value) => {
   const base = parseBaseUrl(text)
   if (!("invalid" in base)) return Either.right(text)
   return Either.left(expectation(
-    base.invalid === "notHttp" ? "an http:// or https:// URL" : "an http:// or https:// URL whose user info is percent-encoded",
+    base.invalid === "notHttp"
+      ? "an http:// or https:// URL"
+      : "an http:// or https:// URL whose user info is percent-encoded",
     value,
     base.suggestion === undefined ? undefined : `did you mean ${JSON.stringify(base.suggestion)}?`
   ))
@@ -230,7 +236,10 @@ const checked = <A>(target: Schema.Schema<A>, is: (value: unknown) => value is A
   setting(target, (value) => (is(value) ? Either.right(value) : Either.left(expectation(expected, value))))
 
 /** Only `true` allows: anything else leaves the default (off). */
-const allowSetting = setting<true | undefined>(Schema.UndefinedOr(Schema.Literal(true)), (value) => Either.right(value === true ? true : undefined))
+const allowSetting = setting<true | undefined>(
+  Schema.UndefinedOr(Schema.Literal(true)),
+  (value) => Either.right(value === true ? true : undefined)
+)
 
 /** A backend's section, snake_case keys mapped to the layers' options, in the order they are checked. */
 const BackendSettings = Schema.Struct({
@@ -313,7 +322,9 @@ const withEnvOverrides = (llm: Settings): Effect.Effect<Settings, ConfigError.Co
     const fallback = yield* Config.option(Config.string("LLM_FALLBACK"))
     const merged: Record<string, unknown> = { ...llm }
     if (Option.isSome(backend)) merged.backend = backend.value
-    if (Option.isSome(fallback)) merged.fallback = fallback.value.split(",").map((name) => name.trim()).filter((name) => name !== "")
+    if (Option.isSome(fallback)) {
+      merged.fallback = fallback.value.split(",").map((name) => name.trim()).filter((name) => name !== "")
+    }
     const names = new Set([merged.backend, ...(Array.isArray(merged.fallback) ? merged.fallback : [])])
     for (const name of names) {
       if (typeof name !== "string") continue
@@ -396,14 +407,24 @@ const build = (
       return yield* Effect.fail(invalid(source, "llm.backend", expectation(`one of ${known.join(", ")}`, llm.backend)))
     }
     const fallback = llm.fallback ?? []
-    if (!Array.isArray(fallback)) return yield* Effect.fail(invalid(source, "llm.fallback", expectation("a list of backend names", fallback)))
+    if (!Array.isArray(fallback)) {
+      return yield* Effect.fail(invalid(source, "llm.fallback", expectation("a list of backend names", fallback)))
+    }
     for (const [i, name] of fallback.entries()) {
       const at = `llm.fallback[${i}]`
       if (name === llm.backend) {
-        return yield* Effect.fail(invalid(source, at, expectation(`a backend to try after the primary, not the primary ${llm.backend} itself`, name)))
+        return yield* Effect.fail(
+          invalid(
+            source,
+            at,
+            expectation(`a backend to try after the primary, not the primary ${llm.backend} itself`, name)
+          )
+        )
       }
       if (!isKnown(name) || !configured.includes(name)) {
-        return yield* Effect.fail(invalid(source, at, expectation(`a configured backend (${configured.join(", ")})`, name)))
+        return yield* Effect.fail(
+          invalid(source, at, expectation(`a configured backend (${configured.join(", ")})`, name))
+        )
       }
       if (fallback.indexOf(name) < i) {
         return yield* Effect.fail(invalid(source, at, expectation("each fallback backend once", name)))
@@ -421,25 +442,45 @@ const build = (
         return yield* Effect.fail(invalid(source, `llm.${name}`, "a section of settings"))
       }
       const builtin = own(builtins, name)
-      if (section.api_key_env !== undefined && (typeof section.api_key_env !== "string" || !envName.test(section.api_key_env))) {
+      if (
+        section.api_key_env !== undefined &&
+        (typeof section.api_key_env !== "string" || !envName.test(section.api_key_env))
+      ) {
         // never echoed: a value that is not a variable name may be the key itself, pasted in the wrong place
         return yield* Effect.fail(
-          invalid(source, `llm.${name}.api_key_env`, "the name of an environment variable (letters, digits and _), not the key itself")
+          invalid(
+            source,
+            `llm.${name}.api_key_env`,
+            "the name of an environment variable (letters, digits and _), not the key itself"
+          )
         )
       }
       const keyEnv = section.api_key_env ?? builtin?.provider.env.apiKey
       const apiKey = keyEnv === undefined ? Option.none() : yield* Config.option(Config.redacted(keyEnv))
       if (builtin?.provider.env.apiKeyRequired && Option.isNone(apiKey)) {
-        return yield* Effect.fail(invalid(source, `llm.${name}.api_key_env`, `the environment variable ${keyEnv} to hold the API key; it is not set`))
+        return yield* Effect.fail(
+          invalid(
+            source,
+            `llm.${name}.api_key_env`,
+            `the environment variable ${keyEnv} to hold the API key; it is not set`
+          )
+        )
       }
       const keyProblem = Option.isSome(apiKey) ? headerValueProblem(Redacted.value(apiKey.value)) : undefined
       if (keyProblem !== undefined) {
         // never echoed: it is the key
         return yield* Effect.fail(
-          invalid(source, `llm.${name}.api_key_env`, `the environment variable ${keyEnv} to hold an API key a header can carry; the key ${keyProblem}`)
+          invalid(
+            source,
+            `llm.${name}.api_key_env`,
+            `the environment variable ${keyEnv} to hold an API key a header can carry; the key ${keyProblem}`
+          )
         )
       }
-      const settings: ProviderOptions = { retry, ...yield* decodeSection(BackendSettings, source, `llm.${name}`, section) }
+      const settings: ProviderOptions = {
+        retry,
+        ...yield* decodeSection(BackendSettings, source, `llm.${name}`, section)
+      }
       if (builtin === undefined) {
         layers.push(custom.get(name)!({ name, section, apiKey, retry }))
         continue
@@ -481,7 +522,10 @@ export const readFile = (path: string): Effect.Effect<unknown, ConfigError.Confi
       return path.endsWith(".json") ? JSON.parse(text) : parseYaml(text)
     },
     catch: (cause) =>
-      ConfigError.InvalidData([], `${path}: cannot read the configuration: ${cause instanceof Error ? cause.message : String(cause)}`)
+      ConfigError.InvalidData(
+        [],
+        `${path}: cannot read the configuration: ${cause instanceof Error ? cause.message : String(cause)}`
+      )
   })
 
 /**

@@ -5,8 +5,16 @@
  * @since 0.1.0
  */
 import * as Schema from "effect/Schema"
+import {
+  AssistantMessage,
+  Message,
+  SystemMessage,
+  ToolCall,
+  type ToolCallInput,
+  ToolMessage,
+  UserMessage
+} from "./Message.js"
 import type { CompletionResult } from "./Reply.js"
-import { AssistantMessage, Message, SystemMessage, ToolCall, type ToolCallInput, ToolMessage, UserMessage } from "./Message.js"
 
 /**
  * Counts the tokens of one message.
@@ -83,7 +91,10 @@ export class ConversationContext extends Schema.Class<ConversationContext>("effe
 
   /** Records the model's reply, keeping its tool calls. */
   addAssistant(
-    reply: CompletionResult | AssistantMessage | { readonly content: string; readonly toolCalls?: ReadonlyArray<ToolCallInput> },
+    reply: CompletionResult | AssistantMessage | {
+      readonly content: string
+      readonly toolCalls?: ReadonlyArray<ToolCallInput>
+    },
     count: CountTokens = estimateTokens
   ): ConversationContext {
     const message = reply instanceof AssistantMessage
@@ -103,7 +114,10 @@ export class ConversationContext extends Schema.Class<ConversationContext>("effe
     readonly isError?: boolean | undefined
   }, count: CountTokens = estimateTokens): ConversationContext {
     const { content, isError, name, toolCallId } = result
-    return this.with([...this.history, new ToolMessage({ toolCallId, name, content, ...(isError ? { isError } : {}) })], count)
+    return this.with(
+      [...this.history, new ToolMessage({ toolCallId, name, content, ...(isError ? { isError } : {}) })],
+      count
+    )
   }
 
   /** Drops tool calls that never got a result (an interrupted tool step). */
@@ -154,7 +168,11 @@ export const decode = (encoded: unknown): ConversationContext => Schema.decodeUn
  */
 const prune = (
   history: ReadonlyArray<Message>,
-  limits: { readonly maxTurns: number; readonly maxTokens?: number | undefined; readonly systemMessage?: string | undefined },
+  limits: {
+    readonly maxTurns: number
+    readonly maxTokens?: number | undefined
+    readonly systemMessage?: string | undefined
+  },
   count: CountTokens
 ): ReadonlyArray<Message> => {
   // indexes where turns start, oldest first
@@ -166,7 +184,7 @@ const prune = (
   let used = budget === undefined || limits.systemMessage === undefined
     ? 0
     : count(new SystemMessage({ content: limits.systemMessage }, true))
-  if (budget !== undefined) for (let i = starts[keepFrom]!; i < history.length; i++) used += count(history[i]!)
+  if (budget !== undefined) { for (let i = starts[keepFrom]!; i < history.length; i++) used += count(history[i]!) }
   while (keepFrom > 0 && starts.length - keepFrom < limits.maxTurns) {
     const candidate = keepFrom - 1
     if (budget !== undefined) {

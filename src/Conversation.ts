@@ -14,11 +14,12 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as SynchronizedRef from "effect/SynchronizedRef"
-import { type ContextOptions, ConversationContext, make as makeContext } from "./Context.js"
+import type { ConversationContext } from "./Context.js"
+import { type ContextOptions, make as makeContext } from "./Context.js"
 import type { LlmError } from "./errors.js"
 import { Llm } from "./Llm.js"
-import { type CompletionResult, type StreamEvent } from "./Reply.js"
 import { AssistantMessage, type Message } from "./Message.js"
+import type { CompletionResult, StreamEvent } from "./Reply.js"
 import { TokenCounter } from "./TokenCounter.js"
 import type { ToolExecutionError } from "./Tool.js"
 import * as Toolkit from "./Toolkit.js"
@@ -131,10 +132,15 @@ export const make = (
             if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return current
             // barge-in: keep what the listener heard, never an unresolved tool call
             const heard = received.join("")
-            return heard === "" ? recorded : recorded.addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
+            return heard === ""
+              ? recorded
+              : recorded.addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
           })
         )
-        return Toolkit.stream(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), { ...options, onStep }).pipe(
+        return Toolkit.stream(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), {
+          ...options,
+          onStep
+        }).pipe(
           Stream.provideService(Llm, llm),
           Stream.tap((event) =>
             Effect.sync(() => {

@@ -25,8 +25,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import * as HttpProvider from "./layers/HttpProvider.js"
 import type { WireCodec } from "./codecs/WireCodec.js"
+import * as HttpProvider from "./layers/HttpProvider.js"
 import { Llm } from "./Llm.js"
 import type * as Retry from "./Retry.js"
 
@@ -252,7 +252,10 @@ export const readEnv = (env: EnvNames): Config.Config<ProviderOptions> =>
  *
  * @since 0.1.0
  */
-export const make = <Options extends ProviderOptions = ProviderOptions, Defaults extends ProviderDefaults = ProviderDefaults>(
+export const make = <
+  Options extends ProviderOptions = ProviderOptions,
+  Defaults extends ProviderDefaults = ProviderDefaults
+>(
   declaration: Declaration<Options, Defaults>
 ): Provider<Options, Defaults> => {
   const env: EnvNames = {

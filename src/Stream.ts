@@ -64,7 +64,11 @@ export const collect = <E, R>(
         Effect.flatMap(() => {
           if (finish === undefined) {
             return Effect.fail(
-              new LlmResponseError({ provider: "unknown", model: "unknown", message: "the stream ended without a Finish event" })
+              new LlmResponseError({
+                provider: "unknown",
+                model: "unknown",
+                message: "the stream ended without a Finish event"
+              })
             )
           }
           return Effect.succeed(

@@ -48,7 +48,9 @@ export const openAi: Layer.Layer<TokenCounter> = Layer.effect(
     count: (message) => {
       let tokens = 3 + countTokens(message.content)
       if (message.role === "assistant") {
-        for (const call of message.toolCalls) tokens += 3 + countTokens(call.name) + countTokens(JSON.stringify(call.arguments))
+        for (const call of message.toolCalls) {
+          tokens += 3 + countTokens(call.name) + countTokens(JSON.stringify(call.arguments))
+        }
       }
       return tokens
     }

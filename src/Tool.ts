@@ -50,7 +50,8 @@ const jsonSchemaOf = <A, I, R>(schema: Schema.Schema<A, I, R>): JsonObject => {
 const isEmptyStruct = (ast: SchemaAST.AST): boolean =>
   SchemaAST.isTypeLiteral(ast) && ast.propertySignatures.length === 0 && ast.indexSignatures.length === 0
 
-const isObject = (value: unknown): value is JsonObject => typeof value === "object" && value !== null && !Array.isArray(value)
+const isObject = (value: unknown): value is JsonObject =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
 
 /**
  * A schema whose root is a `$ref` into its `$defs` (what a `Schema.Class` or
@@ -97,7 +98,11 @@ export const make = <A, I extends { readonly [key: string]: unknown }, E, R, RS 
   const decode = Schema.decodeUnknown(options.parameters)
   return {
     name,
-    definition: new ToolDefinition({ name, description: options.description, parameters: jsonSchemaOf(options.parameters) }),
+    definition: new ToolDefinition({
+      name,
+      description: options.description,
+      parameters: jsonSchemaOf(options.parameters)
+    }),
     run: (args) =>
       decode(args).pipe(
         Effect.mapError((error) =>
@@ -134,4 +139,3 @@ export const make = <A, I extends { readonly [key: string]: unknown }, E, R, RS 
       )
   }
 }
-

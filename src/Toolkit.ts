@@ -9,10 +9,10 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { LlmError, LlmResponseError } from "./errors.js"
 import { responseError } from "./internal/errorFactory.js"
-import { type CompletionOptions, Llm } from "./Llm.js"
-import { CompletionResult, StreamEvent } from "./Reply.js"
-import { AssistantMessage, type Message, ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
+import { type CompletionOptions, Llm } from "./Llm.js"
+import { AssistantMessage, type Message, ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
+import { CompletionResult, StreamEvent } from "./Reply.js"
 import { type Tool, ToolExecutionError } from "./Tool.js"
 
 /**
@@ -139,7 +139,12 @@ export const execute = <R>(
         Effect.catchAll((error) =>
           options.failOnToolError
             ? Effect.fail(
-              new ToolExecutionError({ toolCallId: call.id, name: call.name, reason: error.reason, message: error.message })
+              new ToolExecutionError({
+                toolCallId: call.id,
+                name: call.name,
+                reason: error.reason,
+                message: error.message
+              })
             )
             : Effect.succeed(new ToolMessage({ toolCallId: call.id, name, content: error.message, isError: true }))
         )
@@ -160,7 +165,9 @@ const unusableCalls = (llm: Llm.Service, calls: ReadonlyArray<ToolCall>): LlmRes
   const deep = calls.find((call) => nestsDeeperThan(call.arguments, maxArgumentsDepth))
   return deep === undefined ? undefined : responseError(
     { provider: llm.provider, model: llm.model },
-    `tool call ${JSON.stringify(deep.name)} (${deep.id}): the arguments are nested deeper than ${maxArgumentsDepth} levels`
+    `tool call ${
+      JSON.stringify(deep.name)
+    } (${deep.id}): the arguments are nested deeper than ${maxArgumentsDepth} levels`
   )
 }
 
@@ -207,7 +214,7 @@ export const run = <R>(
       const unusable = unusableCalls(llm, result.toolCalls)
       if (unusable !== undefined) return yield* Effect.fail(unusable)
       added.push(new AssistantMessage({ content: result.content, toolCalls: recorded(kit, result.toolCalls) }))
-      added.push(...yield* execute(kit, result.toolCalls, options))
+      for (const message of yield* execute(kit, result.toolCalls, options)) added.push(message)
     }
   })
 
@@ -227,7 +234,10 @@ export const stream = <R>(
   Stream.unwrap(Effect.map(Llm, (llm) => {
     const maxSteps = options.maxSteps ?? 5
     const request = callOptions(kit, options)
-    const step = (history: ReadonlyArray<Message>, n: number): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, R> =>
+    const step = (
+      history: ReadonlyArray<Message>,
+      n: number
+    ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, R> =>
       Stream.suspend(() => {
         const text: Array<string> = []
         const calls: Array<ToolCall> = []
@@ -263,4 +273,3 @@ export const stream = <R>(
       })
     return step(messages, 1)
   }))
-

@@ -183,9 +183,9 @@ export {
 } from "./errors.js"
 export {
   /** @since 0.1.0 */
-  CompletionResult,
-  /** @since 0.1.0 */
   type CompletionOptions,
+  /** @since 0.1.0 */
+  CompletionResult,
   /** @since 0.1.0 */
   type FinishReason,
   /** @since 0.1.0 */

@@ -45,7 +45,9 @@ const streamed = ["openai", "openai-compatible"].flatMap((dir) =>
     .filter((name) => name.endsWith(".chunks.txt") || name.endsWith(".sse"))
     .map((name) => join(dir, name))
 )
-const whole = readdirSync(join(fixtures, "openai")).filter((name) => /\.json$/.test(name) && !name.endsWith(".expected.json")).map((name) => join("openai", name))
+const whole = readdirSync(join(fixtures, "openai")).filter((name) =>
+  /\.json$/.test(name) && !name.endsWith(".expected.json")
+).map((name) => join("openai", name))
 
 const expectedUsage = (usage: Expected["derived_from_fixture"]["usage"]) => ({
   inputTokens: usage.prompt_tokens,
@@ -97,7 +99,9 @@ describe("ChatCompletions codec on recorded streams", () => {
 })
 
 const chunk = (delta: object, finish: string | null = null, extra: object = {}) =>
-  `data: ${JSON.stringify({ id: "c1", model: "m", choices: [{ index: 0, delta, finish_reason: finish }], ...extra })}\n\n`
+  `data: ${
+    JSON.stringify({ id: "c1", model: "m", choices: [{ index: 0, delta, finish_reason: finish }], ...extra })
+  }\n\n`
 
 describe("ChatCompletions stream decoding", () => {
   it("fails a stream that ends without [DONE] and without a finish reason", () => {
@@ -109,7 +113,8 @@ describe("ChatCompletions stream decoding", () => {
   it("accepts a finish reason without [DONE], and usage on the finish chunk", () => {
     const decoded = decodeSse(
       codec,
-      chunk({ content: "Hi" }) + chunk({}, "stop", { usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })
+      chunk({ content: "Hi" }) +
+        chunk({}, "stop", { usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })
     )
     if ("_tag" in decoded) throw new Error(decoded.message)
     expect(summarize(decoded)).toMatchObject({ text: "Hi", finishReason: "stop" })
@@ -117,7 +122,8 @@ describe("ChatCompletions stream decoding", () => {
   })
 
   it("skips comments and keep-alives, and decodes multi-byte UTF-8 split across reads", () => {
-    const body = ": OPENROUTER PROCESSING\n\n" + chunk({ content: "héllo 👋 世界" }) + ": ping\n\n" + chunk({}, "stop") +
+    const body = ": OPENROUTER PROCESSING\n\n" + chunk({ content: "héllo 👋 世界" }) + ": ping\n\n" +
+      chunk({}, "stop") +
       "data: [DONE]\n\n"
     for (const sizes of [[1], [2], [3], [5]]) {
       const decoded = decodeSse(codec, body, sizes)
@@ -134,7 +140,12 @@ describe("ChatCompletions stream decoding", () => {
     expect("_tag" in overloaded && overloaded._tag).toBe("LlmProviderError")
     const openrouter = decodeSse(
       codec,
-      `data: ${JSON.stringify({ error: { code: 429, message: "slow down" }, choices: [{ index: 0, delta: { content: "" }, finish_reason: "error" }] })}\n\n`
+      `data: ${
+        JSON.stringify({
+          error: { code: 429, message: "slow down" },
+          choices: [{ index: 0, delta: { content: "" }, finish_reason: "error" }]
+        })
+      }\n\n`
     )
     expect("_tag" in openrouter && openrouter._tag).toBe("LlmRateLimitError")
   })
@@ -145,7 +156,8 @@ describe("ChatCompletions stream decoding", () => {
   })
 
   it("assembles tool calls by index, id or position, whole or fragmented, string or object arguments", () => {
-    const noIndex = chunk({ tool_calls: [{ id: "a", type: "function", function: { name: "f", arguments: "{\"x\":" } }] }) +
+    const noIndex =
+      chunk({ tool_calls: [{ id: "a", type: "function", function: { name: "f", arguments: "{\"x\":" } }] }) +
       chunk({ tool_calls: [{ function: { arguments: "1}" } }] }) +
       chunk({ tool_calls: [{ id: "b", function: { name: "g", arguments: { y: 2 } } }] }) +
       chunk({}, "tool_calls")
@@ -159,7 +171,8 @@ describe("ChatCompletions stream decoding", () => {
   })
 
   it("gives a stable synthetic id to calls without one, and reports tool_calls even when the server says stop", () => {
-    const body = chunk({ tool_calls: [{ index: 0, id: "", function: { name: "f", arguments: "" } }] }) + chunk({}, "stop")
+    const body = chunk({ tool_calls: [{ index: 0, id: "", function: { name: "f", arguments: "" } }] }) +
+      chunk({}, "stop")
     const decoded = decodeSse(codec, body)
     if ("_tag" in decoded) throw new Error(decoded.message)
     expect(summarize(decoded).toolCalls).toEqual([{ id: "call_0", name: "f", arguments: {} }])
@@ -218,7 +231,11 @@ describe("ChatCompletions encoding", () => {
           {
             role: "assistant",
             content: "",
-            tool_calls: [{ id: "c1", type: "function", function: { name: "weather", arguments: "{\"city\":\"Oslo\"}" } }]
+            tool_calls: [{
+              id: "c1",
+              type: "function",
+              function: { name: "weather", arguments: "{\"city\":\"Oslo\"}" }
+            }]
           },
           { role: "tool", tool_call_id: "c1", content: "sunny" }
         ],

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import * as fc from "fast-check"
 import * as Effect from "effect/Effect"
+import * as fc from "fast-check"
 import * as Context from "../src/Context.js"
-import * as TokenCounter from "../src/TokenCounter.js"
-import * as Message from "../src/Message.js"
 import { validateRequest } from "../src/internal/validate.js"
+import * as Message from "../src/Message.js"
 import type { Message as Msg } from "../src/Message.js"
+import * as TokenCounter from "../src/TokenCounter.js"
 
 /** A random history of turns; some turns contain tool groups, some with missing results. */
 const historyArbitrary = fc.array(
@@ -24,7 +24,10 @@ const historyArbitrary = fc.array(
 )
 
 let ids = 0
-const build = (turns: typeof historyArbitrary extends fc.Arbitrary<infer T> ? T : never, options: Context.ContextOptions) => {
+const build = (
+  turns: typeof historyArbitrary extends fc.Arbitrary<infer T> ? T : never,
+  options: Context.ContextOptions
+) => {
   let context = Context.make(options)
   for (const turn of turns) {
     context = context.addUser(turn.user)
@@ -32,7 +35,9 @@ const build = (turns: typeof historyArbitrary extends fc.Arbitrary<infer T> ? T 
       const calls = Array.from({ length: step.calls }, () => ({ id: `c${ids++}`, name: "tool", arguments: { n: 1 } }))
       context = context.addAssistant({ content: step.text, toolCalls: calls })
       calls.forEach((call, i) => {
-        if (step.answered || i === 0) context = context.addToolResult({ toolCallId: call.id, name: "tool", content: "r" })
+        if (step.answered || i === 0) {
+          context = context.addToolResult({ toolCallId: call.id, name: "tool", content: "r" })
+        }
       })
     }
   }
@@ -83,7 +88,10 @@ describe("ConversationContext", () => {
   it("drops tool calls that never got their results", () => {
     const context = Context.make()
       .addUser("q")
-      .addAssistant({ content: "Let me check.", toolCalls: [{ id: "a", name: "t", arguments: {} }, { id: "b", name: "t", arguments: {} }] })
+      .addAssistant({
+        content: "Let me check.",
+        toolCalls: [{ id: "a", name: "t", arguments: {} }, { id: "b", name: "t", arguments: {} }]
+      })
       .addToolResult({ toolCallId: "a", name: "t", content: "r" })
     expect(context.messages.map((m) => m.role)).toEqual(["user", "assistant"])
     expect(context.messages[1]).toMatchObject({ content: "Let me check.", toolCalls: [] })
@@ -103,21 +111,26 @@ describe("ConversationContext", () => {
 
   it("holds its invariants on random histories (property)", () => {
     fc.assert(
-      fc.property(historyArbitrary, fc.integer({ min: 1, max: 6 }), fc.option(fc.integer({ min: 10, max: 400 })), (turns, maxTurns, maxTokens) => {
-        const context = build(turns, { systemMessage: "sys", maxTurns, maxTokens: maxTokens ?? undefined })
-        const messages = context.messages
-        checkInvariants(messages, "sys")
-        expect(context.turns.length).toBeLessThanOrEqual(maxTurns)
-        if (turns.length > 0) {
-          // the newest turn is always there
-          const lastUser = [...messages].reverse().find((m) => m.role === "user")
-          expect(lastUser?.content).toBe(turns[turns.length - 1]!.user)
+      fc.property(
+        historyArbitrary,
+        fc.integer({ min: 1, max: 6 }),
+        fc.option(fc.integer({ min: 10, max: 400 })),
+        (turns, maxTurns, maxTokens) => {
+          const context = build(turns, { systemMessage: "sys", maxTurns, maxTokens: maxTokens ?? undefined })
+          const messages = context.messages
+          checkInvariants(messages, "sys")
+          expect(context.turns.length).toBeLessThanOrEqual(maxTurns)
+          if (turns.length > 0) {
+            // the newest turn is always there
+            const lastUser = [...messages].reverse().find((m) => m.role === "user")
+            expect(lastUser?.content).toBe(turns[turns.length - 1]!.user)
+          }
+          if (maxTokens != null && context.turns.length > 1) {
+            const total = messages.reduce((sum, m) => sum + Context.estimateTokens(m), 0)
+            expect(total).toBeLessThanOrEqual(maxTokens)
+          }
         }
-        if (maxTokens != null && context.turns.length > 1) {
-          const total = messages.reduce((sum, m) => sum + Context.estimateTokens(m), 0)
-          expect(total).toBeLessThanOrEqual(maxTokens)
-        }
-      }),
+      ),
       { numRuns: 300 }
     )
   })

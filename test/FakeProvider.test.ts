@@ -230,7 +230,12 @@ describe("Chat Completions as the openai SDK parses it", () => {
     expect(deltas.map((d) => d["reasoning"] ?? "").join("")).toBe("Quick check.")
     expect(deltas.some((d) => "reasoning_content" in d)).toBe(false)
     expect(chunks.every((chunk) => chunk.choices.length === 1 && !("usage" in chunk))).toBe(true)
-    expect(chunks[chunks.length - 1]!.choices[0]).toEqual({ index: 0, delta: {}, logprobs: null, finish_reason: "stop" })
+    expect(chunks[chunks.length - 1]!.choices[0]).toEqual({
+      index: 0,
+      delta: {},
+      logprobs: null,
+      finish_reason: "stop"
+    })
   })
 
   it("streams two parallel tool calls that ChatCompletionStream accumulates", async () => {
@@ -248,14 +253,32 @@ describe("Chat Completions as the openai SDK parses it", () => {
     const choice = completion.choices[0]!
     expect(choice.finish_reason).toBe("tool_calls")
     expect(choice.message.tool_calls).toEqual([
-      { id: "call_weather", type: "function", function: { name: "getWeather", arguments: "{\"location\":\"Boston, MA\",\"unit\":\"celsius\"}" } },
-      { id: "call_time", type: "function", function: { name: "getTime", arguments: "{\"timezone\": \"America/New_York\"}" } }
+      {
+        id: "call_weather",
+        type: "function",
+        function: { name: "getWeather", arguments: "{\"location\":\"Boston, MA\",\"unit\":\"celsius\"}" }
+      },
+      {
+        id: "call_time",
+        type: "function",
+        function: { name: "getTime", arguments: "{\"timezone\": \"America/New_York\"}" }
+      }
     ])
     expect(completion.usage).toMatchObject({ prompt_tokens: 10, completion_tokens: 0, total_tokens: 10 })
     // first fragment per call: index, id, type, name, empty arguments; the rest only index + a piece
-    expect(fragments[0]).toEqual({ index: 0, id: "call_weather", type: "function", function: { name: "getWeather", arguments: "" } })
+    expect(fragments[0]).toEqual({
+      index: 0,
+      id: "call_weather",
+      type: "function",
+      function: { name: "getWeather", arguments: "" }
+    })
     const firstOfSecond = fragments.findIndex((f) => f["index"] === 1)
-    expect(fragments[firstOfSecond]).toEqual({ index: 1, id: "call_time", type: "function", function: { name: "getTime", arguments: "" } })
+    expect(fragments[firstOfSecond]).toEqual({
+      index: 1,
+      id: "call_time",
+      type: "function",
+      function: { name: "getTime", arguments: "" }
+    })
     for (const fragment of fragments.filter((_, i) => i !== 0 && i !== firstOfSecond)) {
       expect(Object.keys(fragment).sort()).toEqual(["function", "index"])
       expect(Object.keys(fragment["function"] as object)).toEqual(["arguments"])
@@ -270,7 +293,10 @@ describe("Chat Completions as the openai SDK parses it", () => {
       reasoning: "Capital of France.",
       usage: { inputTokens: 5, outputTokens: 2 }
     })
-    const completion = await openai.chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "Capital?" }] })
+    const completion = await openai.chat.completions.create({
+      model: "gpt-4o",
+      messages: [{ role: "user", content: "Capital?" }]
+    })
     expect(completion).toEqual({
       id: "chatcmpl-fake1",
       object: "chat.completion",
@@ -295,13 +321,24 @@ describe("Chat Completions as the openai SDK parses it", () => {
 
   it("answers non-streaming tool calls with content null and arguments as JSON strings", async () => {
     server.enqueue({ kind: "reply", toolCalls: twoTools })
-    const completion = await openai.chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "?" }] })
+    const completion = await openai.chat.completions.create({
+      model: "gpt-4o",
+      messages: [{ role: "user", content: "?" }]
+    })
     const choice = completion.choices[0]!
     expect(choice.finish_reason).toBe("tool_calls")
     expect(choice.message.content).toBeNull()
     expect(choice.message.tool_calls).toEqual([
-      { id: "call_weather", type: "function", function: { name: "getWeather", arguments: "{\"location\":\"Boston, MA\",\"unit\":\"celsius\"}" } },
-      { id: "call_time", type: "function", function: { name: "getTime", arguments: "{\"timezone\": \"America/New_York\"}" } }
+      {
+        id: "call_weather",
+        type: "function",
+        function: { name: "getWeather", arguments: "{\"location\":\"Boston, MA\",\"unit\":\"celsius\"}" }
+      },
+      {
+        id: "call_time",
+        type: "function",
+        function: { name: "getTime", arguments: "{\"timezone\": \"America/New_York\"}" }
+      }
     ])
   })
 
@@ -348,7 +385,11 @@ describe("Chat Completions as the openai SDK parses it", () => {
   })
 
   it("makes the SDK throw on an in-band error chunk", async () => {
-    server.enqueue({ kind: "reply", text: "Some text here", inBandError: { afterEvents: 2, type: "server_error", message: "The server had an error" } })
+    server.enqueue({
+      kind: "reply",
+      text: "Some text here",
+      inBandError: { afterEvents: 2, type: "server_error", message: "The server had an error" }
+    })
     let text = ""
     const failure = await (async () => {
       for await (const chunk of await openai.chat.completions.create({ model: "m", messages: [], stream: true })) {
@@ -393,7 +434,12 @@ describe("Messages as the @anthropic-ai/sdk parses it", () => {
       content: [
         { type: "thinking", thinking: "Two lookups needed.", signature: expect.any(String) },
         { type: "text", text: "Checking both." },
-        { type: "tool_use", id: "call_weather", name: "getWeather", input: { location: "Boston, MA", unit: "celsius" } },
+        {
+          type: "tool_use",
+          id: "call_weather",
+          name: "getWeather",
+          input: { location: "Boston, MA", unit: "celsius" }
+        },
         { type: "tool_use", id: "call_time", name: "getTime", input: { timezone: "America/New_York" } }
       ],
       stop_reason: "tool_use",
@@ -401,7 +447,12 @@ describe("Messages as the @anthropic-ai/sdk parses it", () => {
       usage: { input_tokens: 40, cache_creation_input_tokens: 2, cache_read_input_tokens: 8, output_tokens: 17 }
     })
     expect(message.content.length).toBe(4)
-    expect(message.usage).toEqual({ input_tokens: 40, cache_creation_input_tokens: 2, cache_read_input_tokens: 8, output_tokens: 17 })
+    expect(message.usage).toEqual({
+      input_tokens: 40,
+      cache_creation_input_tokens: 2,
+      cache_read_input_tokens: 8,
+      output_tokens: 17
+    })
     expect((message.content[0] as { signature: string }).signature.length).toBeGreaterThan(0)
     expect(events[0]).toBe("message_start")
     expect(events.slice(-2)).toEqual(["message_delta", "message_stop"])
@@ -409,7 +460,7 @@ describe("Messages as the @anthropic-ai/sdk parses it", () => {
 
   it("writes `event:` lines matching data.type, a ping after message_start and blocks in order", async () => {
     server.enqueue({ kind: "reply", reasoning: "hm", text: "Hi!", toolCalls: [twoTools[0]!] })
-    const { text, headers } = await roundTrip("POST", MESSAGES, messagesBody())
+    const { headers, text } = await roundTrip("POST", MESSAGES, messagesBody())
     expect(headers["content-type"]).toBe("text/event-stream")
     expect(headers["cache-control"]).toBe("no-cache")
     expect(headers["request-id"]).toBe("req_1")
@@ -418,17 +469,32 @@ describe("Messages as the @anthropic-ai/sdk parses it", () => {
     expect(text).toContain("event: ping\ndata: {\"type\": \"ping\"}\n\n")
     const blocks = jsonEvents(text)
       .filter((e) => e["type"] === "content_block_start" || e["type"] === "content_block_stop")
-      .map((e) => `${e["type"] === "content_block_start" ? "start" : "stop"}:${e["index"]}:${e["content_block"]?.type ?? ""}`)
+      .map((e) =>
+        `${e["type"] === "content_block_start" ? "start" : "stop"}:${e["index"]}:${e["content_block"]?.type ?? ""}`
+      )
     expect(blocks).toEqual(["start:0:thinking", "stop:0:", "start:1:text", "stop:1:", "start:2:tool_use", "stop:2:"])
     expect(events.map((e) => e.event).slice(0, 2)).toEqual(["message_start", "ping"])
-    const deltas = jsonEvents(text).filter((e) => e["type"] === "content_block_delta" && e["index"] === 0).map((e) => e["delta"].type)
+    const deltas = jsonEvents(text).filter((e) => e["type"] === "content_block_delta" && e["index"] === 0).map((e) =>
+      e["delta"].type
+    )
     expect(deltas[deltas.length - 1]).toBe("signature_delta")
-    expect(jsonEvents(text).find((e) => e["type"] === "content_block_start" && e["index"] === 2)!["content_block"].input).toEqual({})
+    expect(
+      jsonEvents(text).find((e) => e["type"] === "content_block_start" && e["index"] === 2)!["content_block"].input
+    ).toEqual({})
   })
 
   it("answers non-streaming requests in the Message shape", async () => {
-    server.enqueue({ kind: "reply", text: "Done.", toolCalls: [twoTools[1]!], usage: { inputTokens: 3, outputTokens: 4 } })
-    const message = await anthropic.messages.create({ model: "claude-haiku-4-5", max_tokens: 100, messages: [{ role: "user", content: "x" }] })
+    server.enqueue({
+      kind: "reply",
+      text: "Done.",
+      toolCalls: [twoTools[1]!],
+      usage: { inputTokens: 3, outputTokens: 4 }
+    })
+    const message = await anthropic.messages.create({
+      model: "claude-haiku-4-5",
+      max_tokens: 100,
+      messages: [{ role: "user", content: "x" }]
+    })
     expect(message).toEqual({
       id: "msg_fake1",
       type: "message",
@@ -462,7 +528,13 @@ describe("Messages as the @anthropic-ai/sdk parses it", () => {
   })
 
   it("turns a status reply into the SDK's typed error", async () => {
-    server.enqueue({ kind: "status", status: 529, type: "overloaded_error", message: "Overloaded", headers: { "retry-after": "2" } })
+    server.enqueue({
+      kind: "status",
+      status: 529,
+      type: "overloaded_error",
+      message: "Overloaded",
+      headers: { "retry-after": "2" }
+    })
     const error = await anthropic.messages.create({ model: "m", max_tokens: 10, messages: [] }).then(
       () => undefined,
       (e: unknown) => e
@@ -472,11 +544,19 @@ describe("Messages as the @anthropic-ai/sdk parses it", () => {
     expect(apiError.status).toBe(529)
     expect(apiError.requestID).toBe("req_1")
     expect(apiError.headers?.get("retry-after")).toBe("2")
-    expect(apiError.error).toEqual({ type: "error", error: { type: "overloaded_error", message: "Overloaded" }, request_id: "req_fake" })
+    expect(apiError.error).toEqual({
+      type: "error",
+      error: { type: "overloaded_error", message: "Overloaded" },
+      request_id: "req_fake"
+    })
   })
 
   it("makes the SDK throw on an in-band `event: error`", async () => {
-    server.enqueue({ kind: "reply", text: "Partial", inBandError: { afterEvents: 4, type: "overloaded_error", message: "Overloaded" } })
+    server.enqueue({
+      kind: "reply",
+      text: "Partial",
+      inBandError: { afterEvents: 4, type: "overloaded_error", message: "Overloaded" }
+    })
     const stream = anthropic.messages.stream({ model: "m", max_tokens: 10, messages: [] })
     const failure = await stream.finalMessage().then(() => undefined, (e: unknown) => e)
     expect(failure).toBeInstanceOf(Anthropic.APIError)
@@ -531,9 +611,13 @@ describe("recorded fixtures replayed through fixtureScript", () => {
         expect(choice.finish_reason).toBe(derived.finish_reason)
         expect(completion.usage).toEqual(derived.usage)
         const calls = (choice.message.tool_calls ?? []).map((call) =>
-          call.type === "function" ? { id: call.id, name: call.function.name, arguments: call.function.arguments } : call
+          call.type === "function"
+            ? { id: call.id, name: call.function.name, arguments: call.function.arguments }
+            : call
         )
-        expect(calls).toEqual((derived.tool_calls ?? []).map(({ id, name, arguments: args }) => ({ id, name, arguments: args })))
+        expect(calls).toEqual(
+          (derived.tool_calls ?? []).map(({ arguments: args, id, name }) => ({ id, name, arguments: args }))
+        )
       })
       continue
     }
@@ -550,7 +634,8 @@ describe("recorded fixtures replayed through fixtureScript", () => {
         if (choice === undefined) continue
         const delta = raw(choice.delta)
         text += choice.delta.content ?? ""
-        reasoning += (delta["reasoning"] as string | undefined) ?? (delta["reasoning_content"] as string | undefined) ?? ""
+        reasoning += (delta["reasoning"] as string | undefined) ?? (delta["reasoning_content"] as string | undefined) ??
+          ""
         finish = choice.finish_reason ?? finish
         for (const call of choice.delta.tool_calls ?? []) {
           const entry = calls.get(call.index) ?? { id: "", name: "", arguments: "" }
@@ -565,7 +650,9 @@ describe("recorded fixtures replayed through fixtureScript", () => {
       expect(reasoning).toBe(derived.reasoning ?? "")
       expect(finish).toBe(derived.finish_reason)
       expect(usage).toEqual(derived.usage)
-      expect([...calls.values()]).toEqual((derived.tool_calls ?? []).map(({ id, name, arguments: args }) => ({ id, name, arguments: args })))
+      expect([...calls.values()]).toEqual(
+        (derived.tool_calls ?? []).map(({ arguments: args, id, name }) => ({ id, name, arguments: args }))
+      )
     })
   }
 
@@ -630,7 +717,7 @@ describe("recorded fixtures replayed through fixtureScript", () => {
 describe("Chat Completions rendering", () => {
   it("sends headers, the role chunk, deltas in order, the finish chunk, the usage chunk and [DONE]", async () => {
     server.enqueue({ kind: "reply", text: "abcdefghij", chunkSize: 4, reasoning: "xyz", toolCalls: [twoTools[0]!] })
-    const { text, headers } = await roundTrip("POST", CHAT, chatBody({ stream_options: { include_usage: true } }))
+    const { headers, text } = await roundTrip("POST", CHAT, chatBody({ stream_options: { include_usage: true } }))
     expect(headers["content-type"]).toBe("text/event-stream")
     expect(headers["cache-control"]).toBe("no-cache")
     expect(headers["x-request-id"]).toBe("req_1")
@@ -659,14 +746,21 @@ describe("Chat Completions rendering", () => {
       { kind: "reply", toolCalls: [call], argumentsAsObject: true }
     )
     const fragments = async () =>
-      jsonEvents((await roundTrip("POST", CHAT, chatBody())).text).flatMap((c) => c["choices"][0]?.delta.tool_calls ?? [])
+      jsonEvents((await roundTrip("POST", CHAT, chatBody())).text).flatMap((c) =>
+        c["choices"][0]?.delta.tool_calls ?? []
+      )
 
     const noIndex = await fragments()
     expect(noIndex.length).toBeGreaterThan(2)
     expect(noIndex.every((f: object) => !("index" in f))).toBe(true)
     expect(noIndex.map((f: any) => f.function.arguments).join("")).toBe("{\"a\":1,\"b\":\"two\"}")
 
-    expect(await fragments()).toEqual([{ index: 0, id: "call_x", type: "function", function: { name: "f", arguments: { a: 1, b: "two" } } }])
+    expect(await fragments()).toEqual([{
+      index: 0,
+      id: "call_x",
+      type: "function",
+      function: { name: "f", arguments: { a: 1, b: "two" } }
+    }])
 
     expect(await fragments()).toEqual([
       { index: 0, id: "call_x", type: "function", function: { name: "f", arguments: "{\"a\":1,\"b\":\"two\"}" } },
@@ -700,8 +794,14 @@ describe("Chat Completions rendering", () => {
 
   it("uses the request's model, or the script's model and id", async () => {
     server.enqueue({ kind: "reply", text: "a" }, { kind: "reply", text: "a", model: "other", id: "chatcmpl-x" })
-    expect(jsonEvents((await roundTrip("POST", CHAT, chatBody({ model: "my-model" }))).text)[0]).toMatchObject({ model: "my-model", id: "chatcmpl-fake1" })
-    expect(jsonEvents((await roundTrip("POST", CHAT, chatBody())).text)[0]).toMatchObject({ model: "other", id: "chatcmpl-x" })
+    expect(jsonEvents((await roundTrip("POST", CHAT, chatBody({ model: "my-model" }))).text)[0]).toMatchObject({
+      model: "my-model",
+      id: "chatcmpl-fake1"
+    })
+    expect(jsonEvents((await roundTrip("POST", CHAT, chatBody())).text)[0]).toMatchObject({
+      model: "other",
+      id: "chatcmpl-x"
+    })
   })
 })
 
@@ -764,11 +864,16 @@ describe("faults", () => {
   })
 
   it("omitTerminator: the body ends without finish reason or terminator", async () => {
-    server.enqueue({ kind: "reply", text: "Cut off", omitTerminator: true }, { kind: "reply", text: "Cut off", omitTerminator: true })
+    server.enqueue({ kind: "reply", text: "Cut off", omitTerminator: true }, {
+      kind: "reply",
+      text: "Cut off",
+      omitTerminator: true
+    })
     const chat = await roundTrip("POST", CHAT, chatBody({ stream_options: { include_usage: true } }))
     expect(chat.complete).toBe(true)
     expect(chat.text).not.toContain("[DONE]")
-    expect(jsonEvents(chat.text).every((c) => c["choices"].length === 1 && c["choices"][0].finish_reason === null)).toBe(true)
+    expect(jsonEvents(chat.text).every((c) => c["choices"].length === 1 && c["choices"][0].finish_reason === null))
+      .toBe(true)
     expect(jsonEvents(chat.text).map((c) => c["choices"][0].delta.content).join("")).toBe("Cut off")
 
     const messages = await roundTrip("POST", MESSAGES, messagesBody())
@@ -781,7 +886,7 @@ describe("faults", () => {
 
   it("malformedAfterEvents: N events, then `data: {not json`", async () => {
     server.enqueue({ kind: "reply", text: "abc def", malformedAfterEvents: 2 })
-    const { text, complete } = await roundTrip("POST", CHAT, chatBody())
+    const { complete, text } = await roundTrip("POST", CHAT, chatBody())
     expect(complete).toBe(true)
     expect(text.endsWith("data: {not json\n\n")).toBe(true)
     expect(dataCount(text)).toBe(3)
@@ -789,14 +894,21 @@ describe("faults", () => {
 
   it("inBandError: the protocol's error event after N events, then the end", async () => {
     const error = { afterEvents: 2, type: "server_error", message: "boom", code: "E1" }
-    server.enqueue({ kind: "reply", text: "abcdefgh", inBandError: error }, { kind: "reply", text: "abcdefgh", inBandError: error })
+    server.enqueue({ kind: "reply", text: "abcdefgh", inBandError: error }, {
+      kind: "reply",
+      text: "abcdefgh",
+      inBandError: error
+    })
     const chat = parseSse((await roundTrip("POST", CHAT, chatBody())).text).events
     expect(chat.length).toBe(3)
     expect(JSON.parse(chat[2]!.data)).toEqual({ error: { message: "boom", type: "server_error", code: "E1" } })
 
     const messages = parseSse((await roundTrip("POST", MESSAGES, messagesBody())).text).events
     expect(messages.length).toBe(3)
-    expect(messages[2]).toEqual({ event: "error", data: JSON.stringify({ type: "error", error: { type: "server_error", message: "boom" } }) })
+    expect(messages[2]).toEqual({
+      event: "error",
+      data: JSON.stringify({ type: "error", error: { type: "server_error", message: "boom" } })
+    })
   })
 
   it("hang: no answer at all until the client gives up", async () => {
@@ -840,14 +952,24 @@ describe("faults", () => {
     expect(chat.status).toBe(429)
     expect(chat.headers["retry-after"]).toBe("7")
     expect(chat.headers["content-type"]).toBe("application/json")
-    expect(JSON.parse(chat.text)).toEqual({ error: { message: "Too many", type: "rate_limit_error", param: null, code: null } })
+    expect(JSON.parse(chat.text)).toEqual({
+      error: { message: "Too many", type: "rate_limit_error", param: null, code: null }
+    })
 
     const messages = await roundTrip("POST", MESSAGES, messagesBody())
     expect(messages.headers["request-id"]).toBe("req_2")
-    expect(JSON.parse(messages.text)).toEqual({ type: "error", error: { type: "rate_limit_error", message: "Too many" }, request_id: "req_fake" })
+    expect(JSON.parse(messages.text)).toEqual({
+      type: "error",
+      error: { type: "rate_limit_error", message: "Too many" },
+      request_id: "req_fake"
+    })
 
     const html = await roundTrip("POST", CHAT, chatBody())
-    expect([html.status, html.headers["content-type"], html.text]).toEqual([502, "text/html", "<html>Bad Gateway</html>"])
+    expect([html.status, html.headers["content-type"], html.text]).toEqual([
+      502,
+      "text/html",
+      "<html>Bad Gateway</html>"
+    ])
     const json = await roundTrip("POST", CHAT, chatBody())
     expect([json.status, JSON.parse(json.text)]).toEqual([503, { error: { code: 503, message: "down" } }])
   })
@@ -859,7 +981,12 @@ describe("faults", () => {
       { kind: "raw", chunks: ["data: 1\n\n"], end: false }
     )
     const done = await roundTrip("POST", CHAT, chatBody())
-    expect([done.status, done.headers["x-a"], done.text, done.complete]).toEqual([201, "b", ": hi\n\ndata: {\"x\":1}\r\n\r\n", true])
+    expect([done.status, done.headers["x-a"], done.text, done.complete]).toEqual([
+      201,
+      "b",
+      ": hi\n\ndata: {\"x\":1}\r\n\r\n",
+      true
+    ])
 
     const open = send("POST", CHAT, chatBody())
     await open.waitForText((text) => text === "data: 1\n\n")
@@ -875,7 +1002,10 @@ describe("faults", () => {
 
 describe("requests, routes and lifecycle", () => {
   it("records every request, GETs included", async () => {
-    await roundTrip("POST", "/api/v1/chat/completions?beta=1", chatBody({ model: "a/b" }), { authorization: "Bearer sk-1", "x-title": "T" })
+    await roundTrip("POST", "/api/v1/chat/completions?beta=1", chatBody({ model: "a/b" }), {
+      authorization: "Bearer sk-1",
+      "x-title": "T"
+    })
     await roundTrip("POST", MESSAGES, messagesBody(), { "x-api-key": "k" })
     const health = await roundTrip("GET", "/health")
     const models = await roundTrip("GET", "/v1/models")
@@ -917,7 +1047,8 @@ describe("requests, routes and lifecycle", () => {
 
     server.setDefault({ kind: "reply", text: "default" })
     server.enqueue({ kind: "reply", text: "queued" })
-    const contentOf = async () => JSON.parse((await roundTrip("POST", CHAT, chatBody({ stream: false }))).text).choices[0].message.content
+    const contentOf = async () =>
+      JSON.parse((await roundTrip("POST", CHAT, chatBody({ stream: false }))).text).choices[0].message.content
     expect(await contentOf()).toBe("queued")
     expect(await contentOf()).toBe("default")
     expect(await contentOf()).toBe("default")
@@ -938,9 +1069,18 @@ describe("requests, routes and lifecycle", () => {
   })
 
   it("detects a client closing a stream mid-way, and not a completed one", async () => {
-    server.enqueue({ kind: "reply", text: "a long answer that keeps coming for quite a while", chunkSize: 1, delayMs: 10 })
+    server.enqueue({
+      kind: "reply",
+      text: "a long answer that keeps coming for quite a while",
+      chunkSize: 1,
+      delayMs: 10
+    })
     const controller = new AbortController()
-    const response = await fetch(`${server.url}${CHAT}`, { method: "POST", body: JSON.stringify(chatBody()), signal: controller.signal })
+    const response = await fetch(`${server.url}${CHAT}`, {
+      method: "POST",
+      body: JSON.stringify(chatBody()),
+      signal: controller.signal
+    })
     const reader = response.body!.getReader()
     const first = await reader.read()
     expect(first.done).toBe(false)
@@ -958,7 +1098,8 @@ describe("requests, routes and lifecycle", () => {
       const fake = yield* FakeProvider.make
       fake.enqueue({ kind: "reply", text: "scoped" })
       const body = yield* Effect.promise(() =>
-        fetch(`${fake.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify(chatBody({ stream: false })) }).then((r) => r.json())
+        fetch(`${fake.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify(chatBody({ stream: false })) })
+          .then((r) => r.json())
       )
       expect((body as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content).toBe("scoped")
       expect(fake.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)

@@ -11,15 +11,15 @@ import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import type { LlmError } from "../src/errors.js"
+import * as Retry from "../src/internal/retry.js"
 import { textOnly } from "../src/internal/textOnly.js"
 import * as Anthropic from "../src/layers/Anthropic.js"
 import * as Fallback from "../src/layers/Fallback.js"
-import type { ProviderOptions } from "../src/Provider.js"
 import * as Local from "../src/layers/Local.js"
 import * as OpenAi from "../src/layers/OpenAi.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
-import * as Retry from "../src/internal/retry.js"
+import type { ProviderOptions } from "../src/Provider.js"
 import * as LlmStream from "../src/Stream.js"
 import * as FakeProvider from "./support/FakeProvider.js"
 
@@ -41,7 +41,8 @@ const chain = (
 
 const servers = Effect.all([FakeProvider.make, FakeProvider.make])
 
-const text = <E, R>(stream: Stream.Stream<string, E, R>) => Effect.map(Stream.runCollect(stream), (chunk) => Chunk.join(chunk, ""))
+const text = <E, R>(stream: Stream.Stream<string, E, R>) =>
+  Effect.map(Stream.runCollect(stream), (chunk) => Chunk.join(chunk, ""))
 
 describe("Fallback", () => {
   it.live("a local server that is down falls through at once to the cloud", () =>
@@ -65,7 +66,9 @@ describe("Fallback", () => {
       const [primary, secondary] = yield* servers
       primary.setDefault({ kind: "status", status: 529, type: "overloaded_error", message: "Overloaded" })
       secondary.setDefault({ kind: "reply", text: "Secondary here." })
-      const result = yield* Llm.complete(hi).pipe(Effect.provide(chain(primary.url, secondary.url, {}, { retry: { maxRetries: 2, initialDelay: "1 millis" } })))
+      const result = yield* Llm.complete(hi).pipe(
+        Effect.provide(chain(primary.url, secondary.url, {}, { retry: { maxRetries: 2, initialDelay: "1 millis" } }))
+      )
       expect(result.content).toBe("Secondary here.")
       expect(primary.requests.length).toBe(3)
       expect(secondary.requests.length).toBe(1)
@@ -116,14 +119,19 @@ describe("Fallback", () => {
       primary.setDefault({ kind: "reply", text: "The first part, then", chunkSize: 5, delayMs: 5, resetAfterEvents: 3 })
       // the secondary repeats the prefix before continuing, as chat models often do
       secondary.setDefault({ kind: "reply", text: "The first part, and the rest." })
-      const all = yield* text(Llm.streamText(hi)).pipe(Effect.provide(chain(primary.url, secondary.url, { continuation: true })))
+      const all = yield* text(Llm.streamText(hi)).pipe(
+        Effect.provide(chain(primary.url, secondary.url, { continuation: true }))
+      )
       expect(all).toBe("The first part, and the rest.")
-      const sent = (secondary.requests[0]!.body as { messages: ReadonlyArray<{ role: string; content: string }> }).messages
+      const sent =
+        (secondary.requests[0]!.body as { messages: ReadonlyArray<{ role: string; content: string }> }).messages
       // sent trimmed: Anthropic refuses a prefill that ends in whitespace
       expect(sent[sent.length - 1]).toEqual({ role: "assistant", content: "The first" })
 
       secondary.setDefault({ kind: "reply", text: "part, continued." })
-      const continued = yield* text(Llm.streamText(hi)).pipe(Effect.provide(chain(primary.url, secondary.url, { continuation: true })))
+      const continued = yield* text(Llm.streamText(hi)).pipe(
+        Effect.provide(chain(primary.url, secondary.url, { continuation: true }))
+      )
       expect(continued).toBe("The first part, continued.")
     })))
 
@@ -153,7 +161,11 @@ describe("Fallback", () => {
         expect(fused.end).toBe(end)
         if (end === "done") expect(fused.seen.join("")).toBe("The first part, and the rest.")
       }
-      expect(yield* Effect.map(Llm.Llm, (llm) => textOnly(llm.stream(hi))).pipe(Effect.provide(chain(primary.url, secondary.url))))
+      expect(
+        yield* Effect.map(Llm.Llm, (llm) => textOnly(llm.stream(hi))).pipe(
+          Effect.provide(chain(primary.url, secondary.url))
+        )
+      )
         .toBeDefined()
     })))
 
@@ -169,10 +181,13 @@ describe("Fallback", () => {
       ]
       for (const layer of layers) {
         const seen: Array<boolean> = []
-        yield* Stream.runForEach(Llm.streamText(hi), () =>
-          Effect.map(FiberRef.get(Retry.retryRefusedConnections), (retried) => {
-            seen.push(retried)
-          })).pipe(Effect.provide(layer))
+        yield* Stream.runForEach(
+          Llm.streamText(hi),
+          () =>
+            Effect.map(FiberRef.get(Retry.retryRefusedConnections), (retried) => {
+              seen.push(retried)
+            })
+        ).pipe(Effect.provide(layer))
         expect(seen.length).toBeGreaterThan(0)
         expect(seen.every((retried) => retried)).toBe(true)
         expect(yield* FiberRef.get(Retry.retryRefusedConnections)).toBe(true)
@@ -220,7 +235,9 @@ describe("Fallback", () => {
       const error = yield* Effect.flip(Llm.complete(hi).pipe(Effect.provide(chain(primary.url, secondary.url))))
       expect(error._tag).toBe("LlmAuthenticationError")
       expect(secondary.requests.length).toBe(0)
-      const result = yield* Llm.complete(hi).pipe(Effect.provide(chain(primary.url, secondary.url, { fallThroughOnAnyError: true })))
+      const result = yield* Llm.complete(hi).pipe(
+        Effect.provide(chain(primary.url, secondary.url, { fallThroughOnAnyError: true }))
+      )
       expect(result.content).toBe("fallback")
     })))
 
@@ -229,7 +246,13 @@ describe("Fallback", () => {
       const [primary, secondary] = yield* servers
       primary.setDefault({ kind: "status", status: 500 })
       secondary.setDefault({ kind: "reply", text: "secondary" })
-      const layer = chain(primary.url, secondary.url, { circuitBreaker: { failureThreshold: 2, cooldown: "30 seconds" } }, noRetry, noRetry)
+      const layer = chain(
+        primary.url,
+        secondary.url,
+        { circuitBreaker: { failureThreshold: 2, cooldown: "30 seconds" } },
+        noRetry,
+        noRetry
+      )
       yield* Effect.gen(function*() {
         expect((yield* Llm.complete(hi)).content).toBe("secondary")
         expect((yield* Llm.complete(hi)).content).toBe("secondary")
@@ -255,7 +278,13 @@ describe("Fallback", () => {
       const [primary, secondary] = yield* servers
       primary.setDefault({ kind: "status", status: 503 })
       secondary.setDefault({ kind: "reply", text: "secondary" })
-      const layer = chain(primary.url, secondary.url, { circuitBreaker: { failureThreshold: 1, cooldown: "10 seconds" } }, noRetry, noRetry)
+      const layer = chain(
+        primary.url,
+        secondary.url,
+        { circuitBreaker: { failureThreshold: 1, cooldown: "10 seconds" } },
+        noRetry,
+        noRetry
+      )
       yield* Effect.gen(function*() {
         yield* Llm.complete(hi)
         yield* TestClock.adjust("11 seconds")
@@ -292,7 +321,9 @@ describe("Fallback probes", () => {
       const layer = Fallback.layer([
         { layer: Local.layer({ baseUrl: primary.url, ...noRetry }), probe },
         OpenAi.layer({ baseUrl: `${secondary.url}/v1`, ...noRetry })
-      ], { circuitBreaker: { failureThreshold: 1, cooldown: "10 seconds" } }).pipe(Layer.provide(NodeHttpClient.layerUndici))
+      ], { circuitBreaker: { failureThreshold: 1, cooldown: "10 seconds" } }).pipe(
+        Layer.provide(NodeHttpClient.layerUndici)
+      )
       const chatCalls = () => primary.requests.filter((request) => request.protocol === "chat").length
       yield* Effect.gen(function*() {
         yield* Llm.complete(hi)

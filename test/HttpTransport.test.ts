@@ -13,21 +13,24 @@ import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { Agent, type Dispatcher } from "undici"
 import * as HttpTransport from "../src/HttpTransport.js"
-import * as Llm from "../src/Llm.js"
 import * as Local from "../src/layers/Local.js"
+import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
 import * as LlmStream from "../src/Stream.js"
 import { serve } from "./support/loopback.js"
 
 /** A response's body as a channel of its network reads, for pulling one batch at a time. */
-const bodyOf = (reader: HttpTransport.BodyReader): Channel.Channel<Chunk.Chunk<Uint8Array>, unknown, HttpTransport.TransportError, unknown, void, unknown> => {
-  const pull: Channel.Channel<Chunk.Chunk<Uint8Array>, unknown, HttpTransport.TransportError, unknown, void, unknown> = Channel.suspend(() => {
-    const got = reader.poll()
-    if (got === undefined) return Channel.zipRight(Channel.fromEffect(reader.ready), pull)
-    if (got === null) return Channel.void
-    if (got instanceof HttpTransport.TransportError) return Channel.fail(got)
-    return Channel.zipRight(Channel.write(Chunk.unsafeFromArray(got)), pull)
-  })
+const bodyOf = (
+  reader: HttpTransport.BodyReader
+): Channel.Channel<Chunk.Chunk<Uint8Array>, unknown, HttpTransport.TransportError, unknown, void, unknown> => {
+  const pull: Channel.Channel<Chunk.Chunk<Uint8Array>, unknown, HttpTransport.TransportError, unknown, void, unknown> =
+    Channel.suspend(() => {
+      const got = reader.poll()
+      if (got === undefined) return Channel.zipRight(Channel.fromEffect(reader.ready), pull)
+      if (got === null) return Channel.void
+      if (got instanceof HttpTransport.TransportError) return Channel.fail(got)
+      return Channel.zipRight(Channel.write(Chunk.unsafeFromArray(got)), pull)
+    })
   return pull
 }
 
@@ -35,7 +38,10 @@ const transport = HttpTransport.undici()
 
 /** Sends `request` in a fresh scope; returns the response and the scope (closed by the test). */
 const send = (request: HttpTransport.Request) =>
-  Effect.flatMap(Scope.make(), (scope) => Effect.map(transport.send(request, scope), (response) => ({ response, scope })))
+  Effect.flatMap(
+    Scope.make(),
+    (scope) => Effect.map(transport.send(request, scope), (response) => ({ response, scope }))
+  )
 
 describe("HttpTransport.undici", () => {
   it.scoped("sends method, headers and body; returns status, lower-case headers and the whole body", () =>
@@ -158,9 +164,13 @@ describe("HttpTransport.undici", () => {
       const server = yield* serve(() => {})
       const fiber = yield* Effect.fork(Effect.scoped(Effect.flatMap(Effect.scope, (scope) =>
         transport.send({ method: "GET", url: server.url, headers: {} }, scope))))
-      while (server.seen.length === 0) yield* Effect.sleep("5 millis")
+      while (server.seen.length === 0) {
+        yield* Effect.sleep("5 millis")
+      }
       yield* Fiber.interrupt(fiber)
-      yield* Effect.promise(() => server.seen[0]!.aborted)
+      yield* Effect.promise(() =>
+        server.seen[0]!.aborted
+      )
     }))
 
   it.effect("nothing listening fails with reason network and the socket's error code", () =>
@@ -171,23 +181,27 @@ describe("HttpTransport.undici", () => {
       expect((error.cause as { code?: string }).code).toBe("ECONNREFUSED")
     }))
 
-  it.scopedLive("a stream that ends at its terminator while the body stays open ends at once; the rest is aborted later", () =>
-    Effect.gen(function*() {
-      const server = yield* serve((_req, res) => {
-        res.writeHead(200, { "content-type": "text/event-stream" })
-        res.write("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n")
-        res.write("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
-        // and never ends the response
-      })
-      const text = yield* LlmStream.collect(Llm.stream([Message.user("Hi")])).pipe(
-        Effect.map((result) => result.content),
-        Effect.provide(Local.layer({ baseUrl: server.url }))
-      )
-      expect(text).toBe("Hi")
-      expect(server.seen[0]!.headers["content-type"]).toBe("application/json")
-      // the drain gives the rest of the body two seconds, then aborts the request
-      yield* Effect.promise(() => server.seen[0]!.aborted)
-    }), 10_000)
+  it.scopedLive(
+    "a stream that ends at its terminator while the body stays open ends at once; the rest is aborted later",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* serve((_req, res) => {
+          res.writeHead(200, { "content-type": "text/event-stream" })
+          res.write("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n")
+          res.write("data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+          // and never ends the response
+        })
+        const text = yield* LlmStream.collect(Llm.stream([Message.user("Hi")])).pipe(
+          Effect.map((result) => result.content),
+          Effect.provide(Local.layer({ baseUrl: server.url }))
+        )
+        expect(text).toBe("Hi")
+        expect(server.seen[0]!.headers["content-type"]).toBe("application/json")
+        // the drain gives the rest of the body two seconds, then aborts the request
+        yield* Effect.promise(() => server.seen[0]!.aborted)
+      }),
+    10_000
+  )
 })
 
 describe("HttpTransport layers", () => {
@@ -195,7 +209,11 @@ describe("HttpTransport layers", () => {
     Effect.gen(function*() {
       const server = yield* serve((_req, res) => {
         res.writeHead(200, { "content-type": "application/json" })
-        res.end(JSON.stringify({ choices: [{ index: 0, message: { role: "assistant", content: "Counted." }, finish_reason: "stop" }] }))
+        res.end(
+          JSON.stringify({
+            choices: [{ index: 0, message: { role: "assistant", content: "Counted." }, finish_reason: "stop" }]
+          })
+        )
       })
       const dispatched: Array<string> = []
       class CountingAgent extends Agent {
@@ -207,7 +225,9 @@ describe("HttpTransport layers", () => {
       const agent = new CountingAgent()
       yield* Effect.addFinalizer(() => Effect.promise(() => agent.close()))
       const result = yield* Llm.complete([Message.user("Hi")]).pipe(
-        Effect.provide(Local.layer({ baseUrl: server.url }).pipe(Layer.provide(HttpTransport.layerUndici({ dispatcher: agent }))))
+        Effect.provide(
+          Local.layer({ baseUrl: server.url }).pipe(Layer.provide(HttpTransport.layerUndici({ dispatcher: agent })))
+        )
       )
       expect(result.content).toBe("Counted.")
       expect(dispatched).toEqual(["POST /v1/chat/completions"])

@@ -7,11 +7,11 @@ import * as Redacted from "effect/Redacted"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import * as Messages from "../src/codecs/AnthropicMessages.js"
+import type { EncodeInput } from "../src/codecs/WireCodec.js"
 import { isTransient } from "../src/errors.js"
 import { fromProviderFailure } from "../src/internal/errorFactory.js"
 import * as Anthropic from "../src/layers/Anthropic.js"
-import * as Messages from "../src/codecs/AnthropicMessages.js"
-import type { EncodeInput } from "../src/codecs/WireCodec.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
 import * as LlmStream from "../src/Stream.js"
@@ -198,18 +198,20 @@ describe("Messages encoding", () => {
   })
 
   it("encodes a tool round-trip: tool_use after text, results first in one user message, then text", () => {
-    expect(bodyOf({
-      messages: [
-        Message.user("weather in Oslo and Rome?"),
-        Message.assistant("Checking.", [
-          { id: "toolu_1", name: "weather", arguments: { city: "Oslo" } },
-          { id: "toolu_2", name: "weather", arguments: { city: "Rome" } }
-        ]),
-        Message.tool({ toolCallId: "toolu_1", name: "weather", content: "sunny" }),
-        Message.tool({ toolCallId: "toolu_2", name: "weather", content: "no such city", isError: true }),
-        Message.user("and tomorrow?")
-      ]
-    }).messages).toEqual([
+    expect(
+      bodyOf({
+        messages: [
+          Message.user("weather in Oslo and Rome?"),
+          Message.assistant("Checking.", [
+            { id: "toolu_1", name: "weather", arguments: { city: "Oslo" } },
+            { id: "toolu_2", name: "weather", arguments: { city: "Rome" } }
+          ]),
+          Message.tool({ toolCallId: "toolu_1", name: "weather", content: "sunny" }),
+          Message.tool({ toolCallId: "toolu_2", name: "weather", content: "no such city", isError: true }),
+          Message.user("and tomorrow?")
+        ]
+      }).messages
+    ).toEqual([
       { role: "user", content: [{ type: "text", text: "weather in Oslo and Rome?" }] },
       {
         role: "assistant",
@@ -231,13 +233,15 @@ describe("Messages encoding", () => {
   })
 
   it("sends a tool-only assistant turn without a text block, and an empty result without content", () => {
-    expect(bodyOf({
-      messages: [
-        Message.user("q"),
-        Message.assistant("", [{ id: "t", name: "f", arguments: {} }]),
-        Message.tool({ toolCallId: "t", name: "f", content: "" })
-      ]
-    }).messages).toEqual([
+    expect(
+      bodyOf({
+        messages: [
+          Message.user("q"),
+          Message.assistant("", [{ id: "t", name: "f", arguments: {} }]),
+          Message.tool({ toolCallId: "t", name: "f", content: "" })
+        ]
+      }).messages
+    ).toEqual([
       { role: "user", content: [{ type: "text", text: "q" }] },
       { role: "assistant", content: [{ type: "tool_use", id: "t", name: "f", input: {} }] },
       { role: "user", content: [{ type: "tool_result", tool_use_id: "t" }] }
@@ -245,19 +249,21 @@ describe("Messages encoding", () => {
   })
 
   it("merges consecutive same-role messages and never sends empty text blocks", () => {
-    expect(bodyOf({
-      messages: [
-        Message.user("a"),
-        Message.user(""),
-        Message.user("b"),
-        Message.assistant("c"),
-        Message.assistant(""),
-        Message.assistant("d"),
-        Message.user("e"),
-        Message.assistant(""),
-        Message.user("f")
-      ]
-    }).messages).toEqual([
+    expect(
+      bodyOf({
+        messages: [
+          Message.user("a"),
+          Message.user(""),
+          Message.user("b"),
+          Message.assistant("c"),
+          Message.assistant(""),
+          Message.assistant("d"),
+          Message.user("e"),
+          Message.assistant(""),
+          Message.user("f")
+        ]
+      }).messages
+    ).toEqual([
       { role: "user", content: [{ type: "text", text: "a" }, { type: "text", text: "b" }] },
       { role: "assistant", content: [{ type: "text", text: "c" }, { type: "text", text: "d" }] },
       { role: "user", content: [{ type: "text", text: "e" }, { type: "text", text: "f" }] }
@@ -323,19 +329,25 @@ describe("Messages encoding", () => {
     expect(bodyOf({ stream: false })).not.toHaveProperty("stream")
   })
 
-  it.each([
-    ["auto", { type: "auto" }],
-    ["required", { type: "any" }],
-    ["none", { type: "none" }],
-    [{ name: "f" }, { type: "tool", name: "f" }]
-  ] as const)("maps toolChoice %j to %j", (toolChoice, wire) => {
-    expect(bodyOf({ options: { tools: [Message.toolDefinition({ name: "f" })], toolChoice } }).tool_choice).toEqual(wire)
+  it.each(
+    [
+      ["auto", { type: "auto" }],
+      ["required", { type: "any" }],
+      ["none", { type: "none" }],
+      [{ name: "f" }, { type: "tool", name: "f" }]
+    ] as const
+  )("maps toolChoice %j to %j", (toolChoice, wire) => {
+    expect(bodyOf({ options: { tools: [Message.toolDefinition({ name: "f" })], toolChoice } }).tool_choice).toEqual(
+      wire
+    )
   })
 
   it("drops auto/none tool choice without tools and refuses required without tools", () => {
     expect(bodyOf({ options: { toolChoice: "none" } })).not.toHaveProperty("tool_choice")
     expect(bodyOf({ options: { toolChoice: "auto" } })).not.toHaveProperty("tool_choice")
-    expect(encode({ options: { toolChoice: "required" } })).toEqual({ invalid: expect.stringMatching(/at least one tool/) })
+    expect(encode({ options: { toolChoice: "required" } })).toEqual({
+      invalid: expect.stringMatching(/at least one tool/)
+    })
   })
 })
 
@@ -423,7 +435,10 @@ describe("Messages non-streaming decoding", () => {
       context
     )
     expect("_tag" in overloaded && overloaded._tag).toBe("LlmProviderError")
-    const limited = codec.decodeResponse({ type: "error", error: { type: "rate_limit_error", message: "slow" } }, context)
+    const limited = codec.decodeResponse(
+      { type: "error", error: { type: "rate_limit_error", message: "slow" } },
+      context
+    )
     expect("_tag" in limited && limited._tag).toBe("LlmRateLimitError")
   })
 
@@ -437,12 +452,21 @@ describe("Messages non-streaming decoding", () => {
 })
 
 /** One SSE event with its `event:` name, as Anthropic sends it. */
-const ev = (data: { type: string } & Record<string, unknown>) => `event: ${data.type}\ndata: ${JSON.stringify(data)}\n\n`
+const ev = (data: { type: string } & Record<string, unknown>) =>
+  `event: ${data.type}\ndata: ${JSON.stringify(data)}\n\n`
 
 const start = (usage: Record<string, unknown> = { input_tokens: 5, output_tokens: 1 }) =>
   ev({
     type: "message_start",
-    message: { id: "msg_s", type: "message", role: "assistant", model: "claude-z", content: [], stop_reason: null, usage }
+    message: {
+      id: "msg_s",
+      type: "message",
+      role: "assistant",
+      model: "claude-z",
+      content: [],
+      stop_reason: null,
+      usage
+    }
   })
 const textBlock = (index: number, ...parts: Array<string>) =>
   ev({ type: "content_block_start", index, content_block: { type: "text", text: "" } }) +
@@ -450,7 +474,9 @@ const textBlock = (index: number, ...parts: Array<string>) =>
   ev({ type: "content_block_stop", index })
 const toolBlock = (index: number, id: string, name: string, ...parts: Array<string>) =>
   ev({ type: "content_block_start", index, content_block: { type: "tool_use", id, name, input: {} } }) +
-  parts.map((partial_json) => ev({ type: "content_block_delta", index, delta: { type: "input_json_delta", partial_json } }))
+  parts.map((partial_json) =>
+    ev({ type: "content_block_delta", index, delta: { type: "input_json_delta", partial_json } })
+  )
     .join("") +
   ev({ type: "content_block_stop", index })
 const end = (stop_reason = "end_turn", usage: Record<string, unknown> = { output_tokens: 9 }) =>
@@ -516,7 +542,8 @@ describe("Messages stream decoding", () => {
   })
 
   it("overwrites usage with message_delta's cumulative counters instead of adding", () => {
-    const body = start({ input_tokens: 5, cache_creation_input_tokens: 2, cache_read_input_tokens: 3, output_tokens: 1 }) +
+    const body =
+      start({ input_tokens: 5, cache_creation_input_tokens: 2, cache_read_input_tokens: 3, output_tokens: 1 }) +
       textBlock(0, "x") +
       ev({ type: "message_delta", delta: { stop_reason: null }, usage: { output_tokens: 4 } }) +
       ev({
@@ -543,12 +570,14 @@ describe("Messages stream decoding", () => {
     expect({ ...decoded.finish.usage }).toEqual({ inputTokens: 12, outputTokens: 9, totalTokens: 21 })
   })
 
-  it.each([
-    ["overloaded_error", "LlmProviderError", true],
-    ["api_error", "LlmProviderError", true],
-    ["rate_limit_error", "LlmRateLimitError", true],
-    ["invalid_request_error", "LlmInvalidRequestError", false]
-  ] as const)("an in-band %s fails the stream with %s (transient: %s)", (type, tag, transient) => {
+  it.each(
+    [
+      ["overloaded_error", "LlmProviderError", true],
+      ["api_error", "LlmProviderError", true],
+      ["rate_limit_error", "LlmRateLimitError", true],
+      ["invalid_request_error", "LlmInvalidRequestError", false]
+    ] as const
+  )("an in-band %s fails the stream with %s (transient: %s)", (type, tag, transient) => {
     const error = `event: error\ndata: ${JSON.stringify({ type: "error", error: { type, message: "Overloaded" } })}\n\n`
     for (const body of [start() + error, start() + textBlock(0, "Hel") + error]) {
       const decoded = decodeSse(codec, body, [5])
@@ -561,7 +590,10 @@ describe("Messages stream decoding", () => {
   })
 
   it("recognises an error by its data type alone, or by its event name with a non-JSON body", () => {
-    const unnamed = decodeSse(codec, start() + `data: ${JSON.stringify({ type: "error", error: { type: "overloaded_error", message: "x" } })}\n\n`)
+    const unnamed = decodeSse(
+      codec,
+      start() + `data: ${JSON.stringify({ type: "error", error: { type: "overloaded_error", message: "x" } })}\n\n`
+    )
     expect("_tag" in unnamed && unnamed._tag).toBe("LlmProviderError")
     const plain = decodeSse(codec, start() + "event: error\ndata: upstream died\n\n")
     expect("_tag" in plain && plain._tag).toBe("LlmProviderError")
@@ -569,7 +601,13 @@ describe("Messages stream decoding", () => {
   })
 
   it("fails a stream that ends before message_stop, even after message_delta", () => {
-    for (const body of [start() + textBlock(0, "Hel"), start() + textBlock(0, "Hel") + ev({ type: "message_delta", delta: { stop_reason: "end_turn" }, usage: { output_tokens: 2 } })]) {
+    for (
+      const body of [
+        start() + textBlock(0, "Hel"),
+        start() + textBlock(0, "Hel") +
+        ev({ type: "message_delta", delta: { stop_reason: "end_turn" }, usage: { output_tokens: 2 } })
+      ]
+    ) {
       const decoded = decodeSse(codec, body)
       expect("_tag" in decoded && decoded._tag).toBe("LlmResponseError")
       expect("_tag" in decoded && decoded.message).toMatch(/ended before message_stop/)
@@ -599,7 +637,11 @@ describe("Messages stream decoding", () => {
         index: 0,
         content_block: { type: "server_tool_use", id: "srvtoolu_1", name: "web_search", input: {} }
       }) +
-      ev({ type: "content_block_delta", index: 0, delta: { type: "input_json_delta", partial_json: "{\"query\":\"x\"}" } }) +
+      ev({
+        type: "content_block_delta",
+        index: 0,
+        delta: { type: "input_json_delta", partial_json: "{\"query\":\"x\"}" }
+      }) +
       ev({ type: "content_block_stop", index: 0 }) + textBlock(1, "found") + end()
     const decoded = decodeSse(codec, body)
     if ("_tag" in decoded) throw new Error(decoded.message)
@@ -608,7 +650,11 @@ describe("Messages stream decoding", () => {
 
   it("uses a tool_use block's start input when no input_json_delta follows", () => {
     const body = start() +
-      ev({ type: "content_block_start", index: 0, content_block: { type: "tool_use", id: "t", name: "f", input: { a: 1 } } }) +
+      ev({
+        type: "content_block_start",
+        index: 0,
+        content_block: { type: "tool_use", id: "t", name: "f", input: { a: 1 } }
+      }) +
       ev({ type: "content_block_stop", index: 0 }) + end("tool_use")
     const decoded = decodeSse(codec, body)
     if ("_tag" in decoded) throw new Error(decoded.message)
@@ -652,7 +698,12 @@ describe("Anthropic layer", () => {
       )
       server.enqueue(
         { kind: "reply", text: "Hello there.", usage: { inputTokens: 4, outputTokens: 3, cacheReadTokens: 2 } },
-        { kind: "reply", text: "Streamed.", reasoning: "think", toolCalls: [{ id: "toolu_1", name: "f", arguments: { a: 1 } }] }
+        {
+          kind: "reply",
+          text: "Streamed.",
+          reasoning: "think",
+          toolCalls: [{ id: "toolu_1", name: "f", arguments: { a: 1 } }]
+        }
       )
       const result = yield* Llm.complete([Message.system("sys"), Message.user("q")]).pipe(Effect.provide(layer))
       expect(result.content).toBe("Hello there.")
@@ -660,7 +711,11 @@ describe("Anthropic layer", () => {
       expect({ ...result.usage }).toMatchObject({ inputTokens: 6, outputTokens: 3, cachedInputTokens: 2 })
       const streamed = yield* LlmStream.collect(Llm.stream([Message.user("q")])).pipe(Effect.provide(layer))
       expect(streamed).toMatchObject({ content: "Streamed.", reasoning: "think", finishReason: "tool_calls" })
-      expect(streamed.toolCalls.map((call) => ({ ...call }))).toEqual([{ id: "toolu_1", name: "f", arguments: { a: 1 } }])
+      expect(streamed.toolCalls.map((call) => ({ ...call }))).toEqual([{
+        id: "toolu_1",
+        name: "f",
+        arguments: { a: 1 }
+      }])
       const [first, second] = server.requests
       expect(first!.path).toBe("/v1/messages")
       expect(first!.headers["x-api-key"]).toBe(key)
@@ -681,7 +736,11 @@ describe("Anthropic layer", () => {
       const server = yield* FakeProvider.make
       const layer = Layer.provide(Anthropic.layer({ ...fast, baseUrl: server.url, maxTokens: 64 }), client)
       server.enqueue(
-        { kind: "reply", text: "never", inBandError: { afterEvents: 2, type: "overloaded_error", message: "Overloaded" } },
+        {
+          kind: "reply",
+          text: "never",
+          inBandError: { afterEvents: 2, type: "overloaded_error", message: "Overloaded" }
+        },
         { kind: "reply", text: "second try" }
       )
       const result = yield* LlmStream.collect(Llm.stream([Message.user("q")])).pipe(Effect.provide(layer))
@@ -695,9 +754,15 @@ describe("Anthropic layer", () => {
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
       const env = ConfigProvider.fromMap(
-        new Map([["ANTHROPIC_API_KEY", key], ["LLM_ANTHROPIC_MODEL", "claude-haiku-4-5"], ["LLM_ANTHROPIC_BASE_URL", server.url]])
+        new Map([["ANTHROPIC_API_KEY", key], ["LLM_ANTHROPIC_MODEL", "claude-haiku-4-5"], [
+          "LLM_ANTHROPIC_BASE_URL",
+          server.url
+        ]])
       )
-      const layer = Anthropic.layerConfig({ ...fast }).pipe(Layer.provide(client), Layer.provide(Layer.setConfigProvider(env)))
+      const layer = Anthropic.layerConfig({ ...fast }).pipe(
+        Layer.provide(client),
+        Layer.provide(Layer.setConfigProvider(env))
+      )
       const result = yield* Llm.complete([Message.user("q")]).pipe(Effect.provide(layer))
       expect(result.content).toBe("ok")
       expect(server.requests[0]!.headers["x-api-key"]).toBe(key)

@@ -9,9 +9,9 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as ChatCompletions from "../src/codecs/ChatCompletions.js"
 import * as LlmConfig from "../src/Config.js"
 import * as Anthropic from "../src/layers/Anthropic.js"
-import * as ChatCompletions from "../src/codecs/ChatCompletions.js"
 import * as Local from "../src/layers/Local.js"
 import * as OpenAi from "../src/layers/OpenAi.js"
 import * as OpenRouter from "../src/layers/OpenRouter.js"
@@ -25,7 +25,8 @@ import { serve } from "./support/loopback.js"
 
 const client = NodeHttpClient.layerUndici
 const fast = { retry: { initialDelay: "1 millis", maxDelay: "2 millis" } } as const
-const fromEnv = (env: Record<string, string>) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+const fromEnv = (env: Record<string, string>) =>
+  Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
 
 interface AcmeOptions extends Provider.ProviderOptions {
   readonly team?: string | undefined
@@ -46,7 +47,13 @@ describe("Provider.make", () => {
   it.live("a declared provider's layer sends its headers, defaults and name", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
-      const layer = Acme.layer({ ...fast, baseUrl: `${server.url}/v1`, apiKey: Redacted.make(fakeKey), team: "blue", maxTokens: 7 }).pipe(
+      const layer = Acme.layer({
+        ...fast,
+        baseUrl: `${server.url}/v1`,
+        apiKey: Redacted.make(fakeKey),
+        team: "blue",
+        maxTokens: 7
+      }).pipe(
         Layer.provide(client)
       )
       const result = yield* Llm.complete([Message.user("q")]).pipe(Effect.provide(layer))
@@ -75,7 +82,9 @@ describe("Provider.make", () => {
       })
       const layer = Acme.layerConfig({ ...fast }).pipe(
         Layer.provide(client),
-        Layer.provide(fromEnv({ ACME_API_KEY: fakeKey, LLM_ACME_MODEL: "acme-2", LLM_ACME_BASE_URL: `${server.url}/v1` }))
+        Layer.provide(
+          fromEnv({ ACME_API_KEY: fakeKey, LLM_ACME_MODEL: "acme-2", LLM_ACME_BASE_URL: `${server.url}/v1` })
+        )
       )
       yield* Llm.complete([Message.user("q")]).pipe(Effect.provide(layer))
       expect(server.requests[0]!.headers["x-api-key"]).toBe(fakeKey)
@@ -87,7 +96,11 @@ describe("Provider.make", () => {
 
   it.effect("a declared provider's key is refused over plain http to a remote host, and never shown", () =>
     Effect.gen(function*() {
-      const layer = Acme.layer({ baseUrl: "http://api.acme.test/v1", apiKey: Redacted.make(fakeKey), retry: { maxRetries: 0 } }).pipe(
+      const layer = Acme.layer({
+        baseUrl: "http://api.acme.test/v1",
+        apiKey: Redacted.make(fakeKey),
+        retry: { maxRetries: 0 }
+      }).pipe(
         Layer.provide(client)
       )
       const error = yield* Effect.flip(Llm.complete([Message.user("q")]).pipe(Effect.provide(layer)))
@@ -99,8 +112,18 @@ describe("Provider.make", () => {
   it("every built-in backend declares its variables in the one scheme", () => {
     expect([OpenAi.provider.env, Anthropic.provider.env, OpenRouter.provider.env, Local.provider.env]).toEqual([
       { apiKey: "OPENAI_API_KEY", apiKeyRequired: true, model: "LLM_OPENAI_MODEL", baseUrl: "LLM_OPENAI_BASE_URL" },
-      { apiKey: "ANTHROPIC_API_KEY", apiKeyRequired: true, model: "LLM_ANTHROPIC_MODEL", baseUrl: "LLM_ANTHROPIC_BASE_URL" },
-      { apiKey: "OPENROUTER_API_KEY", apiKeyRequired: true, model: "LLM_OPENROUTER_MODEL", baseUrl: "LLM_OPENROUTER_BASE_URL" },
+      {
+        apiKey: "ANTHROPIC_API_KEY",
+        apiKeyRequired: true,
+        model: "LLM_ANTHROPIC_MODEL",
+        baseUrl: "LLM_ANTHROPIC_BASE_URL"
+      },
+      {
+        apiKey: "OPENROUTER_API_KEY",
+        apiKeyRequired: true,
+        model: "LLM_OPENROUTER_MODEL",
+        baseUrl: "LLM_OPENROUTER_BASE_URL"
+      },
       { apiKey: "LLM_LOCAL_API_KEY", apiKeyRequired: false, model: "LLM_LOCAL_MODEL", baseUrl: "LLM_LOCAL_BASE_URL" }
     ])
   })
@@ -110,7 +133,9 @@ describe("Provider.make", () => {
       const server = yield* FakeProvider.make
       const layer = OpenAi.layerConfig({ ...fast, baseUrl: `${server.url}/v1` }).pipe(
         Layer.provide(client),
-        Layer.provide(fromEnv({ OPENAI_API_KEY: fakeKey, OPENAI_MODEL: "gpt-old", OPENAI_BASE_URL: "http://127.0.0.1:9/v1" }))
+        Layer.provide(
+          fromEnv({ OPENAI_API_KEY: fakeKey, OPENAI_MODEL: "gpt-old", OPENAI_BASE_URL: "http://127.0.0.1:9/v1" })
+        )
       )
       yield* Llm.complete([Message.user("q")]).pipe(Effect.provide(layer))
       expect(server.requests[0]!.body).toMatchObject({ model: "gpt-4o" })
@@ -123,10 +148,18 @@ describe("LlmConfig and the local key", () => {
       const server = yield* FakeProvider.make
       const env = fromEnv({ LLM_LOCAL_API_KEY: fakeKey })
       const configured = LlmConfig.layerFrom({ llm: { backend: "local", local: { base_url: server.url } } })
-      yield* Llm.complete([Message.user("q")]).pipe(Effect.provide(configured.pipe(Layer.provide(client), Layer.provide(env))))
-      const fromLayer = Local.layerConfig({ ...fast, baseUrl: server.url }).pipe(Layer.provide(client), Layer.provide(env))
+      yield* Llm.complete([Message.user("q")]).pipe(
+        Effect.provide(configured.pipe(Layer.provide(client), Layer.provide(env)))
+      )
+      const fromLayer = Local.layerConfig({ ...fast, baseUrl: server.url }).pipe(
+        Layer.provide(client),
+        Layer.provide(env)
+      )
       yield* Llm.complete([Message.user("q")]).pipe(Effect.provide(fromLayer))
-      expect(server.requests.map((request) => request.headers.authorization)).toEqual([`Bearer ${fakeKey}`, `Bearer ${fakeKey}`])
+      expect(server.requests.map((request) => request.headers.authorization)).toEqual([
+        `Bearer ${fakeKey}`,
+        `Bearer ${fakeKey}`
+      ])
     })))
 })
 

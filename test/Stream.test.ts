@@ -16,7 +16,8 @@ const finish = StreamEvent.Finish({
   metadata: new ResponseMetadata({ provider: "p", attempts: 1, latencyMillis: 5 })
 })
 
-const text = (...pieces: ReadonlyArray<string>) => Stream.fromIterable(pieces.map((text) => StreamEvent.TextDelta({ text })))
+const text = (...pieces: ReadonlyArray<string>) =>
+  Stream.fromIterable(pieces.map((text) => StreamEvent.TextDelta({ text })))
 
 describe("LlmStream.collect", () => {
   it.effect("folds text, reasoning and tool calls into a CompletionResult", () =>

@@ -25,11 +25,11 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import type { LlmError } from "../src/errors.js"
 import * as Fallback from "../src/layers/Fallback.js"
-import type { ProviderOptions } from "../src/Provider.js"
 import * as Local from "../src/layers/Local.js"
 import * as OpenAi from "../src/layers/OpenAi.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
+import type { ProviderOptions } from "../src/Provider.js"
 import * as LlmStream from "../src/Stream.js"
 import * as FakeProvider from "./support/FakeProvider.js"
 
@@ -146,8 +146,17 @@ const streamed = (stream: Stream.Stream<string, LlmError, Llm.Llm>) =>
 /** A local server's streamed reply "one two three", as raw bytes cut into `size`-byte writes. */
 const rawReply = (size: number): FakeProvider.Script => {
   const chunk = (delta: object, finish: string | null) =>
-    `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", created: 0, model: "m", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
-  const body = chunk({ role: "assistant", content: "" }, null) + ["one ", "two ", "three"].map((text) => chunk({ content: text }, null)).join("") +
+    `data: ${
+      JSON.stringify({
+        id: "c1",
+        object: "chat.completion.chunk",
+        created: 0,
+        model: "m",
+        choices: [{ index: 0, delta, finish_reason: finish }]
+      })
+    }\n\n`
+  const body = chunk({ role: "assistant", content: "" }, null) +
+    ["one ", "two ", "three"].map((text) => chunk({ content: text }, null)).join("") +
     chunk({}, "stop") + "data: [DONE]\n\n"
   const chunks: Array<string> = []
   for (let at = 0; at < body.length; at += size) chunks.push(body.slice(at, at + size))
@@ -366,7 +375,9 @@ describe("a breaker's trial call, Llm.stream and Llm.streamText", () => {
         Effect.gen(function*() {
           primary.enqueue({ kind: "reply", text: "one two three", chunkSize: 4, stallAfterEvents: 2 })
           const first = yield* Deferred.make<string>()
-          const fiber = yield* Effect.fork(Stream.runForEach(Llm.streamText(hi), (delta) => Deferred.succeed(first, delta)))
+          const fiber = yield* Effect.fork(
+            Stream.runForEach(Llm.streamText(hi), (delta) => Deferred.succeed(first, delta))
+          )
           expect(yield* Deferred.await(first)).toBe("one ")
           yield* Fiber.interrupt(fiber)
           yield* Effect.promise(() => primary.waitForClientClose(1))
@@ -384,7 +395,13 @@ describe("a breaker's trial call, Llm.stream and Llm.streamText", () => {
   ]
   const consumers: ReadonlyArray<readonly [string, Effect.Effect<ReadonlyArray<string>, LlmError, Llm.Llm>]> = [
     ["Llm.streamText", Effect.map(Stream.runCollect(Stream.take(Llm.streamText(hi), 1)), Chunk.toReadonlyArray)],
-    ["Llm.stream", Effect.map(Stream.runCollect(Stream.take(Llm.stream(hi), 1)), (events) => Chunk.toReadonlyArray(events).map((event) => event._tag === "TextDelta" ? event.text : event._tag))]
+    [
+      "Llm.stream",
+      Effect.map(
+        Stream.runCollect(Stream.take(Llm.stream(hi), 1)),
+        (events) => Chunk.toReadonlyArray(events).map((event) => event._tag === "TextDelta" ? event.text : event._tag)
+      )
+    ]
   ]
   for (const [name, script] of replies) {
     for (const [api, consume] of consumers) {
@@ -409,7 +426,9 @@ describe("a breaker's trial behind a health probe", () => {
     const health = Local.health({ baseUrl: primary.url }).pipe(
       Effect.filterOrFail((health) => health.status === "ok", () => "loading")
     )
-    return Effect.suspend(() => hang !== undefined && runs++ === 0 ? Effect.zipRight(Deferred.succeed(hang, undefined), Effect.never) : health)
+    return Effect.suspend(() =>
+      hang !== undefined && runs++ === 0 ? Effect.zipRight(Deferred.succeed(hang, undefined), Effect.never) : health
+    )
   }
   const healthChecks = (primary: FakeProvider.FakeProvider) =>
     primary.requests.filter((request) => request.path === "/health").length

@@ -86,7 +86,11 @@ describe("recorded streams over HTTP", () => {
           expect(result.model).toBe(expected.model)
           expect(result.usage.totalTokens).toBe(expected.usage.total_tokens)
           expect(result.toolCalls.map((call) => ({ id: call.id, name: call.name, arguments: call.arguments }))).toEqual(
-            (expected.tool_calls ?? []).map((call) => ({ id: call.id, name: call.name, arguments: call.arguments_parsed }))
+            (expected.tool_calls ?? []).map((call) => ({
+              id: call.id,
+              name: call.name,
+              arguments: call.arguments_parsed
+            }))
           )
         })
       ))
@@ -191,7 +195,13 @@ describe("OpenRouter", () => {
     withServer(
       (server) =>
         Effect.gen(function*() {
-          server.enqueue({ kind: "reply", text: "Routed.", leadingComments: 3, reasoningField: "reasoning", reasoning: "hmm" })
+          server.enqueue({
+            kind: "reply",
+            text: "Routed.",
+            leadingComments: 3,
+            reasoningField: "reasoning",
+            reasoning: "hmm"
+          })
           const result = yield* LlmStream.collect(Llm.stream([Message.user("go")]))
           expect(result.content).toBe("Routed.")
           expect(result.reasoning).toBe("hmm")
@@ -262,30 +272,39 @@ describe("Local", () => {
     ))
 
   it.live("health probes /health, reports loading, falls back to /v1/models, and lists models", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const server = yield* FakeProvider.make
-      const probe = { baseUrl: server.url }
-      expect((yield* Local.health(probe)).status).toBe("ok")
-      server.setHealth(503, { error: { code: 503, message: "Loading model", type: "unavailable_error" } })
-      expect((yield* Local.health(probe)).status).toBe("loading")
-      server.setHealth(404, { error: "not found" })
-      const health = yield* Local.health(probe)
-      expect(health).toMatchObject({ status: "ok", endpoint: "/v1/models" })
-      expect(yield* Local.models(probe)).toEqual(["fake-model"])
-      const down = yield* Effect.flip(Local.health({ baseUrl: "http://127.0.0.1:9" }))
-      expect(down._tag === "LlmConnectionError" && down.reason).toBe("refused")
-    }).pipe(Effect.provide(client))))
+    Effect.scoped(
+      Effect.gen(function*() {
+        const server = yield* FakeProvider.make
+        const probe = { baseUrl: server.url }
+        expect((yield* Local.health(probe)).status).toBe("ok")
+        server.setHealth(503, { error: { code: 503, message: "Loading model", type: "unavailable_error" } })
+        expect((yield* Local.health(probe)).status).toBe("loading")
+        server.setHealth(404, { error: "not found" })
+        const health = yield* Local.health(probe)
+        expect(health).toMatchObject({ status: "ok", endpoint: "/v1/models" })
+        expect(yield* Local.models(probe)).toEqual(["fake-model"])
+        const down = yield* Effect.flip(Local.health({ baseUrl: "http://127.0.0.1:9" }))
+        expect(down._tag === "LlmConnectionError" && down.reason).toBe("refused")
+      }).pipe(Effect.provide(client))
+    ))
 })
 
 describe("layerConfig", () => {
-  const fromEnv = (env: Record<string, string>) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+  const fromEnv = (env: Record<string, string>) =>
+    Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
 
   it.live("reads the key as Redacted from OPENAI_API_KEY, with model and base URL overrides", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
       const layer = OpenAi.layerConfig({ ...fast }).pipe(
         Layer.provide(client),
-        Layer.provide(fromEnv({ OPENAI_API_KEY: fakeKey, LLM_OPENAI_MODEL: "gpt-4.1-mini", LLM_OPENAI_BASE_URL: `${server.url}/v1` }))
+        Layer.provide(
+          fromEnv({
+            OPENAI_API_KEY: fakeKey,
+            LLM_OPENAI_MODEL: "gpt-4.1-mini",
+            LLM_OPENAI_BASE_URL: `${server.url}/v1`
+          })
+        )
       )
       const result = yield* Llm.complete([Message.user("q")]).pipe(Effect.provide(layer))
       expect(result.content).toBe("ok")
@@ -303,7 +322,10 @@ describe("layerConfig", () => {
   it.live("runs the local backend without a key", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
-      const layer = Local.layerConfig().pipe(Layer.provide(client), Layer.provide(fromEnv({ LLM_LOCAL_BASE_URL: server.url })))
+      const layer = Local.layerConfig().pipe(
+        Layer.provide(client),
+        Layer.provide(fromEnv({ LLM_LOCAL_BASE_URL: server.url }))
+      )
       const result = yield* Llm.complete([Message.user("q")]).pipe(Effect.provide(layer))
       expect(result.metadata.provider).toBe("local")
     })))
@@ -337,7 +359,11 @@ describe("secrets", () => {
             }
           }
         }),
-      (url) => Layer.provide(OpenAi.layer({ baseUrl: `${url}/v1`, apiKey: Redacted.make(fakeKey), retry: { maxRetries: 0 } }), client)
+      (url) =>
+        Layer.provide(
+          OpenAi.layer({ baseUrl: `${url}/v1`, apiKey: Redacted.make(fakeKey), retry: { maxRetries: 0 } }),
+          client
+        )
     ))
 })
 
@@ -345,7 +371,10 @@ describe("OpenRouter.layerConfig", () => {
   it.live("reads OPENROUTER_API_KEY, LLM_OPENROUTER_MODEL and LLM_OPENROUTER_BASE_URL", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
-      const vars = new Map([["OPENROUTER_API_KEY", fakeKey], ["LLM_OPENROUTER_MODEL", "anthropic/claude-sonnet-4.5"], ["LLM_OPENROUTER_BASE_URL", `${server.url}/api/v1`]])
+      const vars = new Map([["OPENROUTER_API_KEY", fakeKey], ["LLM_OPENROUTER_MODEL", "anthropic/claude-sonnet-4.5"], [
+        "LLM_OPENROUTER_BASE_URL",
+        `${server.url}/api/v1`
+      ]])
       const layer = OpenRouter.layerConfig({ title: "cfg" }).pipe(
         Layer.provide(client),
         Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(vars)))

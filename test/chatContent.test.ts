@@ -19,7 +19,8 @@ describe("a stream that produced no choice", () => {
   it.live("chat: every chunk with choices: [] and then [DONE] is a LlmResponseError, like complete() of the same reply", () =>
     withServer("chat", (server) =>
       Effect.gen(function*() {
-        const body = chatChunk([]) + chatChunk([], { usage: { prompt_tokens: 3, completion_tokens: 0, total_tokens: 3 } }) + "data: [DONE]\n\n"
+        const body = chatChunk([]) +
+          chatChunk([], { usage: { prompt_tokens: 3, completion_tokens: 0, total_tokens: 3 } }) + "data: [DONE]\n\n"
         for (const chunks of chunkings(body)) {
           server.setDefault(raw(chunks, "text/event-stream"))
           const streamed = yield* failureOf(server, LlmStream.collect(Llm.stream(hi)))
@@ -27,7 +28,12 @@ describe("a stream that produced no choice", () => {
           expect(streamed.message).toMatch(/no choice/)
           expect(streamed.requests).toBe(1)
         }
-        server.setDefault(raw([JSON.stringify({ id: "chatcmpl-1", object: "chat.completion", model: "m", choices: [] })], "application/json"))
+        server.setDefault(
+          raw(
+            [JSON.stringify({ id: "chatcmpl-1", object: "chat.completion", model: "m", choices: [] })],
+            "application/json"
+          )
+        )
         const whole = yield* failureOf(server, Llm.complete(hi))
         expect(whole.error).toBe("LlmResponseError")
         expect(whole.requests).toBe(1)
@@ -47,9 +53,20 @@ describe("a stream that produced no choice", () => {
 
 describe("chat: content as an array of typed parts", () => {
   const parts = [
-    chatChunk([{ index: 0, delta: { role: "assistant", content: [{ type: "thinking", thinking: [{ type: "text", text: "Let me " }] }] } }]),
+    chatChunk([{
+      index: 0,
+      delta: { role: "assistant", content: [{ type: "thinking", thinking: [{ type: "text", text: "Let me " }] }] }
+    }]),
     chatChunk([{ index: 0, delta: { content: [{ type: "reasoning", text: "think." }] } }]),
-    chatChunk([{ index: 0, delta: { content: [{ type: "text", text: "Hello" }, { type: "image_url", image_url: { url: "x" } }, { type: "text", text: ", " }] } }]),
+    chatChunk([{
+      index: 0,
+      delta: {
+        content: [{ type: "text", text: "Hello" }, { type: "image_url", image_url: { url: "x" } }, {
+          type: "text",
+          text: ", "
+        }]
+      }
+    }]),
     chatChunk([{ index: 0, delta: { content: [{ type: "future_part", data: 1 }, { type: "text", text: "world." }] } }]),
     chatChunk([{ index: 0, delta: {}, finish_reason: "stop" }]),
     "data: [DONE]\n\n"
@@ -61,7 +78,11 @@ describe("chat: content as an array of typed parts", () => {
         for (const chunks of chunkings(parts)) {
           server.setDefault(raw(chunks, "text/event-stream"))
           const result = yield* LlmStream.collect(Llm.stream(hi))
-          expect([result.content, result.reasoning, result.finishReason]).toEqual(["Hello, world.", "Let me think.", "stop"])
+          expect([result.content, result.reasoning, result.finishReason]).toEqual([
+            "Hello, world.",
+            "Let me think.",
+            "stop"
+          ])
         }
       })))
 
@@ -92,7 +113,11 @@ describe("chat: content as an array of typed parts", () => {
         for (const chunks of chunkings(JSON.stringify(body))) {
           server.setDefault(raw(chunks, "application/json"))
           const result = yield* Llm.complete(hi)
-          expect([result.content, result.reasoning, result.finishReason]).toEqual(["Hello, world.", "Let me think.", "stop"])
+          expect([result.content, result.reasoning, result.finishReason]).toEqual([
+            "Hello, world.",
+            "Let me think.",
+            "stop"
+          ])
         }
       })))
 
@@ -100,7 +125,12 @@ describe("chat: content as an array of typed parts", () => {
     withServer("chat", (server) =>
       Effect.gen(function*() {
         const lines = readFileSync(
-          fileURLToPath(new URL("./fixtures/peers/vercel-ai/vercel-ai/packages/mistral/src/__fixtures__/mistral-reasoning.chunks.txt", import.meta.url)),
+          fileURLToPath(
+            new URL(
+              "./fixtures/peers/vercel-ai/vercel-ai/packages/mistral/src/__fixtures__/mistral-reasoning.chunks.txt",
+              import.meta.url
+            )
+          ),
           "utf8"
         ).split("\n").filter((line) => line.trim() !== "")
         const body = lines.map((line) => `data: ${line}\n\n`).join("")

@@ -9,16 +9,20 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as LlmConfig from "../src/Config.js"
 
-const withEnv = (vars: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars))))
+const withEnv = (vars: Record<string, string>) =>
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars))))
 
 /** What building `config` gives: the error's text, "ok", or the defect's text. */
 const outcome = (config: unknown, vars: Record<string, string> = {}) =>
-  Effect.map(Effect.exit(LlmConfig.make(config as LlmConfig.LlmConfigInput).pipe(withEnv(vars))), (exit) =>
-    Exit.isSuccess(exit)
-      ? "ok"
-      : exit.cause._tag === "Fail"
-      ? String(exit.cause.error)
-      : `defect: ${String(exit.cause)}`)
+  Effect.map(
+    Effect.exit(LlmConfig.make(config as LlmConfig.LlmConfigInput).pipe(withEnv(vars))),
+    (exit) =>
+      Exit.isSuccess(exit)
+        ? "ok"
+        : exit.cause._tag === "Fail"
+        ? String(exit.cause.error)
+        : `defect: ${String(exit.cause)}`
+  )
 
 describe("LlmConfig sections", () => {
   it.effect("a fallback that is not a list is a ConfigError, also when a model override is set", () =>
@@ -52,7 +56,9 @@ describe("LlmConfig sections", () => {
       expect(yield* outcome({ llm: { backend: "local", retry: { max_retry_after: -1 } } })).toMatch(
         /llm\.retry\.max_retry_after: expected a non-negative number of seconds, got -1/
       )
-      expect(yield* outcome({ llm: { backend: "local", local: { base_url: undefined, model: undefined, timeout: null } } })).toBe("ok")
+      expect(
+        yield* outcome({ llm: { backend: "local", local: { base_url: undefined, model: undefined, timeout: null } } })
+      ).toBe("ok")
     }))
 
   it.effect("the circuit breaker's settings are checked when there is a fallback", () =>
@@ -64,7 +70,9 @@ describe("LlmConfig sections", () => {
       expect(yield* outcome(config({ failure_threshold: 0 }), key)).toMatch(
         /llm\.circuit_breaker\.failure_threshold: expected a positive integer, got 0/
       )
-      expect(yield* outcome(config({ cooldown: "later" }), key)).toMatch(/llm\.circuit_breaker\.cooldown: expected a duration/)
+      expect(yield* outcome(config({ cooldown: "later" }), key)).toMatch(
+        /llm\.circuit_breaker\.cooldown: expected a duration/
+      )
       expect(yield* outcome(config({ failure_threshold: 2, cooldown: 5 }), key)).toBe("ok")
     }))
 })

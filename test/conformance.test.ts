@@ -11,9 +11,9 @@ import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import type { LlmError } from "../src/errors.js"
 import { textOnly } from "../src/internal/textOnly.js"
-import type { ProviderOptions } from "../src/Provider.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
+import type { ProviderOptions } from "../src/Provider.js"
 import * as LlmStream from "../src/Stream.js"
 import { allBackends as backends } from "./support/backends.js"
 import * as FakeProvider from "./support/FakeProvider.js"
@@ -121,7 +121,12 @@ for (const backend of backends) {
     it.live("streams text, and collect gives what complete gives", () =>
       withServer((server) =>
         Effect.gen(function*() {
-          const reply = { kind: "reply", text: "The quick brown fox jumps.", chunkSize: 3, reasoning: "Think." } as const
+          const reply = {
+            kind: "reply",
+            text: "The quick brown fox jumps.",
+            chunkSize: 3,
+            reasoning: "Think."
+          } as const
           server.enqueue(reply, reply)
           const deltas = yield* Stream.runCollect(Llm.streamText([Message.user("Go")]))
           expect(Chunk.toReadonlyArray(deltas).join("")).toBe("The quick brown fox jumps.")
@@ -160,7 +165,12 @@ for (const backend of backends) {
               chunkSize: 5,
               toolCalls: [{ id: "call_w", name: "get_weather", arguments: { city: "Oslo" } }]
             },
-            { kind: "reply", text: "Partial answer that breaks", chunkSize: 4, inBandError: { afterEvents: 5, type: "overloaded_error", message: "Overloaded" } },
+            {
+              kind: "reply",
+              text: "Partial answer that breaks",
+              chunkSize: 4,
+              inBandError: { afterEvents: 5, type: "overloaded_error", message: "Overloaded" }
+            },
             { kind: "reply", text: "Cut off here", chunkSize: 3, omitTerminator: true },
             { kind: "reply", text: "abc def ghi", malformedAfterEvents: 3 },
             { kind: "status", status: 400, body: { error: { message: "bad request", type: "invalid_request_error" } } }
@@ -194,7 +204,9 @@ for (const backend of backends) {
               ...llm,
               stream: (messages, options) =>
                 Stream.map(llm.stream(messages, options), (event) =>
-                  event._tag === "TextDelta" ? LlmStream.StreamEvent.TextDelta({ text: event.text.toUpperCase() }) : event)
+                  event._tag === "TextDelta"
+                    ? LlmStream.StreamEvent.TextDelta({ text: event.text.toUpperCase() })
+                    : event)
             }))
           )
           const texts = yield* Stream.runCollect(Llm.streamText([Message.user("Hi")])).pipe(
@@ -293,7 +305,10 @@ for (const backend of backends) {
           const [first, second] = server.requests
           expect(second!.receivedAt - first!.receivedAt).toBeGreaterThanOrEqual(25)
 
-          server.enqueue({ kind: "status", status: 429, headers: { "retry-after": "120" } }, { kind: "reply", text: "ok" })
+          server.enqueue({ kind: "status", status: 429, headers: { "retry-after": "120" } }, {
+            kind: "reply",
+            text: "ok"
+          })
           const error = yield* Effect.flip(Llm.complete([Message.user("Hi")]))
           expect(error._tag).toBe("LlmRateLimitError")
           expect(error._tag === "LlmRateLimitError" && Duration.toSeconds(error.retryAfter!)).toBe(120)
@@ -304,7 +319,11 @@ for (const backend of backends) {
       withServer((server) =>
         Effect.gen(function*() {
           server.enqueue(
-            { kind: "reply", text: "never seen", inBandError: { afterEvents: 0, type: "overloaded_error", message: "Overloaded" } },
+            {
+              kind: "reply",
+              text: "never seen",
+              inBandError: { afterEvents: 0, type: "overloaded_error", message: "Overloaded" }
+            },
             { kind: "reply", text: "Second try." }
           )
           const result = yield* LlmStream.collect(Llm.stream([Message.user("Hi")]))
@@ -317,7 +336,13 @@ for (const backend of backends) {
       withServer((server) =>
         Effect.gen(function*() {
           server.enqueue(
-            { kind: "reply", text: "Partial answer that breaks", chunkSize: 4, delayMs: 5, inBandError: { afterEvents: 5, type: "overloaded_error", message: "Overloaded" } },
+            {
+              kind: "reply",
+              text: "Partial answer that breaks",
+              chunkSize: 4,
+              delayMs: 5,
+              inBandError: { afterEvents: 5, type: "overloaded_error", message: "Overloaded" }
+            },
             { kind: "reply", text: "must not be used" }
           )
           const seen: Array<string> = []
@@ -381,7 +406,12 @@ for (const backend of backends) {
     it.live("interrupting the consumer closes the connection", () =>
       withServer((server) =>
         Effect.gen(function*() {
-          server.enqueue({ kind: "reply", text: "a long answer that keeps coming for a while", chunkSize: 2, delayMs: 30 })
+          server.enqueue({
+            kind: "reply",
+            text: "a long answer that keeps coming for a while",
+            chunkSize: 2,
+            delayMs: 30
+          })
           const first = yield* Stream.runHead(Llm.streamText([Message.user("Hi")]))
           expect(first._tag).toBe("Some")
           yield* Effect.promise(() => server.waitForClientClose(1))

@@ -114,7 +114,15 @@ const typeApi = {
     AnthropicMessages: ["MessagesOptions"],
     OpenAi: ["OpenAiOptions"],
     OpenRouter: ["OpenRouterOptions"],
-    Provider: ["Declaration", "EnvNames", "KeyHeaders", "Provider", "ProviderDefaults", "ProviderOptions", "TextOptions"],
+    Provider: [
+      "Declaration",
+      "EnvNames",
+      "KeyHeaders",
+      "Provider",
+      "ProviderDefaults",
+      "ProviderOptions",
+      "TextOptions"
+    ],
     Retry: ["RetryOptions"],
     ToolChoice: "type",
     Tool: ["Tool"],
@@ -264,7 +272,9 @@ describe("the built package", () => {
       return diagnostics.map((d) => `${relative(out, file)}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`)
     })
     expect(problems).toEqual([])
-    const internal = files.filter((file) => readFileSync(file, "utf8").includes("@internal")).map((file) => relative(out, file))
+    const internal = files.filter((file) => readFileSync(file, "utf8").includes("@internal")).map((file) =>
+      relative(out, file)
+    )
     // the modules under internal/ are not exported; their own notes may say so
     expect(internal.filter((file) => !file.startsWith("internal/"))).toEqual([])
 
@@ -277,7 +287,9 @@ describe("the built package", () => {
         const specifier = exported.declarations?.[0]
         const typeOnly = specifier !== undefined && ts.isExportSpecifier(specifier) &&
           (specifier.isTypeOnly || specifier.parent.parent.isTypeOnly)
-        names[exported.name] = typeOnly ? "type" : target.flags & ts.SymbolFlags.ValueModule && target.valueDeclaration !== undefined &&
+        names[exported.name] = typeOnly ?
+          "type" :
+          target.flags & ts.SymbolFlags.ValueModule && target.valueDeclaration !== undefined &&
             ts.isSourceFile(target.valueDeclaration)
           ? checker.getExportsOfModule(target).map((member) => member.name).sort()
           : isValue(target)

@@ -8,9 +8,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { isTransient } from "../src/errors.js"
-import type { ProviderOptions } from "../src/Provider.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
+import type { ProviderOptions } from "../src/Provider.js"
 import * as LlmStream from "../src/Stream.js"
 import { backends } from "./support/backends.js"
 import * as FakeProvider from "./support/FakeProvider.js"
@@ -40,13 +40,22 @@ const shapes: ReadonlyArray<readonly [string, string | object, ReadonlyArray<str
       message: "Provider returned error",
       metadata: {
         provider_name: "Mistral",
-        raw: JSON.stringify({ object: "error", message: "Invalid model: mistral-x", type: "invalid_model", code: "1500" })
+        raw: JSON.stringify({
+          object: "error",
+          message: "Invalid model: mistral-x",
+          type: "invalid_model",
+          code: "1500"
+        })
       }
     },
     user_id: "user_1"
   }, ["Provider returned error", "Mistral", "Invalid model: mistral-x"]],
   ["OpenRouter metadata.raw as text", {
-    error: { code: 404, message: "Provider returned error", metadata: { provider_name: "Groq", raw: "upstream said no" } }
+    error: {
+      code: 404,
+      message: "Provider returned error",
+      metadata: { provider_name: "Groq", raw: "upstream said no" }
+    }
   }, ["Provider returned error", "Groq: upstream said no"]],
   ["OpenRouter moderation", {
     error: {
@@ -65,7 +74,11 @@ describe("status errors keep the reason of every common error body", () => {
         const server = yield* FakeProvider.make
         const layer = backend.layer(server.url, noRetry)
         for (const [label, body, reason] of shapes) {
-          server.setDefault({ kind: "status", status: 404, body: typeof body === "string" ? body : JSON.stringify(body) })
+          server.setDefault({
+            kind: "status",
+            status: 404,
+            body: typeof body === "string" ? body : JSON.stringify(body)
+          })
           const complete = yield* Effect.flip(Llm.complete(hi).pipe(Effect.provide(layer)))
           const streamed = yield* Effect.flip(LlmStream.collect(Llm.stream(hi)).pipe(Effect.provide(layer)))
           for (const error of [complete, streamed]) {
@@ -98,7 +111,9 @@ const chunkings = (body: string): ReadonlyArray<ReadonlyArray<string>> => {
   return [[body], pieces, [body.slice(0, body.length - 1), body.slice(-1)]]
 }
 
-const chatText = `data: ${JSON.stringify({ id: "c", model: "m", choices: [{ index: 0, delta: { content: "Hel" }, finish_reason: null }] })}\n\n`
+const chatText = `data: ${
+  JSON.stringify({ id: "c", model: "m", choices: [{ index: 0, delta: { content: "Hel" }, finish_reason: null }] })
+}\n\n`
 
 describe("in-band stream errors keep their reason", () => {
   const chat = backends.filter((backend) => backend.protocol === "chat")
@@ -109,9 +124,16 @@ describe("in-band stream errors keep their reason", () => {
     readonly [string, ReadonlyArray<typeof backends[number]>, string, string, boolean, ReadonlyArray<string>]
   > = [
     // no type, no code: a server failing mid-stream without saying why; transient
-    ["chat {error:\"text\"}", chat, `data: ${JSON.stringify({ error: "the model crashed" })}\n\n`, "LlmProviderError", true, [
-      "the model crashed"
-    ]],
+    [
+      "chat {error:\"text\"}",
+      chat,
+      `data: ${JSON.stringify({ error: "the model crashed" })}\n\n`,
+      "LlmProviderError",
+      true,
+      [
+        "the model crashed"
+      ]
+    ],
     // no type, but the text says the request itself is wrong: not transient
     [
       "chat {error:\"text\"} about the context",
@@ -136,7 +158,11 @@ describe("in-band stream errors keep their reason", () => {
         JSON.stringify({
           id: "gen-1",
           object: "chat.completion.chunk",
-          error: { code: 502, message: "Provider returned error", metadata: { provider_name: "Together", raw: "{\"error\":{\"message\":\"GPU fell over\"}}" } },
+          error: {
+            code: 502,
+            message: "Provider returned error",
+            metadata: { provider_name: "Together", raw: "{\"error\":{\"message\":\"GPU fell over\"}}" }
+          },
           choices: [{ index: 0, delta: { content: "" }, finish_reason: "error" }]
         })
       }\n\n`,
@@ -170,7 +196,9 @@ describe("in-band stream errors keep their reason", () => {
           const layer = backend.layer(server.url, noRetry)
           const start = backend.protocol === "chat"
             ? chatText
-            : `event: message_start\ndata: ${JSON.stringify({ type: "message_start", message: { id: "m", model: "m", usage: { input_tokens: 1 } } })}\n\n`
+            : `event: message_start\ndata: ${
+              JSON.stringify({ type: "message_start", message: { id: "m", model: "m", usage: { input_tokens: 1 } } })
+            }\n\n`
           for (const chunks of chunkings(start + tail)) {
             server.setDefault({ kind: "raw", chunks, delayMs: chunks.length > 1 ? 1 : 0 })
             const error = yield* Effect.flip(LlmStream.collect(Llm.stream(hi)).pipe(Effect.provide(layer)))
@@ -186,7 +214,11 @@ describe("in-band stream errors keep their reason", () => {
   it.live("a 200 whose body is {error: \"text\"} (chat) fails with its reason", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
-      server.setDefault({ kind: "raw", headers: { "content-type": "application/json" }, chunks: [JSON.stringify({ error: "out of memory" })] })
+      server.setDefault({
+        kind: "raw",
+        headers: { "content-type": "application/json" },
+        chunks: [JSON.stringify({ error: "out of memory" })]
+      })
       for (const backend of chat) {
         const error = yield* Effect.flip(Llm.complete(hi).pipe(Effect.provide(backend.layer(server.url, noRetry))))
         expect(error._tag).toBe("LlmProviderError")

@@ -103,7 +103,9 @@ describe("Retry-After parsing", () => {
   it("prefers retry-after-ms, then seconds, then an HTTP date", () => {
     expect(Duration.toMillis(Retry.parseRetryAfter({ "retry-after-ms": "1500", "retry-after": "9" }, now)!)).toBe(1500)
     expect(Duration.toMillis(Retry.parseRetryAfter({ "retry-after": "2" }, now)!)).toBe(2000)
-    expect(Duration.toMillis(Retry.parseRetryAfter({ "retry-after": "Wed, 25 Nov 2026 10:00:05 GMT" }, now)!)).toBe(5000)
+    expect(Duration.toMillis(Retry.parseRetryAfter({ "retry-after": "Wed, 25 Nov 2026 10:00:05 GMT" }, now)!)).toBe(
+      5000
+    )
     expect(Retry.parseRetryAfter({ "retry-after": "soon" }, now)).toBeUndefined()
     expect(Retry.parseRetryAfter({}, now)).toBeUndefined()
   })

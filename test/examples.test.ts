@@ -12,22 +12,57 @@ const root = fileURLToPath(new URL("..", import.meta.url))
 const run = (file: string) =>
   new Promise<string>((resolve, reject) => {
     const env = { ...process.env }
-    for (const name of ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY", "LLM_LOCAL_BASE_URL", "LLM_CONFIG"]) delete env[name]
-    execFile(process.execPath, ["--import", "tsx", file], { cwd: root, env, timeout: 60_000 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${file} failed: ${error.message}\n${stdout}\n${stderr}`))
-      else resolve(stdout)
-    })
+    for (
+      const name of ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY", "LLM_LOCAL_BASE_URL", "LLM_CONFIG"]
+    ) delete env[name]
+    execFile(
+      process.execPath,
+      ["--import", "tsx", file],
+      { cwd: root, env, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        if (error) reject(new Error(`${file} failed: ${error.message}\n${stdout}\n${stderr}`))
+        else resolve(stdout)
+      }
+    )
   })
 
 const expectations: ReadonlyArray<readonly [string, ReadonlyArray<string | RegExp>]> = [
-  ["examples/basic_completion.ts", ["using the fake provider", "Answer: The capital of France is Paris.", /tokens: \d+/]],
+  ["examples/basic_completion.ts", [
+    "using the fake provider",
+    "Answer: The capital of France is Paris.",
+    /tokens: \d+/
+  ]],
   ["examples/streaming.ts", ["The lighthouse keeper lit the lamp each night.", /\(\d+ chunks\)/]],
-  ["examples/tool_calling.ts", ["Tool call: get_weather({\"location\":\"Paris\"})", "Tool result: {\"location\":\"Paris\"", "Answer: It's 18°C and partly cloudy in Paris. (2 model calls)"]],
-  ["examples/conversation_context.ts", ["Assistant: Nice to meet you, Alice!", "Assistant: Your name is Alice.", "Turns kept: 2"]],
-  ["examples/orchestrator.ts", ["🔊 Your timer is set for ten minutes.", "🔊 I'll let you know when it rings.", "History: system > user > assistant > tool > assistant > user > assistant"]],
-  ["examples/speech_sink.ts", ["🔊 The solar system has eight planets.", "🔊 Mercury is closest to the Sun.", "Spoke 2 sentences"]],
-  ["examples/custom_provider.ts", ["echo answered: Echo: hello, custom backend", "streamed in 4 pieces: Echo: streams work too"]],
-  ["examples/adaptive_fallback.ts", ["turn 1: openai answered", "local failed (LlmConnectionError)", "turn 5: openai answered", "local skipped (breaker open)"]],
+  ["examples/tool_calling.ts", [
+    "Tool call: get_weather({\"location\":\"Paris\"})",
+    "Tool result: {\"location\":\"Paris\"",
+    "Answer: It's 18°C and partly cloudy in Paris. (2 model calls)"
+  ]],
+  ["examples/conversation_context.ts", [
+    "Assistant: Nice to meet you, Alice!",
+    "Assistant: Your name is Alice.",
+    "Turns kept: 2"
+  ]],
+  ["examples/orchestrator.ts", [
+    "🔊 Your timer is set for ten minutes.",
+    "🔊 I'll let you know when it rings.",
+    "History: system > user > assistant > tool > assistant > user > assistant"
+  ]],
+  ["examples/speech_sink.ts", [
+    "🔊 The solar system has eight planets.",
+    "🔊 Mercury is closest to the Sun.",
+    "Spoke 2 sentences"
+  ]],
+  ["examples/custom_provider.ts", [
+    "echo answered: Echo: hello, custom backend",
+    "streamed in 4 pieces: Echo: streams work too"
+  ]],
+  ["examples/adaptive_fallback.ts", [
+    "turn 1: openai answered",
+    "local failed (LlmConnectionError)",
+    "turn 5: openai answered",
+    "local skipped (breaker open)"
+  ]],
   ["examples/demo.ts", [
     "🤖 Hello Sam! How can I help you today?",
     "backend: anthropic (after local down)",

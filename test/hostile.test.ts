@@ -6,8 +6,8 @@
  * loopback HTTP.
  */
 import { FetchHttpClient } from "@effect/platform"
-import type * as HttpClient from "@effect/platform/HttpClient"
 import { NodeHttpClient } from "@effect/platform-node"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -18,26 +18,26 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as fc from "fast-check"
 import * as net from "node:net"
+import * as Messages from "../src/codecs/AnthropicMessages.js"
+import * as ChatCompletions from "../src/codecs/ChatCompletions.js"
 import { isLlmError, type LlmError } from "../src/errors.js"
 import * as HttpTransport from "../src/HttpTransport.js"
 import * as Anthropic from "../src/layers/Anthropic.js"
-import * as ChatCompletions from "../src/codecs/ChatCompletions.js"
-import type { ProviderOptions } from "../src/Provider.js"
 import * as Local from "../src/layers/Local.js"
-import * as Messages from "../src/codecs/AnthropicMessages.js"
 import * as OpenAi from "../src/layers/OpenAi.js"
 import * as OpenRouter from "../src/layers/OpenRouter.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
+import type { ProviderOptions } from "../src/Provider.js"
 import * as LlmStream from "../src/Stream.js"
 import * as Tool from "../src/Tool.js"
 import * as Toolkit from "../src/Toolkit.js"
+import { random, sampleMemory, settledHeap } from "./reliability/probes.js"
 import { type Backend, backends, fakeKey } from "./support/backends.js"
 import { decodeSse } from "./support/decode.js"
-import { serve } from "./support/loopback.js"
 import * as FakeProvider from "./support/FakeProvider.js"
 import { fixtureProtocol, fixtureScript, listFixtures } from "./support/fixtures.js"
-import { random, sampleMemory, settledHeap } from "./reliability/probes.js"
+import { serve } from "./support/loopback.js"
 
 const hi = [Message.user("Hi")]
 const noRetry: ProviderOptions = { retry: { maxRetries: 0 } }
@@ -100,8 +100,12 @@ const openTextEvent = (backend: Backend): string =>
 /** One complete text event, in each protocol. */
 const textEvent = (backend: Backend, text: string): string =>
   backend.protocol === "chat"
-    ? `data: ${JSON.stringify({ id: "x", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: text } }] })}\n\n`
-    : `event: content_block_delta\ndata: ${JSON.stringify({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text } })}\n\n`
+    ? `data: ${
+      JSON.stringify({ id: "x", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: text } }] })
+    }\n\n`
+    : `event: content_block_delta\ndata: ${
+      JSON.stringify({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text } })
+    }\n\n`
 
 const deepArray = (depth: number) => "[".repeat(depth) + "]".repeat(depth)
 const deepObject = (depth: number) => "{\"a\":".repeat(depth) + "1" + "}".repeat(depth)
@@ -172,7 +176,12 @@ for (const backend of both) {
     it.live("an error status with an endless body is read only up to its bound", () =>
       withServer(backend, noRetry, (server) =>
         Effect.gen(function*() {
-          server.enqueue({ kind: "flood", status: 503, headers: { "content-type": "text/html" }, chunk: "<p>busy</p>".repeat(4096) })
+          server.enqueue({
+            kind: "flood",
+            status: 503,
+            headers: { "content-type": "text/html" },
+            chunk: "<p>busy</p>".repeat(4096)
+          })
           const error = yield* typedFailure(completed())
           expect(error._tag).toBe("LlmProviderError")
           expect(error.status).toBe(503)
@@ -204,7 +213,10 @@ for (const backend of both) {
             expect(whole.message).toMatch(/UTF-8/)
           }
           // a stream cut inside a multi-byte character
-          server.enqueue({ kind: "raw", chunks: [encode(streamStart(backend) + textEvent(backend, "ok")), Uint8Array.of(0xe2, 0x82)] })
+          server.enqueue({
+            kind: "raw",
+            chunks: [encode(streamStart(backend) + textEvent(backend, "ok")), Uint8Array.of(0xe2, 0x82)]
+          })
           expect((yield* typedFailure(streamed()))._tag).toBe("LlmResponseError")
         })))
 
@@ -216,7 +228,11 @@ for (const backend of both) {
             expect((yield* typedFailure(streamed()))._tag).toBe("LlmResponseError")
             server.enqueue({ kind: "raw", headers: { "content-type": "application/json" }, chunks: [deepArray(depth)] })
             expect((yield* typedFailure(completed()))._tag).toBe("LlmResponseError")
-            server.enqueue({ kind: "status", status: 400, body: `{"error":{"message":"deep","type":${deepArray(depth)}}}` })
+            server.enqueue({
+              kind: "status",
+              status: 400,
+              body: `{"error":{"message":"deep","type":${deepArray(depth)}}}`
+            })
             expect((yield* typedFailure(completed()))._tag).toBe("LlmInvalidRequestError")
           }
         })))
@@ -243,8 +259,17 @@ for (const backend of both) {
             const streamedCall: FakeProvider.Script = backend.protocol === "chat" ? whole : {
               kind: "raw",
               chunks: [
-                streamStart(backend).replace(`{"type":"text","text":""}`, `{"type":"tool_use","id":"call_1","name":"lookup","input":{}}`),
-                `event: content_block_delta\ndata: ${JSON.stringify({ type: "content_block_delta", index: 0, delta: { type: "input_json_delta", partial_json: args } })}\n\n`,
+                streamStart(backend).replace(
+                  `{"type":"text","text":""}`,
+                  `{"type":"tool_use","id":"call_1","name":"lookup","input":{}}`
+                ),
+                `event: content_block_delta\ndata: ${
+                  JSON.stringify({
+                    type: "content_block_delta",
+                    index: 0,
+                    delta: { type: "input_json_delta", partial_json: args }
+                  })
+                }\n\n`,
                 `event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n`,
                 `event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":2}}\n\n`,
                 `event: message_stop\ndata: {"type":"message_stop"}\n\n`
@@ -266,7 +291,9 @@ for (const backend of both) {
     it.live("a non-JSON error page with a 502 is a LlmProviderError with a short message", () =>
       withServer(backend, { retry: { maxRetries: 1, initialDelay: "1 millis" } }, (server) =>
         Effect.gen(function*() {
-          const page = `<html><head><title>502 Bad Gateway</title></head><body>${"<p>upstream failed</p>".repeat(5000)}</body></html>`
+          const page = `<html><head><title>502 Bad Gateway</title></head><body>${
+            "<p>upstream failed</p>".repeat(5000)
+          }</body></html>`
           server.setDefault({ kind: "status", status: 502, body: page })
           const error = yield* typedFailure(completed())
           expect(error._tag).toBe("LlmProviderError")
@@ -281,7 +308,11 @@ for (const backend of both) {
     it.live("content-type text/html on a 200 fails with LlmResponseError", () =>
       withServer(backend, noRetry, (server) =>
         Effect.gen(function*() {
-          const page = { kind: "raw", headers: { "content-type": "text/html; charset=utf-8" }, chunks: ["<html><body>Sign in to continue</body></html>"] } as const
+          const page = {
+            kind: "raw",
+            headers: { "content-type": "text/html; charset=utf-8" },
+            chunks: ["<html><body>Sign in to continue</body></html>"]
+          } as const
           server.enqueue(page)
           const error = yield* typedFailure(streamed())
           expect(error._tag).toBe("LlmResponseError")
@@ -295,7 +326,13 @@ for (const backend of both) {
         Effect.gen(function*() {
           // keep-alive comments (chat) or pings (messages) from the first byte, and never a content event
           const noContent = backend.protocol === "chat" ? 0 : 2
-          const keepAlive = { kind: "reply", text: "never", stallAfterEvents: noContent, stallKeepAliveMs: 10, keepAlive: { everyMs: 10 } } as const
+          const keepAlive = {
+            kind: "reply",
+            text: "never",
+            stallAfterEvents: noContent,
+            stallKeepAliveMs: 10,
+            keepAlive: { everyMs: 10 }
+          } as const
           server.enqueue(keepAlive)
           const first = yield* typedFailure(streamed({ firstTokenTimeout: "300 millis" }))
           expect(first._tag === "LlmTimeoutError" && first.kind).toBe("firstToken")
@@ -303,11 +340,22 @@ for (const backend of both) {
           const total = yield* typedFailure(streamed({ timeout: "300 millis" }))
           expect(total._tag === "LlmTimeoutError" && total.kind).toBe("total")
           // some text, then keep-alives forever
-          server.enqueue({ kind: "reply", text: "some text, then silence", stallAfterEvents: noContent + 3, stallKeepAliveMs: 10 })
+          server.enqueue({
+            kind: "reply",
+            text: "some text, then silence",
+            stallAfterEvents: noContent + 3,
+            stallKeepAliveMs: 10
+          })
           const idle = yield* typedFailure(streamed({ idleTimeout: "300 millis" }))
           expect(idle._tag === "LlmTimeoutError" && idle.kind).toBe("idle")
           // a whole response that trickles whitespace forever
-          server.enqueue({ kind: "raw", headers: { "content-type": "application/json" }, chunks: Array.from({ length: 1000 }, () => " "), delayMs: 10, end: false })
+          server.enqueue({
+            kind: "raw",
+            headers: { "content-type": "application/json" },
+            chunks: Array.from({ length: 1000 }, () => " "),
+            delayMs: 10,
+            end: false
+          })
           const whole = yield* typedFailure(completed({ timeout: "300 millis" }))
           expect(whole._tag === "LlmTimeoutError" && whole.kind).toBe("total")
           yield* Effect.promise(() => server.waitForClientClose(4))
@@ -375,8 +423,22 @@ for (const backend of both) {
       withServer(backend, noRetry, (server) =>
         Effect.gen(function*() {
           const bodies = backend.protocol === "chat"
-            ? ["{\"id\":\"x\",\"object\":\"chat.completion\"}", "{\"choices\":[]}", "{\"choices\":[{\"index\":0}]}", "{}", "[]", "null", "\"text\""]
-            : ["{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\"}", "{\"type\":\"message\",\"content\":null}", "{}", "[]", "null"]
+            ? [
+              "{\"id\":\"x\",\"object\":\"chat.completion\"}",
+              "{\"choices\":[]}",
+              "{\"choices\":[{\"index\":0}]}",
+              "{}",
+              "[]",
+              "null",
+              "\"text\""
+            ]
+            : [
+              "{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\"}",
+              "{\"type\":\"message\",\"content\":null}",
+              "{}",
+              "[]",
+              "null"
+            ]
           for (const body of bodies) {
             server.enqueue({ kind: "raw", headers: { "content-type": "application/json" }, chunks: [body] })
             const error = yield* typedFailure(completed())
@@ -402,7 +464,8 @@ describe("hostile responses: streamed decoding", () => {
       })
       const error = yield* typedFailure(streamed()).pipe(Effect.provide(chat.layer(server.url, noRetry)))
       expect(error._tag).toBe("LlmResponseError")
-      const start = `event: message_start\ndata: {"type":"message_start","message":{"id":"m","type":"message","role":"assistant","model":"x","content":[],"usage":{"input_tokens":1,"output_tokens":1}}}\n\n`
+      const start =
+        `event: message_start\ndata: {"type":"message_start","message":{"id":"m","type":"message","role":"assistant","model":"x","content":[],"usage":{"input_tokens":1,"output_tokens":1}}}\n\n`
       server.enqueue({
         kind: "raw",
         chunks: [
@@ -419,7 +482,14 @@ describe("hostile responses: streamed decoding", () => {
   it.live("a 200 stream whose chunks lack choices fails with LlmResponseError", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
-      server.enqueue({ kind: "raw", chunks: ["data: {\"id\":\"x\"}\n\n", "data: {\"id\":\"y\",\"object\":\"chat.completion.chunk\"}\n\n", "data: [DONE]\n\n"] })
+      server.enqueue({
+        kind: "raw",
+        chunks: [
+          "data: {\"id\":\"x\"}\n\n",
+          "data: {\"id\":\"y\",\"object\":\"chat.completion.chunk\"}\n\n",
+          "data: [DONE]\n\n"
+        ]
+      })
       const error = yield* typedFailure(streamed()).pipe(Effect.provide(chat.layer(server.url, noRetry)))
       expect(error._tag).toBe("LlmResponseError")
     })))
@@ -481,7 +551,10 @@ const keyed: ReadonlyArray<{
   readonly layer: (url: string) => Layer.Layer<Llm.Llm>
 }> = [
   { name: "local", layer: (url) => Local.layer({ ...noRetry, baseUrl: url, apiKey: Redacted.make(fakeKey) }) },
-  { name: "openai", layer: (url) => OpenAi.layer({ ...noRetry, baseUrl: `${url}/v1`, apiKey: Redacted.make(fakeKey) }) },
+  {
+    name: "openai",
+    layer: (url) => OpenAi.layer({ ...noRetry, baseUrl: `${url}/v1`, apiKey: Redacted.make(fakeKey) })
+  },
   {
     name: "openrouter",
     layer: (url) => OpenRouter.layer({ ...noRetry, baseUrl: `${url}/api/v1`, apiKey: Redacted.make(fakeKey) })
@@ -498,12 +571,21 @@ const redirectRun = (client: Layer.Layer<HttpClient.HttpClient> | undefined) =>
     for (const backend of keyed) {
       for (const status of [301, 302, 303, 307, 308]) {
         for (const call of [completed(), streamed()]) {
-          origin.setDefault({ kind: "status", status, body: "", headers: { location: `${elsewhere.url}/v1/chat/completions` } })
+          origin.setDefault({
+            kind: "status",
+            status,
+            body: "",
+            headers: { location: `${elsewhere.url}/v1/chat/completions` }
+          })
           const transport = client === undefined ? Layer.empty : Layer.provide(HttpTransport.layerHttpClient, client)
-          const exit = yield* Effect.exit(call.pipe(Effect.provide(Layer.provide(backend.layer(origin.url), transport))))
+          const exit = yield* Effect.exit(
+            call.pipe(Effect.provide(Layer.provide(backend.layer(origin.url), transport)))
+          )
           const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : undefined
           outcomes.push(
-            failure?._tag === "Some" && isLlmError(failure.value) ? `${failure.value._tag} ${failure.value.message}` : "not a typed error"
+            failure?._tag === "Some" && isLlmError(failure.value)
+              ? `${failure.value._tag} ${failure.value.message}`
+              : "not a typed error"
           )
         }
       }
@@ -590,10 +672,14 @@ describe("SSE decoding under arbitrary chunkings", () => {
   it("arbitrary bytes never make the decoder throw: it returns events or a typed error", () => {
     for (const codec of Object.values(codecs)) {
       fc.assert(
-        fc.property(fc.uint8Array({ maxLength: 2048 }), fc.array(fc.integer({ min: 1, max: 64 }), { maxLength: 8 }), (bytes, sizes) => {
-          const decoded = decodeSse(codec, bytes, sizes)
-          expect("_tag" in decoded ? isLlmError(decoded) : Array.isArray(decoded.events)).toBe(true)
-        }),
+        fc.property(
+          fc.uint8Array({ maxLength: 2048 }),
+          fc.array(fc.integer({ min: 1, max: 64 }), { maxLength: 8 }),
+          (bytes, sizes) => {
+            const decoded = decodeSse(codec, bytes, sizes)
+            expect("_tag" in decoded ? isLlmError(decoded) : Array.isArray(decoded.events)).toBe(true)
+          }
+        ),
         { numRuns: 300, seed: 7 }
       )
       // SSE-shaped noise: data lines of arbitrary JSON

@@ -8,7 +8,8 @@ describe("the public barrel", () => {
     }
     expect(EffectLlm.Llm.Llm.key).toBe("effect-llm/Llm")
     expect(EffectLlm.Message.user("hi").role).toBe("user")
-    expect(EffectLlm.Errors.isTransient(new EffectLlm.LlmProviderError({ provider: "p", model: "m", message: "x" }))).toBe(true)
+    expect(EffectLlm.Errors.isTransient(new EffectLlm.LlmProviderError({ provider: "p", model: "m", message: "x" })))
+      .toBe(true)
     expect(typeof EffectLlm.OpenAi.layer).toBe("function")
     expect(typeof EffectLlm.Local.health).toBe("function")
   })

@@ -17,18 +17,18 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as Tracer from "effect/Tracer"
+import type * as Tracer from "effect/Tracer"
 import { inspect } from "node:util"
 import * as LlmConfig from "../src/Config.js"
-import { type LlmError } from "../src/errors.js"
+import type { LlmError } from "../src/errors.js"
 import * as HttpTransport from "../src/HttpTransport.js"
 import * as Anthropic from "../src/layers/Anthropic.js"
-import type { ProviderOptions } from "../src/Provider.js"
 import * as Local from "../src/layers/Local.js"
 import * as OpenAi from "../src/layers/OpenAi.js"
 import * as OpenRouter from "../src/layers/OpenRouter.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
+import type { ProviderOptions } from "../src/Provider.js"
 import * as LlmStream from "../src/Stream.js"
 import * as Tool from "../src/Tool.js"
 import * as Toolkit from "../src/Toolkit.js"
@@ -64,14 +64,25 @@ const spanText = (span: Tracer.Span): string => {
 }
 
 /** Both probes of a local server at `baseUrl`. */
-const probes = (baseUrl: string): ReadonlyArray<Effect.Effect<unknown, LlmError>> => [Local.health({ baseUrl }), Local.models({ baseUrl })]
+const probes = (
+  baseUrl: string
+): ReadonlyArray<Effect.Effect<unknown, LlmError>> => [Local.health({ baseUrl }), Local.models({ baseUrl })]
 
-const configEnv = (vars: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars))))
+const configEnv = (vars: Record<string, string>) =>
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars))))
 
 /** The message of the ConfigError a configuration gives. */
-const configError = (config: LlmConfig.LlmConfigInput, vars: Record<string, string> = {}, registry?: LlmConfig.BackendFactory) =>
+const configError = (
+  config: LlmConfig.LlmConfigInput,
+  vars: Record<string, string> = {},
+  registry?: LlmConfig.BackendFactory
+) =>
   Effect.map(
-    Effect.flip(LlmConfig.make(config, registry === undefined ? {} : { registry: new Map([["custom", registry]]) }).pipe(configEnv(vars))),
+    Effect.flip(
+      LlmConfig.make(config, registry === undefined ? {} : { registry: new Map([["custom", registry]]) }).pipe(
+        configEnv(vars)
+      )
+    ),
     (error) => {
       expect(ConfigError.isConfigError(error) && error._op).toBe("InvalidData")
       return String(error)
@@ -202,12 +213,22 @@ describe("a header value with a character a header cannot carry", () => {
           ["anthropic key", Anthropic.layer({ ...fast, baseUrl: server.url, apiKey: Redacted.make(key) }), /apiKey/],
           [
             "openrouter title",
-            OpenRouter.layer({ ...fast, baseUrl: `${server.url}/api/v1`, apiKey: Redacted.make(fakeKey), title: `My app${bad}` }),
+            OpenRouter.layer({
+              ...fast,
+              baseUrl: `${server.url}/api/v1`,
+              apiKey: Redacted.make(fakeKey),
+              title: `My app${bad}`
+            }),
             /title/
           ],
           [
             "openai project",
-            OpenAi.layer({ ...fast, baseUrl: `${server.url}/v1`, apiKey: Redacted.make(fakeKey), project: `proj${bad}` }),
+            OpenAi.layer({
+              ...fast,
+              baseUrl: `${server.url}/v1`,
+              apiKey: Redacted.make(fakeKey),
+              project: `proj${bad}`
+            }),
             /project/
           ]
         ]
@@ -223,7 +244,12 @@ describe("a header value with a character a header cannot carry", () => {
       }
       expect(server.requests).toEqual([])
       // a tab and a space are fine
-      const fine = OpenRouter.layer({ ...fast, baseUrl: `${server.url}/api/v1`, apiKey: Redacted.make(fakeKey), title: "My\tapp 2" })
+      const fine = OpenRouter.layer({
+        ...fast,
+        baseUrl: `${server.url}/api/v1`,
+        apiKey: Redacted.make(fakeKey),
+        title: "My\tapp 2"
+      })
       expect((yield* Llm.complete(hi).pipe(Effect.provide(fine))).content).toBe("ok")
       expect(server.requests[0]!.headers["x-title"]).toBe("My\tapp 2")
     })))
@@ -231,7 +257,9 @@ describe("a header value with a character a header cannot carry", () => {
   it.effect("in a key from the environment is a ConfigError naming the variable, never the value", () =>
     Effect.gen(function*() {
       for (const [label, bad] of cases) {
-        const message = yield* configError({ llm: { backend: "openai", openai: {} } }, { OPENAI_API_KEY: `${fakeKey}${bad}` })
+        const message = yield* configError({ llm: { backend: "openai", openai: {} } }, {
+          OPENAI_API_KEY: `${fakeKey}${bad}`
+        })
         expect(message, label).toMatch(/llm\.openai\.api_key_env/)
         expect(message, label).toContain("OPENAI_API_KEY")
         expect(message, label).not.toContain(fakeKey)
@@ -252,9 +280,21 @@ describe("a base URL that is not http(s) with a host", () => {
       expectRefused(missing, new RegExp(`http://127\\.0\\.0\\.1:${server.port}`))
       const localhost = yield* refusals(Local.layer({ ...fast, baseUrl: "localhost:8080" }))
       expectRefused(localhost, /base URL.*http:\/\/localhost:8080/)
-      for (const baseUrl of [`ftp://${hostPort}`, "file:///tmp/llm", `ws://${hostPort}`, "mailto:me@example.com", "https://"]) {
+      for (
+        const baseUrl of [
+          `ftp://${hostPort}`,
+          "file:///tmp/llm",
+          `ws://${hostPort}`,
+          "mailto:me@example.com",
+          "https://"
+        ]
+      ) {
         expectRefused(yield* refusals(Local.layer({ ...fast, baseUrl })), /http:\/\/ or https:\/\//, baseUrl)
-        expectRefused(yield* refusals(OpenAi.layer({ ...fast, baseUrl, apiKey: Redacted.make(fakeKey) })), /http:\/\/ or https:\/\//, baseUrl)
+        expectRefused(
+          yield* refusals(OpenAi.layer({ ...fast, baseUrl, apiKey: Redacted.make(fakeKey) })),
+          /http:\/\/ or https:\/\//,
+          baseUrl
+        )
       }
       expect(server.requests).toEqual([])
     })))
@@ -281,7 +321,9 @@ describe("a base URL that is not http(s) with a host", () => {
           /llm\.local\.base_url: expected an http:\/\/ or https:\/\/ URL/
         )
       }
-      expect(yield* configError({ llm: { backend: "local", local: { base_url: "localhost:8080" } } })).toContain("http://localhost:8080")
+      expect(yield* configError({ llm: { backend: "local", local: { base_url: "localhost:8080" } } })).toContain(
+        "http://localhost:8080"
+      )
       expect(yield* configError({ llm: { backend: "local" } }, { LLM_LOCAL_BASE_URL: "127.0.0.1:8080" })).toContain(
         "http://127.0.0.1:8080"
       )
@@ -306,7 +348,12 @@ describe("a duration that is not one", () => {
         ["retry.maxRetryAfter", { retry: { maxRetryAfter: -1 } }]
       ]
       for (const [option, options] of bad) {
-        for (const layer of [Local.layer({ baseUrl: server.url, ...options }), Anthropic.layer({ baseUrl: server.url, ...options })]) {
+        for (
+          const layer of [
+            Local.layer({ baseUrl: server.url, ...options }),
+            Anthropic.layer({ baseUrl: server.url, ...options })
+          ]
+        ) {
           const exit = yield* Effect.exit(Llm.complete(hi).pipe(Effect.provide(layer)))
           expect(Exit.isFailure(exit) && Cause.isFailType(exit.cause), `${option}: ${String(exit)}`).toBe(true)
           const errors = yield* refusals(layer)
@@ -332,14 +379,21 @@ describe("a duration that is not one", () => {
       }
       expect(server.requests).toEqual([])
       // well-formed durations still go
-      expect((yield* Llm.complete(hi, { idleTimeout: "5 seconds", timeout: 5000 }).pipe(Effect.provide(layer))).content).toBe("ok")
+      expect((yield* Llm.complete(hi, { idleTimeout: "5 seconds", timeout: 5000 }).pipe(Effect.provide(layer))).content)
+        .toBe("ok")
     })))
 
   it.effect("in the configuration is a ConfigError, negative text included", () =>
     Effect.gen(function*() {
-      expect(yield* configError({ llm: { backend: "local", retry: { initial_delay: "2s" } } })).toMatch(/llm\.retry\.initial_delay: expected a duration/)
-      expect(yield* configError({ llm: { backend: "local", local: { timeout: "-5 seconds" } } })).toMatch(/llm\.local\.timeout: expected/)
-      expect(yield* configError({ llm: { backend: "local", local: { idle_timeout: Number.NaN } } })).toMatch(/llm\.local\.idle_timeout: expected/)
+      expect(yield* configError({ llm: { backend: "local", retry: { initial_delay: "2s" } } })).toMatch(
+        /llm\.retry\.initial_delay: expected a duration/
+      )
+      expect(yield* configError({ llm: { backend: "local", local: { timeout: "-5 seconds" } } })).toMatch(
+        /llm\.local\.timeout: expected/
+      )
+      expect(yield* configError({ llm: { backend: "local", local: { idle_timeout: Number.NaN } } })).toMatch(
+        /llm\.local\.idle_timeout: expected/
+      )
     }))
 })
 
@@ -353,8 +407,12 @@ describe("a backend name that is a property of every object", () => {
   it.effect("is the usual ConfigError, from the file or LLM_BACKEND / LLM_FALLBACK", () =>
     Effect.gen(function*() {
       for (const name of names) {
-        expect(yield* configError({ llm: { backend: name } }), name).toMatch(/llm\.backend: expected one of local_gpt_oss/)
-        expect(yield* configError({ llm: { backend: "local" } }, { LLM_BACKEND: name }), name).toMatch(/llm\.backend: expected one of/)
+        expect(yield* configError({ llm: { backend: name } }), name).toMatch(
+          /llm\.backend: expected one of local_gpt_oss/
+        )
+        expect(yield* configError({ llm: { backend: "local" } }, { LLM_BACKEND: name }), name).toMatch(
+          /llm\.backend: expected one of/
+        )
         expect(yield* configError({ llm: { backend: "local", local: {} } }, { LLM_FALLBACK: name }), name).toMatch(
           /llm\.fallback\[0\]: expected a configured backend/
         )
@@ -379,7 +437,9 @@ describe("a backend name that is a property of every object", () => {
         seen.push(context.section)
         return Local.layer({ baseUrl: server.url })
       }
-      const layer = LlmConfig.layerFrom({ llm: { backend: "constructor" } }, { registry: new Map([["constructor", factory]]) })
+      const layer = LlmConfig.layerFrom({ llm: { backend: "constructor" } }, {
+        registry: new Map([["constructor", factory]])
+      })
       expect((yield* Llm.complete(hi).pipe(Effect.provide(layer))).content).toBe("ok")
       expect(seen).toEqual([{}])
     })))
@@ -458,14 +518,19 @@ describe("tool parameters", () => {
       expect(tool.definition.parameters).toMatchObject({ type: "object", required: ["from", "to"] })
       expect(tool.definition.parameters).not.toHaveProperty("$ref")
       expect((yield* Llm.complete(hi, { tools: [tool.definition] }).pipe(Effect.provide(layer))).content).toBe("ok")
-      const sent = (server.requests[0]!.body as { tools: Array<{ function: { parameters: Record<string, unknown> } }> }).tools[0]!
+      const sent = (server.requests[0]!.body as { tools: Array<{ function: { parameters: Record<string, unknown> } }> })
+        .tools[0]!
       expect(sent.function.parameters).toMatchObject({
         type: "object",
         properties: { from: { $ref: "#/$defs/City" }, to: { $ref: "#/$defs/City" } },
         $defs: { City: { type: "object" } }
       })
       // no arguments: an empty object schema, not JSONSchema's "an object or an array"
-      const now = Tool.make("now", { description: "The time", parameters: Schema.Struct({}), handler: () => Effect.succeed("noon") })
+      const now = Tool.make("now", {
+        description: "The time",
+        parameters: Schema.Struct({}),
+        handler: () => Effect.succeed("noon")
+      })
       expect(now.definition.parameters).toEqual({ type: "object", properties: {} })
       expect((yield* Llm.complete(hi, { tools: [now.definition] }).pipe(Effect.provide(layer))).content).toBe("ok")
       expect(server.requests.length).toBe(2)
@@ -485,9 +550,16 @@ describe("the configuration refuses", () => {
         /llm\.fallback\[0\]: expected .*not the primary.*got "local"/
       )
       expect(
-        yield* configError({ llm: { backend: "local", fallback: ["openai", "anthropic", "openai"], local: {}, openai: {}, anthropic: {} } }, keys)
+        yield* configError({
+          llm: { backend: "local", fallback: ["openai", "anthropic", "openai"], local: {}, openai: {}, anthropic: {} }
+        }, keys)
       ).toMatch(/llm\.fallback\[2\]: expected .*once.*got "openai"/)
-      expect(yield* configError({ llm: { backend: "local", local: {}, openai: {} } }, { ...keys, LLM_FALLBACK: "openai,local" })).toMatch(
+      expect(
+        yield* configError({ llm: { backend: "local", local: {}, openai: {} } }, {
+          ...keys,
+          LLM_FALLBACK: "openai,local"
+        })
+      ).toMatch(
         /llm\.fallback\[1\]: expected .*not the primary/
       )
     }))

@@ -16,10 +16,10 @@ import * as fc from "fast-check"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { isLlmError, isTransient, type LlmError } from "../src/errors.js"
-import type { ProviderOptions } from "../src/Provider.js"
 import type { FinishReason } from "../src/Llm.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
+import type { ProviderOptions } from "../src/Provider.js"
 import type { StreamEvent } from "../src/Stream.js"
 import { backends } from "./support/backends.js"
 import * as FakeProvider from "./support/FakeProvider.js"
@@ -66,8 +66,9 @@ interface PeerCase {
 }
 
 const peerDir = join(fixturesDir, "peers", "vercel-ai")
-const cases = (JSON.parse(readFileSync(join(peerDir, "cases.json"), "utf8")) as { readonly cases: ReadonlyArray<PeerCase> })
-  .cases
+const cases =
+  (JSON.parse(readFileSync(join(peerDir, "cases.json"), "utf8")) as { readonly cases: ReadonlyArray<PeerCase> })
+    .cases
 
 /** The peer's unified finish reasons, in our names. */
 const finishReasons: Readonly<Record<string, FinishReason>> = {
@@ -113,8 +114,7 @@ const usageOverrides: Readonly<Record<string, Partial<NonNullable<PeerExpect["us
  * name and the cause. "unlisted" ones are bugs no branch was fixing when this
  * file was written.
  */
-const knownFailures: Readonly<Record<string, string>> = {
-}
+const knownFailures: Readonly<Record<string, string>> = {}
 
 /** Whether the stream must fail: the peer reports an error part, or (by our design) rejects invalid tool arguments. */
 const mustFail = (peer: PeerCase): boolean =>
@@ -123,7 +123,9 @@ const mustFail = (peer: PeerCase): boolean =>
 
 /** The layer a case's wire format goes through: Anthropic, OpenAI for openai/*, the local server otherwise. */
 const backendOf = (peer: PeerCase) =>
-  backends.find((b) => b.name === (peer.wire === "anthropic" ? "anthropic" : peer.name.startsWith("openai/") ? "openai" : "local"))!
+  backends.find((b) =>
+    b.name === (peer.wire === "anthropic" ? "anthropic" : peer.name.startsWith("openai/") ? "openai" : "local")
+  )!
 
 const noRetry: ProviderOptions = { retry: { maxRetries: 0 } }
 const hi = [Message.user("Hi")]
@@ -188,7 +190,7 @@ const joined = (events: ReadonlyArray<StreamEvent>, tag: "TextDelta" | "Reasonin
 const check = (peer: PeerCase, outcome: Outcome, how: string): void => {
   const e = peer.expect
   const at = `${peer.name} (${how})`
-  const { events, error } = outcome
+  const { error, events } = outcome
   const text = joined(events, "TextDelta")
   const reasoning = joined(events, "ReasoningDelta")
   const calls = events.flatMap((event) => (event._tag === "ToolCall" ? [event.toolCall] : []))
@@ -209,23 +211,34 @@ const check = (peer: PeerCase, outcome: Outcome, how: string): void => {
     expect(finish, at).toBeDefined()
     if (e.text !== undefined) expect(text, at).toBe(e.text)
     // a snapshot without reasoning saw none (redacted thinking has no text we could report)
-    if (e.reasoning !== undefined || !peer.expectFrom.startsWith("explicit")) expect(reasoning, at).toBe(e.reasoning ?? "")
+    if (e.reasoning !== undefined || !peer.expectFrom.startsWith("explicit")) {
+      expect(reasoning, at).toBe(e.reasoning ?? "")
+    }
   }
   for (const part of e.textIncludes ?? []) expect(text, at).toContain(part)
   for (const part of e.reasoningIncludes ?? []) expect(reasoning, at).toContain(part)
   if (e.toolCalls !== undefined) {
     expect(calls.map(({ arguments: args, id, name }) => ({ id, name, arguments: args })), at).toEqual(e.toolCalls)
   }
-  if (e.atMostOneToolCall === true) expect(events.filter((event) => event._tag === "ToolCallStart").length, at).toBeLessThanOrEqual(1)
+  if (e.atMostOneToolCall === true) {
+    expect(events.filter((event) => event._tag === "ToolCallStart").length, at).toBeLessThanOrEqual(1)
+  }
   if (e.notArguments !== undefined) expect(calls.map((call) => call.arguments), at).not.toContainEqual(e.notArguments)
   for (const id of e.neverToolCallIds ?? []) {
-    expect(events.some((event) => (event._tag === "ToolCall" ? event.toolCall.id : event._tag === "ToolCallStart" ? event.id : "") === id), at)
+    expect(
+      events.some((event) =>
+        (event._tag === "ToolCall" ? event.toolCall.id : event._tag === "ToolCallStart" ? event.id : "") === id
+      ),
+      at
+    )
       .toBe(false)
   }
   if (finish?._tag === "Finish") {
     // Finish is always our last event
     expect(events[events.length - 1], at).toBe(finish)
-    if (e.finish !== undefined) expect(finish.finishReason, at).toBe(finishOverrides[peer.name] ?? finishReasons[e.finish.unified])
+    if (e.finish !== undefined) {
+      expect(finish.finishReason, at).toBe(finishOverrides[peer.name] ?? finishReasons[e.finish.unified])
+    }
     if (e.usage !== undefined) {
       const usage = finish.usage
       // the peer reports 0 for a counter the provider did not send; we leave it out
@@ -262,10 +275,15 @@ describe("the Vercel AI SDK's recorded streams", () => {
       check(peer, await replay(peer, [bytes]), "whole")
       // a millisecond apart, so that each event arrives in a read of its own
       check(peer, await replay(peer, scriptOf(peer, "events").chunks, 1), "per event")
-      if (bytes.length <= byteAtATimeLimit) check(peer, await replay(peer, cut(bytes, Array<number>(bytes.length).fill(1))), "one byte at a time")
+      if (bytes.length <= byteAtATimeLimit) {
+        check(peer, await replay(peer, cut(bytes, Array<number>(bytes.length).fill(1))), "one byte at a time")
+      }
       await fc.assert(
         fc.asyncProperty(
-          fc.array(fc.integer({ min: 1, max: Math.max(1, Math.ceil(bytes.length / 4)) }), { minLength: 1, maxLength: 64 }),
+          fc.array(fc.integer({ min: 1, max: Math.max(1, Math.ceil(bytes.length / 4)) }), {
+            minLength: 1,
+            maxLength: 64
+          }),
           async (sizes) => check(peer, await replay(peer, cut(bytes, sizes)), `cut into ${JSON.stringify(sizes)}`)
         ),
         { numRuns: 4, seed: 12 }

@@ -11,17 +11,17 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type { LlmError } from "../src/errors.js"
+import * as Anthropic from "../src/layers/Anthropic.js"
 import * as Fallback from "../src/layers/Fallback.js"
-import type { ProviderOptions } from "../src/Provider.js"
 import * as Local from "../src/layers/Local.js"
 import * as OpenAi from "../src/layers/OpenAi.js"
-import * as Anthropic from "../src/layers/Anthropic.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
+import type { ProviderOptions } from "../src/Provider.js"
 import * as LlmStream from "../src/Stream.js"
+import { recordLogs } from "./reliability/probes.js"
 import { type Backend, backends, fakeKey } from "./support/backends.js"
 import * as FakeProvider from "./support/FakeProvider.js"
-import { recordLogs } from "./reliability/probes.js"
 
 const hi = [Message.user("Hi")]
 const noRetry: ProviderOptions = { retry: { maxRetries: 0 } }
@@ -34,7 +34,8 @@ const leak = "SECRET"
  * `cut`: cut there before redaction, "sk-test-SECRET-" stays and the rest of
  * the key goes, so the redaction no longer finds it.
  */
-const straddling = (cut: number, lead = "") => `${lead}${"x".repeat(cut - 15 - lead.length)}${fakeKey} and then ${"y".repeat(300)}`
+const straddling = (cut: number, lead = "") =>
+  `${lead}${"x".repeat(cut - 15 - lead.length)}${fakeKey} and then ${"y".repeat(300)}`
 
 /** The same SSE body delivered whole, a few bytes per read, and cut inside the key. */
 const chunkings = (body: string): ReadonlyArray<ReadonlyArray<string>> => {
@@ -133,14 +134,27 @@ describe("a key echoed where the cut falls is redacted before the cut", () => {
             usage: { input_tokens: 1, output_tokens: 1 }
           })], { "content-type": "application/json" }))
           const events = [
-            ["message_start", { type: "message_start", message: { id: "msg_1", model: "m", usage: { input_tokens: 1 } } }],
+            ["message_start", {
+              type: "message_start",
+              message: { id: "msg_1", model: "m", usage: { input_tokens: 1 } }
+            }],
             ["content_block_start", { type: "content_block_start", index: 0, content_block: { ...block, input: {} } }],
-            ["content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "input_json_delta", partial_json: args } }],
+            ["content_block_delta", {
+              type: "content_block_delta",
+              index: 0,
+              delta: { type: "input_json_delta", partial_json: args }
+            }],
             ["content_block_stop", { type: "content_block_stop", index: 0 }],
-            ["message_delta", { type: "message_delta", delta: { stop_reason: "tool_use" }, usage: { output_tokens: 1 } }],
+            ["message_delta", {
+              type: "message_delta",
+              delta: { stop_reason: "tool_use" },
+              usage: { output_tokens: 1 }
+            }],
             ["message_stop", { type: "message_stop" }]
           ] as const
-          server.enqueue(raw([events.map(([event, data]) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`).join("")]))
+          server.enqueue(
+            raw([events.map(([event, data]) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`).join("")])
+          )
         } else {
           server.setDefault({ kind: "reply", toolCalls: [{ id: "call_1", name: "lookup", arguments: args }] })
         }
@@ -158,7 +172,9 @@ describe("a key echoed where the cut falls is redacted before the cut", () => {
         const bodies = messages
           ? [
             `event: error\ndata: ${straddling(500, "not json: ")}\n\n`,
-            `event: error\ndata: ${JSON.stringify({ type: "error", error: { type: "overloaded_error", message: straddling(500) } })}\n\n`
+            `event: error\ndata: ${
+              JSON.stringify({ type: "error", error: { type: "overloaded_error", message: straddling(500) } })
+            }\n\n`
           ]
           : [
             `data: ${JSON.stringify({ error: { message: straddling(500), type: "server_error" } })}\n\n`,
@@ -201,7 +217,12 @@ describe("a key echoed where the cut falls is redacted before the cut", () => {
       const server = yield* FakeProvider.make
       for (const key of ["k9Zq", "k9Zq7wX"]) {
         const layer = OpenAi.layer({ ...noRetry, baseUrl: `${server.url}/v1`, apiKey: Redacted.make(key) })
-        server.setDefault({ kind: "status", status: 401, message: `Incorrect API key provided: ${key}.`, code: "invalid_api_key" })
+        server.setDefault({
+          kind: "status",
+          status: 401,
+          message: `Incorrect API key provided: ${key}.`,
+          code: "invalid_api_key"
+        })
         for (const error of yield* bothFail(layer)) {
           expect(error._tag).toBe("LlmAuthenticationError")
           expect(error.message).toContain("Incorrect API key provided: [redacted].")

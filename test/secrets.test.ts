@@ -7,8 +7,8 @@
  * over plain http to a host that is not loopback unless allowed, and header
  * values with line breaks are refused before anything is sent.
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
 import { NodeHttpClient } from "@effect/platform-node"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -18,7 +18,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import * as Tracer from "effect/Tracer"
+import type * as Tracer from "effect/Tracer"
 import { networkInterfaces } from "node:os"
 import { inspect } from "node:util"
 import * as LlmConfig from "../src/Config.js"
@@ -28,18 +28,18 @@ import { isLlmError, LlmError } from "../src/errors.js"
 import { fromProviderFailure, responseError } from "../src/internal/errorFactory.js"
 import * as Anthropic from "../src/layers/Anthropic.js"
 import * as Fallback from "../src/layers/Fallback.js"
-import type { ProviderOptions } from "../src/Provider.js"
 import * as Local from "../src/layers/Local.js"
 import * as OpenAi from "../src/layers/OpenAi.js"
 import * as OpenRouter from "../src/layers/OpenRouter.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
+import type { ProviderOptions } from "../src/Provider.js"
 import * as LlmStream from "../src/Stream.js"
 import * as Tool from "../src/Tool.js"
 import * as Toolkit from "../src/Toolkit.js"
+import { recordLogs } from "./reliability/probes.js"
 import { allBackends, backends, fakeKey, viaHttpClient } from "./support/backends.js"
 import * as FakeProvider from "./support/FakeProvider.js"
-import { recordLogs } from "./reliability/probes.js"
 import { recordSpans } from "./support/spans.js"
 
 /** The part of the fake key no masking would keep: finding it anywhere is a leak. */
@@ -83,7 +83,11 @@ class Evidence {
   leaks(): Array<string> {
     return this.items
       .filter((item) => item.text.includes(secretCore))
-      .map((item) => `${item.where}: ${item.text.slice(Math.max(0, item.text.indexOf(secretCore) - 200), item.text.indexOf(secretCore) + 60)}`)
+      .map((item) =>
+        `${item.where}: ${
+          item.text.slice(Math.max(0, item.text.indexOf(secretCore) - 200), item.text.indexOf(secretCore) + 60)
+        }`
+      )
   }
 }
 
@@ -101,17 +105,22 @@ const isPlatformHttpSpan = (span: Tracer.Span) =>
  */
 const spanText = (span: Tracer.Span, whole: boolean): string => {
   const exit = span.status._tag === "Ended" ? span.status.exit : undefined
-  const failure = (cause: Cause.Cause<unknown>) => [
-    Cause.pretty(cause),
-    ...Cause.prettyErrors(cause).map((error) => `${error.message}\n${error.stack ?? ""}`),
-    ...(whole ? [inspect(cause, { depth: 20 }), JSON.stringify(cause)] : [])
-  ].join("\n")
+  const failure = (cause: Cause.Cause<unknown>) =>
+    [
+      Cause.pretty(cause),
+      ...Cause.prettyErrors(cause).map((error) => `${error.message}\n${error.stack ?? ""}`),
+      ...(whole ? [inspect(cause, { depth: 20 }), JSON.stringify(cause)] : [])
+    ].join("\n")
   const status = exit === undefined ? "running" : Exit.isSuccess(exit) ? "ok" : failure(exit.cause)
   const events = "events" in span ? inspect((span as { events: unknown }).events, { depth: 20 }) : ""
-  return [span.name, inspect([...span.attributes], { depth: 20 }), events, inspect(span.links, { depth: 5 }), status].join("\n")
+  return [span.name, inspect([...span.attributes], { depth: 20 }), events, inspect(span.links, { depth: 5 }), status]
+    .join("\n")
 }
 
-const fast: ProviderOptions = { retry: { maxRetries: 1, initialDelay: "1 millis", maxDelay: "2 millis" }, maxResponseBytes: 64 * 1024 }
+const fast: ProviderOptions = {
+  retry: { maxRetries: 1, initialDelay: "1 millis", maxDelay: "2 millis" },
+  maxResponseBytes: 64 * 1024
+}
 
 /** Faults, each run as a whole request and as a stream. */
 const faults: ReadonlyArray<readonly [string, FakeProvider.Script, Llm.CompletionOptions?]> = [
@@ -133,20 +142,46 @@ const faults: ReadonlyArray<readonly [string, FakeProvider.Script, Llm.Completio
   ["reset mid-stream", { kind: "reply", text: "some text that breaks", resetAfterEvents: 5 }],
   ["never answers", { kind: "hang" }, { timeout: "100 millis", firstTokenTimeout: "100 millis" }],
   ["headers then nothing", { kind: "headersOnly" }, { timeout: "100 millis", firstTokenTimeout: "100 millis" }],
-  ["stalls with keep-alives", { kind: "reply", text: "one two three four", stallAfterEvents: 5, stallKeepAliveMs: 10 }, {
-    idleTimeout: "100 millis",
-    timeout: "300 millis"
-  }],
+  [
+    "stalls with keep-alives",
+    { kind: "reply", text: "one two three four", stallAfterEvents: 5, stallKeepAliveMs: 10 },
+    {
+      idleTimeout: "100 millis",
+      timeout: "300 millis"
+    }
+  ],
   ["malformed chunk", { kind: "reply", text: "abc def ghi", malformedAfterEvents: 4 }],
   ["cut off", { kind: "reply", text: "cut off here", omitTerminator: true }],
-  ["in-band overloaded", { kind: "reply", text: "x", inBandError: { afterEvents: 0, type: "overloaded_error", message: "Overloaded" } }],
-  ["in-band rate limit", { kind: "reply", text: "x", inBandError: { afterEvents: 4, type: "rate_limit_error", message: "slow down" } }],
-  ["in-band invalid request", { kind: "reply", text: "x", inBandError: { afterEvents: 1, type: "invalid_request_error", message: "bad" } }],
+  ["in-band overloaded", {
+    kind: "reply",
+    text: "x",
+    inBandError: { afterEvents: 0, type: "overloaded_error", message: "Overloaded" }
+  }],
+  ["in-band rate limit", {
+    kind: "reply",
+    text: "x",
+    inBandError: { afterEvents: 4, type: "rate_limit_error", message: "slow down" }
+  }],
+  ["in-band invalid request", {
+    kind: "reply",
+    text: "x",
+    inBandError: { afterEvents: 1, type: "invalid_request_error", message: "bad" }
+  }],
   ["text/html on a 200", { kind: "raw", headers: { "content-type": "text/html" }, chunks: ["<html>login</html>"] }],
   ["not JSON", { kind: "raw", headers: { "content-type": "application/json" }, chunks: ["{not json"] }],
-  ["invalid UTF-8", { kind: "raw", chunks: [Uint8Array.of(0x64, 0x61, 0x74, 0x61, 0x3a, 0x20, 0xff, 0xfe, 0x0a, 0x0a)] }],
-  ["larger than the limit", { kind: "flood", chunk: "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n" }],
-  ["{error: text} echoing the key", { kind: "status", status: 404, body: JSON.stringify({ error: `no model for key ${fakeKey}` }) }]
+  ["invalid UTF-8", {
+    kind: "raw",
+    chunks: [Uint8Array.of(0x64, 0x61, 0x74, 0x61, 0x3a, 0x20, 0xff, 0xfe, 0x0a, 0x0a)]
+  }],
+  ["larger than the limit", {
+    kind: "flood",
+    chunk: "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\n"
+  }],
+  ["{error: text} echoing the key", {
+    kind: "status",
+    status: 404,
+    body: JSON.stringify({ error: `no model for key ${fakeKey}` })
+  }]
 ]
 
 describe("secrets: the fake key never appears in anything produced", () => {
@@ -169,11 +204,17 @@ describe("secrets: the fake key never appears in anything produced", () => {
           for (const [label, script, options] of faults) {
             server.setDefault(script)
             yield* observe(`${backend.name} ${label} complete`, Llm.complete(hi, options).pipe(Effect.provide(layer)))
-            yield* observe(`${backend.name} ${label} stream`, LlmStream.collect(Llm.stream(hi, options)).pipe(Effect.provide(layer)))
+            yield* observe(
+              `${backend.name} ${label} stream`,
+              LlmStream.collect(Llm.stream(hi, options)).pipe(Effect.provide(layer))
+            )
           }
           server.setDefault({ kind: "reply", text: "fine" })
           yield* observe(`${backend.name} success`, Llm.complete(hi).pipe(Effect.provide(layer)))
-          yield* observe(`${backend.name} refused before sending`, Llm.complete(hi, { temperature: 7 }).pipe(Effect.provide(layer)))
+          yield* observe(
+            `${backend.name} refused before sending`,
+            Llm.complete(hi, { temperature: 7 }).pipe(Effect.provide(layer))
+          )
           yield* observe(
             `${backend.name} nothing listens`,
             Llm.complete(hi).pipe(Effect.provide(backend.layer("http://127.0.0.1:9", fast)))
@@ -190,7 +231,11 @@ describe("secrets: the fake key never appears in anything produced", () => {
             { kind: "status", status: 500 }
           )
           yield* observe(`${backend.name} tool loop`, Toolkit.run(hi, kit).pipe(Effect.provide(layer)))
-          server.setDefault({ kind: "status", status: 401, message: "Incorrect API key provided: sk-test-**************6789." })
+          server.setDefault({
+            kind: "status",
+            status: 401,
+            message: "Incorrect API key provided: sk-test-**************6789."
+          })
           yield* observe(
             `${backend.name} conversation`,
             Effect.flatMap(Conversation.make(makeContext({ systemMessage: "Be brief." })), (conversation) =>
@@ -263,21 +308,41 @@ describe("secrets: the fake key never appears in anything produced", () => {
         const echoes: ReadonlyArray<FakeProvider.Script> = [
           { kind: "status", status: 401, message: `Incorrect API key provided: ${fakeKey}`, code: "invalid_api_key" },
           { kind: "status", status: 502, body: `<html><pre>Authorization: Bearer ${fakeKey}</pre></html>` },
-          { kind: "reply", text: "x", inBandError: { afterEvents: 0, type: "overloaded_error", message: `key ${fakeKey} is overloaded` } },
+          {
+            kind: "reply",
+            text: "x",
+            inBandError: { afterEvents: 0, type: "overloaded_error", message: `key ${fakeKey} is overloaded` }
+          },
           // echoed where the quote is cut: redacted before the cut, so not even its first characters show
           { kind: "status", status: 502, body: `Authorization: Bearer ${"x".repeat(470)}${fakeKey}${"y".repeat(100)}` },
-          { kind: "status", status: 400, body: JSON.stringify({ detail: [{ loc: ["header"], msg: `${"x".repeat(480)}${fakeKey}` }] }) },
-          { kind: "raw", headers: { "content-type": "application/json" }, chunks: [`{not json ${"x".repeat(180)}${fakeKey}`] },
+          {
+            kind: "status",
+            status: 400,
+            body: JSON.stringify({ detail: [{ loc: ["header"], msg: `${"x".repeat(480)}${fakeKey}` }] })
+          },
+          {
+            kind: "raw",
+            headers: { "content-type": "application/json" },
+            chunks: [`{not json ${"x".repeat(180)}${fakeKey}`]
+          },
           { kind: "raw", chunks: [`data: {not json ${"x".repeat(170)}${fakeKey}\n\n`] },
           // a proxy that echoes the Authorization header into the request id (see the UPSTREAM test below for the
           // platform's HttpClient, whose span records response headers as they came)
           { kind: "reply", text: "fine", headers: { "x-request-id": `Bearer ${fakeKey}` } },
-          { kind: "reply", text: "some text that breaks", resetAfterEvents: 5, headers: { "x-request-id": `Bearer ${fakeKey}` } }
+          {
+            kind: "reply",
+            text: "some text that breaks",
+            resetAfterEvents: 5,
+            headers: { "x-request-id": `Bearer ${fakeKey}` }
+          }
         ]
         for (const script of echoes) {
           server.setDefault(script)
           evidence.addExit(`${backend.name} complete`, yield* Effect.exit(Llm.complete(hi).pipe(Effect.provide(layer))))
-          evidence.addExit(`${backend.name} stream`, yield* Effect.exit(LlmStream.collect(Llm.stream(hi)).pipe(Effect.provide(layer))))
+          evidence.addExit(
+            `${backend.name} stream`,
+            yield* Effect.exit(LlmStream.collect(Llm.stream(hi)).pipe(Effect.provide(layer)))
+          )
         }
       }
       expect(evidence.leaks()).toEqual([])
@@ -287,7 +352,11 @@ describe("secrets: the fake key never appears in anything produced", () => {
 
   it("errors built with the key among the context's secrets redact it from provider text", () => {
     const context = { provider: "openai", model: "gpt-4o", secrets: [`Bearer ${fakeKey}`, fakeKey] }
-    const echoed = fromProviderFailure(context, { status: 401, message: `Incorrect API key provided: ${fakeKey}`, code: fakeKey })
+    const echoed = fromProviderFailure(context, {
+      status: 401,
+      message: `Incorrect API key provided: ${fakeKey}`,
+      code: fakeKey
+    })
     const page = fromProviderFailure(context, { status: 502, message: `<pre>Authorization: Bearer ${fakeKey}</pre>` })
     const body = responseError(context, `the response is not JSON: {"key":"${fakeKey}"`, 200)
     for (const error of [echoed, page, body]) {
@@ -307,7 +376,12 @@ describe("secrets: the fake key never appears in anything produced", () => {
     Effect.gen(function*() {
       const { spans, tracer } = yield* recordSpans
       for (const backend of viaHttpClient) {
-        yield* Effect.exit(Llm.complete(hi).pipe(Effect.provide(backend.layer("http://127.0.0.1:9", { retry: { maxRetries: 0 } })), Effect.withTracer(tracer)))
+        yield* Effect.exit(
+          Llm.complete(hi).pipe(
+            Effect.provide(backend.layer("http://127.0.0.1:9", { retry: { maxRetries: 0 } })),
+            Effect.withTracer(tracer)
+          )
+        )
       }
       const texts = spans.filter(isPlatformHttpSpan).map((span) => spanText(span, true))
       expect(texts.length).toBe(2)
@@ -323,7 +397,10 @@ describe("secrets: the fake key never appears in anything produced", () => {
       const server = yield* FakeProvider.make
       server.setDefault({ kind: "reply", text: "fine", headers: { "x-request-id": `Bearer ${fakeKey}` } })
       for (const backend of viaHttpClient) {
-        const result = yield* Llm.complete(hi).pipe(Effect.provide(backend.layer(server.url, { retry: { maxRetries: 0 } })), Effect.withTracer(tracer))
+        const result = yield* Llm.complete(hi).pipe(
+          Effect.provide(backend.layer(server.url, { retry: { maxRetries: 0 } })),
+          Effect.withTracer(tracer)
+        )
         expect(result.metadata.requestId).toBe("Bearer [redacted]")
       }
       const texts = spans.filter(isPlatformHttpSpan).map((span) => spanText(span, false))
@@ -335,7 +412,12 @@ describe("secrets: the fake key never appears in anything produced", () => {
     Effect.gen(function*() {
       const { spans, tracer } = yield* recordSpans
       for (const backend of backends) {
-        yield* Effect.exit(Llm.complete(hi).pipe(Effect.provide(backend.layer("http://127.0.0.1:9", { retry: { maxRetries: 0 } })), Effect.withTracer(tracer)))
+        yield* Effect.exit(
+          Llm.complete(hi).pipe(
+            Effect.provide(backend.layer("http://127.0.0.1:9", { retry: { maxRetries: 0 } })),
+            Effect.withTracer(tracer)
+          )
+        )
       }
       const http = spans.filter(isHttpSpan)
       expect(http.map((span) => span.status._tag)).toEqual(["Ended", "Ended", "Ended", "Ended"])
@@ -381,10 +463,12 @@ describe("secrets: the fake key never appears in anything produced", () => {
       }
       // the layers that read the key from the environment, without it
       for (const layer of [OpenAi.layerConfig(), Anthropic.layerConfig(), OpenRouter.layerConfig()]) {
-        const exit = yield* Effect.exit(Layer.build(layer.pipe(Layer.provide(NodeHttpClient.layerUndici))).pipe(
-          Effect.scoped,
-          Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
-        ))
+        const exit = yield* Effect.exit(
+          Layer.build(layer.pipe(Layer.provide(NodeHttpClient.layerUndici))).pipe(
+            Effect.scoped,
+            Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+          )
+        )
         expect(Exit.isFailure(exit)).toBe(true)
         evidence.addExit("layerConfig", exit)
       }
@@ -405,76 +489,105 @@ const remoteAddress = Object.values(networkInterfaces()).flat().find((address) =
 )?.address
 
 describe("the key over plain http", () => {
-  it.live.skipIf(remoteAddress === undefined)("is refused to a host that is not loopback, unless allowed", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const server = yield* Effect.acquireRelease(
-        Effect.promise(() => FakeProvider.start({ host: remoteAddress! })),
-        (s) => Effect.promise(() => s.close())
-      )
-      const url = server.url
-      const layers: ReadonlyArray<readonly [string, (allow: boolean) => Layer.Layer<Llm.Llm, never, HttpClient.HttpClient>]> = [
-        ["openai", (allow) => OpenAi.layer({ baseUrl: `${url}/v1`, apiKey: Redacted.make(fakeKey), allowInsecureHttp: allow })],
-        ["anthropic", (allow) => Anthropic.layer({ baseUrl: url, apiKey: Redacted.make(fakeKey), allowInsecureHttp: allow })],
-        ["openrouter", (allow) => OpenRouter.layer({ baseUrl: `${url}/api/v1`, apiKey: Redacted.make(fakeKey), allowInsecureHttp: allow })],
-        ["local", (allow) => Local.layer({ baseUrl: url, apiKey: Redacted.make(fakeKey), allowInsecureHttp: allow })]
-      ]
-      for (const [name, make] of layers) {
-        const refused = make(false).pipe(Layer.provide(NodeHttpClient.layerUndici))
-        const error = yield* Effect.flip(Llm.complete(hi).pipe(Effect.provide(refused)))
-        expect(error._tag, name).toBe("LlmInvalidRequestError")
-        expect(error.message).toContain("plain http")
-        expect(error.message).not.toContain(secretCore)
-        const streamed = yield* Effect.flip(LlmStream.collect(Llm.stream(hi)).pipe(Effect.provide(refused)))
-        expect(streamed._tag).toBe("LlmInvalidRequestError")
-      }
-      expect(server.requests).toEqual([])
-      // allowed explicitly: it goes, key and all
-      for (const [name, make] of layers) {
-        const result = yield* Llm.complete(hi).pipe(Effect.provide(make(true).pipe(Layer.provide(NodeHttpClient.layerUndici))))
-        expect(result.content, name).toBe("ok")
-      }
-      expect(server.requests.length).toBe(4)
-      // a local server with no key may be anywhere on the network
-      const keyless = Local.layer({ baseUrl: url }).pipe(Layer.provide(NodeHttpClient.layerUndici))
-      expect((yield* Llm.complete(hi).pipe(Effect.provide(keyless))).content).toBe("ok")
-    })))
+  it.live.skipIf(remoteAddress === undefined)(
+    "is refused to a host that is not loopback, unless allowed",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* Effect.acquireRelease(
+          Effect.promise(() => FakeProvider.start({ host: remoteAddress! })),
+          (s) => Effect.promise(() => s.close())
+        )
+        const url = server.url
+        const layers: ReadonlyArray<
+          readonly [string, (allow: boolean) => Layer.Layer<Llm.Llm, never, HttpClient.HttpClient>]
+        > = [
+          [
+            "openai",
+            (allow) => OpenAi.layer({ baseUrl: `${url}/v1`, apiKey: Redacted.make(fakeKey), allowInsecureHttp: allow })
+          ],
+          [
+            "anthropic",
+            (allow) => Anthropic.layer({ baseUrl: url, apiKey: Redacted.make(fakeKey), allowInsecureHttp: allow })
+          ],
+          [
+            "openrouter",
+            (allow) =>
+              OpenRouter.layer({ baseUrl: `${url}/api/v1`, apiKey: Redacted.make(fakeKey), allowInsecureHttp: allow })
+          ],
+          ["local", (allow) => Local.layer({ baseUrl: url, apiKey: Redacted.make(fakeKey), allowInsecureHttp: allow })]
+        ]
+        for (const [name, make] of layers) {
+          const refused = make(false).pipe(Layer.provide(NodeHttpClient.layerUndici))
+          const error = yield* Effect.flip(Llm.complete(hi).pipe(Effect.provide(refused)))
+          expect(error._tag, name).toBe("LlmInvalidRequestError")
+          expect(error.message).toContain("plain http")
+          expect(error.message).not.toContain(secretCore)
+          const streamed = yield* Effect.flip(LlmStream.collect(Llm.stream(hi)).pipe(Effect.provide(refused)))
+          expect(streamed._tag).toBe("LlmInvalidRequestError")
+        }
+        expect(server.requests).toEqual([])
+        // allowed explicitly: it goes, key and all
+        for (const [name, make] of layers) {
+          const result = yield* Llm.complete(hi).pipe(
+            Effect.provide(make(true).pipe(Layer.provide(NodeHttpClient.layerUndici)))
+          )
+          expect(result.content, name).toBe("ok")
+        }
+        expect(server.requests.length).toBe(4)
+        // a local server with no key may be anywhere on the network
+        const keyless = Local.layer({ baseUrl: url }).pipe(Layer.provide(NodeHttpClient.layerUndici))
+        expect((yield* Llm.complete(hi).pipe(Effect.provide(keyless))).content).toBe("ok")
+      }))
+  )
 
-  it.live.skipIf(remoteAddress === undefined)("the configuration refuses it with a ConfigError, and allow_insecure_http allows it", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const server = yield* Effect.acquireRelease(
-        Effect.promise(() => FakeProvider.start({ host: remoteAddress! })),
-        (s) => Effect.promise(() => s.close())
-      )
-      const env = Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["OPENAI_API_KEY", fakeKey]])))
-      const config = (allow?: boolean) => ({
-        llm: { backend: "openai", openai: { base_url: `${server.url}/v1`, ...(allow === undefined ? {} : { allow_insecure_http: allow }) } }
-      })
-      for (const refused of [config(), config(false)]) {
-        const error = yield* Effect.flip(LlmConfig.make(refused).pipe(env))
-        expect(String(error)).toContain("allow_insecure_http")
-        expect(String(error)).not.toContain(secretCore)
-      }
-      // the same refusal when the URL comes from the environment override
-      const overridden = yield* Effect.flip(LlmConfig.make({ llm: { backend: "openai" } }).pipe(
-        Effect.withConfigProvider(ConfigProvider.fromMap(
-          new Map([["OPENAI_API_KEY", fakeKey], ["LLM_OPENAI_BASE_URL", `${server.url}/v1`]])
-        ))
-      ))
-      expect(String(overridden)).toContain("allow_insecure_http")
-      expect(server.requests).toEqual([])
-      const layer = yield* LlmConfig.make(config(true)).pipe(env)
-      const result = yield* Llm.complete(hi).pipe(Effect.provide(layer.pipe(Layer.provide(NodeHttpClient.layerUndici))), env)
-      expect(result.content).toBe("ok")
-      expect(server.requests[0]!.headers.authorization).toBe(`Bearer ${fakeKey}`)
-    })))
+  it.live.skipIf(remoteAddress === undefined)(
+    "the configuration refuses it with a ConfigError, and allow_insecure_http allows it",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const server = yield* Effect.acquireRelease(
+          Effect.promise(() => FakeProvider.start({ host: remoteAddress! })),
+          (s) => Effect.promise(() => s.close())
+        )
+        const env = Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["OPENAI_API_KEY", fakeKey]])))
+        const config = (allow?: boolean) => ({
+          llm: {
+            backend: "openai",
+            openai: { base_url: `${server.url}/v1`, ...(allow === undefined ? {} : { allow_insecure_http: allow }) }
+          }
+        })
+        for (const refused of [config(), config(false)]) {
+          const error = yield* Effect.flip(LlmConfig.make(refused).pipe(env))
+          expect(String(error)).toContain("allow_insecure_http")
+          expect(String(error)).not.toContain(secretCore)
+        }
+        // the same refusal when the URL comes from the environment override
+        const overridden = yield* Effect.flip(
+          LlmConfig.make({ llm: { backend: "openai" } }).pipe(
+            Effect.withConfigProvider(ConfigProvider.fromMap(
+              new Map([["OPENAI_API_KEY", fakeKey], ["LLM_OPENAI_BASE_URL", `${server.url}/v1`]])
+            ))
+          )
+        )
+        expect(String(overridden)).toContain("allow_insecure_http")
+        expect(server.requests).toEqual([])
+        const layer = yield* LlmConfig.make(config(true)).pipe(env)
+        const result = yield* Llm.complete(hi).pipe(
+          Effect.provide(layer.pipe(Layer.provide(NodeHttpClient.layerUndici))),
+          env
+        )
+        expect(result.content).toBe("ok")
+        expect(server.requests[0]!.headers.authorization).toBe(`Bearer ${fakeKey}`)
+      }))
+  )
 
   it.live("loopback in every spelling is allowed over plain http", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
       for (const host of ["127.0.0.1", "localhost"]) {
-        const layer = OpenAi.layer({ baseUrl: `http://${host}:${server.port}/v1`, apiKey: Redacted.make(fakeKey) }).pipe(
-          Layer.provide(NodeHttpClient.layerUndici)
-        )
+        const layer = OpenAi.layer({ baseUrl: `http://${host}:${server.port}/v1`, apiKey: Redacted.make(fakeKey) })
+          .pipe(
+            Layer.provide(NodeHttpClient.layerUndici)
+          )
         expect((yield* Llm.complete(hi).pipe(Effect.provide(layer))).content).toBe("ok")
       }
       expect(server.requests.length).toBe(2)
@@ -499,9 +612,10 @@ describe("header values with line breaks are refused before anything is sent", (
         openRouter({ title: "My app\rX-Injected: 1" }),
         openRouter({ title: "My app\r\n\r\nGET / HTTP/1.1" }),
         openRouter({ model: "openai/gpt-4o\r\nX-Injected: 1" }),
-        OpenAi.layer({ baseUrl: `${server.url}/v1`, apiKey: Redacted.make(fakeKey), model: "gpt-4o\nX-Injected: 1" }).pipe(
-          Layer.provide(NodeHttpClient.layerUndici)
-        ),
+        OpenAi.layer({ baseUrl: `${server.url}/v1`, apiKey: Redacted.make(fakeKey), model: "gpt-4o\nX-Injected: 1" })
+          .pipe(
+            Layer.provide(NodeHttpClient.layerUndici)
+          ),
         // a key with a line break in it (a pasted file with its newline in the middle)
         OpenAi.layer({ baseUrl: `${server.url}/v1`, apiKey: Redacted.make(`${fakeKey}\r\nX-Injected: 1`) }).pipe(
           Layer.provide(NodeHttpClient.layerUndici)

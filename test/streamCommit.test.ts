@@ -12,8 +12,8 @@ import * as fc from "fast-check"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import * as Fallback from "../src/layers/Fallback.js"
-import type { ProviderOptions } from "../src/Provider.js"
 import * as Llm from "../src/Llm.js"
+import type { ProviderOptions } from "../src/Provider.js"
 import type { StreamEvent } from "../src/Stream.js"
 import * as FakeProvider from "./support/FakeProvider.js"
 import { fixtureScript } from "./support/fixtures.js"
@@ -31,13 +31,55 @@ const inBandCases: ReadonlyArray<{
   readonly message: RegExp
   readonly requests: number
 }> = [
-  { file: "anthropic--inline-overloaded-after-text.sse", protocol: "messages", text: "Hello", error: "LlmProviderError", message: /Overloaded/, requests: 1 },
+  {
+    file: "anthropic--inline-overloaded-after-text.sse",
+    protocol: "messages",
+    text: "Hello",
+    error: "LlmProviderError",
+    message: /Overloaded/,
+    requests: 1
+  },
   // message_start and the empty block start are bookkeeping: the overloaded error is retried (1 + 2 retries)
-  { file: "anthropic--inline-overloaded-first-chunk.sse", protocol: "messages", text: "", error: "LlmProviderError", message: /Overloaded/, requests: 3 },
-  { file: "anthropic--inline-error-chunk.sse", protocol: "messages", text: "", error: "LlmResponseError", message: /test error/, requests: 1 },
-  { file: "openai--inline-error-after-output.sse", protocol: "chat", text: "Hello", error: "LlmProviderError", message: /stream failed after output/, requests: 1 },
-  { file: "openai--inline-error-first-chunk.sse", protocol: "chat", text: "", error: "LlmProviderError", message: /The server had an error/, requests: 3 },
-  { file: "openai--inline-error-first-chunk-400.sse", protocol: "chat", text: "", error: "LlmInvalidRequestError", message: /bad request/, requests: 1 }
+  {
+    file: "anthropic--inline-overloaded-first-chunk.sse",
+    protocol: "messages",
+    text: "",
+    error: "LlmProviderError",
+    message: /Overloaded/,
+    requests: 3
+  },
+  {
+    file: "anthropic--inline-error-chunk.sse",
+    protocol: "messages",
+    text: "",
+    error: "LlmResponseError",
+    message: /test error/,
+    requests: 1
+  },
+  {
+    file: "openai--inline-error-after-output.sse",
+    protocol: "chat",
+    text: "Hello",
+    error: "LlmProviderError",
+    message: /stream failed after output/,
+    requests: 1
+  },
+  {
+    file: "openai--inline-error-first-chunk.sse",
+    protocol: "chat",
+    text: "",
+    error: "LlmProviderError",
+    message: /The server had an error/,
+    requests: 3
+  },
+  {
+    file: "openai--inline-error-first-chunk-400.sse",
+    protocol: "chat",
+    text: "",
+    error: "LlmInvalidRequestError",
+    message: /bad request/,
+    requests: 1
+  }
 ]
 
 /** Bookkeeping, then an overloaded error: nothing was produced, so it is retried however the reads cut it. */
@@ -80,7 +122,9 @@ const cut = (bytes: Uint8Array, cuts: ReadonlyArray<number>): Array<Uint8Array> 
 const eventCuts = (bytes: Uint8Array): Array<number> => {
   const text = new TextDecoder().decode(bytes)
   const out: Array<number> = []
-  for (let at = text.indexOf("\n\n"); at >= 0; at = text.indexOf("\n\n", at + 2)) out.push(new TextEncoder().encode(text.slice(0, at + 2)).length)
+  for (let at = text.indexOf("\n\n"); at >= 0; at = text.indexOf("\n\n", at + 2)) {
+    out.push(new TextEncoder().encode(text.slice(0, at + 2)).length)
+  }
   return out
 }
 
@@ -100,7 +144,9 @@ const outcomeOf = (server: FakeProvider.FakeProvider, stream: Stream.Stream<Stre
     const exit = yield* Effect.either(
       Stream.runForEach(stream, (event) => Effect.sync(() => event._tag === "TextDelta" && seen.push(event.text)))
     )
-    const error = exit._tag === "Left" ? exit.left as { _tag: string; message: string; partialText?: string } : undefined
+    const error = exit._tag === "Left"
+      ? exit.left as { _tag: string; message: string; partialText?: string }
+      : undefined
     return {
       text: seen.join(""),
       error: error?._tag,
@@ -123,34 +169,40 @@ describe("stream commit point: a function of the bytes, not of the reads", () =>
     }))
   ]
   for (const c of cases) {
-    it.live(`${c.name}: every chunking delivers the same text, the same error, the same number of requests`, () =>
-      Effect.scoped(Effect.gen(function*() {
-        const server = yield* FakeProvider.make
-        const bytes = c.bytes()
-        const run = (cuts: ReadonlyArray<number>) => {
-          server.setDefault(raw(cut(bytes, cuts)))
-          return outcomeOf(server, Llm.stream(hi)).pipe(Effect.provide(layerFor(c.protocol, server.url)))
-        }
-        const expected = (outcome: Outcome) => {
-          expect(outcome.text).toBe(c.text)
-          expect(outcome.error).toBe(c.error)
-          expect(outcome.message).toMatch(c.message)
-          expect(outcome.requests).toBe(c.requests)
-          // a failure after text carries that text, on a single backend too
-          expect(outcome.partialText).toBe(c.text === "" ? undefined : c.text)
-        }
-        // the whole body in one read, one event per read, one byte per read
-        expected(yield* run([]))
-        expected(yield* run(eventCuts(bytes)))
-        expected(yield* run(Array.from({ length: bytes.length }, (_, i) => i)))
-        yield* Effect.promise(() =>
-          fc.assert(
-            fc.asyncProperty(fc.array(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 12 }), (cuts) =>
-              Effect.runPromise(run(cuts)).then(expected)),
-            { numRuns: 12, seed: 12 }
+    it.live(
+      `${c.name}: every chunking delivers the same text, the same error, the same number of requests`,
+      () =>
+        Effect.scoped(Effect.gen(function*() {
+          const server = yield* FakeProvider.make
+          const bytes = c.bytes()
+          const run = (cuts: ReadonlyArray<number>) => {
+            server.setDefault(raw(cut(bytes, cuts)))
+            return outcomeOf(server, Llm.stream(hi)).pipe(Effect.provide(layerFor(c.protocol, server.url)))
+          }
+          const expected = (outcome: Outcome) => {
+            expect(outcome.text).toBe(c.text)
+            expect(outcome.error).toBe(c.error)
+            expect(outcome.message).toMatch(c.message)
+            expect(outcome.requests).toBe(c.requests)
+            // a failure after text carries that text, on a single backend too
+            expect(outcome.partialText).toBe(c.text === "" ? undefined : c.text)
+          }
+          // the whole body in one read, one event per read, one byte per read
+          expected(yield* run([]))
+          expected(yield* run(eventCuts(bytes)))
+          expected(yield* run(Array.from({ length: bytes.length }, (_, i) => i)))
+          yield* Effect.promise(() =>
+            fc.assert(
+              fc.asyncProperty(
+                fc.array(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 12 }),
+                (cuts) => Effect.runPromise(run(cuts)).then(expected)
+              ),
+              { numRuns: 12, seed: 12 }
+            )
           )
-        )
-      })), 60_000)
+        })),
+      60_000
+    )
   }
 
   it.live("a recorded HTTP error body gives the same error under every chunking", () =>
@@ -173,69 +225,104 @@ describe("stream commit point: a function of the bytes, not of the reads", () =>
     { file: "openai--inline-error-after-output.sse", protocol: "chat" }
   ]
   for (const c of continuation) {
-    it.live(`${c.file}: in a Fallback with continuation the next backend continues from the delivered text, under every chunking`, () =>
-      Effect.scoped(Effect.gen(function*() {
-        const primary = yield* FakeProvider.make
-        const secondary = yield* FakeProvider.make
-        secondary.setDefault({ kind: "reply", text: "Hello, world.", chunkSize: 3 })
-        const layer = Fallback.layer(
-          [layerFor(c.protocol, primary.url), layerFor(c.protocol, secondary.url)],
-          { continuation: true, circuitBreaker: false }
-        )
-        const bytes = inline(c.file)
-        const run = (cuts: ReadonlyArray<number>) =>
-          Effect.gen(function*() {
-            primary.setDefault(raw(cut(bytes, cuts)))
-            secondary.clearRequests()
-            const outcome = yield* outcomeOf(primary, Llm.stream(hi)).pipe(Effect.provide(layer))
-            expect(outcome).toEqual({ text: "Hello, world.", error: undefined, message: undefined, partialText: undefined, requests: 1 })
-            expect(secondary.requests.length).toBe(1)
-            const sent = (secondary.requests[0]!.body as { messages: ReadonlyArray<{ role: string; content: unknown }> }).messages
-            expect(JSON.stringify(sent.at(-1))).toContain("Hello")
-            expect(sent.at(-1)!.role).toBe("assistant")
-          })
-        yield* run([])
-        yield* run(eventCuts(bytes))
-        yield* Effect.promise(() =>
-          fc.assert(
-            fc.asyncProperty(fc.array(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 12 }), (cuts) =>
-              Effect.runPromise(run(cuts))),
-            { numRuns: 8, seed: 3 }
+    it.live(
+      `${c.file}: in a Fallback with continuation the next backend continues from the delivered text, under every chunking`,
+      () =>
+        Effect.scoped(Effect.gen(function*() {
+          const primary = yield* FakeProvider.make
+          const secondary = yield* FakeProvider.make
+          secondary.setDefault({ kind: "reply", text: "Hello, world.", chunkSize: 3 })
+          const layer = Fallback.layer(
+            [layerFor(c.protocol, primary.url), layerFor(c.protocol, secondary.url)],
+            { continuation: true, circuitBreaker: false }
           )
-        )
-      })), 60_000)
+          const bytes = inline(c.file)
+          const run = (cuts: ReadonlyArray<number>) =>
+            Effect.gen(function*() {
+              primary.setDefault(raw(cut(bytes, cuts)))
+              secondary.clearRequests()
+              const outcome = yield* outcomeOf(primary, Llm.stream(hi)).pipe(Effect.provide(layer))
+              expect(outcome).toEqual({
+                text: "Hello, world.",
+                error: undefined,
+                message: undefined,
+                partialText: undefined,
+                requests: 1
+              })
+              expect(secondary.requests.length).toBe(1)
+              const sent =
+                (secondary.requests[0]!.body as { messages: ReadonlyArray<{ role: string; content: unknown }> })
+                  .messages
+              expect(JSON.stringify(sent.at(-1))).toContain("Hello")
+              expect(sent.at(-1)!.role).toBe("assistant")
+            })
+          yield* run([])
+          yield* run(eventCuts(bytes))
+          yield* Effect.promise(() =>
+            fc.assert(
+              fc.asyncProperty(
+                fc.array(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 12 }),
+                (cuts) => Effect.runPromise(run(cuts))
+              ),
+              { numRuns: 8, seed: 3 }
+            )
+          )
+        })),
+      60_000
+    )
   }
 })
 
 describe("partialText on a single backend", () => {
   for (const protocol of ["chat", "messages"] as const) {
     const faults: ReadonlyArray<readonly [string, FakeProvider.Reply, ProviderOptions, string]> = [
-      ["a reset", { kind: "reply", text: "one two three four five six", chunkSize: 4, delayMs: 5, resetAfterEvents: 5 }, {}, "LlmConnectionError"],
-      ["an idle timeout", { kind: "reply", text: "one two three four five six", chunkSize: 4, stallAfterEvents: 5 }, { idleTimeout: "150 millis" }, "LlmTimeoutError"],
-      ["a cut-off stream", { kind: "reply", text: "one two three four", chunkSize: 3, omitTerminator: true }, {}, "LlmResponseError"],
-      ["an in-band error after text", {
-        kind: "reply",
-        text: "one two three four",
-        chunkSize: 2,
-        inBandError: { afterEvents: 5, type: "overloaded_error", message: "Overloaded" }
-      }, {}, "LlmProviderError"]
+      [
+        "a reset",
+        { kind: "reply", text: "one two three four five six", chunkSize: 4, delayMs: 5, resetAfterEvents: 5 },
+        {},
+        "LlmConnectionError"
+      ],
+      ["an idle timeout", { kind: "reply", text: "one two three four five six", chunkSize: 4, stallAfterEvents: 5 }, {
+        idleTimeout: "150 millis"
+      }, "LlmTimeoutError"],
+      [
+        "a cut-off stream",
+        { kind: "reply", text: "one two three four", chunkSize: 3, omitTerminator: true },
+        {},
+        "LlmResponseError"
+      ],
+      [
+        "an in-band error after text",
+        {
+          kind: "reply",
+          text: "one two three four",
+          chunkSize: 2,
+          inBandError: { afterEvents: 5, type: "overloaded_error", message: "Overloaded" }
+        },
+        {},
+        "LlmProviderError"
+      ]
     ]
     for (const [name, script, options, tag] of faults) {
-      it.live(`${protocol}: a stream that fails after text by ${name} carries the text delivered`, () =>
-        Effect.scoped(Effect.gen(function*() {
-          const server = yield* FakeProvider.make
-          const layer = layerFor(protocol, server.url, { ...options, retry: { maxRetries: 0 } })
-          // the same reply in one write, and event by event
-          for (const delayMs of [script.delayMs ?? 0, 3]) {
-            server.setDefault({ ...script, delayMs })
-            const outcome = yield* outcomeOf(server, Llm.stream(hi)).pipe(Effect.provide(layer))
-            expect(outcome.error).toBe(tag)
-            expect(outcome.text.length).toBeGreaterThan(0)
-            expect(script.text!.startsWith(outcome.text)).toBe(true)
-            expect(outcome.partialText).toBe(outcome.text)
-            expect(outcome.requests).toBe(1)
-          }
-        })), 20_000)
+      it.live(
+        `${protocol}: a stream that fails after text by ${name} carries the text delivered`,
+        () =>
+          Effect.scoped(Effect.gen(function*() {
+            const server = yield* FakeProvider.make
+            const layer = layerFor(protocol, server.url, { ...options, retry: { maxRetries: 0 } })
+            // the same reply in one write, and event by event
+            for (const delayMs of [script.delayMs ?? 0, 3]) {
+              server.setDefault({ ...script, delayMs })
+              const outcome = yield* outcomeOf(server, Llm.stream(hi)).pipe(Effect.provide(layer))
+              expect(outcome.error).toBe(tag)
+              expect(outcome.text.length).toBeGreaterThan(0)
+              expect(script.text!.startsWith(outcome.text)).toBe(true)
+              expect(outcome.partialText).toBe(outcome.text)
+              expect(outcome.requests).toBe(1)
+            }
+          })),
+        20_000
+      )
     }
   }
 })

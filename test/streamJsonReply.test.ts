@@ -37,7 +37,11 @@ const jsonReplies: Record<Protocol, { readonly body: object; readonly expected: 
           role: "assistant",
           content: "Checking.",
           reasoning_content: "Weather needs a tool.",
-          tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: "{\"city\":\"Oslo\"}" } }]
+          tool_calls: [{
+            id: "call_1",
+            type: "function",
+            function: { name: "get_weather", arguments: "{\"city\":\"Oslo\"}" }
+          }]
         },
         finish_reason: "tool_calls"
       }],
@@ -82,12 +86,16 @@ const jsonReplies: Record<Protocol, { readonly body: object; readonly expected: 
 }
 
 /** JSON error bodies sent with status 200, in each wire format: what they are, and whether they are retried. */
-const jsonErrors: Record<Protocol, ReadonlyArray<{ readonly body: object; readonly error: string; readonly requests: number }>> = {
+const jsonErrors: Record<
+  Protocol,
+  ReadonlyArray<{ readonly body: object; readonly error: string; readonly requests: number }>
+> = {
   chat: [
     {
       body: {
         error: {
-          message: "This model's maximum context length is 4096 tokens. However, your messages resulted in 9000 tokens.",
+          message:
+            "This model's maximum context length is 4096 tokens. However, your messages resulted in 9000 tokens.",
           type: "invalid_request_error",
           param: "messages",
           code: "context_length_exceeded"
@@ -96,15 +104,26 @@ const jsonErrors: Record<Protocol, ReadonlyArray<{ readonly body: object; readon
       error: "LlmInvalidRequestError",
       requests: 1
     },
-    { body: { error: { message: "The server is overloaded", type: "server_error", param: null, code: null } }, error: "LlmProviderError", requests: 3 }
+    {
+      body: { error: { message: "The server is overloaded", type: "server_error", param: null, code: null } },
+      error: "LlmProviderError",
+      requests: 3
+    }
   ],
   messages: [
     {
-      body: { type: "error", error: { type: "invalid_request_error", message: "prompt is too long: 250000 tokens > 200000 maximum" } },
+      body: {
+        type: "error",
+        error: { type: "invalid_request_error", message: "prompt is too long: 250000 tokens > 200000 maximum" }
+      },
       error: "LlmInvalidRequestError",
       requests: 1
     },
-    { body: { type: "error", error: { type: "overloaded_error", message: "Overloaded" } }, error: "LlmProviderError", requests: 3 }
+    {
+      body: { type: "error", error: { type: "overloaded_error", message: "Overloaded" } },
+      error: "LlmProviderError",
+      requests: 3
+    }
   ]
 }
 
@@ -147,4 +166,3 @@ for (const protocol of ["chat", "messages"] as const) {
         })))
   })
 }
-

@@ -14,9 +14,9 @@ import { LlmRateLimitError } from "../src/errors.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
 import * as LlmStream from "../src/Stream.js"
+import * as ScriptedLlm from "../src/testing/ScriptedLlm.js"
 import * as Tool from "../src/Tool.js"
 import * as Toolkit from "../src/Toolkit.js"
-import * as ScriptedLlm from "../src/testing/ScriptedLlm.js"
 
 const hi = [Message.user("Hi")]
 const rateLimited = new LlmRateLimitError({ provider: "scripted", model: "m", message: "slow down" })
@@ -31,19 +31,29 @@ describe("ScriptedLlm", () => {
       expect(first.finishReason).toBe("stop")
       expect(first.metadata.provider).toBe("scripted")
       expect(Chunk.toReadonlyArray(second)).toEqual(["Once ", "upon ", "a ", "time."])
-      expect(calls.map((call) => [call.kind, call.outcome, (call.messages[0] as Message.UserMessage).content])).toEqual([
-        ["complete", "completed", "Hi"],
-        ["stream", "completed", "More"]
-      ])
+      expect(calls.map((call) => [call.kind, call.outcome, (call.messages[0] as Message.UserMessage).content])).toEqual(
+        [
+          ["complete", "completed", "Hi"],
+          ["stream", "completed", "More"]
+        ]
+      )
       expect(calls[0]!.options?.temperature).toBe(0.2)
-    }).pipe(Effect.provide(ScriptedLlm.layer([ScriptedLlm.reply("Hello there!"), ScriptedLlm.reply("Once upon a time.")]))))
+    }).pipe(
+      Effect.provide(ScriptedLlm.layer([ScriptedLlm.reply("Hello there!"), ScriptedLlm.reply("Once upon a time.")]))
+    ))
 
   it.effect("streams the deltas it is given, reasoning first", () =>
     Effect.gen(function*() {
       const events = yield* Llm.stream(hi).pipe(Stream.runCollect)
-      expect(Chunk.toReadonlyArray(events).map((event) => event._tag === "Finish" ? "end" : `${event._tag}:${"text" in event ? event.text : ""}`))
+      expect(
+        Chunk.toReadonlyArray(events).map((event) =>
+          event._tag === "Finish" ? "end" : `${event._tag}:${"text" in event ? event.text : ""}`
+        )
+      )
         .toEqual(["ReasoningDelta:thinking", "TextDelta:Hel", "TextDelta:lo", "end"])
-    }).pipe(Effect.provide(ScriptedLlm.layer([ScriptedLlm.reply("Hello", { deltas: ["Hel", "lo"], reasoning: "thinking" })]))))
+    }).pipe(
+      Effect.provide(ScriptedLlm.layer([ScriptedLlm.reply("Hello", { deltas: ["Hel", "lo"], reasoning: "thinking" })]))
+    ))
 
   it.effect("a call past the last step is a defect that names it", () =>
     Effect.gen(function*() {
@@ -72,8 +82,15 @@ describe("ScriptedLlm", () => {
       yield* TestClock.adjust("100 millis")
       const events = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
       const finish = events.at(-1)!
-      expect(finish._tag === "Finish" && [finish.metadata.firstTokenMillis, finish.metadata.latencyMillis]).toEqual([300, 400])
-    }).pipe(Effect.provide(ScriptedLlm.layer([ScriptedLlm.reply("a b", { firstTokenDelay: "300 millis", delay: "100 millis" })]))))
+      expect(finish._tag === "Finish" && [finish.metadata.firstTokenMillis, finish.metadata.latencyMillis]).toEqual([
+        300,
+        400
+      ])
+    }).pipe(
+      Effect.provide(
+        ScriptedLlm.layer([ScriptedLlm.reply("a b", { firstTokenDelay: "300 millis", delay: "100 millis" })])
+      )
+    ))
 
   it.effect("drives the tool loop: tool calls, then the answer, with the results sent back", () =>
     Effect.gen(function*() {
@@ -98,7 +115,9 @@ describe("ScriptedLlm", () => {
     Effect.gen(function*() {
       const result = yield* LlmStream.collect(Llm.stream(hi))
       expect(result.finishReason).toBe("tool_calls")
-      expect(result.toolCalls.map((call) => [call.id, call.name, call.arguments])).toEqual([["call_0", "search", { q: "x" }]])
+      expect(result.toolCalls.map((call) => [call.id, call.name, call.arguments])).toEqual([["call_0", "search", {
+        q: "x"
+      }]])
     }).pipe(Effect.provide(ScriptedLlm.layer([ScriptedLlm.toolCalls([{ name: "search", arguments: { q: "x" } }])]))))
 
   it.effect("a failure mid-stream delivers the text before it, then fails with it as partialText", () =>

@@ -10,9 +10,9 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as Conversation from "../src/Conversation.js"
-import type { ProviderOptions } from "../src/Provider.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
+import type { ProviderOptions } from "../src/Provider.js"
 import * as LlmStream from "../src/Stream.js"
 import * as Tool from "../src/Tool.js"
 import * as Toolkit from "../src/Toolkit.js"
@@ -53,16 +53,31 @@ const chunkings = (body: string): ReadonlyArray<FakeProvider.RawReply> => [
 const chatSse = (deltas: ReadonlyArray<object>, finishReason: string): string =>
   [...deltas.map((delta) => ({ delta, finish_reason: null })), { delta: {}, finish_reason: finishReason }]
     .map((choice) =>
-      `data: ${JSON.stringify({ id: "chatcmpl-1", object: "chat.completion.chunk", model: "m", choices: [{ index: 0, ...choice }] })}\n\n`
+      `data: ${
+        JSON.stringify({
+          id: "chatcmpl-1",
+          object: "chat.completion.chunk",
+          model: "m",
+          choices: [{ index: 0, ...choice }]
+        })
+      }\n\n`
     )
     .join("") + "data: [DONE]\n\n"
 
-const event = (body: { readonly type: string; readonly [field: string]: unknown }): string => `event: ${body.type}\ndata: ${JSON.stringify(body)}\n\n`
+const event = (body: { readonly type: string; readonly [field: string]: unknown }): string =>
+  `event: ${body.type}\ndata: ${JSON.stringify(body)}\n\n`
 
 const messageStart = (id: string) =>
   event({
     type: "message_start",
-    message: { id, type: "message", role: "assistant", model: "m", content: [], usage: { input_tokens: 3, output_tokens: 1 } }
+    message: {
+      id,
+      type: "message",
+      role: "assistant",
+      model: "m",
+      content: [],
+      usage: { input_tokens: 3, output_tokens: 1 }
+    }
   })
 
 /** An Anthropic stream: message_start, the given events, message_delta with `stopReason`, message_stop. */
@@ -96,7 +111,11 @@ const streamedUnderEveryChunking = (server: FakeProvider.FakeProvider, body: str
           : {
             content: outcome.right.content,
             finishReason: outcome.right.finishReason,
-            toolCalls: outcome.right.toolCalls.map((call) => ({ id: call.id, name: call.name, arguments: call.arguments }))
+            toolCalls: outcome.right.toolCalls.map((call) => ({
+              id: call.id,
+              name: call.name,
+              arguments: call.arguments
+            }))
           }
       )
     }
@@ -172,7 +191,14 @@ describe("a tool call without a function name is an LlmResponseError", () => {
   it.live("chat, complete: an empty name", () =>
     withServer(chat, (server) =>
       Effect.gen(function*() {
-        server.enqueue(json(chatBody({ tool_calls: [{ id: "call_a", type: "function", function: { name: "", arguments: "{}" } }] }, "tool_calls")))
+        server.enqueue(
+          json(
+            chatBody(
+              { tool_calls: [{ id: "call_a", type: "function", function: { name: "", arguments: "{}" } }] },
+              "tool_calls"
+            )
+          )
+        )
         const outcome = yield* completed
         expect(outcome._tag === "Left" && [outcome.left._tag, outcome.left.message]).toEqual([
           "LlmResponseError",
@@ -209,8 +235,22 @@ describe("tool-call indexes", () => {
       Effect.gen(function*() {
         for (const index of hostile) {
           const body = chatSse([
-            { tool_calls: [{ index: 0, id: "call_a", type: "function", function: { name: "get_weather", arguments: "{}" } }] },
-            { tool_calls: [{ index, id: "call_b", type: "function", function: { name: "get_weather", arguments: "{}" } }] }
+            {
+              tool_calls: [{
+                index: 0,
+                id: "call_a",
+                type: "function",
+                function: { name: "get_weather", arguments: "{}" }
+              }]
+            },
+            {
+              tool_calls: [{
+                index,
+                id: "call_b",
+                type: "function",
+                function: { name: "get_weather", arguments: "{}" }
+              }]
+            }
           ], "tool_calls")
           const started = Date.now()
           expect(yield* streamedUnderEveryChunking(server, body)).toEqual({
@@ -225,7 +265,12 @@ describe("tool-call indexes", () => {
     withServer(chat, (server) =>
       Effect.gen(function*() {
         const call = (index: number, city: string) => ({
-          tool_calls: [{ index, id: `call_${city}`, type: "function", function: { name: "get_weather", arguments: JSON.stringify({ city }) } }]
+          tool_calls: [{
+            index,
+            id: `call_${city}`,
+            type: "function",
+            function: { name: "get_weather", arguments: JSON.stringify({ city }) }
+          }]
         })
         const body = chatSse([call(7, "Rome"), call(0, "Oslo"), call(1023, "Lima"), call(3, "Bergen")], "tool_calls")
         expect(yield* streamedUnderEveryChunking(server, body)).toEqual({
@@ -243,7 +288,10 @@ describe("tool-call indexes", () => {
     withServer(anthropic, (server) =>
       Effect.gen(function*() {
         for (const index of [-1, 1.5, 2 ** 32, 4294967294]) {
-          const body = messagesSse([...toolUse(0, "toolu_a", "get_weather", "{}"), ...toolUse(index, "toolu_b", "get_weather", "{}")], "tool_use")
+          const body = messagesSse([
+            ...toolUse(0, "toolu_a", "get_weather", "{}"),
+            ...toolUse(index, "toolu_b", "get_weather", "{}")
+          ], "tool_use")
           const started = Date.now()
           expect(yield* streamedUnderEveryChunking(server, body)).toEqual({
             error: "LlmResponseError",
@@ -361,7 +409,10 @@ const followUp = (
     ]
     : [
       { role: "user", content: [{ type: "text", text: "Hi" }] },
-      { role: "assistant", content: calls.map((call) => ({ type: "tool_use", id: call.id, name: call.name, input: { city: call.city } })) },
+      {
+        role: "assistant",
+        content: calls.map((call) => ({ type: "tool_use", id: call.id, name: call.name, input: { city: call.city } }))
+      },
       {
         role: "user",
         content: results.map((result) => ({
@@ -395,13 +446,23 @@ const loops: ReadonlyArray<readonly [string, Loop]> = [
   ],
   [
     "Conversation.send",
-    () => Effect.flatMap(Conversation.Conversation, (conversation) => Effect.map(conversation.send("Hi", { toolkit: kit }), (result) => result.content))
+    () =>
+      Effect.flatMap(
+        Conversation.Conversation,
+        (conversation) => Effect.map(conversation.send("Hi", { toolkit: kit }), (result) => result.content)
+      )
   ],
   [
     "Conversation.sendStream",
     () =>
-      Effect.flatMap(Conversation.Conversation, (conversation) =>
-        Effect.map(Stream.runCollect(LlmStream.textDeltas(conversation.sendStream("Hi", { toolkit: kit }))), (texts) => [...texts].join("")))
+      Effect.flatMap(
+        Conversation.Conversation,
+        (conversation) =>
+          Effect.map(
+            Stream.runCollect(LlmStream.textDeltas(conversation.sendStream("Hi", { toolkit: kit }))),
+            (texts) => [...texts].join("")
+          )
+      )
   ]
 ]
 
@@ -451,7 +512,11 @@ for (const backend of [chat, anthropic]) {
               server,
               followUp(
                 backend,
-                [{ id: taken, name: "get_weather", city: "Oslo" }, { id: `${taken}_2`, name: "get_weather", city: "Rome" }],
+                [{ id: taken, name: "get_weather", city: "Oslo" }, {
+                  id: `${taken}_2`,
+                  name: "get_weather",
+                  city: "Rome"
+                }],
                 [{ id: taken, content: "Oslo: rain" }, { id: `${taken}_2`, content: "Rome: rain" }]
               )
             )
@@ -501,25 +566,41 @@ describe("ids at decode, without the loop", () => {
     withServer(chat, (server) =>
       Effect.gen(function*() {
         const whole = (city: string) => ({
-          tool_calls: [{ id: "call_x", type: "function", function: { name: "get_weather", arguments: JSON.stringify({ city }) } }]
+          tool_calls: [{
+            id: "call_x",
+            type: "function",
+            function: { name: "get_weather", arguments: JSON.stringify({ city }) }
+          }]
         })
-        expect(yield* streamedUnderEveryChunking(server, chatSse([whole("Oslo"), whole("Rome")], "tool_calls"))).toEqual({
-          content: "",
-          finishReason: "tool_calls",
-          toolCalls: [
-            { id: "call_x", name: "get_weather", arguments: { city: "Oslo" } },
-            { id: "call_x_2", name: "get_weather", arguments: { city: "Rome" } }
-          ]
-        })
+        expect(yield* streamedUnderEveryChunking(server, chatSse([whole("Oslo"), whole("Rome")], "tool_calls")))
+          .toEqual({
+            content: "",
+            finishReason: "tool_calls",
+            toolCalls: [
+              { id: "call_x", name: "get_weather", arguments: { city: "Oslo" } },
+              { id: "call_x_2", name: "get_weather", arguments: { city: "Rome" } }
+            ]
+          })
       })))
 
   it.live("chat, complete: duplicate and missing ids", () =>
     withServer(chat, (server) =>
       Effect.gen(function*() {
-        const call = (id: string | undefined) => ({ ...(id === undefined ? {} : { id }), type: "function", function: { name: "f", arguments: "{}" } })
-        server.enqueue(json(chatBody({ tool_calls: [call("call_1"), call(undefined), call("call_1"), call("")] }, "tool_calls")))
+        const call = (id: string | undefined) => ({
+          ...(id === undefined ? {} : { id }),
+          type: "function",
+          function: { name: "f", arguments: "{}" }
+        })
+        server.enqueue(
+          json(chatBody({ tool_calls: [call("call_1"), call(undefined), call("call_1"), call("")] }, "tool_calls"))
+        )
         const outcome = yield* completed
-        expect(outcome._tag === "Right" && outcome.right.toolCalls.map((c) => c.id)).toEqual(["call_1", "call_1_2", "call_1_3", "call_3"])
+        expect(outcome._tag === "Right" && outcome.right.toolCalls.map((c) => c.id)).toEqual([
+          "call_1",
+          "call_1_2",
+          "call_1_3",
+          "call_3"
+        ])
       })))
 })
 
@@ -538,7 +619,10 @@ describe("a tool_calls finish without any call is reported as stop", () => {
         })
         server.enqueue(json(chatBody({ content: "Hello.", tool_calls: [] }, "tool_calls")))
         const outcome = yield* completed
-        expect(outcome._tag === "Right" && [outcome.right.content, outcome.right.finishReason]).toEqual(["Hello.", "stop"])
+        expect(outcome._tag === "Right" && [outcome.right.content, outcome.right.finishReason]).toEqual([
+          "Hello.",
+          "stop"
+        ])
       })))
 
   it.live("anthropic, streamed and complete", () =>
@@ -551,6 +635,9 @@ describe("a tool_calls finish without any call is reported as stop", () => {
         })
         server.enqueue(json(messagesBody([{ type: "text", text: "Hello." }], "tool_use")))
         const outcome = yield* completed
-        expect(outcome._tag === "Right" && [outcome.right.content, outcome.right.finishReason]).toEqual(["Hello.", "stop"])
+        expect(outcome._tag === "Right" && [outcome.right.content, outcome.right.finishReason]).toEqual([
+          "Hello.",
+          "stop"
+        ])
       })))
 })

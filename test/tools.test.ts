@@ -11,13 +11,13 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import * as Context from "../src/Context.js"
+import type * as Context from "../src/Context.js"
 import * as Conversation from "../src/Conversation.js"
 import { validateRequest } from "../src/internal/validate.js"
 import type * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
-import * as Tool from "../src/Tool.js"
 import * as TokenCounter from "../src/TokenCounter.js"
+import * as Tool from "../src/Tool.js"
 import * as Toolkit from "../src/Toolkit.js"
 import { backends } from "./support/backends.js"
 import * as FakeProvider from "./support/FakeProvider.js"
@@ -35,9 +35,10 @@ const failing = Tool.make("flaky", {
 const crashing = Tool.make("crash", {
   description: "Throws",
   parameters: Schema.Struct({}),
-  handler: () => Effect.sync(() => {
-    throw new Error("boom")
-  })
+  handler: () =>
+    Effect.sync(() => {
+      throw new Error("boom")
+    })
 })
 const kit = Toolkit.make(weather, failing, crashing)
 
@@ -55,7 +56,10 @@ describe("Tool.make", () => {
 
 for (const backend of backends) {
   describe(`tools and conversations: ${backend.name}`, () => {
-    const withServer = <A, E>(f: (server: FakeProvider.FakeProvider) => Effect.Effect<A, E, Llm.Llm | Conversation.Conversation>, options: Context.ContextOptions = {}) =>
+    const withServer = <A, E>(
+      f: (server: FakeProvider.FakeProvider) => Effect.Effect<A, E, Llm.Llm | Conversation.Conversation>,
+      options: Context.ContextOptions = {}
+    ) =>
       Effect.scoped(Effect.gen(function*() {
         const server = yield* FakeProvider.make
         const llm = backend.layer(server.url)
@@ -71,7 +75,9 @@ for (const backend of backends) {
       sent(server, i).flatMap((message) => {
         if (message.role === "tool") return [[message.tool_call_id, message.content, false]]
         if (Array.isArray(message.content)) {
-          return (message.content as ReadonlyArray<Record<string, unknown>>).filter((block) => block.type === "tool_result")
+          return (message.content as ReadonlyArray<Record<string, unknown>>).filter((block) =>
+            block.type === "tool_result"
+          )
             .map((block) => [block.tool_use_id, block.content, block.is_error === true])
         }
         return []
@@ -81,7 +87,10 @@ for (const backend of backends) {
       withServer((server) =>
         Effect.gen(function*() {
           const conversation = yield* Conversation.Conversation
-          server.enqueue({ kind: "reply", text: "Nice to meet you, Alice!" }, { kind: "reply", text: "Your name is Alice." })
+          server.enqueue({ kind: "reply", text: "Nice to meet you, Alice!" }, {
+            kind: "reply",
+            text: "Your name is Alice."
+          })
           yield* conversation.send("My name is Alice.")
           const second = yield* conversation.send("What is my name?")
           expect(second.content).toBe("Your name is Alice.")
@@ -103,7 +112,11 @@ for (const backend of backends) {
           const result = yield* conversation.send("Weather in Oslo?", { toolkit: kit })
           expect(result.content).toBe("It is 4°C and raining in Oslo.")
           expect(server.requests.length).toBe(2)
-          expect(toolResults(server, 1)).toEqual([["call_1", "{\"city\":\"Oslo\",\"temperature\":4,\"sky\":\"rain\"}", false]])
+          expect(toolResults(server, 1)).toEqual([[
+            "call_1",
+            "{\"city\":\"Oslo\",\"temperature\":4,\"sky\":\"rain\"}",
+            false
+          ]])
           const history = (yield* conversation.context).messages
           expect(history.map((m) => m.role)).toEqual(["user", "assistant", "tool", "assistant"])
           expect(validateRequest(history, {})).toBeUndefined()
@@ -172,7 +185,11 @@ for (const backend of backends) {
     it.live("stops at maxSteps with finishReason length and a valid history", () =>
       withServer((server) =>
         Effect.gen(function*() {
-          server.setDefault({ kind: "reply", text: "Checking.", toolCalls: [{ id: "x", name: "get_weather", arguments: { city: "Oslo" } }] })
+          server.setDefault({
+            kind: "reply",
+            text: "Checking.",
+            toolCalls: [{ id: "x", name: "get_weather", arguments: { city: "Oslo" } }]
+          })
           const { added, result, steps } = yield* Toolkit.run([Message.user("loop")], kit, { maxSteps: 3 })
           expect(steps).toBe(3)
           expect(server.requests.length).toBe(3)
@@ -186,10 +203,16 @@ for (const backend of backends) {
         Effect.gen(function*() {
           const conversation = yield* Conversation.Conversation
           server.enqueue(
-            { kind: "reply", text: "Let me check. ", toolCalls: [{ id: "w", name: "get_weather", arguments: { city: "Oslo" } }] },
+            {
+              kind: "reply",
+              text: "Let me check. ",
+              toolCalls: [{ id: "w", name: "get_weather", arguments: { city: "Oslo" } }]
+            },
             { kind: "reply", text: "Rain in Oslo." }
           )
-          const events = Chunk.toReadonlyArray(yield* Stream.runCollect(conversation.sendStream("Weather?", { toolkit: kit })))
+          const events = Chunk.toReadonlyArray(
+            yield* Stream.runCollect(conversation.sendStream("Weather?", { toolkit: kit }))
+          )
           const text = events.flatMap((event) => (event._tag === "TextDelta" ? [event.text] : [])).join("")
           expect(text).toBe("Let me check. Rain in Oslo.")
           expect(events.filter((event) => event._tag === "Finish").length).toBe(1)
@@ -221,9 +244,11 @@ for (const backend of backends) {
           const conversation = yield* Conversation.Conversation
           server.enqueue({ kind: "reply", text: "One two three four five six seven.", chunkSize: 4, delayMs: 10 })
           const heard = Chunk.toReadonlyArray(
-            yield* Stream.runCollect(Stream.take(conversation.sendStream("Count."), 3).pipe(
-              Stream.filterMap((event) => (event._tag === "TextDelta" ? Option.some(event.text) : Option.none()))
-            ))
+            yield* Stream.runCollect(
+              Stream.take(conversation.sendStream("Count."), 3).pipe(
+                Stream.filterMap((event) => (event._tag === "TextDelta" ? Option.some(event.text) : Option.none()))
+              )
+            )
           ).join("")
           yield* Effect.promise(() => server.waitForClientClose(1))
           const history = (yield* conversation.context).history
@@ -244,8 +269,14 @@ for (const backend of backends) {
             parameters: Schema.Struct({}),
             handler: () => Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)
           })
-          server.enqueue({ kind: "reply", text: "Working on it.", toolCalls: [{ id: "s", name: "slow", arguments: {} }] })
-          const fiber = yield* Effect.fork(Stream.runDrain(conversation.sendStream("do it", { toolkit: Toolkit.make(slow) })))
+          server.enqueue({
+            kind: "reply",
+            text: "Working on it.",
+            toolCalls: [{ id: "s", name: "slow", arguments: {} }]
+          })
+          const fiber = yield* Effect.fork(
+            Stream.runDrain(conversation.sendStream("do it", { toolkit: Toolkit.make(slow) }))
+          )
           yield* Deferred.await(started)
           yield* Fiber.interrupt(fiber)
           const history = (yield* conversation.context).messages
@@ -268,8 +299,19 @@ for (const backend of backends) {
           ], { concurrency: "unbounded" })
           const history = (yield* conversation.context).history
           expect(history.length).toBe(8)
-          expect(history.map((m) => m.role)).toEqual(["user", "assistant", "user", "assistant", "user", "assistant", "user", "assistant"])
-          expect(new Set(history.filter((m) => m.role === "user").map((m) => m.content))).toEqual(new Set(["a", "b", "c", "d"]))
+          expect(history.map((m) => m.role)).toEqual([
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+            "user",
+            "assistant"
+          ])
+          expect(new Set(history.filter((m) => m.role === "user").map((m) => m.content))).toEqual(
+            new Set(["a", "b", "c", "d"])
+          )
         }), { maxTurns: 10 }))
   })
 }

@@ -4,7 +4,7 @@
  */
 import { request } from "undici"
 import { baseOf, type ClientFactory, type Target } from "../client.js"
-import { model, type Protocol, prompt } from "../payloads.js"
+import { model, prompt, type Protocol } from "../payloads.js"
 
 const paths: Record<Protocol, string> = {
   chat: "/v1/chat/completions",

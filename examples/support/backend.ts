@@ -4,7 +4,8 @@
  * in-process with replies scripted by the example (and it says so).
  */
 import { Console, Effect, Layer } from "effect"
-import { Anthropic, Llm, Local, OpenAi } from "../../src/index.js"
+import type { Llm } from "../../src/index.js"
+import { Anthropic, Local, OpenAi } from "../../src/index.js"
 import { FakeProvider } from "../../src/testing/index.js"
 
 /** Which backend an example is talking to. */

@@ -6,13 +6,13 @@
  * @since 0.1.0
  */
 import type { LlmError } from "../errors.js"
-import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "../internal/errorFactory.js"
 import { readErrorBody } from "../internal/errorBody.js"
+import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "../internal/errorFactory.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
-import { badIndex, toToolCall, ToolCallBuffer, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
+import { badIndex, ToolCallBuffer, toToolCall, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
-import { type FinishReason, StreamEvent, Usage } from "../Reply.js"
 import { type Message, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
+import { type FinishReason, StreamEvent, Usage } from "../Reply.js"
 import type { DecodedFinish, DecodedReply, EncodeInput, StreamDecoder, WireCodec } from "./WireCodec.js"
 
 /**
@@ -31,7 +31,6 @@ export interface MessagesOptions {
  * @since 0.1.0
  */
 export const defaultMaxTokens = 1024
-
 
 /** One message of the wire history: a role and its content blocks. */
 interface WireMessage {
@@ -83,7 +82,7 @@ const encodeHistory = (
     const wire = blocksOf(message)
     if (wire.content.length === 0) continue
     const last = out[out.length - 1]
-    if (last !== undefined && last.role === wire.role) last.content.push(...wire.content)
+    if (last !== undefined && last.role === wire.role) { for (const block of wire.content) last.content.push(block) }
     else out.push(wire)
   }
   if (out.length === 0) return "the conversation has no user message with content (Anthropic needs at least one)"
@@ -250,7 +249,12 @@ class MessagesStreamDecoder implements StreamDecoder {
   private started = false
   /** Per tool_use block: a non-empty `input` given at its start, used only if no input_json_delta follows. */
   private readonly startInputs: Array<string | undefined> = []
-  private readonly counters: Counters = { input: undefined, output: undefined, cacheWrite: undefined, cacheRead: undefined }
+  private readonly counters: Counters = {
+    input: undefined,
+    output: undefined,
+    cacheWrite: undefined,
+    cacheRead: undefined
+  }
   private stopReason: string | undefined
   private model: string | undefined
   private responseId: string | undefined
@@ -270,7 +274,10 @@ class MessagesStreamDecoder implements StreamDecoder {
     }
     if (!isObject(chunk)) {
       if (event === "error") return inBandError(this.context, chunk)
-      return responseError(this.context, `stream event is not a JSON object: ${quote(this.context, data, quoteLimits.text)}`)
+      return responseError(
+        this.context,
+        `stream event is not a JSON object: ${quote(this.context, data, quoteLimits.text)}`
+      )
     }
     const type = asString(chunk.type) ?? event
     if (event === "error" || type === "error") return inBandError(this.context, chunk)

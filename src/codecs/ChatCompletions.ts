@@ -7,13 +7,13 @@
  * @since 0.1.0
  */
 import type { LlmError } from "../errors.js"
-import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "../internal/errorFactory.js"
 import { readErrorBody } from "../internal/errorBody.js"
+import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "../internal/errorFactory.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
-import { badIndex, toToolCall, ToolCallBuffer, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
+import { badIndex, ToolCallBuffer, toToolCall, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
-import { type FinishReason, StreamEvent, Usage } from "../Reply.js"
 import { type Message, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
+import { type FinishReason, StreamEvent, Usage } from "../Reply.js"
 import type { DecodedFinish, DecodedReply, EncodeInput, StreamDecoder, WireCodec } from "./WireCodec.js"
 
 /**
@@ -33,7 +33,6 @@ export interface ChatCompletionsOptions {
   /** Fields merged into every request body (e.g. OpenRouter's `provider` routing). */
   readonly extraBody?: Readonly<Record<string, unknown>>
 }
-
 
 const encodeMessage = (message: Message, emptyAssistantContent: null | ""): Json => {
   switch (message.role) {
@@ -225,7 +224,10 @@ class ChatStreamDecoder implements StreamDecoder {
       return responseError(this.context, `malformed stream chunk: ${quote(this.context, data, quoteLimits.text)}`)
     }
     if (!isObject(chunk)) {
-      return responseError(this.context, `stream chunk is not a JSON object: ${quote(this.context, data, quoteLimits.text)}`)
+      return responseError(
+        this.context,
+        `stream chunk is not a JSON object: ${quote(this.context, data, quoteLimits.text)}`
+      )
     }
     if (chunk.error !== undefined && chunk.error !== null) return inBandError(this.context, chunk.error)
     if (this.model === undefined) this.model = asString(chunk.model)

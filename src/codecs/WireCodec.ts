@@ -42,8 +42,8 @@ export {
   responseError
 } from "../internal/errorFactory.js"
 import type { CompletionOptions } from "../Llm.js"
-import type { FinishReason, StreamEvent, Usage } from "../Reply.js"
 import type { Message, ToolCall } from "../Message.js"
+import type { FinishReason, StreamEvent, Usage } from "../Reply.js"
 
 /**
  * What a codec encodes: the conversation plus options merged with the layer's defaults.

@@ -5,8 +5,8 @@
  *
  * @internal
  */
-import * as Retry from "./retry.js"
 import type { ProviderConfig } from "../layers/HttpProvider.js"
+import * as Retry from "./retry.js"
 import {
   describeBaseUrlProblem,
   durationProblem,
@@ -32,11 +32,12 @@ const describeHeader = (name: string) =>
   Object.hasOwn(headerOptions, name) ? `the ${headerOptions[name]!} option (the ${name} header)` : `the ${name} header`
 
 /** The layer's durations, by the option that sets them. */
-const durationsOf = (config: ProviderConfig) => [
-  ["timeout", config.timeout],
-  ["firstTokenTimeout", config.firstTokenTimeout],
-  ["idleTimeout", config.idleTimeout]
-] as const
+const durationsOf = (config: ProviderConfig) =>
+  [
+    ["timeout", config.timeout],
+    ["firstTokenTimeout", config.firstTokenTimeout],
+    ["idleTimeout", config.idleTimeout]
+  ] as const
 
 /** A configuration as requests use it: where they go, what they carry, and what must never be shown back. */
 export interface Resolved {
@@ -62,7 +63,12 @@ export const resolveConfiguration = (config: ProviderConfig): Resolved => {
     const value = config.headers[name]
     return value === undefined ? [] : [value.replace(/^Bearer\s+/i, "")]
   })
-  const refused = (unsafe: string, secrets = keys): Resolved => ({ unsafe, baseUrl: config.baseUrl, headers: config.headers, secrets })
+  const refused = (unsafe: string, secrets = keys): Resolved => ({
+    unsafe,
+    baseUrl: config.baseUrl,
+    headers: config.headers,
+    secrets
+  })
   for (const name in config.headers) {
     if (/[\r\n:]/.test(name)) return refused(`the ${name} header contains a line break`)
     const problem = headerValueProblem(config.headers[name]!)
@@ -84,7 +90,8 @@ export const resolveConfiguration = (config: ProviderConfig): Resolved => {
       secrets
     )
   }
-  const sendsKey = base.authorization !== undefined || "authorization" in config.headers || "x-api-key" in config.headers
+  const sendsKey = base.authorization !== undefined || "authorization" in config.headers ||
+    "x-api-key" in config.headers
   if (sendsKey && isInsecureRemote(base.parsed) && config.allowInsecureHttp !== true) {
     const what = base.authorization === undefined ? "the API key" : "the base URL's credentials"
     return refused(plainHttpRefusal(what, base.parsed.host), secrets)
@@ -92,7 +99,9 @@ export const resolveConfiguration = (config: ProviderConfig): Resolved => {
   return {
     unsafe: undefined,
     baseUrl: base.url,
-    headers: base.authorization === undefined ? config.headers : { ...config.headers, authorization: base.authorization },
+    headers: base.authorization === undefined
+      ? config.headers
+      : { ...config.headers, authorization: base.authorization },
     secrets
   }
 }

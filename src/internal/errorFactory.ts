@@ -106,7 +106,9 @@ const base = (context: ErrorContext, failure: ProviderFailure, message: string) 
   message: redactSecrets(context, message),
   ...(failure.status === undefined ? {} : { status: failure.status }),
   ...(context.requestId === undefined ? {} : { requestId: quote(context, context.requestId, quoteLimits.header) }),
-  ...(failure.type ?? failure.code ? { errorType: quote(context, (failure.type ?? failure.code)!, quoteLimits.type) } : {})
+  ...(failure.type ?? failure.code
+    ? { errorType: quote(context, (failure.type ?? failure.code)!, quoteLimits.type) }
+    : {})
 })
 
 const describe = (context: ErrorContext, failure: ProviderFailure, fallback: string): string => {

@@ -1,8 +1,8 @@
 import { createParser, type EventSourceParser } from "eventsource-parser"
-import type { LlmError } from "../errors.js"
-import { type ErrorContext, quote, quoteLimits, responseError } from "./errorFactory.js"
-import { StreamEvent } from "../Reply.js"
 import type { DecodedFinish, DecodedReply, StreamDecoder } from "../codecs/WireCodec.js"
+import type { LlmError } from "../errors.js"
+import { StreamEvent } from "../Reply.js"
+import { type ErrorContext, quote, quoteLimits, responseError } from "./errorFactory.js"
 
 /** `TextDecoder.decode` options for a read that may end inside a character. */
 const streaming: TextDecodeOptions = { stream: true }

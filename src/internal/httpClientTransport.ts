@@ -15,9 +15,18 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { type BodyReader, plainLength, type Request, requestIdHeaders, type Response, type Service, TransportError } from "./transport.js"
+import {
+  type BodyReader,
+  plainLength,
+  type Request,
+  requestIdHeaders,
+  type Response,
+  type Service,
+  TransportError
+} from "./transport.js"
 
-const networkError = (error: { readonly cause?: unknown }) => new TransportError({ reason: "network", cause: error.cause })
+const networkError = (error: { readonly cause?: unknown }) =>
+  new TransportError({ reason: "network", cause: error.cause })
 
 const tooLarge = new TransportError({ reason: "tooLarge" })
 
@@ -85,7 +94,9 @@ const readerOf = (response: HttpClientResponse.HttpClientResponse, scope: Scope.
       }
     }),
     Effect.ensuring(Effect.sync(() => {
-      if (state === undefined) state = new TransportError({ reason: "network", cause: new Error("the request was aborted") })
+      if (state === undefined) {
+        state = new TransportError({ reason: "network", cause: new Error("the request was aborted") })
+      }
       notify()
     }))
   )
@@ -130,9 +141,12 @@ const responseOf = (response: HttpClientResponse.HttpClientResponse, scope: Scop
     bytes: (limit) => {
       if (length === undefined) return readChunks(response, limit)
       if (length > limit) return Effect.fail(tooLarge)
-      return Effect.mapBoth(response.arrayBuffer, { onFailure: networkError, onSuccess: (body) => new Uint8Array(body) })
+      return Effect.mapBoth(response.arrayBuffer, {
+        onFailure: networkError,
+        onSuccess: (body) => new Uint8Array(body)
+      })
     },
-    reader,
+    reader
   }
 }
 
@@ -162,10 +176,14 @@ export const make = (client: HttpClient.HttpClient): Service => {
             ...Option.getOrUndefined(Context.getOption(context, FetchHttpClient.RequestInit)),
             redirect: "manual"
           }))
-        return Effect.zipRight(release, Effect.mapBoth(withRequestIdsRedacted(execute), {
-          onFailure: networkError,
-          onSuccess: (response) => responseOf(response, inner)
-        }))
+        return Effect.zipRight(
+          release,
+          Effect.mapBoth(withRequestIdsRedacted(execute), {
+            onFailure: networkError,
+            onSuccess: (response) =>
+              responseOf(response, inner)
+          })
+        )
       })
   }
 }

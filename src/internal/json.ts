@@ -10,7 +10,9 @@ export const isObject = (u: unknown): u is Json => typeof u === "object" && u !=
 export const asString = (u: unknown): string | undefined => (typeof u === "string" ? u : undefined)
 
 /** The value if it is a finite number. @internal */
-export const asNumber = (u: unknown): number | undefined => (typeof u === "number" && Number.isFinite(u) ? u : undefined)
+export const asNumber = (
+  u: unknown
+): number | undefined => (typeof u === "number" && Number.isFinite(u) ? u : undefined)
 
 /** The deepest nesting of objects and arrays accepted in tool arguments: no tool schema needs more. @internal */
 export const maxDepth = 64

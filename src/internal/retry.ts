@@ -45,7 +45,9 @@ export const problem = (options: RetryOptions | undefined): string | undefined =
   if (options === undefined) return undefined
   const { maxRetries } = options
   if (maxRetries !== undefined && !isNonNegativeInteger(maxRetries)) {
-    return `the retry.maxRetries option must be a non-negative integer, got ${JSON.stringify(maxRetries) ?? String(maxRetries)}`
+    return `the retry.maxRetries option must be a non-negative integer, got ${
+      JSON.stringify(maxRetries) ?? String(maxRetries)
+    }`
   }
   for (const option of ["initialDelay", "maxDelay", "maxRetryAfter"] as const) {
     const found = durationProblem(options[option])
@@ -108,9 +110,7 @@ export const schedule = (options: ResolvedRetryOptions): Schedule.Schedule<LlmEr
     Schedule.jittered,
     Schedule.intersect(Schedule.recurs(options.maxRetries)),
     (self) => Schedule.passthrough(self as Schedule.Schedule<unknown, LlmError>),
-    Schedule.modifyDelay((error: LlmError, delay) =>
-      retryAfterOf(error) ?? Duration.min(delay, options.maxDelay)
-    ),
+    Schedule.modifyDelay((error: LlmError, delay) => retryAfterOf(error) ?? Duration.min(delay, options.maxDelay)),
     Schedule.whileInputEffect((error: LlmError) =>
       error._tag === "LlmConnectionError" && error.reason === "refused"
         ? FiberRef.get(retryRefusedConnections)
@@ -148,14 +148,14 @@ export const retrier = <E>(policy: Schedule.Schedule<unknown, E>): Retrier<E> =>
  * `Effect.retry(attempt, policy)` would): a call that succeeds at once pays
  * nothing for it. Streams drive the same policy through `retrier`.
  */
-export const retrying = <E>(policy: Schedule.Schedule<unknown, E>) =>
-<A, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.catchAll(attempt, (first) => {
-    const retries = retrier(policy)
-    const again = (error: E): Effect.Effect<A, E, R> =>
-      Effect.zipRight(retries.next(error), Effect.catchAll(attempt, again))
-    return again(first)
-  })
+export const retrying =
+  <E>(policy: Schedule.Schedule<unknown, E>) => <A, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.catchAll(attempt, (first) => {
+      const retries = retrier(policy)
+      const again = (error: E): Effect.Effect<A, E, R> =>
+        Effect.zipRight(retries.next(error), Effect.catchAll(attempt, again))
+      return again(first)
+    })
 
 /**
  * The longest wait a server's Retry-After is taken to ask for: a longer one
@@ -167,7 +167,8 @@ export const maxServerRetryAfter: Duration.Duration = Duration.days(365)
 
 const maxServerRetryAfterMillis = Duration.toMillis(maxServerRetryAfter)
 
-const clampedMillis = (millis: number): Duration.Duration => Duration.millis(Math.min(millis, maxServerRetryAfterMillis))
+const clampedMillis = (millis: number): Duration.Duration =>
+  Duration.millis(Math.min(millis, maxServerRetryAfterMillis))
 
 /**
  * Reads `retry-after-ms` (milliseconds) or `retry-after` (seconds or an HTTP
@@ -187,7 +188,11 @@ export const parseRetryAfter = (
   const retryAfter = headers["retry-after"]
   if (retryAfter === undefined) return undefined
   const seconds = Number(retryAfter)
-  if (retryAfter.trim() !== "" && Number.isFinite(seconds)) return seconds >= 0 ? clampedMillis(seconds * 1000) : undefined
+  if (retryAfter.trim() !== "" && Number.isFinite(seconds)) {
+    return seconds >= 0
+      ? clampedMillis(seconds * 1000)
+      : undefined
+  }
   const date = Date.parse(retryAfter)
   return Number.isNaN(date) ? undefined : clampedMillis(Math.max(0, date - now))
 }

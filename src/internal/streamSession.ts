@@ -22,6 +22,7 @@ import type * as Tracer from "effect/Tracer"
 import type { DecodedFinish, WireCodec } from "../codecs/WireCodec.js"
 import type { LlmError, TimeoutKind } from "../errors.js"
 import { ResponseMetadata, StreamEvent } from "../Reply.js"
+import * as Deadlines from "./deadlines.js"
 import {
   connectionError,
   type ErrorContext,
@@ -30,10 +31,9 @@ import {
   responseError,
   withPartialText
 } from "./errorFactory.js"
-import * as Retry from "./retry.js"
-import * as Deadlines from "./deadlines.js"
 import { defaultMaxEventSize, EventReader } from "./eventReader.js"
 import { requestIdOf } from "./responseBody.js"
+import * as Retry from "./retry.js"
 import type { Projection } from "./textOnly.js"
 import { nativeTracer } from "./tracing.js"
 import type { BodyReader, Request, Response, TransportError } from "./transport.js"

@@ -1,8 +1,8 @@
 import type { LlmResponseError } from "../errors.js"
+import { type JsonObject, ToolCall } from "../Message.js"
+import { type FinishReason, StreamEvent } from "../Reply.js"
 import { type ErrorContext, quote, quoteLimits, responseError } from "./errorFactory.js"
 import { maxDepth, nestsDeeperThan } from "./json.js"
-import { type FinishReason, StreamEvent } from "../Reply.js"
-import { type JsonObject, ToolCall } from "../Message.js"
 
 /**
  * Parses a tool call's arguments strictly: a JSON object, or the empty string

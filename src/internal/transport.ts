@@ -82,4 +82,3 @@ export interface Service {
    */
   readonly send: (request: Request, abort: Scope.Scope) => Effect.Effect<Response, TransportError>
 }
-

@@ -28,7 +28,8 @@ export const isTemperature = (value: unknown): value is number => typeof value =
  *
  * @internal
  */
-export const isPositiveInteger = (value: unknown): value is number => typeof value === "number" && Number.isInteger(value) && value > 0
+export const isPositiveInteger = (value: unknown): value is number =>
+  typeof value === "number" && Number.isInteger(value) && value > 0
 
 /**
  * Whether `value` is a non-negative integer (a retry count).
@@ -71,12 +72,18 @@ export const validateRequest = (
   const names = new Set<string>()
   for (const tool of options.tools ?? []) {
     if (!toolName.test(tool.name)) {
-      return `tool name ${JSON.stringify(tool.name)} is not a valid function name (letters, digits, _ and -, at most 64)`
+      return `tool name ${
+        JSON.stringify(tool.name)
+      } is not a valid function name (letters, digits, _ and -, at most 64)`
     }
     if (names.has(tool.name)) return `tool ${JSON.stringify(tool.name)} is defined twice`
     if (tool.parameters.type !== "object") {
-      return `tool ${JSON.stringify(tool.name)}: its parameters must be a JSON Schema with "type": "object" (a Schema.Struct or Schema.Class), got ${
-        tool.parameters.type === undefined ? "a schema without a type" : `"type": ${JSON.stringify(tool.parameters.type)}`
+      return `tool ${
+        JSON.stringify(tool.name)
+      }: its parameters must be a JSON Schema with "type": "object" (a Schema.Struct or Schema.Class), got ${
+        tool.parameters.type === undefined
+          ? "a schema without a type"
+          : `"type": ${JSON.stringify(tool.parameters.type)}`
       }`
     }
     names.add(tool.name)
@@ -91,7 +98,9 @@ export const validateRequest = (
     const message = messages[i]!
     if (message.role === "tool") {
       if (open === undefined || !open.has(message.toolCallId)) {
-        return `message ${i} is a tool result for ${JSON.stringify(message.toolCallId)}, which no preceding assistant tool call asked for`
+        return `message ${i} is a tool result for ${
+          JSON.stringify(message.toolCallId)
+        }, which no preceding assistant tool call asked for`
       }
       open.delete(message.toolCallId)
       continue
@@ -102,7 +111,9 @@ export const validateRequest = (
       : undefined
     if (message.role === "assistant") {
       for (const call of message.toolCalls) {
-        if (!toolName.test(call.name)) return `message ${i} calls ${JSON.stringify(call.name)}, not a valid function name`
+        if (!toolName.test(call.name)) {
+          return `message ${i} calls ${JSON.stringify(call.name)}, not a valid function name`
+        }
       }
     }
   }
@@ -201,9 +212,14 @@ export const parseBaseUrl = (baseUrl: string): BaseUrl | BaseUrlProblem => {
   const parsed = /^https?:\/\//i.test(baseUrl) ? parseUrl(baseUrl) : undefined
   if (parsed === undefined || !isHttp(parsed)) {
     const guess = /^[a-z][a-z0-9+.-]*:\/\/|^https?:/i.test(baseUrl) ? undefined : parseUrl(`http://${baseUrl}`)
-    return { invalid: "notHttp", suggestion: guess !== undefined && isHttp(guess) ? displayUrl(guess.href.replace(/\/$/, "")) : undefined }
+    return {
+      invalid: "notHttp",
+      suggestion: guess !== undefined && isHttp(guess) ? displayUrl(guess.href.replace(/\/$/, "")) : undefined
+    }
   }
-  if (parsed.username === "" && parsed.password === "") return { url: baseUrl, parsed, authorization: undefined, secrets: [] }
+  if (parsed.username === "" && parsed.password === "") {
+    return { url: baseUrl, parsed, authorization: undefined, secrets: [] }
+  }
   let user: string
   let password: string
   try {

@@ -4,8 +4,8 @@
  * @since 0.1.0
  */
 import * as Redacted from "effect/Redacted"
-import * as Provider from "../Provider.js"
 import * as Messages from "../codecs/AnthropicMessages.js"
+import * as Provider from "../Provider.js"
 
 /**
  * Options of the Anthropic layer.

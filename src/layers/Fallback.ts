@@ -38,10 +38,10 @@ import * as Stream from "effect/Stream"
 import { isTransient, type LlmError, LlmProviderError } from "../errors.js"
 import { withPartialText } from "../internal/errorFactory.js"
 import * as Retry from "../internal/retry.js"
+import { projectable, type Projection } from "../internal/textOnly.js"
 import { type CompletionOptions, Llm } from "../Llm.js"
 import { AssistantMessage, type Message } from "../Message.js"
 import { CompletionResult, ResponseMetadata, StreamEvent } from "../Reply.js"
-import { type Projection, projectable } from "../internal/textOnly.js"
 
 /**
  * When a backend is taken out of rotation, and for how long.
@@ -297,19 +297,28 @@ export const make = (
       link: Link,
       use: (pass: Pass | undefined) => Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown>
     ): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> =>
-      Channel.acquireUseRelease(admit(link), (pass) => Channel.flatMap(Channel.fromEffect(cleared(link, pass)), use), release)
+      Channel.acquireUseRelease(admit(link), (pass) =>
+        Channel.flatMap(Channel.fromEffect(cleared(link, pass)), use), release)
 
     const allSkipped = (tried: ReadonlyArray<BackendFailure>) =>
       new LlmProviderError({
         provider: "fallback",
         model: first.model,
-        message: `no backend is available: ${tried.map((failure) => failure.provider).join(", ")} are cooling down after repeated failures`
+        message: `no backend is available: ${
+          tried.map((failure) => failure.provider).join(", ")
+        } are cooling down after repeated failures`
       })
 
     const logFallback = (link: Link, error: LlmError, next: Link | undefined) =>
-      Effect.logWarning(`effect-llm: ${link.llm.provider} failed (${error._tag}: ${error.message}); falling back to ${next?.llm.provider ?? "nothing"}`).pipe(
+      Effect.logWarning(
+        `effect-llm: ${link.llm.provider} failed (${error._tag}: ${error.message}); falling back to ${
+          next?.llm.provider ?? "nothing"
+        }`
+      ).pipe(
         Effect.annotateLogs({ "llm.fallback.from": link.llm.provider, "llm.fallback.to": next?.llm.provider ?? "" }),
-        Effect.zipRight(Effect.annotateCurrentSpan("llm.fallback", `${link.llm.provider} -> ${next?.llm.provider ?? ""}`))
+        Effect.zipRight(
+          Effect.annotateCurrentSpan("llm.fallback", `${link.llm.provider} -> ${next?.llm.provider ?? ""}`)
+        )
       )
 
     /** Runs `call` on the chain: the backend's own retries, then the next backend. */
@@ -321,7 +330,8 @@ export const make = (
           const last = i === chain.length - 1
           const exit = yield* admitted(link, (pass) =>
             pass === undefined ? Effect.succeed(undefined) : Effect.locally(
-              Effect.tap(Effect.exit(link.llm.complete(messages, callOptions)), (exit) => pass.end(endOf(exit))),
+              Effect.tap(Effect.exit(link.llm.complete(messages, callOptions)), (exit) =>
+                pass.end(endOf(exit))),
               Retry.retryRefusedConnections,
               last
             ))
@@ -329,10 +339,16 @@ export const make = (
             tried.push({ provider: link.llm.provider })
             continue
           }
-          if (Exit.isSuccess(exit)) return annotate(exit.value, tried)
+          if (Exit.isSuccess(exit)) {
+            return annotate(exit.value, tried)
+          }
           const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
-          if (failure === undefined) return yield* Effect.failCause(exit.cause)
-          if (last || !movesOn(failure)) return yield* Effect.fail(failure)
+          if (failure === undefined) {
+            return yield* Effect.failCause(exit.cause)
+          }
+          if (last || !movesOn(failure)) {
+            return yield* Effect.fail(failure)
+          }
           tried.push({ provider: link.llm.provider, error: failure })
           yield* logFallback(link, failure, chain[i + 1])
         }
@@ -357,7 +373,9 @@ export const make = (
       project: Projection<A>
     ): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> => {
       const attempt = (i: number): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> => {
-        if (i >= chain.length) return Channel.fail(allSkipped(tried))
+        if (i >= chain.length) {
+          return Channel.fail(allSkipped(tried))
+        }
         const link = chain[i]!
         const last = i === chain.length - 1
         return admittedChannel(link, (pass) => {
@@ -371,18 +389,32 @@ export const make = (
           // the backend opens with refused connections retried only if it is the last; its first event restores that
           return Channel.unwrap(Effect.map(FiberRef.getAndSet(Retry.retryRefusedConnections, last), (previous) => {
             const restore = FiberRef.set(Retry.retryRefusedConnections, previous)
-            const relay = relaying(link, pass, i, messages, callOptions, tried, delivered, project, restore, (failure) => {
-              if (last || !movesOn(failure)) {
-                return Channel.fail(delivered === "" ? failure : withPartialText(failure, delivered))
+            const relay = relaying(
+              link,
+              pass,
+              i,
+              messages,
+              callOptions,
+              tried,
+              delivered,
+              project,
+              restore,
+              (failure) => {
+                if (last || !movesOn(failure)) {
+                  return Channel.fail(delivered === "" ? failure : withPartialText(failure, delivered))
+                }
+                tried.push({ provider: link.llm.provider, error: failure })
+                // restored before the next backend sets its own, so its first event restores the caller's value
+                return Channel.zipRight(
+                  Channel.fromEffect(Effect.zipRight(restore, logFallback(link, failure, chain[i + 1]))),
+                  attempt(i + 1)
+                )
               }
-              tried.push({ provider: link.llm.provider, error: failure })
-              // restored before the next backend sets its own, so its first event restores the caller's value
-              return Channel.zipRight(
-                Channel.fromEffect(Effect.zipRight(restore, logFallback(link, failure, chain[i + 1]))),
-                attempt(i + 1)
-              )
-            })
-            return Channel.ensuring(Channel.pipeTo(Stream.toChannel(link.llm.stream(request, callOptions)), relay), restore)
+            )
+            return Channel.ensuring(
+              Channel.pipeTo(Stream.toChannel(link.llm.stream(request, callOptions)), relay),
+              restore
+            )
           }))
         })
       }
@@ -412,9 +444,13 @@ export const make = (
       let pending = before === "" ? undefined : ""
       /** Drops a continuation's repetition of text already delivered. */
       const dedupe = (delta: string): string => {
-        if (pending === undefined) return delta
+        if (pending === undefined) {
+          return delta
+        }
         pending += delta
-        if (before.startsWith(pending) && pending.length < before.length) return ""
+        if (before.startsWith(pending) && pending.length < before.length) {
+          return ""
+        }
         const out = pending.startsWith(before) ? pending.slice(before.length) : pending
         pending = undefined
         return out
@@ -424,22 +460,29 @@ export const make = (
         for (const event of chunk) {
           if (event._tag === "TextDelta") {
             const delta = dedupe(event.text)
-            if (delta === "") continue
+            if (delta === "") {
+              continue
+            }
             text.push(delta)
             out.push(delta === event.text ? event : StreamEvent.TextDelta({ text: delta }))
           } else if (event._tag === "Finish") {
             pass.end(answered)
-            out.push(tried.length === 0 ? event : StreamEvent.Finish({
-              ...event,
-              metadata: annotate(new CompletionResult({
-                content: "",
-                model: event.model,
-                finishReason: event.finishReason,
-                toolCalls: [],
-                usage: event.usage,
-                metadata: event.metadata
-              }, true), tried).metadata
-            }))
+            out.push(
+              tried.length === 0 ? event : StreamEvent.Finish({
+                ...event,
+                metadata: annotate(
+                  new CompletionResult({
+                    content: "",
+                    model: event.model,
+                    finishReason: event.finishReason,
+                    toolCalls: [],
+                    usage: event.usage,
+                    metadata: event.metadata
+                  }, true),
+                  tried
+                ).metadata
+              })
+            )
           } else {
             out.push(event)
           }
@@ -447,7 +490,9 @@ export const make = (
         return project(out)
       }
       /** A failure after the first event: no more fallback, except by continuation. */
-      const afterFirst = (error: LlmError): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> => {
+      const afterFirst = (
+        error: LlmError
+      ): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> => {
         const sent = text.join("")
         const next = index + 1
         if (options.continuation === true && next < chain.length && movesOn(error)) {
@@ -462,10 +507,14 @@ export const make = (
       const read: Channel.Channel<Chunk.Chunk<A>, Chunk.Chunk<StreamEvent>, LlmError, LlmError, unknown, unknown> =
         Channel.readWithCause({
           onInput: (chunk: Chunk.Chunk<StreamEvent>) => {
-            if (Chunk.isEmpty(chunk)) return read
+            if (Chunk.isEmpty(chunk)) {
+              return read
+            }
             const out = relay(chunk)
             const rest = out.length === 0 ? read : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(out)), read)
-            if (committed) return rest
+            if (committed) {
+              return rest
+            }
             committed = true
             pass.content = true
             return Channel.zipRight(Channel.fromEffect(restore), rest)
@@ -473,12 +522,15 @@ export const make = (
           onFailure: (cause: Cause.Cause<LlmError>) => {
             const failure = Cause.failureOption(cause)
             // a defect or an interruption is not a backend's failure: it ends the stream as it is
-            if (Option.isNone(failure)) return Channel.failCause(cause)
+            if (Option.isNone(failure)) {
+              return Channel.failCause(cause)
+            }
             pass.end({ _tag: "Failed", error: failure.value })
             return committed ? afterFirst(failure.value) : beforeFirst(failure.value)
           },
           // the backend's stream ended: after its events, or before any (nothing to deliver, nothing to fall back from)
-          onDone: () => Channel.void
+          onDone: () =>
+            Channel.void
         })
       return read
     }

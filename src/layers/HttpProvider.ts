@@ -11,22 +11,22 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type { WireCodec } from "../codecs/WireCodec.js"
 import type { LlmError } from "../errors.js"
-import { connectionError, type ErrorContext, invalidRequest } from "../internal/errorFactory.js"
 import { HttpTransport } from "../HttpTransport.js"
+import { resolveConfiguration } from "../internal/configuration.js"
 import * as Deadlines from "../internal/deadlines.js"
+import { connectionError, type ErrorContext, invalidRequest } from "../internal/errorFactory.js"
 import { decodeWhole } from "../internal/eventReader.js"
 import { readText, requestIdOf, statusError } from "../internal/responseBody.js"
+import * as Retry from "../internal/retry.js"
 import * as StreamSession from "../internal/streamSession.js"
-import { type Projection, projectable } from "../internal/textOnly.js"
+import { projectable, type Projection } from "../internal/textOnly.js"
 import { traced } from "../internal/tracing.js"
 import type { Request, Response, TransportError } from "../internal/transport.js"
-import { resolveConfiguration } from "../internal/configuration.js"
 import type { CompletionOptions, Llm } from "../Llm.js"
 import type { Message } from "../Message.js"
-import * as Retry from "../internal/retry.js"
 import { CompletionResult, ResponseMetadata, type StreamEvent } from "../Reply.js"
-import type { WireCodec } from "../codecs/WireCodec.js"
 
 /**
  * Everything a backend needs beyond its codec.
@@ -103,7 +103,12 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     const resolved = resolveConfiguration(config)
     const unsafe = resolved.unsafe
     // credentials a server might echo back in its error text: redacted from every error message
-    const context: ErrorContext = { provider, model: config.model, apiKeyEnv: config.apiKeyEnv, secrets: resolved.secrets }
+    const context: ErrorContext = {
+      provider,
+      model: config.model,
+      apiKeyEnv: config.apiKeyEnv,
+      secrets: resolved.secrets
+    }
     const url = resolved.baseUrl.replace(/\/+$/, "") + codec.path
     const headers: Record<string, string> = {
       ...resolved.headers,
@@ -131,7 +136,10 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       return {
         request: { method: "POST", url, headers, body: JSON.stringify(encoded.body) },
         total,
-        firstToken: Duration.min(Duration.decode(options.firstTokenTimeout ?? config.firstTokenTimeout ?? total), total),
+        firstToken: Duration.min(
+          Duration.decode(options.firstTokenTimeout ?? config.firstTokenTimeout ?? total),
+          total
+        ),
         idle: options.idleTimeout ?? config.idleTimeout
       }
     }
@@ -214,7 +222,10 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       })
 
     // `textDeltas` of this stream keeps the text inside the decoding channel: no stage of its own
-    const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions): Stream.Stream<StreamEvent, LlmError> =>
+    const stream = (
+      messages: ReadonlyArray<Message>,
+      callOptions?: CompletionOptions
+    ): Stream.Stream<StreamEvent, LlmError> =>
       projectable(<A>(project: Projection<A>) => projected(messages, callOptions, project))
 
     return { provider, model: config.model, complete, stream } satisfies Llm.Service

@@ -8,14 +8,26 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as ChatCompletions from "../codecs/ChatCompletions.js"
 import { type LlmError, LlmTimeoutError } from "../errors.js"
-import { connectionError, type ErrorContext, fromProviderFailure, invalidRequest, responseError } from "../internal/errorFactory.js"
 import { HttpTransport } from "../HttpTransport.js"
 import * as Deadlines from "../internal/deadlines.js"
-import { describeBaseUrlProblem, displayUrl, durationProblem, parseBaseUrl, plainHttpRefusal } from "../internal/validate.js"
+import {
+  connectionError,
+  type ErrorContext,
+  fromProviderFailure,
+  invalidRequest,
+  responseError
+} from "../internal/errorFactory.js"
+import {
+  describeBaseUrlProblem,
+  displayUrl,
+  durationProblem,
+  isInsecureRemote,
+  parseBaseUrl,
+  plainHttpRefusal
+} from "../internal/validate.js"
 import * as Provider from "../Provider.js"
-import * as ChatCompletions from "../codecs/ChatCompletions.js"
-import { isInsecureRemote } from "../internal/validate.js"
 
 /**
  * Options of the local layer.
@@ -40,10 +52,16 @@ const rootOf = (baseUrl: string): string => baseUrl.replace(/\/+$/, "").replace(
  */
 export const provider = Provider.make<LocalOptions>({
   name: "local",
-  defaults: { model: "gpt-oss:120b", baseUrl: "http://localhost:8080", timeout: "120 seconds", apiKeyEnv: "LLM_LOCAL_API_KEY" },
+  defaults: {
+    model: "gpt-oss:120b",
+    baseUrl: "http://localhost:8080",
+    timeout: "120 seconds",
+    apiKeyEnv: "LLM_LOCAL_API_KEY"
+  },
   apiKeyRequired: false,
   endpoint: (baseUrl) => `${rootOf(baseUrl)}/v1`,
-  codec: (options) => ChatCompletions.make({ emptyAssistantContent: options.emptyAssistantContent ?? "", maxTokensField: "max_tokens" })
+  codec: (options) =>
+    ChatCompletions.make({ emptyAssistantContent: options.emptyAssistantContent ?? "", maxTokensField: "max_tokens" })
 })
 
 /**
@@ -106,7 +124,9 @@ const probe = (path: string, options: ProbeOptions, readBody: boolean) => {
     return Effect.fail(invalidRequest(probeContext, plainHttpRefusal("the base URL's credentials", base.parsed.host)))
   }
   const timeoutProblem = durationProblem(options.timeout)
-  if (timeoutProblem !== undefined) return Effect.fail(invalidRequest(probeContext, `the timeout option ${timeoutProblem}`))
+  if (timeoutProblem !== undefined) {
+    return Effect.fail(invalidRequest(probeContext, `the timeout option ${timeoutProblem}`))
+  }
   // the password a server might echo back is redacted from its errors
   const context: ErrorContext = { ...probeContext, secrets: base.secrets }
   const url = `${rootOf(base.url)}${path}`
@@ -117,26 +137,41 @@ const probe = (path: string, options: ProbeOptions, readBody: boolean) => {
     : { accept: "application/json", authorization: base.authorization }
   const timeout = Duration.decode(options.timeout ?? "2 seconds")
   const onTimeout = () =>
-    new LlmTimeoutError({ ...context, kind: "total", timeout, message: `local server at ${shown} did not answer in time` })
-  return Effect.flatMap(HttpTransport, (transport) =>
-    Effect.clockWith((clock) => Deadlines.within(clock, Duration.toMillis(timeout), onTimeout, (abort) =>
-      transport.send({ method: "GET", url, headers }, abort).pipe(
-        Effect.mapError((error): LlmError => connectionError(context, error.cause, `probing ${shown}`)),
-        Effect.flatMap(({ bytes, status }) =>
-          readBody
-            ? Effect.matchEffect(bytes(maxProbeBodyBytes), {
-              // past the bound: `complete` says so; a body cut off by the network is a connection error
-              onFailure: (error) =>
-                error.reason === "tooLarge"
-                  ? Effect.succeed({ status, text: "", complete: false, context })
-                  : Effect.fail(connectionError(context, error.cause, `reading ${shown}`)),
-              onSuccess: (body) => Effect.succeed({ status, text: Buffer.from(body).toString("utf8"), complete: true, context })
-            })
-            // only the status matters: the body is left to arrive and be dropped
-            : Effect.succeed({ status, text: "", complete: true, context })
+    new LlmTimeoutError({
+      ...context,
+      kind: "total",
+      timeout,
+      message: `local server at ${shown} did not answer in time`
+    })
+  return Effect.flatMap(
+    HttpTransport,
+    (transport) =>
+      Effect.clockWith((clock) =>
+        Deadlines.within(
+          clock,
+          Duration.toMillis(timeout),
+          onTimeout,
+          (abort) =>
+            transport.send({ method: "GET", url, headers }, abort).pipe(
+              Effect.mapError((error): LlmError => connectionError(context, error.cause, `probing ${shown}`)),
+              Effect.flatMap(({ bytes, status }) =>
+                readBody
+                  ? Effect.matchEffect(bytes(maxProbeBodyBytes), {
+                    // past the bound: `complete` says so; a body cut off by the network is a connection error
+                    onFailure: (error) =>
+                      error.reason === "tooLarge"
+                        ? Effect.succeed({ status, text: "", complete: false, context })
+                        : Effect.fail(connectionError(context, error.cause, `reading ${shown}`)),
+                    onSuccess: (body) =>
+                      Effect.succeed({ status, text: Buffer.from(body).toString("utf8"), complete: true, context })
+                  })
+                  // only the status matters: the body is left to arrive and be dropped
+                  : Effect.succeed({ status, text: "", complete: true, context })
+              )
+            )
         )
       )
-    )))
+  )
 }
 
 /**
@@ -164,8 +199,12 @@ export const health = (options: ProbeOptions = {}): Effect.Effect<Health, LlmErr
  */
 export const models = (options: ProbeOptions = {}): Effect.Effect<ReadonlyArray<string>, LlmError> =>
   Effect.flatMap(probe("/v1/models", options, true), ({ complete, context, status, text }) => {
-    if (!complete) return Effect.fail(responseError(context, `the model list exceeds ${maxProbeBodyBytes} bytes`, status))
-    if (status < 200 || status >= 300) return Effect.fail(fromProviderFailure(context, { status, message: text.slice(0, 200) }))
+    if (!complete) {
+      return Effect.fail(responseError(context, `the model list exceeds ${maxProbeBodyBytes} bytes`, status))
+    }
+    if (status < 200 || status >= 300) {
+      return Effect.fail(fromProviderFailure(context, { status, message: text.slice(0, 200) }))
+    }
     try {
       const body = JSON.parse(text) as { data?: ReadonlyArray<{ id?: unknown }> }
       return Effect.succeed((body.data ?? []).flatMap((model) => (typeof model.id === "string" ? [model.id] : [])))

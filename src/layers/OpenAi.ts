@@ -3,8 +3,8 @@
  *
  * @since 0.1.0
  */
-import * as Provider from "../Provider.js"
 import * as ChatCompletions from "../codecs/ChatCompletions.js"
+import * as Provider from "../Provider.js"
 
 /**
  * Options of the OpenAI layer.
@@ -25,7 +25,12 @@ export interface OpenAiOptions extends Provider.ProviderOptions {
  */
 export const provider = Provider.make<OpenAiOptions>({
   name: "openai",
-  defaults: { model: "gpt-4o", baseUrl: "https://api.openai.com/v1", timeout: "60 seconds", apiKeyEnv: "OPENAI_API_KEY" },
+  defaults: {
+    model: "gpt-4o",
+    baseUrl: "https://api.openai.com/v1",
+    timeout: "60 seconds",
+    apiKeyEnv: "OPENAI_API_KEY"
+  },
   apiKeyRequired: true,
   codec: ChatCompletions.make({ emptyAssistantContent: null, maxTokensField: "max_completion_tokens" }),
   optionHeaders: { organization: "openai-organization", project: "openai-project" }

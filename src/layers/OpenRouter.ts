@@ -4,8 +4,8 @@
  *
  * @since 0.1.0
  */
-import * as Provider from "../Provider.js"
 import * as ChatCompletions from "../codecs/ChatCompletions.js"
+import * as Provider from "../Provider.js"
 
 /**
  * Options of the OpenRouter layer.
@@ -28,10 +28,19 @@ export interface OpenRouterOptions extends Provider.ProviderOptions {
  */
 export const provider = Provider.make<OpenRouterOptions>({
   name: "openrouter",
-  defaults: { model: "openai/gpt-4o", baseUrl: "https://openrouter.ai/api/v1", timeout: "60 seconds", apiKeyEnv: "OPENROUTER_API_KEY" },
+  defaults: {
+    model: "openai/gpt-4o",
+    baseUrl: "https://openrouter.ai/api/v1",
+    timeout: "60 seconds",
+    apiKeyEnv: "OPENROUTER_API_KEY"
+  },
   apiKeyRequired: true,
   codec: ({ extraBody }) =>
-    ChatCompletions.make({ emptyAssistantContent: null, maxTokensField: "max_tokens", ...(extraBody === undefined ? {} : { extraBody }) }),
+    ChatCompletions.make({
+      emptyAssistantContent: null,
+      maxTokensField: "max_tokens",
+      ...(extraBody === undefined ? {} : { extraBody })
+    }),
   optionHeaders: { referer: "http-referer", title: "x-title" }
 })
 

@@ -261,7 +261,15 @@ export interface GatedReply {
  *
  * @since 0.1.0
  */
-export type Script = Reply | StatusReply | RawReply | HangReply | HeadersOnlyReply | ResetReply | FloodReply | GatedReply
+export type Script =
+  | Reply
+  | StatusReply
+  | RawReply
+  | HangReply
+  | HeadersOnlyReply
+  | ResetReply
+  | FloodReply
+  | GatedReply
 
 /**
  * Picks the script for a request from its content (e.g. echoing an id found in
@@ -707,11 +715,21 @@ export const start = async (
       res.write(data, () => resolve())
     })
 
-  const streamReply = async (exchange: Exchange, script: Reply, events: ReadonlyArray<WireEvent>, headers: Record<string, string>) => {
+  const streamReply = async (
+    exchange: Exchange,
+    script: Reply,
+    events: ReadonlyArray<WireEvent>,
+    headers: Record<string, string>
+  ) => {
     const { request, res } = exchange
     const protocol = request.protocol
     const live = () => !res.destroyed && !res.writableEnded
-    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers, ...script.headers })
+    res.writeHead(200, {
+      "content-type": "text/event-stream",
+      "cache-control": "no-cache",
+      ...headers,
+      ...script.headers
+    })
 
     const keepAliveLine = `: ${script.keepAlive?.comment ?? "OPENROUTER PROCESSING"}\n\n`
     const out: Array<string> = []
@@ -864,7 +882,9 @@ export const start = async (
         const n = request.requestId.slice("req_".length)
         const id = script.id ?? (protocol === "messages" ? `msg_fake${n}` : `chatcmpl-fake${n}`)
         if (body.stream !== true) {
-          const payload = JSON.stringify(protocol === "messages" ? messagesBody(script, model, id) : chatBody(script, model, id))
+          const payload = JSON.stringify(
+            protocol === "messages" ? messagesBody(script, model, id) : chatBody(script, model, id)
+          )
           res.writeHead(200, { "content-type": "application/json", ...idHeader, ...script.headers })
           res.end(payload)
           return
@@ -889,6 +909,7 @@ export const start = async (
       serve(exchange, script).catch((error: unknown) => {
         // a script the renderer cannot render (e.g. non-JSON tool arguments): make it loud
         const message = error instanceof Error ? error.message : String(error)
+        // eslint-disable-next-line no-console -- the fake server has no other way to make a script error loud
         console.error(message)
         if (!res.headersSent) json(500, { error: { message, type: "fake_provider_error", param: null, code: null } })
         else abort(exchange, false)
@@ -981,7 +1002,7 @@ export const start = async (
     url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
     port,
     enqueue: (...scripts) => {
-      queue.push(...scripts)
+      for (const script of scripts) queue.push(script)
     },
     setDefault: (script) => {
       fallback = script
@@ -991,7 +1012,11 @@ export const start = async (
     },
     requests,
     waitForClientClose: (n = 1, timeoutMs = 5_000) =>
-      waitFor(() => requests.filter((request) => request.closedByClient).length >= n, `${n} client close(s)`, timeoutMs),
+      waitFor(
+        () => requests.filter((request) => request.closedByClient).length >= n,
+        `${n} client close(s)`,
+        timeoutMs
+      ),
     waitForRequests: (n, timeoutMs = 5_000) => waitFor(() => requests.length >= n, `${n} request(s)`, timeoutMs),
     get openConnections() {
       return sockets.size

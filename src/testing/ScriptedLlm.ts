@@ -212,8 +212,11 @@ export const make = (
       settle: (outcome: RecordedCall["outcome"]) => Effect.Effect<unknown>,
       effect: Effect.Effect<A, E, R>
     ) =>
-      Effect.onExit(effect, (exit) =>
-        settle(exit._tag === "Success" ? "completed" : Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "failed"))
+      Effect.onExit(
+        effect,
+        (exit) =>
+          settle(exit._tag === "Success" ? "completed" : Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "failed")
+      )
 
     /** The content events of a reply step, in order. */
     const contentOf = (step: ReplyStep): Array<StreamEvent> => {
@@ -243,7 +246,8 @@ export const make = (
         const finish = Effect.map(now, (at) =>
           StreamEvent.Finish({
             finishReason: step.finishReason ?? ((step.toolCalls ?? []).length > 0 ? "tool_calls" : "stop"),
-            usage: step.usage ?? new Usage({ inputTokens: 0, outputTokens: content.length, totalTokens: content.length }),
+            usage: step.usage ??
+              new Usage({ inputTokens: 0, outputTokens: content.length, totalTokens: content.length }),
             model,
             metadata: new ResponseMetadata({
               provider,
@@ -273,7 +277,9 @@ export const make = (
           return Stream.fromEffect(sleep(step.delay)).pipe(
             Stream.drain,
             Stream.concat(Stream.fromIterable(partial.map((text) => StreamEvent.TextDelta({ text })))),
-            Stream.concat(Stream.fail(step.afterText === undefined ? step.error : withPartialText(step.error, step.afterText)))
+            Stream.concat(
+              Stream.fail(step.afterText === undefined ? step.error : withPartialText(step.error, step.afterText))
+            )
           )
         }
       }
@@ -322,8 +328,12 @@ export const make = (
  * @since 0.1.0
  */
 export const layer = (script: Script, options?: ScriptedLlmOptions): Layer.Layer<Llm | ScriptedLlm> =>
-  Layer.effectContext(Effect.map(make(script, options), ({ calls, llm }) =>
-    Context.make(Llm, llm).pipe(Context.add(ScriptedLlm, { calls }))))
+  Layer.effectContext(
+    Effect.map(
+      make(script, options),
+      ({ calls, llm }) => Context.make(Llm, llm).pipe(Context.add(ScriptedLlm, { calls }))
+    )
+  )
 
 /**
  * Every call the scripted `Llm` in context received so far.

@@ -22,7 +22,9 @@ describe("connection reuse", () => {
       for (const backend of backends) {
         server.reset()
         server.setDefault({ kind: "reply", text: "Reused." })
-        yield* Effect.repeatN(Llm.complete([Message.user("Hi")]), calls - 1).pipe(Effect.provide(backend.layer(server.url)))
+        yield* Effect.repeatN(Llm.complete([Message.user("Hi")]), calls - 1).pipe(
+          Effect.provide(backend.layer(server.url))
+        )
         expect(server.stats.connections, backend.name).toBeLessThanOrEqual(2)
       }
     })))

@@ -37,8 +37,8 @@ import {
   eventually,
   type MemoryPeaks,
   random,
-  recordLogs,
   type RecordedLog,
+  recordLogs,
   resourceCounts,
   sampleMemory,
   settledHeap,
@@ -97,7 +97,8 @@ const fibersLeft = (supervisor: Supervisor.Supervisor<Array<Fiber.RuntimeFiber<a
 // ---------------------------------------------------------------------------
 
 /** The text stream `id` must receive, in full and in order. */
-export const loadText = (id: number): string => `Stream ${id} answers: the quick brown fox jumps over the lazy dog, ${id}.`
+export const loadText = (id: number): string =>
+  `Stream ${id} answers: the quick brown fox jumps over the lazy dog, ${id}.`
 
 /** What a load run measured. */
 export interface LoadFigures {
@@ -420,15 +421,22 @@ const soakCall = (llm: Llm.Service, id: number, kind: SoakKind): Effect.Effect<s
       // and long enough that a busy event loop does not miss it on the retry
       call = id % 2 === 0
         ? Effect.map(llm.complete(messages, { timeout: "300 millis" }), (result) => check(result, text))
-        : Effect.map(LlmStream.collect(llm.stream(messages, { firstTokenTimeout: "300 millis" })), (result) => check(result, text))
+        : Effect.map(
+          LlmStream.collect(llm.stream(messages, { firstTokenTimeout: "300 millis" })),
+          (result) => check(result, text)
+        )
       break
     case "tools":
-      call = provide(Effect.map(Toolkit.run(messages, soakKit), ({ added, result }) =>
-        check(result, `done ${id}`) ?? (added.length === 3 ? undefined : `${kind} ${id}: added ${added.length} messages`)
-      ))
+      call = provide(
+        Effect.map(Toolkit.run(messages, soakKit), ({ added, result }) =>
+          check(result, `done ${id}`) ??
+            (added.length === 3 ? undefined : `${kind} ${id}: added ${added.length} messages`))
+      )
       break
     case "toolStream":
-      call = provide(Effect.map(LlmStream.collect(Toolkit.stream(messages, soakKit)), (result) => check(result, `done ${id}`)))
+      call = provide(
+        Effect.map(LlmStream.collect(Toolkit.stream(messages, soakKit)), (result) => check(result, `done ${id}`))
+      )
       break
     case "consumerStops":
       call = Effect.map(Stream.runCollect(Stream.take(LlmStream.textDeltas(llm.stream(messages)), 2)), (deltas) => {
@@ -437,7 +445,10 @@ const soakCall = (llm: Llm.Service, id: number, kind: SoakKind): Effect.Effect<s
       })
       break
     case "stall":
-      call = Effect.map(LlmStream.collect(llm.stream(messages, { idleTimeout: "100 millis" })), (result) => check(result, text))
+      call = Effect.map(
+        LlmStream.collect(llm.stream(messages, { idleTimeout: "100 millis" })),
+        (result) => check(result, text)
+      )
       break
     default:
       call = Effect.map(LlmStream.collect(llm.stream(messages)), (result) => check(result, text))
@@ -451,10 +462,16 @@ const soakCall = (llm: Llm.Service, id: number, kind: SoakKind): Effect.Effect<s
     }),
     Effect.map((either) => {
       if (either._tag === "Stuck") return `${kind} ${id}: still running after 20 s (${backendOf(id)})`
-      if (either._tag === "Right") return expected === "ok" ? either.right : `${kind} ${id}: succeeded, expected ${expected}`
+      if (either._tag === "Right") {
+        return expected === "ok"
+          ? either.right
+          : `${kind} ${id}: succeeded, expected ${expected}`
+      }
       const error = either.left
       if (error._tag !== expected) return `${kind} ${id}: ${error._tag}: ${error.message}`
-      if (kind === "stall" && !(error._tag === "LlmTimeoutError" && error.kind === "idle")) return `${kind} ${id}: ${error.message}`
+      if (kind === "stall" && !(error._tag === "LlmTimeoutError" && error.kind === "idle")) {
+        return `${kind} ${id}: ${error.message}`
+      }
       return undefined
     })
   )
@@ -626,7 +643,8 @@ const stormKit = Toolkit.make(slowLookup)
 
 /** The last message of a request body: a user's words or a tool result, in either wire format. */
 const endsWithToolResult = (body: unknown): boolean => {
-  const messages = (body as { messages?: ReadonlyArray<{ role?: string; content?: unknown }> } | undefined)?.messages ?? []
+  const messages = (body as { messages?: ReadonlyArray<{ role?: string; content?: unknown }> } | undefined)?.messages ??
+    []
   const last = messages[messages.length - 1]
   if (last === undefined) return false
   if (last.role === "tool") return true
@@ -652,7 +670,12 @@ export const storm = (options: { readonly streams: number; readonly seed?: numbe
       const id = Number(tag[1])
       const text = `Storm ${id}: ${"words keep coming ".repeat(6)}end.`
       if (tag[2] !== undefined && !endsWithToolResult(request.body)) {
-        return { kind: "reply", text: "Let me look.", toolCalls: [{ name: "slow_lookup", arguments: { key: `k${id}` } }], delayMs: 2 }
+        return {
+          kind: "reply",
+          text: "Let me look.",
+          toolCalls: [{ name: "slow_lookup", arguments: { key: `k${id}` } }],
+          delayMs: 2
+        }
       }
       return { kind: "reply", text, chunkSize: 4, delayMs: 3 }
     })
@@ -663,68 +686,80 @@ export const storm = (options: { readonly streams: number; readonly seed?: numbe
     const rng = random(options.seed ?? 500)
     const half = Math.floor(options.streams / 2)
 
-    const { processErrors, value } = yield* watchProcessErrors(Effect.gen(function*() {
-      // conversations with one completed turn each
-      const conversations = yield* Effect.forEach(Array.from({ length: options.streams - half }, (_, i) => i), (i) =>
-        Effect.gen(function*() {
-          const llm = built[i % built.length]!.llm
-          const conversation = yield* Conversation.make(makeContext({ systemMessage: "Be brief." })).pipe(
-            Effect.provideService(Llm, llm)
-          )
-          yield* Effect.orDie(conversation.send(`storm ${100_000 + i}`))
-          return conversation
-        }), { concurrency: 64 })
-
-      type Outcome = "interrupted" | "completed" | string
-      /**
-       * Where the interruption lands: a short delay (while connecting, before the
-       * response), after a random number of events (mid-text, mid-tool-call), or
-       * shortly after a tool call completed (while the tool runs, or early in
-       * the next model call).
-       */
-      const pickPoint = (tool: boolean) => {
-        const roll = rng.next()
-        if (roll < 0.2) return { kind: "delay", millis: rng.int(0, 30) } as const
-        if (tool && roll > 0.75) return { kind: "afterTool", millis: rng.int(0, 20) } as const
-        return { kind: "events", events: rng.int(1, tool ? 45 : 32) } as const
-      }
-      const interruptAtRandom = (id: number, tool: boolean, events: Stream.Stream<LlmStream.StreamEvent, unknown>) =>
-        Effect.gen(function*() {
-          const point = pickPoint(tool)
-          const reached = yield* Deferred.make<void>()
-          let seen = 0
-          const fiber = yield* Effect.fork(
-            Stream.runForEach(events, (event) => {
-              seen++
-              if (point.kind === "events" && seen >= point.events) return Deferred.succeed(reached, undefined)
-              if (point.kind === "afterTool" && event._tag === "ToolCall") return Deferred.succeed(reached, undefined)
-              return Effect.void
-            })
-          )
-          const trigger = point.kind === "delay"
-            ? Effect.sleep(point.millis)
-            : point.kind === "events"
-            ? Deferred.await(reached)
-            : Effect.zipRight(Deferred.await(reached), Effect.sleep(point.millis))
-          yield* Effect.raceFirst(trigger, Fiber.await(fiber))
-          const exit = yield* Fiber.interrupt(fiber)
-          if (Exit.isSuccess(exit)) return "completed" as Outcome
-          if (Cause.isInterruptedOnly(exit.cause)) return "interrupted" as Outcome
-          return `stream ${id}: ${String(exit.cause)}` as Outcome
-        })
-
-      const outcomes = yield* Effect.forEach(Array.from({ length: options.streams }, (_, id) => id), (id) => {
-        if (id < half) return interruptAtRandom(id, false, built[id % built.length]!.llm.stream([Message.user(`storm ${id}`)]))
-        const conversation = conversations[id - half]!
-        const tool = id % 2 === 0
-        return interruptAtRandom(
-          id,
-          tool,
-          conversation.sendStream(`storm ${id}${tool ? " tool" : ""}`, tool ? { toolkit: stormKit } : {})
+    const { processErrors, value } = yield* watchProcessErrors(
+      Effect.gen(function*() {
+        // conversations with one completed turn each
+        const conversations = yield* Effect.forEach(
+          Array.from({ length: options.streams - half }, (_, i) => i),
+          (i) =>
+            Effect.gen(function*() {
+              const llm = built[i % built.length]!.llm
+              const conversation = yield* Conversation.make(makeContext({ systemMessage: "Be brief." })).pipe(
+                Effect.provideService(Llm, llm)
+              )
+              yield* Effect.orDie(conversation.send(`storm ${100_000 + i}`))
+              return conversation
+            }),
+          { concurrency: 64 }
         )
-      }, { concurrency: "unbounded" })
-      return { conversations, outcomes }
-    }).pipe(Effect.supervised(supervisor), Effect.provide(logLayer)))
+
+        type Outcome = "interrupted" | "completed" | string
+        /**
+         * Where the interruption lands: a short delay (while connecting, before the
+         * response), after a random number of events (mid-text, mid-tool-call), or
+         * shortly after a tool call completed (while the tool runs, or early in
+         * the next model call).
+         */
+        const pickPoint = (tool: boolean) => {
+          const roll = rng.next()
+          if (roll < 0.2) {
+            return { kind: "delay", millis: rng.int(0, 30) } as const
+          }
+          if (tool && roll > 0.75) {
+            return { kind: "afterTool", millis: rng.int(0, 20) } as const
+          }
+          return { kind: "events", events: rng.int(1, tool ? 45 : 32) } as const
+        }
+        const interruptAtRandom = (id: number, tool: boolean, events: Stream.Stream<LlmStream.StreamEvent, unknown>) =>
+          Effect.gen(function*() {
+            const point = pickPoint(tool)
+            const reached = yield* Deferred.make<void>()
+            let seen = 0
+            const fiber = yield* Effect.fork(
+              Stream.runForEach(events, (event) => {
+                seen++
+                if (point.kind === "events" && seen >= point.events) return Deferred.succeed(reached, undefined)
+                if (point.kind === "afterTool" && event._tag === "ToolCall") return Deferred.succeed(reached, undefined)
+                return Effect.void
+              })
+            )
+            const trigger = point.kind === "delay"
+              ? Effect.sleep(point.millis)
+              : point.kind === "events"
+              ? Deferred.await(reached)
+              : Effect.zipRight(Deferred.await(reached), Effect.sleep(point.millis))
+            yield* Effect.raceFirst(trigger, Fiber.await(fiber))
+            const exit = yield* Fiber.interrupt(fiber)
+            if (Exit.isSuccess(exit)) return "completed" as Outcome
+            if (Cause.isInterruptedOnly(exit.cause)) return "interrupted" as Outcome
+            return `stream ${id}: ${String(exit.cause)}` as Outcome
+          })
+
+        const outcomes = yield* Effect.forEach(Array.from({ length: options.streams }, (_, id) => id), (id) => {
+          if (id < half) {
+            return interruptAtRandom(id, false, built[id % built.length]!.llm.stream([Message.user(`storm ${id}`)]))
+          }
+          const conversation = conversations[id - half]!
+          const tool = id % 2 === 0
+          return interruptAtRandom(
+            id,
+            tool,
+            conversation.sendStream(`storm ${id}${tool ? " tool" : ""}`, tool ? { toolkit: stormKit } : {})
+          )
+        }, { concurrency: "unbounded" })
+        return { conversations, outcomes }
+      }).pipe(Effect.supervised(supervisor), Effect.provide(logLayer))
+    )
 
     const { conversations, outcomes } = value
     const failures = outcomes.filter((o) => o !== "interrupted" && o !== "completed")
@@ -747,7 +782,11 @@ export const storm = (options: { readonly streams: number; readonly seed?: numbe
         const next = yield* Effect.either(conversation.send(`storm ${200_000 + i}`))
         const after = yield* conversation.context
         if (next._tag === "Right" && validateRequest(after.messages, {}) === undefined) continued++
-        else invalid.push(`conversation ${i}: the next turn ${next._tag === "Left" ? `failed: ${next.left.message}` : "left an invalid history"}`)
+        else {invalid.push(
+            `conversation ${i}: the next turn ${
+              next._tag === "Left" ? `failed: ${next.left.message}` : "left an invalid history"
+            }`
+          )}
       }), { concurrency: 64, discard: true }).pipe(Effect.provide(logLayer))
 
     const closed = yield* closeAndSettle(built, fake, startCounts)

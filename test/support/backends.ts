@@ -70,7 +70,13 @@ export const backends: ReadonlyArray<Backend> = [
     protocol: "messages",
     authHeader: ["x-api-key", fakeKey],
     layer: (url, options) =>
-      Anthropic.layer({ ...fast, ...options, baseUrl: url, model: "claude-sonnet-4-20250514", apiKey: Redacted.make(fakeKey) })
+      Anthropic.layer({
+        ...fast,
+        ...options,
+        baseUrl: url,
+        model: "claude-sonnet-4-20250514",
+        apiKey: Redacted.make(fakeKey)
+      })
   }
 ]
 

@@ -2,11 +2,11 @@
  * Drives a wire codec without HTTP: feeds bytes through the same EventReader
  * the provider layers use, in whatever chunking a test picks.
  */
-import { EventReader } from "../../src/internal/eventReader.js"
+import type { DecodedFinish, WireCodec } from "../../src/codecs/WireCodec.js"
 import type { LlmError } from "../../src/errors.js"
 import type { ErrorContext } from "../../src/internal/errorFactory.js"
+import { EventReader } from "../../src/internal/eventReader.js"
 import type { StreamEvent } from "../../src/Stream.js"
-import type { DecodedFinish, WireCodec } from "../../src/codecs/WireCodec.js"
 
 export const context: ErrorContext = { provider: "test", model: "test-model" }
 
@@ -39,13 +39,13 @@ export const decodeSse = (
   const reader = new EventReader(codec.streamDecoder(context), context)
   const events: Array<StreamEvent> = []
   for (const piece of chunk(bytes, sizes)) {
-    events.push(...reader.feed(piece))
+    for (const event of reader.feed(piece)) events.push(event)
     if (reader.failure !== undefined) return reader.failure
     if (reader.done) break
   }
   const ended = reader.end()
   if ("_tag" in ended.finish) return ended.finish
-  events.push(...ended.events)
+  for (const event of ended.events) events.push(event)
   return { events, finish: ended.finish }
 }
 

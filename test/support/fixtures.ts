@@ -158,12 +158,14 @@ export interface StreamFraming {
 export const streamScript = (raw: string, framing: StreamFraming, options: FixtureScriptOptions = {}): RawReply => {
   const delay = options.delayMs === undefined ? {} : { delayMs: options.delayMs }
   const headers = { "content-type": "text/event-stream", "cache-control": "no-cache" }
-  if (framing.framing === "raw") return { kind: "raw", status: 200, headers, chunks: resplit(sseEvents(raw), options.split), ...delay }
+  if (framing.framing === "raw") {
+    return { kind: "raw", status: 200, headers, chunks: resplit(sseEvents(raw), options.split), ...delay }
+  }
   const lines = raw.split("\n").filter((line) => line.trim() !== "")
   const events = framing.protocol === "messages"
     ? lines.map((line) => `event: ${(JSON.parse(line) as { readonly type: string }).type}\ndata: ${line}\n\n`)
     : lines.map((line) => `data: ${line}\n\n`)
-  if (framing.protocol === "chat") for (let i = 0; i < (framing.done ?? 0); i++) events.push("data: [DONE]\n\n")
+  if (framing.protocol === "chat") { for (let i = 0; i < (framing.done ?? 0); i++) events.push("data: [DONE]\n\n") }
   return { kind: "raw", status: 200, headers, chunks: resplit(events, options.split), ...delay }
 }
 
@@ -186,7 +188,9 @@ export const fixtureScript = (relativePath: string, options: FixtureScriptOption
     const error = relativePath.endsWith(".error.json")
     const requestId = (JSON.parse(raw) as { readonly request_id?: unknown }).request_id
     const headers: Record<string, string> = { "content-type": "application/json" }
-    if (error && typeof requestId === "string") headers[protocol === "messages" ? "request-id" : "x-request-id"] = requestId
+    if (error && typeof requestId === "string") {
+      headers[protocol === "messages" ? "request-id" : "x-request-id"] = requestId
+    }
     const delay = options.delayMs === undefined ? {} : { delayMs: options.delayMs }
     return { kind: "raw", status: error ? 400 : 200, headers, chunks: resplit([raw], options.split), ...delay }
   }

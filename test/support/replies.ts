@@ -7,10 +7,10 @@ import { NodeHttpClient } from "@effect/platform-node"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Anthropic from "../../src/layers/Anthropic.js"
-import type { ProviderOptions } from "../../src/Provider.js"
 import * as Local from "../../src/layers/Local.js"
 import type * as Llm from "../../src/Llm.js"
 import * as Message from "../../src/Message.js"
+import type { ProviderOptions } from "../../src/Provider.js"
 import * as FakeProvider from "./FakeProvider.js"
 
 /** The one-message conversation the tests send. */
@@ -30,12 +30,16 @@ export const layerFor = (protocol: Protocol, url: string, options: ProviderOptio
 
 /** The same body in one write, in writes of a few bytes, and one byte at a time. */
 export const chunkings = (body: string): ReadonlyArray<ReadonlyArray<string>> => {
-  const every = (size: number) => Array.from({ length: Math.ceil(body.length / size) }, (_, i) => body.slice(i * size, (i + 1) * size))
+  const every = (size: number) =>
+    Array.from({ length: Math.ceil(body.length / size) }, (_, i) => body.slice(i * size, (i + 1) * size))
   return [[body], every(7), every(1)]
 }
 
 /** A 200 with these writes, 1 ms apart (a long run of writes back to back). */
-export const raw = (chunks: ReadonlyArray<string | Uint8Array>, contentType = "text/event-stream"): FakeProvider.RawReply => ({
+export const raw = (
+  chunks: ReadonlyArray<string | Uint8Array>,
+  contentType = "text/event-stream"
+): FakeProvider.RawReply => ({
   kind: "raw",
   headers: { "content-type": contentType },
   chunks,
@@ -54,7 +58,10 @@ export const failureOf = <A, R>(
   })
 
 /** Runs `f` against a fresh fake server, with the backend of `protocol` pointed at it. */
-export const withServer = <A, E>(protocol: Protocol, f: (server: FakeProvider.FakeProvider) => Effect.Effect<A, E, Llm.Llm>) =>
+export const withServer = <A, E>(
+  protocol: Protocol,
+  f: (server: FakeProvider.FakeProvider) => Effect.Effect<A, E, Llm.Llm>
+) =>
   Effect.scoped(Effect.gen(function*() {
     const server = yield* FakeProvider.make
     return yield* f(server).pipe(Effect.provide(layerFor(protocol, server.url)))

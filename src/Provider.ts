@@ -26,7 +26,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type { WireCodec } from "./codecs/WireCodec.js"
-import * as HttpProvider from "./layers/HttpProvider.js"
+import * as HttpProvider from "./internal/httpProvider.js"
 import { Llm } from "./Llm.js"
 import type * as Retry from "./Retry.js"
 

@@ -146,13 +146,6 @@ export * as HttpTransport from "./HttpTransport.js"
 export * as Provider from "./Provider.js"
 
 /**
- * The shared HTTP machinery under every provider: a wire codec and an endpoint become an `Llm.Service`.
- *
- * @since 0.1.0
- */
-export * as HttpProvider from "./layers/HttpProvider.js"
-
-/**
  * The kit for writing a wire codec: the shapes a codec implements and the error builders it uses.
  *
  * @since 0.1.0

@@ -42,7 +42,6 @@ const runtimeApi = {
       "isTransient"
     ],
     Fallback: ["layer", "make"],
-    HttpProvider: ["defaultMaxResponseBytes", "make"],
     HttpTransport: ["HttpTransport", "TransportError", "layerHttpClient", "layerUndici", "undici"],
     Llm: ["CompletionResult", "FinishReason", "Llm", "ResponseMetadata", "Usage", "complete", "stream", "streamText"],
     LlmAuthenticationError: "value",
@@ -106,7 +105,6 @@ const typeApi = {
     ConversationContext: ["ContextOptions", "CountTokens", "Turn"],
     Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "ProbedLayer"],
     FinishReason: "type",
-    HttpProvider: ["ProviderConfig"],
     HttpTransport: ["BodyReader", "Request", "Response", "Service", "UndiciOptions"],
     Llm: ["CompletionOptions", "ToolChoice"],
     LlmConfig: ["BackendContext", "BackendFactory", "BackendSection", "LlmConfigInput", "LlmSection"],

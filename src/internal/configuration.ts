@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import type { ProviderConfig } from "../layers/HttpProvider.js"
+import type { ProviderConfig } from "./httpProvider.js"
 import * as Retry from "./retry.js"
 import {
   describeBaseUrlProblem,

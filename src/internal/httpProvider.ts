@@ -2,10 +2,10 @@
  * The machinery every HTTP backend shares: it turns a `WireCodec` and an
  * endpoint into an `Llm` service: the configuration's safety checks, then
  * `complete` and `stream` wired from the shared pieces in `internal/` (the
- * stream session, deadlines, response reading) and `Retry`'s runner; a
- * provider layer only picks a codec, a URL, headers and defaults.
+ * stream session, deadlines, response reading) and the retry runner. The
+ * provider kit (`Provider.make`) is its public face.
  *
- * @since 0.1.0
+ * @internal
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -14,24 +14,22 @@ import * as Stream from "effect/Stream"
 import type { WireCodec } from "../codecs/WireCodec.js"
 import type { LlmError } from "../errors.js"
 import { HttpTransport } from "../HttpTransport.js"
-import { resolveConfiguration } from "../internal/configuration.js"
-import * as Deadlines from "../internal/deadlines.js"
-import { connectionError, type ErrorContext, invalidRequest } from "../internal/errorFactory.js"
-import { decodeWhole } from "../internal/eventReader.js"
-import { readText, requestIdOf, statusError } from "../internal/responseBody.js"
-import * as Retry from "../internal/retry.js"
-import * as StreamSession from "../internal/streamSession.js"
-import { projectable, type Projection } from "../internal/textOnly.js"
-import { traced } from "../internal/tracing.js"
-import type { Request, Response, TransportError } from "../internal/transport.js"
 import type { CompletionOptions, Llm } from "../Llm.js"
 import type { Message } from "../Message.js"
 import { CompletionResult, ResponseMetadata, type StreamEvent } from "../Reply.js"
+import { resolveConfiguration } from "./configuration.js"
+import * as Deadlines from "./deadlines.js"
+import { connectionError, type ErrorContext, invalidRequest } from "./errorFactory.js"
+import { decodeWhole } from "./eventReader.js"
+import { readText, requestIdOf, statusError } from "./responseBody.js"
+import * as Retry from "./retry.js"
+import * as StreamSession from "./streamSession.js"
+import { projectable, type Projection } from "./textOnly.js"
+import { traced } from "./tracing.js"
+import type { Request, Response, TransportError } from "./transport.js"
 
 /**
  * Everything a backend needs beyond its codec.
- *
- * @since 0.1.0
  */
 export interface ProviderConfig {
   /** The backend's name in results, errors and spans. */
@@ -62,8 +60,6 @@ export interface ProviderConfig {
 
 /**
  * The default bound on a response body.
- *
- * @since 0.1.0
  */
 export const defaultMaxResponseBytes = 32 * 1024 * 1024
 
@@ -93,8 +89,6 @@ const definedOnly = (options: CompletionOptions | undefined): CompletionOptions 
  * deadlines are kept by one timer that aborts its request when one passes
  * (`internal/deadlines`), rather than by fibers racing the request or every
  * read.
- *
- * @since 0.1.0
  */
 export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
   Effect.gen(function*() {

@@ -1,21 +1,8 @@
 // Mutation testing (`npm run mutation`, not in CI): Stryker with its vitest
 // runner over the modules whose logic is densest. One module at a time:
-//   npm run mutation -- --mutate src/Retry.ts
+//   MUTATION_TESTS=test/a.test.ts,test/b.test.ts \
+//     npm run mutation -- --mutate src/Context.ts --concurrency 1
 // Reports go to reports/mutation/ (gitignored).
-import { readFileSync } from "node:fs"
-
-/**
- * The stream session is the `session` closure inside HttpProvider.ts: mutate
- * its lines only, found by its declaration and the closing brace at the same
- * indentation, so the range follows edits of the file.
- */
-const sessionRange = () => {
-  const file = "src/layers/HttpProvider.ts"
-  const lines = readFileSync(file, "utf8").split("\n")
-  const start = lines.findIndex((line) => line.startsWith("    const session = "))
-  const end = start === -1 ? -1 : lines.findIndex((line, i) => i > start && line === "    }")
-  return start === -1 || end === -1 ? file : `${file}:${start + 1}-${end + 1}`
-}
 
 /** @type {import("@stryker-mutator/api/core").PartialStrykerOptions} */
 export default {
@@ -25,14 +12,16 @@ export default {
   coverageAnalysis: "perTest",
   mutate: [
     "src/errors.ts",
-    "src/Retry.ts",
+    "src/internal/errorFactory.ts",
+    "src/internal/retry.ts",
     "src/Context.ts",
     "src/internal/toolCalls.ts",
-    sessionRange(),
+    // TODO(issue 13): add the stream session module once it has moved out of
+    // src/layers/HttpProvider.ts into src/internal/ (helper `session`).
     "src/layers/Fallback.ts"
   ],
-  // Two cores, shared: one or two test runners at most.
-  concurrency: 2,
+  // Two cores, shared: one test runner.
+  concurrency: 1,
   timeoutMS: 10_000,
   timeoutFactor: 2,
   tempDirName: ".stryker-tmp",

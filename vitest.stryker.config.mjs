@@ -4,7 +4,7 @@
 import process from "node:process"
 import { defineConfig } from "vitest/config"
 
-/** Suites that reach errors.ts, Retry.ts, Context.ts, toolCalls.ts, the stream session and Fallback.ts. */
+/** Suites that reach errors.ts, internal/errorFactory.ts, internal/retry.ts, Context.ts, internal/toolCalls.ts, the stream session and Fallback.ts. */
 const suites = [
   "test/errors.test.ts",
   "test/hostile.test.ts",
@@ -15,7 +15,15 @@ const suites = [
   "test/Stream.test.ts",
   "test/tools.test.ts",
   "test/ChatCompletions.test.ts",
-  "test/Messages.test.ts"
+  "test/Messages.test.ts",
+  "test/errorShapes.test.ts",
+  "test/redaction.test.ts",
+  "test/breaker.test.ts",
+  "test/toolCalls.test.ts",
+  // written against surviving mutants (docs/MUTATION.md)
+  "test/toolCallBuffer.test.ts",
+  "test/contextPruning.test.ts",
+  "test/errorClassification.test.ts"
 ]
 
 export default defineConfig({

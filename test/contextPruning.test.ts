@@ -25,7 +25,10 @@ describe("estimateTokens", () => {
 
   it("counts a tool call's name, its arguments as JSON and 12 characters of framing", () => {
     // "t" (1) + "{}" (2) + 12 = 15 characters -> 4 tokens, + 4
-    const one = new Message.AssistantMessage({ content: "", toolCalls: [new Message.ToolCall({ id: "a", name: "t", arguments: {} })] })
+    const one = new Message.AssistantMessage({
+      content: "",
+      toolCalls: [new Message.ToolCall({ id: "a", name: "t", arguments: {} })]
+    })
     expect(Context.estimateTokens(one)).toBe(8)
     // "abc" (3) + "{\"k\":1}" (7) + 12 = 22, + content 2 = 24 characters -> 6 tokens, + 4
     const args = new Message.AssistantMessage({
@@ -133,12 +136,22 @@ describe("repairing the history that is sent", () => {
   it("keeps a complete tool group as it is, and the messages after it", () => {
     const context = Context.make()
       .addUser("q")
-      .addAssistant({ content: "checking", toolCalls: [{ id: "a", name: "t", arguments: {} }, { id: "b", name: "t", arguments: {} }] })
+      .addAssistant({
+        content: "checking",
+        toolCalls: [{ id: "a", name: "t", arguments: {} }, { id: "b", name: "t", arguments: {} }]
+      })
       .addToolResult({ toolCallId: "b", name: "t", content: "rb" })
       .addToolResult({ toolCallId: "a", name: "t", content: "ra", isError: true })
       .addAssistant({ content: "done" })
       .addUser("next")
-    expect(contents(context.messages)).toEqual(["user:q", "assistant:checking", "tool:rb", "tool:ra", "assistant:done", "user:next"])
+    expect(contents(context.messages)).toEqual([
+      "user:q",
+      "assistant:checking",
+      "tool:rb",
+      "tool:ra",
+      "assistant:done",
+      "user:next"
+    ])
     // nothing to repair: the history itself is sent, not a copy
     expect(context.messages).toBe(context.history)
   })
@@ -151,7 +164,10 @@ describe("repairing the history that is sent", () => {
     expect(contents(silent.messages)).toEqual(["user:q", "user:again"])
     const spoken = Context.make()
       .addUser("q")
-      .addAssistant({ content: "let me see", toolCalls: [{ id: "a", name: "t", arguments: {} }, { id: "b", name: "t", arguments: {} }] })
+      .addAssistant({
+        content: "let me see",
+        toolCalls: [{ id: "a", name: "t", arguments: {} }, { id: "b", name: "t", arguments: {} }]
+      })
       .addToolResult({ toolCallId: "b", name: "t", content: "rb" })
       .addUser("again")
     expect(contents(spoken.messages)).toEqual(["user:q", "assistant:let me see", "user:again"])
@@ -161,7 +177,10 @@ describe("repairing the history that is sent", () => {
   it("records isError only on a failed tool result", () => {
     const context = Context.make()
       .addUser("q")
-      .addAssistant({ content: "", toolCalls: [{ id: "a", name: "t", arguments: {} }, { id: "b", name: "t", arguments: {} }] })
+      .addAssistant({
+        content: "",
+        toolCalls: [{ id: "a", name: "t", arguments: {} }, { id: "b", name: "t", arguments: {} }]
+      })
       .addToolResult({ toolCallId: "a", name: "t", content: "ok", isError: false })
       .addToolResult({ toolCallId: "b", name: "t", content: "boom", isError: true })
     const [, , ok, failed] = context.encode().history
@@ -193,7 +212,11 @@ describe("a decoded context", () => {
   it("prunes what comes before the first user message once a turn is added", () => {
     const stray = Context.decode({ maxTurns: 10, history: [{ role: "assistant", content: "stray" }] })
     expect(contents(stray.addUser("q").history)).toEqual(["user:q"])
-    const budgeted = Context.decode({ maxTurns: 10, maxTokens: 100, history: [{ role: "assistant", content: "stray" }] })
+    const budgeted = Context.decode({
+      maxTurns: 10,
+      maxTokens: 100,
+      history: [{ role: "assistant", content: "stray" }]
+    })
     expect(contents(budgeted.addUser("q").history)).toEqual(["user:q"])
   })
 

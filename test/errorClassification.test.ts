@@ -30,9 +30,17 @@ const tag = (failure: ProviderFailure, where: ErrorContext = bare) => fromProvid
 
 describe("fromProviderFailure: what decides the class", () => {
   it("reads authentication from 401, 403 or the body's markers, with the env var or a generic hint", () => {
-    for (const failure of [{ status: 401 }, { status: 403 }, { type: "authentication_error" }, { code: "invalid_api_key" }, {
-      message: "permission_error: no"
-    }]) expect(tag(failure)).toBe("LlmAuthenticationError")
+    for (
+      const failure of [
+        { status: 401 },
+        { status: 403 },
+        { type: "authentication_error" },
+        { code: "invalid_api_key" },
+        {
+          message: "permission_error: no"
+        }
+      ]
+    ) expect(tag(failure)).toBe("LlmAuthenticationError")
     expect(fromProviderFailure(context, { status: 401 }).message).toBe(
       "openai (gpt) HTTP 401: the credentials were refused (set OPENAI_API_KEY to a valid key)"
     )
@@ -43,7 +51,14 @@ describe("fromProviderFailure: what decides the class", () => {
 
   it("reads quota and billing from any of their markers, in any case, as final", () => {
     for (
-      const text of ["insufficient_quota", "billing", "credit_balance", "quota_exceeded", "You exceeded your current quota", "BILLING"]
+      const text of [
+        "insufficient_quota",
+        "billing",
+        "credit_balance",
+        "quota_exceeded",
+        "You exceeded your current quota",
+        "BILLING"
+      ]
     ) {
       expect(tag({ status: 429, message: text })).toBe("LlmInvalidRequestError")
       expect(tag({ status: 429, type: text })).toBe("LlmInvalidRequestError")
@@ -142,7 +157,9 @@ describe("the fields every built error carries", () => {
 
   it("quotes the provider's message up to 500 characters", () => {
     const long = "m".repeat(600)
-    expect(fromProviderFailure(bare, { status: 500, message: long }).message).toBe(`local (m) HTTP 500: ${"m".repeat(500)}…`)
+    expect(fromProviderFailure(bare, { status: 500, message: long }).message).toBe(
+      `local (m) HTTP 500: ${"m".repeat(500)}…`
+    )
     expect(quoteLimits).toEqual({ message: 500, text: 200, type: 100, header: 128 })
   })
 
@@ -240,7 +257,16 @@ describe("errors.ts", () => {
   // built in each test, so a class that refuses its fields fails that test, not the file's collection
   const instances = (): ReadonlyArray<readonly [Errors.LlmError, boolean]> => [
     [new Errors.LlmConnectionError({ provider: "p", model: "m", message: "x", reason: "reset" }), true],
-    [new Errors.LlmTimeoutError({ provider: "p", model: "m", message: "x", kind: "total", timeout: Duration.seconds(1) }), true],
+    [
+      new Errors.LlmTimeoutError({
+        provider: "p",
+        model: "m",
+        message: "x",
+        kind: "total",
+        timeout: Duration.seconds(1)
+      }),
+      true
+    ],
     [new Errors.LlmRateLimitError({ provider: "p", model: "m", message: "x" }), true],
     [new Errors.LlmProviderError({ provider: "p", model: "m", message: "x" }), true],
     [new Errors.LlmAuthenticationError({ provider: "p", model: "m", message: "x" }), false],
@@ -261,7 +287,9 @@ describe("errors.ts", () => {
 
   it("round-trips every class through JSON, and names each class's schema in a decode failure", () => {
     for (const [error] of instances()) {
-      const decoded = Schema.decodeUnknownSync(Errors.LlmError)(JSON.parse(JSON.stringify(Schema.encodeSync(Errors.LlmError)(error))))
+      const decoded = Schema.decodeUnknownSync(Errors.LlmError)(
+        JSON.parse(JSON.stringify(Schema.encodeSync(Errors.LlmError)(error)))
+      )
       expect(decoded.constructor).toBe(error.constructor)
       expect({ ...decoded }).toEqual({ ...error })
       expect(() => Schema.decodeUnknownSync(Errors.LlmError)({ _tag: error._tag })).toThrow(`effect-llm/${error._tag}`)

@@ -23,7 +23,8 @@ const hi = [Message.user("Hi")]
 const down = (provider: string) => new LlmProviderError({ provider, model: "m", message: `${provider} is down` })
 
 /** A backend answering every call with `step`. */
-const backend = (provider: string, step: ScriptedLlm.Step) => ScriptedLlm.make(() => step, { provider, model: `${provider}-model` })
+const backend = (provider: string, step: ScriptedLlm.Step) =>
+  ScriptedLlm.make(() => step, { provider, model: `${provider}-model` })
 
 /** How many calls reached a backend. */
 const count = (calls: Effect.Effect<ReadonlyArray<ScriptedLlm.RecordedCall>>) => Effect.map(calls, (c) => c.length)
@@ -50,9 +51,12 @@ describe("Fallback defaults", () => {
   it.effect("a success resets the count of consecutive failures", () =>
     Effect.gen(function*() {
       let failing = true
-      const primary = yield* ScriptedLlm.make(() => failing ? ScriptedLlm.fail(down("primary")) : ScriptedLlm.reply("primary"), {
-        provider: "primary"
-      })
+      const primary = yield* ScriptedLlm.make(
+        () => failing ? ScriptedLlm.fail(down("primary")) : ScriptedLlm.reply("primary"),
+        {
+          provider: "primary"
+        }
+      )
       const secondary = yield* backend("secondary", ScriptedLlm.reply("ok"))
       const llm = yield* Fallback.make([primary.llm, secondary.llm])
       yield* llm.complete(hi)
@@ -80,7 +84,9 @@ describe("Fallback defaults", () => {
     Effect.gen(function*() {
       const primary = yield* backend("primary", ScriptedLlm.fail(down("primary")))
       const secondary = yield* backend("secondary", ScriptedLlm.reply("ok"))
-      const llm = yield* Fallback.make([primary.llm, secondary.llm], { circuitBreaker: { failureThreshold: 1, cooldown: "5 seconds" } })
+      const llm = yield* Fallback.make([primary.llm, secondary.llm], {
+        circuitBreaker: { failureThreshold: 1, cooldown: "5 seconds" }
+      })
       yield* llm.complete(hi)
       yield* llm.complete(hi)
       expect(yield* count(primary.calls)).toBe(1)

@@ -9,7 +9,14 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { LlmResponseError } from "../src/errors.js"
-import { badIndex, maxToolCalls, parseArguments, toToolCall, ToolCallBuffer, withoutCalls } from "../src/internal/toolCalls.js"
+import {
+  badIndex,
+  maxToolCalls,
+  parseArguments,
+  ToolCallBuffer,
+  toToolCall,
+  withoutCalls
+} from "../src/internal/toolCalls.js"
 import { ToolCall } from "../src/Message.js"
 import type { StreamEvent } from "../src/Stream.js"
 
@@ -74,7 +81,9 @@ describe("badIndex", () => {
     for (const index of [-1, 1024, 1.5, "0", undefined, Number.NaN]) {
       const error = badIndex(context, index)
       expect(error).toBeInstanceOf(LlmResponseError)
-      expect(error?.message).toBe(`local (m): tool call index ${JSON.stringify(index)} is not an integer from 0 to 1023`)
+      expect(error?.message).toBe(
+        `local (m): tool call index ${JSON.stringify(index)} is not an integer from 0 to 1023`
+      )
     }
   })
 })

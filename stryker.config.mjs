@@ -16,8 +16,7 @@ export default {
     "src/internal/retry.ts",
     "src/Context.ts",
     "src/internal/toolCalls.ts",
-    // TODO(issue 13): add the stream session module once it has moved out of
-    // src/layers/HttpProvider.ts into src/internal/ (helper `session`).
+    "src/internal/streamSession.ts",
     "src/layers/Fallback.ts"
   ],
   // Two cores, shared: one test runner.

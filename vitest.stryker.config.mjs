@@ -23,7 +23,9 @@ const suites = [
   // written against surviving mutants (docs/MUTATION.md)
   "test/toolCallBuffer.test.ts",
   "test/contextPruning.test.ts",
-  "test/errorClassification.test.ts"
+  "test/errorClassification.test.ts",
+  "test/fallbackEdges.test.ts",
+  "test/fallbackStreams.test.ts"
 ]
 
 export default defineConfig({

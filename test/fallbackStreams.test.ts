@@ -289,6 +289,36 @@ describe("the breaker at its edges", () => {
       expect(yield* count(primary.calls)).toBe(3)
       yield* Fiber.interrupt(trial)
     }))
+
+  it.effect("a trial that ends unknown after another call closed the breaker leaves it closed", () =>
+    Effect.gen(function*() {
+      const steps: ReadonlyArray<ScriptedLlm.Step> = [
+        ScriptedLlm.reply("p", { firstTokenDelay: "20 seconds" }),
+        ScriptedLlm.fail(down("p")),
+        ScriptedLlm.fail(down("p")),
+        ScriptedLlm.fail(badKey("p"), { delay: "30 seconds" }),
+        ScriptedLlm.fail(down("p")),
+        ScriptedLlm.reply("p")
+      ]
+      const primary = yield* ScriptedLlm.make(steps, { provider: "p" })
+      const secondary = yield* backend("s", ScriptedLlm.reply("ok"))
+      const llm = yield* Fallback.make([primary.llm, secondary.llm], {
+        fallThroughOnAnyError: true,
+        circuitBreaker: { failureThreshold: 2, cooldown: "5 seconds" }
+      })
+      const early = yield* Effect.fork(llm.complete(hi)) // let through while closed, answers at 20 s
+      yield* TestClock.adjust("1 second")
+      yield* llm.complete(hi)
+      yield* llm.complete(hi) // opens the breaker
+      yield* TestClock.adjust("5 seconds")
+      const trial = yield* Effect.fork(llm.complete(hi)) // the trial, failing with a bad key at 36 s
+      yield* TestClock.adjust("40 seconds")
+      expect((yield* Fiber.join(early)).content).toBe("p") // closed the breaker
+      expect((yield* Fiber.join(trial)).content).toBe("ok")
+      yield* llm.complete(hi) // one failure: still closed, under the threshold of 2
+      expect((yield* llm.complete(hi)).content).toBe("p")
+      expect(yield* count(primary.calls)).toBe(6)
+    }))
 })
 
 describe("probes", () => {

@@ -245,3 +245,20 @@ describe("stream session: the Llm.stream.open span", () => {
         expect(end._tag === "Ended" && end.exit._tag).toBe("Failure")
       })))
 })
+
+describe("stream session: a stream read to its end", () => {
+  for (const protocol of protocols) {
+    it.live(`${protocol}: lets its connection be reused by the next call`, () =>
+      withServer(protocol, noRetry, (server) =>
+        Effect.gen(function*() {
+          server.setDefault({ kind: "reply", text: "one two three", chunkSize: 4, delayMs: 2 })
+          for (let i = 0; i < 6; i++) {
+            const out = yield* run(Llm.stream(hi))
+            expect(out.text).toBe("one two three")
+          }
+          expect(server.stats.received).toBe(6)
+          // an aborted reply would close its connection: six calls, six connections
+          expect(server.stats.connections).toBeLessThanOrEqual(3)
+        })))
+  }
+})

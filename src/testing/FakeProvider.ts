@@ -723,8 +723,10 @@ export const start = async (
     readonly backlog?: number
     /**
      * Simulate llama-server's slot cache with this many slots (its
-     * `--parallel`): chat replies then report the prompt prefix a slot
-     * reused (see {@link SlotCache}), with llama-server's `timings`.
+     * `--parallel`): chat replies then report the prompt and the prefix a
+     * slot reused (`prompt_tokens`, `cached_tokens`; a scripted `usage`
+     * keeps only its output count), llama-server's `timings`, and no output
+     * for `max_tokens: 0` / `n_predict: 0` (see {@link SlotCache}).
      */
     readonly slots?: number
   } = {}

@@ -82,7 +82,7 @@ const runtimeApi = {
     ToolCall: "value",
     ToolDefinition: "value",
     ToolMessage: "value",
-    Toolkit: ["execute", "make", "maxArgumentsDepth", "recorded", "run", "stream", "wrapperPrefixes"],
+    Toolkit: ["execute", "make", "maxArgumentsDepth", "recorded", "run", "stream", "warm", "wrapperPrefixes"],
     Usage: "value",
     UserMessage: "value",
     WireCodec: ["fromProviderFailure", "responseError"],
@@ -90,7 +90,7 @@ const runtimeApi = {
     isTransient: "value"
   },
   testing: {
-    FakeProvider: ["FakeProviderServer", "layer", "make", "start"],
+    FakeProvider: ["FakeProviderServer", "layer", "make", "slotPrompt", "start"],
     ScriptedLlm: ["ScriptedLlm", "calls", "fail", "hang", "layer", "make", "reply", "toolCalls"]
   }
 } as const
@@ -101,12 +101,12 @@ const typeApi = {
     Anthropic: ["AnthropicOptions"],
     ChatCompletions: ["ChatCompletionsOptions"],
     CompletionOptions: "type",
-    Conversation: ["SendOptions"],
+    Conversation: ["ConversationOptions", "SendOptions"],
     ConversationContext: ["ContextOptions", "CountTokens", "Turn"],
     Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "ProbedLayer"],
     FinishReason: "type",
     HttpTransport: ["BodyReader", "Request", "Response", "Service", "UndiciOptions"],
-    Llm: ["CompletionOptions", "ToolChoice"],
+    Llm: ["CompletionOptions", "PromptCacheOption", "ToolChoice"],
     LlmConfig: ["BackendContext", "BackendFactory", "BackendSection", "LlmConfigInput", "LlmSection"],
     Local: ["LocalOptions", "ProbeOptions"],
     AnthropicMessages: ["MessagesOptions"],
@@ -122,10 +122,11 @@ const typeApi = {
       "TextOptions"
     ],
     Retry: ["RetryOptions"],
+    PromptCacheOption: "type",
     ToolChoice: "type",
     Tool: ["Tool"],
     Toolkit: ["Requirements", "RunOptions", "RunResult", "Toolkit"],
-    Message: ["ToolCallInput"],
+    Message: ["CacheOptions", "ToolCallInput"],
     WireCodec: [
       "DecodedFinish",
       "DecodedReply",
@@ -133,6 +134,7 @@ const typeApi = {
       "ErrorContext",
       "ProviderFailure",
       "StreamDecoder",
+      "WarmInput",
       "WireCodec"
     ]
   },

@@ -33,6 +33,19 @@ export {
 export type ToolChoice = "auto" | "none" | "required" | { readonly name: string }
 
 /**
+ * How much the model may reason before it answers: an effort, a budget of
+ * reasoning tokens, or none where the backend can turn reasoning off. Each
+ * backend maps it to its own field (OpenAI and local servers
+ * `reasoning_effort`, OpenRouter `reasoning`, Anthropic `thinking`).
+ *
+ * @since 0.1.0
+ */
+export type ReasoningOption =
+  | { readonly effort: "low" | "medium" | "high" }
+  | { readonly budgetTokens: number }
+  | { readonly enabled: false }
+
+/**
  * Per-call options; unset ones take the layer's defaults.
  *
  * @since 0.1.0
@@ -50,6 +63,8 @@ export interface CompletionOptions {
   readonly firstTokenTimeout?: Duration.DurationInput | undefined
   /** Deadline between two content events of a stream. */
   readonly idleTimeout?: Duration.DurationInput | undefined
+  /** How much the model may reason (see `ReasoningOption`). */
+  readonly reasoning?: ReasoningOption | undefined
 }
 
 /**

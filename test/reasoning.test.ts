@@ -198,7 +198,8 @@ for (const backend of backends) {
           const step = added[0]!
           expect(step.role === "assistant" && plain(step.reasoning)).toEqual(expectedParts(backend.provider))
           expect(sentStep(server)).toEqual(expectedStep[backend.name])
-        })))
+        })
+      ))
 
     it.live("Toolkit.stream records the same, whatever the size of the streamed pieces", () =>
       withServer((server) =>
@@ -219,7 +220,8 @@ for (const backend of backends) {
             )
             expect(sentStep(server), `chunkSize ${chunkSize}`).toEqual(expectedStep[backend.name])
           }
-        })))
+        })
+      ))
 
     it.live("Conversation.send and sendStream keep the reasoning in the recorded history", () =>
       withServer((server) =>
@@ -236,6 +238,7 @@ for (const backend of backends) {
             expectedParts(backend.provider),
             expectedParts(backend.provider)
           ])
-        })))
+        })
+      ))
   })
 }

@@ -28,7 +28,9 @@ const sentBody = (name: string, options: Llm.CompletionOptions, layer: ProviderO
 const refusal = (name: string, options: Llm.CompletionOptions, messages: ReadonlyArray<Message.Message> = hi) =>
   Effect.scoped(Effect.gen(function*() {
     const server = yield* FakeProvider.make
-    const error = yield* Effect.flip(Llm.complete(messages, options).pipe(Effect.provide(backend(name).layer(server.url))))
+    const error = yield* Effect.flip(
+      Llm.complete(messages, options).pipe(Effect.provide(backend(name).layer(server.url)))
+    )
     return { tag: error._tag, message: error.message, requests: server.requests.length }
   }))
 

@@ -167,7 +167,11 @@ describe("decoding Anthropic thinking", () => {
     { type: "content_block_start", index: 4, content_block: { type: "thinking", thinking: "" } },
     { type: "content_block_delta", index: 4, delta: { type: "thinking_delta", thinking: "Unsigned." } },
     { type: "content_block_stop", index: 4 },
-    { type: "content_block_start", index: 5, content_block: { type: "tool_use", id: "toolu_1", name: "get_weather", input: {} } },
+    {
+      type: "content_block_start",
+      index: 5,
+      content_block: { type: "tool_use", id: "toolu_1", name: "get_weather", input: {} }
+    },
     { type: "content_block_delta", index: 5, delta: { type: "input_json_delta", partial_json: "{\"city\":\"Oslo\"}" } },
     { type: "content_block_stop", index: 5 },
     { type: "message_delta", delta: { stop_reason: "tool_use" }, usage: { output_tokens: 9 } },
@@ -206,7 +210,8 @@ describe("decoding Anthropic thinking", () => {
       const body = sse([
         { type: "message_start", message: { ...message, content: [], stop_reason: null } },
         { type: "content_block_start", index: 0, content_block: { type: "redacted_thinking", data: "ZW5j" } }
-      ]) + "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
+      ]) +
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
       server.setDefault(raw([body]))
       const error = yield* Effect.flip(
         LlmStream.collect(Llm.stream(hi)).pipe(
@@ -296,9 +301,11 @@ describe("encoding reasoning back: Anthropic", () => {
           Message.assistant("", [call("toolu_1", "Oslo")], { reasoning: [redacted] }),
           Message.tool({ toolCallId: "toolu_1", name: "get_weather", content: "rain" })
         ])
-        expect((bodyOf(server).messages as ReadonlyArray<{ content: ReadonlyArray<{ type: string }> }>)[1]!.content.map((
-          block
-        ) => block.type)).toEqual(["thinking", "redacted_thinking", "text", "tool_use"])
+        expect(
+          (bodyOf(server).messages as ReadonlyArray<{ content: ReadonlyArray<{ type: string }> }>)[1]!.content.map((
+            block
+          ) => block.type)
+        ).toEqual(["thinking", "redacted_thinking", "text", "tool_use"])
       })))
 })
 
@@ -329,7 +336,11 @@ describe("encoding reasoning back: Chat Completions", () => {
           role: "assistant",
           content: "",
           reasoning_content: "Local thought.\n\nSigned thought.",
-          tool_calls: [{ id: "c1", type: "function", function: { name: "get_weather", arguments: "{\"city\":\"Oslo\"}" } }]
+          tool_calls: [{
+            id: "c1",
+            type: "function",
+            function: { name: "get_weather", arguments: "{\"city\":\"Oslo\"}" }
+          }]
         })
         // the final answer's reasoning is not sent back (chat templates drop it anyway)
         expect(messages[3]).toEqual({ role: "assistant", content: "Rainy." })
@@ -342,7 +353,11 @@ describe("encoding reasoning back: Chat Completions", () => {
         expect((bodyOf(server).messages as ReadonlyArray<Record<string, unknown>>)[1]).toEqual({
           role: "assistant",
           content: "Let me check.",
-          tool_calls: [{ id: "c1", type: "function", function: { name: "get_weather", arguments: "{\"city\":\"Oslo\"}" } }]
+          tool_calls: [{
+            id: "c1",
+            type: "function",
+            function: { name: "get_weather", arguments: "{\"city\":\"Oslo\"}" }
+          }]
         })
       })))
 
@@ -455,7 +470,10 @@ describe("one conversation with thinking and tool calls across all four backends
     },
     { role: "user", content: [{ type: "tool_result", tool_use_id: "toolu_1", content: "rain" }] },
     // the local step's reasoning has no signature: Anthropic cannot take it
-    { role: "assistant", content: [{ type: "tool_use", id: "call_2", name: "get_weather", input: { city: "Bergen" } }] },
+    {
+      role: "assistant",
+      content: [{ type: "tool_use", id: "call_2", name: "get_weather", input: { city: "Bergen" } }]
+    },
     { role: "user", content: [{ type: "tool_result", tool_use_id: "call_2", content: "sun" }] }
   ]
 

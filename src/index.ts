@@ -183,6 +183,7 @@ export {
   type FinishReason,
   /** @since 0.1.0 */
   type PromptCacheOption,
+  type ReasoningOption,
   /** @since 0.1.0 */
   type ToolChoice,
   /** @since 0.1.0 */
@@ -191,6 +192,8 @@ export {
 export {
   /** @since 0.1.0 */
   AssistantMessage,
+  /** @since 0.1.0 */
+  ReasoningPart,
   /** @since 0.1.0 */
   SystemMessage,
   /** @since 0.1.0 */

@@ -207,19 +207,23 @@ describe("the built-in dialect records", () => {
       codec.encode({
         model: "m",
         stream: false,
-        messages: [Message.user("q"), Message.assistant("", [{ id: "c", name: "f", arguments: {} }])],
+        messages: [
+          Message.user("q"),
+          Message.assistant("", [{ id: "c", name: "f", arguments: {} }]),
+          Message.tool({ toolCallId: "c", name: "f", content: "r" })
+        ],
         options: { maxTokens: 9 }
       })
     expect(encode(ChatCompletions.make())).toMatchObject({
-      body: { max_completion_tokens: 9, messages: [{}, { content: null }] }
+      body: { max_completion_tokens: 9, messages: [{}, { content: null }, {}] }
     })
     expect(encode(ChatCompletions.make({ emptyAssistantContent: "", maxTokensField: "max_tokens" }))).toMatchObject({
-      body: { max_tokens: 9, messages: [{}, { content: "" }] }
+      body: { max_tokens: 9, messages: [{}, { content: "" }, {}] }
     })
     expect(encode(ChatCompletions.make({ dialect: ChatCompletions.dialects.openai, emptyAssistantContent: "" })))
-      .toMatchObject({ body: { max_completion_tokens: 9, messages: [{}, { content: "" }] } })
+      .toMatchObject({ body: { max_completion_tokens: 9, messages: [{}, { content: "" }, {}] } })
     expect(encode(ChatCompletions.make({ dialect: ChatCompletions.dialects.ollama, extraBody: { keep_alive: "5m" } })))
-      .toMatchObject({ body: { keep_alive: "5m", max_tokens: 9, messages: [{}, { content: "" }] } })
+      .toMatchObject({ body: { keep_alive: "5m", max_tokens: 9, messages: [{}, { content: "" }, {}] } })
   })
 })
 
@@ -426,7 +430,10 @@ describe("null content", () => {
   }
 
   it.live("a custom dialect with null content is refused by such a server, as a typed error", () =>
-    withServer({ server: { ...ChatCompletions.dialects.lmstudio, emptyAssistantContent: null }, retry: { maxRetries: 0 } }, (fake) =>
+    withServer({
+      server: { ...ChatCompletions.dialects.lmstudio, emptyAssistantContent: null },
+      retry: { maxRetries: 0 }
+    }, (fake) =>
       Effect.gen(function*() {
         refuseNull(fake)
         const error = yield* Effect.flip(Llm.complete(history, { tools: [weather] }))
@@ -444,14 +451,17 @@ describe("the system role", () => {
             expect((chatBodies(fake)[0]!.messages as Array<{ role: string }>)[0]!.role).toBe("system")
           }))
       }
-      yield* withServer({ server: { ...ChatCompletions.dialects.vllm, name: "vllm-gpt-oss", systemRole: "developer" } }, (fake) =>
-        Effect.gen(function*() {
-          yield* Llm.complete([Message.system("be brief"), Message.user("q")])
-          expect(chatBodies(fake)[0]!.messages).toEqual([
-            { role: "developer", content: "be brief" },
-            { role: "user", content: "q" }
-          ])
-        }))
+      yield* withServer(
+        { server: { ...ChatCompletions.dialects.vllm, name: "vllm-gpt-oss", systemRole: "developer" } },
+        (fake) =>
+          Effect.gen(function*() {
+            yield* Llm.complete([Message.system("be brief"), Message.user("q")])
+            expect(chatBodies(fake)[0]!.messages).toEqual([
+              { role: "developer", content: "be brief" },
+              { role: "user", content: "q" }
+            ])
+          })
+      )
     }))
 })
 
@@ -463,7 +473,13 @@ describe("tool names with channel residue", () => {
   })
   const kit = Toolkit.make(weatherTool)
 
-  for (const name of ["get_weather<|channel|>commentary", "functions.get_weather<|channel|>commentary", "get_weather<|constrain|>json"]) {
+  for (
+    const name of [
+      "get_weather<|channel|>commentary",
+      "functions.get_weather<|channel|>commentary",
+      "get_weather<|constrain|>json"
+    ]
+  ) {
     it.live(`${JSON.stringify(name)} runs get_weather and is recorded as get_weather`, () =>
       withServer({ server: "llama.cpp" }, (server) =>
         Effect.gen(function*() {
@@ -473,7 +489,12 @@ describe("tool names with channel residue", () => {
           )
           const added: Array<Message.Message> = []
           const events = yield* Stream.runCollect(
-            Toolkit.stream([Message.user("weather?")], kit, { onStep: (step) => Effect.sync(() => added.push(...step)) })
+            Toolkit.stream([Message.user("weather?")], kit, {
+              onStep: (step) =>
+                Effect.sync(() => {
+                  for (const message of step) added.push(message)
+                })
+            })
           )
           expect(summary([...events]).text).toBe("Sunny.")
           const [call, result] = added
@@ -484,7 +505,9 @@ describe("tool names with channel residue", () => {
             false
           ])
           // the history sent back names the declared tool
-          const second = chatBodies(server)[1]!.messages as Array<{ tool_calls?: Array<{ function: { name: string } }> }>
+          const second = chatBodies(server)[1]!.messages as Array<
+            { tool_calls?: Array<{ function: { name: string } }> }
+          >
           expect(second[1]!.tool_calls![0]!.function.name).toBe("get_weather")
         })))
   }
@@ -493,7 +516,11 @@ describe("tool names with channel residue", () => {
     withServer({ server: "llama.cpp" }, (server) =>
       Effect.gen(function*() {
         server.enqueue(
-          rawJson(llamaJson({ calls: [{ id: "c1", name: "get_weather<|channel|>commentary", arguments: "{\"city\":\"Bergen\"}" }] })),
+          rawJson(
+            llamaJson({
+              calls: [{ id: "c1", name: "get_weather<|channel|>commentary", arguments: "{\"city\":\"Bergen\"}" }]
+            })
+          ),
           rawJson(llamaJson({ text: "Sunny." }))
         )
         const run = yield* Toolkit.run([Message.user("weather?")], kit)
@@ -533,17 +560,20 @@ describe("Ollama /v1 quirks", () => {
       })))
 
   it.live("before any output: Ollama's 500 is retried, and its message kept when it persists", () =>
-    withServer({ server: "ollama", retry: { maxRetries: 1, initialDelay: "1 millis" } }, (server) =>
-      Effect.gen(function*() {
-        const failure = { kind: "status", status: 500, body: ollamaErrorBody(ollamaParseError) } as const
-        server.enqueue(failure, rawStream(ollamaStream({ text: "fine" })))
-        const got = yield* streamOnce([Message.user("q")], { tools: [weather] })
-        expect(got.text).toBe("fine")
-        server.enqueue(failure, failure)
-        const error = yield* Effect.flip(Stream.runDrain(Llm.stream([Message.user("q")], { tools: [weather] })))
-        expect(error._tag).toBe("LlmProviderError")
-        expect(error.message).toContain("error parsing tool call")
-      })))
+    withServer(
+      { server: "ollama", retry: { maxRetries: 1, initialDelay: "1 millis" } },
+      (server) =>
+        Effect.gen(function*() {
+          const failure = { kind: "status", status: 500, body: ollamaErrorBody(ollamaParseError) } as const
+          server.enqueue(failure, rawStream(ollamaStream({ text: "fine" })))
+          const got = yield* streamOnce([Message.user("q")], { tools: [weather] })
+          expect(got.text).toBe("fine")
+          server.enqueue(failure, failure)
+          const error = yield* Effect.flip(Stream.runDrain(Llm.stream([Message.user("q")], { tools: [weather] })))
+          expect(error._tag).toBe("LlmProviderError")
+          expect(error.message).toContain("error parsing tool call")
+        })
+    ))
 })
 
 describe("server: \"auto\"", () => {
@@ -552,7 +582,9 @@ describe("server: \"auto\"", () => {
 
   const named = { tools: [weather, time], toolChoice: { name: "get_weather" } } as const
 
-  const cases: ReadonlyArray<readonly [Parameters<typeof pretend>[1], Local.LocalServer | undefined, ReadonlyArray<string>]> = [
+  const cases: ReadonlyArray<
+    readonly [Parameters<typeof pretend>[1], Local.LocalServer | undefined, ReadonlyArray<string>]
+  > = [
     ["llama.cpp", "llama.cpp", ["/v1/models"]],
     ["ollama", "ollama", ["/v1/models"]],
     ["vllm", "vllm", ["/v1/models"]],
@@ -665,6 +697,17 @@ describe("server: \"auto\"", () => {
       for (const request of server.requests) expect(request.headers.authorization).toBe("Bearer sk-local-SECRET")
     })))
 
+  it.live("a server name the library does not know fails every call, naming the known ones", () =>
+    withServer({ server: "kobold" as Local.LocalServer }, (server) =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(Llm.complete([Message.user("q")]))
+        expect(error._tag).toBe("LlmInvalidRequestError")
+        expect(error.message).toContain("llama.cpp, ollama, vllm, lmstudio, mlx or \"auto\"")
+        const streamed = yield* Effect.flip(Stream.runDrain(Llm.stream([Message.user("q")])))
+        expect(streamed._tag).toBe("LlmInvalidRequestError")
+        expect(server.requests).toEqual([])
+      })))
+
   it.live("detection refuses to send the key over plain http to a remote host", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
@@ -680,7 +723,9 @@ describe("configuration", () => {
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
       const env = (vars: Record<string, string>) =>
-        Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ LLM_LOCAL_BASE_URL: server.url, ...vars }))))
+        Layer.setConfigProvider(
+          ConfigProvider.fromMap(new Map(Object.entries({ LLM_LOCAL_BASE_URL: server.url, ...vars })))
+        )
       yield* Llm.complete([Message.user("q")], { tools: [weather, time], toolChoice: { name: "get_weather" } }).pipe(
         Effect.provide(Local.layerConfig({ ...fast }).pipe(Layer.provide(env({ LLM_LOCAL_SERVER: "vllm" }))))
       )
@@ -695,7 +740,9 @@ describe("configuration", () => {
   it.live("the configuration file's local section takes server", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make
-      const layer = LlmConfig.layerFrom({ llm: { backend: "local", local: { base_url: server.url, server: "ollama" } } })
+      const layer = LlmConfig.layerFrom({
+        llm: { backend: "local", local: { base_url: server.url, server: "ollama" } }
+      })
       yield* Llm.complete([Message.user("q")], { tools: [weather, time], toolChoice: { name: "get_weather" } }).pipe(
         Effect.provide(layer)
       )
@@ -703,7 +750,9 @@ describe("configuration", () => {
       expect(body).not.toHaveProperty("tool_choice")
       expect((body!.tools as Array<unknown>).length).toBe(1)
       const error = yield* Effect.flip(
-        Layer.build(LlmConfig.layerFrom({ llm: { backend: "local", local: { base_url: server.url, server: "kobold" } } }))
+        Layer.build(
+          LlmConfig.layerFrom({ llm: { backend: "local", local: { base_url: server.url, server: "kobold" } } })
+        )
       )
       expect(String(error)).toContain("llm.local.server")
     })))

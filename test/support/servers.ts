@@ -44,7 +44,7 @@ export const cut = (body: string, sizes: ReadonlyArray<number>): Array<string> =
   return out
 }
 
-/** The chunkings every stream test runs under: whole, one event a write is not assumed anywhere. */
+/** The chunkings the stream tests run under: one write, a byte a write, and uneven writes that cut events anywhere. */
 export const chunkings: ReadonlyArray<ReadonlyArray<number>> = [[], [1], [7, 3], [64], [200, 1, 13]]
 
 /** A raw SSE reply from a body cut as `sizes` says. */
@@ -231,8 +231,7 @@ export const ollamaSwallowedError = (reply: WireReply): string => {
 }
 
 /** Ollama's tool-call parse error as its own message says it (server/routes.go). */
-export const ollamaParseError =
-  "error parsing tool call: raw='{\"city\":\"Oslo\"', err=unexpected end of JSON input"
+export const ollamaParseError = "error parsing tool call: raw='{\"city\":\"Oslo\"', err=unexpected end of JSON input"
 
 /** The error body Ollama's `/v1` writes for a failure before any output (`openai.NewError`). */
 export const ollamaErrorBody = (message: string) => ({
@@ -341,11 +340,19 @@ export const mlxStream = (reply: WireReply): string => {
     choices,
     ...(usage === undefined ? {} : { usage })
   })
-  const delta = (d: { content?: string; reasoning?: string; tool_calls?: ReadonlyArray<object> }, finish: string | null) =>
+  const delta = (
+    d: { content?: string; reasoning?: string; tool_calls?: ReadonlyArray<object> },
+    finish: string | null
+  ) =>
     frame("chat.completion.chunk", [{
       index: 0,
       finish_reason: finish,
-      delta: { role: "assistant", content: d.content ?? "", reasoning: d.reasoning ?? null, tool_calls: d.tool_calls ?? [] }
+      delta: {
+        role: "assistant",
+        content: d.content ?? "",
+        reasoning: d.reasoning ?? null,
+        tool_calls: d.tool_calls ?? []
+      }
     }])
   const chunks: Array<object | string> = []
   for (const piece of pieces(reply.reasoning ?? "", size)) chunks.push(delta({ reasoning: piece }, null))
@@ -388,13 +395,16 @@ export const pretend = (server: FakeProvider, as: Pretend, options: { readonly o
   for (const path of ["/props", "/api/version", "/version"]) server.setRoute(path, notFound)
   switch (as) {
     case "llama.cpp":
-      server.setRoute("/v1/models", list([{
-        id: "gpt-oss-20b",
-        object: "model",
-        created: 1735142223,
-        owned_by: options.owner ?? "llamacpp",
-        meta: { vocab_type: 2, n_vocab: 201088, n_ctx_train: 131072, n_embd: 2880, n_params: 20914757184 }
-      }]))
+      server.setRoute(
+        "/v1/models",
+        list([{
+          id: "gpt-oss-20b",
+          object: "model",
+          created: 1735142223,
+          owned_by: options.owner ?? "llamacpp",
+          meta: { vocab_type: 2, n_vocab: 201088, n_ctx_train: 131072, n_embd: 2880, n_params: 20914757184 }
+        }])
+      )
       server.setRoute("/props", {
         status: 200,
         body: {
@@ -408,34 +418,46 @@ export const pretend = (server: FakeProvider, as: Pretend, options: { readonly o
       })
       return
     case "ollama":
-      server.setRoute("/v1/models", list([
-        { id: "gpt-oss:20b", object: "model", created: 1754524000, owned_by: options.owner ?? "library" }
-      ]))
+      server.setRoute(
+        "/v1/models",
+        list([
+          { id: "gpt-oss:20b", object: "model", created: 1754524000, owned_by: options.owner ?? "library" }
+        ])
+      )
       server.setRoute("/api/version", { status: 200, body: { version: "0.12.6" } })
       return
     case "vllm":
-      server.setRoute("/v1/models", list([{
-        id: "openai/gpt-oss-20b",
-        object: "model",
-        created: 1760000000,
-        owned_by: options.owner ?? "vllm",
-        root: "openai/gpt-oss-20b",
-        parent: null,
-        max_model_len: 131072,
-        permission: []
-      }]))
+      server.setRoute(
+        "/v1/models",
+        list([{
+          id: "openai/gpt-oss-20b",
+          object: "model",
+          created: 1760000000,
+          owned_by: options.owner ?? "vllm",
+          root: "openai/gpt-oss-20b",
+          parent: null,
+          max_model_len: 131072,
+          permission: []
+        }])
+      )
       server.setRoute("/version", { status: 200, body: { version: "0.11.0" } })
       return
     case "lmstudio":
-      server.setRoute("/v1/models", list([
-        { id: "openai/gpt-oss-20b", object: "model", owned_by: "organization_owner" },
-        { id: "text-embedding-nomic-embed-text-v1.5", object: "model", owned_by: "organization_owner" }
-      ]))
+      server.setRoute(
+        "/v1/models",
+        list([
+          { id: "openai/gpt-oss-20b", object: "model", owned_by: "organization_owner" },
+          { id: "text-embedding-nomic-embed-text-v1.5", object: "model", owned_by: "organization_owner" }
+        ])
+      )
       return
     case "mlx":
-      server.setRoute("/v1/models", list([
-        { id: "mlx-community/gpt-oss-20b-MXFP4-Q8", object: "model", created: 1760000000 }
-      ]))
+      server.setRoute(
+        "/v1/models",
+        list([
+          { id: "mlx-community/gpt-oss-20b-MXFP4-Q8", object: "model", created: 1760000000 }
+        ])
+      )
       return
     case "unknown":
       server.setRoute("/v1/models", list([{ id: "m", object: "model", created: 1, owned_by: "someone" }]))

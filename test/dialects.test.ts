@@ -512,6 +512,17 @@ describe("tool names with channel residue", () => {
         })))
   }
 
+  it.live("Llm.complete reports the name as the server sent it: matching it to a tool is the toolkit's", () =>
+    withServer({ server: "llama.cpp" }, (server) =>
+      Effect.gen(function*() {
+        server.enqueue(
+          rawJson(llamaJson({ calls: [{ id: "c1", name: "get_weather<|channel|>commentary", arguments: "{}" }] }))
+        )
+        const result = yield* Llm.complete([Message.user("weather?")], { tools: [weather] })
+        expect(result.toolCalls.map((call) => call.name)).toEqual(["get_weather<|channel|>commentary"])
+        expect(Toolkit.recorded(kit, result.toolCalls).map((call) => call.name)).toEqual(["get_weather"])
+      })))
+
   it.live("Toolkit.run resolves the residue the same way", () =>
     withServer({ server: "llama.cpp" }, (server) =>
       Effect.gen(function*() {

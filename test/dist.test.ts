@@ -107,6 +107,7 @@ const typeApi = {
     FinishReason: "type",
     HttpTransport: ["BodyReader", "Request", "Response", "Service", "UndiciOptions"],
     Llm: ["CompletionOptions", "ToolChoice"],
+    LlmStream: ["SentenceOptions"],
     LlmConfig: ["BackendContext", "BackendFactory", "BackendSection", "LlmConfigInput", "LlmSection"],
     Local: ["LocalOptions", "ProbeOptions"],
     AnthropicMessages: ["MessagesOptions"],

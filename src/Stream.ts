@@ -1,6 +1,6 @@
 /**
  * Streamed replies: the `StreamEvent` union every backend emits, and the
- * functions that turn a stream of events into text, sentences or a
+ * functions that turn a stream of events into text, speakable chunks or a
  * `CompletionResult`.
  *
  * @since 0.1.0
@@ -140,6 +140,9 @@ const sentenceOptionsProblem = (options: SentenceOptions): string | undefined =>
   }
   if (firstChunk !== undefined && !isNonNegativeInteger(firstChunk.minLength)) {
     return `firstChunk.minLength must be a non-negative integer, got ${String(firstChunk.minLength)}`
+  }
+  if (firstChunk !== undefined && maxLength !== undefined && maxLength < firstChunk.minLength) {
+    return `maxLength (${maxLength}) must be at least firstChunk.minLength (${firstChunk.minLength})`
   }
   if (locale !== undefined) {
     try {

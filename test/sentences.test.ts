@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as fc from "fast-check"
+import { SpokenText } from "../src/internal/spokenText.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
 import * as LlmStream from "../src/Stream.js"
@@ -340,6 +341,7 @@ describe("LlmStream.sentences: options", () => {
         [{ maxLength: 0 }, /maxLength/],
         [{ minLength: 50, maxLength: 20 }, /maxLength/],
         [{ firstChunk: { minLength: -3 } }, /firstChunk/],
+        [{ firstChunk: { minLength: 30 }, maxLength: 20 }, /firstChunk/],
         [{ locale: "en_US" }, /locale/]
       ]
       for (const [options, message] of bad) {
@@ -485,6 +487,38 @@ describe("LlmStream.sentences: random texts, random options, random cuts", () =>
       ),
     120_000
   )
+})
+
+describe("the spoken text", () => {
+  const decode = (speakable: boolean, pieces: ReadonlyArray<string>) => {
+    const spoken = new SpokenText(speakable)
+    const out = pieces.map((piece) => spoken.feed(piece)).join("") + spoken.end()
+    return { out, ranges: spoken.ranges.map((range) => out.slice(range.start, range.end)) }
+  }
+  const markdown = "# T\nA **b** `c. D` [e](f) ![g](h)\n```\nx. Y\n```\n- i \\* _j_"
+
+  it("kept, is the input itself, with its code marked", () => {
+    expect(decode(false, [markdown])).toEqual({
+      out: markdown,
+      ranges: ["`c. D`", "```\nx. Y\n```"]
+    })
+  })
+
+  it("speakable, drops the markup and the code block, and marks inline code", () => {
+    expect(decode(true, [markdown])).toEqual({ out: "T\nA b c. D e g\ni * j", ranges: ["c. D"] })
+  })
+
+  it("is the same however the markdown was cut", () =>
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: markdown.length - 1 }), { maxLength: 12 }),
+        fc.boolean(),
+        (cuts, speakable) => {
+          expect(decode(speakable, cutAt(markdown, cuts))).toEqual(decode(speakable, [markdown]))
+        }
+      ),
+      { numRuns: 300, seed: 7 }
+    ))
 })
 
 describe("LlmStream.sentences over loopback", () => {

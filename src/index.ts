@@ -182,6 +182,9 @@ export {
   /** @since 0.1.0 */
   type FinishReason,
   /** @since 0.1.0 */
+  type PromptCacheOption,
+  type ReasoningOption,
+  /** @since 0.1.0 */
   type ToolChoice,
   /** @since 0.1.0 */
   Usage
@@ -189,6 +192,8 @@ export {
 export {
   /** @since 0.1.0 */
   AssistantMessage,
+  /** @since 0.1.0 */
+  ReasoningPart,
   /** @since 0.1.0 */
   SystemMessage,
   /** @since 0.1.0 */

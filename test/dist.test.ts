@@ -59,6 +59,7 @@ const runtimeApi = {
       "AssistantMessage",
       "JsonObject",
       "Message",
+      "ReasoningPart",
       "SystemMessage",
       "ToolCall",
       "ToolDefinition",
@@ -75,6 +76,7 @@ const runtimeApi = {
     OpenRouter: ["defaults", "layer", "layerConfig", "make", "provider"],
     Provider: ["bearer", "defaultIdleTimeout", "make", "overrideEnv", "readEnv"],
     Retry: ["defaults"],
+    ReasoningPart: "value",
     StreamEvent: "value",
     SystemMessage: "value",
     TokenCounter: ["TokenCounter", "estimate", "layer", "openAi"],
@@ -82,7 +84,7 @@ const runtimeApi = {
     ToolCall: "value",
     ToolDefinition: "value",
     ToolMessage: "value",
-    Toolkit: ["execute", "make", "maxArgumentsDepth", "recorded", "run", "stream", "wrapperPrefixes"],
+    Toolkit: ["execute", "make", "maxArgumentsDepth", "recorded", "run", "stream", "warm", "wrapperPrefixes"],
     Usage: "value",
     UserMessage: "value",
     WireCodec: ["fromProviderFailure", "responseError"],
@@ -90,7 +92,7 @@ const runtimeApi = {
     isTransient: "value"
   },
   testing: {
-    FakeProvider: ["FakeProviderServer", "layer", "make", "start"],
+    FakeProvider: ["FakeProviderServer", "layer", "make", "slotPrompt", "start"],
     ScriptedLlm: ["ScriptedLlm", "calls", "fail", "hang", "layer", "make", "reply", "toolCalls"]
   }
 } as const
@@ -101,12 +103,12 @@ const typeApi = {
     Anthropic: ["AnthropicOptions"],
     ChatCompletions: ["ChatCompletionsOptions"],
     CompletionOptions: "type",
-    Conversation: ["SendOptions"],
+    Conversation: ["ConversationOptions", "SendOptions"],
     ConversationContext: ["ContextOptions", "CountTokens", "Turn"],
     Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "ProbedLayer"],
     FinishReason: "type",
     HttpTransport: ["BodyReader", "Request", "Response", "Service", "UndiciOptions"],
-    Llm: ["CompletionOptions", "ToolChoice"],
+    Llm: ["CompletionOptions", "PromptCacheOption", "ReasoningOption", "ToolChoice"],
     LlmStream: ["SentenceOptions"],
     LlmConfig: ["BackendContext", "BackendFactory", "BackendSection", "LlmConfigInput", "LlmSection"],
     Local: ["LocalOptions", "ProbeOptions"],
@@ -123,10 +125,12 @@ const typeApi = {
       "TextOptions"
     ],
     Retry: ["RetryOptions"],
+    PromptCacheOption: "type",
+    ReasoningOption: "type",
     ToolChoice: "type",
     Tool: ["Tool"],
     Toolkit: ["Requirements", "RunOptions", "RunResult", "Toolkit"],
-    Message: ["ToolCallInput"],
+    Message: ["CacheOptions", "ReasoningPartInput", "ToolCallInput"],
     WireCodec: [
       "DecodedFinish",
       "DecodedReply",
@@ -134,6 +138,7 @@ const typeApi = {
       "ErrorContext",
       "ProviderFailure",
       "StreamDecoder",
+      "WarmInput",
       "WireCodec"
     ]
   },

@@ -7,14 +7,15 @@
  *   and with the options a speech synthesiser uses, fed in batches (one network
  *   read of a fast stream) and one delta per chunk (a paced stream), next to its
  *   raw baseline (a naive regex splitter over the same deltas, no Effect), to
- *   `LlmStream.textDeltas` alone, and on a reply ten times as long (the cost
- *   per delta must stay flat).
+ *   the chunking alone in the same plain loop, to `LlmStream.textDeltas` alone,
+ *   and on a reply ten times as long (the cost per delta must stay flat).
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { performance } from "node:perf_hooks"
 import { ConversationContext, LlmStream, StreamEvent } from "../src/index.js"
+import { segmenterFor, SentenceChunker } from "../src/internal/speakable.js"
 import { expectedText, textChunks } from "./payloads.js"
 
 /** Microseconds per call of `task`, over enough calls to last about `budgetMillis`, after a warm-up of a fifth of that. */
@@ -139,6 +140,20 @@ export const runMicro = async (quick: boolean): Promise<Record<string, number>> 
     naive += naiveSentences(textChunks).length
   }, budget) / textChunks.length
   if (naive === 0) throw new Error("no output")
+  // the chunking alone, in a plain loop like the baseline: what `sentences` adds to a stream stage
+  let chunks = 0
+  metrics.chunkerMicros = timePerCall(() => {
+    const chunker = new SentenceChunker({
+      locale: "en",
+      minLength: 0,
+      maxLength: Infinity,
+      firstMinLength: undefined,
+      speakable: false
+    }, segmenterFor("en"))
+    for (const text of textChunks) chunks += chunker.feed(text).length
+    chunks += chunker.end().length
+  }, budget) / textChunks.length
+  if (chunks === 0) throw new Error("no output")
   const withSpeech = (events: Stream.Stream<StreamEvent>) => LlmStream.sentences(events, speech)
   metrics.sentencesBatchedMicros = perDelta(LlmStream.sentences, true, budget)
   metrics.sentencesPerChunkMicros = perDelta(LlmStream.sentences, false, budget)

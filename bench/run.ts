@@ -373,6 +373,11 @@ const report = (results: Results, options: Options): string => {
       `| sentence chunking: raw baseline (a naive regex splitter, no Effect), per delta | ${formatNumber(naive)} µs |`
     )
     lines.push(
+      `| sentence chunking: the chunking alone (\`Intl.Segmenter\` and its rules, no stream), per delta | ${
+        ratio(m("chunkerMicros"))
+      } |`
+    )
+    lines.push(
       `| sentence chunking: \`LlmStream.sentences\`, per delta, deltas batched per read / one delta per chunk | ${
         ratio(m("sentencesBatchedMicros"))
       } / ${ratio(m("sentencesPerChunkMicros"))} |`

@@ -8,11 +8,15 @@
  * Streaming: `Intl.Segmenter` judges a boundary from what follows it, so a
  * boundary is acted on only once that can no longer change: a letter (or
  * another sentence end, or a line end) has arrived after it. Until then the
- * sentence waits; at the end of the stream every boundary is final. Only
- * the tail after the last judged boundary is segmented, and only when a
- * delta could have changed it (it holds a sentence end, or one is waiting),
- * so the cost stays linear in the text. The chunks are the same however the
- * text was cut into deltas.
+ * sentence waits; at the end of the stream every boundary is final. A cheap
+ * scan of each delta finds the terminators after which a chunk could end
+ * (followed by a space or a line end, or CJK, outside code); the segmenter
+ * runs only when one of them has settled, and only over the tail after the
+ * last boundary judged, up to what settled it. Each call of the segmenter
+ * costs several microseconds, so it runs about once per sentence; the text
+ * is kept in blocks so that reading it never copies all of it. The chunks
+ * are the same however the text was cut into deltas: a cut is made only
+ * where everything before it is settled.
  *
  * @internal
  */

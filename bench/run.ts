@@ -367,13 +367,30 @@ const report = (results: Results, options: Options): string => {
         formatNumber(m("prune10000Micros") / m("prune100Micros") / 100)
       } |`
     )
+    const naive = m("naiveSentencesMicros")
+    const ratio = (micros: number) => `${formatNumber(micros)} µs (${formatNumber(micros / naive)}x raw)`
     lines.push(
-      `| \`LlmStream.sentences\`, per delta, deltas batched per read | ${
-        formatNumber(m("sentencesBatchedMicros"))
-      } µs |`
+      `| sentence chunking: raw baseline (a naive regex splitter, no Effect), per delta | ${formatNumber(naive)} µs |`
     )
     lines.push(
-      `| \`LlmStream.sentences\`, per delta, one delta per chunk | ${formatNumber(m("sentencesPerChunkMicros"))} µs |`
+      `| sentence chunking: the chunking alone (\`Intl.Segmenter\` and its rules, no stream), per delta | ${
+        ratio(m("chunkerMicros"))
+      } |`
+    )
+    lines.push(
+      `| sentence chunking: \`LlmStream.sentences\`, per delta, deltas batched per read / one delta per chunk | ${
+        ratio(m("sentencesBatchedMicros"))
+      } / ${ratio(m("sentencesPerChunkMicros"))} |`
+    )
+    lines.push(
+      `| sentence chunking: \`LlmStream.sentences\` for speech (speakable, min/max length, first chunk), batched / one per chunk | ${
+        ratio(m("speechBatchedMicros"))
+      } / ${ratio(m("speechPerChunkMicros"))} |`
+    )
+    lines.push(
+      `| sentence chunking: growth per delta, a reply ten times as long, for speech (1.0 = linear) | ${
+        formatNumber(m("speechLongBatchedMicros") / m("speechBatchedMicros"))
+      } |`
     )
     lines.push(
       `| (\`LlmStream.textDeltas\` alone, batched / one per chunk) | ${

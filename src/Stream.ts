@@ -1,6 +1,6 @@
 /**
  * Streamed replies: the `StreamEvent` union every backend emits, and the
- * functions that turn a stream of events into text, sentences or a
+ * functions that turn a stream of events into text, speakable chunks or a
  * `CompletionResult`.
  *
  * @since 0.1.0
@@ -9,9 +9,11 @@ import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { LlmResponseError } from "./errors.js"
+import { LlmInvalidRequestError, LlmResponseError } from "./errors.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
+import { segmenterFor, SentenceChunker } from "./internal/speakable.js"
 import { textOnly, textsOf } from "./internal/textOnly.js"
+import { isNonNegativeInteger, isPositiveInteger } from "./internal/validate.js"
 import type { CompletionResult, StreamEvent } from "./Reply.js"
 
 export {
@@ -58,67 +60,151 @@ export const collect = <E, R>(
       )
   })
 
-const abbreviations = new Set(["mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "approx"])
-
-/** Whether the character at `i` ends a sentence: `.` `!` `?` `…` followed by whitespace, or a newline. */
-const endsSentence = (text: string, i: number): boolean => {
-  const c = text.charCodeAt(i)
-  if (c === 10) return true
-  if (c !== 46 && c !== 33 && c !== 63 && c !== 8230) return false
-  const next = text.charCodeAt(i + 1)
-  if (next !== 32 && next !== 10 && next !== 9 && next !== 13) return false
-  if (c !== 46) return true
-  const word = text.slice(text.lastIndexOf(" ", i - 1) + 1, i).toLowerCase()
-  return !abbreviations.has(word)
-}
-
 /**
- * Regroups the text of a reply into whole sentences, the unit a speech
- * synthesiser wants: each sentence is emitted as soon as its end is seen, the
- * rest when the stream ends. Surrounding whitespace is trimmed and empty
- * sentences are dropped. Linear in the length of the text; one stream stage
- * (text selection, splitting and the final rest in one channel).
+ * How `sentences` chunks a reply. Lengths count characters (UTF-16 code
+ * units) of the chunk as it is sent: trimmed, and without markdown when
+ * `speakable`.
  *
  * @since 0.1.0
  */
-export const sentences = <E, R>(self: Stream.Stream<StreamEvent, E, R>): Stream.Stream<string, E, R> =>
-  Stream.suspend(() => {
-    let buffer = ""
-    let scanned = 0
-    const emit = (text: string, out: Array<string>) => {
-      const sentence = text.trim()
-      if (sentence.length > 0) out.push(sentence)
+export interface SentenceOptions {
+  /**
+   * The BCP 47 language tag whose sentence rules `Intl.Segmenter` applies, and
+   * whose abbreviations and ordinals ("am 3. Mai") do not end a sentence
+   * (English abbreviations are always known). Default: the runtime's locale.
+   */
+  readonly locale?: string | undefined
+  /** A chunk shorter than this is merged with the next sentence, unless the stream ends. Default 0. */
+  readonly minLength?: number | undefined
+  /**
+   * A sentence longer than this is split before it at the best soft boundary:
+   * clause punctuation (`,` `;` `:` `—`, CJK `、` `，`), else a space; code and
+   * URLs are never split. Merging never makes a chunk longer. Default: no limit.
+   */
+  readonly maxLength?: number | undefined
+  /**
+   * The first chunk, so that speech starts sooner: it may end at a clause
+   * boundary as soon as it is `minLength` long (and merges short sentences up
+   * to that length instead of the general `minLength`). Later chunks end at
+   * sentence ends.
+   */
+  readonly firstChunk?: { readonly minLength: number } | undefined
+  /**
+   * Drop the markdown a listener should not hear: emphasis, headings, block
+   * quote marks, list bullets, thematic breaks, backticks, link and image
+   * destinations (their text stays) and fenced code blocks whole (code is
+   * not read aloud; inline code keeps its words). Default false.
+   */
+  readonly speakable?: boolean | undefined
+}
+
+/** What is wrong with `options`, if anything. */
+const sentenceOptionsProblem = (options: SentenceOptions): string | undefined => {
+  const { firstChunk, locale, maxLength, minLength } = options
+  if (minLength !== undefined && !isNonNegativeInteger(minLength)) {
+    return `minLength must be a non-negative integer, got ${String(minLength)}`
+  }
+  if (maxLength !== undefined && !isPositiveInteger(maxLength)) {
+    return `maxLength must be a positive integer, got ${String(maxLength)}`
+  }
+  if (maxLength !== undefined && minLength !== undefined && maxLength < minLength) {
+    return `maxLength (${maxLength}) must be at least minLength (${minLength})`
+  }
+  if (firstChunk !== undefined && !isNonNegativeInteger(firstChunk.minLength)) {
+    return `firstChunk.minLength must be a non-negative integer, got ${String(firstChunk.minLength)}`
+  }
+  if (firstChunk !== undefined && maxLength !== undefined && maxLength < firstChunk.minLength) {
+    return `maxLength (${maxLength}) must be at least firstChunk.minLength (${firstChunk.minLength})`
+  }
+  if (locale !== undefined) {
+    try {
+      segmenterFor(locale)
+    } catch {
+      return `locale ${JSON.stringify(locale)} is not a BCP 47 language tag (such as "en", "en-GB", "ja")`
     }
-    const split = (chunk: Chunk.Chunk<StreamEvent>): Array<string> => {
-      const out: Array<string> = []
-      for (const event of chunk) {
-        if (event._tag !== "TextDelta") continue
-        buffer += event.text
-        let start = 0
-        // the last character cannot be judged until the next one arrives
-        for (let i = scanned; i < buffer.length - 1; i++) {
-          if (endsSentence(buffer, i)) {
-            emit(buffer.slice(start, i + 1), out)
-            start = i + 1
-          }
-        }
-        if (start > 0) buffer = buffer.slice(start)
-        scanned = Math.max(0, buffer.length - 1)
+  }
+  return undefined
+}
+
+/** The one stage of `sentences`: text selection, chunking and the rest at the end, in one channel. */
+const chunking = <E>(
+  options: SentenceOptions
+): Channel.Channel<Chunk.Chunk<string>, Chunk.Chunk<StreamEvent>, E, E, unknown, unknown> => {
+  const chunker = new SentenceChunker({
+    locale: options.locale,
+    minLength: options.minLength ?? 0,
+    maxLength: options.maxLength ?? Infinity,
+    firstMinLength: options.firstChunk?.minLength,
+    speakable: options.speakable === true
+  }, segmenterFor(options.locale))
+  const split = (chunk: Chunk.Chunk<StreamEvent>): Array<string> => {
+    let out: Array<string> | undefined
+    for (const event of chunk) {
+      if (event._tag !== "TextDelta") continue
+      const chunks = chunker.feed(event.text)
+      if (chunks.length === 0) continue
+      if (out === undefined) out = chunks
+      else for (const c of chunks) out.push(c)
+    }
+    return out ?? []
+  }
+  const loop: Channel.Channel<Chunk.Chunk<string>, Chunk.Chunk<StreamEvent>, E, E, unknown, unknown> = Channel
+    .readWithCause({
+      onInput: (chunk: Chunk.Chunk<StreamEvent>) => {
+        const out = split(chunk)
+        return out.length === 0 ? loop : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(out)), loop)
+      },
+      onFailure: Channel.failCause,
+      onDone: () => {
+        const out = chunker.end()
+        return out.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(out))
       }
-      return out
+    })
+  return loop
+}
+
+/**
+ * Regroups the text of a reply into speakable chunks, the unit a speech
+ * synthesiser wants. Sentence boundaries come from `Intl.Segmenter` (the
+ * `locale`'s rules, so Japanese and Chinese sentences end without spaces);
+ * a sentence never ends inside a decimal, an abbreviation (e.g., Dr., p.m.),
+ * a URL or e-mail address, after a list marker ("1. First") or inside code.
+ * Short sentences can be merged (`minLength`), long ones split at a soft
+ * boundary (`maxLength`), the first chunk cut early at a clause
+ * (`firstChunk`), and markdown dropped (`speakable`).
+ *
+ * Each chunk is emitted as soon as the text after it proves its end (the
+ * next sentence has started), the rest when the stream ends; chunks are
+ * trimmed, never empty, and the same however the text was cut into deltas.
+ * One stream stage; each delta costs time in proportion to its length.
+ * Invalid options fail the stream with `LlmInvalidRequestError`.
+ *
+ * @example
+ * ```ts
+ * LlmStream.sentences(Llm.stream(messages), {
+ *   speakable: true,
+ *   minLength: 20,
+ *   maxLength: 200,
+ *   firstChunk: { minLength: 12 }
+ * }).pipe(Stream.runForEach(speak))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const sentences = <E, R>(
+  self: Stream.Stream<StreamEvent, E, R>,
+  options: SentenceOptions = {}
+): Stream.Stream<string, E | LlmInvalidRequestError, R> =>
+  Stream.suspend((): Stream.Stream<string, E | LlmInvalidRequestError, R> => {
+    const problem = sentenceOptionsProblem(options)
+    if (problem !== undefined) {
+      return Stream.fail(
+        new LlmInvalidRequestError({
+          provider: "unknown",
+          model: "unknown",
+          message: `LlmStream.sentences: ${problem}`
+        })
+      )
     }
-    const loop: Channel.Channel<Chunk.Chunk<string>, Chunk.Chunk<StreamEvent>, E, E, unknown, unknown> = Channel
-      .readWithCause({
-        onInput: (chunk: Chunk.Chunk<StreamEvent>) => {
-          const out = split(chunk)
-          return out.length === 0 ? loop : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(out)), loop)
-        },
-        onFailure: Channel.failCause,
-        onDone: () => {
-          const out: Array<string> = []
-          emit(buffer, out)
-          return out.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(out))
-        }
-      })
-    return Stream.pipeThroughChannel(self, loop)
+    return Stream.pipeThroughChannel(self, chunking<E>(options))
   })

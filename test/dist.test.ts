@@ -109,6 +109,7 @@ const typeApi = {
     FinishReason: "type",
     HttpTransport: ["BodyReader", "Request", "Response", "Service", "UndiciOptions"],
     Llm: ["CompletionOptions", "PromptCacheOption", "ReasoningOption", "ToolChoice"],
+    LlmStream: ["SentenceOptions"],
     LlmConfig: ["BackendContext", "BackendFactory", "BackendSection", "LlmConfigInput", "LlmSection"],
     Local: ["LocalOptions", "LocalServer", "ProbeOptions"],
     AnthropicMessages: ["MessagesOptions"],

@@ -94,7 +94,11 @@ for (const backend of backends) {
               stop_reason: "end_turn",
               usage: { input_tokens: 1, output_tokens: 1 }
             }
-          server.setDefault({ kind: "raw", headers: { "content-type": "application/json" }, chunks: [JSON.stringify(reply)] })
+          server.setDefault({
+            kind: "raw",
+            headers: { "content-type": "application/json" },
+            chunks: [JSON.stringify(reply)]
+          })
           expect((yield* Llm.complete(hi, { model: "other-model" })).model).toBe("other-model")
         })))
 
@@ -215,7 +219,10 @@ for (const backend of backends) {
             [JSON.parse("{\"__proto__\":{\"polluted\":true}}"), /providerOptions\.\w+\.__proto__/]
           ]
           for (const [entry, pattern] of cases) {
-            expectRefused(yield* refusedBoth(server, { providerOptions: { [backend.provider]: entry as never } }), pattern)
+            expectRefused(
+              yield* refusedBoth(server, { providerOptions: { [backend.provider]: entry as never } }),
+              pattern
+            )
           }
           // another backend's entry is checked too: the call is wrong wherever it would go
           expectRefused(

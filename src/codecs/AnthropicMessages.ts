@@ -32,6 +32,9 @@ export interface MessagesOptions {
  */
 export const defaultMaxTokens = 1024
 
+/** The body fields a call's `providerOptions` may not replace, beyond every codec's. */
+const reservedFields = { system: "the system prompt the call sends (send a system message)" } as const
+
 /** One message of the wire history: a role and its content blocks. */
 interface WireMessage {
   readonly role: "user" | "assistant"
@@ -457,6 +460,7 @@ export const make = (options: MessagesOptions = {}): WireCodec => {
     },
     decodeResponse,
     streamDecoder: (context) => new MessagesStreamDecoder(context),
-    readError: readErrorBody
+    readError: readErrorBody,
+    reservedFields
   }
 }

@@ -122,4 +122,10 @@ export interface WireCodec {
   readonly streamDecoder: (context: ErrorContext) => StreamDecoder
   /** Reads the provider's error body (already parsed JSON, or the raw text). */
   readonly readError: (body: unknown) => Pick<ProviderFailure, "type" | "code" | "message">
+  /**
+   * Body fields that carry the call itself beyond `model`, `messages` and
+   * `stream` (Anthropic's `system`), each with what it holds: `providerOptions`
+   * may not set them.
+   */
+  readonly reservedFields?: Readonly<Record<string, string>> | undefined
 }

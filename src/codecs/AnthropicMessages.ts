@@ -188,7 +188,7 @@ const usageFromWire = (usage: unknown): Usage | undefined => {
 /** An in-band error (`event: error` in a stream, a `type:"error"` body with HTTP 200) as an `LlmError`. */
 const inBandError = (context: ErrorContext, body: unknown): LlmError => {
   const read = readErrorBody(body)
-  return fromProviderFailure(context, { type: read.type, code: read.code, message: read.message })
+  return fromProviderFailure(context, read)
 }
 
 const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | LlmError => {

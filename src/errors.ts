@@ -115,8 +115,8 @@ export class LlmAuthenticationError extends Schema.TaggedError<LlmAuthentication
  * 422, context length, quota or billing) or refused before sending.
  *
  * A context-length error of any backend has `reason: "contextOverflow"`
- * and, when the server said, the prompt's size and the context's, in the
- * server's tokens (see `isContextOverflow`).
+ * and, when the server said, the prompt's size, the context's and the output
+ * room asked for, in the server's tokens (see `isContextOverflow`).
  *
  * @since 0.1.0
  */
@@ -129,7 +129,9 @@ export class LlmInvalidRequestError extends Schema.TaggedError<LlmInvalidRequest
   /** The prompt's size in the server's tokens, when the server said. */
   promptTokens: Schema.optional(Schema.Number),
   /** The size of the context (the model's, or the slot's on a local server), when the server said. */
-  contextTokens: Schema.optional(Schema.Number)
+  contextTokens: Schema.optional(Schema.Number),
+  /** The room for output the request asked for (its max tokens), when the server said: it counts against the context too. */
+  requestedOutputTokens: Schema.optional(Schema.Number)
 }) {}
 
 /**

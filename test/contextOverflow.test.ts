@@ -27,7 +27,8 @@ const overflowOf = (error: LlmError) => ({
   tag: error._tag,
   reason: error._tag === "LlmInvalidRequestError" ? error.reason : undefined,
   promptTokens: error._tag === "LlmInvalidRequestError" ? error.promptTokens : undefined,
-  contextTokens: error._tag === "LlmInvalidRequestError" ? error.contextTokens : undefined
+  contextTokens: error._tag === "LlmInvalidRequestError" ? error.contextTokens : undefined,
+  requestedOutputTokens: error._tag === "LlmInvalidRequestError" ? error.requestedOutputTokens : undefined
 })
 
 /** How a call failed: its overflow fields and how many requests it took. */
@@ -45,6 +46,7 @@ interface Shape {
   readonly body: object | string
   readonly promptTokens?: number
   readonly contextTokens?: number
+  readonly requestedOutputTokens?: number
 }
 
 const llamaMessage = (prompt: number, ctx: number) =>
@@ -128,7 +130,8 @@ const shapes: ReadonlyArray<Shape> = [
       }
     },
     promptTokens: 3120,
-    contextTokens: 4097
+    contextTokens: 4097,
+    requestedOutputTokens: 1000
   },
   {
     name: "OpenAI (context window wording): the code alone says it",
@@ -156,7 +159,8 @@ const shapes: ReadonlyArray<Shape> = [
       code: 400
     },
     promptTokens: 4000,
-    contextTokens: 4096
+    contextTokens: 4096,
+    requestedOutputTokens: 1000
   },
   {
     name: "vLLM: your request has N input tokens",
@@ -188,7 +192,8 @@ const shapes: ReadonlyArray<Shape> = [
       }
     },
     promptTokens: 2778,
-    contextTokens: 4096
+    contextTokens: 4096,
+    requestedOutputTokens: 8000
   },
   {
     name: "vLLM (newest): your prompt contains at least N input tokens",
@@ -204,7 +209,8 @@ const shapes: ReadonlyArray<Shape> = [
       }
     },
     promptTokens: 3501,
-    contextTokens: 4096
+    contextTokens: 4096,
+    requestedOutputTokens: 1000
   },
   {
     name: "Ollama: the input length exceeds the context length",
@@ -242,7 +248,8 @@ const shapes: ReadonlyArray<Shape> = [
       }
     },
     promptTokens: 7884,
-    contextTokens: 131072
+    contextTokens: 131072,
+    requestedOutputTokens: 131072
   },
   {
     name: "OpenRouter: an upstream's overflow relayed as 502",
@@ -260,7 +267,8 @@ const shapes: ReadonlyArray<Shape> = [
       }
     },
     promptTokens: 13069,
-    contextTokens: 16000
+    contextTokens: 16000,
+    requestedOutputTokens: 4096
   },
   {
     name: "LM Studio: trying to keep the first N tokens",
@@ -303,7 +311,8 @@ const shapes: ReadonlyArray<Shape> = [
       }
     },
     promptTokens: 198000,
-    contextTokens: 200000
+    contextTokens: 200000,
+    requestedOutputTokens: 8192
   }
 ]
 
@@ -312,6 +321,7 @@ const expected = (shape: Shape) => ({
   reason: "contextOverflow",
   promptTokens: shape.promptTokens,
   contextTokens: shape.contextTokens,
+  requestedOutputTokens: shape.requestedOutputTokens,
   requests: 1
 })
 
@@ -487,10 +497,16 @@ describe("what is not a context overflow", () => {
       status: 400,
       reason: "contextOverflow",
       promptTokens: 9000,
-      contextTokens: 8192
+      contextTokens: 8192,
+      requestedOutputTokens: 512
     })
     const encoded = Schema.encodeSync(LlmError)(error)
-    expect(encoded).toMatchObject({ reason: "contextOverflow", promptTokens: 9000, contextTokens: 8192 })
+    expect(encoded).toMatchObject({
+      reason: "contextOverflow",
+      promptTokens: 9000,
+      contextTokens: 8192,
+      requestedOutputTokens: 512
+    })
     const decoded = Schema.decodeUnknownSync(LlmError)(JSON.parse(JSON.stringify(encoded)))
     expect(isContextOverflow(decoded)).toBe(true)
   })

@@ -22,6 +22,8 @@ export interface Said {
 export interface Overflow {
   readonly promptTokens?: number | undefined
   readonly contextTokens?: number | undefined
+  /** The room for output the request asked for (its max tokens). */
+  readonly requestedOutputTokens?: number | undefined
 }
 
 /** Error types and codes that mean an overflow (llama-server, OpenAI; llama-server's own for its own error's code). */
@@ -65,6 +67,14 @@ const promptPatterns: ReadonlyArray<RegExp> = [
   /keep the first (\d+) tokens/i
 ]
 
+/** Where a message gives the output the request asked room for (the capture). */
+const outputPatterns: ReadonlyArray<RegExp> = [
+  /(\d+) (?:in|for) the completion/i,
+  /you requested (\d+) output tokens/i,
+  /(\d+) in the output/i,
+  /exceed context limit: \d+ \+ (\d+) >/i
+]
+
 const firstNumber = (text: string, patterns: ReadonlyArray<RegExp>): number | undefined => {
   for (const pattern of patterns) {
     const match = pattern.exec(text)
@@ -86,9 +96,10 @@ export const overflowOf = (said: Said): Overflow | undefined => {
     overflowText.test(message)
   if (!known) return undefined
   // vLLM: "(8000 > 4096 - 2778)" is the output asked for, the context, the prompt
-  const vllm = /\(\d+ > (\d+) - (\d+)\)/.exec(message)
+  const vllm = /\((\d+) > (\d+) - (\d+)\)/.exec(message)
   return {
-    promptTokens: said.promptTokens ?? (vllm === null ? firstNumber(message, promptPatterns) : Number(vllm[2])),
-    contextTokens: said.contextTokens ?? (vllm === null ? firstNumber(message, contextPatterns) : Number(vllm[1]))
+    promptTokens: said.promptTokens ?? (vllm === null ? firstNumber(message, promptPatterns) : Number(vllm[3])),
+    contextTokens: said.contextTokens ?? (vllm === null ? firstNumber(message, contextPatterns) : Number(vllm[2])),
+    requestedOutputTokens: vllm === null ? firstNumber(message, outputPatterns) : Number(vllm[1])
   }
 }

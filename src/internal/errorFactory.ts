@@ -152,7 +152,8 @@ export const fromProviderFailure = (context: ErrorContext, failure: ProviderFail
       ...base(context, failure, describe(context, failure, "the prompt does not fit the model's context")),
       reason: "contextOverflow",
       ...(overflow.promptTokens === undefined ? {} : { promptTokens: overflow.promptTokens }),
-      ...(overflow.contextTokens === undefined ? {} : { contextTokens: overflow.contextTokens })
+      ...(overflow.contextTokens === undefined ? {} : { contextTokens: overflow.contextTokens }),
+      ...(overflow.requestedOutputTokens === undefined ? {} : { requestedOutputTokens: overflow.requestedOutputTokens })
     })
   }
   if (quotaMarkers.test(kind)) {

@@ -3,7 +3,9 @@
  * `send` and `sendStream` that call the `Llm` (running tools when given a
  * toolkit) and record the turn. A turn is transactional: a failed call leaves
  * the conversation as it was; an interrupted stream (barge-in) is recorded as
- * the text the listener actually received.
+ * the text the listener actually received. A turn the server refuses as
+ * longer than its context is pruned to fit and sent again, once
+ * (`onOverflow`).
  *
  * @since 0.1.0
  */
@@ -17,6 +19,7 @@ import * as SynchronizedRef from "effect/SynchronizedRef"
 import type { ConversationContext } from "./Context.js"
 import { type ContextOptions, make as makeContext } from "./Context.js"
 import type { LlmError } from "./errors.js"
+import { OverflowTurn } from "./internal/overflowTurn.js"
 import { Llm } from "./Llm.js"
 import { AssistantMessage, type Message } from "./Message.js"
 import type { CompletionResult, StreamEvent } from "./Reply.js"
@@ -31,6 +34,25 @@ import * as Toolkit from "./Toolkit.js"
  */
 export interface SendOptions<R = never> extends Toolkit.RunOptions {
   readonly toolkit?: Toolkit.Toolkit<R> | undefined
+}
+
+/**
+ * How a conversation behaves beyond its history's limits.
+ *
+ * @since 0.1.0
+ */
+export interface ConversationOptions {
+  /**
+   * What a context overflow (`isContextOverflow`: the server refused the
+   * request as longer than its context) does to a turn. `"prune"` (the
+   * default) prunes the earlier turns to fit, aiming below the size the
+   * error gives (counted with the `TokenCounter` when provided), or drops
+   * the older half of them when it gives none, and sends the refused step
+   * again, once per turn; the turn is recorded on the pruned history.
+   * `"fail"` fails the turn with the error. Either way a failed turn leaves
+   * the conversation as it was.
+   */
+  readonly onOverflow?: "prune" | "fail" | undefined
 }
 
 /**
@@ -81,7 +103,8 @@ const emptyKit: Toolkit.Toolkit<never> = { tools: new Map(), definitions: [] }
  * @since 0.1.0
  */
 export const make = (
-  initial: ConversationContext
+  initial: ConversationContext,
+  options: ConversationOptions = {}
 ): Effect.Effect<Conversation.Service, never, Llm> =>
   Effect.gen(function*() {
     const llm = yield* Llm
@@ -90,6 +113,12 @@ export const make = (
     const ref = yield* SynchronizedRef.make(initial)
     // one turn at a time, whether sent whole or streamed
     const turnLock = yield* Effect.makeSemaphore(1)
+    const prunes = options.onOverflow !== "fail"
+    /** The turn started on `started`, and the `Llm` its steps call. */
+    const turnOf = (started: ConversationContext) => {
+      const turn = new OverflowTurn(started, count)
+      return { turn, llm: prunes ? turn.guard(llm) : llm }
+    }
 
     const append = (context: ConversationContext, added: ReadonlyArray<Message>) =>
       added.reduce<ConversationContext>(
@@ -105,9 +134,10 @@ export const make = (
     const send = <R>(userText: string, options: SendOptions<R> = {}) =>
       turnLock.withPermits(1)(SynchronizedRef.modifyEffect(ref, (context) => {
         const started = context.addUser(userText, count)
+        const { llm, turn } = turnOf(started)
         return Toolkit.run(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), options).pipe(
           Effect.provideService(Llm, llm),
-          Effect.map(({ added, result }) => [result, append(started, added)] as const)
+          Effect.map(({ added, result }) => [result, append(turn.base, added)] as const)
         )
       }))
 
@@ -117,24 +147,27 @@ export const make = (
         yield* Effect.acquireRelease(turnLock.take(1), () => turnLock.release(1))
         const context = yield* SynchronizedRef.get(ref)
         const started = context.addUser(userText, count)
-        let recorded = started
+        const { llm, turn } = turnOf(started)
+        const steps: Array<Message> = []
+        // on the turn's base, which an overflow may have pruned
+        const recorded = () => append(turn.base, steps)
         let received: Array<string> = []
         let complete = false
         const onStep = (added: ReadonlyArray<Message>) =>
           Effect.sync(() => {
-            recorded = append(recorded, added)
+            for (const message of added) steps.push(message)
             received = []
           })
         yield* Effect.addFinalizer((exit) =>
           SynchronizedRef.update(ref, (current) => {
             if (current !== context) return current // someone else moved on meanwhile
-            if (complete) return recorded
+            if (complete) return recorded()
             if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return current
             // barge-in: keep what the listener heard, never an unresolved tool call
             const heard = received.join("")
             return heard === ""
-              ? recorded
-              : recorded.addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
+              ? recorded()
+              : recorded().addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
           })
         )
         return Toolkit.stream(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), {
@@ -144,6 +177,7 @@ export const make = (
           Stream.provideService(Llm, llm),
           Stream.tap((event) =>
             Effect.sync(() => {
+              turn.delivered = true
               if (event._tag === "TextDelta") received.push(event.text)
               else if (event._tag === "Finish") complete = true
             })
@@ -160,9 +194,10 @@ export const make = (
   })
 
 /**
- * A conversation service starting empty with the given limits (default: 10 turns).
+ * A conversation service starting empty with the given limits (default: 10
+ * turns) and overflow behaviour (default: prune and retry once).
  *
  * @since 0.1.0
  */
-export const layer = (options: ContextOptions = {}): Layer.Layer<Conversation, never, Llm> =>
-  Layer.effect(Conversation, make(makeContext(options)))
+export const layer = (options: ContextOptions & ConversationOptions = {}): Layer.Layer<Conversation, never, Llm> =>
+  Layer.effect(Conversation, make(makeContext(options), options))

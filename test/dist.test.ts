@@ -103,7 +103,7 @@ const typeApi = {
     Anthropic: ["AnthropicOptions"],
     ChatCompletions: ["ChatCompletionsOptions"],
     CompletionOptions: "type",
-    Conversation: ["SendOptions"],
+    Conversation: ["ConversationOptions", "SendOptions"],
     ConversationContext: ["ContextOptions", "CountTokens", "Turn"],
     Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "ProbedLayer"],
     FinishReason: "type",

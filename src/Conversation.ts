@@ -20,7 +20,7 @@ import type { ConversationContext } from "./Context.js"
 import { type ContextOptions, make as makeContext } from "./Context.js"
 import type { LlmError } from "./errors.js"
 import { OverflowTurn } from "./internal/overflowTurn.js"
-import { Llm } from "./Llm.js"
+import { Llm, type PromptCacheOption } from "./Llm.js"
 import { AssistantMessage, type Message } from "./Message.js"
 import type { CompletionResult, StreamEvent } from "./Reply.js"
 import { TokenCounter } from "./TokenCounter.js"
@@ -37,11 +37,18 @@ export interface SendOptions<R = never> extends Toolkit.RunOptions {
 }
 
 /**
- * How a conversation behaves beyond its history's limits.
+ * How a conversation uses the backend's prompt cache, and what a context overflow does.
  *
  * @since 0.1.0
  */
 export interface ConversationOptions {
+  /**
+   * Passed on each turn's calls (a turn's own `promptCache` wins): the key
+   * (OpenAI's `prompt_cache_key`) is generated once per conversation, a
+   * random UUID, unless given; the slot (llama-server's `id_slot`) is sent
+   * only when given. `false`: no prompt caching.
+   */
+  readonly promptCache?: PromptCacheOption | false | undefined
   /**
    * What a context overflow (`isContextOverflow`: the server refused the
    * request as longer than its context) does to a turn. `"prune"` (the
@@ -92,6 +99,15 @@ export declare namespace Conversation {
     ) => Stream.Stream<StreamEvent, LlmError | ToolExecutionError, R>
     /** Replaces the conversation (e.g. one restored with `ConversationContext.decode`). */
     readonly set: (context: ConversationContext) => Effect.Effect<void>
+    /**
+     * Sends the conversation so far (the system prompt, the options' tools
+     * and toolkit, the turns) for the backend to cache, generating nothing,
+     * so the next turn's answer starts sooner: call it before the first user
+     * turn. The history is not changed. `None`, with nothing sent, when the
+     * backend has no prompt cache to warm (OpenRouter, a fallback chain, a
+     * scripted `Llm`) or the conversation's caching is off.
+     */
+    readonly warm: <R = never>(options?: SendOptions<R>) => Effect.Effect<Option.Option<CompletionResult>, LlmError>
   }
 }
 
@@ -108,6 +124,14 @@ export const make = (
 ): Effect.Effect<Conversation.Service, never, Llm> =>
   Effect.gen(function*() {
     const llm = yield* Llm
+    // one key for the whole conversation, so every turn is routed to the same cache
+    const promptCache: PromptCacheOption | false = options.promptCache === false
+      ? false
+      : { ...options.promptCache, key: options.promptCache?.key ?? (yield* Effect.sync(() => crypto.randomUUID())) }
+    const cached = <O extends { readonly promptCache?: PromptCacheOption | false | undefined }>(turn: O): O => ({
+      ...turn,
+      promptCache: turn.promptCache ?? promptCache
+    })
     const counter = yield* Effect.serviceOption(TokenCounter)
     const count = Option.isSome(counter) ? counter.value.count : undefined
     const ref = yield* SynchronizedRef.make(initial)
@@ -116,8 +140,8 @@ export const make = (
     const prunes = options.onOverflow !== "fail"
     /** The turn started on `started`, and the `Llm` its steps call. */
     const turnOf = (started: ConversationContext) => {
-      const turn = new OverflowTurn(started, count)
-      return { turn, llm: prunes ? turn.guard(llm) : llm }
+      const overflow = new OverflowTurn(started, count)
+      return { overflow, llm: prunes ? overflow.guard(llm) : llm }
     }
 
     const append = (context: ConversationContext, added: ReadonlyArray<Message>) =>
@@ -131,26 +155,28 @@ export const make = (
         context
       )
 
-    const send = <R>(userText: string, options: SendOptions<R> = {}) =>
+    const send = <R>(userText: string, turn: SendOptions<R> = {}) =>
       turnLock.withPermits(1)(SynchronizedRef.modifyEffect(ref, (context) => {
+        const options = cached(turn)
         const started = context.addUser(userText, count)
-        const { llm, turn } = turnOf(started)
+        const { llm, overflow } = turnOf(started)
         return Toolkit.run(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), options).pipe(
           Effect.provideService(Llm, llm),
-          Effect.map(({ added, result }) => [result, append(turn.base, added)] as const)
+          Effect.map(({ added, result }) => [result, append(overflow.base, added)] as const)
         )
       }))
 
-    const sendStream = <R>(userText: string, options: SendOptions<R> = {}) =>
+    const sendStream = <R>(userText: string, turn: SendOptions<R> = {}) =>
       Stream.unwrapScoped(Effect.gen(function*() {
+        const options = cached(turn)
         // hold the conversation for the whole stream: turns never interleave
         yield* Effect.acquireRelease(turnLock.take(1), () => turnLock.release(1))
         const context = yield* SynchronizedRef.get(ref)
         const started = context.addUser(userText, count)
-        const { llm, turn } = turnOf(started)
+        const { llm, overflow } = turnOf(started)
         const steps: Array<Message> = []
         // on the turn's base, which an overflow may have pruned
-        const recorded = () => append(turn.base, steps)
+        const recorded = () => append(overflow.base, steps)
         let received: Array<string> = []
         let complete = false
         const onStep = (added: ReadonlyArray<Message>) =>
@@ -177,7 +203,7 @@ export const make = (
           Stream.provideService(Llm, llm),
           Stream.tap((event) =>
             Effect.sync(() => {
-              turn.delivered = true
+              overflow.delivered = true
               if (event._tag === "TextDelta") received.push(event.text)
               else if (event._tag === "Finish") complete = true
             })
@@ -185,17 +211,28 @@ export const make = (
         )
       }))
 
+    // under the turn lock: a warm-up never interleaves with a turn (nor lands in a slot a turn is using)
+    const warm = <R>(turn: SendOptions<R> = {}) =>
+      turnLock.withPermits(1)(Effect.flatMap(SynchronizedRef.get(ref), (context) => {
+        const options = cached(turn)
+        return Toolkit.warm(context.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), options).pipe(
+          Effect.provideService(Llm, llm)
+        )
+      }))
+
     return {
       context: SynchronizedRef.get(ref),
       send,
       sendStream,
-      set: (context) => SynchronizedRef.set(ref, context)
+      set: (context) => SynchronizedRef.set(ref, context),
+      warm
     } satisfies Conversation.Service
   })
 
 /**
  * A conversation service starting empty with the given limits (default: 10
- * turns) and overflow behaviour (default: prune and retry once).
+ * turns), prompt cache use and overflow behaviour (default: prune and retry
+ * once).
  *
  * @since 0.1.0
  */

@@ -51,7 +51,9 @@ export class ToolCall extends Schema.Class<ToolCall>("effect-llm/ToolCall")({
  */
 export class SystemMessage extends Schema.Class<SystemMessage>("effect-llm/SystemMessage")({
   role: Schema.tag("system"),
-  content: Schema.String
+  content: Schema.String,
+  /** Ends a prompt-cache breakpoint: the prefix up to and including this message is cached (Anthropic `cache_control`). */
+  cache: Schema.optional(Schema.Boolean)
 }) {}
 
 /**
@@ -61,7 +63,9 @@ export class SystemMessage extends Schema.Class<SystemMessage>("effect-llm/Syste
  */
 export class UserMessage extends Schema.Class<UserMessage>("effect-llm/UserMessage")({
   role: Schema.tag("user"),
-  content: Schema.String
+  content: Schema.String,
+  /** Ends a prompt-cache breakpoint: the prefix up to and including this message is cached (Anthropic `cache_control`). */
+  cache: Schema.optional(Schema.Boolean)
 }) {}
 
 /**
@@ -75,7 +79,9 @@ export class AssistantMessage extends Schema.Class<AssistantMessage>("effect-llm
   content: Schema.String,
   toolCalls: Schema.optionalWith(Schema.Array(ToolCall), { default: () => [] }),
   /** True when the reply was cut short by the listener (barge-in). */
-  interrupted: Schema.optional(Schema.Boolean)
+  interrupted: Schema.optional(Schema.Boolean),
+  /** Ends a prompt-cache breakpoint: the prefix up to and including this message is cached (Anthropic `cache_control`). */
+  cache: Schema.optional(Schema.Boolean)
 }) {}
 
 /**
@@ -89,7 +95,9 @@ export class ToolMessage extends Schema.Class<ToolMessage>("effect-llm/ToolMessa
   name: Schema.String,
   content: Schema.String,
   /** The tool failed; `content` explains how (Anthropic's `is_error`). */
-  isError: Schema.optional(Schema.Boolean)
+  isError: Schema.optional(Schema.Boolean),
+  /** Ends a prompt-cache breakpoint: the prefix up to and including this message is cached (Anthropic `cache_control`). */
+  cache: Schema.optional(Schema.Boolean)
 }) {}
 
 /**
@@ -118,18 +126,33 @@ export interface ToolCallInput {
 }
 
 /**
- * Builds a system message.
+ * What a message may ask of the prompt cache: `cache: true` ends a breakpoint at it.
  *
  * @since 0.1.0
  */
-export const system = (content: string): SystemMessage => new SystemMessage({ content })
+export interface CacheOptions {
+  readonly cache?: boolean | undefined
+}
+
+/** The `cache` field of a message built with `options`: present only when asked for. */
+const cacheField = (options: CacheOptions | undefined): { readonly cache?: boolean } =>
+  options?.cache === undefined ? {} : { cache: options.cache }
 
 /**
- * Builds a user message.
+ * Builds a system message (`{ cache: true }`: a prompt-cache breakpoint ends at it).
  *
  * @since 0.1.0
  */
-export const user = (content: string): UserMessage => new UserMessage({ content })
+export const system = (content: string, options?: CacheOptions): SystemMessage =>
+  new SystemMessage({ content, ...cacheField(options) })
+
+/**
+ * Builds a user message (`{ cache: true }`: a prompt-cache breakpoint ends at it).
+ *
+ * @since 0.1.0
+ */
+export const user = (content: string, options?: CacheOptions): UserMessage =>
+  new UserMessage({ content, ...cacheField(options) })
 
 /**
  * Builds an assistant message, optionally with the tool calls it made.
@@ -152,6 +175,7 @@ export const tool = (options: {
   readonly name: string
   readonly content: string
   readonly isError?: boolean
+  readonly cache?: boolean
 }): ToolMessage => new ToolMessage(options)
 
 /**

@@ -6,6 +6,7 @@
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { LlmError, LlmResponseError } from "./errors.js"
 import { responseError } from "./internal/errorFactory.js"
@@ -175,6 +176,24 @@ const callOptions = <R>(kit: Toolkit<R>, options: RunOptions): CompletionOptions
   const { concurrency: _c, failOnToolError: _f, maxSteps: _m, ...rest } = options
   return { ...rest, tools: [...(options.tools ?? []), ...kit.definitions] }
 }
+
+/**
+ * Warms the backend's prompt cache with the prefix `run` and `stream` will
+ * send first: `messages` with the toolkit's tools and the options (see
+ * `Llm.Service.warm`). `None` when the backend has no prompt cache to warm
+ * or the options turn caching off.
+ *
+ * @since 0.1.0
+ */
+export const warm = <R>(
+  messages: ReadonlyArray<Message>,
+  kit: Toolkit<R>,
+  options: RunOptions = {}
+): Effect.Effect<Option.Option<CompletionResult>, LlmError, Llm> =>
+  Effect.flatMap(Llm, (llm) =>
+    llm.warm === undefined || options.promptCache === false
+      ? Effect.succeed(Option.none())
+      : Effect.map(llm.warm(messages, callOptions(kit, options)), Option.some))
 
 /** The reply of a step cut off by `maxSteps`: its text, finish reason "length". */
 const cutOff = (result: CompletionResult): CompletionResult =>

@@ -184,6 +184,8 @@ export {
   /** @since 0.1.0 */
   type FinishReason,
   /** @since 0.1.0 */
+  type PromptCacheOption,
+  /** @since 0.1.0 */
   type ToolChoice,
   /** @since 0.1.0 */
   Usage

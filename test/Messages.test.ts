@@ -166,8 +166,9 @@ describe("Messages readError", () => {
 })
 
 const base: EncodeInput = { model: "claude-x", messages: [Message.user("hi")], options: {}, stream: false }
+/** Encodes with prompt caching off unless the input turns it on: the cache breakpoints are tested in promptCache.test.ts. */
 const encode = (input: Partial<EncodeInput>, make: Messages.MessagesOptions = {}) =>
-  Messages.make(make).encode({ ...base, ...input })
+  Messages.make(make).encode({ ...base, ...input, options: { promptCache: false, ...input.options } })
 const bodyOf = (input: Partial<EncodeInput>, make: Messages.MessagesOptions = {}) => {
   const encoded = encode(input, make)
   if ("invalid" in encoded) throw new Error(encoded.invalid)
@@ -725,7 +726,8 @@ describe("Anthropic layer", () => {
       expect(first!.body).toEqual({
         model: "claude-sonnet-4-20250514",
         max_tokens: 1024,
-        system: "sys",
+        // the system prompt ends a cache breakpoint by default
+        system: [{ type: "text", text: "sys", cache_control: { type: "ephemeral" } }],
         messages: [{ role: "user", content: [{ type: "text", text: "q" }] }]
       })
       expect(second!.body).toMatchObject({ stream: true, max_tokens: 1024 })

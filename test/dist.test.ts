@@ -83,7 +83,7 @@ const runtimeApi = {
     ToolCall: "value",
     ToolDefinition: "value",
     ToolMessage: "value",
-    Toolkit: ["execute", "make", "maxArgumentsDepth", "recorded", "run", "stream", "wrapperPrefixes"],
+    Toolkit: ["execute", "make", "maxArgumentsDepth", "recorded", "run", "stream", "warm", "wrapperPrefixes"],
     Usage: "value",
     UserMessage: "value",
     WireCodec: ["fromProviderFailure", "responseError"],
@@ -92,7 +92,7 @@ const runtimeApi = {
     isTransient: "value"
   },
   testing: {
-    FakeProvider: ["FakeProviderServer", "layer", "make", "start"],
+    FakeProvider: ["FakeProviderServer", "layer", "make", "slotPrompt", "start"],
     ScriptedLlm: ["ScriptedLlm", "calls", "fail", "hang", "layer", "make", "reply", "toolCalls"]
   }
 } as const
@@ -108,7 +108,7 @@ const typeApi = {
     Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "ProbedLayer"],
     FinishReason: "type",
     HttpTransport: ["BodyReader", "Request", "Response", "Service", "UndiciOptions"],
-    Llm: ["CompletionOptions", "ToolChoice"],
+    Llm: ["CompletionOptions", "PromptCacheOption", "ToolChoice"],
     LlmConfig: ["BackendContext", "BackendFactory", "BackendSection", "LlmConfigInput", "LlmSection"],
     Local: ["LocalOptions", "ProbeOptions"],
     AnthropicMessages: ["MessagesOptions"],
@@ -124,10 +124,11 @@ const typeApi = {
       "TextOptions"
     ],
     Retry: ["RetryOptions"],
+    PromptCacheOption: "type",
     ToolChoice: "type",
     Tool: ["Tool"],
     Toolkit: ["Requirements", "RunOptions", "RunResult", "Toolkit"],
-    Message: ["ToolCallInput"],
+    Message: ["CacheOptions", "ToolCallInput"],
     WireCodec: [
       "DecodedFinish",
       "DecodedReply",
@@ -135,6 +136,7 @@ const typeApi = {
       "ErrorContext",
       "ProviderFailure",
       "StreamDecoder",
+      "WarmInput",
       "WireCodec"
     ]
   },

@@ -9,6 +9,7 @@ import type { LlmError } from "../errors.js"
 import { readErrorBody } from "../internal/errorBody.js"
 import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "../internal/errorFactory.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
+import { warmUpMessages, warmUpProblem } from "../internal/promptCache.js"
 import { badIndex, ToolCallBuffer, toToolCall, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
 import { type Message, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
@@ -66,24 +67,36 @@ const blocksOf = (message: Exclude<Message, { role: "system" }>): WireMessage =>
   }
 }
 
+/** The history as Anthropic takes it, with the blocks the messages asked to end a cache breakpoint at. */
+interface History {
+  /** One text block per non-empty system message, in order. */
+  readonly system: Array<Json>
+  readonly messages: Array<WireMessage>
+  /** The blocks of messages marked `cache: true` (their last block), in order. */
+  readonly marked: Array<Json>
+}
+
 /**
- * Builds the `system` string and the alternating user/assistant history:
+ * Builds the system blocks and the alternating user/assistant history:
  * system messages are hoisted, empty messages dropped, consecutive same-role
  * messages merged, tool results put first in their user message. Returns why
  * the history cannot be sent, if it cannot.
  */
-const encodeHistory = (
-  messages: ReadonlyArray<Message>
-): { readonly system: string | undefined; readonly messages: Array<WireMessage> } | string => {
-  const system: Array<string> = []
+const encodeHistory = (messages: ReadonlyArray<Message>): History | string => {
+  const system: Array<Json> = []
   const out: Array<WireMessage> = []
+  const marked: Array<Json> = []
   for (const message of messages) {
     if (message.role === "system") {
-      if (message.content !== "") system.push(message.content)
+      if (message.content === "") continue
+      const block: Json = { type: "text", text: message.content }
+      system.push(block)
+      if (message.cache === true) marked.push(block)
       continue
     }
     const wire = blocksOf(message)
     if (wire.content.length === 0) continue
+    if (message.cache === true) marked.push(wire.content[wire.content.length - 1]!)
     const last = out[out.length - 1]
     if (last !== undefined && last.role === wire.role) { for (const block of wire.content) last.content.push(block) }
     else out.push(wire)
@@ -102,7 +115,30 @@ const encodeHistory = (
       }
     }
   }
-  return { system: system.length === 0 ? undefined : system.join("\n\n"), messages: out }
+  return { system, messages: out, marked }
+}
+
+/** The most cache breakpoints a request may carry (the API refuses more). */
+const maxCacheBreakpoints = 4
+
+/**
+ * The blocks that get `cache_control`, at most `maxCacheBreakpoints`: first
+ * those the messages asked for (the latest ones, when they ask for more),
+ * then, while room is left, the last block before the newest user turn (the
+ * stable part of the history), the last system block and the last tool.
+ * A later breakpoint covers a longer prefix; the API finds an earlier one's
+ * cache entry by itself.
+ */
+const breakpointsOf = (history: History, tools: ReadonlyArray<Json>): Set<Json> => {
+  const chosen = new Set(history.marked.slice(-maxCacheBreakpoints))
+  let newestUser = history.messages.length - 1
+  while (newestUser >= 0 && history.messages[newestUser]!.role !== "user") newestUser--
+  const stable = newestUser > 0 ? history.messages[newestUser - 1]!.content.at(-1) : undefined
+  for (const block of [stable, history.system.at(-1), tools.at(-1)]) {
+    if (chosen.size >= maxCacheBreakpoints) break
+    if (block !== undefined) chosen.add(block)
+  }
+  return chosen
 }
 
 const encodeToolChoice = (choice: NonNullable<EncodeInput["options"]["toolChoice"]>): Json => {
@@ -426,37 +462,60 @@ class MessagesStreamDecoder implements StreamDecoder {
  */
 export const make = (options: MessagesOptions = {}): WireCodec => {
   const fallbackMaxTokens = options.defaultMaxTokens ?? defaultMaxTokens
+  const encode = (
+    { messages, model, options: call, stream }: EncodeInput
+  ): { readonly body: Json } | { readonly invalid: string } => {
+    const invalid = validateRequest(messages, call)
+    if (invalid !== undefined) return { invalid }
+    const history = encodeHistory(messages)
+    if (typeof history === "string") return { invalid: history }
+    const tools = (call.tools ?? []).map((tool): Json => ({
+      name: tool.name,
+      ...(tool.description === "" ? {} : { description: tool.description }),
+      input_schema: tool.parameters
+    }))
+    if (call.toolChoice === "required" && tools.length === 0) {
+      return { invalid: "toolChoice \"required\" needs at least one tool" }
+    }
+    const cache = call.promptCache
+    const breakpoints = cache === false ? new Set<Json>() : breakpointsOf(history, tools)
+    const control = cache === false || cache?.ttl === undefined
+      ? { type: "ephemeral" }
+      : { type: "ephemeral", ttl: cache.ttl }
+    for (const block of breakpoints) block.cache_control = control
+    const body: Json = {
+      model,
+      max_tokens: call.maxTokens ?? fallbackMaxTokens,
+      ...(history.system.length === 0 ? {} : {
+        // the block form only when a breakpoint is on the system prompt
+        system: history.system.some((block) => breakpoints.has(block))
+          ? history.system
+          : history.system.map((block) => block.text).join("\n\n")
+      }),
+      messages: history.messages
+    }
+    if (stream) body.stream = true
+    if (call.temperature !== undefined) body.temperature = call.temperature
+    if (call.topP !== undefined) body.top_p = call.topP
+    if (call.stop !== undefined && call.stop.length > 0) body.stop_sequences = call.stop
+    if (tools.length > 0) {
+      body.tools = tools
+      // Anthropic refuses tool_choice without tools; "auto" and "none" mean the same then
+      if (call.toolChoice !== undefined) body.tool_choice = encodeToolChoice(call.toolChoice)
+    }
+    return { body }
+  }
   return {
     path: "/v1/messages",
-    encode: ({ messages, model, options: call, stream }) => {
-      const invalid = validateRequest(messages, call)
-      if (invalid !== undefined) return { invalid }
-      const history = encodeHistory(messages)
-      if (typeof history === "string") return { invalid: history }
-      const tools = call.tools ?? []
-      if (call.toolChoice === "required" && tools.length === 0) {
-        return { invalid: "toolChoice \"required\" needs at least one tool" }
-      }
-      const body: Json = {
-        model,
-        max_tokens: call.maxTokens ?? fallbackMaxTokens,
-        ...(history.system === undefined ? {} : { system: history.system }),
-        messages: history.messages
-      }
-      if (stream) body.stream = true
-      if (call.temperature !== undefined) body.temperature = call.temperature
-      if (call.topP !== undefined) body.top_p = call.topP
-      if (call.stop !== undefined && call.stop.length > 0) body.stop_sequences = call.stop
-      if (tools.length > 0) {
-        body.tools = tools.map((tool) => ({
-          name: tool.name,
-          ...(tool.description === "" ? {} : { description: tool.description }),
-          input_schema: tool.parameters
-        }))
-        // Anthropic refuses tool_choice without tools; "auto" and "none" mean the same then
-        if (call.toolChoice !== undefined) body.tool_choice = encodeToolChoice(call.toolChoice)
-      }
-      return { body }
+    encode,
+    warm: (input) => {
+      const problem = warmUpProblem(input.options)
+      if (problem !== undefined) return { invalid: problem }
+      const encoded = encode({ ...input, messages: warmUpMessages(input.messages), stream: false })
+      if ("invalid" in encoded) return encoded
+      // max_tokens 0 writes the cache and generates nothing; it takes neither streaming nor extended thinking
+      const { thinking: _thinking, ...body } = encoded.body
+      return { body: { ...body, max_tokens: 0 } }
     },
     decodeResponse,
     streamDecoder: (context) => new MessagesStreamDecoder(context),

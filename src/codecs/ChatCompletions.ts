@@ -10,11 +10,12 @@ import type { LlmError } from "../errors.js"
 import { readErrorBody } from "../internal/errorBody.js"
 import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "../internal/errorFactory.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
+import { warmUpMessages, warmUpProblem } from "../internal/promptCache.js"
 import { badIndex, ToolCallBuffer, toToolCall, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
 import { type Message, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
 import { type FinishReason, StreamEvent, Usage } from "../Reply.js"
-import type { DecodedFinish, DecodedReply, EncodeInput, StreamDecoder, WireCodec } from "./WireCodec.js"
+import type { DecodedFinish, DecodedReply, EncodeInput, StreamDecoder, WarmInput, WireCodec } from "./WireCodec.js"
 
 /**
  * How a Chat Completions dialect differs between servers.
@@ -32,6 +33,17 @@ export interface ChatCompletionsOptions {
   readonly maxTokensField?: "max_completion_tokens" | "max_tokens"
   /** Fields merged into every request body (e.g. OpenRouter's `provider` routing). */
   readonly extraBody?: Readonly<Record<string, unknown>>
+  /**
+   * llama-server's prompt cache: a call's `promptCache.slot` is sent as
+   * `id_slot` with `cache_prompt: true`, `promptCache: false` as
+   * `cache_prompt: false`; a warm-up asks for no token (`max_tokens: 0`).
+   */
+  readonly cachePrompt?: boolean
+  /**
+   * OpenAI's prompt cache routing: a call's `promptCache.key` is sent as
+   * `prompt_cache_key`; a warm-up asks for one token.
+   */
+  readonly promptCacheKey?: boolean
 }
 
 const encodeMessage = (message: Message, emptyAssistantContent: null | ""): Json => {
@@ -322,33 +334,56 @@ class ChatStreamDecoder implements StreamDecoder {
 export const make = (options: ChatCompletionsOptions = {}): WireCodec => {
   const emptyAssistantContent = options.emptyAssistantContent === undefined ? null : options.emptyAssistantContent
   const maxTokensField = options.maxTokensField ?? "max_completion_tokens"
+  const encode = (
+    { messages, model, options: call, stream }: EncodeInput
+  ): { readonly body: Json } | { readonly invalid: string } => {
+    const invalid = validateRequest(messages, call)
+    if (invalid !== undefined) return { invalid }
+    const body: Json = {
+      ...options.extraBody,
+      model,
+      messages: messages.map((message) => encodeMessage(message, emptyAssistantContent))
+    }
+    if (stream) {
+      body.stream = true
+      body.stream_options = { include_usage: true }
+    }
+    if (call.maxTokens !== undefined) body[maxTokensField] = call.maxTokens
+    if (call.temperature !== undefined) body.temperature = call.temperature
+    if (call.topP !== undefined) body.top_p = call.topP
+    if (call.stop !== undefined && call.stop.length > 0) body.stop = call.stop
+    if (call.tools !== undefined && call.tools.length > 0) {
+      body.tools = call.tools.map((tool) => ({
+        type: "function",
+        function: { name: tool.name, description: tool.description, parameters: tool.parameters }
+      }))
+    }
+    if (call.toolChoice !== undefined) body.tool_choice = encodeToolChoice(call.toolChoice)
+    const cache = call.promptCache
+    if (options.cachePrompt === true) {
+      if (cache === false) body.cache_prompt = false
+      else if (cache?.slot !== undefined) {
+        body.id_slot = cache.slot
+        body.cache_prompt = true
+      }
+    }
+    if (options.promptCacheKey === true && cache !== false && cache?.key !== undefined) {
+      body.prompt_cache_key = cache.key
+    }
+    return { body }
+  }
+  /** A warm-up: the prefix, then the placeholder turn; llama-server evaluates it into the slot without generating, OpenAI needs one token. */
+  const warm = (input: WarmInput): { readonly body: unknown } | { readonly invalid: string } => {
+    const problem = warmUpProblem(input.options)
+    if (problem !== undefined) return { invalid: problem }
+    const encoded = encode({ ...input, messages: warmUpMessages(input.messages), stream: false })
+    if ("invalid" in encoded) return encoded
+    return { body: { ...encoded.body, [maxTokensField]: options.cachePrompt === true ? 0 : 1 } }
+  }
   return {
     path: "/chat/completions",
-    encode: ({ messages, model, options: call, stream }) => {
-      const invalid = validateRequest(messages, call)
-      if (invalid !== undefined) return { invalid }
-      const body: Json = {
-        ...options.extraBody,
-        model,
-        messages: messages.map((message) => encodeMessage(message, emptyAssistantContent))
-      }
-      if (stream) {
-        body.stream = true
-        body.stream_options = { include_usage: true }
-      }
-      if (call.maxTokens !== undefined) body[maxTokensField] = call.maxTokens
-      if (call.temperature !== undefined) body.temperature = call.temperature
-      if (call.topP !== undefined) body.top_p = call.topP
-      if (call.stop !== undefined && call.stop.length > 0) body.stop = call.stop
-      if (call.tools !== undefined && call.tools.length > 0) {
-        body.tools = call.tools.map((tool) => ({
-          type: "function",
-          function: { name: tool.name, description: tool.description, parameters: tool.parameters }
-        }))
-      }
-      if (call.toolChoice !== undefined) body.tool_choice = encodeToolChoice(call.toolChoice)
-      return { body }
-    },
+    encode,
+    ...(options.cachePrompt === true || options.promptCacheKey === true ? { warm } : {}),
     decodeResponse,
     streamDecoder: (context) => new ChatStreamDecoder(context),
     readError: readErrorBody

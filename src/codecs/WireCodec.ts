@@ -58,6 +58,14 @@ export interface EncodeInput {
 }
 
 /**
+ * What a codec encodes to warm a prompt cache: the prefix to cache and the
+ * options of the calls that will follow (a warm-up is never streamed).
+ *
+ * @since 0.1.0
+ */
+export type WarmInput = Omit<EncodeInput, "stream">
+
+/**
  * A decoded non-streaming reply, before the shared layer adds its metadata.
  *
  * @since 0.1.0
@@ -116,6 +124,12 @@ export interface WireCodec {
   readonly path: string
   /** Checks the request and builds the JSON body, or explains why it cannot be sent. */
   readonly encode: (input: EncodeInput) => { readonly body: unknown } | { readonly invalid: string }
+  /**
+   * Builds the body of a warm-up request: the prefix the backend should
+   * cache, with as little generated as it allows. Absent when the backend
+   * has no prompt cache to warm.
+   */
+  readonly warm?: ((input: WarmInput) => { readonly body: unknown } | { readonly invalid: string }) | undefined
   /** Decodes a non-streaming response body. */
   readonly decodeResponse: (body: unknown, context: ErrorContext) => DecodedReply | LlmError
   /** Starts decoding one streamed reply. */

@@ -11,7 +11,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { WireCodec } from "../codecs/WireCodec.js"
+import type { EncodeInput, WireCodec } from "../codecs/WireCodec.js"
 import type { LlmError } from "../errors.js"
 import { HttpTransport } from "../HttpTransport.js"
 import type { CompletionOptions, Llm } from "../Llm.js"
@@ -161,11 +161,15 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     // built once for the layer's model; a call naming another model gets its own
     const endpoint = endpointFor(context)
 
+    /** How a call's body is built: the codec's `encode`, or its `warm` for a warm-up. */
+    type Encoder = (input: EncodeInput) => { readonly body: unknown } | { readonly invalid: string }
+
     /** Per-call settings: merged options, the endpoint of the call's model, the encoded request, the deadlines. */
     const prepare = (
       messages: ReadonlyArray<Message>,
       callOptions: CompletionOptions | undefined,
-      stream: boolean
+      stream: boolean,
+      encode: Encoder = codec.encode
     ): Prepared => {
       const options: CompletionOptions = { ...defaults, ...definedOnly(callOptions) }
       if (unsafe !== undefined) return { endpoint, error: invalidRequest(context, unsafe) }
@@ -175,7 +179,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       const used = model === config.model ? endpoint : endpointFor({ ...context, model })
       const optionsInvalid = ProviderOptions.callProblem(options.providerOptions, provider, reserved)
       if (optionsInvalid !== undefined) return { endpoint: used, error: invalidRequest(used.context, optionsInvalid) }
-      const encoded = codec.encode({ model, messages, options, stream })
+      const encoded = encode({ model, messages, options, stream })
       if ("invalid" in encoded) return { endpoint: used, error: invalidRequest(used.context, encoded.invalid) }
       const callFields = options.providerOptions?.[provider]
       const fields = callFields === undefined
@@ -220,12 +224,17 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       })
     }
 
-    const complete = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
+    /** A whole reply to the body `encode` builds, under the span `name`. */
+    const completeWith = (name: string, encode: Encoder) =>
+    (
+      messages: ReadonlyArray<Message>,
+      callOptions?: CompletionOptions
+    ): Effect.Effect<CompletionResult, LlmError> =>
       Effect.suspend(() => {
-        const prepared = prepare(messages, callOptions, false)
+        const prepared = prepare(messages, callOptions, false, encode)
         const { context, send, spanAttributes } = prepared.endpoint
         return traced(
-          "Llm.complete",
+          name,
           spanAttributes,
           Effect.clockWith((clock) => {
             if (prepared.error !== undefined) return Effect.fail(prepared.error)
@@ -281,5 +290,13 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     ): Stream.Stream<StreamEvent, LlmError> =>
       projectable(<A>(project: Projection<A>) => projected(messages, callOptions, project))
 
-    return { provider, model: config.model, complete, stream } satisfies Llm.Service
+    const complete = completeWith("Llm.complete", codec.encode)
+    const warm = codec.warm
+    return {
+      provider,
+      model: config.model,
+      complete,
+      stream,
+      ...(warm === undefined ? {} : { warm: completeWith("Llm.warm", (input) => warm(input)) })
+    } satisfies Llm.Service
   })

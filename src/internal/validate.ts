@@ -82,6 +82,8 @@ export const validateRequest = (
     const problem = durationProblem(options[option])
     if (problem !== undefined) return `the ${option} option ${problem}`
   }
+  const cacheProblem = promptCacheProblem(options.promptCache)
+  if (cacheProblem !== undefined) return cacheProblem
   const names = new Set<string>()
   for (const tool of options.tools ?? []) {
     if (!toolName.test(tool.name)) {
@@ -131,6 +133,25 @@ export const validateRequest = (
     }
   }
   if (open !== undefined && open.size > 0) return unanswered(open, messages.length)
+  return undefined
+}
+
+/**
+ * Why a `promptCache` option cannot be sent (undefined when it can): an
+ * object or `false`, its slot a non-negative integer, its key a non-empty
+ * string, its ttl one Anthropic knows.
+ */
+const promptCacheProblem = (cache: unknown): string | undefined => {
+  if (cache === undefined || cache === false) return undefined
+  if (typeof cache !== "object" || cache === null) return "promptCache must be an object or false"
+  const { key, slot, ttl } = cache as { key?: unknown; slot?: unknown; ttl?: unknown }
+  if (slot !== undefined && !isNonNegativeInteger(slot)) {
+    return `promptCache.slot must be a non-negative integer, got ${String(slot)}`
+  }
+  if (key !== undefined && (typeof key !== "string" || key === "")) return "promptCache.key must be a non-empty string"
+  if (ttl !== undefined && ttl !== "5m" && ttl !== "1h") {
+    return `promptCache.ttl must be "5m" or "1h", got ${JSON.stringify(ttl)}`
+  }
   return undefined
 }
 

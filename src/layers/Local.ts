@@ -61,7 +61,11 @@ export const provider = Provider.make<LocalOptions>({
   apiKeyRequired: false,
   endpoint: (baseUrl) => `${rootOf(baseUrl)}/v1`,
   codec: (options) =>
-    ChatCompletions.make({ emptyAssistantContent: options.emptyAssistantContent ?? "", maxTokensField: "max_tokens" })
+    ChatCompletions.make({
+      emptyAssistantContent: options.emptyAssistantContent ?? "",
+      maxTokensField: "max_tokens",
+      cachePrompt: true
+    })
 })
 
 /**

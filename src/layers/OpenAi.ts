@@ -32,7 +32,11 @@ export const provider = Provider.make<OpenAiOptions>({
     apiKeyEnv: "OPENAI_API_KEY"
   },
   apiKeyRequired: true,
-  codec: ChatCompletions.make({ emptyAssistantContent: null, maxTokensField: "max_completion_tokens" }),
+  codec: ChatCompletions.make({
+    emptyAssistantContent: null,
+    maxTokensField: "max_completion_tokens",
+    promptCacheKey: true
+  }),
   optionHeaders: { organization: "openai-organization", project: "openai-project" }
 })
 

@@ -32,18 +32,19 @@ type Refusal = "llama" | "ollama" | "anthropic"
 /** The messages a request carried, the system prompt first (Anthropic sends it apart). */
 const sentOf = (request: FakeProvider.RecordedRequest): Array<string> => {
   const body = request.body as {
-    readonly system?: string
+    readonly system?: unknown
     readonly messages: ReadonlyArray<{ readonly role: string; readonly content: unknown }>
   }
-  const texts = body.messages.map((message) =>
-    typeof message.content === "string"
-      ? message.content
-      : Array.isArray(message.content)
-      ? (message.content as ReadonlyArray<{ type: string; text?: string; content?: string }>)
+  // a string, or content blocks (Anthropic's, with cache breakpoints)
+  const textOf = (content: unknown, otherwise: string) =>
+    typeof content === "string"
+      ? content
+      : Array.isArray(content)
+      ? (content as ReadonlyArray<{ type: string; text?: string; content?: string }>)
         .map((block) => block.text ?? block.content ?? block.type).join("+")
-      : message.role
-  )
-  return body.system === undefined ? texts : [body.system, ...texts]
+      : otherwise
+  const texts = body.messages.map((message) => textOf(message.content, message.role))
+  return body.system === undefined ? texts : [textOf(body.system, "system"), ...texts]
 }
 
 /**

@@ -55,6 +55,19 @@ export interface PromptCacheOption {
 }
 
 /**
+ * How much the model may reason before it answers: an effort, a budget of
+ * reasoning tokens, or none where the backend can turn reasoning off. Each
+ * backend maps it to its own field (OpenAI and local servers
+ * `reasoning_effort`, OpenRouter `reasoning`, Anthropic `thinking`).
+ *
+ * @since 0.1.0
+ */
+export type ReasoningOption =
+  | { readonly effort: "low" | "medium" | "high" }
+  | { readonly budgetTokens: number }
+  | { readonly enabled: false }
+
+/**
  * Per-call options; unset ones take the layer's defaults.
  *
  * @since 0.1.0
@@ -95,6 +108,8 @@ export interface CompletionOptions {
    * `false` sends no cache hint at all (and asks llama-server not to reuse its cache).
    */
   readonly promptCache?: PromptCacheOption | false | undefined
+  /** How much the model may reason (see `ReasoningOption`). */
+  readonly reasoning?: ReasoningOption | undefined
 }
 
 /**

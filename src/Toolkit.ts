@@ -11,8 +11,9 @@ import * as Stream from "effect/Stream"
 import type { LlmError, LlmResponseError } from "./errors.js"
 import { responseError } from "./internal/errorFactory.js"
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
+import { ReplyCollector } from "./internal/replyCollector.js"
 import { type CompletionOptions, Llm } from "./Llm.js"
-import { AssistantMessage, type Message, ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
+import { type Message, ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
 import { CompletionResult, StreamEvent } from "./Reply.js"
 import { type Tool, ToolExecutionError } from "./Tool.js"
 
@@ -223,16 +224,16 @@ export const run = <R>(
     for (let step = 1;; step++) {
       const result = yield* llm.complete([...messages, ...added], request)
       if (!result.hasToolCalls) {
-        added.push(new AssistantMessage({ content: result.content }))
+        added.push(result.toMessage())
         return { result, added, steps: step }
       }
       if (step >= maxSteps) {
-        if (result.content !== "") added.push(new AssistantMessage({ content: result.content }))
+        if (result.content !== "") added.push(result.toMessage({ toolCalls: [] }))
         return { result: cutOff(result), added, steps: step }
       }
       const unusable = unusableCalls(llm, result.toolCalls)
       if (unusable !== undefined) return yield* Effect.fail(unusable)
-      added.push(new AssistantMessage({ content: result.content, toolCalls: recorded(kit, result.toolCalls) }))
+      added.push(result.toMessage({ toolCalls: recorded(kit, result.toolCalls) }))
       for (const message of yield* execute(kit, result.toolCalls, options)) added.push(message)
     }
   })
@@ -258,25 +259,22 @@ export const stream = <R>(
       n: number
     ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, R> =>
       Stream.suspend(() => {
-        const text: Array<string> = []
-        const calls: Array<ToolCall> = []
-        let finish: Extract<StreamEvent, { _tag: "Finish" }> | undefined
+        const reply = new ReplyCollector()
         const events = llm.stream(history, request).pipe(
           Stream.mapChunks((chunk) => {
             const out: Array<StreamEvent> = []
             for (const event of chunk) {
-              if (event._tag === "TextDelta") text.push(event.text)
-              else if (event._tag === "ToolCall") calls.push(event.toolCall)
-              if (event._tag === "Finish") finish = event
-              else out.push(event)
+              reply.push(event)
+              if (event._tag !== "Finish") out.push(event)
             }
             return Chunk.unsafeFromArray(out)
           })
         )
         const next = Stream.unwrap(Effect.gen(function*() {
-          const content = text.join("")
+          const calls = reply.toolCalls
+          const finish = reply.finish
           if (calls.length === 0 || n >= maxSteps) {
-            const added = content === "" && calls.length > 0 ? [] : [new AssistantMessage({ content })]
+            const added = reply.content === "" && calls.length > 0 ? [] : [reply.message([])]
             if (options.onStep) yield* options.onStep(added)
             if (finish === undefined) return Stream.empty
             return Stream.make(calls.length > 0 ? StreamEvent.Finish({ ...finish, finishReason: "length" }) : finish)
@@ -284,7 +282,7 @@ export const stream = <R>(
           const unusable = unusableCalls(llm, calls)
           if (unusable !== undefined) return yield* Effect.fail(unusable)
           const results = yield* execute(kit, calls, options)
-          const added = [new AssistantMessage({ content, toolCalls: recorded(kit, calls) }), ...results]
+          const added = [reply.message(recorded(kit, calls)), ...results]
           if (options.onStep) yield* options.onStep(added)
           return step([...history, ...added], n + 1)
         }))

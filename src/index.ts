@@ -185,6 +185,7 @@ export {
   type FinishReason,
   /** @since 0.1.0 */
   type PromptCacheOption,
+  type ReasoningOption,
   /** @since 0.1.0 */
   type ToolChoice,
   /** @since 0.1.0 */
@@ -193,6 +194,8 @@ export {
 export {
   /** @since 0.1.0 */
   AssistantMessage,
+  /** @since 0.1.0 */
+  ReasoningPart,
   /** @since 0.1.0 */
   SystemMessage,
   /** @since 0.1.0 */

@@ -519,6 +519,8 @@ describe("Messages stream decoding", () => {
     if ("_tag" in decoded) throw new Error(decoded.message)
     expect(decoded.events.map((event) => event._tag)).toEqual([
       "ReasoningDelta",
+      // the thinking block's end: its text and signature, to send back
+      "ReasoningPart",
       "TextDelta",
       "TextDelta",
       "ToolCallStart",
@@ -539,7 +541,8 @@ describe("Messages stream decoding", () => {
       model: "claude-z",
       responseId: "msg_s"
     })
-    expect(decoded.events[3]).toMatchObject({ _tag: "ToolCallStart", index: 2, id: "toolu_a", name: "weather" })
+    expect(decoded.events[1]).toMatchObject({ _tag: "ReasoningPart", part: { text: "let me see", signature: "abc" } })
+    expect(decoded.events[4]).toMatchObject({ _tag: "ToolCallStart", index: 2, id: "toolu_a", name: "weather" })
   })
 
   it("overwrites usage with message_delta's cumulative counters instead of adding", () => {

@@ -11,9 +11,11 @@ import { readErrorBody } from "../internal/errorBody.js"
 import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "../internal/errorFactory.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
 import { warmUpMessages, warmUpProblem } from "../internal/promptCache.js"
+import { effortOf } from "../internal/reasoning.js"
 import { badIndex, ToolCallBuffer, toToolCall, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
-import { type Message, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
+import type { ReasoningOption } from "../Llm.js"
+import { type Message, ReasoningPart, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
 import { type FinishReason, StreamEvent, Usage } from "../Reply.js"
 import type { DecodedFinish, DecodedReply, EncodeInput, StreamDecoder, WarmInput, WireCodec } from "./WireCodec.js"
 
@@ -44,27 +46,100 @@ export interface ChatCompletionsOptions {
    * `prompt_cache_key`; a warm-up asks for one token.
    */
   readonly promptCacheKey?: boolean
+  /**
+   * The field of an assistant message the server reads reasoning back from
+   * (`reasoning_content`: llama.cpp, vLLM; `reasoning`: Ollama, LM Studio's
+   * gpt-oss, vLLM); unset, reasoning is never sent back (OpenAI,
+   * OpenRouter).
+   */
+  readonly reasoningField?: "reasoning_content" | "reasoning" | undefined
+  /**
+   * How the `reasoning` option is sent: `openai` (`reasoning_effort`; nothing
+   * for `{ enabled: false }`), `reasoning_effort` (`"none"` for `{ enabled:
+   * false }`: llama.cpp, Ollama), `openrouter` (`reasoning: { effort |
+   * max_tokens | enabled }`), `chat_template_kwargs` (`{ reasoning_effort }`,
+   * or `{ enable_thinking: false }`); unset, the option is not sent.
+   */
+  readonly reasoningRequest?: "openai" | "reasoning_effort" | "openrouter" | "chat_template_kwargs" | undefined
 }
 
-const encodeMessage = (message: Message, emptyAssistantContent: null | ""): Json => {
+/** The text of reasoning parts a Chat Completions server can take back: all but redacted ones. */
+const reasoningText = (parts: ReadonlyArray<ReasoningPart> | undefined): string => {
+  if (parts === undefined) return ""
+  const texts: Array<string> = []
+  for (const part of parts) if (part.redacted === undefined && part.text !== "") texts.push(part.text)
+  return texts.join("\n\n")
+}
+
+/**
+ * One message on the wire. An assistant message's reasoning goes back in
+ * `reasoningField`, on tool-call turns without text only: chat templates
+ * render it before the call (gpt-oss's analysis channel) and drop it from
+ * finished turns, and gpt-oss's template refuses a tool-call message with
+ * both text and reasoning.
+ */
+const encodeMessage = (
+  message: Message,
+  emptyAssistantContent: null | "",
+  reasoningField: ChatCompletionsOptions["reasoningField"]
+): Json => {
   switch (message.role) {
     case "system":
     case "user":
       return { role: message.role, content: message.content }
-    case "assistant":
-      return message.toolCalls.length === 0
-        ? { role: "assistant", content: message.content }
-        : {
-          role: "assistant",
-          content: message.content === "" ? emptyAssistantContent : message.content,
-          tool_calls: message.toolCalls.map((call) => ({
-            id: call.id,
-            type: "function",
-            function: { name: call.name, arguments: JSON.stringify(call.arguments) }
-          }))
-        }
+    case "assistant": {
+      if (message.toolCalls.length === 0) return { role: "assistant", content: message.content }
+      const wire: Json = {
+        role: "assistant",
+        content: message.content === "" ? emptyAssistantContent : message.content
+      }
+      if (reasoningField !== undefined && message.content === "") {
+        const reasoning = reasoningText(message.reasoning)
+        if (reasoning !== "") wire[reasoningField] = reasoning
+      }
+      wire.tool_calls = message.toolCalls.map((call) => ({
+        id: call.id,
+        type: "function",
+        function: { name: call.name, arguments: JSON.stringify(call.arguments) }
+      }))
+      return wire
+    }
     case "tool":
       return { role: "tool", tool_call_id: message.toolCallId, content: message.content }
+  }
+}
+
+/** Adds the fields the `reasoning` option becomes under `request` to `body`. */
+const encodeReasoning = (
+  body: Json,
+  option: ReasoningOption,
+  request: ChatCompletionsOptions["reasoningRequest"]
+): void => {
+  const off = "enabled" in option
+  switch (request) {
+    case "openai":
+      // "none" exists only from gpt-5.1 on (its default), and older reasoning models refuse it
+      if (!off) body.reasoning_effort = effortOf(option)
+      return
+    case "reasoning_effort":
+      body.reasoning_effort = off ? "none" : effortOf(option)
+      return
+    case "openrouter":
+      body.reasoning = off
+        ? { enabled: false }
+        : "effort" in option
+        ? { effort: option.effort }
+        : { max_tokens: option.budgetTokens }
+      return
+    case "chat_template_kwargs": {
+      const kwargs = isObject(body.chat_template_kwargs) ? body.chat_template_kwargs : {}
+      body.chat_template_kwargs = off
+        ? { ...kwargs, enable_thinking: false }
+        : { ...kwargs, reasoning_effort: effortOf(option) }
+      return
+    }
+    case undefined:
+      return
   }
 }
 
@@ -198,6 +273,7 @@ const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | Ll
   return {
     content,
     ...(reasoning ? { reasoning } : {}),
+    reasoningParts: reasoning ? [new ReasoningPart({ text: reasoning, provider: context.provider }, true)] : [],
     toolCalls,
     finishReason: finalReason(asString(choice.finish_reason), toolCalls.length > 0),
     usage: usageFromWire(body.usage) ?? Usage.empty,
@@ -334,6 +410,7 @@ class ChatStreamDecoder implements StreamDecoder {
 export const make = (options: ChatCompletionsOptions = {}): WireCodec => {
   const emptyAssistantContent = options.emptyAssistantContent === undefined ? null : options.emptyAssistantContent
   const maxTokensField = options.maxTokensField ?? "max_completion_tokens"
+  const { reasoningField, reasoningRequest } = options
   const encode = (
     { messages, model, options: call, stream }: EncodeInput
   ): { readonly body: Json } | { readonly invalid: string } => {
@@ -342,7 +419,7 @@ export const make = (options: ChatCompletionsOptions = {}): WireCodec => {
     const body: Json = {
       ...options.extraBody,
       model,
-      messages: messages.map((message) => encodeMessage(message, emptyAssistantContent))
+      messages: messages.map((message) => encodeMessage(message, emptyAssistantContent, reasoningField))
     }
     if (stream) {
       body.stream = true
@@ -359,6 +436,7 @@ export const make = (options: ChatCompletionsOptions = {}): WireCodec => {
       }))
     }
     if (call.toolChoice !== undefined) body.tool_choice = encodeToolChoice(call.toolChoice)
+    if (call.reasoning !== undefined) encodeReasoning(body, call.reasoning, reasoningRequest)
     const cache = call.promptCache
     if (options.cachePrompt === true) {
       if (cache === false) body.cache_prompt = false

@@ -42,7 +42,7 @@ export {
   responseError
 } from "../internal/errorFactory.js"
 import type { CompletionOptions } from "../Llm.js"
-import type { Message, ToolCall } from "../Message.js"
+import type { Message, ReasoningPart, ToolCall } from "../Message.js"
 import type { FinishReason, StreamEvent, Usage } from "../Reply.js"
 
 /**
@@ -73,6 +73,8 @@ export type WarmInput = Omit<EncodeInput, "stream">
 export interface DecodedReply {
   readonly content: string
   readonly reasoning?: string | undefined
+  /** The reasoning as parts to send back (absent: one part of `reasoning`, if any, from this backend). */
+  readonly reasoningParts?: ReadonlyArray<ReasoningPart> | undefined
   readonly toolCalls: ReadonlyArray<ToolCall>
   readonly finishReason: FinishReason
   readonly usage: Usage

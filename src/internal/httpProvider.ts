@@ -11,11 +11,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { EncodeInput, WireCodec } from "../codecs/WireCodec.js"
+import type { DecodedReply, EncodeInput, WireCodec } from "../codecs/WireCodec.js"
 import type { LlmError } from "../errors.js"
 import { HttpTransport } from "../HttpTransport.js"
 import type { CompletionOptions, Llm } from "../Llm.js"
-import type { JsonObject, Message } from "../Message.js"
+import { type JsonObject, type Message, ReasoningPart } from "../Message.js"
 import { CompletionResult, ResponseMetadata, type StreamEvent } from "../Reply.js"
 import { resolveConfiguration } from "./configuration.js"
 import * as Deadlines from "./deadlines.js"
@@ -74,6 +74,17 @@ type Prepared =
  * The default bound on a response body.
  */
 export const defaultMaxResponseBytes = 32 * 1024 * 1024
+
+/** A decoded reply's reasoning parts: the codec's, or its reasoning text as one part of `provider`. */
+const reasoningPartsOf = (
+  decoded: DecodedReply,
+  provider: string
+): { readonly reasoningParts?: ReadonlyArray<ReasoningPart> } => {
+  if (decoded.reasoningParts !== undefined) {
+    return decoded.reasoningParts.length === 0 ? {} : { reasoningParts: decoded.reasoningParts }
+  }
+  return decoded.reasoning ? { reasoningParts: [new ReasoningPart({ text: decoded.reasoning, provider }, true)] } : {}
+}
 
 /** Drops undefined fields so they do not hide the layer's defaults. */
 const definedOnly = (options: CompletionOptions | undefined): CompletionOptions => {
@@ -258,6 +269,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
                 toolCalls: decoded.toolCalls,
                 usage: decoded.usage,
                 ...(decoded.reasoning === undefined ? {} : { reasoning: decoded.reasoning }),
+                ...reasoningPartsOf(decoded, provider),
                 metadata: new ResponseMetadata({
                   provider,
                   ...(decoded.responseId === undefined ? {} : { responseId: decoded.responseId }),

@@ -60,11 +60,14 @@ export const provider = Provider.make<LocalOptions>({
   },
   apiKeyRequired: false,
   endpoint: (baseUrl) => `${rootOf(baseUrl)}/v1`,
+  // llama-server's reasoning field and request option (other servers: see ChatCompletionsOptions)
   codec: (options) =>
     ChatCompletions.make({
       emptyAssistantContent: options.emptyAssistantContent ?? "",
       maxTokensField: "max_tokens",
-      cachePrompt: true
+      cachePrompt: true,
+      reasoningField: "reasoning_content",
+      reasoningRequest: "reasoning_effort"
     })
 })
 

@@ -35,7 +35,8 @@ export const provider = Provider.make<OpenAiOptions>({
   codec: ChatCompletions.make({
     emptyAssistantContent: null,
     maxTokensField: "max_completion_tokens",
-    promptCacheKey: true
+    promptCacheKey: true,
+    reasoningRequest: "openai"
   }),
   optionHeaders: { organization: "openai-organization", project: "openai-project" }
 })

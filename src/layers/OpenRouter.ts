@@ -39,6 +39,7 @@ export const provider = Provider.make<OpenRouterOptions>({
     ChatCompletions.make({
       emptyAssistantContent: null,
       maxTokensField: "max_tokens",
+      reasoningRequest: "openrouter",
       ...(extraBody === undefined ? {} : { extraBody })
     }),
   optionHeaders: { referer: "http-referer", title: "x-title" }

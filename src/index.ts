@@ -185,6 +185,7 @@ export {
   type FinishReason,
   /** @since 0.1.0 */
   type PromptCacheOption,
+  /** @since 0.1.0 */
   type ReasoningOption,
   /** @since 0.1.0 */
   type ToolChoice,

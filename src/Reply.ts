@@ -63,6 +63,25 @@ export class ResponseMetadata extends Schema.Class<ResponseMetadata>("effect-llm
   latencyMillis: Schema.Number,
   /** Milliseconds from the call to the first content event (streams). */
   firstTokenMillis: Schema.optional(Schema.Number),
+  /**
+   * What the server measured itself, when it says (llama-server's `timings`):
+   * prompt processing beside generation, so server-side prompt time can be
+   * read next to `firstTokenMillis`. Each figure only when reported.
+   */
+  timings: Schema.optional(Schema.Struct({
+    /** Prompt tokens processed (those not served from the cache). */
+    promptTokens: Schema.optional(Schema.Number),
+    /** Milliseconds spent processing the prompt. */
+    promptMillis: Schema.optional(Schema.Number),
+    promptTokensPerSecond: Schema.optional(Schema.Number),
+    /** Tokens generated. */
+    generationTokens: Schema.optional(Schema.Number),
+    /** Milliseconds spent generating. */
+    generationMillis: Schema.optional(Schema.Number),
+    generationTokensPerSecond: Schema.optional(Schema.Number),
+    /** Prompt tokens reused from the server's cache. */
+    cachedPromptTokens: Schema.optional(Schema.Number)
+  })),
   /** Backends of a fallback chain that did not answer: skipped (breaker open) or failed with `error`. */
   fallbacks: Schema.optional(Schema.Array(Schema.Struct({
     provider: Schema.String,

@@ -84,23 +84,36 @@ export interface RunResult {
 export const wrapperPrefixes: ReadonlyArray<string> = ["functions.", "tools."]
 
 /**
+ * The name a call gives, without what gpt-oss sometimes leaves around it:
+ * Harmony's channel residue after the name (`get_weather<|channel|>commentary`,
+ * `get_weather<|constrain|>json`: everything from the first `<|`, which no
+ * function name holds), surrounding blanks, then a wrapper prefix.
+ */
+const bareName = (name: string): string => {
+  const residue = name.indexOf("<|")
+  const cut = (residue < 0 ? name : name.slice(0, residue)).trim()
+  const prefix = wrapperPrefixes.find((p) => cut.startsWith(p))
+  return prefix === undefined ? cut : cut.slice(prefix.length)
+}
+
+/**
  * The tool a call names, and the name the call is recorded under in the
- * history: the tool's own when the name, bare or without a wrapper prefix,
+ * history: the tool's own when the name, as given or bare (see `bareName`),
  * is a tool; else the bare name made a valid function name (other characters
  * become `_`, at most 64), so the history can be sent back.
  */
 const resolve = <R>(kit: Toolkit<R>, name: string): { readonly tool: Tool<R> | undefined; readonly name: string } => {
   const exact = kit.tools.get(name)
   if (exact !== undefined) return { tool: exact, name }
-  const prefix = wrapperPrefixes.find((p) => name.startsWith(p))
-  const bare = prefix === undefined ? name : name.slice(prefix.length)
+  const bare = bareName(name)
   const tool = kit.tools.get(bare)
   return { tool, name: tool !== undefined ? bare : bare.replace(/[^a-zA-Z0-9_-]/g, "_").slice(0, 64) || "unnamed" }
 }
 
 /**
  * The calls of a step as the history records them: each under the name it
- * resolves to (see `wrapperPrefixes`), so the history stays valid to send.
+ * resolves to (see `wrapperPrefixes`; channel residue is dropped too), so the
+ * history stays valid to send.
  *
  * @since 0.1.0
  */
@@ -112,7 +125,8 @@ export const recorded = <R>(kit: Toolkit<R>, calls: ReadonlyArray<ToolCall>): Re
 
 /**
  * Runs the calls of one step and returns their tool messages, in call order.
- * A call names its tool bare or with a wrapper prefix; an unknown name is an
+ * A call names its tool bare, with a wrapper prefix or with gpt-oss's
+ * channel residue (`get_weather<|channel|>commentary`); an unknown name is an
  * error result (or, with `failOnToolError`, a `ToolExecutionError`).
  *
  * @since 0.1.0

@@ -24,7 +24,7 @@ const runtimeApi = {
   index: {
     Anthropic: ["defaults", "layer", "layerConfig", "make", "provider"],
     AssistantMessage: "value",
-    ChatCompletions: ["make"],
+    ChatCompletions: ["dialects", "make"],
     CompletionResult: "value",
     Conversation: ["Conversation", "layer", "make"],
     ConversationContext: ["ConversationContext", "decode", "estimateTokens", "make"],
@@ -55,7 +55,7 @@ const runtimeApi = {
     LlmResponseError: "value",
     LlmStream: ["StreamEvent", "collect", "sentences", "textDeltas"],
     LlmTimeoutError: "value",
-    Local: ["Health", "defaults", "health", "layer", "layerConfig", "make", "models", "provider"],
+    Local: ["Health", "defaults", "detect", "health", "layer", "layerConfig", "make", "models", "provider", "servers"],
     Message: [
       "AssistantMessage",
       "JsonObject",
@@ -103,7 +103,7 @@ const runtimeApi = {
 const typeApi = {
   index: {
     Anthropic: ["AnthropicOptions"],
-    ChatCompletions: ["ChatCompletionsOptions"],
+    ChatCompletions: ["ChatCompletionsOptions", "Dialect"],
     CompletionOptions: "type",
     Conversation: ["ConversationOptions", "SendOptions"],
     ConversationContext: ["ContextOptions", "CountTokens", "Turn"],
@@ -112,7 +112,7 @@ const typeApi = {
     HttpTransport: ["BodyReader", "Request", "Response", "Service", "UndiciOptions"],
     Llm: ["CompletionOptions", "PromptCacheOption", "ReasoningOption", "ToolChoice"],
     LlmConfig: ["BackendContext", "BackendFactory", "BackendSection", "LlmConfigInput", "LlmSection"],
-    Local: ["LocalOptions", "ProbeOptions"],
+    Local: ["LocalOptions", "LocalServer", "ProbeOptions"],
     AnthropicMessages: ["MessagesOptions"],
     OpenAi: ["OpenAiOptions"],
     OpenRouter: ["OpenRouterOptions"],
@@ -138,6 +138,7 @@ const typeApi = {
       "EncodeInput",
       "ErrorContext",
       "ProviderFailure",
+      "ServerTimings",
       "StreamDecoder",
       "WarmInput",
       "WireCodec"

@@ -43,7 +43,15 @@ export {
 } from "../internal/errorFactory.js"
 import type { CompletionOptions } from "../Llm.js"
 import type { Message, ReasoningPart, ToolCall } from "../Message.js"
-import type { FinishReason, StreamEvent, Usage } from "../Reply.js"
+import type { FinishReason, ResponseMetadata, StreamEvent, Usage } from "../Reply.js"
+
+/**
+ * What a server measured of one reply (prompt and generation times), as
+ * `ResponseMetadata.timings` reports it.
+ *
+ * @since 0.1.0
+ */
+export type ServerTimings = NonNullable<ResponseMetadata["timings"]>
 
 /**
  * What a codec encodes: the conversation plus options merged with the layer's defaults.
@@ -80,6 +88,8 @@ export interface DecodedReply {
   readonly usage: Usage
   readonly model: string
   readonly responseId?: string | undefined
+  /** What the server measured, when it reports it. */
+  readonly timings?: ServerTimings | undefined
 }
 
 /**
@@ -92,6 +102,8 @@ export interface DecodedFinish {
   readonly usage: Usage
   readonly model: string
   readonly responseId?: string | undefined
+  /** What the server measured, when it reports it. */
+  readonly timings?: ServerTimings | undefined
 }
 
 /**

@@ -275,7 +275,8 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
                   ...(decoded.responseId === undefined ? {} : { responseId: decoded.responseId }),
                   ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
                   attempts,
-                  latencyMillis: clock.unsafeCurrentTimeMillis() - started
+                  latencyMillis: clock.unsafeCurrentTimeMillis() - started,
+                  ...(decoded.timings === undefined ? {} : { timings: decoded.timings })
                 }, true)
               }, true))
           })

@@ -24,6 +24,7 @@
  * - `POST …/messages` → protocol `"messages"`, answered by the next script.
  * - `GET /health` → 200 `{"status":"ok"}` (see {@link FakeProvider.setHealth}).
  * - `GET …/models` → a one-model OpenAI-style list.
+ * - a `GET` path given to {@link FakeProvider.setRoute} → what was set (a server's `/props`, `/api/version`, …).
  * - anything else → 404 with an OpenAI-style error body.
  *
  * @example
@@ -353,6 +354,12 @@ export interface FakeProvider {
   setDefault(script: Script): void
   /** What `GET /health` answers (initially 200 `{"status":"ok"}`). */
   setHealth(status: number, body: object): void
+  /**
+   * What `GET path` answers (exact path, no query): a JSON body, or text sent
+   * as `text/plain`; it takes precedence over the built-in routes. Undefined
+   * removes it.
+   */
+  setRoute(path: string, answer: { readonly status: number; readonly body: object | string } | undefined): void
   /** Every request received since start or the last `reset()`, in arrival order. */
   readonly requests: ReadonlyArray<RecordedRequest>
   /** Resolves once `n` (default 1) requests have been closed by the client; rejects after `timeoutMs` (default 5000). */
@@ -367,7 +374,7 @@ export interface FakeProvider {
   clearRequests(): void
   /** Counters of requests and connections. */
   readonly stats: FakeProviderStats
-  /** Clears the queue, the recorded requests, the request counter, the responder, the stats counters and the simulated slot caches, and restores the default script and health. */
+  /** Clears the queue, the recorded requests, the request counter, the responder, the routes, the stats counters and the simulated slot caches, and restores the default script and health. */
   reset(): void
   /** Stops the server and destroys every socket. */
   close(): Promise<void>
@@ -736,6 +743,7 @@ export const start = async (
   const initialHealth = { status: 200, body: { status: "ok" } as object }
   let fallback: Script = initialScript
   let health = initialHealth
+  const routes = new Map<string, { readonly status: number; readonly body: object | string }>()
   const queue: Array<Script> = []
   const requests: Array<RecordedRequest> = []
   const sockets = new Set<Socket>()
@@ -989,6 +997,13 @@ export const start = async (
       })
       return
     }
+    const routed = request.method === "GET" ? routes.get(request.path) : undefined
+    if (routed !== undefined) {
+      if (typeof routed.body !== "string") return json(routed.status, routed.body)
+      res.writeHead(routed.status, { "content-type": "text/plain", "x-request-id": request.requestId })
+      res.end(routed.body)
+      return
+    }
     if (request.method === "GET" && request.path === "/health") json(health.status, health.body)
     else if (request.method === "GET" && request.path.endsWith("/models")) {
       json(200, { object: "list", data: [{ id: "fake-model", object: "model", owned_by: "fake" }] })
@@ -1083,6 +1098,10 @@ export const start = async (
     setHealth: (status, body) => {
       health = { status, body }
     },
+    setRoute: (path, answer) => {
+      if (answer === undefined) routes.delete(path)
+      else routes.set(path, answer)
+    },
     requests,
     waitForClientClose: (n = 1, timeoutMs = 5_000) =>
       waitFor(
@@ -1111,6 +1130,7 @@ export const start = async (
       responder = undefined
       fallback = initialScript
       health = initialHealth
+      routes.clear()
       stats.received = 0
       stats.finished = 0
       stats.closedByClient = 0

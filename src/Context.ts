@@ -123,6 +123,28 @@ export class ConversationContext extends Schema.Class<ConversationContext>("effe
     )
   }
 
+  /**
+   * The same conversation with its history pruned, by whole turns, within
+   * tighter limits than its own (each limit applies on top of the
+   * context's): at most `maxTurns` turns and `maxTokens` tokens, system
+   * message included, counted with `count`. Its own limits are kept. The
+   * newest turn is always kept; the context itself is returned when nothing
+   * is dropped. A conversation uses it after a context overflow.
+   */
+  pruneTo(
+    limits: { readonly maxTurns?: number | undefined; readonly maxTokens?: number | undefined },
+    count: CountTokens = estimateTokens
+  ): ConversationContext {
+    const tighter = (limit: number | undefined, own: number | undefined) =>
+      limit === undefined ? own : own === undefined ? limit : Math.min(limit, own)
+    const history = prune(this.history, {
+      maxTurns: tighter(limits.maxTurns, this.maxTurns)!,
+      maxTokens: tighter(limits.maxTokens, this.maxTokens),
+      systemMessage: this.systemMessage
+    }, count)
+    return history.length === this.history.length ? this : new ConversationContext({ ...this, history }, true)
+  }
+
   /** Drops tool calls that never got a result (an interrupted tool step). */
   dropUnansweredToolCalls(): ConversationContext {
     return this.with(repair(this.history))

@@ -3,7 +3,9 @@
  * `send` and `sendStream` that call the `Llm` (running tools when given a
  * toolkit) and record the turn. A turn is transactional: a failed call leaves
  * the conversation as it was; an interrupted stream (barge-in) is recorded as
- * the text the listener actually received.
+ * the text the listener actually received. A turn the server refuses as
+ * longer than its context is pruned to fit and sent again, once
+ * (`onOverflow`).
  *
  * @since 0.1.0
  */
@@ -17,6 +19,7 @@ import * as SynchronizedRef from "effect/SynchronizedRef"
 import type { ConversationContext } from "./Context.js"
 import { type ContextOptions, make as makeContext } from "./Context.js"
 import type { LlmError } from "./errors.js"
+import { OverflowTurn } from "./internal/overflowTurn.js"
 import { Llm, type PromptCacheOption } from "./Llm.js"
 import { AssistantMessage, type Message } from "./Message.js"
 import type { CompletionResult, StreamEvent } from "./Reply.js"
@@ -34,7 +37,7 @@ export interface SendOptions<R = never> extends Toolkit.RunOptions {
 }
 
 /**
- * How a conversation uses the backend's prompt cache.
+ * How a conversation uses the backend's prompt cache, and what a context overflow does.
  *
  * @since 0.1.0
  */
@@ -46,6 +49,17 @@ export interface ConversationOptions {
    * only when given. `false`: no prompt caching.
    */
   readonly promptCache?: PromptCacheOption | false | undefined
+  /**
+   * What a context overflow (`isContextOverflow`: the server refused the
+   * request as longer than its context) does to a turn. `"prune"` (the
+   * default) prunes the earlier turns to fit, aiming below the size the
+   * error gives (counted with the `TokenCounter` when provided), or drops
+   * the older half of them when it gives none, and sends the refused step
+   * again, once per turn; the turn is recorded on the pruned history.
+   * `"fail"` fails the turn with the error. Either way a failed turn leaves
+   * the conversation as it was.
+   */
+  readonly onOverflow?: "prune" | "fail" | undefined
 }
 
 /**
@@ -123,6 +137,12 @@ export const make = (
     const ref = yield* SynchronizedRef.make(initial)
     // one turn at a time, whether sent whole or streamed
     const turnLock = yield* Effect.makeSemaphore(1)
+    const prunes = options.onOverflow !== "fail"
+    /** The turn started on `started`, and the `Llm` its steps call. */
+    const turnOf = (started: ConversationContext) => {
+      const overflow = new OverflowTurn(started, count)
+      return { overflow, llm: prunes ? overflow.guard(llm) : llm }
+    }
 
     const append = (context: ConversationContext, added: ReadonlyArray<Message>) =>
       added.reduce<ConversationContext>(
@@ -139,9 +159,10 @@ export const make = (
       turnLock.withPermits(1)(SynchronizedRef.modifyEffect(ref, (context) => {
         const options = cached(turn)
         const started = context.addUser(userText, count)
+        const { llm, overflow } = turnOf(started)
         return Toolkit.run(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), options).pipe(
           Effect.provideService(Llm, llm),
-          Effect.map(({ added, result }) => [result, append(started, added)] as const)
+          Effect.map(({ added, result }) => [result, append(overflow.base, added)] as const)
         )
       }))
 
@@ -152,24 +173,27 @@ export const make = (
         yield* Effect.acquireRelease(turnLock.take(1), () => turnLock.release(1))
         const context = yield* SynchronizedRef.get(ref)
         const started = context.addUser(userText, count)
-        let recorded = started
+        const { llm, overflow } = turnOf(started)
+        const steps: Array<Message> = []
+        // on the turn's base, which an overflow may have pruned
+        const recorded = () => append(overflow.base, steps)
         let received: Array<string> = []
         let complete = false
         const onStep = (added: ReadonlyArray<Message>) =>
           Effect.sync(() => {
-            recorded = append(recorded, added)
+            for (const message of added) steps.push(message)
             received = []
           })
         yield* Effect.addFinalizer((exit) =>
           SynchronizedRef.update(ref, (current) => {
             if (current !== context) return current // someone else moved on meanwhile
-            if (complete) return recorded
+            if (complete) return recorded()
             if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return current
             // barge-in: keep what the listener heard, never an unresolved tool call
             const heard = received.join("")
             return heard === ""
-              ? recorded
-              : recorded.addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
+              ? recorded()
+              : recorded().addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
           })
         )
         return Toolkit.stream(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), {
@@ -179,6 +203,7 @@ export const make = (
           Stream.provideService(Llm, llm),
           Stream.tap((event) =>
             Effect.sync(() => {
+              overflow.delivered = true
               if (event._tag === "TextDelta") received.push(event.text)
               else if (event._tag === "Finish") complete = true
             })
@@ -205,7 +230,9 @@ export const make = (
   })
 
 /**
- * A conversation service starting empty with the given limits (default: 10 turns) and prompt cache use.
+ * A conversation service starting empty with the given limits (default: 10
+ * turns), prompt cache use and overflow behaviour (default: prune and retry
+ * once).
  *
  * @since 0.1.0
  */

@@ -10,7 +10,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { LlmError } from "./errors.js"
-import type { Message, ToolDefinition } from "./Message.js"
+import type { JsonObject, Message, ToolDefinition } from "./Message.js"
 import type { CompletionResult, StreamEvent } from "./Reply.js"
 import { textDeltas } from "./Stream.js"
 
@@ -73,6 +73,24 @@ export type ReasoningOption =
  * @since 0.1.0
  */
 export interface CompletionOptions {
+  /**
+   * Another model of the same backend for this call (default: the layer's
+   * model). Results, errors and spans name it. Through `Fallback` it goes to
+   * the primary (first) backend only; the others use their own model.
+   */
+  readonly model?: string | undefined
+  /**
+   * Extra request-body fields by backend name (`local`, `openai`,
+   * `openrouter`, `anthropic`, or a custom provider's name): each backend
+   * sends its own entry, merged over its layer's `providerOptions`, then
+   * into the body it encoded, key by key (objects merged, anything else
+   * replaced). JSON only; an entry that would replace the model, the
+   * messages or the stream flag (or Anthropic's `system`) is refused.
+   *
+   * @example
+   * { local: { cache_prompt: true, id_slot: 2 }, openrouter: { provider: { order: ["groq"] } } }
+   */
+  readonly providerOptions?: Readonly<Record<string, JsonObject>> | undefined
   readonly temperature?: number | undefined
   readonly maxTokens?: number | undefined
   readonly topP?: number | undefined

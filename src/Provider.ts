@@ -28,6 +28,7 @@ import * as Redacted from "effect/Redacted"
 import type { WireCodec } from "./codecs/WireCodec.js"
 import * as HttpProvider from "./internal/httpProvider.js"
 import { Llm, type PromptCacheOption, type ReasoningOption } from "./Llm.js"
+import type { JsonObject } from "./Message.js"
 import type * as Retry from "./Retry.js"
 
 /**
@@ -61,6 +62,12 @@ export interface ProviderOptions {
   readonly maxResponseBytes?: number | undefined
   /** Send the key over plain http to a host that is not loopback (default false). */
   readonly allowInsecureHttp?: boolean | undefined
+  /**
+   * Extra request-body fields sent on every call of this backend (JSON,
+   * e.g. `{ cache_prompt: true }`); a call's `providerOptions` entry for the
+   * backend is merged over them, key by key.
+   */
+  readonly providerOptions?: JsonObject | undefined
 }
 
 /**
@@ -229,7 +236,8 @@ const configOf = <Options extends ProviderOptions>(
     },
     retry: options.retry,
     maxResponseBytes: options.maxResponseBytes,
-    allowInsecureHttp: options.allowInsecureHttp
+    allowInsecureHttp: options.allowInsecureHttp,
+    providerOptions: options.providerOptions
   }
 }
 

@@ -114,11 +114,25 @@ export class LlmAuthenticationError extends Schema.TaggedError<LlmAuthentication
  * The request cannot succeed as it is: rejected by the provider (400, 404, 413,
  * 422, context length, quota or billing) or refused before sending.
  *
+ * A context-length error of any backend has `reason: "contextOverflow"`
+ * and, when the server said, the prompt's size, the context's and the output
+ * room asked for, in the server's tokens (see `isContextOverflow`).
+ *
  * @since 0.1.0
  */
 export class LlmInvalidRequestError extends Schema.TaggedError<LlmInvalidRequestError>(
   "effect-llm/LlmInvalidRequestError"
-)("LlmInvalidRequestError", common) {}
+)("LlmInvalidRequestError", {
+  ...common,
+  /** `contextOverflow`: the prompt (with the output it asks for) does not fit the model's context. */
+  reason: Schema.optional(Schema.Literal("contextOverflow")),
+  /** The prompt's size in the server's tokens, when the server said. */
+  promptTokens: Schema.optional(Schema.Number),
+  /** The size of the context (the model's, or the slot's on a local server), when the server said. */
+  contextTokens: Schema.optional(Schema.Number),
+  /** The room for output the request asked for (its max tokens), when the server said: it counts against the context too. */
+  requestedOutputTokens: Schema.optional(Schema.Number)
+}) {}
 
 /**
  * The provider answered with something we cannot use: malformed JSON or SSE,
@@ -169,6 +183,19 @@ const tags = new Set([
  * @since 0.1.0
  */
 export const isLlmError = (u: unknown): u is LlmError => Predicate.hasProperty(u, "_tag") && tags.has(u._tag as string)
+
+/**
+ * Whether an error is a context overflow: the backend refused the request
+ * because the prompt does not fit its context (llama-server's
+ * `exceed_context_size_error`, OpenAI's `context_length_exceeded`,
+ * Anthropic's "prompt is too long", vLLM's, Ollama's, LM Studio's and
+ * OpenRouter's forms). Pruning the history is what helps; retrying as it
+ * is does not.
+ *
+ * @since 0.1.0
+ */
+export const isContextOverflow = (u: unknown): u is LlmInvalidRequestError =>
+  isLlmError(u) && u._tag === "LlmInvalidRequestError" && u.reason === "contextOverflow"
 
 /**
  * Whether trying again (the same backend later, or another backend) may

@@ -19,7 +19,7 @@ export * as Llm from "./Llm.js"
 export * as Message from "./Message.js"
 
 /**
- * The typed errors, `isLlmError` and `isTransient`.
+ * The typed errors, `isLlmError`, `isTransient` and `isContextOverflow`.
  *
  * @since 0.1.0
  */
@@ -153,6 +153,8 @@ export * as Provider from "./Provider.js"
 export * as WireCodec from "./codecs/WireCodec.js"
 
 export {
+  /** @since 0.1.0 */
+  isContextOverflow,
   /** @since 0.1.0 */
   isLlmError,
   /** @since 0.1.0 */

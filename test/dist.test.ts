@@ -38,6 +38,7 @@ const runtimeApi = {
       "LlmResponseError",
       "LlmTimeoutError",
       "TimeoutKind",
+      "isContextOverflow",
       "isLlmError",
       "isTransient"
     ],
@@ -88,6 +89,7 @@ const runtimeApi = {
     Usage: "value",
     UserMessage: "value",
     WireCodec: ["fromProviderFailure", "responseError"],
+    isContextOverflow: "value",
     isLlmError: "value",
     isTransient: "value"
   },

@@ -34,6 +34,9 @@ export interface MessagesOptions {
  */
 export const defaultMaxTokens = 1024
 
+/** The body fields a call's `providerOptions` may not replace, beyond every codec's. */
+const reservedFields = { system: "the system prompt the call sends (send a system message)" } as const
+
 /** One message of the wire history: a role and its content blocks. */
 interface WireMessage {
   readonly role: "user" | "assistant"
@@ -273,7 +276,7 @@ const usageFromWire = (usage: unknown): Usage | undefined => {
 /** An in-band error (`event: error` in a stream, a `type:"error"` body with HTTP 200) as an `LlmError`. */
 const inBandError = (context: ErrorContext, body: unknown): LlmError => {
   const read = readErrorBody(body)
-  return fromProviderFailure(context, { type: read.type, code: read.code, message: read.message })
+  return fromProviderFailure(context, read)
 }
 
 /** A thinking block as a part (undefined when it has neither text nor signature). */
@@ -626,6 +629,7 @@ export const make = (options: MessagesOptions = {}): WireCodec => {
     },
     decodeResponse,
     streamDecoder: (context) => new MessagesStreamDecoder(context),
-    readError: readErrorBody
+    readError: readErrorBody,
+    reservedFields
   }
 }

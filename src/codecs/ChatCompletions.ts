@@ -434,9 +434,7 @@ const inBandError = (context: ErrorContext, error: unknown): LlmError => {
   return fromProviderFailure(context, {
     // OpenRouter puts the HTTP status it would have sent in `code`
     status: typeof code === "number" && code >= 400 ? code : undefined,
-    type: read.type,
-    code: read.code,
-    message: read.message
+    ...read
   })
 }
 

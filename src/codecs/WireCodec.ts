@@ -149,5 +149,13 @@ export interface WireCodec {
   /** Starts decoding one streamed reply. */
   readonly streamDecoder: (context: ErrorContext) => StreamDecoder
   /** Reads the provider's error body (already parsed JSON, or the raw text). */
-  readonly readError: (body: unknown) => Pick<ProviderFailure, "type" | "code" | "message">
+  readonly readError: (
+    body: unknown
+  ) => Pick<ProviderFailure, "type" | "code" | "message" | "promptTokens" | "contextTokens">
+  /**
+   * Body fields that carry the call itself beyond `model`, `messages` and
+   * `stream` (Anthropic's `system`), each with what it holds: `providerOptions`
+   * may not set them.
+   */
+  readonly reservedFields?: Readonly<Record<string, string>> | undefined
 }

@@ -6,6 +6,7 @@
  * @internal
  */
 import type { ProviderConfig } from "./httpProvider.js"
+import { entryProblem, reservedFields } from "./providerOptions.js"
 import * as Retry from "./retry.js"
 import {
   describeBaseUrlProblem,
@@ -54,7 +55,8 @@ export interface Resolved {
 /**
  * Checks a configuration once, when the layer is built: a header value that
  * could smuggle another header or that a header cannot carry, a base URL that
- * is not http(s), a duration that is not one, credentials over plain http to
+ * is not http(s), a duration that is not one, provider options that are not
+ * JSON or would replace what a call sends, credentials over plain http to
  * a remote host. Takes the base URL's user info out of it, as Basic
  * credentials. Every call of a configuration that is `unsafe` fails with it.
  */
@@ -78,6 +80,11 @@ export const resolveConfiguration = (config: ProviderConfig): Resolved => {
   for (const [option, input] of durationsOf(config)) {
     const problem = durationProblem(input)
     if (problem !== undefined) return refused(`the ${option} option ${problem}`)
+  }
+  if (config.providerOptions !== undefined) {
+    const reserved = { ...reservedFields, ...config.codec.reservedFields }
+    const problem = entryProblem(config.providerOptions, "providerOptions", reserved)
+    if (problem !== undefined) return refused(`the layer's ${problem}`)
   }
   const retryProblem = Retry.problem(config.retry)
   if (retryProblem !== undefined) return refused(retryProblem)

@@ -3,13 +3,17 @@
  *
  * @internal
  */
-import { asString, isObject, type Json } from "./json.js"
+import { asNumber, asString, isObject, type Json } from "./json.js"
 
-/** What an error body says: the provider's error type and code, and its message. @internal */
+/** What an error body says: the provider's error type and code, its message, and the sizes of an overflow. @internal */
 export interface ErrorBody {
   type?: string
   code?: string
   message?: string
+  /** llama-server's `n_prompt_tokens`: the prompt's size. */
+  promptTokens?: number
+  /** llama-server's `n_ctx`: the context's size. */
+  contextTokens?: number
 }
 
 /**
@@ -19,7 +23,9 @@ export interface ErrorBody {
  * `{error:"text"}` (LM Studio, Ollama), a flat `{message,type}` (vLLM),
  * `{detail:"text"}` and `{detail:[{loc,msg}]}` (FastAPI servers: vLLM, SGLang),
  * OpenRouter's `error.metadata` (the upstream provider's own reason in `raw`,
- * a moderation's `reasons`), and plain text. Nothing is cut or redacted here:
+ * a moderation's `reasons`), llama-server's overflow sizes (`n_prompt_tokens`,
+ * `n_ctx`), an error string that is itself such a body (a proxy relaying
+ * llama-server's), and plain text. Nothing is cut or redacted here:
  * the error built from it redacts first, then cuts.
  *
  * @internal
@@ -32,6 +38,8 @@ const read = (body: unknown, depth: number): ErrorBody => {
     return text === "" ? {} : { message: text }
   }
   if (!isObject(body)) return {}
+  const relayed = depth < 2 ? relayedOf(body.error, depth) : undefined
+  if (relayed !== undefined) return relayed
   const error = isObject(body.error) ? body.error : undefined
   const source = error ?? body
   const out: ErrorBody = {}
@@ -40,6 +48,10 @@ const read = (body: unknown, depth: number): ErrorBody => {
   if (type !== undefined && !(error === undefined && type === "error")) out.type = type
   const code = source.code
   if (typeof code === "string" || typeof code === "number") out.code = String(code)
+  const promptTokens = sizeOf(source.n_prompt_tokens)
+  if (promptTokens !== undefined) out.promptTokens = promptTokens
+  const contextTokens = sizeOf(source.n_ctx)
+  if (contextTokens !== undefined) out.contextTokens = contextTokens
   const message = (error === undefined ? undefined : asString(error.message) ?? detailOf(error.detail)) ??
     asString(body.error) ?? asString(body.message) ?? detailOf(body.detail)
   const upstream = error !== undefined && isObject(error.metadata) ? metadataOf(error.metadata, depth) : undefined
@@ -49,6 +61,23 @@ const read = (body: unknown, depth: number): ErrorBody => {
     out.message = message
   }
   return out
+}
+
+/** A count of tokens given as a field: a non-negative integer. */
+const sizeOf = (value: unknown): number | undefined => {
+  const n = asNumber(value)
+  return n !== undefined && Number.isInteger(n) && n >= 0 ? n : undefined
+}
+
+/** `{error: "<an error body as JSON text>"}`: what that body says, when it says something. */
+const relayedOf = (error: unknown, depth: number): ErrorBody | undefined => {
+  if (typeof error !== "string" || !error.trimStart().startsWith("{")) return undefined
+  try {
+    const inner = read(JSON.parse(error), depth + 1)
+    return inner.message === undefined ? undefined : inner
+  } catch {
+    return undefined
+  }
 }
 
 /** FastAPI's `detail`: a string, or validation errors `[{loc:[…], msg}]`. */

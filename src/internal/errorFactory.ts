@@ -16,6 +16,7 @@ import {
   LlmRateLimitError,
   LlmResponseError
 } from "../errors.js"
+import { overflowOf } from "./contextOverflow.js"
 
 /**
  * Where an error happened, attached to every error built from a response.
@@ -91,6 +92,10 @@ export interface ProviderFailure {
   readonly retryAfter?: Duration.Duration | undefined
   /** `x-should-retry` when the server sent it. */
   readonly shouldRetry?: boolean | undefined
+  /** The prompt's size, when the body gave it as a field (llama-server's `n_prompt_tokens`). */
+  readonly promptTokens?: number | undefined
+  /** The context's size, when the body gave it as a field (llama-server's `n_ctx`). */
+  readonly contextTokens?: number | undefined
 }
 
 const quotaMarkers = /insufficient_quota|billing|credit_balance|quota_exceeded|exceeded your current quota/i
@@ -122,7 +127,9 @@ const describe = (context: ErrorContext, failure: ProviderFailure, fallback: str
 /**
  * Turns what a provider said (status, error type or code, message, Retry-After)
  * into the matching `LlmError`. Used for HTTP error responses and for in-band
- * stream errors alike, so both are classified the same way.
+ * stream errors alike, so both are classified the same way. A context-length
+ * error, whatever its status, is `LlmInvalidRequestError` with `reason:
+ * "contextOverflow"` and the sizes given.
  *
  * @since 0.1.0
  */
@@ -136,6 +143,18 @@ export const fromProviderFailure = (context: ErrorContext, failure: ProviderFail
     return new LlmAuthenticationError(
       base(context, failure, describe(context, failure, "the credentials were refused") + ` (${hint})`)
     )
+  }
+  // a context overflow is final whatever the status (llama-server sent it as 500 for a while, OpenRouter relays an
+  // upstream's as 502): the same prompt never fits
+  const overflow = status === 429 ? undefined : overflowOf(failure)
+  if (overflow !== undefined) {
+    return new LlmInvalidRequestError({
+      ...base(context, failure, describe(context, failure, "the prompt does not fit the model's context")),
+      reason: "contextOverflow",
+      ...(overflow.promptTokens === undefined ? {} : { promptTokens: overflow.promptTokens }),
+      ...(overflow.contextTokens === undefined ? {} : { contextTokens: overflow.contextTokens }),
+      ...(overflow.requestedOutputTokens === undefined ? {} : { requestedOutputTokens: overflow.requestedOutputTokens })
+    })
   }
   if (quotaMarkers.test(kind)) {
     return new LlmInvalidRequestError(

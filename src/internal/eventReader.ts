@@ -2,7 +2,9 @@ import { createParser, type EventSourceParser } from "eventsource-parser"
 import type { DecodedFinish, DecodedReply, StreamDecoder } from "../codecs/WireCodec.js"
 import type { LlmError } from "../errors.js"
 import { StreamEvent } from "../Reply.js"
-import { type ErrorContext, quote, quoteLimits, responseError } from "./errorFactory.js"
+import { readErrorBody } from "./errorBody.js"
+import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "./errorFactory.js"
+import { isObject } from "./json.js"
 
 /** `TextDecoder.decode` options for a read that may end inside a character. */
 const streaming: TextDecodeOptions = { stream: true }
@@ -56,6 +58,28 @@ export const eventsOfReply = (reply: DecodedReply): Array<StreamEvent> => {
   return events
 }
 
+/**
+ * An SSE `error:` field: how llama-server (builds of 2025, before its
+ * server was rewritten) reports a failure in a stream at HTTP 200, e.g. a
+ * context overflow, with the error object (`{code, message, type, ...}`)
+ * as its value, then `data: [DONE]`. It is that server's error; the numeric
+ * `code` is the status it stands for.
+ */
+const errorField = (context: ErrorContext, value: string): LlmError => {
+  let parsed: unknown = value
+  try {
+    parsed = JSON.parse(value)
+  } catch {
+    // plain text: the message itself
+  }
+  const error = isObject(parsed) && parsed.error !== undefined ? parsed.error : parsed
+  const code = isObject(error) ? error.code : undefined
+  return fromProviderFailure(context, {
+    status: typeof code === "number" && code >= 400 && code < 600 ? code : undefined,
+    ...readErrorBody({ error })
+  })
+}
+
 /** How the body reads: not known yet (only whitespace so far), an event stream, or one JSON document. */
 type Mode = "unknown" | "sse" | "json"
 
@@ -102,8 +126,11 @@ export class EventReader {
         }
       },
       onError: (error) => {
-        if (error.type === "max-buffer-size-exceeded" && this.failed === undefined) {
+        if (this.failed !== undefined) return
+        if (error.type === "max-buffer-size-exceeded") {
           this.failed = responseError(this.context, `an SSE event exceeded ${maxEventSize} bytes`)
+        } else if (error.type === "unknown-field" && error.field === "error" && !this.decoder.done) {
+          this.failed = errorField(this.context, error.value ?? "")
         }
       },
       maxBufferSize: maxEventSize

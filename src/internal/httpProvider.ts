@@ -15,18 +15,21 @@ import type { DecodedReply, EncodeInput, WireCodec } from "../codecs/WireCodec.j
 import type { LlmError } from "../errors.js"
 import { HttpTransport } from "../HttpTransport.js"
 import type { CompletionOptions, Llm } from "../Llm.js"
-import { type Message, ReasoningPart } from "../Message.js"
+import { type JsonObject, type Message, ReasoningPart } from "../Message.js"
 import { CompletionResult, ResponseMetadata, type StreamEvent } from "../Reply.js"
 import { resolveConfiguration } from "./configuration.js"
 import * as Deadlines from "./deadlines.js"
 import { connectionError, type ErrorContext, invalidRequest } from "./errorFactory.js"
 import { decodeWhole } from "./eventReader.js"
+import { isObject } from "./json.js"
+import * as ProviderOptions from "./providerOptions.js"
 import { readText, requestIdOf, statusError } from "./responseBody.js"
 import * as Retry from "./retry.js"
 import * as StreamSession from "./streamSession.js"
 import { projectable, type Projection } from "./textOnly.js"
 import { traced } from "./tracing.js"
 import type { Request, Response, TransportError } from "./transport.js"
+import { modelProblem } from "./validate.js"
 
 /**
  * Everything a backend needs beyond its codec.
@@ -56,7 +59,16 @@ export interface ProviderConfig {
   readonly maxResponseBytes?: number | undefined
   /** Send credentials over plain http to a host that is not loopback (default false). */
   readonly allowInsecureHttp?: boolean | undefined
+  /** Extra body fields sent on every call, under the call's own `providerOptions` entry for this backend. */
+  readonly providerOptions?: JsonObject | undefined
 }
+
+/**
+ * A call ready to send, or why it is refused; either way the endpoint of its model (whom errors and spans name).
+ */
+type Prepared =
+  | { readonly endpoint: StreamSession.Endpoint; readonly call: StreamSession.Call; readonly error?: undefined }
+  | { readonly endpoint: StreamSession.Endpoint; readonly error: LlmError }
 
 /**
  * The default bound on a response body.
@@ -125,40 +137,16 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     const retrying = Retry.retrying(retryPolicy)
     const defaults = definedOnly(config.defaults)
     const maxResponseBytes = config.maxResponseBytes ?? defaultMaxResponseBytes
-    const spanAttributes = { "llm.provider": provider, "llm.model": config.model }
-
-    /** How a call's body is built: the codec's `encode`, or its `warm` for a warm-up. */
-    type Encoder = (input: EncodeInput) => { readonly body: unknown } | { readonly invalid: string }
-
-    /** Per-call settings: merged options, the encoded request, the deadlines. */
-    const prepare = (
-      messages: ReadonlyArray<Message>,
-      callOptions: CompletionOptions | undefined,
-      stream: boolean,
-      encode: Encoder = codec.encode
-    ): StreamSession.Call | LlmError => {
-      const options: CompletionOptions = { ...defaults, ...definedOnly(callOptions) }
-      if (unsafe !== undefined) return invalidRequest(context, unsafe)
-      const encoded = encode({ model: config.model, messages, options, stream })
-      if ("invalid" in encoded) return invalidRequest(context, encoded.invalid)
-      const total = Duration.decode(options.timeout ?? config.timeout)
-      return {
-        request: { method: "POST", url, headers, body: JSON.stringify(encoded.body) },
-        total,
-        firstToken: Duration.min(
-          Duration.decode(options.firstTokenTimeout ?? config.firstTokenTimeout ?? total),
-          total
-        ),
-        idle: options.idleTimeout ?? config.idleTimeout
-      }
-    }
+    const reserved = { ...ProviderOptions.reservedFields, ...codec.reservedFields }
+    const layerFields = config.providerOptions
 
     /**
      * Sends one attempt in the scope `abort` and fails with the matching
-     * `LlmError` on a non-2xx status; a transport failure is the `LlmError`
-     * `onTransport` makes of it.
+     * `LlmError` (naming `context`'s model) on a non-2xx status; a transport
+     * failure is the `LlmError` `onTransport` makes of it.
      */
-    const send = (
+    const sendFor = (context: ErrorContext) =>
+    (
       request: Request,
       abort: Scope.Scope,
       onTransport: (error: TransportError) => LlmError
@@ -171,12 +159,75 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
             : Effect.flip(statusError(response, context, codec.readError))
       })
 
-    const endpoint: StreamSession.Endpoint = { codec, context, maxResponseBytes, retryPolicy, spanAttributes, send }
+    /** What the calls for one model share: whom errors and spans name, and how attempts are sent. */
+    const endpointFor = (context: ErrorContext): StreamSession.Endpoint => ({
+      codec,
+      context,
+      maxResponseBytes,
+      retryPolicy,
+      spanAttributes: { "llm.provider": provider, "llm.model": context.model },
+      send: sendFor(context)
+    })
 
-    const onTransport = (error: TransportError) => connectionError(context, error.cause, "before the response")
+    // built once for the layer's model; a call naming another model gets its own
+    const endpoint = endpointFor(context)
+
+    /** How a call's body is built: the codec's `encode`, or its `warm` for a warm-up. */
+    type Encoder = (input: EncodeInput) => { readonly body: unknown } | { readonly invalid: string }
+
+    /** Per-call settings: merged options, the endpoint of the call's model, the encoded request, the deadlines. */
+    const prepare = (
+      messages: ReadonlyArray<Message>,
+      callOptions: CompletionOptions | undefined,
+      stream: boolean,
+      encode: Encoder = codec.encode
+    ): Prepared => {
+      const options: CompletionOptions = { ...defaults, ...definedOnly(callOptions) }
+      if (unsafe !== undefined) return { endpoint, error: invalidRequest(context, unsafe) }
+      const modelInvalid = modelProblem(options.model)
+      if (modelInvalid !== undefined) return { endpoint, error: invalidRequest(context, modelInvalid) }
+      const model = options.model ?? config.model
+      const used = model === config.model ? endpoint : endpointFor({ ...context, model })
+      const optionsInvalid = ProviderOptions.callProblem(options.providerOptions, provider, reserved)
+      if (optionsInvalid !== undefined) return { endpoint: used, error: invalidRequest(used.context, optionsInvalid) }
+      const encoded = encode({ model, messages, options, stream })
+      if ("invalid" in encoded) return { endpoint: used, error: invalidRequest(used.context, encoded.invalid) }
+      const callFields = options.providerOptions?.[provider]
+      const fields = callFields === undefined
+        ? layerFields
+        : layerFields === undefined
+        ? callFields
+        : ProviderOptions.merge(layerFields, callFields)
+      let body = encoded.body
+      if (fields !== undefined) {
+        if (!isObject(body)) {
+          return {
+            endpoint: used,
+            error: invalidRequest(used.context, "providerOptions need a codec whose request body is a JSON object")
+          }
+        }
+        body = ProviderOptions.merge(body, fields)
+      }
+      const total = Duration.decode(options.timeout ?? config.timeout)
+      return {
+        endpoint: used,
+        call: {
+          request: { method: "POST", url, headers, body: JSON.stringify(body) },
+          total,
+          firstToken: Duration.min(
+            Duration.decode(options.firstTokenTimeout ?? config.firstTokenTimeout ?? total),
+            total
+          ),
+          idle: options.idleTimeout ?? config.idleTimeout
+        }
+      }
+    }
+
+    const onTransport = (context: ErrorContext) => (error: TransportError) =>
+      connectionError(context, error.cause, "before the response")
 
     /** Reads and decodes a 2xx answer. */
-    const reply = (response: Response) => {
+    const reply = (context: ErrorContext) => (response: Response) => {
       const answering = { ...context, requestId: requestIdOf(context, response.headers) }
       return Effect.flatMap(readText(response, answering, maxResponseBytes), (text) => {
         const decoded = decodeWhole(text, codec.decodeResponse, answering)
@@ -190,41 +241,47 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       messages: ReadonlyArray<Message>,
       callOptions?: CompletionOptions
     ): Effect.Effect<CompletionResult, LlmError> =>
-      traced(
-        name,
-        spanAttributes,
-        Effect.clockWith((clock) => {
-          const prepared = prepare(messages, callOptions, false, encode)
-          if ("_tag" in prepared) return Effect.fail(prepared)
-          const started = clock.unsafeCurrentTimeMillis()
-          const totalMillis = Duration.toMillis(prepared.total)
-          const timeout = () => Deadlines.timeoutError(context, "total", prepared.total)
-          let attempts = 0
-          /** One attempt, its total deadline kept by a watchdog that aborts its request when it passes. */
-          const attempt = Deadlines.within(clock, totalMillis, timeout, (abort) => {
-            attempts++
-            return Effect.flatMap(send(prepared.request, abort, onTransport), reply)
+      Effect.suspend(() => {
+        const prepared = prepare(messages, callOptions, false, encode)
+        const { context, send, spanAttributes } = prepared.endpoint
+        return traced(
+          name,
+          spanAttributes,
+          Effect.clockWith((clock) => {
+            if (prepared.error !== undefined) return Effect.fail(prepared.error)
+            const { call } = prepared
+            const started = clock.unsafeCurrentTimeMillis()
+            const totalMillis = Duration.toMillis(call.total)
+            const timeout = () => Deadlines.timeoutError(context, "total", call.total)
+            const transportFailure = onTransport(context)
+            const decode = reply(context)
+            let attempts = 0
+            /** One attempt, its total deadline kept by a watchdog that aborts its request when it passes. */
+            const attempt = Deadlines.within(clock, totalMillis, timeout, (abort) => {
+              attempts++
+              return Effect.flatMap(send(call.request, abort, transportFailure), decode)
+            })
+            return Effect.map(retrying(attempt), ({ context, decoded }) =>
+              new CompletionResult({
+                content: decoded.content,
+                model: decoded.model,
+                finishReason: decoded.finishReason,
+                toolCalls: decoded.toolCalls,
+                usage: decoded.usage,
+                ...(decoded.reasoning === undefined ? {} : { reasoning: decoded.reasoning }),
+                ...reasoningPartsOf(decoded, provider),
+                metadata: new ResponseMetadata({
+                  provider,
+                  ...(decoded.responseId === undefined ? {} : { responseId: decoded.responseId }),
+                  ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
+                  attempts,
+                  latencyMillis: clock.unsafeCurrentTimeMillis() - started,
+                  ...(decoded.timings === undefined ? {} : { timings: decoded.timings })
+                }, true)
+              }, true))
           })
-          return Effect.map(retrying(attempt), ({ context, decoded }) =>
-            new CompletionResult({
-              content: decoded.content,
-              model: decoded.model,
-              finishReason: decoded.finishReason,
-              toolCalls: decoded.toolCalls,
-              usage: decoded.usage,
-              ...(decoded.reasoning === undefined ? {} : { reasoning: decoded.reasoning }),
-              ...reasoningPartsOf(decoded, provider),
-              metadata: new ResponseMetadata({
-                provider,
-                ...(decoded.responseId === undefined ? {} : { responseId: decoded.responseId }),
-                ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
-                attempts,
-                latencyMillis: clock.unsafeCurrentTimeMillis() - started,
-                ...(decoded.timings === undefined ? {} : { timings: decoded.timings })
-              }, true)
-            }, true))
-        })
-      )
+        )
+      })
 
     /** A streamed call whose consumer gets `project` of each batch of events. */
     const projected = <A>(
@@ -234,7 +291,9 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     ): Stream.Stream<A, LlmError> =>
       Stream.suspend(() => {
         const prepared = prepare(messages, callOptions, true)
-        return "_tag" in prepared ? Stream.fail(prepared) : StreamSession.open(endpoint, prepared, project)
+        return prepared.error !== undefined
+          ? Stream.fail(prepared.error)
+          : StreamSession.open(prepared.endpoint, prepared.call, project)
       })
 
     // `textDeltas` of this stream keeps the text inside the decoding channel: no stage of its own

@@ -64,7 +64,7 @@ export const readText = (response: Response, context: ErrorContext, limit: numbe
 export const statusError = (
   response: Response,
   context: ErrorContext,
-  readError: (body: unknown) => Pick<ProviderFailure, "type" | "code" | "message">
+  readError: (body: unknown) => Pick<ProviderFailure, "type" | "code" | "message" | "promptTokens" | "contextTokens">
 ): Effect.Effect<LlmError> =>
   Effect.map(
     Effect.orElseSucceed(readText(response, context, maxErrorBodyBytes), () => ""),

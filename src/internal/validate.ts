@@ -48,6 +48,19 @@ export const isNonNegativeInteger = (value: unknown): value is number =>
 export const hasLineBreak = (text: string): boolean => /[\r\n]/.test(text)
 
 /**
+ * Why a per-call `model` option cannot be sent (undefined when it can, or is unset).
+ *
+ * @internal
+ */
+export const modelProblem = (model: unknown): string | undefined => {
+  if (model === undefined) return undefined
+  if (typeof model !== "string") return `the model option must be a string, got ${typeof model}`
+  if (model.trim() === "") return "the model option is empty"
+  if (hasLineBreak(model)) return "the model option contains a line break"
+  return undefined
+}
+
+/**
  * Checks a request before anything is sent. Returns why it is invalid, or
  * undefined when it may be sent.
  *

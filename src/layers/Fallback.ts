@@ -271,6 +271,14 @@ export const make = (
     type Link = (typeof chain)[number]
     const first = chain[0]!.llm
 
+    /**
+     * The options backend `i` gets: a per-call `model` names a model of the
+     * primary backend, so only it is sent one; the others use their own.
+     * Each backend reads its own `providerOptions` entry.
+     */
+    const optionsFor = (i: number, callOptions: CompletionOptions | undefined): CompletionOptions | undefined =>
+      i === 0 || callOptions?.model === undefined ? callOptions : { ...callOptions, model: undefined }
+
     /** Whether the call may move past this error to the next backend. */
     const movesOn = (error: LlmError) => options.fallThroughOnAnyError === true || isTransient(error)
 
@@ -330,7 +338,7 @@ export const make = (
           const last = i === chain.length - 1
           const exit = yield* admitted(link, (pass) =>
             pass === undefined ? Effect.succeed(undefined) : Effect.locally(
-              Effect.tap(Effect.exit(link.llm.complete(messages, callOptions)), (exit) =>
+              Effect.tap(Effect.exit(link.llm.complete(messages, optionsFor(i, callOptions))), (exit) =>
                 pass.end(endOf(exit))),
               Retry.retryRefusedConnections,
               last
@@ -412,7 +420,7 @@ export const make = (
               }
             )
             return Channel.ensuring(
-              Channel.pipeTo(Stream.toChannel(link.llm.stream(request, callOptions)), relay),
+              Channel.pipeTo(Stream.toChannel(link.llm.stream(request, optionsFor(i, callOptions))), relay),
               restore
             )
           }))
@@ -538,7 +546,9 @@ export const make = (
     // `textDeltas` of this stream selects the text in the relaying stage itself, instead of in one more
     const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
       projectable(<A>(project: Projection<A>) =>
-        Stream.fromChannel(Channel.suspend(() => openFrom(messages, callOptions, 0, [], "", project)))
+        Stream.fromChannel(Channel.suspend(() =>
+          openFrom(messages, callOptions, 0, [], "", project)
+        ))
       )
 
     return { provider: first.provider, model: first.model, complete, stream } satisfies Llm.Service

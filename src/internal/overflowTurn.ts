@@ -1,0 +1,125 @@
+/**
+ * A conversation turn that recovers from a context overflow once: the
+ * `Llm` it calls is wrapped so that a step the server refused as too long
+ * is sent again with the conversation's earlier turns pruned to fit, and
+ * every later step of the turn goes out on that pruned history. The turn's
+ * own messages (its tool calls and results) are kept, so no tool runs twice
+ * and no tool result loses its call.
+ *
+ * @internal
+ */
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { type ConversationContext, type CountTokens, estimateTokens } from "../Context.js"
+import { isContextOverflow, type LlmError, type LlmInvalidRequestError } from "../errors.js"
+import type { CompletionOptions, Llm } from "../Llm.js"
+import type { Message } from "../Message.js"
+
+/**
+ * The share of the room the error leaves for the prompt that a pruned
+ * history aims at: the server's template and tokenizer add to what is
+ * counted here, and the reply needs room too.
+ *
+ * @internal
+ */
+export const overflowMargin = 0.9
+
+const total = (messages: ReadonlyArray<Message>, count: CountTokens): number => {
+  let sum = 0
+  for (const message of messages) sum += count(message)
+  return sum
+}
+
+/**
+ * The context pruned so that the request (its messages, then the turn's
+ * own `own`) fits below what `error` says. With the context's size known
+ * and a way to count (the `TokenCounter`, or the estimate scaled to the
+ * server's count of the prompt when the error gives it), it aims at
+ * `overflowMargin` of the context less the output room asked for (the
+ * error's, else the call's `maxTokens`); otherwise it keeps the newest half
+ * of the earlier turns.
+ */
+const fit = (
+  context: ConversationContext,
+  own: ReadonlyArray<Message>,
+  error: LlmInvalidRequestError,
+  count: CountTokens | undefined,
+  maxTokens: number | undefined
+): ConversationContext => {
+  const counter = count ?? (error.promptTokens === undefined ? undefined : estimateTokens)
+  if (error.contextTokens === undefined || counter === undefined) {
+    const earlier = context.turns.length - 1
+    return context.pruneTo({ maxTurns: 1 + Math.floor(earlier / 2) })
+  }
+  const room = (error.contextTokens - (error.requestedOutputTokens ?? maxTokens ?? 0)) * overflowMargin
+  const ownTokens = total(own, counter)
+  const counted = total(context.messages, counter) + ownTokens
+  // the server's tokens per counted token: 1 when a TokenCounter counts as the server does
+  const scale = error.promptTokens !== undefined && counted > 0 ? error.promptTokens / counted : 1
+  return context.pruneTo({ maxTokens: Math.max(0, Math.floor(room / scale - ownTokens)) }, counter)
+}
+
+/**
+ * One turn's view of the history it sends: the context it started from,
+ * replaced once by a pruned one after an overflow.
+ *
+ * @internal
+ */
+export class OverflowTurn {
+  /** What the turn's requests start with. */
+  base: ConversationContext
+  /** Whether the current stream step delivered anything to the consumer (set by the conversation). */
+  delivered = false
+  private retried = false
+  /** How many messages of a request are the starting context's: the rest are the turn's own. */
+  private readonly prefix: number
+
+  constructor(readonly started: ConversationContext, private readonly count: CountTokens | undefined) {
+    this.base = started
+    this.prefix = started.messages.length
+  }
+
+  /** A request of the turn (the starting context's messages, then its own) on the current base. */
+  request(messages: ReadonlyArray<Message>): ReadonlyArray<Message> {
+    return this.base === this.started ? messages : [...this.base.messages, ...messages.slice(this.prefix)]
+  }
+
+  /**
+   * After `error`: the request to send again, once per turn, when it is a
+   * context overflow and pruning drops something; undefined otherwise.
+   */
+  retry(error: LlmError, request: ReadonlyArray<Message>, options: CompletionOptions | undefined) {
+    if (this.retried || !isContextOverflow(error)) return undefined
+    this.retried = true
+    const own = request.slice(this.prefix)
+    const pruned = fit(this.base, own, error, this.count, options?.maxTokens)
+    if (pruned === this.base) return undefined
+    this.base = pruned
+    return [...pruned.messages, ...own]
+  }
+
+  /** `llm`, with this turn's requests and its one retry after an overflow. */
+  guard(llm: Llm.Service): Llm.Service {
+    return {
+      ...llm,
+      complete: (messages, options) =>
+        Effect.suspend(() => {
+          const request = this.request(messages)
+          return Effect.catchAll(llm.complete(request, options), (error) => {
+            const again = this.retry(error, request, options)
+            return again === undefined ? Effect.fail(error) : llm.complete(again, options)
+          })
+        }),
+      stream: (messages, options) =>
+        Stream.suspend(() => {
+          const request = this.request(messages)
+          this.delivered = false
+          return Stream.catchAll(llm.stream(request, options), (error) => {
+            // after events reached the consumer, sending the step again would repeat them
+            const again = this.delivered ? undefined : this.retry(error, request, options)
+            return again === undefined ? Stream.fail(error) : llm.stream(again, options)
+          })
+        })
+    }
+  }
+}

@@ -2,13 +2,22 @@
  * The stream session (src/internal/streamSession.ts) over real loopback HTTP,
  * written against its surviving mutants (docs/mutation/streamSession.md):
  * the Finish's metadata (attempts, request id of the answering attempt,
- * latencies), which deadline a timeout names and with what duration, the
- * text a failure after content carries, and the `Llm.stream.open` span.
+ * latencies, absent fields left out), which deadline a timeout names and
+ * with what duration, the text a failure after content carries (text only,
+ * not reasoning), a failure before the response, a reply whose body stays
+ * open after its terminator, a deadline passing while the consumer is busy,
+ * and the `Llm.stream.open` span (no span and no trace headers under
+ * Effect's built-in tracer).
  */
+import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
+import * as HttpTransport from "../src/HttpTransport.js"
 import * as Llm from "../src/Llm.js"
 import type { ProviderOptions } from "../src/Provider.js"
 import type { StreamEvent } from "../src/Stream.js"
@@ -265,4 +274,185 @@ describe("stream session: a stream read to its end", () => {
           expect(server.stats.connections).toBeLessThanOrEqual(3)
         })))
   }
+})
+
+/** A chat chunk without `id`, so that the reply has no response id. */
+const anonymousEvent = (text: string) =>
+  `data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":${
+    JSON.stringify(text)
+  }},"finish_reason":null}]}\n\n`
+
+describe("stream session: the Finish's metadata, fields absent", () => {
+  it.live("no response id, no request id: the keys are left out; latencyMillis is the call's duration", () =>
+    withServer("chat", noRetry, (server) =>
+      Effect.gen(function*() {
+        const body = ["one ", "two ", "three"].map(anonymousEvent).join("") + "data: [DONE]\n\n"
+        // in one write the whole reply is one read, whose Finish is built before its content is recorded
+        for (const chunks of chunkings(body)) {
+          server.setDefault({ ...raw(chunks), headers: { "content-type": "text/event-stream", "x-request-id": "" } })
+          const before = Date.now()
+          const out = yield* run(Llm.stream(hi))
+          const elapsed = Date.now() - before
+          expect(out.error).toBeUndefined()
+          expect(out.text).toBe("one two three")
+          const meta = finishOf(out.events).metadata
+          expect(Object.keys(meta).filter((key) => key !== "firstTokenMillis").sort()).toEqual([
+            "attempts",
+            "latencyMillis",
+            "provider"
+          ])
+          expect([meta.responseId, meta.requestId, meta.attempts]).toEqual([undefined, undefined, 1])
+          expect(meta.latencyMillis).toBeGreaterThanOrEqual(0)
+          expect(meta.latencyMillis).toBeLessThanOrEqual(elapsed + 2)
+          // a number within the call, or absent: never NaN
+          if ("firstTokenMillis" in meta) {
+            expect(meta.firstTokenMillis).toBeGreaterThanOrEqual(0)
+            expect(meta.firstTokenMillis).toBeLessThanOrEqual(meta.latencyMillis)
+          }
+        }
+      })))
+})
+
+describe("stream session: partialText is the text delivered, not the reasoning", () => {
+  for (const protocol of protocols) {
+    it.live(`${protocol}: a reset after reasoning alone carries no partialText; after reasoning and text, the text`, () =>
+      withServer(protocol, noRetry, (server) =>
+        Effect.gen(function*() {
+          const script = {
+            kind: "reply",
+            reasoning: "let me think about this",
+            text: "the answer is four",
+            chunkSize: 4,
+            delayMs: 5
+          } as const
+          // chat: the role chunk, then reasoning; messages: message_start, ping, then the thinking block
+          const firstReasoning = protocol === "chat" ? 1 : 3
+          server.setDefault({ ...script, resetAfterEvents: firstReasoning + 2 })
+          const reasoningOnly = yield* run(Llm.stream(hi))
+          expect(reasoningOnly.events.some((event) => event._tag === "ReasoningDelta")).toBe(true)
+          expect(reasoningOnly.text).toBe("")
+          expect(reasoningOnly.error?._tag).toBe("LlmConnectionError")
+          expect(reasoningOnly.error?.partialText).toBeUndefined()
+          expect("partialText" in reasoningOnly.error!).toBe(false)
+
+          server.setDefault({ ...script, resetAfterEvents: firstReasoning + 10 })
+          const both = yield* run(Llm.stream(hi))
+          expect(both.events.some((event) => event._tag === "ReasoningDelta")).toBe(true)
+          expect(both.text.length).toBeGreaterThan(0)
+          expect(both.error?._tag).toBe("LlmConnectionError")
+          expect(both.error?.partialText).toBe(both.text)
+        })))
+  }
+})
+
+describe("stream session: a failure before the response", () => {
+  for (const protocol of protocols) {
+    it.live(`${protocol}: a reset before the headers is a connection error before the response, retried`, () =>
+      withServer(protocol, retry, (server) =>
+        Effect.gen(function*() {
+          server.enqueue({ kind: "reset" }, { kind: "reset" }, { kind: "reset" })
+          const failed = yield* run(Llm.stream(hi))
+          expect(failed.error?._tag).toBe("LlmConnectionError")
+          expect(failed.error?.message).toContain("before the response")
+          expect(server.requests.length).toBe(3)
+          server.enqueue({ kind: "reset" }, { kind: "reply", text: "second time" })
+          const retried = yield* run(Llm.stream(hi))
+          expect(retried.error).toBeUndefined()
+          expect(retried.text).toBe("second time")
+          expect(finishOf(retried.events).metadata.attempts).toBe(2)
+        })))
+  }
+})
+
+describe("stream session: the terminator ends the stream", () => {
+  it.live("a body that stays open after [DONE] ends the stream at [DONE], under every chunking", () =>
+    withServer("chat", noRetry, (server) =>
+      Effect.gen(function*() {
+        const body = ["one ", "two ", "three"].map(chatEvent).join("") + "data: [DONE]\n\n"
+        for (const chunks of chunkings(body)) {
+          server.setDefault({ ...raw(chunks), end: false })
+          const started = Date.now()
+          const out = yield* run(Llm.stream(hi, { timeout: "3 seconds" }))
+          expect(out.error).toBeUndefined()
+          expect(out.text).toBe("one two three")
+          expect(out.events.at(-1)?._tag).toBe("Finish")
+          expect(Date.now() - started).toBeLessThan(1500)
+        }
+      })))
+})
+
+describe("stream session: a deadline that passes while the consumer is busy", () => {
+  it.live("fails the stream at its next read: the events read after it are not delivered", () =>
+    withServer("chat", noRetry, (server) =>
+      Effect.gen(function*() {
+        const words = Array.from({ length: 12 }, (_, i) => `w${i} `)
+        // one event per write, 60 ms apart: by the deadline several are waiting, read but not delivered
+        server.setDefault({ ...raw(words.map(chatEvent).concat("data: [DONE]\n\n")), delayMs: 60 })
+        const seen: Array<string> = []
+        // the consumer takes 600 ms over the first text it gets; the total deadline passes meanwhile
+        const consume = (event: StreamEvent) =>
+          Effect.suspend(() => {
+            if (event._tag !== "TextDelta") return Effect.void
+            seen.push(event.text)
+            return seen.length === 1 ? Effect.sleep("600 millis") : Effect.void
+          })
+        const exit = yield* Effect.either(Stream.runForEach(Llm.stream(hi, { timeout: "250 millis" }), consume))
+        const error = exit._tag === "Left" ? exit.left : undefined
+        expect(error?._tag === "LlmTimeoutError" && error.kind).toBe("total")
+        // the first read's events (one, two at most), not the three or four that arrived before the deadline
+        expect(seen[0]).toBe("w0 ")
+        expect(seen.length).toBeLessThanOrEqual(2)
+        expect(error?.partialText).toBe(seen.join(""))
+      })))
+})
+
+describe("stream session: the Llm.stream.open span, how it ends", () => {
+  it.live("a failure after the commit leaves it ended at the commit, successfully", () =>
+    withServer("chat", noRetry, (server) =>
+      Effect.gen(function*() {
+        const { spans, tracer } = yield* recordSpans
+        server.setDefault({ kind: "reply", text: "one two three four", chunkSize: 3, delayMs: 5, resetAfterEvents: 4 })
+        const out = yield* run(Llm.stream(hi)).pipe(Effect.withTracer(tracer))
+        expect(out.error?._tag).toBe("LlmConnectionError")
+        expect(out.text.length).toBeGreaterThan(0)
+        const open = spans.filter((span) => span.name === "Llm.stream.open")
+        expect(open.length).toBe(1)
+        const status = open[0]!.status
+        expect(status._tag === "Ended" && status.exit._tag).toBe("Success")
+      })))
+
+  it.live("a consumer that stops listening before the commit ends it, interrupted", () =>
+    withServer("chat", noRetry, (server) =>
+      Effect.gen(function*() {
+        const { spans, tracer } = yield* recordSpans
+        server.setDefault({ kind: "hang" })
+        const fiber = yield* Effect.fork(run(Llm.stream(hi)).pipe(Effect.withTracer(tracer)))
+        yield* Effect.promise(() => server.waitForRequests(1))
+        yield* Fiber.interrupt(fiber)
+        const open = spans.filter((span) => span.name === "Llm.stream.open")
+        expect(open.length).toBe(1)
+        const status = open[0]!.status
+        expect(status._tag).toBe("Ended")
+        expect(status._tag === "Ended" && Exit.isInterrupted(status.exit)).toBe(true)
+      })))
+
+  it.live("under Effect's built-in tracer no span is made: the platform client sends no trace headers", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* FakeProvider.make
+      const layer = layerFor("chat", server.url, noRetry).pipe(
+        Layer.provide(HttpTransport.layerHttpClient),
+        Layer.provide(NodeHttpClient.layerUndici)
+      )
+      const plain = yield* run(Llm.stream(hi)).pipe(Effect.provide(layer))
+      expect(plain.text).toBe("ok")
+      const { spans, tracer } = yield* recordSpans
+      const traced = yield* run(Llm.stream(hi)).pipe(Effect.provide(layer), Effect.withTracer(tracer))
+      expect(traced.text).toBe("ok")
+      const [untraced, tracedRequest] = server.requests
+      expect(untraced!.headers.traceparent).toBeUndefined()
+      expect(untraced!.headers.b3).toBeUndefined()
+      // with a tracer, the request carries the trace of the Llm.stream.open span
+      const open = spans.find((span) => span.name === "Llm.stream.open")
+      expect(String(tracedRequest!.headers.traceparent)).toContain(open!.traceId)
+    })))
 })

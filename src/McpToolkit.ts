@@ -335,7 +335,7 @@ export const make = (options: Options): Effect.Effect<Service, McpServerError, S
       kit: { tools: new Map(), definitions: [] },
       counts: checked.map(() => 0)
     }
-    let built = new Map<string, Tool.Tool>()
+    let built = new Map<string, Tool.Tool | null>()
 
     /** The toolkit from every server's latest list; a tool already built for the same listing is reused. */
     const rebuild: Effect.Effect<void> = lock.withPermits(1)(Effect.gen(function*() {
@@ -348,7 +348,7 @@ export const make = (options: Options): Effect.Effect<Service, McpServerError, S
         prefix: server.prefix === true,
         tools: tools.map((tool) => tool.name)
       })))
-      const next = new Map<string, Tool.Tool>()
+      const next = new Map<string, Tool.Tool | null>()
       const tools = new Map<string, Tool.Tool>()
       const counts: Array<number> = []
       for (const [i, { server, tools: serverTools }] of listed.entries()) {
@@ -364,11 +364,12 @@ export const make = (options: Options): Effect.Effect<Service, McpServerError, S
             const made = yield* Effect.either(toolOf(connection, tool, modelName, timeout))
             if (Either.isLeft(made)) {
               yield* Effect.logWarning(`MCP server ${server.name}: tool ${tool.name} left out: ${made.left.message}`)
-              continue
             }
-            ready = made.right
+            ready = Either.getOrNull(made)
           }
+          // null: left out (and said so) the first time this listing was seen
           next.set(key, ready)
+          if (ready === null) continue
           tools.set(modelName, ready)
           count++
         }

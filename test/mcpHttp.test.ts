@@ -9,8 +9,12 @@ import { describe, expect, it } from "@effect/vitest"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
+import * as Conversation from "../src/Conversation.js"
 import * as McpToolkit from "../src/McpToolkit.js"
 import * as Message from "../src/Message.js"
 import * as Toolkit from "../src/Toolkit.js"
@@ -64,6 +68,63 @@ describe("McpToolkit over Streamable HTTP", () => {
         reason: "invalid_arguments"
       })
       expect(server.calls.length).toBe(before)
+    })))
+
+  it.live("leaves out a tool whose schema is not JSON Schema, with a warning, and offers the rest", () =>
+    Effect.gen(function*() {
+      const warnings: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        if (logLevel === LogLevel.Warning) warnings.push(Array.isArray(message) ? message.join(" ") : String(message))
+      })
+      const names = yield* Effect.scoped(Effect.gen(function*() {
+        const server = yield* withServer
+        const toolkit = yield* McpToolkit.make({ servers: [http(server)] })
+        return toolkit.definitions.map((d) => d.name)
+      })).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      expect(names).not.toContain("broken_schema")
+      expect(names).toContain("echo")
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toMatch(
+        /^MCP server shop: tool broken_schema left out: tool broken_schema: its parameters schema /
+      )
+    }))
+
+  it.live("with failOnToolError the loop fails with the typed error instead", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* withServer
+      const provider = yield* FakeProvider.make
+      const toolkit = yield* McpToolkit.make({ servers: [http(server)] })
+      provider.enqueue({ kind: "reply", toolCalls: [{ id: "c1", name: "fail", arguments: {} }] })
+      const error = yield* Toolkit.run([Message.user("fail")], toolkit, { failOnToolError: true }).pipe(
+        Effect.provide(backends[0]!.layer(provider.url)),
+        Effect.flip
+      )
+      expect(error).toMatchObject({
+        _tag: "ToolExecutionError",
+        toolCallId: "c1",
+        name: "fail",
+        reason: "handler_failed",
+        message: "the flux capacitor is out of flux"
+      })
+    })))
+
+  it.live("a Conversation turn runs MCP tools and records them in the history", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* withServer
+      const provider = yield* FakeProvider.make
+      const toolkit = yield* McpToolkit.make({ servers: [http(server)] })
+      provider.enqueue(
+        { kind: "reply", toolCalls: [{ id: "c1", name: "echo", arguments: { text: "hi" } }] },
+        { kind: "reply", text: "It said hi." }
+      )
+      const history = yield* Effect.gen(function*() {
+        const conversation = yield* Conversation.Conversation
+        const reply = yield* conversation.send("echo hi", { toolkit })
+        expect(reply.content).toBe("It said hi.")
+        return (yield* conversation.context).messages
+      }).pipe(Effect.provide(Conversation.layer().pipe(Layer.provide(backends[3]!.layer(provider.url)))))
+      expect(history.map((m) => m.role)).toEqual(["user", "assistant", "tool", "assistant"])
+      expect(history[2]).toMatchObject({ role: "tool", name: "echo", content: "hi" })
     })))
 
   it.live("an error result and a JSON-RPC error both reach the model as error results", () =>

@@ -6,11 +6,13 @@
  * secrets; closing the scope ends it.
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { backoff } from "../src/internal/mcpConnection.js"
 import * as McpToolkit from "../src/McpToolkit.js"
 import { eventually, isAlive, stdioTestServer } from "./support/mcp.js"
 
@@ -37,6 +39,15 @@ const server = (log: string, overrides: Partial<McpToolkit.StdioServer> = {}): M
   env: { MCP_TEST_LOG: log },
   stderr: "ignore",
   ...overrides
+})
+
+describe("backoff", () => {
+  it("is nothing after the first failure, then doubles from the initial delay up to the cap", () => {
+    const delays = [0, 1, 2, 3, 4, 5, 6, 40].map((failures) =>
+      Duration.toMillis(backoff(failures, Duration.millis(250), Duration.seconds(2)))
+    )
+    expect(delays).toEqual([0, 0, 250, 500, 1000, 2000, 2000, 2000])
+  })
 })
 
 describe("McpToolkit over stdio", () => {

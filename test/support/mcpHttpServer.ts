@@ -118,6 +118,11 @@ const baseTools: ReadonlyArray<Tool> = [
     inputSchema: { type: "object", properties: {} }
   },
   {
+    name: "broken_schema",
+    description: "Its schema is not JSON Schema: it is left out",
+    inputSchema: { type: "object", properties: { a: { type: "strnig" } } }
+  },
+  {
     name: "echo",
     description: "Echoes its text",
     inputSchema: { type: "object", properties: { text: { type: "string" } }, required: ["text"] }

@@ -11,7 +11,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import type * as Redacted from "effect/Redacted"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { type CallFailure, connect, type Connection, type McpTool, type Target } from "./internal/mcpConnection.js"
@@ -181,9 +181,12 @@ const check = (options: Options) =>
   Effect.gen(function*() {
     const refuse = (server: string, message: string) =>
       Effect.fail(new McpServerError({ server, message: `MCP server ${server}: ${message}` }))
-    const duration = (server: string, what: string, input: Duration.DurationInput | undefined) => {
+    const duration = (server: string | undefined, what: string, input: Duration.DurationInput | undefined) => {
       const problem = durationProblem(input)
-      return problem === undefined ? Effect.succeed(input) : refuse(server, `the ${what} option ${problem}`)
+      if (problem === undefined) return Effect.succeed(input)
+      return server === undefined
+        ? Effect.fail(new McpServerError({ server: "", message: `McpToolkit: the ${what} option ${problem}` }))
+        : refuse(server, `the ${what} option ${problem}`)
     }
     for (
       const [what, input] of [
@@ -192,7 +195,7 @@ const check = (options: Options) =>
         ["reconnect.initialDelay", options.reconnect?.initialDelay],
         ["reconnect.maxDelay", options.reconnect?.maxDelay]
       ] as const
-    ) yield* duration("(all)", what, input)
+    ) yield* duration(undefined, what, input)
     const names = new Set<string>()
     const checked: Array<Checked> = []
     for (const server of options.servers) {
@@ -233,8 +236,10 @@ const check = (options: Options) =>
       if ("invalid" in base) return yield* refuse(name, describeBaseUrlProblem(String(server.url), base))
       const headers = { ...server.headers }
       for (const [key, value] of Object.entries(headers)) {
-        const problem = typeof value === "string" || typeof value === "object"
-          ? headerValueProblem(typeof value === "string" ? value : "")
+        const problem = typeof value === "string"
+          ? headerValueProblem(value)
+          : Redacted.isRedacted(value)
+          ? headerValueProblem(Redacted.value(value))
           : "is not text"
         // never echoed: a header value may be a key
         if (problem !== undefined) return yield* refuse(name, `the value of header ${key} ${problem}`)

@@ -338,6 +338,12 @@ describe("McpToolkit over Streamable HTTP", () => {
       const header = yield* attempt([{ name: "a", url: "https://mcp.example.test", headers: { x: "a\r\nb: c" } }])
       expect(header.message).toContain("header x")
       expect(header.message).not.toContain("a\r\nb")
+      const secret = yield* attempt([
+        { name: "a", url: "https://mcp.example.test", headers: { y: Redacted.make("tok-SECRET\nevil: 1") } }
+      ])
+      expect(secret.message).toBe("MCP server a: the value of header y contains a line break")
+      const overall = yield* Effect.flip(Effect.scoped(McpToolkit.make({ servers: [], timeout: -1 })))
+      expect(overall.message).toMatch(/^McpToolkit: the timeout option is not a duration/)
       const down = yield* attempt([{ name: "gone", url: "http://127.0.0.1:1/mcp" }])
       expect(down).toMatchObject({ _tag: "McpServerError", server: "gone" })
     }))

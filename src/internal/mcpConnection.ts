@@ -11,11 +11,12 @@ import type {
   StreamableHTTPError
 } from "@modelcontextprotocol/sdk/client/streamableHttp.js"
 import type { McpError, Tool as ListedTool } from "@modelcontextprotocol/sdk/types.js"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as FiberSet from "effect/FiberSet"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
@@ -191,7 +192,7 @@ export const connect = (options: ConnectionOptions): Effect.Effect<Connection, s
       restarts: 0,
       inFlight: 0,
       closed: false,
-      refreshing: undefined as Fiber.RuntimeFiber<void> | undefined,
+      refreshing: undefined as Deferred.Deferred<void> | undefined,
       stale: false
     }
     const log = (message: string) => run(Effect.logDebug(`MCP server ${name}: ${message}`))
@@ -247,8 +248,13 @@ export const connect = (options: ConnectionOptions): Effect.Effect<Connection, s
           state.tools = listed.right
           yield* options.onToolsChanged
         } while (state.stale)
-      }).pipe(Effect.ensuring(Effect.sync(() => (state.refreshing = undefined))))
-      state.refreshing = run(loop)
+      })
+      const done = Deferred.unsafeMake<void>(FiberId.none)
+      state.refreshing = done
+      run(loop.pipe(Effect.ensuring(Effect.suspend(() => {
+        if (state.refreshing === done) state.refreshing = undefined
+        return Deferred.succeed(done, undefined)
+      }))))
     }
 
     const makeTransport = () =>
@@ -266,9 +272,20 @@ export const connect = (options: ConnectionOptions): Effect.Effect<Connection, s
     const open: Effect.Effect<{ readonly link: Link; readonly tools: ReadonlyArray<McpTool> }, string> = Effect.gen(
       function*() {
         const transport = makeTransport()
+        // a list change notified before this connection is the live one is read before it becomes so
+        let notified = false
         const client: Client = new loaded.Client(options.clientInfo, {
           capabilities: {},
-          listChanged: { tools: { autoRefresh: false, debounceMs: 0, onChanged: () => refresh(client) } }
+          listChanged: {
+            tools: {
+              autoRefresh: false,
+              debounceMs: 0,
+              onChanged: () => {
+                if (state.link?.client === client) refresh(client)
+                else notified = true
+              }
+            }
+          }
         })
         client.onclose = () => lost(client)
         client.onerror = (error) => {
@@ -279,17 +296,19 @@ export const connect = (options: ConnectionOptions): Effect.Effect<Connection, s
             void client.close().catch(() => {})
           }
         }
-        const link: Link = { client, transport }
+        const closeUnlessDone = <A, E>(effect: Effect.Effect<A, E>) =>
+          Effect.onExit(effect, (exit) => (Exit.isSuccess(exit) ? Effect.void : closeQuietly(client)))
         yield* Effect.tryPromise({
           try: (signal) => client.connect(transport, { signal, timeout: connectMillis }),
           catch: describe
-        }).pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : closeQuietly(client))))
-        const tools = yield* listTools(client).pipe(
-          Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : closeQuietly(client))
-        )
-        state.link = link
+        }).pipe(closeUnlessDone)
+        let tools = yield* listTools(client).pipe(closeUnlessDone)
+        while (notified) {
+          notified = false
+          tools = yield* listTools(client).pipe(closeUnlessDone)
+        }
         log(`connected${transport instanceof loaded.StdioClientTransport ? ` (pid ${transport.pid})` : ""}`)
-        return { link, tools }
+        return { link: { client, transport }, tools }
       }
     ).pipe(
       Effect.timeoutFail({
@@ -320,6 +339,7 @@ export const connect = (options: ConnectionOptions): Effect.Effect<Connection, s
             })
           },
           onSuccess: ({ link, tools }) => {
+            state.link = link
             state.restarts++
             state.tools = tools
             return Effect.as(options.onToolsChanged, link)
@@ -354,7 +374,7 @@ export const connect = (options: ConnectionOptions): Effect.Effect<Connection, s
             state.failures = 0
             // a list change notified during the call is read before the model's next step
             const refreshing = state.refreshing
-            if (refreshing !== undefined) yield* Fiber.await(refreshing)
+            if (refreshing !== undefined) yield* Deferred.await(refreshing)
             return outcome.right as CallResult
           }
           const kind = classify(outcome.left)
@@ -374,6 +394,7 @@ export const connect = (options: ConnectionOptions): Effect.Effect<Connection, s
       })
 
     const opened = yield* open
+    state.link = opened.link
     state.tools = opened.tools
 
     yield* Effect.addFinalizer(() =>

@@ -58,6 +58,8 @@ export interface BackendSection {
   readonly api_key_env?: string
   /** Send the key over plain http to a host that is not loopback (off by default). */
   readonly allow_insecure_http?: boolean
+  /** Local backends: the server (`llama.cpp`, `ollama`, `vllm`, `lmstudio`, `mlx`) or `auto` (see `Local.LocalOptions.server`). */
+  readonly server?: string
   /** Anything else a custom backend needs. */
   readonly [key: string]: unknown
 }
@@ -165,20 +167,8 @@ interface Builtin {
   readonly provider: Provider<ProviderOptions>
   /** How an open breaker checks the backend is back without spending a call. */
   readonly probe?: (options: ProviderOptions) => Effect.Effect<unknown, unknown>
-}
-
-/** A local server is back when `/health` (or `/v1/models`) says ok, not while it is still loading. */
-const localHealth = (options: ProviderOptions) =>
-  Local.health({ baseUrl: options.baseUrl, allowInsecureHttp: options.allowInsecureHttp }).pipe(
-    Effect.filterOrFail((health) => health.status === "ok", () => "loading")
-  )
-
-const builtins: Readonly<Record<string, Builtin>> = {
-  local_gpt_oss: { provider: Local.provider, probe: localHealth },
-  local: { provider: Local.provider, probe: localHealth },
-  openai: { provider: OpenAi.provider },
-  anthropic: { provider: Anthropic.provider },
-  openrouter: { provider: OpenRouter.provider }
+  /** The settings only this backend reads, beyond `BackendSettings`. */
+  readonly settings?: typeof LocalSettings
 }
 
 const reserved = new Set(["backend", "fallback", "retry", "circuit_breaker"])
@@ -282,6 +272,33 @@ const BackendSettings = Schema.Struct({
   maxTokens: setAt("max_tokens", checked(Schema.Number, isPositiveInteger, "a positive integer")),
   temperature: setAt("temperature", checked(Schema.Number, isTemperature, `a number ${temperatureRange}`))
 })
+
+/** What only a local backend's section sets: the server it speaks to (`server: llama.cpp`, or `auto`). */
+const LocalSettings = Schema.Struct({
+  server: setAt(
+    "server",
+    checked(
+      Schema.Literal(...Local.servers, "auto"),
+      (value): value is Local.LocalServer | "auto" =>
+        value === "auto" || (Local.servers as ReadonlyArray<unknown>).includes(value),
+      `one of ${Local.servers.join(", ")} or auto`
+    )
+  )
+})
+
+/** A local server is back when `/health` (or `/v1/models`) says ok, not while it is still loading. */
+const localHealth = (options: ProviderOptions) =>
+  Local.health({ baseUrl: options.baseUrl, allowInsecureHttp: options.allowInsecureHttp }).pipe(
+    Effect.filterOrFail((health) => health.status === "ok", () => "loading")
+  )
+
+const builtins: Readonly<Record<string, Builtin>> = {
+  local_gpt_oss: { provider: Local.provider, probe: localHealth, settings: LocalSettings },
+  local: { provider: Local.provider, probe: localHealth, settings: LocalSettings },
+  openai: { provider: OpenAi.provider },
+  anthropic: { provider: Anthropic.provider },
+  openrouter: { provider: OpenRouter.provider }
+}
 
 /** The `retry` section. */
 const RetrySettings = Schema.Struct({
@@ -509,7 +526,10 @@ const build = (
       }
       const settings: ProviderOptions = {
         retry,
-        ...yield* decodeSection(BackendSettings, source, `llm.${name}`, section)
+        ...yield* decodeSection(BackendSettings, source, `llm.${name}`, section),
+        ...(builtin?.settings === undefined
+          ? {}
+          : yield* decodeSection(builtin.settings, source, `llm.${name}`, section))
       }
       if (builtin === undefined) {
         layers.push(custom.get(name)!({ name, section, apiKey, retry }))

@@ -6,15 +6,16 @@
  */
 import * as Schema from "effect/Schema"
 import {
+  assistant,
   AssistantMessage,
   Message,
+  type ReasoningPartInput,
   SystemMessage,
-  ToolCall,
   type ToolCallInput,
   ToolMessage,
   UserMessage
 } from "./Message.js"
-import type { CompletionResult } from "./Reply.js"
+import { CompletionResult } from "./Reply.js"
 
 /**
  * Counts the tokens of one message.
@@ -25,7 +26,8 @@ export type CountTokens = (message: Message) => number
 
 /**
  * A fast estimate: about four characters a token, plus a few tokens of
- * framing per message and per tool call.
+ * framing per message and per tool call; reasoning text counts too (a local
+ * server reads it back).
  *
  * @since 0.1.0
  */
@@ -33,6 +35,7 @@ export const estimateTokens: CountTokens = (message) => {
   let chars = message.content.length
   if (message.role === "assistant") {
     for (const call of message.toolCalls) chars += call.name.length + JSON.stringify(call.arguments).length + 12
+    for (const part of message.reasoning ?? []) chars += part.text.length
   }
   return Math.ceil(chars / 4) + 4
 }
@@ -89,20 +92,20 @@ export class ConversationContext extends Schema.Class<ConversationContext>("effe
     return this.with([...this.history, new UserMessage({ content })], count)
   }
 
-  /** Records the model's reply, keeping its tool calls. */
+  /** Records the model's reply, keeping its tool calls and its reasoning. */
   addAssistant(
     reply: CompletionResult | AssistantMessage | {
       readonly content: string
       readonly toolCalls?: ReadonlyArray<ToolCallInput>
+      readonly reasoning?: ReadonlyArray<ReasoningPartInput>
     },
     count: CountTokens = estimateTokens
   ): ConversationContext {
     const message = reply instanceof AssistantMessage
       ? reply
-      : new AssistantMessage({
-        content: reply.content,
-        toolCalls: (reply.toolCalls ?? []).map((call) => (call instanceof ToolCall ? call : new ToolCall(call)))
-      })
+      : reply instanceof CompletionResult
+      ? reply.toMessage()
+      : assistant(reply.content, reply.toolCalls, { reasoning: reply.reasoning })
     return this.with([...this.history, message], count)
   }
 
@@ -233,8 +236,8 @@ const repair = (history: ReadonlyArray<Message>): ReadonlyArray<Message> => {
       }
     } else {
       changed = true
-      // keep the text, drop the unanswered calls and their partial results
-      if (message.content !== "") out.push(new AssistantMessage({ content: message.content }))
+      // keep the text and its reasoning, drop the unanswered calls and their partial results
+      if (message.content !== "") out.push(assistant(message.content, [], { reasoning: message.reasoning }))
     }
     i = end - 1
   }

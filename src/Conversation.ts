@@ -17,7 +17,7 @@ import * as SynchronizedRef from "effect/SynchronizedRef"
 import type { ConversationContext } from "./Context.js"
 import { type ContextOptions, make as makeContext } from "./Context.js"
 import type { LlmError } from "./errors.js"
-import { Llm } from "./Llm.js"
+import { Llm, type PromptCacheOption } from "./Llm.js"
 import { AssistantMessage, type Message } from "./Message.js"
 import type { CompletionResult, StreamEvent } from "./Reply.js"
 import { TokenCounter } from "./TokenCounter.js"
@@ -31,6 +31,21 @@ import * as Toolkit from "./Toolkit.js"
  */
 export interface SendOptions<R = never> extends Toolkit.RunOptions {
   readonly toolkit?: Toolkit.Toolkit<R> | undefined
+}
+
+/**
+ * How a conversation uses the backend's prompt cache.
+ *
+ * @since 0.1.0
+ */
+export interface ConversationOptions {
+  /**
+   * Passed on each turn's calls (a turn's own `promptCache` wins): the key
+   * (OpenAI's `prompt_cache_key`) is generated once per conversation, a
+   * random UUID, unless given; the slot (llama-server's `id_slot`) is sent
+   * only when given. `false`: no prompt caching.
+   */
+  readonly promptCache?: PromptCacheOption | false | undefined
 }
 
 /**
@@ -70,6 +85,15 @@ export declare namespace Conversation {
     ) => Stream.Stream<StreamEvent, LlmError | ToolExecutionError, R>
     /** Replaces the conversation (e.g. one restored with `ConversationContext.decode`). */
     readonly set: (context: ConversationContext) => Effect.Effect<void>
+    /**
+     * Sends the conversation so far (the system prompt, the options' tools
+     * and toolkit, the turns) for the backend to cache, generating nothing,
+     * so the next turn's answer starts sooner: call it before the first user
+     * turn. The history is not changed. `None`, with nothing sent, when the
+     * backend has no prompt cache to warm (OpenRouter, a fallback chain, a
+     * scripted `Llm`) or the conversation's caching is off.
+     */
+    readonly warm: <R = never>(options?: SendOptions<R>) => Effect.Effect<Option.Option<CompletionResult>, LlmError>
   }
 }
 
@@ -81,10 +105,19 @@ const emptyKit: Toolkit.Toolkit<never> = { tools: new Map(), definitions: [] }
  * @since 0.1.0
  */
 export const make = (
-  initial: ConversationContext
+  initial: ConversationContext,
+  options: ConversationOptions = {}
 ): Effect.Effect<Conversation.Service, never, Llm> =>
   Effect.gen(function*() {
     const llm = yield* Llm
+    // one key for the whole conversation, so every turn is routed to the same cache
+    const promptCache: PromptCacheOption | false = options.promptCache === false
+      ? false
+      : { ...options.promptCache, key: options.promptCache?.key ?? (yield* Effect.sync(() => crypto.randomUUID())) }
+    const cached = <O extends { readonly promptCache?: PromptCacheOption | false | undefined }>(turn: O): O => ({
+      ...turn,
+      promptCache: turn.promptCache ?? promptCache
+    })
     const counter = yield* Effect.serviceOption(TokenCounter)
     const count = Option.isSome(counter) ? counter.value.count : undefined
     const ref = yield* SynchronizedRef.make(initial)
@@ -102,8 +135,9 @@ export const make = (
         context
       )
 
-    const send = <R>(userText: string, options: SendOptions<R> = {}) =>
+    const send = <R>(userText: string, turn: SendOptions<R> = {}) =>
       turnLock.withPermits(1)(SynchronizedRef.modifyEffect(ref, (context) => {
+        const options = cached(turn)
         const started = context.addUser(userText, count)
         return Toolkit.run(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), options).pipe(
           Effect.provideService(Llm, llm),
@@ -111,8 +145,9 @@ export const make = (
         )
       }))
 
-    const sendStream = <R>(userText: string, options: SendOptions<R> = {}) =>
+    const sendStream = <R>(userText: string, turn: SendOptions<R> = {}) =>
       Stream.unwrapScoped(Effect.gen(function*() {
+        const options = cached(turn)
         // hold the conversation for the whole stream: turns never interleave
         yield* Effect.acquireRelease(turnLock.take(1), () => turnLock.release(1))
         const context = yield* SynchronizedRef.get(ref)
@@ -151,18 +186,28 @@ export const make = (
         )
       }))
 
+    // under the turn lock: a warm-up never interleaves with a turn (nor lands in a slot a turn is using)
+    const warm = <R>(turn: SendOptions<R> = {}) =>
+      turnLock.withPermits(1)(Effect.flatMap(SynchronizedRef.get(ref), (context) => {
+        const options = cached(turn)
+        return Toolkit.warm(context.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), options).pipe(
+          Effect.provideService(Llm, llm)
+        )
+      }))
+
     return {
       context: SynchronizedRef.get(ref),
       send,
       sendStream,
-      set: (context) => SynchronizedRef.set(ref, context)
+      set: (context) => SynchronizedRef.set(ref, context),
+      warm
     } satisfies Conversation.Service
   })
 
 /**
- * A conversation service starting empty with the given limits (default: 10 turns).
+ * A conversation service starting empty with the given limits (default: 10 turns) and prompt cache use.
  *
  * @since 0.1.0
  */
-export const layer = (options: ContextOptions = {}): Layer.Layer<Conversation, never, Llm> =>
-  Layer.effect(Conversation, make(makeContext(options)))
+export const layer = (options: ContextOptions & ConversationOptions = {}): Layer.Layer<Conversation, never, Llm> =>
+  Layer.effect(Conversation, make(makeContext(options), options))

@@ -33,6 +33,41 @@ export {
 export type ToolChoice = "auto" | "none" | "required" | { readonly name: string }
 
 /**
+ * How a call uses the backend's prompt cache. Each backend reads the fields
+ * it has a use for and ignores the others; Anthropic's cache breakpoints are
+ * placed whenever this is not `false`.
+ *
+ * @since 0.1.0
+ */
+export interface PromptCacheOption {
+  /**
+   * OpenAI's `prompt_cache_key`: requests with the same key and prefix are
+   * routed to the same cache (a conversation's id, typically).
+   */
+  readonly key?: string | undefined
+  /**
+   * llama-server's slot (`id_slot`, with `cache_prompt`): a conversation
+   * that keeps to one slot reuses that slot's KV cache on every turn.
+   */
+  readonly slot?: number | undefined
+  /** Anthropic's cache lifetime for the breakpoints: `"5m"` (the API's default) or `"1h"`. */
+  readonly ttl?: "5m" | "1h" | undefined
+}
+
+/**
+ * How much the model may reason before it answers: an effort, a budget of
+ * reasoning tokens, or none where the backend can turn reasoning off. Each
+ * backend maps it to its own field (OpenAI and local servers
+ * `reasoning_effort`, OpenRouter `reasoning`, Anthropic `thinking`).
+ *
+ * @since 0.1.0
+ */
+export type ReasoningOption =
+  | { readonly effort: "low" | "medium" | "high" }
+  | { readonly budgetTokens: number }
+  | { readonly enabled: false }
+
+/**
  * Per-call options; unset ones take the layer's defaults.
  *
  * @since 0.1.0
@@ -50,6 +85,13 @@ export interface CompletionOptions {
   readonly firstTokenTimeout?: Duration.DurationInput | undefined
   /** Deadline between two content events of a stream. */
   readonly idleTimeout?: Duration.DurationInput | undefined
+  /**
+   * The prompt cache: a key, a slot, a lifetime (see `PromptCacheOption`);
+   * `false` sends no cache hint at all (and asks llama-server not to reuse its cache).
+   */
+  readonly promptCache?: PromptCacheOption | false | undefined
+  /** How much the model may reason (see `ReasoningOption`). */
+  readonly reasoning?: ReasoningOption | undefined
 }
 
 /**
@@ -85,6 +127,15 @@ export declare namespace Llm {
       messages: ReadonlyArray<Message>,
       options?: CompletionOptions
     ) => Stream.Stream<StreamEvent, LlmError>
+    /**
+     * Sends `messages` and the options' tools for the backend to cache as a
+     * prompt prefix, generating nothing (or one token where the backend needs
+     * one), so the next call that starts with them answers sooner. Absent
+     * where the backend has no prompt cache to warm.
+     */
+    readonly warm?:
+      | ((messages: ReadonlyArray<Message>, options?: CompletionOptions) => Effect.Effect<CompletionResult, LlmError>)
+      | undefined
   }
 }
 

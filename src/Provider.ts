@@ -27,7 +27,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type { WireCodec } from "./codecs/WireCodec.js"
 import * as HttpProvider from "./internal/httpProvider.js"
-import { Llm } from "./Llm.js"
+import { Llm, type PromptCacheOption, type ReasoningOption } from "./Llm.js"
 import type * as Retry from "./Retry.js"
 
 /**
@@ -52,6 +52,10 @@ export interface ProviderOptions {
   readonly maxTokens?: number | undefined
   /** Default sampling temperature. */
   readonly temperature?: number | undefined
+  /** Default prompt cache use (`false`: no cache hint unless a call asks for one). */
+  readonly promptCache?: PromptCacheOption | false | undefined
+  /** Default reasoning of every call (see `ReasoningOption`). */
+  readonly reasoning?: ReasoningOption | undefined
   readonly retry?: Retry.RetryOptions | undefined
   /** The largest response body accepted, streamed or not (default 32 MiB). */
   readonly maxResponseBytes?: number | undefined
@@ -217,7 +221,12 @@ const configOf = <Options extends ProviderOptions>(
     timeout: options.timeout ?? declaration.defaults.timeout,
     firstTokenTimeout: options.firstTokenTimeout,
     idleTimeout: options.idleTimeout ?? defaultIdleTimeout,
-    defaults: { maxTokens: options.maxTokens, temperature: options.temperature },
+    defaults: {
+      maxTokens: options.maxTokens,
+      temperature: options.temperature,
+      promptCache: options.promptCache,
+      reasoning: options.reasoning
+    },
     retry: options.retry,
     maxResponseBytes: options.maxResponseBytes,
     allowInsecureHttp: options.allowInsecureHttp

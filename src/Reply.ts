@@ -9,7 +9,7 @@
 import * as Data from "effect/Data"
 import * as Schema from "effect/Schema"
 import { LlmError } from "./errors.js"
-import { ToolCall } from "./Message.js"
+import { assistant, type AssistantMessage, ReasoningPart, ToolCall, type ToolCallInput } from "./Message.js"
 
 /**
  * Why the model stopped.
@@ -63,6 +63,25 @@ export class ResponseMetadata extends Schema.Class<ResponseMetadata>("effect-llm
   latencyMillis: Schema.Number,
   /** Milliseconds from the call to the first content event (streams). */
   firstTokenMillis: Schema.optional(Schema.Number),
+  /**
+   * What the server measured itself, when it says (llama-server's `timings`):
+   * prompt processing beside generation, so server-side prompt time can be
+   * read next to `firstTokenMillis`. Each figure only when reported.
+   */
+  timings: Schema.optional(Schema.Struct({
+    /** Prompt tokens processed (those not served from the cache). */
+    promptTokens: Schema.optional(Schema.Number),
+    /** Milliseconds spent processing the prompt. */
+    promptMillis: Schema.optional(Schema.Number),
+    promptTokensPerSecond: Schema.optional(Schema.Number),
+    /** Tokens generated. */
+    generationTokens: Schema.optional(Schema.Number),
+    /** Milliseconds spent generating. */
+    generationMillis: Schema.optional(Schema.Number),
+    generationTokensPerSecond: Schema.optional(Schema.Number),
+    /** Prompt tokens reused from the server's cache. */
+    cachedPromptTokens: Schema.optional(Schema.Number)
+  })),
   /** Backends of a fallback chain that did not answer: skipped (breaker open) or failed with `error`. */
   fallbacks: Schema.optional(Schema.Array(Schema.Struct({
     provider: Schema.String,
@@ -82,8 +101,10 @@ export class CompletionResult extends Schema.Class<CompletionResult>("effect-llm
   finishReason: FinishReason,
   toolCalls: Schema.Array(ToolCall),
   usage: Usage,
-  /** The model's reasoning, kept apart from `content`. */
+  /** The model's reasoning, kept apart from `content`: the text of `reasoningParts`, joined. */
   reasoning: Schema.optional(Schema.String),
+  /** The reasoning as its backend gave it (signatures, redacted blocks), to send back with the message. */
+  reasoningParts: Schema.optional(Schema.Array(ReasoningPart)),
   metadata: ResponseMetadata
 }) {
   /** Total tokens used (`usage.totalTokens`: input plus output). */
@@ -95,12 +116,28 @@ export class CompletionResult extends Schema.Class<CompletionResult>("effect-llm
   get hasToolCalls(): boolean {
     return this.toolCalls.length > 0
   }
+
+  /**
+   * The assistant message of this reply, for the history: its text, its tool
+   * calls (or `toolCalls`, e.g. under the names a tool loop resolved) and its
+   * reasoning parts.
+   */
+  toMessage(options: { readonly toolCalls?: ReadonlyArray<ToolCallInput> | undefined } = {}): AssistantMessage {
+    return assistant(this.content, options.toolCalls ?? this.toolCalls, { reasoning: this.reasoningParts })
+  }
 }
 
 /**
  * One event of a streamed reply. Content events (`TextDelta`,
- * `ReasoningDelta`, `ToolCallStart`, `ToolCallDelta`, `ToolCall`) arrive in
- * order; `Finish` is always last.
+ * `ReasoningDelta`, `ReasoningPart`, `ToolCallStart`, `ToolCallDelta`,
+ * `ToolCall`) arrive in order; `Finish` is always last.
+ *
+ * `ReasoningPart` closes a block of reasoning that its backend needs back as
+ * it was (Anthropic's signed thinking block, or a redacted block, which has
+ * no text and so no `ReasoningDelta`): its text was already streamed by the
+ * block's `ReasoningDelta`s. Reasoning deltas not closed by a part (Chat
+ * Completions reasoning) make one part of their own when the stream is
+ * collected. Like every content event, a `ReasoningPart` commits the stream.
  *
  * @since 0.1.0
  */
@@ -109,6 +146,8 @@ export type StreamEvent = Data.TaggedEnum<{
   TextDelta: { readonly text: string }
   /** A piece of the model's reasoning, never part of the text. */
   ReasoningDelta: { readonly text: string }
+  /** A complete block of reasoning with what its backend needs to take it back (signature, redacted data). */
+  ReasoningPart: { readonly part: ReasoningPart }
   /** The model started a tool call. */
   ToolCallStart: { readonly index: number; readonly id: string; readonly name: string }
   /** A fragment of a tool call's JSON arguments; not parseable on its own. */
@@ -137,6 +176,7 @@ export const StreamEvent: Data.TaggedEnum.Constructor<StreamEvent> = (() => {
   return {
     TextDelta: Data.tagged<Extract<StreamEvent, { _tag: "TextDelta" }>>("TextDelta"),
     ReasoningDelta: Data.tagged<Extract<StreamEvent, { _tag: "ReasoningDelta" }>>("ReasoningDelta"),
+    ReasoningPart: Data.tagged<Extract<StreamEvent, { _tag: "ReasoningPart" }>>("ReasoningPart"),
     ToolCallStart: Data.tagged<Extract<StreamEvent, { _tag: "ToolCallStart" }>>("ToolCallStart"),
     ToolCallDelta: Data.tagged<Extract<StreamEvent, { _tag: "ToolCallDelta" }>>("ToolCallDelta"),
     ToolCall: Data.tagged<Extract<StreamEvent, { _tag: "ToolCall" }>>("ToolCall"),

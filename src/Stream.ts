@@ -10,9 +10,9 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { LlmResponseError } from "./errors.js"
+import { ReplyCollector } from "./internal/replyCollector.js"
 import { textOnly, textsOf } from "./internal/textOnly.js"
-import type { ToolCall } from "./Message.js"
-import { CompletionResult, type StreamEvent } from "./Reply.js"
+import type { CompletionResult, StreamEvent } from "./Reply.js"
 
 export {
   /** @since 0.1.0 */
@@ -38,50 +38,22 @@ export const collect = <E, R>(
   self: Stream.Stream<StreamEvent, E, R>
 ): Effect.Effect<CompletionResult, E | LlmResponseError, R> =>
   Effect.suspend(() => {
-    const text: Array<string> = []
-    const reasoning: Array<string> = []
-    const toolCalls: Array<ToolCall> = []
-    let finish: Extract<StreamEvent, { _tag: "Finish" }> | undefined
+    const collector = new ReplyCollector()
     return Stream.runForEachChunk(self, (chunk) =>
       Effect.sync(() => {
-        for (const event of chunk) {
-          switch (event._tag) {
-            case "TextDelta":
-              text.push(event.text)
-              break
-            case "ReasoningDelta":
-              reasoning.push(event.text)
-              break
-            case "ToolCall":
-              toolCalls.push(event.toolCall)
-              break
-            case "Finish":
-              finish = event
-              break
-          }
-        }
+        for (const event of chunk) collector.push(event)
       })).pipe(
         Effect.flatMap(() => {
-          if (finish === undefined) {
-            return Effect.fail(
+          const result = collector.result()
+          return result === undefined
+            ? Effect.fail(
               new LlmResponseError({
                 provider: "unknown",
                 model: "unknown",
                 message: "the stream ended without a Finish event"
               })
             )
-          }
-          return Effect.succeed(
-            new CompletionResult({
-              content: text.join(""),
-              model: finish.model,
-              finishReason: finish.finishReason,
-              toolCalls,
-              usage: finish.usage,
-              ...(reasoning.length > 0 ? { reasoning: reasoning.join("") } : {}),
-              metadata: finish.metadata
-            }, true)
-          )
+            : Effect.succeed(result)
         })
       )
   })

@@ -6,12 +6,14 @@
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { LlmError, LlmResponseError } from "./errors.js"
 import { responseError } from "./internal/errorFactory.js"
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
+import { ReplyCollector } from "./internal/replyCollector.js"
 import { type CompletionOptions, Llm } from "./Llm.js"
-import { AssistantMessage, type Message, ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
+import { type Message, ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
 import { CompletionResult, StreamEvent } from "./Reply.js"
 import { type Tool, ToolExecutionError } from "./Tool.js"
 
@@ -124,23 +126,36 @@ export interface RunResult {
 export const wrapperPrefixes: ReadonlyArray<string> = ["functions.", "tools."]
 
 /**
+ * The name a call gives, without what gpt-oss sometimes leaves around it:
+ * Harmony's channel residue after the name (`get_weather<|channel|>commentary`,
+ * `get_weather<|constrain|>json`: everything from the first `<|`, which no
+ * function name holds), surrounding blanks, then a wrapper prefix.
+ */
+const bareName = (name: string): string => {
+  const residue = name.indexOf("<|")
+  const cut = (residue < 0 ? name : name.slice(0, residue)).trim()
+  const prefix = wrapperPrefixes.find((p) => cut.startsWith(p))
+  return prefix === undefined ? cut : cut.slice(prefix.length)
+}
+
+/**
  * The tool a call names, and the name the call is recorded under in the
- * history: the tool's own when the name, bare or without a wrapper prefix,
+ * history: the tool's own when the name, as given or bare (see `bareName`),
  * is a tool; else the bare name made a valid function name (other characters
  * become `_`, at most 64), so the history can be sent back.
  */
 const resolve = <R>(kit: Toolkit<R>, name: string): { readonly tool: Tool<R> | undefined; readonly name: string } => {
   const exact = kit.tools.get(name)
   if (exact !== undefined) return { tool: exact, name }
-  const prefix = wrapperPrefixes.find((p) => name.startsWith(p))
-  const bare = prefix === undefined ? name : name.slice(prefix.length)
+  const bare = bareName(name)
   const tool = kit.tools.get(bare)
   return { tool, name: tool !== undefined ? bare : bare.replace(/[^a-zA-Z0-9_-]/g, "_").slice(0, 64) || "unnamed" }
 }
 
 /**
  * The calls of a step as the history records them: each under the name it
- * resolves to (see `wrapperPrefixes`), so the history stays valid to send.
+ * resolves to (see `wrapperPrefixes`; channel residue is dropped too), so the
+ * history stays valid to send.
  *
  * @since 0.1.0
  */
@@ -152,7 +167,8 @@ export const recorded = <R>(kit: Toolkit<R>, calls: ReadonlyArray<ToolCall>): Re
 
 /**
  * Runs the calls of one step and returns their tool messages, in call order.
- * A call names its tool bare or with a wrapper prefix; an unknown name is an
+ * A call names its tool bare, with a wrapper prefix or with gpt-oss's
+ * channel residue (`get_weather<|channel|>commentary`); an unknown name is an
  * error result (or, with `failOnToolError`, a `ToolExecutionError`).
  *
  * @since 0.1.0
@@ -218,6 +234,24 @@ const callOptions = <R>(kit: Toolkit<R>, options: RunOptions): CompletionOptions
   return { ...rest, tools: [...(options.tools ?? []), ...kit.definitions] }
 }
 
+/**
+ * Warms the backend's prompt cache with the prefix `run` and `stream` will
+ * send first: `messages` with the toolkit's tools and the options (see
+ * `Llm.Service.warm`). `None` when the backend has no prompt cache to warm
+ * or the options turn caching off.
+ *
+ * @since 0.1.0
+ */
+export const warm = <R>(
+  messages: ReadonlyArray<Message>,
+  kit: Toolkit<R>,
+  options: RunOptions = {}
+): Effect.Effect<Option.Option<CompletionResult>, LlmError, Llm> =>
+  Effect.flatMap(Llm, (llm) =>
+    llm.warm === undefined || options.promptCache === false
+      ? Effect.succeed(Option.none())
+      : Effect.map(llm.warm(messages, callOptions(kit, options)), Option.some))
+
 /** The reply of a step cut off by `maxSteps`: its text, finish reason "length". */
 const cutOff = (result: CompletionResult): CompletionResult =>
   new CompletionResult({ ...result, finishReason: "length" }, true)
@@ -246,16 +280,16 @@ export const run = <R>(
       // read at every step: a toolkit's tools may change (an MCP server's list)
       const result = yield* llm.complete([...messages, ...added], callOptions(kit, options))
       if (!result.hasToolCalls) {
-        added.push(new AssistantMessage({ content: result.content }))
+        added.push(result.toMessage())
         return { result, added, steps: step }
       }
       if (step >= maxSteps) {
-        if (result.content !== "") added.push(new AssistantMessage({ content: result.content }))
+        if (result.content !== "") added.push(result.toMessage({ toolCalls: [] }))
         return { result: cutOff(result), added, steps: step }
       }
       const unusable = unusableCalls(llm, result.toolCalls)
       if (unusable !== undefined) return yield* Effect.fail(unusable)
-      added.push(new AssistantMessage({ content: result.content, toolCalls: recorded(kit, result.toolCalls) }))
+      added.push(result.toMessage({ toolCalls: recorded(kit, result.toolCalls) }))
       for (const message of yield* execute(kit, result.toolCalls, options)) added.push(message)
     }
   })
@@ -280,26 +314,23 @@ export const stream = <R>(
       n: number
     ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, R> =>
       Stream.suspend(() => {
-        const text: Array<string> = []
-        const calls: Array<ToolCall> = []
-        let finish: Extract<StreamEvent, { _tag: "Finish" }> | undefined
+        const reply = new ReplyCollector()
         // read at every step: a toolkit's tools may change (an MCP server's list)
         const events = llm.stream(history, callOptions(kit, options)).pipe(
           Stream.mapChunks((chunk) => {
             const out: Array<StreamEvent> = []
             for (const event of chunk) {
-              if (event._tag === "TextDelta") text.push(event.text)
-              else if (event._tag === "ToolCall") calls.push(event.toolCall)
-              if (event._tag === "Finish") finish = event
-              else out.push(event)
+              reply.push(event)
+              if (event._tag !== "Finish") out.push(event)
             }
             return Chunk.unsafeFromArray(out)
           })
         )
         const next = Stream.unwrap(Effect.gen(function*() {
-          const content = text.join("")
+          const calls = reply.toolCalls
+          const finish = reply.finish
           if (calls.length === 0 || n >= maxSteps) {
-            const added = content === "" && calls.length > 0 ? [] : [new AssistantMessage({ content })]
+            const added = reply.content === "" && calls.length > 0 ? [] : [reply.message([])]
             if (options.onStep) yield* options.onStep(added)
             if (finish === undefined) return Stream.empty
             return Stream.make(calls.length > 0 ? StreamEvent.Finish({ ...finish, finishReason: "length" }) : finish)
@@ -307,7 +338,7 @@ export const stream = <R>(
           const unusable = unusableCalls(llm, calls)
           if (unusable !== undefined) return yield* Effect.fail(unusable)
           const results = yield* execute(kit, calls, options)
-          const added = [new AssistantMessage({ content, toolCalls: recorded(kit, calls) }), ...results]
+          const added = [reply.message(recorded(kit, calls)), ...results]
           if (options.onStep) yield* options.onStep(added)
           return step([...history, ...added], n + 1)
         }))

@@ -189,6 +189,10 @@ export {
   /** @since 0.1.0 */
   type FinishReason,
   /** @since 0.1.0 */
+  type PromptCacheOption,
+  /** @since 0.1.0 */
+  type ReasoningOption,
+  /** @since 0.1.0 */
   type ToolChoice,
   /** @since 0.1.0 */
   Usage
@@ -196,6 +200,8 @@ export {
 export {
   /** @since 0.1.0 */
   AssistantMessage,
+  /** @since 0.1.0 */
+  ReasoningPart,
   /** @since 0.1.0 */
   SystemMessage,
   /** @since 0.1.0 */

@@ -1061,6 +1061,30 @@ describe("requests, routes and lifecycle", () => {
     expect(server.requests[0]!.requestId).toBe("req_1")
   })
 
+  it("answers a GET route as set (JSON or text), before the built-in ones; reset removes it", async () => {
+    server.setRoute("/props", { status: 200, body: { total_slots: 4 } })
+    server.setRoute("/v1/models", { status: 503, body: { error: { message: "Loading model" } } })
+    server.setRoute("/version", { status: 404, body: "Not Found" })
+    const props = await roundTrip("GET", "/props?autoload=1")
+    const models = await roundTrip("GET", "/v1/models")
+    const version = await roundTrip("GET", "/version")
+    expect([props.status, props.headers["content-type"], JSON.parse(props.text)]).toEqual([
+      200,
+      "application/json",
+      { total_slots: 4 }
+    ])
+    expect([models.status, JSON.parse(models.text).error.message]).toEqual([503, "Loading model"])
+    expect([version.status, version.headers["content-type"], version.text]).toEqual([404, "text/plain", "Not Found"])
+    // a POST to a routed path is not answered by the route
+    expect((await roundTrip("POST", "/props", {})).status).toBe(404)
+    server.setRoute("/props", undefined)
+    expect((await roundTrip("GET", "/props")).status).toBe(404)
+    server.reset()
+    expect((await roundTrip("GET", "/v1/models")).status).toBe(200)
+    expect((await roundTrip("GET", "/version")).status).toBe(404)
+    expect((await roundTrip("GET", "/version")).headers["content-type"]).toBe("application/json")
+  })
+
   it("script headers override the defaults", async () => {
     server.enqueue({ kind: "reply", text: "a", headers: { "x-request-id": "custom", "x-generation-id": "gen-1" } })
     const { headers } = await roundTrip("POST", CHAT, chatBody())

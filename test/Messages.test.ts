@@ -166,8 +166,9 @@ describe("Messages readError", () => {
 })
 
 const base: EncodeInput = { model: "claude-x", messages: [Message.user("hi")], options: {}, stream: false }
+/** Encodes with prompt caching off unless the input turns it on: the cache breakpoints are tested in promptCache.test.ts. */
 const encode = (input: Partial<EncodeInput>, make: Messages.MessagesOptions = {}) =>
-  Messages.make(make).encode({ ...base, ...input })
+  Messages.make(make).encode({ ...base, ...input, options: { promptCache: false, ...input.options } })
 const bodyOf = (input: Partial<EncodeInput>, make: Messages.MessagesOptions = {}) => {
   const encoded = encode(input, make)
   if ("invalid" in encoded) throw new Error(encoded.invalid)
@@ -518,6 +519,8 @@ describe("Messages stream decoding", () => {
     if ("_tag" in decoded) throw new Error(decoded.message)
     expect(decoded.events.map((event) => event._tag)).toEqual([
       "ReasoningDelta",
+      // the thinking block's end: its text and signature, to send back
+      "ReasoningPart",
       "TextDelta",
       "TextDelta",
       "ToolCallStart",
@@ -538,7 +541,8 @@ describe("Messages stream decoding", () => {
       model: "claude-z",
       responseId: "msg_s"
     })
-    expect(decoded.events[3]).toMatchObject({ _tag: "ToolCallStart", index: 2, id: "toolu_a", name: "weather" })
+    expect(decoded.events[1]).toMatchObject({ _tag: "ReasoningPart", part: { text: "let me see", signature: "abc" } })
+    expect(decoded.events[4]).toMatchObject({ _tag: "ToolCallStart", index: 2, id: "toolu_a", name: "weather" })
   })
 
   it("overwrites usage with message_delta's cumulative counters instead of adding", () => {
@@ -725,7 +729,8 @@ describe("Anthropic layer", () => {
       expect(first!.body).toEqual({
         model: "claude-sonnet-4-20250514",
         max_tokens: 1024,
-        system: "sys",
+        // the system prompt ends a cache breakpoint by default
+        system: [{ type: "text", text: "sys", cache_control: { type: "ephemeral" } }],
         messages: [{ role: "user", content: [{ type: "text", text: "q" }] }]
       })
       expect(second!.body).toMatchObject({ stream: true, max_tokens: 1024 })

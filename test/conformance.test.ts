@@ -53,7 +53,14 @@ const replayedToolTurn = {
       role: "assistant",
       content: [
         { type: "tool_use", id: "call_w", name: "get_weather", input: { city: "Oslo" } },
-        { type: "tool_use", id: "call_t", name: "get_time", input: { city: "Oslo" } }
+        // the last block before the newest user turn: the cache breakpoint placed by default
+        {
+          type: "tool_use",
+          id: "call_t",
+          name: "get_time",
+          input: { city: "Oslo" },
+          cache_control: { type: "ephemeral" }
+        }
       ]
     },
     {

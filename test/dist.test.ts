@@ -24,7 +24,7 @@ const runtimeApi = {
   index: {
     Anthropic: ["defaults", "layer", "layerConfig", "make", "provider"],
     AssistantMessage: "value",
-    ChatCompletions: ["make"],
+    ChatCompletions: ["dialects", "make"],
     CompletionResult: "value",
     Conversation: ["Conversation", "layer", "make"],
     ConversationContext: ["ConversationContext", "decode", "estimateTokens", "make"],
@@ -64,12 +64,13 @@ const runtimeApi = {
     LlmResponseError: "value",
     LlmStream: ["StreamEvent", "collect", "sentences", "textDeltas"],
     LlmTimeoutError: "value",
-    Local: ["Health", "defaults", "health", "layer", "layerConfig", "make", "models", "provider"],
+    Local: ["Health", "defaults", "detect", "health", "layer", "layerConfig", "make", "models", "provider", "servers"],
     McpToolkit: ["McpServerError", "McpToolkit", "layer", "make"],
     Message: [
       "AssistantMessage",
       "JsonObject",
       "Message",
+      "ReasoningPart",
       "SystemMessage",
       "ToolCall",
       "ToolDefinition",
@@ -86,6 +87,7 @@ const runtimeApi = {
     OpenRouter: ["defaults", "layer", "layerConfig", "make", "provider"],
     Provider: ["bearer", "defaultIdleTimeout", "make", "overrideEnv", "readEnv"],
     Retry: ["defaults"],
+    ReasoningPart: "value",
     StreamEvent: "value",
     SystemMessage: "value",
     TokenCounter: ["TokenCounter", "estimate", "layer", "openAi"],
@@ -93,7 +95,7 @@ const runtimeApi = {
     ToolCall: "value",
     ToolDefinition: "value",
     ToolMessage: "value",
-    Toolkit: ["execute", "make", "maxArgumentsDepth", "merge", "recorded", "run", "stream", "wrapperPrefixes"],
+    Toolkit: ["execute", "make", "maxArgumentsDepth", "merge", "recorded", "run", "stream", "warm", "wrapperPrefixes"],
     Usage: "value",
     UserMessage: "value",
     WireCodec: ["fromProviderFailure", "responseError"],
@@ -101,7 +103,7 @@ const runtimeApi = {
     isTransient: "value"
   },
   testing: {
-    FakeProvider: ["FakeProviderServer", "layer", "make", "start"],
+    FakeProvider: ["FakeProviderServer", "layer", "make", "slotPrompt", "start"],
     ScriptedLlm: ["ScriptedLlm", "calls", "fail", "hang", "layer", "make", "reply", "toolCalls"]
   }
 } as const
@@ -110,14 +112,14 @@ const runtimeApi = {
 const typeApi = {
   index: {
     Anthropic: ["AnthropicOptions"],
-    ChatCompletions: ["ChatCompletionsOptions"],
+    ChatCompletions: ["ChatCompletionsOptions", "Dialect"],
     CompletionOptions: "type",
-    Conversation: ["SendOptions"],
+    Conversation: ["ConversationOptions", "SendOptions"],
     ConversationContext: ["ContextOptions", "CountTokens", "Turn"],
     Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "ProbedLayer"],
     FinishReason: "type",
     HttpTransport: ["BodyReader", "Request", "Response", "Service", "UndiciOptions"],
-    Llm: ["CompletionOptions", "ToolChoice"],
+    Llm: ["CompletionOptions", "PromptCacheOption", "ReasoningOption", "ToolChoice"],
     LlmConfig: [
       "BackendContext",
       "BackendFactory",
@@ -126,7 +128,7 @@ const typeApi = {
       "LlmSection",
       "McpServerSection"
     ],
-    Local: ["LocalOptions", "ProbeOptions"],
+    Local: ["LocalOptions", "LocalServer", "ProbeOptions"],
     McpToolkit: ["HttpServer", "Options", "Server", "ServerOptions", "ServerStatus", "Service", "StdioServer"],
     AnthropicMessages: ["MessagesOptions"],
     OpenAi: ["OpenAiOptions"],
@@ -141,17 +143,21 @@ const typeApi = {
       "TextOptions"
     ],
     Retry: ["RetryOptions"],
+    PromptCacheOption: "type",
+    ReasoningOption: "type",
     ToolChoice: "type",
     Tool: ["Tool"],
     Toolkit: ["KitRequirements", "Requirements", "RunOptions", "RunResult", "Toolkit"],
-    Message: ["ToolCallInput"],
+    Message: ["CacheOptions", "ReasoningPartInput", "ToolCallInput"],
     WireCodec: [
       "DecodedFinish",
       "DecodedReply",
       "EncodeInput",
       "ErrorContext",
       "ProviderFailure",
+      "ServerTimings",
       "StreamDecoder",
+      "WarmInput",
       "WireCodec"
     ]
   },

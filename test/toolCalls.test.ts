@@ -411,7 +411,14 @@ const followUp = (
       { role: "user", content: [{ type: "text", text: "Hi" }] },
       {
         role: "assistant",
-        content: calls.map((call) => ({ type: "tool_use", id: call.id, name: call.name, input: { city: call.city } }))
+        // the last block before the newest user turn carries the cache breakpoint placed by default
+        content: calls.map((call, i) => ({
+          type: "tool_use",
+          id: call.id,
+          name: call.name,
+          input: { city: call.city },
+          ...(i === calls.length - 1 ? { cache_control: { type: "ephemeral" } } : {})
+        }))
       },
       {
         role: "user",

@@ -9,9 +9,11 @@ import type { LlmError } from "../errors.js"
 import { readErrorBody } from "../internal/errorBody.js"
 import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "../internal/errorFactory.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
+import { warmUpMessages, warmUpProblem } from "../internal/promptCache.js"
+import { budgetOf } from "../internal/reasoning.js"
 import { badIndex, ToolCallBuffer, toToolCall, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
-import { validateRequest } from "../internal/validate.js"
-import { type Message, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
+import { thinkingProblem, validateRequest } from "../internal/validate.js"
+import { type Message, ReasoningPart, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
 import { type FinishReason, StreamEvent, Usage } from "../Reply.js"
 import type { DecodedFinish, DecodedReply, EncodeInput, StreamDecoder, WireCodec } from "./WireCodec.js"
 
@@ -38,6 +40,34 @@ interface WireMessage {
   readonly content: Array<Json>
 }
 
+/**
+ * The blocks Anthropic takes back of some reasoning, unchanged: signed
+ * thinking and redacted thinking. Parts without a signature (from another
+ * backend, or a block cut off before its signature) are dropped: Anthropic
+ * refuses a thinking block it cannot verify.
+ */
+const thinkingBlocks = (parts: ReadonlyArray<ReasoningPart>): Array<Json> => {
+  const blocks: Array<Json> = []
+  for (const part of parts) {
+    if (part.redacted !== undefined) blocks.push({ type: "redacted_thinking", data: part.redacted })
+    else if (part.signature) blocks.push({ type: "thinking", thinking: part.text, signature: part.signature })
+  }
+  return blocks
+}
+
+const isToolResult = (block: Json): boolean => block.type === "tool_result"
+
+const isThinking = (block: Json): boolean => block.type === "thinking" || block.type === "redacted_thinking"
+
+/** Moves the blocks `first` picks to the front of `content`, each group in its order. */
+const hoist = (content: Array<Json>, first: (block: Json) => boolean): void => {
+  const front = content.filter(first)
+  if (front.length > 0 && front.length < content.length) {
+    const rest = content.filter((block) => !first(block))
+    content.splice(0, content.length, ...front, ...rest)
+  }
+}
+
 /** The content blocks one of our messages becomes, and the wire role that carries them. */
 const blocksOf = (message: Exclude<Message, { role: "system" }>): WireMessage => {
   switch (message.role) {
@@ -48,6 +78,8 @@ const blocksOf = (message: Exclude<Message, { role: "system" }>): WireMessage =>
       for (const call of message.toolCalls) {
         content.push({ type: "tool_use", id: call.id, name: call.name, input: call.arguments })
       }
+      // reasoning alone is no message: it goes first in one that has text or calls
+      if (content.length > 0 && message.reasoning !== undefined) content.unshift(...thinkingBlocks(message.reasoning))
       return { role: "assistant", content }
     }
     case "tool":
@@ -63,24 +95,36 @@ const blocksOf = (message: Exclude<Message, { role: "system" }>): WireMessage =>
   }
 }
 
+/** The history as Anthropic takes it, with the blocks the messages asked to end a cache breakpoint at. */
+interface History {
+  /** One text block per non-empty system message, in order. */
+  readonly system: Array<Json>
+  readonly messages: Array<WireMessage>
+  /** The blocks of messages marked `cache: true` (their last block), in order. */
+  readonly marked: Array<Json>
+}
+
 /**
- * Builds the `system` string and the alternating user/assistant history:
+ * Builds the system blocks and the alternating user/assistant history:
  * system messages are hoisted, empty messages dropped, consecutive same-role
  * messages merged, tool results put first in their user message. Returns why
  * the history cannot be sent, if it cannot.
  */
-const encodeHistory = (
-  messages: ReadonlyArray<Message>
-): { readonly system: string | undefined; readonly messages: Array<WireMessage> } | string => {
-  const system: Array<string> = []
+const encodeHistory = (messages: ReadonlyArray<Message>): History | string => {
+  const system: Array<Json> = []
   const out: Array<WireMessage> = []
+  const marked: Array<Json> = []
   for (const message of messages) {
     if (message.role === "system") {
-      if (message.content !== "") system.push(message.content)
+      if (message.content === "") continue
+      const block: Json = { type: "text", text: message.content }
+      system.push(block)
+      if (message.cache === true) marked.push(block)
       continue
     }
     const wire = blocksOf(message)
     if (wire.content.length === 0) continue
+    if (message.cache === true) marked.push(wire.content[wire.content.length - 1]!)
     const last = out[out.length - 1]
     if (last !== undefined && last.role === wire.role) { for (const block of wire.content) last.content.push(block) }
     else out.push(wire)
@@ -90,17 +134,61 @@ const encodeHistory = (
     return "the first non-system message is an assistant turn; Anthropic requires the history to start with a user message"
   }
   for (const message of out) {
-    // tool_result blocks must come before any text in their user message
-    if (message.role === "user" && message.content.length > 1) {
-      const results = message.content.filter((block) => block.type === "tool_result")
-      if (results.length > 0 && results.length < message.content.length) {
-        const rest = message.content.filter((block) => block.type !== "tool_result")
-        message.content.splice(0, message.content.length, ...results, ...rest)
-      }
-    }
+    if (message.content.length < 2) continue
+    // tool_result blocks come before any text in their user message; thinking blocks first in a merged assistant one
+    if (message.role === "user") hoist(message.content, isToolResult)
+    else hoist(message.content, isThinking)
   }
-  return { system: system.length === 0 ? undefined : system.join("\n\n"), messages: out }
+  return { system, messages: out, marked }
 }
+
+/** The most cache breakpoints a request may carry (the API refuses more). */
+const maxCacheBreakpoints = 4
+
+/**
+ * The blocks that get `cache_control`, at most `maxCacheBreakpoints`: first
+ * those the messages asked for (the latest ones, when they ask for more),
+ * then, while room is left, the last block before the newest user turn (the
+ * stable part of the history), the last system block and the last tool.
+ * A later breakpoint covers a longer prefix; the API finds an earlier one's
+ * cache entry by itself.
+ */
+const breakpointsOf = (history: History, tools: ReadonlyArray<Json>): Set<Json> => {
+  const chosen = new Set(history.marked.slice(-maxCacheBreakpoints))
+  let newestUser = history.messages.length - 1
+  while (newestUser >= 0 && history.messages[newestUser]!.role !== "user") newestUser--
+  const stable = newestUser > 0 ? history.messages[newestUser - 1]!.content.at(-1) : undefined
+  for (const block of [stable, history.system.at(-1), tools.at(-1)]) {
+    if (chosen.size >= maxCacheBreakpoints) break
+    if (block !== undefined) chosen.add(block)
+  }
+  return chosen
+}
+
+/**
+ * The `thinking` field for a call's `reasoning` option, or why the call
+ * cannot think. Thinking is off (no field) for `{ enabled: false }` (newer
+ * Claude models refuse `type: "disabled"`; without the field the older ones
+ * do not think), and for a request that continues a tool step the model took
+ * without a thinking block (made on another backend, or without thinking):
+ * with thinking on, Anthropic requires that step to start with one.
+ */
+const thinkingOf = (
+  call: EncodeInput["options"],
+  messages: ReadonlyArray<WireMessage>
+): { readonly type: "enabled"; readonly budget_tokens: number } | string | undefined => {
+  const reasoning = call.reasoning
+  if (reasoning === undefined || "enabled" in reasoning) return undefined
+  const budget = budgetOf(reasoning)
+  const problem = thinkingProblem(call, budget)
+  if (problem !== undefined) return problem
+  let last: WireMessage | undefined
+  for (const message of messages) if (message.role === "assistant") last = message
+  if (last !== undefined && last.content.some(isToolUse) && !isThinking(last.content[0]!)) return undefined
+  return { type: "enabled", budget_tokens: budget }
+}
+
+const isToolUse = (block: Json): boolean => block.type === "tool_use"
 
 const encodeToolChoice = (choice: NonNullable<EncodeInput["options"]["toolChoice"]>): Json => {
   switch (choice) {
@@ -188,12 +276,27 @@ const inBandError = (context: ErrorContext, body: unknown): LlmError => {
   return fromProviderFailure(context, { type: read.type, code: read.code, message: read.message })
 }
 
+/** A thinking block as a part (undefined when it has neither text nor signature). */
+const thinkingPart = (context: ErrorContext, text: string, signature: string | undefined): ReasoningPart | undefined =>
+  text === "" && !signature ? undefined : new ReasoningPart({
+    text,
+    ...(signature ? { signature } : {}),
+    provider: context.provider
+  }, true)
+
+/** A redacted_thinking block as a part (undefined without its data). */
+const redactedPart = (context: ErrorContext, data: unknown): ReasoningPart | undefined => {
+  const redacted = asString(data)
+  return redacted ? new ReasoningPart({ text: "", redacted, provider: context.provider }, true) : undefined
+}
+
 const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | LlmError => {
   if (!isObject(body)) return responseError(context, "the response is not a JSON object", 200)
   if (body.type === "error") return inBandError(context, body)
   if (!Array.isArray(body.content)) return responseError(context, "the response has no content array", 200)
   const text: Array<string> = []
   const reasoning: Array<string> = []
+  const parts: Array<ReasoningPart> = []
   const toolCalls: Array<ToolCall> = []
   const ids = new Set<string>()
   for (let index = 0; index < body.content.length; index++) {
@@ -206,8 +309,14 @@ const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | Ll
         break
       }
       case "thinking": {
-        const part = asString(block.thinking)
-        if (part) reasoning.push(part)
+        const part = thinkingPart(context, asString(block.thinking) ?? "", asString(block.signature))
+        if (part !== undefined) parts.push(part)
+        if (part?.text) reasoning.push(part.text)
+        break
+      }
+      case "redacted_thinking": {
+        const part = redactedPart(context, block.data)
+        if (part !== undefined) parts.push(part)
         break
       }
       case "tool_use": {
@@ -227,13 +336,14 @@ const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | Ll
         break
       }
       default:
-        // redacted_thinking, server tool blocks and future types carry nothing we report
+        // server tool blocks and future types carry nothing we report
         break
     }
   }
   return {
     content: text.join(""),
     ...(reasoning.length > 0 ? { reasoning: reasoning.join("") } : {}),
+    reasoningParts: parts,
     toolCalls,
     finishReason: withoutCalls(finishReasonFromWire(asString(body.stop_reason)), toolCalls.length > 0),
     usage: usageFromWire(body.usage) ?? Usage.empty,
@@ -249,6 +359,8 @@ class MessagesStreamDecoder implements StreamDecoder {
   private started = false
   /** Per tool_use block: a non-empty `input` given at its start, used only if no input_json_delta follows. */
   private readonly startInputs: Array<string | undefined> = []
+  /** The thinking blocks still open, by index: their text so far and their signature. */
+  private readonly thinking = new Map<number, { text: Array<string>; signature: string }>()
   private readonly counters: Counters = {
     input: undefined,
     output: undefined,
@@ -299,6 +411,7 @@ class MessagesStreamDecoder implements StreamDecoder {
         return this.blockDelta(chunk, out)
       case "content_block_stop": {
         const index = asNumber(chunk.index)
+        if (index !== undefined && this.thinking.size > 0) this.closeThinking(index, out)
         const input = index === undefined ? undefined : this.startInputs[index]
         if (input !== undefined) {
           this.startInputs[index!] = undefined
@@ -351,6 +464,13 @@ class MessagesStreamDecoder implements StreamDecoder {
       case "thinking": {
         const text = asString(block.thinking)
         if (text) out.push(StreamEvent.ReasoningDelta({ text }))
+        this.thinking.set(index, { text: text ? [text] : [], signature: asString(block.signature) ?? "" })
+        return undefined
+      }
+      case "redacted_thinking": {
+        // complete at its start: its data comes whole, it has no deltas
+        const part = redactedPart(this.context, block.data)
+        if (part !== undefined) out.push(StreamEvent.ReasoningPart({ part }))
         return undefined
       }
       case "tool_use": {
@@ -365,7 +485,7 @@ class MessagesStreamDecoder implements StreamDecoder {
         return undefined
       }
       default:
-        // redacted_thinking, server_tool_use and the like: nothing to report
+        // server_tool_use and the like: nothing to report
         return undefined
     }
   }
@@ -382,7 +502,17 @@ class MessagesStreamDecoder implements StreamDecoder {
       }
       case "thinking_delta": {
         const text = asString(delta.thinking)
-        if (text) out.push(StreamEvent.ReasoningDelta({ text }))
+        if (text) {
+          out.push(StreamEvent.ReasoningDelta({ text }))
+          if (index !== undefined) this.thinking.get(index)?.text.push(text)
+        }
+        return undefined
+      }
+      case "signature_delta": {
+        // only a thinking block's signature is kept (a text block's is ignored)
+        const block = index === undefined ? undefined : this.thinking.get(index)
+        const signature = asString(delta.signature)
+        if (block !== undefined && signature) block.signature += signature
         return undefined
       }
       case "input_json_delta": {
@@ -396,15 +526,26 @@ class MessagesStreamDecoder implements StreamDecoder {
         return undefined
       }
       default:
-        // signature_delta, citations_delta and later delta types
+        // citations_delta and later delta types
         return undefined
     }
+  }
+
+  /** Ends the thinking block at `index`, if one is open: its part, with what it carried. */
+  private closeThinking(index: number, out: Array<StreamEvent>): void {
+    const block = this.thinking.get(index)
+    if (block === undefined) return
+    this.thinking.delete(index)
+    const part = thinkingPart(this.context, block.text.join(""), block.signature)
+    if (part !== undefined) out.push(StreamEvent.ReasoningPart({ part }))
   }
 
   finish(out: Array<StreamEvent>): DecodedFinish | LlmError {
     if (!this.done) {
       return responseError(this.context, "the stream ended before message_stop (the reply is incomplete)")
     }
+    // blocks the stream never stopped end with it
+    for (const index of [...this.thinking.keys()].sort((a, b) => a - b)) this.closeThinking(index, out)
     const calls = this.toolCalls.complete(out)
     if (!Array.isArray(calls)) return calls
     return {
@@ -423,37 +564,65 @@ class MessagesStreamDecoder implements StreamDecoder {
  */
 export const make = (options: MessagesOptions = {}): WireCodec => {
   const fallbackMaxTokens = options.defaultMaxTokens ?? defaultMaxTokens
+  const encode = (
+    { messages, model, options: call, stream }: EncodeInput
+  ): { readonly body: Json } | { readonly invalid: string } => {
+    const invalid = validateRequest(messages, call)
+    if (invalid !== undefined) return { invalid }
+    const history = encodeHistory(messages)
+    if (typeof history === "string") return { invalid: history }
+    const tools = (call.tools ?? []).map((tool): Json => ({
+      name: tool.name,
+      ...(tool.description === "" ? {} : { description: tool.description }),
+      input_schema: tool.parameters
+    }))
+    if (call.toolChoice === "required" && tools.length === 0) {
+      return { invalid: "toolChoice \"required\" needs at least one tool" }
+    }
+    const cache = call.promptCache
+    const breakpoints = cache === false ? new Set<Json>() : breakpointsOf(history, tools)
+    const control = cache === false || cache?.ttl === undefined
+      ? { type: "ephemeral" }
+      : { type: "ephemeral", ttl: cache.ttl }
+    for (const block of breakpoints) block.cache_control = control
+    const maxTokens = call.maxTokens ?? fallbackMaxTokens
+    const thinking = thinkingOf(call, history.messages)
+    if (typeof thinking === "string") return { invalid: thinking }
+    const body: Json = {
+      model,
+      // with thinking, the budget comes on top of what the answer may use
+      max_tokens: thinking === undefined ? maxTokens : thinking.budget_tokens + maxTokens,
+      ...(history.system.length === 0 ? {} : {
+        // the block form only when a breakpoint is on the system prompt
+        system: history.system.some((block) => breakpoints.has(block))
+          ? history.system
+          : history.system.map((block) => block.text).join("\n\n")
+      }),
+      messages: history.messages
+    }
+    if (thinking !== undefined) body.thinking = thinking
+    if (stream) body.stream = true
+    if (call.temperature !== undefined) body.temperature = call.temperature
+    if (call.topP !== undefined) body.top_p = call.topP
+    if (call.stop !== undefined && call.stop.length > 0) body.stop_sequences = call.stop
+    if (tools.length > 0) {
+      body.tools = tools
+      // Anthropic refuses tool_choice without tools; "auto" and "none" mean the same then
+      if (call.toolChoice !== undefined) body.tool_choice = encodeToolChoice(call.toolChoice)
+    }
+    return { body }
+  }
   return {
     path: "/v1/messages",
-    encode: ({ messages, model, options: call, stream }) => {
-      const invalid = validateRequest(messages, call)
-      if (invalid !== undefined) return { invalid }
-      const history = encodeHistory(messages)
-      if (typeof history === "string") return { invalid: history }
-      const tools = call.tools ?? []
-      if (call.toolChoice === "required" && tools.length === 0) {
-        return { invalid: "toolChoice \"required\" needs at least one tool" }
-      }
-      const body: Json = {
-        model,
-        max_tokens: call.maxTokens ?? fallbackMaxTokens,
-        ...(history.system === undefined ? {} : { system: history.system }),
-        messages: history.messages
-      }
-      if (stream) body.stream = true
-      if (call.temperature !== undefined) body.temperature = call.temperature
-      if (call.topP !== undefined) body.top_p = call.topP
-      if (call.stop !== undefined && call.stop.length > 0) body.stop_sequences = call.stop
-      if (tools.length > 0) {
-        body.tools = tools.map((tool) => ({
-          name: tool.name,
-          ...(tool.description === "" ? {} : { description: tool.description }),
-          input_schema: tool.parameters
-        }))
-        // Anthropic refuses tool_choice without tools; "auto" and "none" mean the same then
-        if (call.toolChoice !== undefined) body.tool_choice = encodeToolChoice(call.toolChoice)
-      }
-      return { body }
+    encode,
+    warm: (input) => {
+      const problem = warmUpProblem(input.options)
+      if (problem !== undefined) return { invalid: problem }
+      const encoded = encode({ ...input, messages: warmUpMessages(input.messages), stream: false })
+      if ("invalid" in encoded) return encoded
+      // max_tokens 0 writes the cache and generates nothing; it takes neither streaming nor extended thinking
+      const { thinking: _thinking, ...body } = encoded.body
+      return { body: { ...body, max_tokens: 0 } }
     },
     decodeResponse,
     streamDecoder: (context) => new MessagesStreamDecoder(context),

@@ -10,54 +10,350 @@ import type { LlmError } from "../errors.js"
 import { readErrorBody } from "../internal/errorBody.js"
 import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "../internal/errorFactory.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
+import { warmUpMessages, warmUpProblem } from "../internal/promptCache.js"
+import { effortOf } from "../internal/reasoning.js"
 import { badIndex, ToolCallBuffer, toToolCall, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
-import { type Message, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
+import type { ReasoningOption } from "../Llm.js"
+import { type Message, ReasoningPart, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
 import { type FinishReason, StreamEvent, Usage } from "../Reply.js"
-import type { DecodedFinish, DecodedReply, EncodeInput, StreamDecoder, WireCodec } from "./WireCodec.js"
+import type {
+  DecodedFinish,
+  DecodedReply,
+  EncodeInput,
+  ServerTimings,
+  StreamDecoder,
+  WarmInput,
+  WireCodec
+} from "./WireCodec.js"
 
 /**
- * How a Chat Completions dialect differs between servers.
+ * What one server reads and sends, as data: the codec reads these fields
+ * instead of asking which server it talks to. The built-in records are in
+ * `dialects`; a custom one is a record of the same shape (spread a built-in
+ * one and change what differs).
+ *
+ * @since 0.1.0
+ */
+export interface Dialect {
+  /** `openai`, `openrouter`, `local`, `llama.cpp`, `ollama`, `vllm`, `lmstudio`, `mlx`, or a custom name. */
+  readonly name: string
+  /**
+   * `content` of an assistant message that only calls tools: `null` (OpenAI,
+   * OpenRouter) or `""` for servers that refuse null (LM Studio, mlx_lm,
+   * llama-cpp-python).
+   */
+  readonly emptyAssistantContent: null | ""
+  /** The field of the output limit: `max_completion_tokens` (OpenAI) or `max_tokens`. */
+  readonly maxTokensField: "max_completion_tokens" | "max_tokens"
+  /**
+   * The field an assistant message's reasoning is sent back in, the one the
+   * server reads (`reasoning_content`: llama-server; `reasoning`: Ollama,
+   * vLLM, LM Studio, mlx_lm); undefined: never sent. Replies are read from
+   * either field whatever this says.
+   */
+  readonly reasoningField?: "reasoning_content" | "reasoning" | undefined
+  /**
+   * How the `reasoning` option is sent: `openai` (`reasoning_effort`, nothing
+   * for `{ enabled: false }`), a top-level `reasoning_effort` (`"none"` for
+   * `{ enabled: false }`),
+   * OpenRouter's `reasoning` object, or `chat_template_kwargs` (the chat
+   * template's own arguments, as llama-server and mlx_lm pass them).
+   */
+  readonly reasoningRequest?: "openai" | "reasoning_effort" | "openrouter" | "chat_template_kwargs" | undefined
+  /**
+   * How a named tool choice is sent: the OpenAI `object`
+   * (`{type:"function",function:{name}}`), or `required`: `tool_choice:
+   * "required"` with only the named tool offered, for servers that read only
+   * the string forms (llama-server replaces the object with `auto`).
+   */
+  readonly namedToolChoice: "object" | "required"
+  /**
+   * The server reads no `tool_choice` at all (Ollama, mlx_lm): none is sent,
+   * and what can be is expressed by the tools offered: `"none"` offers none, a
+   * named choice only that tool (with `namedToolChoice: "required"`);
+   * `"required"` cannot be enforced.
+   */
+  readonly ignoresToolChoice?: boolean | undefined
+  /** The role system messages are sent as. */
+  readonly systemRole: "system" | "developer"
+  /** Whether the server's `timings` (llama-server) are read into `ResponseMetadata.timings`. */
+  readonly timings?: boolean | undefined
+  /**
+   * Whether the server reads `cache_prompt` and `id_slot` (llama-server): a
+   * call's `promptCache.slot` is sent as `id_slot` with `cache_prompt: true`,
+   * `promptCache: false` as `cache_prompt: false`; a warm-up asks for no
+   * token (`max_tokens: 0`).
+   */
+  readonly cachePrompt?: boolean | undefined
+  /**
+   * Whether the server reads `prompt_cache_key` (OpenAI): a call's
+   * `promptCache.key` is sent so; a warm-up asks for one token.
+   */
+  readonly promptCacheKey?: boolean | undefined
+}
+
+/**
+ * The built-in dialects, with where each setting comes from:
+ *
+ * - `openai`: OpenAI's API. Reasoning is never sent back.
+ * - `openrouter`: OpenRouter (`max_tokens`, its `reasoning` object).
+ * - `local`: any local server not known more precisely: `""` content, the
+ *   named tool by `"required"` (honoured wherever a tool choice is),
+ *   llama-server's reasoning field and timings read when present, its slot
+ *   cache (`id_slot`, `cache_prompt`) used when a call names a slot.
+ * - `llama.cpp`: llama-server (tools/server). It reads `tool_choice` only as
+ *   a string (`json_value(body, "tool_choice", "auto")`: an object is logged
+ *   as the wrong type and replaced by `auto`); it sends and reads
+ *   `reasoning_content` (the gpt-oss template renders it as the analysis
+ *   channel); `timings` on the last chunk; `reasoning_effort` through
+ *   `chat_template_kwargs` (older builds read only that); `cache_prompt` and
+ *   `id_slot`. Its gpt-oss template maps `system` to the developer message
+ *   itself.
+ * - `ollama`: Ollama's `/v1` (openai/openai.go). `reasoning` both ways;
+ *   `tool_choice` is not a field of its request, so it is emulated;
+ *   `reasoning_effort` accepts `high`, `medium`, `low` and `none` (off).
+ * - `vllm`: vLLM. `reasoning` both ways (renamed from `reasoning_content`,
+ *   vllm#27752, removed in vllm#33402); the object tool choice is honoured
+ *   (guided decoding); `system` rather than `developer`, which chat
+ *   templates of other models refuse (its gpt-oss path folds either into
+ *   the Harmony preamble).
+ * - `lmstudio`: LM Studio. `reasoning` for gpt-oss since 0.3.23; null
+ *   content refused; the string tool choices only.
+ * - `mlx`: `mlx_lm.server`. `reasoning`; no `tool_choice` read;
+ *   `chat_template_kwargs` passed to the template.
+ *
+ * @since 0.1.0
+ */
+export const dialects: Readonly<
+  Record<"openai" | "openrouter" | "local" | "llama.cpp" | "ollama" | "vllm" | "lmstudio" | "mlx", Dialect>
+> = {
+  openai: {
+    name: "openai",
+    emptyAssistantContent: null,
+    maxTokensField: "max_completion_tokens",
+    reasoningRequest: "openai",
+    namedToolChoice: "object",
+    systemRole: "system",
+    promptCacheKey: true
+  },
+  openrouter: {
+    name: "openrouter",
+    emptyAssistantContent: null,
+    maxTokensField: "max_tokens",
+    reasoningRequest: "openrouter",
+    namedToolChoice: "object",
+    systemRole: "system"
+  },
+  local: {
+    name: "local",
+    emptyAssistantContent: "",
+    maxTokensField: "max_tokens",
+    reasoningField: "reasoning_content",
+    reasoningRequest: "reasoning_effort",
+    namedToolChoice: "required",
+    systemRole: "system",
+    timings: true,
+    cachePrompt: true
+  },
+  "llama.cpp": {
+    name: "llama.cpp",
+    emptyAssistantContent: "",
+    maxTokensField: "max_tokens",
+    reasoningField: "reasoning_content",
+    reasoningRequest: "chat_template_kwargs",
+    namedToolChoice: "required",
+    systemRole: "system",
+    timings: true,
+    cachePrompt: true
+  },
+  ollama: {
+    name: "ollama",
+    emptyAssistantContent: "",
+    maxTokensField: "max_tokens",
+    reasoningField: "reasoning",
+    reasoningRequest: "reasoning_effort",
+    namedToolChoice: "required",
+    ignoresToolChoice: true,
+    systemRole: "system"
+  },
+  vllm: {
+    name: "vllm",
+    emptyAssistantContent: "",
+    maxTokensField: "max_tokens",
+    reasoningField: "reasoning",
+    reasoningRequest: "reasoning_effort",
+    namedToolChoice: "object",
+    systemRole: "system"
+  },
+  lmstudio: {
+    name: "lmstudio",
+    emptyAssistantContent: "",
+    maxTokensField: "max_tokens",
+    reasoningField: "reasoning",
+    reasoningRequest: "reasoning_effort",
+    namedToolChoice: "required",
+    systemRole: "system"
+  },
+  mlx: {
+    name: "mlx",
+    emptyAssistantContent: "",
+    maxTokensField: "max_tokens",
+    reasoningField: "reasoning",
+    reasoningRequest: "chat_template_kwargs",
+    namedToolChoice: "required",
+    ignoresToolChoice: true,
+    systemRole: "system"
+  }
+}
+
+/**
+ * The options of `make`: a dialect, and the older per-field options, which
+ * refine it.
  *
  * @since 0.1.0
  */
 export interface ChatCompletionsOptions {
-  /**
-   * `content` of an assistant message that only calls tools: `null` for OpenAI
-   * and OpenRouter, `""` for local servers that reject null (LM Studio,
-   * llama-cpp-python).
-   */
-  readonly emptyAssistantContent?: null | ""
-  /** The field for the output limit: `max_completion_tokens` (OpenAI) or `max_tokens`. */
-  readonly maxTokensField?: "max_completion_tokens" | "max_tokens"
+  /** The dialect spoken (default: OpenAI's wire without the fields only OpenAI reads: no prompt cache key, no reasoning option). */
+  readonly dialect?: Dialect | undefined
+  /** Overrides the dialect's `emptyAssistantContent`. */
+  readonly emptyAssistantContent?: null | "" | undefined
+  /** Overrides the dialect's `maxTokensField`. */
+  readonly maxTokensField?: "max_completion_tokens" | "max_tokens" | undefined
   /** Fields merged into every request body (e.g. OpenRouter's `provider` routing). */
-  readonly extraBody?: Readonly<Record<string, unknown>>
+  readonly extraBody?: Readonly<Record<string, unknown>> | undefined
+  /** Overrides the dialect's `reasoningField` (e.g. `"reasoning"` for a server that reads that one). */
+  readonly reasoningField?: Dialect["reasoningField"]
+  /** Overrides the dialect's `reasoningRequest`. */
+  readonly reasoningRequest?: Dialect["reasoningRequest"]
+  /** Overrides the dialect's `cachePrompt`. */
+  readonly cachePrompt?: boolean | undefined
+  /** Overrides the dialect's `promptCacheKey`. */
+  readonly promptCacheKey?: boolean | undefined
 }
 
-const encodeMessage = (message: Message, emptyAssistantContent: null | ""): Json => {
+/**
+ * The dialect of `make` without one: OpenAI's wire, and nothing only OpenAI
+ * reads (no `prompt_cache_key`, no reasoning field), so a custom server gets
+ * no field it may refuse.
+ */
+const plain: Dialect = {
+  ...dialects.openai,
+  name: "chat-completions",
+  reasoningRequest: undefined,
+  promptCacheKey: undefined
+}
+
+/** The dialect `make` speaks: the given one (or `plain`), refined by the per-field options. */
+const dialectOf = (options: ChatCompletionsOptions): Dialect => {
+  const { dialect, extraBody: _extraBody, ...overrides } = options
+  const refined: Record<string, unknown> = { ...(dialect ?? plain) }
+  for (const [key, value] of Object.entries(overrides)) if (value !== undefined) refined[key] = value
+  return refined as unknown as Dialect
+}
+
+/** The text of reasoning parts a Chat Completions server can take back: all but redacted ones. */
+const reasoningText = (parts: ReadonlyArray<ReasoningPart> | undefined): string => {
+  if (parts === undefined) return ""
+  const texts: Array<string> = []
+  for (const part of parts) if (part.redacted === undefined && part.text !== "") texts.push(part.text)
+  return texts.join("\n\n")
+}
+
+/**
+ * One message on the wire. An assistant message's reasoning goes back in the
+ * dialect's `reasoningField`, on tool-call turns without text only: chat
+ * templates render it before the call (gpt-oss's analysis channel) and drop
+ * it from finished turns, and gpt-oss's template refuses a tool-call message
+ * with both text and reasoning.
+ */
+const encodeMessage = (message: Message, dialect: Dialect): Json => {
   switch (message.role) {
     case "system":
+      return { role: dialect.systemRole, content: message.content }
     case "user":
       return { role: message.role, content: message.content }
-    case "assistant":
-      return message.toolCalls.length === 0
-        ? { role: "assistant", content: message.content }
-        : {
-          role: "assistant",
-          content: message.content === "" ? emptyAssistantContent : message.content,
-          tool_calls: message.toolCalls.map((call) => ({
-            id: call.id,
-            type: "function",
-            function: { name: call.name, arguments: JSON.stringify(call.arguments) }
-          }))
-        }
+    case "assistant": {
+      if (message.toolCalls.length === 0) return { role: "assistant", content: message.content }
+      const wire: Json = {
+        role: "assistant",
+        content: message.content === "" ? dialect.emptyAssistantContent : message.content
+      }
+      if (dialect.reasoningField !== undefined && message.content === "") {
+        const reasoning = reasoningText(message.reasoning)
+        if (reasoning !== "") wire[dialect.reasoningField] = reasoning
+      }
+      wire.tool_calls = message.toolCalls.map((call) => ({
+        id: call.id,
+        type: "function",
+        function: { name: call.name, arguments: JSON.stringify(call.arguments) }
+      }))
+      return wire
+    }
     case "tool":
       return { role: "tool", tool_call_id: message.toolCallId, content: message.content }
   }
 }
 
-const encodeToolChoice = (choice: NonNullable<EncodeInput["options"]["toolChoice"]>): unknown =>
-  typeof choice === "string" ? choice : { type: "function", function: { name: choice.name } }
+/** Adds the fields the `reasoning` option becomes under `request` to `body`. */
+const encodeReasoning = (
+  body: Json,
+  option: ReasoningOption,
+  request: Dialect["reasoningRequest"]
+): void => {
+  const off = "enabled" in option
+  switch (request) {
+    case "openai":
+      // "none" exists only from gpt-5.1 on (its default), and older reasoning models refuse it
+      if (!off) body.reasoning_effort = effortOf(option)
+      return
+    case "reasoning_effort":
+      body.reasoning_effort = off ? "none" : effortOf(option)
+      return
+    case "openrouter":
+      body.reasoning = off
+        ? { enabled: false }
+        : "effort" in option
+        ? { effort: option.effort }
+        : { max_tokens: option.budgetTokens }
+      return
+    case "chat_template_kwargs": {
+      const kwargs = isObject(body.chat_template_kwargs) ? body.chat_template_kwargs : {}
+      body.chat_template_kwargs = off
+        ? { ...kwargs, enable_thinking: false }
+        : { ...kwargs, reasoning_effort: effortOf(option) }
+      return
+    }
+    case undefined:
+      return
+  }
+}
+
+/**
+ * Puts the tools and the tool choice in `body` as the dialect reads them: a
+ * named choice as the object, or as `"required"` with only that tool; for a
+ * server that reads no tool choice, `"none"` by offering no tools.
+ */
+const encodeTools = (body: Json, call: EncodeInput["options"], dialect: Dialect): void => {
+  const choice = call.toolChoice
+  let tools = call.tools ?? []
+  if (choice === "none" && dialect.ignoresToolChoice === true) tools = []
+  else if (typeof choice === "object" && dialect.namedToolChoice === "required") {
+    tools = tools.filter((tool) => tool.name === choice.name)
+  }
+  if (tools.length > 0) {
+    body.tools = tools.map((tool) => ({
+      type: "function",
+      function: { name: tool.name, description: tool.description, parameters: tool.parameters }
+    }))
+  }
+  if (choice === undefined || dialect.ignoresToolChoice === true) return
+  body.tool_choice = typeof choice === "string"
+    ? choice
+    : dialect.namedToolChoice === "required"
+    ? "required"
+    : { type: "function", function: { name: choice.name } }
+}
 
 /** Maps a Chat Completions `finish_reason` to ours. */
 const finishReasonFromWire = (reason: string | undefined): FinishReason => {
@@ -102,6 +398,34 @@ const usageFromWire = (usage: unknown): Usage | undefined => {
     ...(reasoning === undefined ? {} : { reasoningTokens: reasoning })
   }, true)
 }
+
+/**
+ * Reads llama-server's `timings` (tools/server/server-task.cpp,
+ * `result_timings::to_json`): `prompt_n`, `prompt_ms`, `prompt_per_second`,
+ * `predicted_n`, `predicted_ms`, `predicted_per_second`, `cache_n`.
+ */
+const timingsFromWire = (timings: unknown): ServerTimings | undefined => {
+  if (!isObject(timings)) return undefined
+  const out: { -readonly [K in keyof ServerTimings]: number } = {}
+  const read = (key: keyof ServerTimings, value: unknown) => {
+    const number = asNumber(value)
+    if (number !== undefined && number >= 0) out[key] = number
+  }
+  read("promptTokens", timings.prompt_n)
+  read("promptMillis", timings.prompt_ms)
+  read("promptTokensPerSecond", timings.prompt_per_second)
+  read("generationTokens", timings.predicted_n)
+  read("generationMillis", timings.predicted_ms)
+  read("generationTokensPerSecond", timings.predicted_per_second)
+  read("cachedPromptTokens", timings.cache_n)
+  return Object.keys(out).length === 0 ? undefined : out
+}
+
+/** The usage, its cached prompt tokens taken from the timings when the usage has none (older llama-server builds). */
+const withCachedFrom = (usage: Usage, timings: ServerTimings | undefined): Usage =>
+  usage.cachedInputTokens !== undefined || timings?.cachedPromptTokens === undefined || usage === Usage.empty
+    ? usage
+    : new Usage({ ...usage, cachedInputTokens: timings.cachedPromptTokens }, true)
 
 /** An in-band error object (OpenAI's `data: {"error":…}`, OpenRouter's error chunk) as an `LlmError`. */
 const inBandError = (context: ErrorContext, error: unknown): LlmError => {
@@ -155,7 +479,7 @@ const readParts = (parts: ReadonlyArray<unknown>): { text: string; reasoning: st
   return { text, reasoning }
 }
 
-const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | LlmError => {
+const decodeResponse = (body: unknown, context: ErrorContext, dialect: Dialect): DecodedReply | LlmError => {
   if (!isObject(body)) return responseError(context, "the response is not a JSON object", 200)
   if (body.error !== undefined && body.error !== null) return inBandError(context, body.error)
   const choice = Array.isArray(body.choices) ? body.choices[0] : undefined
@@ -185,14 +509,17 @@ const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | Ll
     content = parts.text
     if (parts.reasoning !== "") reasoning = (reasoning ?? "") + parts.reasoning
   }
+  const timings = dialect.timings === true ? timingsFromWire(body.timings) : undefined
   return {
     content,
     ...(reasoning ? { reasoning } : {}),
+    reasoningParts: reasoning ? [new ReasoningPart({ text: reasoning, provider: context.provider }, true)] : [],
     toolCalls,
     finishReason: finalReason(asString(choice.finish_reason), toolCalls.length > 0),
-    usage: usageFromWire(body.usage) ?? Usage.empty,
+    usage: withCachedFrom(usageFromWire(body.usage) ?? Usage.empty, timings),
     model: asString(body.model) ?? context.model,
-    responseId: asString(body.id)
+    responseId: asString(body.id),
+    ...(timings === undefined ? {} : { timings })
   }
 }
 
@@ -203,11 +530,12 @@ class ChatStreamDecoder implements StreamDecoder {
   private usage: Usage | undefined
   private model: string | undefined
   private responseId: string | undefined
+  private timings: ServerTimings | undefined
   private lastSlot = -1
   /** Whether any chunk carried a choice: a stream without one (`choices` absent or always `[]`) is not a reply, [DONE] or not. */
   private sawChoice = false
 
-  constructor(private readonly context: ErrorContext) {
+  constructor(private readonly context: ErrorContext, private readonly readTimings: boolean) {
     this.toolCalls = new ToolCallBuffer(context, "call_")
   }
 
@@ -234,6 +562,8 @@ class ChatStreamDecoder implements StreamDecoder {
     if (this.responseId === undefined) this.responseId = asString(chunk.id)
     const usage = usageFromWire(chunk.usage)
     if (usage !== undefined) this.usage = usage
+    // llama-server puts its timings on the last chunk (every chunk with `timings_per_token`)
+    if (this.readTimings && chunk.timings !== undefined) this.timings = timingsFromWire(chunk.timings) ?? this.timings
     const choice = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined
     if (!isObject(choice)) return undefined
     this.sawChoice = true
@@ -307,52 +637,73 @@ class ChatStreamDecoder implements StreamDecoder {
     if (!this.sawChoice) return responseError(this.context, "the stream carried no choice: it is not a chat completion")
     const calls = this.toolCalls.complete(out)
     if (!Array.isArray(calls)) return calls
+    const timings = this.timings
     return {
       finishReason: finalReason(this.finishReason, calls.length > 0),
-      usage: this.usage ?? Usage.empty,
+      usage: withCachedFrom(this.usage ?? Usage.empty, timings),
       model: this.model ?? this.context.model,
-      responseId: this.responseId
+      responseId: this.responseId,
+      ...(timings === undefined ? {} : { timings })
     }
   }
 }
 
 /**
- * Builds the Chat Completions codec for one dialect.
+ * Builds the Chat Completions codec for one dialect (`options.dialect`, by
+ * default OpenAI's), the older per-field options refining it.
  *
  * @since 0.1.0
  */
 export const make = (options: ChatCompletionsOptions = {}): WireCodec => {
-  const emptyAssistantContent = options.emptyAssistantContent === undefined ? null : options.emptyAssistantContent
-  const maxTokensField = options.maxTokensField ?? "max_completion_tokens"
+  const dialect = dialectOf(options)
+  const readTimings = dialect.timings === true
+  const encode = (
+    { messages, model, options: call, stream }: EncodeInput
+  ): { readonly body: Json } | { readonly invalid: string } => {
+    const invalid = validateRequest(messages, call)
+    if (invalid !== undefined) return { invalid }
+    const body: Json = {
+      ...options.extraBody,
+      model,
+      messages: messages.map((message) => encodeMessage(message, dialect))
+    }
+    if (stream) {
+      body.stream = true
+      body.stream_options = { include_usage: true }
+    }
+    if (call.maxTokens !== undefined) body[dialect.maxTokensField] = call.maxTokens
+    if (call.temperature !== undefined) body.temperature = call.temperature
+    if (call.topP !== undefined) body.top_p = call.topP
+    if (call.stop !== undefined && call.stop.length > 0) body.stop = call.stop
+    encodeTools(body, call, dialect)
+    if (call.reasoning !== undefined) encodeReasoning(body, call.reasoning, dialect.reasoningRequest)
+    const cache = call.promptCache
+    if (dialect.cachePrompt === true) {
+      if (cache === false) body.cache_prompt = false
+      else if (cache?.slot !== undefined) {
+        body.id_slot = cache.slot
+        body.cache_prompt = true
+      }
+    }
+    if (dialect.promptCacheKey === true && cache !== false && cache?.key !== undefined) {
+      body.prompt_cache_key = cache.key
+    }
+    return { body }
+  }
+  /** A warm-up: the prefix, then the placeholder turn; llama-server evaluates it into the slot without generating, OpenAI needs one token. */
+  const warm = (input: WarmInput): { readonly body: unknown } | { readonly invalid: string } => {
+    const problem = warmUpProblem(input.options)
+    if (problem !== undefined) return { invalid: problem }
+    const encoded = encode({ ...input, messages: warmUpMessages(input.messages), stream: false })
+    if ("invalid" in encoded) return encoded
+    return { body: { ...encoded.body, [dialect.maxTokensField]: dialect.cachePrompt === true ? 0 : 1 } }
+  }
   return {
     path: "/chat/completions",
-    encode: ({ messages, model, options: call, stream }) => {
-      const invalid = validateRequest(messages, call)
-      if (invalid !== undefined) return { invalid }
-      const body: Json = {
-        ...options.extraBody,
-        model,
-        messages: messages.map((message) => encodeMessage(message, emptyAssistantContent))
-      }
-      if (stream) {
-        body.stream = true
-        body.stream_options = { include_usage: true }
-      }
-      if (call.maxTokens !== undefined) body[maxTokensField] = call.maxTokens
-      if (call.temperature !== undefined) body.temperature = call.temperature
-      if (call.topP !== undefined) body.top_p = call.topP
-      if (call.stop !== undefined && call.stop.length > 0) body.stop = call.stop
-      if (call.tools !== undefined && call.tools.length > 0) {
-        body.tools = call.tools.map((tool) => ({
-          type: "function",
-          function: { name: tool.name, description: tool.description, parameters: tool.parameters }
-        }))
-      }
-      if (call.toolChoice !== undefined) body.tool_choice = encodeToolChoice(call.toolChoice)
-      return { body }
-    },
-    decodeResponse,
-    streamDecoder: (context) => new ChatStreamDecoder(context),
+    encode,
+    ...(dialect.cachePrompt === true || dialect.promptCacheKey === true ? { warm } : {}),
+    decodeResponse: (body, context) => decodeResponse(body, context, dialect),
+    streamDecoder: (context) => new ChatStreamDecoder(context, readTimings),
     readError: readErrorBody
   }
 }

@@ -42,8 +42,16 @@ export {
   responseError
 } from "../internal/errorFactory.js"
 import type { CompletionOptions } from "../Llm.js"
-import type { Message, ToolCall } from "../Message.js"
-import type { FinishReason, StreamEvent, Usage } from "../Reply.js"
+import type { Message, ReasoningPart, ToolCall } from "../Message.js"
+import type { FinishReason, ResponseMetadata, StreamEvent, Usage } from "../Reply.js"
+
+/**
+ * What a server measured of one reply (prompt and generation times), as
+ * `ResponseMetadata.timings` reports it.
+ *
+ * @since 0.1.0
+ */
+export type ServerTimings = NonNullable<ResponseMetadata["timings"]>
 
 /**
  * What a codec encodes: the conversation plus options merged with the layer's defaults.
@@ -58,6 +66,14 @@ export interface EncodeInput {
 }
 
 /**
+ * What a codec encodes to warm a prompt cache: the prefix to cache and the
+ * options of the calls that will follow (a warm-up is never streamed).
+ *
+ * @since 0.1.0
+ */
+export type WarmInput = Omit<EncodeInput, "stream">
+
+/**
  * A decoded non-streaming reply, before the shared layer adds its metadata.
  *
  * @since 0.1.0
@@ -65,11 +81,15 @@ export interface EncodeInput {
 export interface DecodedReply {
   readonly content: string
   readonly reasoning?: string | undefined
+  /** The reasoning as parts to send back (absent: one part of `reasoning`, if any, from this backend). */
+  readonly reasoningParts?: ReadonlyArray<ReasoningPart> | undefined
   readonly toolCalls: ReadonlyArray<ToolCall>
   readonly finishReason: FinishReason
   readonly usage: Usage
   readonly model: string
   readonly responseId?: string | undefined
+  /** What the server measured, when it reports it. */
+  readonly timings?: ServerTimings | undefined
 }
 
 /**
@@ -82,6 +102,8 @@ export interface DecodedFinish {
   readonly usage: Usage
   readonly model: string
   readonly responseId?: string | undefined
+  /** What the server measured, when it reports it. */
+  readonly timings?: ServerTimings | undefined
 }
 
 /**
@@ -116,6 +138,12 @@ export interface WireCodec {
   readonly path: string
   /** Checks the request and builds the JSON body, or explains why it cannot be sent. */
   readonly encode: (input: EncodeInput) => { readonly body: unknown } | { readonly invalid: string }
+  /**
+   * Builds the body of a warm-up request: the prefix the backend should
+   * cache, with as little generated as it allows. Absent when the backend
+   * has no prompt cache to warm.
+   */
+  readonly warm?: ((input: WarmInput) => { readonly body: unknown } | { readonly invalid: string }) | undefined
   /** Decodes a non-streaming response body. */
   readonly decodeResponse: (body: unknown, context: ErrorContext) => DecodedReply | LlmError
   /** Starts decoding one streamed reply. */

@@ -32,14 +32,21 @@ export const decodeWhole = (text: string, decode: WholeDecoder, context: ErrorCo
 
 /**
  * The events a whole reply stands for, in the order a stream of it would
- * emit them: its reasoning, its text, then each tool call (start, arguments,
- * the parsed call).
+ * emit them: its reasoning (each part's text, then the part), its text, then
+ * each tool call (start, arguments, the parsed call).
  *
  * @internal
  */
 export const eventsOfReply = (reply: DecodedReply): Array<StreamEvent> => {
   const events: Array<StreamEvent> = []
-  if (reply.reasoning) events.push(StreamEvent.ReasoningDelta({ text: reply.reasoning }))
+  if (reply.reasoningParts === undefined) {
+    if (reply.reasoning) events.push(StreamEvent.ReasoningDelta({ text: reply.reasoning }))
+  } else {
+    for (const part of reply.reasoningParts) {
+      if (part.text !== "") events.push(StreamEvent.ReasoningDelta({ text: part.text }))
+      events.push(StreamEvent.ReasoningPart({ part }))
+    }
+  }
   if (reply.content !== "") events.push(StreamEvent.TextDelta({ text: reply.content }))
   reply.toolCalls.forEach((toolCall, index) => {
     events.push(StreamEvent.ToolCallStart({ index, id: toolCall.id, name: toolCall.name }))

@@ -11,11 +11,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { WireCodec } from "../codecs/WireCodec.js"
+import type { DecodedReply, EncodeInput, WireCodec } from "../codecs/WireCodec.js"
 import type { LlmError } from "../errors.js"
 import { HttpTransport } from "../HttpTransport.js"
 import type { CompletionOptions, Llm } from "../Llm.js"
-import type { Message } from "../Message.js"
+import { type Message, ReasoningPart } from "../Message.js"
 import { CompletionResult, ResponseMetadata, type StreamEvent } from "../Reply.js"
 import { resolveConfiguration } from "./configuration.js"
 import * as Deadlines from "./deadlines.js"
@@ -62,6 +62,17 @@ export interface ProviderConfig {
  * The default bound on a response body.
  */
 export const defaultMaxResponseBytes = 32 * 1024 * 1024
+
+/** A decoded reply's reasoning parts: the codec's, or its reasoning text as one part of `provider`. */
+const reasoningPartsOf = (
+  decoded: DecodedReply,
+  provider: string
+): { readonly reasoningParts?: ReadonlyArray<ReasoningPart> } => {
+  if (decoded.reasoningParts !== undefined) {
+    return decoded.reasoningParts.length === 0 ? {} : { reasoningParts: decoded.reasoningParts }
+  }
+  return decoded.reasoning ? { reasoningParts: [new ReasoningPart({ text: decoded.reasoning, provider }, true)] } : {}
+}
 
 /** Drops undefined fields so they do not hide the layer's defaults. */
 const definedOnly = (options: CompletionOptions | undefined): CompletionOptions => {
@@ -116,15 +127,19 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     const maxResponseBytes = config.maxResponseBytes ?? defaultMaxResponseBytes
     const spanAttributes = { "llm.provider": provider, "llm.model": config.model }
 
+    /** How a call's body is built: the codec's `encode`, or its `warm` for a warm-up. */
+    type Encoder = (input: EncodeInput) => { readonly body: unknown } | { readonly invalid: string }
+
     /** Per-call settings: merged options, the encoded request, the deadlines. */
     const prepare = (
       messages: ReadonlyArray<Message>,
       callOptions: CompletionOptions | undefined,
-      stream: boolean
+      stream: boolean,
+      encode: Encoder = codec.encode
     ): StreamSession.Call | LlmError => {
       const options: CompletionOptions = { ...defaults, ...definedOnly(callOptions) }
       if (unsafe !== undefined) return invalidRequest(context, unsafe)
-      const encoded = codec.encode({ model: config.model, messages, options, stream })
+      const encoded = encode({ model: config.model, messages, options, stream })
       if ("invalid" in encoded) return invalidRequest(context, encoded.invalid)
       const total = Duration.decode(options.timeout ?? config.timeout)
       return {
@@ -169,12 +184,17 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       })
     }
 
-    const complete = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
+    /** A whole reply to the body `encode` builds, under the span `name`. */
+    const completeWith = (name: string, encode: Encoder) =>
+    (
+      messages: ReadonlyArray<Message>,
+      callOptions?: CompletionOptions
+    ): Effect.Effect<CompletionResult, LlmError> =>
       traced(
-        "Llm.complete",
+        name,
         spanAttributes,
         Effect.clockWith((clock) => {
-          const prepared = prepare(messages, callOptions, false)
+          const prepared = prepare(messages, callOptions, false, encode)
           if ("_tag" in prepared) return Effect.fail(prepared)
           const started = clock.unsafeCurrentTimeMillis()
           const totalMillis = Duration.toMillis(prepared.total)
@@ -193,12 +213,14 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
               toolCalls: decoded.toolCalls,
               usage: decoded.usage,
               ...(decoded.reasoning === undefined ? {} : { reasoning: decoded.reasoning }),
+              ...reasoningPartsOf(decoded, provider),
               metadata: new ResponseMetadata({
                 provider,
                 ...(decoded.responseId === undefined ? {} : { responseId: decoded.responseId }),
                 ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
                 attempts,
-                latencyMillis: clock.unsafeCurrentTimeMillis() - started
+                latencyMillis: clock.unsafeCurrentTimeMillis() - started,
+                ...(decoded.timings === undefined ? {} : { timings: decoded.timings })
               }, true)
             }, true))
         })
@@ -222,5 +244,13 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     ): Stream.Stream<StreamEvent, LlmError> =>
       projectable(<A>(project: Projection<A>) => projected(messages, callOptions, project))
 
-    return { provider, model: config.model, complete, stream } satisfies Llm.Service
+    const complete = completeWith("Llm.complete", codec.encode)
+    const warm = codec.warm
+    return {
+      provider,
+      model: config.model,
+      complete,
+      stream,
+      ...(warm === undefined ? {} : { warm: completeWith("Llm.warm", (input) => warm(input)) })
+    } satisfies Llm.Service
   })

@@ -135,7 +135,8 @@ const finishEvent = ({ endpoint, state }: Session<unknown>, finish: DecodedFinis
       ...(state.requestId === undefined ? {} : { requestId: state.requestId }),
       attempts: state.attempts,
       latencyMillis: now(state) - state.started,
-      ...(state.firstContent === undefined ? {} : { firstTokenMillis: state.firstContent - state.started })
+      ...(state.firstContent === undefined ? {} : { firstTokenMillis: state.firstContent - state.started }),
+      ...(finish.timings === undefined ? {} : { timings: finish.timings })
     }, true)
   })
 

@@ -8,8 +8,10 @@
  *
  * @internal
  */
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
-import type * as Stream from "effect/Stream"
+import * as Stream from "effect/Stream"
 import type { StreamEvent } from "../Reply.js"
 
 const TextOnly: unique symbol = Symbol.for("effect-llm/TextOnly")
@@ -41,3 +43,18 @@ export const projectable = <E, R>(
 /** The text-only variant of `events`, if it carries one. */
 export const textOnly = <E, R>(events: Stream.Stream<StreamEvent, E, R>): Stream.Stream<string, E, R> | undefined =>
   TextOnly in events ? (events as WithTextOnly<E, R>)[TextOnly]() : undefined
+
+/**
+ * The stream an effect makes, once it has run (a backend chosen when the
+ * call starts), carrying the text-only variant of the stream it makes: its
+ * own when it has one, else its text selected in a stage.
+ */
+export const deferred = <E, R, E2, R2>(
+  make: Effect.Effect<Stream.Stream<StreamEvent, E, R>, E2, R2>
+): Stream.Stream<StreamEvent, E | E2, R | R2> =>
+  Object.assign(Stream.unwrap(make), {
+    [TextOnly]: () =>
+      Stream.unwrap(Effect.map(make, (events) =>
+        textOnly(events) ?? Stream.mapChunks(events, (chunk) =>
+          Chunk.unsafeFromArray(textsOf(chunk)))))
+  }) satisfies WithTextOnly<E | E2, R | R2>

@@ -69,6 +69,10 @@ export const validateRequest = (
     const problem = durationProblem(options[option])
     if (problem !== undefined) return `the ${option} option ${problem}`
   }
+  const cacheProblem = promptCacheProblem(options.promptCache)
+  if (cacheProblem !== undefined) return cacheProblem
+  const reasoning = reasoningProblem(options.reasoning)
+  if (reasoning !== undefined) return reasoning
   const names = new Set<string>()
   for (const tool of options.tools ?? []) {
     if (!toolName.test(tool.name)) {
@@ -118,6 +122,104 @@ export const validateRequest = (
     }
   }
   if (open !== undefined && open.size > 0) return unanswered(open, messages.length)
+  return undefined
+}
+
+/**
+ * Why a `promptCache` option cannot be sent (undefined when it can): an
+ * object or `false`, its slot a non-negative integer, its key a non-empty
+ * string, its ttl one Anthropic knows.
+ */
+const promptCacheProblem = (cache: unknown): string | undefined => {
+  if (cache === undefined || cache === false) return undefined
+  if (typeof cache !== "object" || cache === null) return "promptCache must be an object or false"
+  const { key, slot, ttl } = cache as { key?: unknown; slot?: unknown; ttl?: unknown }
+  if (slot !== undefined && !isNonNegativeInteger(slot)) {
+    return `promptCache.slot must be a non-negative integer, got ${String(slot)}`
+  }
+  if (key !== undefined && (typeof key !== "string" || key === "")) return "promptCache.key must be a non-empty string"
+  if (ttl !== undefined && ttl !== "5m" && ttl !== "1h") {
+    return `promptCache.ttl must be "5m" or "1h", got ${JSON.stringify(ttl)}`
+  }
+  return undefined
+}
+
+/** The efforts a reasoning option may name. */
+const efforts: ReadonlyArray<unknown> = ["low", "medium", "high"]
+
+/**
+ * Why a `reasoning` option is not one of its three shapes (undefined when it
+ * is, or is unset): `{ effort }` with a known effort, `{ budgetTokens }` with
+ * a positive integer, or `{ enabled: false }`, never two at once.
+ *
+ * @internal
+ */
+export const reasoningProblem = (option: unknown): string | undefined => {
+  if (option === undefined) return undefined
+  if (typeof option !== "object" || option === null || Array.isArray(option)) {
+    return `reasoning must be an object ({ effort }, { budgetTokens } or { enabled: false }), got ${
+      JSON.stringify(option)
+    }`
+  }
+  const { budgetTokens, effort, enabled } = option as { effort?: unknown; budgetTokens?: unknown; enabled?: unknown }
+  if (enabled !== undefined) {
+    if (enabled !== false) {
+      return `reasoning.enabled can only be false (to turn reasoning on, give effort or budgetTokens), got ${
+        JSON.stringify(enabled)
+      }`
+    }
+    if (effort !== undefined || budgetTokens !== undefined) {
+      return "reasoning: enabled: false cannot be given with effort or budgetTokens"
+    }
+    return undefined
+  }
+  if (effort !== undefined && budgetTokens !== undefined) {
+    return "give either reasoning.effort or reasoning.budgetTokens, not both"
+  }
+  if (effort !== undefined) {
+    return efforts.includes(effort)
+      ? undefined
+      : `reasoning.effort must be "low", "medium" or "high", got ${JSON.stringify(effort)}`
+  }
+  if (budgetTokens !== undefined) {
+    return isPositiveInteger(budgetTokens)
+      ? undefined
+      : `reasoning.budgetTokens must be a positive integer, got ${JSON.stringify(budgetTokens)}`
+  }
+  return "reasoning needs effort, budgetTokens or enabled: false"
+}
+
+/**
+ * Anthropic's smallest thinking budget (`budget_tokens`).
+ *
+ * @internal
+ */
+export const minThinkingBudget = 1024
+
+/**
+ * Why Anthropic would refuse extended thinking with `budget` tokens for this
+ * call (undefined when it would not): a budget under its minimum, a
+ * temperature other than 1, a topP under 0.95, a tool choice that forces a
+ * tool.
+ *
+ * @internal
+ */
+export const thinkingProblem = (options: CompletionOptions, budget: number): string | undefined => {
+  if (budget < minThinkingBudget) {
+    return `reasoning.budgetTokens must be at least ${minThinkingBudget} for Anthropic's extended thinking, got ${budget}`
+  }
+  if (options.temperature !== undefined && options.temperature !== 1) {
+    return `Anthropic's extended thinking takes no temperature but 1, got ${options.temperature}; leave temperature unset or turn reasoning off`
+  }
+  if (options.topP !== undefined && options.topP < 0.95) {
+    return `Anthropic's extended thinking takes topP from 0.95 to 1 only, got ${options.topP}`
+  }
+  const choice = options.toolChoice
+  if (choice === "required" || typeof choice === "object") {
+    return `toolChoice ${
+      JSON.stringify(choice)
+    } forces a tool, which Anthropic's extended thinking does not allow; use "auto" or turn reasoning off`
+  }
   return undefined
 }
 

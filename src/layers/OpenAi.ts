@@ -32,7 +32,7 @@ export const provider = Provider.make<OpenAiOptions>({
     apiKeyEnv: "OPENAI_API_KEY"
   },
   apiKeyRequired: true,
-  codec: ChatCompletions.make({ emptyAssistantContent: null, maxTokensField: "max_completion_tokens" }),
+  codec: ChatCompletions.make({ dialect: ChatCompletions.dialects.openai }),
   optionHeaders: { organization: "openai-organization", project: "openai-project" }
 })
 

@@ -35,12 +35,7 @@ export const provider = Provider.make<OpenRouterOptions>({
     apiKeyEnv: "OPENROUTER_API_KEY"
   },
   apiKeyRequired: true,
-  codec: ({ extraBody }) =>
-    ChatCompletions.make({
-      emptyAssistantContent: null,
-      maxTokensField: "max_tokens",
-      ...(extraBody === undefined ? {} : { extraBody })
-    }),
+  codec: ({ extraBody }) => ChatCompletions.make({ dialect: ChatCompletions.dialects.openrouter, extraBody }),
   optionHeaders: { referer: "http-referer", title: "x-title" }
 })
 

@@ -10,6 +10,10 @@
  *
  * It is plain `node:http`, independent of the code under test.
  *
+ * With `start({ slots })` it simulates llama-server's slot cache: chat
+ * replies report the prompt prefix a slot reused (`cached_tokens`,
+ * `timings.cache_n`), per `id_slot`.
+ *
  * For load and soak runs it also answers from a request's content (see
  * {@link FakeProvider.respond}), floods bodies without buffering them
  * (`flood`), holds replies until a gate opens (`gated`), keeps counters that
@@ -20,6 +24,7 @@
  * - `POST …/messages` → protocol `"messages"`, answered by the next script.
  * - `GET /health` → 200 `{"status":"ok"}` (see {@link FakeProvider.setHealth}).
  * - `GET …/models` → a one-model OpenAI-style list.
+ * - a `GET` path given to {@link FakeProvider.setRoute} → what was set (a server's `/props`, `/api/version`, …).
  * - anything else → 404 with an OpenAI-style error body.
  *
  * @example
@@ -36,6 +41,16 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as http from "node:http"
 import type { AddressInfo, Socket } from "node:net"
+import { SlotCache } from "./slotCache.js"
+
+export {
+  /**
+   * The prompt a chat request renders to in the slot simulation, one token a character.
+   *
+   * @since 0.1.0
+   */
+  slotPrompt
+} from "./slotCache.js"
 
 // ---------------------------------------------------------------------------
 // Scripts
@@ -339,6 +354,12 @@ export interface FakeProvider {
   setDefault(script: Script): void
   /** What `GET /health` answers (initially 200 `{"status":"ok"}`). */
   setHealth(status: number, body: object): void
+  /**
+   * What `GET path` answers (exact path, no query): a JSON body, or text sent
+   * as `text/plain`; it takes precedence over the built-in routes. Undefined
+   * removes it.
+   */
+  setRoute(path: string, answer: { readonly status: number; readonly body: object | string } | undefined): void
   /** Every request received since start or the last `reset()`, in arrival order. */
   readonly requests: ReadonlyArray<RecordedRequest>
   /** Resolves once `n` (default 1) requests have been closed by the client; rejects after `timeoutMs` (default 5000). */
@@ -353,7 +374,7 @@ export interface FakeProvider {
   clearRequests(): void
   /** Counters of requests and connections. */
   readonly stats: FakeProviderStats
-  /** Clears the queue, the recorded requests, the request counter, the responder and the stats counters, and restores the default script and health. */
+  /** Clears the queue, the recorded requests, the request counter, the responder, the routes, the stats counters and the simulated slot caches, and restores the default script and health. */
   reset(): void
   /** Stops the server and destroys every socket. */
   close(): Promise<void>
@@ -430,8 +451,17 @@ const chatUsage = (usage: FakeUsage) => ({
   completion_tokens_details: { reasoning_tokens: usage.reasoningTokens ?? 0 }
 })
 
-/** Renders a reply as Chat Completions chunks (WIRE.md §3.2). */
-const chatEvents = (reply: Reply, model: string, id: string, includeUsage: boolean): Array<WireEvent> => {
+/**
+ * Renders a reply as Chat Completions chunks (WIRE.md §3.2); `extra` fields
+ * (llama-server's `timings`) go on the last chunk before `[DONE]`, as llama-server puts them.
+ */
+const chatEvents = (
+  reply: Reply,
+  model: string,
+  id: string,
+  includeUsage: boolean,
+  extra: Readonly<Record<string, unknown>> = {}
+): Array<WireEvent> => {
   // OpenAI sends `usage: null` on every chunk only when usage was asked for
   const usageNull = includeUsage ? { usage: null } : {}
   const chunk = (delta: object, finish: string | null = null) => ({
@@ -468,8 +498,9 @@ const chatEvents = (reply: Reply, model: string, id: string, includeUsage: boole
     }
   })
   if (reply.omitTerminator) return events
-  events.push(chunk({}, chatReason(reply)))
+  const finish = chunk({}, chatReason(reply))
   if (includeUsage) {
+    events.push(finish)
     events.push({
       data: JSON.stringify({
         id,
@@ -477,16 +508,23 @@ const chatEvents = (reply: Reply, model: string, id: string, includeUsage: boole
         created: CREATED,
         model,
         choices: [],
-        usage: chatUsage(usageOf(reply))
+        usage: chatUsage(usageOf(reply)),
+        ...extra
       })
     })
+  } else {
+    events.push(
+      Object.keys(extra).length === 0
+        ? finish
+        : { data: JSON.stringify({ ...JSON.parse(finish.data) as object, ...extra }) }
+    )
   }
   events.push({ data: "[DONE]" })
   return events
 }
 
-/** Renders a reply as a Chat Completions JSON body (WIRE.md §2.1). */
-const chatBody = (reply: Reply, model: string, id: string) => {
+/** Renders a reply as a Chat Completions JSON body (WIRE.md §2.1), with `extra` top-level fields (llama-server's `timings`). */
+const chatBody = (reply: Reply, model: string, id: string, extra: Readonly<Record<string, unknown>> = {}) => {
   const toolCalls = (reply.toolCalls ?? []).map((call, index) => ({
     id: call.id ?? `call_${index}`,
     type: "function",
@@ -509,7 +547,8 @@ const chatBody = (reply: Reply, model: string, id: string) => {
       logprobs: null,
       finish_reason: chatReason(reply)
     }],
-    usage: chatUsage(usageOf(reply))
+    usage: chatUsage(usageOf(reply)),
+    ...extra
   }
 }
 
@@ -637,6 +676,35 @@ const isJson = (text: string): boolean => {
   }
 }
 
+/**
+ * A chat reply as llama-server with a slot cache answers it: the prompt and
+ * cached counts the slot reports (the script's output count kept), its
+ * `timings`, and no output at all for `max_tokens: 0` / `n_predict: 0`
+ * ("the prompt is evaluated into the cache").
+ */
+const fromSlot = (
+  slots: SlotCache,
+  body: unknown,
+  script: Reply
+): { readonly reply: Reply; readonly extra: Readonly<Record<string, unknown>> } => {
+  const request = (typeof body === "object" && body !== null ? body : {}) as {
+    readonly max_tokens?: unknown
+    readonly n_predict?: unknown
+  }
+  const report = slots.evaluate(body)
+  const { reasoning: _reasoning, toolCalls: _toolCalls, ...rest } = script
+  const answered: Reply = request.max_tokens === 0 || request.n_predict === 0
+    ? { ...rest, text: "", finishReason: "length" }
+    : script
+  const scripted = usageOf(answered)
+  const usage: FakeUsage = {
+    ...scripted,
+    inputTokens: report.promptTokens,
+    cacheReadTokens: report.cachedTokens
+  }
+  return { reply: { ...answered, usage }, extra: { timings: report.timings(usage.outputTokens) } }
+}
+
 // ---------------------------------------------------------------------------
 // Server
 // ---------------------------------------------------------------------------
@@ -660,12 +728,22 @@ export const start = async (
     readonly host?: string
     /** The listen backlog (default Node's 511); raise it to accept a thousand connections at once. */
     readonly backlog?: number
+    /**
+     * Simulate llama-server's slot cache with this many slots (its
+     * `--parallel`): chat replies then report the prompt and the prefix a
+     * slot reused (`prompt_tokens`, `cached_tokens`; a scripted `usage`
+     * keeps only its output count), llama-server's `timings`, and no output
+     * for `max_tokens: 0` / `n_predict: 0` (see {@link SlotCache}).
+     */
+    readonly slots?: number
   } = {}
 ): Promise<FakeProvider> => {
+  const slotCache = options.slots === undefined ? undefined : new SlotCache(options.slots)
   const initialScript: Script = { kind: "reply", text: "ok" }
   const initialHealth = { status: 200, body: { status: "ok" } as object }
   let fallback: Script = initialScript
   let health = initialHealth
+  const routes = new Map<string, { readonly status: number; readonly body: object | string }>()
   const queue: Array<Script> = []
   const requests: Array<RecordedRequest> = []
   const sockets = new Set<Socket>()
@@ -881,18 +959,21 @@ export const start = async (
         const model = script.model ?? (typeof body.model === "string" ? body.model : "fake-model")
         const n = request.requestId.slice("req_".length)
         const id = script.id ?? (protocol === "messages" ? `msg_fake${n}` : `chatcmpl-fake${n}`)
+        const { extra, reply } = protocol === "chat" && slotCache !== undefined
+          ? fromSlot(slotCache, request.body, script)
+          : { extra: {}, reply: script }
         if (body.stream !== true) {
           const payload = JSON.stringify(
-            protocol === "messages" ? messagesBody(script, model, id) : chatBody(script, model, id)
+            protocol === "messages" ? messagesBody(reply, model, id) : chatBody(reply, model, id, extra)
           )
           res.writeHead(200, { "content-type": "application/json", ...idHeader, ...script.headers })
           res.end(payload)
           return
         }
         const events = protocol === "messages"
-          ? messagesEvents(script, model, id)
-          : chatEvents(script, model, id, body.stream_options?.include_usage === true)
-        await streamReply(exchange, script, events, idHeader)
+          ? messagesEvents(reply, model, id)
+          : chatEvents(reply, model, id, body.stream_options?.include_usage === true, extra)
+        await streamReply(exchange, reply, events, idHeader)
         return
       }
     }
@@ -914,6 +995,13 @@ export const start = async (
         if (!res.headersSent) json(500, { error: { message, type: "fake_provider_error", param: null, code: null } })
         else abort(exchange, false)
       })
+      return
+    }
+    const routed = request.method === "GET" ? routes.get(request.path) : undefined
+    if (routed !== undefined) {
+      if (typeof routed.body !== "string") return json(routed.status, routed.body)
+      res.writeHead(routed.status, { "content-type": "text/plain", "x-request-id": request.requestId })
+      res.end(routed.body)
       return
     }
     if (request.method === "GET" && request.path === "/health") json(health.status, health.body)
@@ -1010,6 +1098,10 @@ export const start = async (
     setHealth: (status, body) => {
       health = { status, body }
     },
+    setRoute: (path, answer) => {
+      if (answer === undefined) routes.delete(path)
+      else routes.set(path, answer)
+    },
     requests,
     waitForClientClose: (n = 1, timeoutMs = 5_000) =>
       waitFor(
@@ -1031,12 +1123,14 @@ export const start = async (
       return { ...stats }
     },
     reset: () => {
+      slotCache?.clear()
       queue.length = 0
       requests.length = 0
       counter = 0
       responder = undefined
       fallback = initialScript
       health = initialHealth
+      routes.clear()
       stats.received = 0
       stats.finished = 0
       stats.closedByClient = 0

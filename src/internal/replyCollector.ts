@@ -1,0 +1,87 @@
+/**
+ * Folding a stream's events into the reply they stand for: its text, its
+ * reasoning (as the parts `complete` gives for the same reply), its tool
+ * calls and its `Finish`. `LlmStream.collect` and the streaming tool loop
+ * share it, so a streamed step records the same message a whole one does.
+ *
+ * @internal
+ */
+import { assistant, type AssistantMessage, ReasoningPart, type ToolCall, type ToolCallInput } from "../Message.js"
+import { CompletionResult, type StreamEvent } from "../Reply.js"
+
+/** The `Finish` event of a stream. */
+type Finish = Extract<StreamEvent, { _tag: "Finish" }>
+
+/** A stream's events, folded one at a time; the text is kept in pieces and joined once. */
+export class ReplyCollector {
+  private readonly text: Array<string> = []
+  private readonly reasoning: Array<string> = []
+  /** Where the reasoning no `ReasoningPart` closed starts in `reasoning`. */
+  private open = 0
+  private readonly parts: Array<ReasoningPart> = []
+  /** The complete tool calls, in order. */
+  readonly toolCalls: Array<ToolCall> = []
+  /** The stream's `Finish`, once seen. */
+  finish: Finish | undefined
+
+  /** Takes one event into account. */
+  push(event: StreamEvent): void {
+    switch (event._tag) {
+      case "TextDelta":
+        this.text.push(event.text)
+        break
+      case "ReasoningDelta":
+        this.reasoning.push(event.text)
+        break
+      case "ReasoningPart":
+        // its text came in the deltas before it
+        this.parts.push(event.part)
+        this.open = this.reasoning.length
+        break
+      case "ToolCall":
+        this.toolCalls.push(event.toolCall)
+        break
+      case "Finish":
+        this.finish = event
+        break
+    }
+  }
+
+  /** The text so far. */
+  get content(): string {
+    return this.text.join("")
+  }
+
+  /**
+   * The reasoning parts: those the stream closed, then the reasoning after
+   * the last of them as one part of the backend that answered.
+   */
+  reasoningParts(): ReadonlyArray<ReasoningPart> | undefined {
+    const rest = this.reasoning.slice(this.open).join("")
+    if (rest === "") return this.parts.length === 0 ? undefined : this.parts
+    const provider = this.finish?.metadata.provider
+    return [...this.parts, new ReasoningPart(provider === undefined ? { text: rest } : { text: rest, provider }, true)]
+  }
+
+  /** The assistant message of the reply, with `toolCalls` (the reply's own by default). */
+  message(toolCalls: ReadonlyArray<ToolCallInput> = this.toolCalls): AssistantMessage {
+    return assistant(this.content, toolCalls, { reasoning: this.reasoningParts() })
+  }
+
+  /** The reply as `complete` returns it; undefined when the stream had no `Finish`. */
+  result(): CompletionResult | undefined {
+    const finish = this.finish
+    if (finish === undefined) return undefined
+    const reasoningParts = this.reasoningParts()
+    return new CompletionResult({
+      content: this.content,
+      model: finish.model,
+      finishReason: finish.finishReason,
+      toolCalls: this.toolCalls,
+      usage: finish.usage,
+      ...(this.reasoning.length > 0 ? { reasoning: this.reasoning.join("") } : {}),
+      ...(reasoningParts === undefined ? {} : { reasoningParts }),
+      metadata: finish.metadata
+    }, true)
+  }
+}

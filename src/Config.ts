@@ -36,6 +36,7 @@ import * as Local from "./layers/Local.js"
 import * as OpenAi from "./layers/OpenAi.js"
 import * as OpenRouter from "./layers/OpenRouter.js"
 import type { Llm } from "./Llm.js"
+import * as McpToolkit from "./McpToolkit.js"
 import { overrideEnv, type Provider, type ProviderOptions } from "./Provider.js"
 import type { RetryOptions } from "./Retry.js"
 
@@ -84,12 +85,41 @@ export interface LlmSection {
 }
 
 /**
- * A whole configuration: `{ llm: {...} }`, as a configuration file holds it.
+ * One MCP server's section under `mcp_servers` (its name is its key): a
+ * command to run over stdio, or a Streamable HTTP `url`. In `env` and
+ * `headers` values, `${VAR}` is the environment variable `VAR`, read as a
+ * secret (`Redacted`).
+ *
+ * @since 0.1.0
+ */
+export interface McpServerSection {
+  readonly command?: string
+  readonly args?: ReadonlyArray<string>
+  readonly env?: Readonly<Record<string, string>>
+  readonly cwd?: string
+  /** `inherit` (the default) or `ignore`. */
+  readonly stderr?: "inherit" | "ignore"
+  readonly url?: string
+  readonly headers?: Readonly<Record<string, string>>
+  /** Send headers over plain http to a host that is not loopback (off by default). */
+  readonly allow_insecure_http?: boolean
+  /** Offer every tool as `<name>_<tool>`. */
+  readonly prefix?: boolean
+  /** Seconds (a number) or a duration ("90 seconds"): how long a call may take. */
+  readonly timeout?: number | string
+  /** Per tool (the server's name for it), as `timeout`. */
+  readonly tool_timeouts?: Readonly<Record<string, number | string>>
+}
+
+/**
+ * A whole configuration: `{ llm: {...} }`, as a configuration file holds it,
+ * with the MCP servers to take tools from.
  *
  * @since 0.1.0
  */
 export interface LlmConfigInput {
   readonly llm: LlmSection
+  readonly mcp_servers?: Readonly<Record<string, McpServerSection>>
 }
 
 /**
@@ -562,4 +592,237 @@ export const layerFromFile = (
     const file = path ?? (yield* Config.string("LLM_CONFIG").pipe(Config.withDefault("config.yaml")))
     const config = yield* readFile(file)
     return yield* build(config, { ...options, source: file })
+  }))
+
+/** Text (undefined is unset). */
+const textSetting = setting(
+  Schema.String,
+  (value) => (typeof value === "string" ? Either.right(value) : Either.left(expectation("text", value)))
+)
+
+/** A map of names to values, each checked by `value` under its own key. */
+const mapOf = <A>(value: Schema.Schema<A, unknown>) =>
+  Schema.compose(
+    setting(
+      Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+      (map) =>
+        isSettings(map) && !Array.isArray(map)
+          ? Either.right(map as Readonly<Record<string, unknown>>)
+          : Either.left(expectation("a map of names to values", map))
+    ),
+    Schema.UndefinedOr(Schema.Record({ key: Schema.String, value })),
+    { strict: false }
+  )
+
+/** An MCP server's section, snake_case keys mapped to `McpToolkit`'s options. */
+const McpServerSettings = Schema.Struct({
+  command: setAt(
+    "command",
+    setting(Schema.String, (value) =>
+      typeof value === "string" && value.trim() !== ""
+        ? Either.right(value)
+        : Either.left(expectation("a command to run", value)))
+  ),
+  args: setAt(
+    "args",
+    setting(
+      Schema.Array(Schema.String),
+      (value) =>
+        Array.isArray(value) && value.every((arg) => typeof arg === "string")
+          ? Either.right(value as ReadonlyArray<string>)
+          : Either.left(expectation("a list of strings", value))
+    )
+  ),
+  env: setAt("env", mapOf(textSetting)),
+  cwd: setAt("cwd", textSetting),
+  stderr: setAt(
+    "stderr",
+    setting<"inherit" | "ignore">(
+      Schema.Literal("inherit", "ignore"),
+      (value) =>
+        value === "inherit" || value === "ignore"
+          ? Either.right(value)
+          : Either.left(expectation("\"inherit\" or \"ignore\"", value))
+    )
+  ),
+  url: setAt("url", baseUrlSetting),
+  headers: setAt("headers", mapOf(textSetting)),
+  allowInsecureHttp: setAt("allow_insecure_http", allowSetting),
+  prefix: setAt(
+    "prefix",
+    checked(Schema.Boolean, (value): value is boolean => typeof value === "boolean", "true or false")
+  ),
+  timeout: setAt("timeout", durationSetting),
+  toolTimeouts: setAt("tool_timeouts", mapOf(durationSetting))
+})
+
+/** `${NAME}` in an env or header value. */
+const reference = /\$\{([^}]*)\}/g
+
+/**
+ * A value with every `${VAR}` replaced by the variable, read through the
+ * `ConfigProvider` as a secret: `Redacted` when it had any, as written when
+ * not. Errors name the key and the variable, never the value.
+ */
+const interpolate = (
+  source: string | undefined,
+  key: string,
+  value: string
+): Effect.Effect<string | Redacted.Redacted<string>, ConfigError.ConfigError> =>
+  Effect.gen(function*() {
+    const names = [...value.matchAll(reference)].map((match) => match[1]!)
+    if (names.length === 0) return value
+    const values = new Map<string, string>()
+    for (const name of names) {
+      if (!envName.test(name)) {
+        return yield* Effect.fail(
+          invalid(source, key, "${NAME} to name an environment variable (letters, digits and _)")
+        )
+      }
+      const read = yield* Config.option(Config.redacted(name))
+      if (Option.isNone(read)) {
+        return yield* Effect.fail(invalid(source, key, `the environment variable ${name} to be set`))
+      }
+      values.set(name, Redacted.value(read.value))
+    }
+    return Redacted.make(value.replace(reference, (_, name: string) => values.get(name)!))
+  })
+
+const interpolateAll = (
+  source: string | undefined,
+  key: string,
+  values: Readonly<Record<string, string | undefined>> | undefined
+) =>
+  Effect.gen(function*() {
+    if (values === undefined) return undefined
+    const out: Record<string, string | Redacted.Redacted<string>> = {}
+    for (const [name, value] of Object.entries(values)) {
+      if (value !== undefined) out[name] = yield* interpolate(source, `${key}.${name}`, value)
+    }
+    return out
+  })
+
+const decodeMcpServers = (
+  config: unknown,
+  source: string | undefined
+): Effect.Effect<ReadonlyArray<McpToolkit.Server>, ConfigError.ConfigError> =>
+  Effect.gen(function*() {
+    const section = isSettings(config) && "mcp_servers" in config ? config.mcp_servers : undefined
+    if (section === undefined || section === null) return []
+    if (!isSettings(section) || Array.isArray(section)) {
+      return yield* Effect.fail(invalid(source, "mcp_servers", "a section of servers by name"))
+    }
+    const servers: Array<McpToolkit.Server> = []
+    for (const [name, raw] of Object.entries(section)) {
+      const at = `mcp_servers.${name}`
+      if (!isSettings(raw) || Array.isArray(raw)) {
+        return yield* Effect.fail(invalid(source, at, "a section of settings"))
+      }
+      const settings = yield* decodeSection(McpServerSettings, source, at, raw)
+      if ((settings.command === undefined) === (settings.url === undefined)) {
+        return yield* Effect.fail(invalid(source, at, "either command (stdio) or url (Streamable HTTP), not both"))
+      }
+      const common = {
+        name,
+        ...(settings.prefix === undefined ? {} : { prefix: settings.prefix }),
+        ...(settings.timeout === undefined ? {} : { timeout: settings.timeout }),
+        ...(settings.toolTimeouts === undefined ? {} : {
+          toolTimeouts: Object.fromEntries(
+            Object.entries(settings.toolTimeouts).flatMap(([tool, duration]) =>
+              duration === undefined ? [] : [[tool, duration]]
+            )
+          )
+        })
+      }
+      if (settings.command !== undefined) {
+        const env = yield* interpolateAll(source, `${at}.env`, settings.env)
+        servers.push({
+          ...common,
+          command: settings.command,
+          ...(settings.args === undefined ? {} : { args: settings.args }),
+          ...(env === undefined ? {} : { env }),
+          ...(settings.cwd === undefined ? {} : { cwd: settings.cwd }),
+          ...(settings.stderr === undefined ? {} : { stderr: settings.stderr })
+        })
+        continue
+      }
+      const url = settings.url!
+      const headers = (yield* interpolateAll(source, `${at}.headers`, settings.headers)) ?? {}
+      for (const [header, value] of Object.entries(headers)) {
+        const problem = headerValueProblem(Redacted.isRedacted(value) ? Redacted.value(value) : value)
+        // never echoed: it may be a key
+        if (problem !== undefined) {
+          return yield* Effect.fail(
+            invalid(source, `${at}.headers.${header}`, `a value a header can carry; it ${problem}`)
+          )
+        }
+      }
+      const base = parseBaseUrl(url)
+      const sendsCredentials = Object.keys(headers).length > 0 || ("authorization" in base && base.authorization)
+      if (
+        !("invalid" in base) && sendsCredentials && settings.allowInsecureHttp !== true && isInsecureRemote(base.parsed)
+      ) {
+        return yield* Effect.fail(
+          invalid(
+            source,
+            `${at}.url`,
+            expectation(
+              "https:// for a remote host when headers are sent (set allow_insecure_http: true to allow plain http)",
+              url
+            )
+          )
+        )
+      }
+      servers.push({
+        ...common,
+        url,
+        ...(Object.keys(headers).length === 0 ? {} : { headers }),
+        ...(settings.allowInsecureHttp === true ? { allowInsecureHttp: true } : {})
+      })
+    }
+    return servers
+  })
+
+/**
+ * The MCP servers of a configuration's `mcp_servers` section (none when it
+ * has none), checked like every other section: each mistake is a
+ * `ConfigError` naming its key. `${VAR}` in `env` and `headers` values is
+ * read through Effect's `ConfigProvider` as a secret.
+ *
+ * @since 0.1.0
+ */
+export const mcpServers = (
+  config: LlmConfigInput | { readonly mcp_servers?: Readonly<Record<string, McpServerSection>> },
+  options: { readonly source?: string | undefined } = {}
+): Effect.Effect<ReadonlyArray<McpToolkit.Server>, ConfigError.ConfigError> => decodeMcpServers(config, options.source)
+
+/**
+ * The `McpToolkit` layer for a configuration's `mcp_servers`, given as a
+ * plain object; `options` are the toolkit's other options.
+ *
+ * @since 0.1.0
+ */
+export const layerMcpFrom = (
+  config: LlmConfigInput | { readonly mcp_servers?: Readonly<Record<string, McpServerSection>> },
+  options: Omit<McpToolkit.Options, "servers"> = {}
+): Layer.Layer<McpToolkit.McpToolkit, ConfigError.ConfigError | McpToolkit.McpServerError> =>
+  Layer.unwrapEffect(
+    Effect.map(mcpServers(config), (servers) => McpToolkit.layer({ ...options, servers }))
+  )
+
+/**
+ * The `McpToolkit` layer for the `mcp_servers` of a YAML or JSON file; the
+ * path defaults to the `LLM_CONFIG` environment variable, then `config.yaml`.
+ *
+ * @since 0.1.0
+ */
+export const layerMcpFromFile = (
+  path?: string,
+  options: Omit<McpToolkit.Options, "servers"> = {}
+): Layer.Layer<McpToolkit.McpToolkit, ConfigError.ConfigError | McpToolkit.McpServerError> =>
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const file = path ?? (yield* Config.string("LLM_CONFIG").pipe(Config.withDefault("config.yaml")))
+    const config = yield* readFile(file)
+    const servers = yield* decodeMcpServers(config, file)
+    return McpToolkit.layer({ ...options, servers })
   }))

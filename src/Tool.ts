@@ -9,6 +9,8 @@ import * as JSONSchema from "effect/JSONSchema"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
+import { nestsDeeperThan } from "./internal/json.js"
+import { compile, forModels, upgrade } from "./internal/jsonSchema.js"
 import { type JsonObject, ToolDefinition } from "./Message.js"
 
 /**
@@ -21,7 +23,32 @@ export class ToolExecutionError extends Schema.TaggedError<ToolExecutionError>("
   {
     toolCallId: Schema.String,
     name: Schema.String,
-    reason: Schema.Literal("unknown_tool", "invalid_arguments", "handler_failed", "handler_defect"),
+    /**
+     * `timeout`: the call took longer than it may; `unavailable`: what runs
+     * the tool (an MCP server) could not be reached or went away mid-call.
+     */
+    reason: Schema.Literal(
+      "unknown_tool",
+      "invalid_arguments",
+      "handler_failed",
+      "handler_defect",
+      "timeout",
+      "unavailable"
+    ),
+    message: Schema.String
+  }
+) {}
+
+/**
+ * A JSON Schema a tool cannot be built from: not an object schema, not valid
+ * JSON Schema, or one that cannot be compiled (a pattern JavaScript cannot read).
+ *
+ * @since 0.1.0
+ */
+export class ToolSchemaError extends Schema.TaggedError<ToolSchemaError>("effect-llm/ToolSchemaError")(
+  "ToolSchemaError",
+  {
+    name: Schema.String,
     message: Schema.String
   }
 ) {}
@@ -73,6 +100,38 @@ const inlineRoot = (schema: JsonObject): JsonObject => {
 const render = (value: unknown): string => (typeof value === "string" ? value : JSON.stringify(value) ?? "null")
 
 /**
+ * A handler's run as a tool's: its result as the tool message (see `render`),
+ * its failure and its defect as `ToolExecutionError`s. With `passThrough`, a
+ * handler that fails with a `ToolExecutionError` itself keeps its reason and message.
+ */
+const handled = <E, R>(
+  name: string,
+  run: Effect.Effect<unknown, E, R>,
+  passThrough: boolean
+): Effect.Effect<string, ToolExecutionError, R> =>
+  run.pipe(
+    Effect.map(render),
+    Effect.mapError((error) =>
+      passThrough && error instanceof ToolExecutionError ? error : new ToolExecutionError({
+        toolCallId: "",
+        name,
+        reason: "handler_failed",
+        message: `${name} failed: ${error instanceof Error ? error.message : render(error)}`
+      })
+    ),
+    Effect.catchAllDefect((defect) =>
+      Effect.fail(
+        new ToolExecutionError({
+          toolCallId: "",
+          name,
+          reason: "handler_defect",
+          message: `${name} crashed: ${defect instanceof Error ? defect.message : String(defect)}`
+        })
+      )
+    )
+  )
+
+/**
  * Makes a tool from a Schema: the JSON Schema sent to the model is derived
  * from it, and the handler receives the arguments decoded by it. The handler's
  * result becomes the tool message (strings as they are, anything else as JSON).
@@ -113,29 +172,64 @@ export const make = <A, I extends { readonly [key: string]: unknown }, E, R, RS 
             message: `invalid arguments for ${name}: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
           })
         ),
-        Effect.flatMap((decoded) =>
-          options.handler(decoded).pipe(
-            Effect.map(render),
-            Effect.mapError((error) =>
-              new ToolExecutionError({
-                toolCallId: "",
-                name,
-                reason: "handler_failed",
-                message: `${name} failed: ${error instanceof Error ? error.message : render(error)}`
-              })
-            ),
-            Effect.catchAllDefect((defect) =>
-              Effect.fail(
-                new ToolExecutionError({
-                  toolCallId: "",
-                  name,
-                  reason: "handler_defect",
-                  message: `${name} crashed: ${defect instanceof Error ? defect.message : String(defect)}`
-                })
-              )
-            )
-          )
-        )
+        Effect.flatMap((decoded) => handled(name, options.handler(decoded), false))
       )
   }
 }
+
+/**
+ * Makes a tool from a JSON Schema (one written by hand, or an MCP server's):
+ * its arguments are checked against the schema (by Ajv, draft 2020-12; older
+ * drafts' keywords are read as 2020-12's) before the handler runs, and an
+ * invalid call is an `invalid_arguments` error the model sees. The schema the
+ * model is sent is reshaped into what every backend accepts: an object
+ * schema with no combinator or constant at its root (a root `anyOf`/`oneOf`
+ * offers the union of its branches' properties; the check still applies the
+ * schema itself), `items` on every array, and top-level property names
+ * Anthropic accepts (others are renamed, and the handler gets the original
+ * names back). Fails with `ToolSchemaError` when the schema is not an object
+ * schema or cannot be compiled.
+ *
+ * The handler's result becomes the tool message as with `make`; a handler
+ * failing with a `ToolExecutionError` sends its message to the model as it is.
+ *
+ * @since 0.1.0
+ */
+export const fromJsonSchema = <E, R>(
+  name: string,
+  options: {
+    readonly description?: string | undefined
+    readonly parameters: JsonObject
+    readonly handler: (args: JsonObject) => Effect.Effect<unknown, E, R>
+  }
+): Effect.Effect<Tool<R>, ToolSchemaError> =>
+  Effect.gen(function*() {
+    const refuse = (message: string) => Effect.fail(new ToolSchemaError({ name, message: `tool ${name}: ${message}` }))
+    const { parameters } = options
+    if (nestsDeeperThan(parameters)) return yield* refuse("its parameters schema nests too deeply")
+    if (parameters.type !== undefined && parameters.type !== "object") {
+      return yield* refuse(`its parameters must be an object schema, got "type": ${JSON.stringify(parameters.type)}`)
+    }
+    const schema = upgrade(parameters)
+    const validate = yield* Effect.catchAll(compile(schema), (problem) => refuse(`its parameters schema ${problem}`))
+    const view = forModels(schema)
+    return {
+      name,
+      definition: new ToolDefinition({ name, description: options.description ?? "", parameters: view.parameters }),
+      run: (args) =>
+        Effect.suspend(() => {
+          const restored = view.restore(args)
+          const problem = validate(restored)
+          return problem === undefined
+            ? handled(name, options.handler(restored), true)
+            : Effect.fail(
+              new ToolExecutionError({
+                toolCallId: "",
+                name,
+                reason: "invalid_arguments",
+                message: `invalid arguments for ${name}: ${problem}`
+              })
+            )
+        })
+    }
+  })

@@ -45,6 +45,48 @@ export const make = <Tools extends ReadonlyArray<Tool<unknown>>>(...tools: Tools
 })
 
 /**
+ * The services the handlers of some toolkits need.
+ *
+ * @since 0.1.0
+ */
+export type KitRequirements<Kits extends ReadonlyArray<Toolkit<unknown>>> = Kits[number] extends Toolkit<infer R> ? R
+  : never
+
+/**
+ * One toolkit with the tools of several (Schema tools and an MCP toolkit,
+ * say). A name two toolkits share is the first one's tool; the other's is
+ * left out, so the model is never offered a name twice. The result reads its
+ * toolkits each time it is used, so it follows one whose tools change (an
+ * MCP server's tool list), and the loop offers the new tools at its next step.
+ *
+ * @since 0.1.0
+ */
+export const merge = <Kits extends ReadonlyArray<Toolkit<unknown>>>(...kits: Kits): Toolkit<KitRequirements<Kits>> => {
+  type R = KitRequirements<Kits>
+  let seen: ReadonlyArray<ReadonlyMap<string, Tool<unknown>>> = []
+  let current: Toolkit<R> = { tools: new Map(), definitions: [] }
+  const read = (): Toolkit<R> => {
+    const maps = kits.map((kit) => kit.tools)
+    if (maps.length === seen.length && maps.every((map, i) => map === seen[i])) return current
+    const tools = new Map<string, Tool<R>>()
+    for (const map of maps) {
+      for (const [name, tool] of map) if (!tools.has(name)) tools.set(name, tool as Tool<R>)
+    }
+    seen = maps
+    current = { tools, definitions: [...tools.values()].map((tool) => tool.definition) }
+    return current
+  }
+  return {
+    get tools() {
+      return read().tools
+    },
+    get definitions() {
+      return read().definitions
+    }
+  }
+}
+
+/**
  * How the loop runs.
  *
  * @since 0.1.0
@@ -233,10 +275,10 @@ export const run = <R>(
   Effect.gen(function*() {
     const llm = yield* Llm
     const maxSteps = options.maxSteps ?? 5
-    const request = callOptions(kit, options)
     const added: Array<Message> = []
     for (let step = 1;; step++) {
-      const result = yield* llm.complete([...messages, ...added], request)
+      // read at every step: a toolkit's tools may change (an MCP server's list)
+      const result = yield* llm.complete([...messages, ...added], callOptions(kit, options))
       if (!result.hasToolCalls) {
         added.push(result.toMessage())
         return { result, added, steps: step }
@@ -267,14 +309,14 @@ export const stream = <R>(
 ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, Llm | R> =>
   Stream.unwrap(Effect.map(Llm, (llm) => {
     const maxSteps = options.maxSteps ?? 5
-    const request = callOptions(kit, options)
     const step = (
       history: ReadonlyArray<Message>,
       n: number
     ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, R> =>
       Stream.suspend(() => {
         const reply = new ReplyCollector()
-        const events = llm.stream(history, request).pipe(
+        // read at every step: a toolkit's tools may change (an MCP server's list)
+        const events = llm.stream(history, callOptions(kit, options)).pipe(
           Stream.mapChunks((chunk) => {
             const out: Array<StreamEvent> = []
             for (const event of chunk) {

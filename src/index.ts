@@ -68,6 +68,13 @@ export * as Tool from "./Tool.js"
 export * as Toolkit from "./Toolkit.js"
 
 /**
+ * Tools from MCP servers (stdio or Streamable HTTP) as a toolkit.
+ *
+ * @since 0.1.0
+ */
+export * as McpToolkit from "./McpToolkit.js"
+
+/**
  * The `Llm` layer picked from a configuration (object, YAML/JSON file, environment).
  *
  * @since 0.1.0

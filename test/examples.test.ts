@@ -48,6 +48,16 @@ const expectations: ReadonlyArray<readonly [string, ReadonlyArray<string | RegEx
     "🔊 I'll let you know when it rings.",
     "History: system > user > assistant > tool > assistant > user > assistant"
   ]],
+  ["examples/mcp_tools.ts", [
+    /MCP server everything: \d+ tools over stdio \(pid \d+\)/,
+    "🔧 get-sum → The sum of 2 and 3 is 5.",
+    "🔊 Two plus three is five.",
+    "🔧 set_timer → timer set for 5 minutes",
+    "🔧 echo → Echo: Timer for 5 minutes",
+    "🔊 Starting the long operation.",
+    /🛑 Barge-in: the MCP call was cancelled after \d+ ms \(0 in flight\)/,
+    "History: system > user > assistant > tool > assistant > user > assistant > tool > tool > assistant > user > assistant"
+  ]],
   ["examples/speech_sink.ts", [
     "🔊 The solar system has eight planets.",
     "🔊 Mercury is closest to the Sun.",

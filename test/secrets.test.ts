@@ -185,117 +185,123 @@ const faults: ReadonlyArray<readonly [string, FakeProvider.Script, Llm.Completio
 ]
 
 describe("secrets: the fake key never appears in anything produced", () => {
-  it.live("the whole fault matrix, every backend, fallback, tools and conversations", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const evidence = new Evidence()
-      const { layer: logs, logs: lines } = recordLogs()
-      const { spans, tracer } = yield* recordSpans
-      const observe = <A, E>(where: string, effect: Effect.Effect<A, E>) =>
-        Effect.exit(effect).pipe(
-          Effect.withTracer(tracer),
-          Effect.provide(logs),
-          Effect.tap((exit) => Effect.sync(() => evidence.addExit(where, exit)))
-        )
+  it.live(
+    "the whole fault matrix, every backend, fallback, tools and conversations",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const evidence = new Evidence()
+        const { layer: logs, logs: lines } = recordLogs()
+        const { spans, tracer } = yield* recordSpans
+        const observe = <A, E>(where: string, effect: Effect.Effect<A, E>) =>
+          Effect.exit(effect).pipe(
+            Effect.withTracer(tracer),
+            Effect.provide(logs),
+            Effect.tap((exit) => Effect.sync(() => evidence.addExit(where, exit)))
+          )
 
-      yield* Effect.forEach(allBackends, (backend) =>
-        Effect.gen(function*() {
-          const server = yield* FakeProvider.make
-          const layer = backend.layer(server.url, fast)
-          for (const [label, script, options] of faults) {
-            server.setDefault(script)
-            yield* observe(`${backend.name} ${label} complete`, Llm.complete(hi, options).pipe(Effect.provide(layer)))
+        yield* Effect.forEach(allBackends, (backend) =>
+          Effect.gen(function*() {
+            const server = yield* FakeProvider.make
+            const layer = backend.layer(server.url, fast)
+            for (const [label, script, options] of faults) {
+              server.setDefault(script)
+              yield* observe(`${backend.name} ${label} complete`, Llm.complete(hi, options).pipe(Effect.provide(layer)))
+              yield* observe(
+                `${backend.name} ${label} stream`,
+                LlmStream.collect(Llm.stream(hi, options)).pipe(Effect.provide(layer))
+              )
+            }
+            server.setDefault({ kind: "reply", text: "fine" })
+            yield* observe(`${backend.name} success`, Llm.complete(hi).pipe(Effect.provide(layer)))
             yield* observe(
-              `${backend.name} ${label} stream`,
-              LlmStream.collect(Llm.stream(hi, options)).pipe(Effect.provide(layer))
+              `${backend.name} refused before sending`,
+              Llm.complete(hi, { temperature: 7 }).pipe(Effect.provide(layer))
             )
-          }
-          server.setDefault({ kind: "reply", text: "fine" })
-          yield* observe(`${backend.name} success`, Llm.complete(hi).pipe(Effect.provide(layer)))
-          yield* observe(
-            `${backend.name} refused before sending`,
-            Llm.complete(hi, { temperature: 7 }).pipe(Effect.provide(layer))
-          )
-          yield* observe(
-            `${backend.name} nothing listens`,
-            Llm.complete(hi).pipe(Effect.provide(backend.layer("http://127.0.0.1:9", fast)))
-          )
-          // a tool loop and a conversation that fail half-way
-          const kit = Toolkit.make(Tool.make("lookup", {
-            description: "Looks up",
-            parameters: Schema.Struct({ key: Schema.String }),
-            handler: ({ key }) => Effect.fail(new Error(`no such key ${key}`))
-          }))
-          server.enqueue(
-            { kind: "reply", toolCalls: [{ id: "call_1", name: "lookup", arguments: { key: "k" } }] },
-            { kind: "status", status: 500 },
-            { kind: "status", status: 500 }
-          )
-          yield* observe(`${backend.name} tool loop`, Toolkit.run(hi, kit).pipe(Effect.provide(layer)))
-          server.setDefault({
-            kind: "status",
-            status: 401,
-            message: "Incorrect API key provided: sk-test-**************6789."
-          })
-          yield* observe(
-            `${backend.name} conversation`,
-            Effect.flatMap(Conversation.make(makeContext({ systemMessage: "Be brief." })), (conversation) =>
-              Effect.zip(
-                Effect.exit(conversation.send("Hello")),
-                Effect.exit(Stream.runDrain(conversation.sendStream("Hello again")))
-              )).pipe(Effect.provide(layer))
-          )
-          // the service itself, and the layer value, as a user might print them
-          evidence.add(`${backend.name} layer`, layer)
-        }), { concurrency: "unbounded", discard: true })
+            yield* observe(
+              `${backend.name} nothing listens`,
+              Llm.complete(hi).pipe(Effect.provide(backend.layer("http://127.0.0.1:9", fast)))
+            )
+            // a tool loop and a conversation that fail half-way
+            const kit = Toolkit.make(Tool.make("lookup", {
+              description: "Looks up",
+              parameters: Schema.Struct({ key: Schema.String }),
+              handler: ({ key }) => Effect.fail(new Error(`no such key ${key}`))
+            }))
+            server.enqueue(
+              { kind: "reply", toolCalls: [{ id: "call_1", name: "lookup", arguments: { key: "k" } }] },
+              { kind: "status", status: 500 },
+              { kind: "status", status: 500 }
+            )
+            yield* observe(`${backend.name} tool loop`, Toolkit.run(hi, kit).pipe(Effect.provide(layer)))
+            server.setDefault({
+              kind: "status",
+              status: 401,
+              message: "Incorrect API key provided: sk-test-**************6789."
+            })
+            yield* observe(
+              `${backend.name} conversation`,
+              Effect.flatMap(Conversation.make(makeContext({ systemMessage: "Be brief." })), (conversation) =>
+                Effect.zip(
+                  Effect.exit(conversation.send("Hello")),
+                  Effect.exit(Stream.runDrain(conversation.sendStream("Hello again")))
+                )).pipe(Effect.provide(layer))
+            )
+            // the service itself, and the layer value, as a user might print them
+            evidence.add(`${backend.name} layer`, layer)
+          }), { concurrency: "unbounded", discard: true })
 
-      // a fallback chain whose backends all fail: it logs each fallback
-      const [primary, secondary] = yield* Effect.all([FakeProvider.make, FakeProvider.make])
-      primary.setDefault({ kind: "status", status: 503, message: "primary down" })
-      secondary.setDefault({ kind: "status", status: 401, message: "bad key" })
-      const chain = Fallback.layer([
-        Local.layer({ ...fast, baseUrl: primary.url, apiKey: Redacted.make(fakeKey) }),
-        Anthropic.layer({ ...fast, baseUrl: secondary.url, apiKey: Redacted.make(fakeKey) })
-      ])
-      yield* observe("fallback complete", Llm.complete(hi).pipe(Effect.provide(chain)))
-      yield* observe("fallback stream", LlmStream.collect(Llm.stream(hi)).pipe(Effect.provide(chain)))
-      yield* observe(
-        "fallback service",
-        Effect.flatMap(Llm.Llm, (service) => Effect.sync(() => inspect(service, { depth: 10, showHidden: true }))).pipe(
-          Effect.provide(chain)
+        // a fallback chain whose backends all fail: it logs each fallback
+        const [primary, secondary] = yield* Effect.all([FakeProvider.make, FakeProvider.make])
+        primary.setDefault({ kind: "status", status: 503, message: "primary down" })
+        secondary.setDefault({ kind: "status", status: 401, message: "bad key" })
+        const chain = Fallback.layer([
+          Local.layer({ ...fast, baseUrl: primary.url, apiKey: Redacted.make(fakeKey) }),
+          Anthropic.layer({ ...fast, baseUrl: secondary.url, apiKey: Redacted.make(fakeKey) })
+        ])
+        yield* observe("fallback complete", Llm.complete(hi).pipe(Effect.provide(chain)))
+        yield* observe("fallback stream", LlmStream.collect(Llm.stream(hi)).pipe(Effect.provide(chain)))
+        yield* observe(
+          "fallback service",
+          Effect.flatMap(Llm.Llm, (service) => Effect.sync(() => inspect(service, { depth: 10, showHidden: true })))
+            .pipe(
+              Effect.provide(chain)
+            )
         )
-      )
 
-      for (const line of lines) evidence.items.push({ where: `log ${line.level}`, text: line.formatted })
-      for (const span of spans) {
-        evidence.items.push({ where: `span ${span.name}`, text: spanText(span, !isPlatformHttpSpan(span)) })
-      }
+        for (const line of lines) evidence.items.push({ where: `log ${line.level}`, text: line.formatted })
+        for (const span of spans) {
+          evidence.items.push({ where: `span ${span.name}`, text: spanText(span, !isPlatformHttpSpan(span)) })
+        }
 
-      // the scan covered what it claims to: errors of every kind, logs, and the HTTP client's request spans
-      expect([...evidence.errorTags].sort()).toEqual([
-        "LlmAuthenticationError",
-        "LlmConnectionError",
-        "LlmInvalidRequestError",
-        "LlmProviderError",
-        "LlmRateLimitError",
-        "LlmResponseError",
-        "LlmTimeoutError"
-      ])
-      expect(lines.some((line) => line.message.includes("falling back"))).toBe(true)
-      const platform = spans.filter(isPlatformHttpSpan)
-      const own = spans.filter((span) => isHttpSpan(span) && !isPlatformHttpSpan(span))
-      expect(platform.length).toBeGreaterThan(30)
-      expect(own.length).toBeGreaterThan(100)
-      const headerNames = new Set(platform.flatMap((span) => [...span.attributes.keys()]))
-      expect(headerNames.has("http.request.header.authorization")).toBe(true)
-      expect(headerNames.has("http.request.header.x-api-key")).toBe(true)
-      // the default transport's spans carry the method, URL and status, never a header
-      expect(new Set(own.flatMap((span) => [...span.attributes.keys()]))).toEqual(
-        new Set(["http.request.method", "url.full", "server.address", "http.response.status_code"])
-      )
-      expect(evidence.items.length).toBeGreaterThan(1000)
+        // the scan covered what it claims to: errors of every kind, logs, and the HTTP client's request spans
+        expect([...evidence.errorTags].sort()).toEqual([
+          "LlmAuthenticationError",
+          "LlmConnectionError",
+          "LlmInvalidRequestError",
+          "LlmProviderError",
+          "LlmRateLimitError",
+          "LlmResponseError",
+          "LlmTimeoutError"
+        ])
+        expect(lines.some((line) => line.message.includes("falling back"))).toBe(true)
+        const platform = spans.filter(isPlatformHttpSpan)
+        const own = spans.filter((span) => isHttpSpan(span) && !isPlatformHttpSpan(span))
+        expect(platform.length).toBeGreaterThan(30)
+        expect(own.length).toBeGreaterThan(100)
+        const headerNames = new Set(platform.flatMap((span) => [...span.attributes.keys()]))
+        expect(headerNames.has("http.request.header.authorization")).toBe(true)
+        expect(headerNames.has("http.request.header.x-api-key")).toBe(true)
+        // the default transport's spans carry the method, URL and status, never a header
+        expect(new Set(own.flatMap((span) => [...span.attributes.keys()]))).toEqual(
+          new Set(["http.request.method", "url.full", "server.address", "http.response.status_code"])
+        )
+        expect(evidence.items.length).toBeGreaterThan(1000)
 
-      expect(evidence.leaks()).toEqual([])
-    })))
+        expect(evidence.leaks()).toEqual([])
+      })),
+    // the matrix is long: 5 to 16 s on two cores, more when the machine is loaded
+    120_000
+  )
 
   // A server or proxy that echoes the key back in its error text (a debugging gateway, a hostile endpoint) must not
   // get it copied into LlmError.message: HttpProvider puts the credentials in its ErrorContext's `secrets`.

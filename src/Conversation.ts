@@ -233,7 +233,14 @@ export const make = (
         let complete = false
         const onStep = (added: ReadonlyArray<Message>) =>
           Effect.sync(() => {
-            for (const message of added) steps.push(message)
+            for (const message of added) {
+              // a tool step cut short by barge-in keeps, in a spoken turn, the text that was heard of it
+              steps.push(
+                listener !== undefined && message.role === "assistant" && message.interrupted === true
+                  ? new AssistantMessage({ ...message, content: listener.heard() }, true)
+                  : message
+              )
+            }
             received = []
             listener?.onStep(added)
           })
@@ -280,6 +287,8 @@ export const make = (
         const listener: Listener = {
           onStep: (added) => {
             stepStart = cut
+            // the chunk in progress was recorded with the step it was cut from
+            if (added.some((message) => message.role === "assistant" && message.interrupted === true)) partial = ""
             if (added.some((message) => message.role === "tool")) reply = new ReplyCollector()
           },
           heard: () =>

@@ -14,6 +14,7 @@ import * as Stream from "effect/Stream"
 import * as Conversation from "../src/Conversation.js"
 import { validateRequest } from "../src/internal/validate.js"
 import type * as Llm from "../src/Llm.js"
+import * as Message from "../src/Message.js"
 import * as Tool from "../src/Tool.js"
 import * as Toolkit from "../src/Toolkit.js"
 import { backends } from "./support/backends.js"
@@ -36,51 +37,53 @@ for (const backend of backends.filter((b) => b.name === "local" || b.name === "a
     /** The body of request `i`, as text. */
     const body = (server: FakeProvider.FakeProvider, i: number) => JSON.stringify(server.requests[i]!.body)
 
-    it.live("a turn that completes speaks every chunk in order and records the whole reply", () =>
-      withServer((server) =>
-        Effect.gen(function*() {
-          const conversation = yield* Conversation.Conversation
-          server.enqueue({ kind: "reply", text: reply, chunkSize: 3 })
-          const played: Array<string> = []
-          const result = yield* conversation.speak("Count.", {
-            sink: (chunk) => Effect.sync(() => played.push(chunk))
+    for (const chunkSize of [1, 5, 17]) {
+      it.live(`a turn that completes speaks every chunk in order and records the whole reply (deltas of ${chunkSize})`, () =>
+        withServer((server) =>
+          Effect.gen(function*() {
+            const conversation = yield* Conversation.Conversation
+            server.enqueue({ kind: "reply", text: reply, chunkSize })
+            const played: Array<string> = []
+            const result = yield* conversation.speak("Count.", {
+              sink: (chunk) => Effect.sync(() => played.push(chunk))
+            })
+            expect(played).toEqual(["One is first.", "Two is second.", "Three is third.", "Four is last."])
+            expect(result.content).toBe(reply)
+            const history = (yield* conversation.context).history
+            expect(history.map((m) => m.role)).toEqual(["user", "assistant"])
+            expect(history[1]).toMatchObject({ content: reply })
+            expect(history[1]!.role === "assistant" && history[1]!.interrupted).toBeFalsy()
           })
-          expect(played).toEqual(["One is first.", "Two is second.", "Three is third.", "Four is last."])
-          expect(result.content).toBe(reply)
-          const history = (yield* conversation.context).history
-          expect(history.map((m) => m.role)).toEqual(["user", "assistant"])
-          expect(history[1]).toMatchObject({ content: reply })
-          expect(history[1]!.role === "assistant" && history[1]!.interrupted).toBeFalsy()
-        })
-      ))
+        ))
 
-    it.live("barge-in after the second chunk: the history holds those two chunks, and the next turn sends them", () =>
-      withServer((server) =>
-        Effect.gen(function*() {
-          const conversation = yield* Conversation.Conversation
-          server.enqueue({ kind: "reply", text: reply, chunkSize: 5 }, { kind: "reply", text: "Sure." })
-          const played: Array<string> = []
-          const two = yield* Deferred.make<void>()
-          const fiber = yield* Effect.fork(conversation.speak("Count.", {
-            sink: (chunk) =>
-              Effect.sleep("40 millis").pipe(
-                Effect.zipRight(Effect.sync(() => played.push(chunk))),
-                Effect.zipRight(played.length === 1 ? Deferred.succeed(two, undefined) : Effect.void)
-              )
-          }))
-          yield* Deferred.await(two)
-          yield* Fiber.interrupt(fiber)
-          expect(played).toEqual(["One is first.", "Two is second."])
-          const history = (yield* conversation.context).history
-          expect(history.map((m) => m.role)).toEqual(["user", "assistant"])
-          expect(history[1]).toMatchObject({ content: "One is first. Two is second.", interrupted: true })
-          yield* conversation.send("Go on.")
-          const next = body(server, 1)
-          expect(next).toContain("One is first. Two is second.")
-          expect(next).not.toContain("Three")
-          expect(next).toContain("Go on.")
-        })
-      ))
+      it.live(`barge-in after the second chunk: the history holds those two chunks, and the next turn sends them (deltas of ${chunkSize})`, () =>
+        withServer((server) =>
+          Effect.gen(function*() {
+            const conversation = yield* Conversation.Conversation
+            server.enqueue({ kind: "reply", text: reply, chunkSize }, { kind: "reply", text: "Sure." })
+            const played: Array<string> = []
+            const two = yield* Deferred.make<void>()
+            const fiber = yield* Effect.fork(conversation.speak("Count.", {
+              sink: (chunk) =>
+                Effect.sleep("40 millis").pipe(
+                  Effect.zipRight(Effect.sync(() => played.push(chunk))),
+                  Effect.zipRight(played.length === 1 ? Deferred.succeed(two, undefined) : Effect.void)
+                )
+            }))
+            yield* Deferred.await(two)
+            yield* Fiber.interrupt(fiber)
+            expect(played).toEqual(["One is first.", "Two is second."])
+            const history = (yield* conversation.context).history
+            expect(history.map((m) => m.role)).toEqual(["user", "assistant"])
+            expect(history[1]).toMatchObject({ content: "One is first. Two is second.", interrupted: true })
+            yield* conversation.send("Go on.")
+            const next = body(server, 1)
+            expect(next).toContain("One is first. Two is second.")
+            expect(next).not.toContain("Three")
+            expect(next).toContain("Go on.")
+          })
+        ))
+    }
 
     it.live("a sink that reports the played part of the chunk in progress: that part is recorded too", () =>
       withServer((server) =>
@@ -245,7 +248,7 @@ for (const backend of backends.filter((b) => b.name === "local" || b.name === "a
           server.enqueue(
             {
               kind: "reply",
-              text: "On it.",
+              text: "On it. Checking now.",
               toolCalls: [
                 { id: "a", name: "lookup", arguments: {} },
                 { id: "b", name: "send_message", arguments: {} }
@@ -265,13 +268,53 @@ for (const backend of backends.filter((b) => b.name === "local" || b.name === "a
           expect(validateRequest(history, {})).toBeUndefined()
           expect(history.map((m) => m.role)).toEqual(["user", "assistant", "tool"])
           expect(history[1]!.role === "assistant" && history[1]!.toolCalls.map((c) => c.id)).toEqual(["b"])
+          // what was heard of the step: "Checking now." was still waiting for the next sentence
+          expect(history[1]).toMatchObject({ content: "On it.", interrupted: true })
           expect(history[2]).toMatchObject({ toolCallId: "b" })
           const next = yield* conversation.send("And?")
           expect(next.content).toBe("Done.")
           const sent = JSON.stringify(server.requests[1]!.body)
           expect(sent).toContain("send_message done")
           expect(sent).not.toContain("\"a\"")
+          expect(sent).not.toContain("Checking now.")
         })
       ))
   })
 }
+
+describe("Toolkit.execute interrupted", () => {
+  it.live("a JSON Schema tool declared interruptible: false finishes and its result is seen; others are cancelled", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const gate = yield* Deferred.make<void>()
+      const cancelled = yield* Deferred.make<void>()
+      const mustFinish = yield* Tool.fromJsonSchema("notify", {
+        parameters: { type: "object", properties: {} },
+        interruptible: false,
+        handler: () => Effect.zipRight(Deferred.await(gate), Effect.succeed("sent"))
+      })
+      const slow = Tool.make("search", {
+        description: "slow",
+        parameters: Schema.Struct({}),
+        handler: () =>
+          Effect.zipRight(Deferred.succeed(started, undefined), Effect.never).pipe(
+            Effect.onInterrupt(() => Deferred.succeed(cancelled, undefined))
+          )
+      })
+      expect(mustFinish.interruptible).toBe(false)
+      expect(slow.interruptible).toBe(true)
+      const seen: Array<string> = []
+      const fiber = yield* Effect.fork(Toolkit.execute(Toolkit.make(mustFinish, slow), [
+        new Message.ToolCall({ id: "n", name: "notify", arguments: {} }),
+        new Message.ToolCall({ id: "s", name: "search", arguments: {} })
+      ], { onResult: (result) => seen.push(`${result.toolCallId}:${result.content}`) }))
+      yield* Deferred.await(started)
+      const interrupting = yield* Effect.fork(Fiber.interrupt(fiber))
+      yield* Effect.sleep("20 millis")
+      expect(seen).toEqual([])
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(interrupting)
+      expect(seen).toEqual(["n:sent"])
+      expect(yield* Deferred.isDone(cancelled)).toBe(true)
+    }))
+})

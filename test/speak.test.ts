@@ -125,6 +125,21 @@ for (const backend of backends.filter((b) => b.name === "local" || b.name === "a
         })
       ))
 
+    it.live("a sink that fails fails the turn and leaves the conversation as it was", () =>
+      withServer((server) =>
+        Effect.gen(function*() {
+          const conversation = yield* Conversation.Conversation
+          server.enqueue({ kind: "reply", text: reply })
+          const before = yield* conversation.context
+          let n = 0
+          const error = yield* Effect.flip(
+            conversation.speak("Count.", { sink: () => (++n < 2 ? Effect.void : Effect.fail("speaker gone" as const)) })
+          )
+          expect(error).toBe("speaker gone")
+          expect(yield* conversation.context).toBe(before)
+        })
+      ))
+
     it.live("invalid chunk options fail the turn and leave the conversation as it was", () =>
       withServer((server) =>
         Effect.gen(function*() {

@@ -5,11 +5,12 @@
  * sentence, and a barge-in cancels the MCP call in flight.
  * Run: npx tsx examples/mcp_tools.ts
  */
-import { Console, Context, Effect, Fiber, Layer, Schedule, Schema, Stream } from "effect"
+import { Console, Effect, Fiber, Layer, Schedule, Stream } from "effect"
 import { createRequire } from "node:module"
 import { dirname, join } from "node:path"
-import { Conversation, LlmStream, McpToolkit, Tool, Toolkit } from "../src/index.js"
+import { Conversation, LlmStream, McpToolkit, Toolkit } from "../src/index.js"
 import { describeBackend, exampleLlm } from "./support/backend.js"
+import { ConsoleSpeech, Orchestrator, setTimer, SpeechSink } from "./support/kitchen.js"
 
 /** server-everything, as installed in node_modules (`npx -y @modelcontextprotocol/server-everything` works too). */
 const everythingEntry = join(
@@ -22,24 +23,6 @@ const Mcp = McpToolkit.layer({
   servers: [{ name: "everything", command: process.execPath, args: [everythingEntry, "stdio"], stderr: "ignore" }],
   timeout: "30 seconds"
 })
-
-/** Where spoken sentences go (a TTS engine in the real assistant). */
-class SpeechSink extends Context.Tag("examples/SpeechSink")<
-  SpeechSink,
-  { readonly speak: (sentence: string) => Effect.Effect<void> }
->() {}
-
-const ConsoleSpeech = Layer.succeed(SpeechSink, { speak: (sentence) => Console.log(`🔊 ${sentence}`) })
-
-const setTimer = Tool.make("set_timer", {
-  description: "Start a kitchen timer",
-  parameters: Schema.Struct({ minutes: Schema.Number }),
-  handler: ({ minutes }) => Effect.succeed(`timer set for ${minutes} minutes`)
-})
-
-class Orchestrator extends Context.Tag("examples/Orchestrator")<Orchestrator, {
-  readonly handle: (userText: string) => Effect.Effect<void, unknown>
-}>() {}
 
 const OrchestratorLive = Layer.effect(
   Orchestrator,

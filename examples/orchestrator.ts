@@ -4,28 +4,10 @@
  * reply sentence by sentence into the sink and runs tools between steps.
  * Run: npx tsx examples/orchestrator.ts
  */
-import { Console, Context, Effect, Layer, Schema, Stream } from "effect"
-import { Conversation, LlmStream, Tool, Toolkit } from "../src/index.js"
+import { Console, Effect, Layer, Stream } from "effect"
+import { Conversation, LlmStream, Toolkit } from "../src/index.js"
 import { describeBackend, exampleLlm } from "./support/backend.js"
-
-/** Where spoken sentences go (a TTS engine in the real assistant). */
-class SpeechSink extends Context.Tag("examples/SpeechSink")<
-  SpeechSink,
-  { readonly speak: (sentence: string) => Effect.Effect<void> }
->() {}
-
-const ConsoleSpeech = Layer.succeed(SpeechSink, { speak: (sentence) => Console.log(`🔊 ${sentence}`) })
-
-const setTimer = Tool.make("set_timer", {
-  description: "Start a kitchen timer",
-  parameters: Schema.Struct({ minutes: Schema.Number }),
-  handler: ({ minutes }) => Effect.succeed(`timer set for ${minutes} minutes`)
-})
-
-/** One user turn in, speech out. */
-class Orchestrator extends Context.Tag("examples/Orchestrator")<Orchestrator, {
-  readonly handle: (userText: string) => Effect.Effect<void, unknown>
-}>() {}
+import { ConsoleSpeech, Orchestrator, setTimer, SpeechSink } from "./support/kitchen.js"
 
 const OrchestratorLive = Layer.effect(
   Orchestrator,

@@ -130,18 +130,29 @@ const sentenceOptionsProblem = (options: SentenceOptions): string | undefined =>
 const chunking = <E>(
   options: SentenceOptions
 ): Channel.Channel<Chunk.Chunk<string>, Chunk.Chunk<StreamEvent>, E, E, unknown, unknown> => {
-  const chunker = new SentenceChunker({
-    locale: options.locale,
-    minLength: options.minLength ?? 0,
-    maxLength: options.maxLength ?? Infinity,
-    firstMinLength: options.firstChunk?.minLength,
-    speakable: options.speakable === true
-  }, segmenterFor(options.locale))
+  const newChunker = () =>
+    new SentenceChunker({
+      locale: options.locale,
+      minLength: options.minLength ?? 0,
+      maxLength: options.maxLength ?? Infinity,
+      firstMinLength: options.firstChunk?.minLength,
+      speakable: options.speakable === true
+    }, segmenterFor(options.locale))
+  let chunker = newChunker()
+  let hasText = false
   const split = (chunk: Chunk.Chunk<StreamEvent>): Array<string> => {
     let out: Array<string> | undefined
     for (const event of chunk) {
-      if (event._tag !== "TextDelta") continue
-      const chunks = chunker.feed(event.text)
+      let chunks: Array<string>
+      if (event._tag === "TextDelta") {
+        hasText = true
+        chunks = chunker.feed(event.text)
+      } else if (event._tag === "ToolCallStart" && hasText) {
+        // a tool call ends its step's text: what is pending is said now, while the tool runs
+        chunks = chunker.end()
+        chunker = newChunker()
+        hasText = false
+      } else continue
       if (chunks.length === 0) continue
       if (out === undefined) out = chunks
       else for (const c of chunks) out.push(c)
@@ -174,7 +185,9 @@ const chunking = <E>(
  * (`firstChunk`), and markdown dropped (`speakable`).
  *
  * Each chunk is emitted as soon as the text after it proves its end (the
- * next sentence has started), the rest when the stream ends; chunks are
+ * next sentence has started), the rest when the stream ends or a tool call
+ * starts (the text of that step is over: "Let me check." is said while the
+ * tool runs, not after it); chunks are
  * trimmed, never empty, and the same however the text was cut into deltas.
  * One stream stage; each delta costs time in proportion to its length.
  * Invalid options fail the stream with `LlmInvalidRequestError`.

@@ -137,6 +137,30 @@ describe("LlmStream.sentences: boundaries", () => {
       expect(yield* firstOf(["One. Two"])).toBe("One.")
       expect(yield* firstOf(["今日は晴れです。", "明"], { locale: "ja" })).toBe("今日は晴れです。")
     }))
+
+  it.effect("a tool call ends its step's text: what is pending is said before the tool runs", () =>
+    Effect.gen(function*() {
+      const toolStart = StreamEvent.ToolCallStart({ index: 0, id: "c1", name: "lookup" })
+      for (const pieces of [["Let me check that. "], every("Let me check that. One moment", 3)]) {
+        // the stream stays open after the call starts (the tool runs): the text must not wait for it
+        const events = [...deltas(pieces), toolStart]
+        const head = yield* Stream.runHead(
+          LlmStream.sentences(Stream.concat(Stream.fromIterable(events), Stream.never), { minLength: 40 })
+        )
+        expect(Option.getOrUndefined(head)).toBe(pieces.join("").trim())
+      }
+      // the next step's text starts afresh, and the rest comes at the end
+      const steps = [
+        ...deltas(["Checking. "]),
+        toolStart,
+        ...deltas(["It is sunny. ", "Enjoy"])
+      ]
+      const all = yield* Stream.runCollect(LlmStream.sentences(Stream.fromIterable(steps)))
+      expect(Chunk.toReadonlyArray(all)).toEqual(["Checking.", "It is sunny.", "Enjoy"])
+      // a call with no text before it sends nothing
+      const bare = yield* Stream.runCollect(LlmStream.sentences(Stream.fromIterable([toolStart, ...deltas(["Done."])])))
+      expect(Chunk.toReadonlyArray(bare)).toEqual(["Done."])
+    }))
 })
 
 describe("LlmStream.sentences: where a sentence never ends", () => {

@@ -199,7 +199,7 @@ for (const backend of backends.filter((b) => b.name === "local" || b.name === "a
         yield* Fiber.join(interrupting)
       })
 
-    it.live("a cancellable tool is interrupted with the turn, and its call is not recorded (nothing was heard)", () =>
+    it.live("a cancellable tool is interrupted with the turn, and its call is not recorded", () =>
       withServer((server) =>
         Effect.gen(function*() {
           const conversation = yield* Conversation.Conversation
@@ -215,10 +215,42 @@ for (const backend of backends.filter((b) => b.name === "local" || b.name === "a
           expect(yield* Deferred.isDone(cancelled)).toBe(true)
           const history = (yield* conversation.context).messages
           expect(validateRequest(history, {})).toBeUndefined()
-          // "Let me look." was still waiting in the chunker for the next sentence: never played, so not recorded
-          expect(history.map((m) => m.role)).toEqual(["user"])
+          // the step's text was said before the tool ran (a tool call ends it); the call is gone
+          expect(history.map((m) => m.role)).toEqual(["user", "assistant"])
+          expect(history[1]).toMatchObject({ content: "Let me look.", toolCalls: [], interrupted: true })
           yield* conversation.send("Never mind.")
           expect(JSON.stringify(server.requests[1]!.body)).not.toContain("lookup done")
+        })
+      ))
+
+    it.live("barge-in while the tool step's text is spoken: no tool has run, and what was heard is recorded", () =>
+      withServer((server) =>
+        Effect.gen(function*() {
+          const conversation = yield* Conversation.Conversation
+          const started = yield* Deferred.make<void>()
+          const cancelled = yield* Deferred.make<void>()
+          const midway = yield* Deferred.make<void>()
+          server.enqueue({
+            kind: "reply",
+            text: "On it. Checking now.",
+            toolCalls: [{ id: "s", name: "send_message", arguments: {} }]
+          })
+          const kit = Toolkit.make(gated("send_message", { started, cancelled, interruptible: false }))
+          const fiber = yield* Effect.fork(conversation.speak("Send it.", {
+            toolkit: kit,
+            sink: (chunk, progress) =>
+              chunk === "On it." ? Effect.void : progress("Checking").pipe(
+                Effect.zipRight(Deferred.succeed(midway, undefined)),
+                Effect.zipRight(Effect.never)
+              )
+          }))
+          yield* Deferred.await(midway)
+          yield* Fiber.interrupt(fiber)
+          expect(yield* Deferred.isDone(started)).toBe(false)
+          const history = (yield* conversation.context).messages
+          expect(validateRequest(history, {})).toBeUndefined()
+          expect(history.map((m) => m.role)).toEqual(["user", "assistant"])
+          expect(history[1]).toMatchObject({ content: "On it. Checking", toolCalls: [], interrupted: true })
         })
       ))
 
@@ -283,15 +315,13 @@ for (const backend of backends.filter((b) => b.name === "local" || b.name === "a
           expect(validateRequest(history, {})).toBeUndefined()
           expect(history.map((m) => m.role)).toEqual(["user", "assistant", "tool"])
           expect(history[1]!.role === "assistant" && history[1]!.toolCalls.map((c) => c.id)).toEqual(["b"])
-          // what was heard of the step: "Checking now." was still waiting for the next sentence
-          expect(history[1]).toMatchObject({ content: "On it.", interrupted: true })
+          expect(history[1]).toMatchObject({ content: "On it. Checking now.", interrupted: true })
           expect(history[2]).toMatchObject({ toolCallId: "b" })
           const next = yield* conversation.send("And?")
           expect(next.content).toBe("Done.")
           const sent = JSON.stringify(server.requests[1]!.body)
           expect(sent).toContain("send_message done")
           expect(sent).not.toContain("\"a\"")
-          expect(sent).not.toContain("Checking now.")
         })
       ))
   })

@@ -3,7 +3,9 @@
  * `send` and `sendStream` that call the `Llm` (running tools when given a
  * toolkit) and record the turn. A turn is transactional: a failed call leaves
  * the conversation as it was; an interrupted stream (barge-in) is recorded as
- * the text the listener actually received. A turn the server refuses as
+ * the text the listener actually received; a spoken turn (`speak`) hands
+ * the reply to a speech sink chunk by chunk and, interrupted, records what
+ * the listener heard. A turn the server refuses as
  * longer than its context is pruned to fit and sent again, once
  * (`onOverflow`).
  *
@@ -18,11 +20,13 @@ import * as Stream from "effect/Stream"
 import * as SynchronizedRef from "effect/SynchronizedRef"
 import type { ConversationContext } from "./Context.js"
 import { type ContextOptions, make as makeContext } from "./Context.js"
-import type { LlmError } from "./errors.js"
+import type { LlmError, LlmInvalidRequestError } from "./errors.js"
 import { OverflowTurn } from "./internal/overflowTurn.js"
+import { ReplyCollector } from "./internal/replyCollector.js"
 import { Llm, type PromptCacheOption } from "./Llm.js"
 import { AssistantMessage, type Message } from "./Message.js"
 import type { CompletionResult, StreamEvent } from "./Reply.js"
+import { type SentenceOptions, sentences } from "./Stream.js"
 import { TokenCounter } from "./TokenCounter.js"
 import type { ToolExecutionError } from "./Tool.js"
 import * as Toolkit from "./Toolkit.js"
@@ -34,6 +38,31 @@ import * as Toolkit from "./Toolkit.js"
  */
 export interface SendOptions<R = never> extends Toolkit.RunOptions {
   readonly toolkit?: Toolkit.Toolkit<R> | undefined
+}
+
+/**
+ * Where a spoken turn's chunks go: plays `chunk` and completes when it has
+ * been played (heard). Interrupted (barge-in), it may have called `progress`
+ * with the part of the chunk played so far (the text up to the last word
+ * spoken, say), which is then recorded too; a sink that never calls it
+ * records whole chunks only.
+ *
+ * @since 0.1.0
+ */
+export type SpeechSink<E = never, R = never> = (
+  chunk: string,
+  progress: (played: string) => Effect.Effect<void>
+) => Effect.Effect<void, E, R>
+
+/**
+ * A spoken turn's options: a turn's options, the sink that plays the reply,
+ * and how the reply is cut into chunks (`LlmStream.sentences`' options).
+ *
+ * @since 0.1.0
+ */
+export interface SpeakOptions<E = never, R = never> extends SendOptions<R> {
+  readonly sink: SpeechSink<E, R>
+  readonly chunks?: SentenceOptions | undefined
 }
 
 /**
@@ -97,6 +126,23 @@ export declare namespace Conversation {
       userText: string,
       options?: SendOptions<R>
     ) => Stream.Stream<StreamEvent, LlmError | ToolExecutionError, R>
+    /**
+     * A spoken turn: the reply's text is cut into chunks (`LlmStream.sentences`
+     * with `chunks`) and each is handed to `sink`, one at a time, in order;
+     * tools run as in `sendStream`. Completed, the whole reply is recorded and
+     * returned (the last step's, as `send` returns). Interrupted (barge-in:
+     * the fiber running it is), the reply is recorded as what the listener
+     * heard, marked interrupted: the chunks whose playback completed, joined
+     * by spaces, and the part of the chunk in progress the sink reported;
+     * nothing when nothing was heard. Running tool handlers are interrupted
+     * too, except those of tools that are not `interruptible`, whose calls
+     * and results are recorded. A failed call or sink leaves the
+     * conversation as it was.
+     */
+    readonly speak: <E = never, R = never>(
+      userText: string,
+      options: SpeakOptions<E, R>
+    ) => Effect.Effect<CompletionResult, LlmError | ToolExecutionError | LlmInvalidRequestError | E, R>
     /** Replaces the conversation (e.g. one restored with `ConversationContext.decode`). */
     readonly set: (context: ConversationContext) => Effect.Effect<void>
     /**
@@ -112,6 +158,12 @@ export declare namespace Conversation {
 }
 
 const emptyKit: Toolkit.Toolkit<never> = { tools: new Map(), definitions: [] }
+
+/** What a spoken turn tells the streamed turn: when a step was recorded, and what was heard of the step in progress. */
+interface Listener {
+  readonly onStep: (added: ReadonlyArray<Message>) => void
+  readonly heard: () => string
+}
 
 /**
  * Builds the service over a starting context.
@@ -166,7 +218,7 @@ export const make = (
         )
       }))
 
-    const sendStream = <R>(userText: string, turn: SendOptions<R> = {}) =>
+    const streamTurn = <R>(userText: string, turn: SendOptions<R>, listener?: Listener) =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const options = cached(turn)
         // hold the conversation for the whole stream: turns never interleave
@@ -181,16 +233,25 @@ export const make = (
         let complete = false
         const onStep = (added: ReadonlyArray<Message>) =>
           Effect.sync(() => {
-            for (const message of added) steps.push(message)
+            for (const message of added) {
+              // a tool step cut short by barge-in keeps, in a spoken turn, the text that was heard of it
+              steps.push(
+                listener !== undefined && message.role === "assistant" && message.interrupted === true
+                  ? new AssistantMessage({ ...message, content: listener.heard() }, true)
+                  : message
+              )
+            }
             received = []
+            listener?.onStep(added)
           })
         yield* Effect.addFinalizer((exit) =>
           SynchronizedRef.update(ref, (current) => {
             if (current !== context) return current // someone else moved on meanwhile
-            if (complete) return recorded()
+            // a spoken turn is complete once its last chunk was played
+            if (complete && (listener === undefined || Exit.isSuccess(exit))) return recorded()
             if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return current
             // barge-in: keep what the listener heard, never an unresolved tool call
-            const heard = received.join("")
+            const heard = listener === undefined ? received.join("") : listener.heard()
             return heard === ""
               ? recorded()
               : recorded().addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
@@ -211,6 +272,54 @@ export const make = (
         )
       }))
 
+    const sendStream = <R>(userText: string, turn: SendOptions<R> = {}) => streamTurn(userText, turn)
+
+    const speak = <E, R>(userText: string, turn: SpeakOptions<E, R>) =>
+      Effect.suspend(() => {
+        const { chunks, sink, ...options } = turn
+        // chunks are numbered as they are cut; those from `stepStart` on belong to the step in progress
+        let cut = 0
+        let stepStart = 0
+        const played: Array<{ readonly index: number; readonly text: string }> = []
+        let partial = ""
+        // the reply `send` would return: the last step's
+        let reply = new ReplyCollector()
+        const listener: Listener = {
+          onStep: (added) => {
+            stepStart = cut
+            // the chunk in progress was recorded with the step it was cut from
+            if (added.some((message) => message.role === "assistant" && message.interrupted === true)) partial = ""
+            if (added.some((message) => message.role === "tool")) reply = new ReplyCollector()
+          },
+          heard: () =>
+            [...played.filter((chunk) => chunk.index >= stepStart).map((chunk) => chunk.text), partial]
+              .filter((text) => text !== "")
+              .join(" ")
+        }
+        const progress = (text: string) => Effect.sync(() => void (partial = text.trim()))
+        const events = streamTurn(userText, options, listener).pipe(
+          Stream.tap((event) => Effect.sync(() => reply.push(event)))
+        )
+        return sentences(events, chunks).pipe(
+          Stream.map((text) => ({ index: cut++, text })),
+          Stream.runForEach((chunk) =>
+            Effect.zipRight(
+              Effect.suspend(() => (partial = "", sink(chunk.text, progress))),
+              Effect.sync(() => {
+                played.push(chunk)
+                partial = ""
+              })
+            )
+          ),
+          Effect.flatMap(() => {
+            const result = reply.result()
+            return result === undefined
+              ? Effect.dieMessage("Conversation.speak: the turn ended without a reply")
+              : Effect.succeed(result)
+          })
+        )
+      })
+
     // under the turn lock: a warm-up never interleaves with a turn (nor lands in a slot a turn is using)
     const warm = <R>(turn: SendOptions<R> = {}) =>
       turnLock.withPermits(1)(Effect.flatMap(SynchronizedRef.get(ref), (context) => {
@@ -224,6 +333,7 @@ export const make = (
       context: SynchronizedRef.get(ref),
       send,
       sendStream,
+      speak,
       set: (context) => SynchronizedRef.set(ref, context),
       warm
     } satisfies Conversation.Service

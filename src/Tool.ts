@@ -64,6 +64,13 @@ export interface Tool<R = never> {
   readonly definition: ToolDefinition
   /** Decodes the arguments and runs the handler; the result is the tool message's content. */
   readonly run: (args: JsonObject) => Effect.Effect<string, ToolExecutionError, R>
+  /**
+   * `false`: a call, once started, runs to its end even when the turn is
+   * interrupted (barge-in), and its call and result are recorded; for a side
+   * effect that must finish, such as sending a message. Default: true, the
+   * handler's fiber is interrupted with the turn.
+   */
+  readonly interruptible?: boolean | undefined
 }
 
 /** The JSON Schema of a parameters Schema, as providers want it: no `$schema`, and the root itself rather than a `$ref` to it. */
@@ -152,6 +159,8 @@ export const make = <A, I extends { readonly [key: string]: unknown }, E, R, RS 
     readonly description: string
     readonly parameters: Schema.Schema<A, I, RS>
     readonly handler: (args: A) => Effect.Effect<unknown, E, R>
+    /** `false`: a started call finishes even when the turn is interrupted (see `Tool.interruptible`). Default true. */
+    readonly interruptible?: boolean | undefined
   }
 ): Tool<R | RS> => {
   const decode = Schema.decodeUnknown(options.parameters)
@@ -162,6 +171,7 @@ export const make = <A, I extends { readonly [key: string]: unknown }, E, R, RS 
       description: options.description,
       parameters: jsonSchemaOf(options.parameters)
     }),
+    interruptible: options.interruptible ?? true,
     run: (args) =>
       decode(args).pipe(
         Effect.mapError((error) =>
@@ -201,6 +211,8 @@ export const fromJsonSchema = <E, R>(
     readonly description?: string | undefined
     readonly parameters: JsonObject
     readonly handler: (args: JsonObject) => Effect.Effect<unknown, E, R>
+    /** `false`: a started call finishes even when the turn is interrupted (see `Tool.interruptible`). Default true. */
+    readonly interruptible?: boolean | undefined
   }
 ): Effect.Effect<Tool<R>, ToolSchemaError> =>
   Effect.gen(function*() {
@@ -216,6 +228,7 @@ export const fromJsonSchema = <E, R>(
     return {
       name,
       definition: new ToolDefinition({ name, description: options.description ?? "", parameters: view.parameters }),
+      interruptible: options.interruptible ?? true,
       run: (args) =>
         Effect.suspend(() => {
           const restored = view.restore(args)

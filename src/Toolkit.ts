@@ -13,7 +13,7 @@ import { responseError } from "./internal/errorFactory.js"
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
 import { type CompletionOptions, Llm } from "./Llm.js"
-import { type Message, ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
+import { AssistantMessage, type Message, ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
 import { CompletionResult, StreamEvent } from "./Reply.js"
 import { type Tool, ToolExecutionError } from "./Tool.js"
 
@@ -170,13 +170,20 @@ export const recorded = <R>(kit: Toolkit<R>, calls: ReadonlyArray<ToolCall>): Re
  * A call names its tool bare, with a wrapper prefix or with gpt-oss's
  * channel residue (`get_weather<|channel|>commentary`); an unknown name is an
  * error result (or, with `failOnToolError`, a `ToolExecutionError`).
+ * Interrupting it interrupts the running handlers, except those of tools
+ * declared `interruptible: false`, which run to their end first; `onResult`
+ * sees each result as it is made, so the caller knows which calls finished.
  *
  * @since 0.1.0
  */
 export const execute = <R>(
   kit: Toolkit<R>,
   calls: ReadonlyArray<ToolCall>,
-  options: { readonly concurrency?: number | undefined; readonly failOnToolError?: boolean | undefined } = {}
+  options: {
+    readonly concurrency?: number | undefined
+    readonly failOnToolError?: boolean | undefined
+    readonly onResult?: ((result: ToolMessage) => void) | undefined
+  } = {}
 ): Effect.Effect<ReadonlyArray<ToolMessage>, ToolExecutionError, R> =>
   Effect.forEach(
     calls,
@@ -192,7 +199,11 @@ export const execute = <R>(
           })
         )
         : tool.run(call.arguments)
-      return outcome.pipe(
+      // a tool that must finish runs to its result, and that result is seen, even when interrupted
+      const mask = tool?.interruptible === false
+        ? Effect.uninterruptible
+        : <A, E, R>(self: Effect.Effect<A, E, R>) => self
+      return mask(outcome.pipe(
         Effect.map((content) => new ToolMessage({ toolCallId: call.id, name, content })),
         Effect.catchAll((error) =>
           options.failOnToolError
@@ -205,8 +216,11 @@ export const execute = <R>(
               })
             )
             : Effect.succeed(new ToolMessage({ toolCallId: call.id, name, content: error.message, isError: true }))
+        ),
+        Effect.tap((result) =>
+          options.onResult === undefined ? Effect.void : Effect.sync(() => options.onResult!(result))
         )
-      )
+      ))
     },
     { concurrency: options.concurrency ?? 4 }
   )
@@ -337,7 +351,22 @@ export const stream = <R>(
           }
           const unusable = unusableCalls(llm, calls)
           if (unusable !== undefined) return yield* Effect.fail(unusable)
-          const results = yield* execute(kit, calls, options)
+          // barge-in while tools run: the calls that finished (tools that are not interruptible do)
+          // are recorded with their results; the cancelled ones are left out, call and all
+          const finished: Array<ToolMessage> = []
+          const results = yield* execute(kit, calls, { ...options, onResult: (result) => finished.push(result) }).pipe(
+            Effect.onInterrupt(() => {
+              if (finished.length === 0 || !options.onStep) return Effect.void
+              const done = new Set(finished.map((result) => result.toolCallId))
+              const kept = calls.filter((call) => done.has(call.id))
+              const ordered = kept.flatMap((call) => finished.filter((result) => result.toolCallId === call.id))
+              const message = reply.message(recorded(kit, kept))
+              return options.onStep([
+                new AssistantMessage({ ...message, interrupted: true }, true),
+                ...ordered
+              ])
+            })
+          )
           const added = [reply.message(recorded(kit, calls)), ...results]
           if (options.onStep) yield* options.onStep(added)
           return step([...history, ...added], n + 1)

@@ -116,7 +116,7 @@ const typeApi = {
     Anthropic: ["AnthropicOptions"],
     ChatCompletions: ["ChatCompletionsOptions", "Dialect"],
     CompletionOptions: "type",
-    Conversation: ["ConversationOptions", "SendOptions"],
+    Conversation: ["ConversationOptions", "SendOptions", "SpeakOptions", "SpeechSink"],
     ConversationContext: ["ContextOptions", "CountTokens", "Turn"],
     Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "ProbedLayer"],
     FinishReason: "type",

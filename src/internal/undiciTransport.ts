@@ -236,7 +236,14 @@ export const make = (dispatcher?: Dispatcher): Service => ({
           if (Exit.isSuccess(exit)) exchange.drain()
           else exchange.abort()
         }))
-      const { origin, path, shown } = targetOf(request.url)
+      let target: ReturnType<typeof targetOf>
+      try {
+        target = targetOf(request.url)
+      } catch (error) {
+        // not a URL (Node's ERR_INVALID_URL): nothing was sent
+        return Effect.fail(new TransportError({ reason: "network", cause: error }))
+      }
+      const { origin, path, shown } = target
       const send = Effect.async<Response, TransportError>((resume) => {
         exchange.onResponse = resume
         try {

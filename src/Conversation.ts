@@ -150,8 +150,8 @@ export declare namespace Conversation {
      * and toolkit, the turns) for the backend to cache, generating nothing,
      * so the next turn's answer starts sooner: call it before the first user
      * turn. The history is not changed. `None`, with nothing sent, when the
-     * backend has no prompt cache to warm (OpenRouter, a fallback chain, a
-     * scripted `Llm`) or the conversation's caching is off.
+     * backend has no prompt cache to warm (OpenRouter, a scripted `Llm`)
+     * or the conversation's caching is off; a fallback chain warms its primary.
      */
     readonly warm: <R = never>(options?: SendOptions<R>) => Effect.Effect<Option.Option<CompletionResult>, LlmError>
   }

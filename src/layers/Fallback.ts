@@ -551,7 +551,14 @@ export const make = (
         ))
       )
 
-    return { provider: first.provider, model: first.model, complete, stream } satisfies Llm.Service
+    // the primary is the backend every call tries first, so its cache is the one worth warming
+    const primaryWarm = first.warm
+    const warm = primaryWarm === undefined
+      ? undefined
+      : (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
+        primaryWarm(messages, optionsFor(0, callOptions))
+
+    return { provider: first.provider, model: first.model, complete, stream, warm } satisfies Llm.Service
   })
 
 /**

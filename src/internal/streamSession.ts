@@ -181,13 +181,16 @@ const decoder = <A>(
   const { endpoint: { codec, maxResponseBytes }, project, state } = session
   const reader = new EventReader(codec.streamDecoder(context), context, defaultMaxEventSize, codec.decodeResponse)
   let received = 0
-  const emit = (events: Array<StreamEvent>) => {
-    const at = now(state)
-    state.lastContent = at
+  const firstContentAt = (at: number) => {
     if (state.firstContent === undefined) {
       state.firstContent = at
       endSpan(state, Exit.void)
     }
+  }
+  const emit = (events: Array<StreamEvent>) => {
+    const at = now(state)
+    state.lastContent = at
+    firstContentAt(at)
     state.delivered.push(events)
     const out = project(events)
     return out.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(out))
@@ -201,6 +204,8 @@ const decoder = <A>(
     const all = events.length === 0 ? ended.events : events.concat(ended.events)
     if (isFailure(ended.finish)) return failAfter(all, ended.finish)
     attempt.completed = true
+    // a reply whose content arrived in the read that ended it: its first token came with that read
+    if (all.length > 0) firstContentAt(now(state))
     all.push(finishEvent(session, ended.finish))
     return emit(all)
   }

@@ -264,7 +264,8 @@ export const make = (
           Stream.provideService(Llm, llm),
           Stream.tap((event) =>
             Effect.sync(() => {
-              overflow.delivered = true
+              // a Silence is no content: a refused step may still be sent again
+              if (event._tag !== "Silence") overflow.delivered = true
               if (event._tag === "TextDelta") received.push(event.text)
               else if (event._tag === "Finish") complete = true
             })

@@ -269,6 +269,27 @@ for (const backend of backends.filter((b) => b.name === "local" || b.name === "a
         })
       ))
 
+    it.live("Silence: a server that waits before its first event (firstEventDelayMs) gets one", () =>
+      withServer((server) =>
+        Effect.gen(function*() {
+          // timers fire in order: the 10 ms silence timer starts before the server's 400 ms one
+          server.enqueue({ kind: "reply", text: "Sorry for the wait.", firstEventDelayMs: 400 })
+          const events = Chunk.toReadonlyArray(
+            yield* Stream.runCollect(
+              Toolkit.stream([Message.user("Hi")], Toolkit.make(weather), { silenceAfter: "10 millis" })
+            )
+          )
+          expect(outline(events)).toEqual(["Silence:1", "Finish"])
+          expect(textOf(events)).toBe("Sorry for the wait.")
+          // a whole reply waits too: a 50 ms deadline passes first, on every attempt
+          server.setDefault({ kind: "reply", text: "Late.", firstEventDelayMs: 2000 })
+          const error = yield* Effect.flip(
+            Toolkit.run([Message.user("Hi")], Toolkit.make(weather), { timeout: "50 millis" })
+          )
+          expect(error._tag).toBe("LlmTimeoutError")
+        })
+      ))
+
     it.live("no Silence for a server that answers first, and the timer does not hold the stream open", () =>
       withServer((server) =>
         Effect.gen(function*() {

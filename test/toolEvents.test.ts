@@ -178,6 +178,26 @@ for (const backend of backends.filter((b) => b.name === "local" || b.name === "a
         })
       ))
 
+    it.live("failOnToolError: the stream fails with the ToolExecutionError, after the call's start, with no end", () =>
+      withServer((server) =>
+        Effect.gen(function*() {
+          server.enqueue({ kind: "reply", text: "", toolCalls: [{ id: "x", name: "flaky", arguments: {} }] })
+          const seen: Array<string> = []
+          const steps: Array<ReadonlyArray<Message.Message>> = []
+          const error = yield* Effect.flip(
+            Toolkit.stream([Message.user("go")], Toolkit.make(failing), {
+              failOnToolError: true,
+              onStep: (added) => Effect.sync(() => steps.push(added))
+            }).pipe(Stream.runForEach((event) => Effect.sync(() => seen.push(...outline([event])))))
+          )
+          expect(error._tag).toBe("ToolExecutionError")
+          expect(error._tag === "ToolExecutionError" && error.toolCallId).toBe("x")
+          expect(seen).toEqual(["ToolCallStart:x", "ToolCall:x", "Start:x"])
+          expect(steps).toEqual([])
+          expect(server.requests.length).toBe(1)
+        })
+      ))
+
     it.live("barge-in after a non-interruptible call ended: the history holds it, the cancelled call is gone", () =>
       withServer((server) =>
         Effect.gen(function*() {

@@ -23,9 +23,10 @@ import { type ContextOptions, make as makeContext } from "./Context.js"
 import type { LlmError, LlmInvalidRequestError } from "./errors.js"
 import { OverflowTurn } from "./internal/overflowTurn.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
+import * as VoiceMetrics from "./internal/voiceMetrics.js"
 import { Llm, type PromptCacheOption } from "./Llm.js"
 import { AssistantMessage, type Message } from "./Message.js"
-import type { CompletionResult, StreamEvent } from "./Reply.js"
+import { CompletionResult, ResponseMetadata, type StreamEvent, type Usage } from "./Reply.js"
 import { type SentenceOptions, sentences } from "./Stream.js"
 import { TokenCounter } from "./TokenCounter.js"
 import type { ToolExecutionError } from "./Tool.js"
@@ -45,14 +46,32 @@ export interface SendOptions<R = never> extends Toolkit.RunOptions {
  * been played (heard). Interrupted (barge-in), it may have called `progress`
  * with the part of the chunk played so far (the text up to the last word
  * spoken, say), which is then recorded too; a sink that never calls it
- * records whole chunks only.
+ * records whole chunks only. It may run `started` when the chunk's audio
+ * starts playing: the turn's first one gives its `firstAudioMillis` (see
+ * `TurnMetrics`); a sink that never runs it reports no audio time.
  *
  * @since 0.1.0
  */
 export type SpeechSink<E = never, R = never> = (
   chunk: string,
-  progress: (played: string) => Effect.Effect<void>
+  progress: (played: string) => Effect.Effect<void>,
+  started: Effect.Effect<void>
 ) => Effect.Effect<void, E, R>
+
+/**
+ * A spoken turn's voice metrics, in milliseconds from the turn's start (when
+ * `speak` was called): `firstTokenMillis` to the reply's first text (of any
+ * step), `firstChunkMillis` to the first chunk handed to the sink,
+ * `firstAudioMillis` to the sink's first `started`, each only when it
+ * happened; `outputTokens`, the output tokens of the turn's model calls that
+ * finished (a call cut off by barge-in reports none); `interrupted`, whether
+ * the turn was (barge-in). In the result's `metadata.voice`, passed to
+ * `SpeakOptions.onMetrics` and recorded as Effect metrics
+ * (`effect_llm.voice.*`, see the README).
+ *
+ * @since 0.1.0
+ */
+export type TurnMetrics = NonNullable<ResponseMetadata["voice"]>
 
 /**
  * A spoken turn's options: a turn's options, the sink that plays the reply,
@@ -63,6 +82,12 @@ export type SpeechSink<E = never, R = never> = (
 export interface SpeakOptions<E = never, R = never> extends SendOptions<R> {
   readonly sink: SpeechSink<E, R>
   readonly chunks?: SentenceOptions | undefined
+  /**
+   * Called once at the end of every spoken turn, completed, interrupted or
+   * failed (then `interrupted` is false), with its `TurnMetrics`, after the
+   * turn was recorded. It runs uninterruptibly: keep it short.
+   */
+  readonly onMetrics?: ((metrics: TurnMetrics) => Effect.Effect<void>) | undefined
 }
 
 /**
@@ -137,7 +162,8 @@ export declare namespace Conversation {
      * nothing when nothing was heard. Running tool handlers are interrupted
      * too, except those of tools that are not `interruptible`, whose calls
      * and results are recorded. A failed call or sink leaves the
-     * conversation as it was.
+     * conversation as it was. The result's `metadata.voice` holds the
+     * turn's `TurnMetrics`, which `onMetrics` is given at every turn's end.
      */
     readonly speak: <E = never, R = never>(
       userText: string,
@@ -159,11 +185,25 @@ export declare namespace Conversation {
 
 const emptyKit: Toolkit.Toolkit<never> = { tools: new Map(), definitions: [] }
 
-/** What a spoken turn tells the streamed turn: when a step was recorded, and what was heard of the step in progress. */
+/**
+ * What a spoken turn tells the streamed turn: when a step was recorded, and
+ * what was heard of the step in progress; it is told each model call's usage.
+ */
 interface Listener {
   readonly onStep: (added: ReadonlyArray<Message>) => void
   readonly heard: () => string
+  readonly onUsage: (usage: Usage) => void
 }
+
+/** `llm`, whose streams tell `onUsage` their usage: the tool loop emits only its last step's `Finish`. */
+const reportingUsage = (llm: Llm.Service, onUsage: (usage: Usage) => void): Llm.Service => ({
+  ...llm,
+  stream: (messages, options) =>
+    Stream.mapChunks(llm.stream(messages, options), (chunk) => {
+      for (const event of chunk) if (event._tag === "Finish") onUsage(event.usage)
+      return chunk
+    })
+})
 
 /**
  * Builds the service over a starting context.
@@ -261,10 +301,11 @@ export const make = (
           ...options,
           onStep
         }).pipe(
-          Stream.provideService(Llm, llm),
+          Stream.provideService(Llm, listener === undefined ? llm : reportingUsage(llm, listener.onUsage)),
           Stream.tap((event) =>
             Effect.sync(() => {
-              overflow.delivered = true
+              // a Silence is no content: a refused step may still be sent again
+              if (event._tag !== "Silence") overflow.delivered = true
               if (event._tag === "TextDelta") received.push(event.text)
               else if (event._tag === "Finish") complete = true
             })
@@ -275,8 +316,23 @@ export const make = (
     const sendStream = <R>(userText: string, turn: SendOptions<R> = {}) => streamTurn(userText, turn)
 
     const speak = <E, R>(userText: string, turn: SpeakOptions<E, R>) =>
-      Effect.suspend(() => {
-        const { chunks, sink, ...options } = turn
+      Effect.clockWith((clock) => {
+        const { chunks, onMetrics, sink, ...options } = turn
+        // the turn's voice metrics, in milliseconds from its start
+        const start = clock.unsafeCurrentTimeMillis()
+        const since = () => clock.unsafeCurrentTimeMillis() - start
+        let firstToken: number | undefined
+        let firstChunk: number | undefined
+        let firstAudio: number | undefined
+        let outputTokens = 0
+        const metrics = (interrupted: boolean): TurnMetrics => ({
+          ...(firstToken === undefined ? {} : { firstTokenMillis: firstToken }),
+          ...(firstChunk === undefined ? {} : { firstChunkMillis: firstChunk }),
+          ...(firstAudio === undefined ? {} : { firstAudioMillis: firstAudio }),
+          outputTokens,
+          interrupted
+        })
+        const started = Effect.sync(() => void (firstAudio ??= since()))
         // chunks are numbered as they are cut; those from `stepStart` on belong to the step in progress
         let cut = 0
         let stepStart = 0
@@ -294,17 +350,27 @@ export const make = (
           heard: () =>
             [...played.filter((chunk) => chunk.index >= stepStart).map((chunk) => chunk.text), partial]
               .filter((text) => text !== "")
-              .join(" ")
+              .join(" "),
+          onUsage: (usage) => void (outputTokens += usage.outputTokens)
         }
         const progress = (text: string) => Effect.sync(() => void (partial = text.trim()))
         const events = streamTurn(userText, options, listener).pipe(
-          Stream.tap((event) => Effect.sync(() => reply.push(event)))
+          Stream.tap((event) =>
+            Effect.sync(() => {
+              if (firstToken === undefined && event._tag === "TextDelta") firstToken = since()
+              reply.push(event)
+            })
+          )
         )
         return sentences(events, chunks).pipe(
           Stream.map((text) => ({ index: cut++, text })),
           Stream.runForEach((chunk) =>
             Effect.zipRight(
-              Effect.suspend(() => (partial = "", sink(chunk.text, progress))),
+              Effect.suspend(() => {
+                partial = ""
+                firstChunk ??= since()
+                return sink(chunk.text, progress, started)
+              }),
               Effect.sync(() => {
                 played.push(chunk)
                 partial = ""
@@ -315,7 +381,16 @@ export const make = (
             const result = reply.result()
             return result === undefined
               ? Effect.dieMessage("Conversation.speak: the turn ended without a reply")
-              : Effect.succeed(result)
+              : Effect.succeed(
+                new CompletionResult({
+                  ...result,
+                  metadata: new ResponseMetadata({ ...result.metadata, voice: metrics(false) }, true)
+                }, true)
+              )
+          }),
+          Effect.onExit((exit) => {
+            const turnMetrics = metrics(Exit.isInterrupted(exit))
+            return Effect.zipRight(VoiceMetrics.record(turnMetrics), onMetrics?.(turnMetrics) ?? Effect.void)
           })
         )
       })

@@ -63,6 +63,12 @@ const expectations: ReadonlyArray<readonly [string, ReadonlyArray<string | RegEx
     "🔊 Mercury is closest to the Sun.",
     "Spoke 2 sentences"
   ]],
+  ["examples/voice_turn.ts", [
+    "🔊 Let me check that.",
+    /\(get_weather answered in \d+ ms\)\n🔊 Hmm, one moment\.\n🔊 It is 4 degrees and raining in Oslo\./,
+    "🔊 Yes, take an umbrella.",
+    /first token \d+ ms, first chunk \d+ ms, first audio \d+ ms, \d+ output tokens, interrupted: false/
+  ]],
   ["examples/custom_provider.ts", [
     "echo answered: Echo: hello, custom backend",
     "streamed in 4 pieces: Echo: streams work too"

@@ -188,7 +188,11 @@ for (const backend of backends.filter((b) => b.name === "local" || b.name === "a
             Toolkit.stream([Message.user("go")], Toolkit.make(failing), {
               failOnToolError: true,
               onStep: (added) => Effect.sync(() => steps.push(added))
-            }).pipe(Stream.runForEach((event) => Effect.sync(() => void seen.splice(seen.length, 0, ...outline([event])))))
+            }).pipe(Stream.runForEach((event) =>
+              Effect.sync(() => {
+                for (const line of outline([event])) seen.push(line)
+              })
+            ))
           )
           expect(error._tag).toBe("ToolExecutionError")
           expect(error._tag === "ToolExecutionError" && error.toolCallId).toBe("x")

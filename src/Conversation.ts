@@ -88,6 +88,13 @@ export interface SpeakOptions<E = never, R = never> extends SendOptions<R> {
    * turn was recorded. It runs uninterruptibly: keep it short.
    */
   readonly onMetrics?: ((metrics: TurnMetrics) => Effect.Effect<void>) | undefined
+  /**
+   * Sees every event of the turn as it arrives, before it is cut into
+   * chunks: `ToolExecutionStart` (say "Let me check that"), `Silence` (fill
+   * it), the text. What it plays is not part of the reply: the history does
+   * not record it. The turn waits for it, so a long one should fork.
+   */
+  readonly onEvent?: ((event: StreamEvent) => Effect.Effect<void, E, R>) | undefined
 }
 
 /**
@@ -317,7 +324,7 @@ export const make = (
 
     const speak = <E, R>(userText: string, turn: SpeakOptions<E, R>) =>
       Effect.clockWith((clock) => {
-        const { chunks, onMetrics, sink, ...options } = turn
+        const { chunks, onEvent, onMetrics, sink, ...options } = turn
         // the turn's voice metrics, in milliseconds from its start
         const start = clock.unsafeCurrentTimeMillis()
         const since = () => clock.unsafeCurrentTimeMillis() - start
@@ -354,13 +361,13 @@ export const make = (
           onUsage: (usage) => void (outputTokens += usage.outputTokens)
         }
         const progress = (text: string) => Effect.sync(() => void (partial = text.trim()))
+        const seen = (event: StreamEvent) =>
+          Effect.sync(() => {
+            if (firstToken === undefined && event._tag === "TextDelta") firstToken = since()
+            reply.push(event)
+          })
         const events = streamTurn(userText, options, listener).pipe(
-          Stream.tap((event) =>
-            Effect.sync(() => {
-              if (firstToken === undefined && event._tag === "TextDelta") firstToken = since()
-              reply.push(event)
-            })
-          )
+          Stream.tap(onEvent === undefined ? seen : (event) => Effect.zipRight(seen(event), onEvent(event)))
         )
         return sentences(events, chunks).pipe(
           Stream.map((text) => ({ index: cut++, text })),

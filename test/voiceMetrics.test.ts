@@ -31,6 +31,59 @@ const turnsCounted = (interrupted: boolean) =>
     (state) => state.count
   )
 
+describe("Conversation.speak: onEvent", () => {
+  it.effect("sees the progress events in order with the chunks: filler for a tool and for a silence is played, not recorded", () => {
+    const lookup = Tool.make("lookup", {
+      description: "looks it up",
+      parameters: Schema.Struct({}),
+      handler: () => Effect.as(Effect.sleep("1 second"), "sunny")
+    })
+    return Effect.gen(function*() {
+      const conversation = yield* Conversation.Conversation
+      const heard: Array<string> = []
+      const fiber = yield* Effect.fork(conversation.speak("Weather?", {
+        toolkit: Toolkit.make(lookup),
+        silenceAfter: "1 second",
+        sink: (chunk) => Effect.sync(() => heard.push(chunk)),
+        onEvent: (event) =>
+          Effect.sync(() => {
+            if (event._tag === "ToolExecutionStart") heard.push(`(filler) checking ${event.toolCall.name}`)
+            else if (event._tag === "ToolExecutionEnd") heard.push(`(done in ${event.durationMillis} ms)`)
+            else if (event._tag === "Silence") heard.push(`(filler) hmm, step ${event.step}`)
+          })
+      }))
+      yield* TestClock.adjust("1 minute")
+      yield* Fiber.join(fiber)
+      expect(heard).toEqual([
+        "(filler) hmm, step 1",
+        "Let me check.",
+        "(filler) checking lookup",
+        "(done in 1000 ms)",
+        "(filler) hmm, step 2",
+        "It is sunny."
+      ])
+      const context = yield* conversation.context
+      expect(context.messages.map((message) => message.content)).toEqual([
+        "Weather?",
+        "Let me check.",
+        "sunny",
+        "It is sunny."
+      ])
+    }).pipe(
+      Effect.provide(Layer.provideMerge(
+        Conversation.layer(),
+        ScriptedLlm.layer([
+          ScriptedLlm.toolCalls([{ id: "a", name: "lookup", arguments: {} }], {
+            text: "Let me check.",
+            firstTokenDelay: "2 seconds"
+          }),
+          ScriptedLlm.reply("It is sunny.", { firstTokenDelay: "2 seconds" })
+        ])
+      ))
+    )
+  })
+})
+
 describe("voice metrics on the TestClock", () => {
   const withConversation = <A, E>(
     script: ScriptedLlm.Script,
@@ -117,6 +170,7 @@ describe("voice metrics on the TestClock", () => {
         yield* TestClock.adjust("1 minute")
         const result = yield* Fiber.join(fiber)
         expect(played).toEqual(["Let me check.", "It is sunny."])
+        // without onEvent: nothing but the reply is spoken
         expect(result.content).toBe("It is sunny.")
         expect(result.metadata.voice).toEqual({
           firstTokenMillis: 2000,

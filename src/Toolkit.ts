@@ -12,6 +12,7 @@ import type { LlmError, LlmResponseError } from "./errors.js"
 import { responseError } from "./internal/errorFactory.js"
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
+import * as ToolSpans from "./internal/toolSpans.js"
 import { type CompletionOptions, Llm } from "./Llm.js"
 import { AssistantMessage, type Message, ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
 import { CompletionResult, StreamEvent } from "./Reply.js"
@@ -199,11 +200,12 @@ export const execute = <R>(
           })
         )
         : tool.run(call.arguments)
+      const spanned = ToolSpans.traced(call, { name, description: tool?.definition.description }, outcome)
       // a tool that must finish runs to its result, and that result is seen, even when interrupted
       const mask = tool?.interruptible === false
         ? Effect.uninterruptible
         : <A, E, R>(self: Effect.Effect<A, E, R>) => self
-      return mask(outcome.pipe(
+      return mask(spanned.pipe(
         Effect.map((content) => new ToolMessage({ toolCallId: call.id, name, content })),
         Effect.catchAll((error) =>
           options.failOnToolError

@@ -326,7 +326,7 @@ describe("secrets: the fake key never appears in anything produced", () => {
           expect(headerNames.has("http.request.header.x-api-key")).toBe(true)
           // the default transport's spans carry the method, URL and status, never a header
           expect(new Set(own.flatMap((span) => [...span.attributes.keys()]))).toEqual(
-            new Set(["http.request.method", "url.full", "server.address", "http.response.status_code"])
+            new Set(["http.request.method", "url.full", "server.address", "server.port", "http.response.status_code"])
           )
           expect(evidence.items.length).toBeGreaterThan(1000)
           // every span made was ended and exported: the library's own among them, content captured

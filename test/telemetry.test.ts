@@ -130,8 +130,10 @@ describe("the chat span of a whole call", () => {
           // the fake server reports OpenAI's reasoning_tokens, 0
           "gen_ai.usage.reasoning.output_tokens": 0
         })
-        // the transport's request span is its child
-        expect(childrenOf(sdk.spans(), chat!).map((span) => span.name)).toEqual(["http.client POST"])
+        // the transport's request span is its child, naming the server as the conventions do
+        const [http] = childrenOf(sdk.spans(), chat!)
+        expect(http!.name).toBe("http.client POST")
+        expect([http!.attributes[ATTR_SERVER_ADDRESS], http!.attributes[ATTR_SERVER_PORT]]).toEqual(["127.0.0.1", port])
       })))
 
   it.live("Anthropic: the provider name, and the cache reads and writes", () =>

@@ -154,6 +154,19 @@ describe("the chat span of a whole call", () => {
         expect(keysOf(sdk.spans()).has("gen_ai.system")).toBe(false)
       })))
 
+  it.live("a warm-up is a chat span marked effect_llm.warm", () =>
+    scenario(anthropic, (server, sdk) =>
+      Effect.gen(function*() {
+        server.setDefault({ kind: "reply", text: "" })
+        const llm = yield* Llm.Llm
+        yield* llm.warm!(hi)
+        yield* llm.complete(hi)
+        expect(named(sdk.spans(), "chat claude-x").map((span) => span.attributes["effect_llm.warm"])).toEqual([
+          true,
+          undefined
+        ])
+      })))
+
   it.live("a failure: error.type is the error's tag, the status an error", () =>
     scenario(openAi, (server, sdk) =>
       Effect.gen(function*() {
@@ -525,6 +538,17 @@ describe("metrics", () => {
         )
         const retries = matching(yield* sdk.points("effect_llm.client.retries"), model)
         expect(retries.map((point) => [point.attributes["error.type"], point.value])).toEqual([["LlmProviderError", 2]])
+      })))
+
+  it.live("the fiber's own metric tags are added", () =>
+    scenario(openAi, (server, sdk) =>
+      Effect.gen(function*() {
+        server.setDefault({ kind: "reply", text: "ok" })
+        yield* Llm.complete(hi, { model: "metrics-c" }).pipe(Effect.tagMetrics("tenant", "t1"))
+        const calls = matching(yield* sdk.points("effect_llm.client.calls"), {
+          [ATTR_GEN_AI_REQUEST_MODEL]: "metrics-c"
+        })
+        expect(calls.map((point) => [point.attributes["tenant"], point.value])).toEqual([["t1", 1]])
       })))
 
   it.live("fallback steps by from, to and reason", () =>

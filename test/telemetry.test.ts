@@ -236,6 +236,34 @@ describe("the chat span of a stream", () => {
         expect(chat!.status.code).toBe(SpanStatusCode.OK)
       })))
 
+  it.live("retried before its first content: one span, an effect_llm.retry event per retry, an attempt span each", () =>
+    scenario(anthropic, (server, sdk) =>
+      Effect.gen(function*() {
+        server.enqueue(
+          { kind: "status", status: 529, type: "overloaded_error", message: "Overloaded" },
+          {
+            kind: "reply",
+            text: "x",
+            inBandError: { afterEvents: 0, type: "overloaded_error", message: "Overloaded" }
+          },
+          { kind: "reply", text: "at last", chunkSize: 3 }
+        )
+        expect((yield* LlmStream.collect(Llm.stream(hi))).content).toBe("at last")
+        const chats = named(sdk.spans(), "chat claude-x")
+        expect(chats.length).toBe(1)
+        expect(
+          ownEvents(chats[0]!).map((
+            event
+          ) => [event.attributes?.["effect_llm.retry.attempt"], event.attributes?.["error.type"]])
+        )
+          .toEqual([[1, "LlmProviderError"], [2, "LlmProviderError"]])
+        expect(childrenOf(sdk.spans(), chats[0]!).map((span) => span.name)).toEqual([
+          "http.client POST",
+          "http.client POST",
+          "http.client POST"
+        ])
+      })))
+
   it.live("a consumer that stops (barge-in) ends it when it stops, with no error.type", () =>
     scenario(openAi, (server, sdk) =>
       Effect.gen(function*() {

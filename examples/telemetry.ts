@@ -26,7 +26,7 @@ const getWeather = Tool.make("get_weather", {
 /** The same spans, kept to print the tree at the end (read before the SDK shuts down). */
 const kept = new InMemorySpanExporter()
 
-const Telemetry = NodeSdk.layer(() => ({
+const Otel = NodeSdk.layer(() => ({
   resource: { serviceName: "voice-assistant" },
   spanProcessor: [new SimpleSpanProcessor(new ConsoleSpanExporter()), new SimpleSpanProcessor(kept)],
   // exports once, when the SDK shuts down
@@ -98,6 +98,6 @@ const ConversationLive = Conversation.layer({ systemMessage: "You are a voice as
 
 program.pipe(
   Effect.provide(ConversationLive),
-  Effect.provide(Telemetry),
+  Effect.provide(Otel),
   Effect.runPromise
 )

@@ -14,7 +14,8 @@
  */
 
 /** The conventions these names follow, as the docs state it. */
-export const conventions = "OpenTelemetry GenAI semantic conventions (Development), semconv 1.45.0"
+export const conventions =
+  "OpenTelemetry GenAI semantic conventions (Development): semconv 1.45.0, with semantic-conventions-genai's gen_ai.usage.cache_write.input_tokens"
 
 /** Attribute names. */
 export const attr = {

@@ -28,6 +28,7 @@ import { Llm, type PromptCacheOption } from "./Llm.js"
 import { AssistantMessage, type Message } from "./Message.js"
 import { CompletionResult, ResponseMetadata, type StreamEvent, type Usage } from "./Reply.js"
 import { type SentenceOptions, sentences } from "./Stream.js"
+import * as Telemetry from "./Telemetry.js"
 import { TokenCounter } from "./TokenCounter.js"
 import type { ToolExecutionError } from "./Tool.js"
 import * as Toolkit from "./Toolkit.js"
@@ -104,6 +105,11 @@ export interface SpeakOptions<E = never, R = never> extends SendOptions<R> {
  */
 export interface ConversationOptions {
   /**
+   * The conversation's id, which its calls' spans carry as
+   * `gen_ai.conversation.id` (default: a random UUID).
+   */
+  readonly id?: string | undefined
+  /**
    * Passed on each turn's calls (a turn's own `promptCache` wins): the key
    * (OpenAI's `prompt_cache_key`) is generated once per conversation, a
    * random UUID, unless given; the slot (llama-server's `id_slot`) is sent
@@ -142,6 +148,8 @@ export declare namespace Conversation {
    * @since 0.1.0
    */
   export interface Service {
+    /** The conversation's id (`ConversationOptions.id`), as its calls' spans carry it. */
+    readonly id: string
     /** The conversation so far. */
     readonly context: Effect.Effect<ConversationContext>
     /** Sends what the user said and records the whole turn once the reply is complete. */
@@ -231,6 +239,7 @@ export const make = (
       ...turn,
       promptCache: turn.promptCache ?? promptCache
     })
+    const id = options.id ?? (yield* Effect.sync(() => crypto.randomUUID()))
     const counter = yield* Effect.serviceOption(TokenCounter)
     const count = Option.isSome(counter) ? counter.value.count : undefined
     const ref = yield* SynchronizedRef.make(initial)
@@ -261,13 +270,15 @@ export const make = (
         const { llm, overflow } = turnOf(started)
         return Toolkit.run(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), options).pipe(
           Effect.provideService(Llm, llm),
-          Effect.map(({ added, result }) => [result, append(overflow.base, added)] as const)
+          Effect.map(({ added, result }) => [result, append(overflow.base, added)] as const),
+          Telemetry.withConversationId(id)
         )
       }))
 
     const streamTurn = <R>(userText: string, turn: SendOptions<R>, listener?: Listener) =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const options = cached(turn)
+        yield* Effect.locallyScoped(Telemetry.conversationId, id)
         // hold the conversation for the whole stream: turns never interleave
         yield* Effect.acquireRelease(turnLock.take(1), () => turnLock.release(1))
         const context = yield* SynchronizedRef.get(ref)
@@ -407,11 +418,13 @@ export const make = (
       turnLock.withPermits(1)(Effect.flatMap(SynchronizedRef.get(ref), (context) => {
         const options = cached(turn)
         return Toolkit.warm(context.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), options).pipe(
-          Effect.provideService(Llm, llm)
+          Effect.provideService(Llm, llm),
+          Telemetry.withConversationId(id)
         )
       }))
 
     return {
+      id,
       context: SynchronizedRef.get(ref),
       send,
       sendStream,

@@ -19,6 +19,7 @@ import type { LlmError, LlmResponseError } from "./errors.js"
 import { invalidRequest, responseError } from "./internal/errorFactory.js"
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
+import * as ToolSpans from "./internal/toolSpans.js"
 import { durationProblem } from "./internal/validate.js"
 import { type CompletionOptions, Llm } from "./Llm.js"
 import { AssistantMessage, type Message, ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
@@ -217,13 +218,14 @@ export const execute = <R>(
           })
         )
         : tool.run(call.arguments)
+      const spanned = ToolSpans.traced(call, { name, description: tool?.definition.description }, outcome)
       // a tool that must finish runs to its result, and that result is seen, even when interrupted
       const mask = tool?.interruptible === false
         ? Effect.uninterruptible
         : <A, E, R>(self: Effect.Effect<A, E, R>) => self
       const started = options.onStart === undefined
-        ? outcome
-        : Effect.zipRight(Effect.sync(() => options.onStart!(call)), outcome)
+        ? spanned
+        : Effect.zipRight(Effect.sync(() => options.onStart!(call)), spanned)
       return mask(started.pipe(
         Effect.map((content) => new ToolMessage({ toolCallId: call.id, name, content })),
         Effect.catchAll((error) =>

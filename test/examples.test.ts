@@ -79,6 +79,19 @@ const expectations: ReadonlyArray<readonly [string, ReadonlyArray<string | RegEx
     "turn 5: openai answered",
     "local skipped (breaker open)"
   ]],
+  ["examples/telemetry.ts", [
+    "--- spans, as the console exporter prints them ---",
+    /session \([\d.]+ ms\)\n {2}└ chat fake-gpt-oss \([\d.]+ ms\)\n {6}gen_ai\.operation\.name="chat"/,
+    "gen_ai.request.stream=true",
+    /gen_ai\.response\.time_to_first_chunk=[\d.]+/,
+    "  └ execute_tool get_weather",
+    "gen_ai.response.finish_reasons=[\"tool_calls\"]",
+    "gen_ai.usage.input_tokens=98",
+    "name: 'gen_ai.client.operation.duration'",
+    "name: 'gen_ai.client.token.usage'",
+    "name: 'gen_ai.client.operation.time_to_first_chunk'",
+    "'effect_llm.outcome': 'success'"
+  ]],
   ["examples/demo.ts", [
     "🤖 Hello Sam! How can I help you today?",
     "backend: anthropic (after local down)",

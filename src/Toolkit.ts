@@ -173,6 +173,9 @@ export const recorded = <R>(kit: Toolkit<R>, calls: ReadonlyArray<ToolCall>): Re
  * Interrupting it interrupts the running handlers, except those of tools
  * declared `interruptible: false`, which run to their end first; `onResult`
  * sees each result as it is made, so the caller knows which calls finished.
+ * With `final`, a call of a tool that waits for the final turn
+ * (`Tool.waitForFinal`) runs only once `final` has completed (the others at
+ * once); the wait itself is always interruptible.
  *
  * @since 0.1.0
  */
@@ -183,6 +186,7 @@ export const execute = <R>(
     readonly concurrency?: number | undefined
     readonly failOnToolError?: boolean | undefined
     readonly onResult?: ((result: ToolMessage) => void) | undefined
+    readonly final?: Effect.Effect<void> | undefined
   } = {}
 ): Effect.Effect<ReadonlyArray<ToolMessage>, ToolExecutionError, R> =>
   Effect.forEach(
@@ -203,7 +207,7 @@ export const execute = <R>(
       const mask = tool?.interruptible === false
         ? Effect.uninterruptible
         : <A, E, R>(self: Effect.Effect<A, E, R>) => self
-      return mask(outcome.pipe(
+      const answered = mask(outcome.pipe(
         Effect.map((content) => new ToolMessage({ toolCallId: call.id, name, content })),
         Effect.catchAll((error) =>
           options.failOnToolError
@@ -221,6 +225,10 @@ export const execute = <R>(
           options.onResult === undefined ? Effect.void : Effect.sync(() => options.onResult!(result))
         )
       ))
+      // a side effect waits for the final turn outside the mask, so a speculation waiting there can be dropped
+      const waits = options.final !== undefined && tool !== undefined &&
+        (tool.waitForFinal ?? tool.interruptible === false)
+      return waits ? Effect.zipRight(options.final!, answered) : answered
     },
     { concurrency: options.concurrency ?? 4 }
   )
@@ -312,14 +320,19 @@ export const run = <R>(
  * The streaming tool loop: the events of every step stream through as they
  * arrive, and tool calls run between steps. Only the last step's `Finish` is
  * emitted. `onStep` sees the messages each completed step adds (for a
- * conversation to record them).
+ * conversation to record them). With `final` (a speculative generation's),
+ * calls of tools that wait for the final turn (`Tool.waitForFinal`) run
+ * once it has completed; the others run at once.
  *
  * @since 0.1.0
  */
 export const stream = <R>(
   messages: ReadonlyArray<Message>,
   kit: Toolkit<R>,
-  options: RunOptions & { readonly onStep?: (added: ReadonlyArray<Message>) => Effect.Effect<void> } = {}
+  options: RunOptions & {
+    readonly onStep?: (added: ReadonlyArray<Message>) => Effect.Effect<void>
+    readonly final?: Effect.Effect<void> | undefined
+  } = {}
 ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, Llm | R> =>
   Stream.unwrap(Effect.map(Llm, (llm) => {
     const maxSteps = options.maxSteps ?? 5

@@ -116,7 +116,7 @@ const typeApi = {
     Anthropic: ["AnthropicOptions"],
     ChatCompletions: ["ChatCompletionsOptions", "Dialect"],
     CompletionOptions: "type",
-    Conversation: ["ConversationOptions", "SendOptions", "SpeakOptions", "SpeechSink"],
+    Conversation: ["ConversationOptions", "SendOptions", "SpeakOptions", "SpeculationStats", "SpeechSink"],
     ConversationContext: ["ContextOptions", "CountTokens", "Turn"],
     Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "ProbedLayer"],
     FinishReason: "type",

@@ -161,27 +161,29 @@ describe("Toolkit.stream with final", () => {
 
 for (const backend of [local, anthropic]) {
   describe(`speculative generation: ${backend.name}`, () => {
-    it.live("a matching final text reuses the generation: one request, its events replayed, the final text recorded", () =>
-      withConversation((server, conversation) =>
-        Effect.gen(function*() {
-          server.enqueue({ kind: "reply", text: "It is sunny in Paris today.", chunkSize: 5 })
-          const before = yield* conversation.context
-          const fibers = yield* preempting(conversation, "what's the weather in paris")
-          // the speculation has ended: everything it produced is in its buffer, and nothing in the history
-          yield* Fiber.awaitAll(fibers)
-          expect(yield* conversation.context).toBe(before)
-          const events = yield* Stream.runCollect(conversation.commit("What's the weather in Paris?"))
-          expect(textOf(events)).toBe("It is sunny in Paris today.")
-          expect(Chunk.toArray(events).filter((event) => event._tag === "Finish").length).toBe(1)
-          expect(server.requests.length).toBe(1)
-          expect(body(server, 0)).toContain("what's the weather in paris")
-          const history = (yield* conversation.context).history
-          expect(history.map((m) => [m.role, m.content])).toEqual([
-            ["user", "What's the weather in Paris?"],
-            ["assistant", "It is sunny in Paris today."]
-          ])
-          expect(yield* conversation.speculation).toEqual({ started: 1, reused: 1, wasted: 0 })
-        }), backend))
+    for (const chunkSize of [1, 5, 17]) {
+      it.live(`a matching final text reuses the generation: one request, its events replayed, the final text recorded (deltas of ${chunkSize})`, () =>
+        withConversation((server, conversation) =>
+          Effect.gen(function*() {
+            server.enqueue({ kind: "reply", text: "It is sunny in Paris today.", chunkSize })
+            const before = yield* conversation.context
+            const fibers = yield* preempting(conversation, "what's the weather in paris")
+            // the speculation has ended: everything it produced is in its buffer, and nothing in the history
+            yield* Fiber.awaitAll(fibers)
+            expect(yield* conversation.context).toBe(before)
+            const events = yield* Stream.runCollect(conversation.commit("What's the weather in Paris?"))
+            expect(textOf(events)).toBe("It is sunny in Paris today.")
+            expect(Chunk.toArray(events).filter((event) => event._tag === "Finish").length).toBe(1)
+            expect(server.requests.length).toBe(1)
+            expect(body(server, 0)).toContain("what's the weather in paris")
+            const history = (yield* conversation.context).history
+            expect(history.map((m) => [m.role, m.content])).toEqual([
+              ["user", "What's the weather in Paris?"],
+              ["assistant", "It is sunny in Paris today."]
+            ])
+            expect(yield* conversation.speculation).toEqual({ started: 1, reused: 1, wasted: 0 })
+          }), backend))
+    }
 
     it.live("another final text closes the speculative request and starts afresh with it", () =>
       withConversation((server, conversation) =>

@@ -7,25 +7,29 @@
  * the reply to a speech sink chunk by chunk and, interrupted, records what
  * the listener heard. A turn the server refuses as
  * longer than its context is pruned to fit and sent again, once
- * (`onOverflow`).
+ * (`onOverflow`). While the user is still speaking, `preempt` starts the
+ * reply to the interim transcript in the background; the turn on the final
+ * text (`commit`) continues it when the text is the same.
  *
  * @since 0.1.0
  */
+import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SynchronizedRef from "effect/SynchronizedRef"
-import type { ConversationContext } from "./Context.js"
-import { type ContextOptions, make as makeContext } from "./Context.js"
+import { type ContextOptions, ConversationContext, make as makeContext } from "./Context.js"
 import type { LlmError, LlmInvalidRequestError } from "./errors.js"
 import { OverflowTurn } from "./internal/overflowTurn.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
+import * as Speculation from "./internal/speculation.js"
 import * as VoiceMetrics from "./internal/voiceMetrics.js"
 import { Llm, type PromptCacheOption } from "./Llm.js"
-import { AssistantMessage, type Message } from "./Message.js"
+import { AssistantMessage, type Message, UserMessage } from "./Message.js"
 import { CompletionResult, ResponseMetadata, type StreamEvent, type Usage } from "./Reply.js"
 import { type SentenceOptions, sentences } from "./Stream.js"
 import * as Telemetry from "./Telemetry.js"
@@ -130,6 +134,19 @@ export interface ConversationOptions {
 }
 
 /**
+ * How many speculative generations a conversation started (`preempt`), how
+ * many a turn reused, and how many were wasted: dropped for another text or
+ * a changed history, failed before the commit, or discarded.
+ *
+ * @since 0.1.0
+ */
+export interface SpeculationStats {
+  readonly started: number
+  readonly reused: number
+  readonly wasted: number
+}
+
+/**
  * A conversation with the `Llm` in context.
  *
  * @since 0.1.0
@@ -184,7 +201,41 @@ export declare namespace Conversation {
       userText: string,
       options: SpeakOptions<E, R>
     ) => Effect.Effect<CompletionResult, LlmError | ToolExecutionError | LlmInvalidRequestError | E, R>
-    /** Replaces the conversation (e.g. one restored with `ConversationContext.decode`). */
+    /**
+     * Starts the reply to what the user is still saying (speech-to-text's
+     * interim transcript) in a background fiber, on the history as it is
+     * now, and returns at once. At most one speculation is pending: the
+     * same text again (compared normalised: Unicode NFKC, case, spacing,
+     * trailing punctuation) keeps it, another text interrupts it (closing
+     * its request; counted wasted) and starts anew. It never touches the
+     * history, takes no turn, and runs no tool that waits for the final
+     * turn (`Tool.waitForFinal`); other tools may run. It ends with the
+     * conversation.
+     *
+     * The next turn settles it. `commit`, `sendStream` and `speak` reuse it
+     * when their text is the same and the history has not changed since:
+     * what it produced is replayed, then the same generation continues live,
+     * with the options it was started with; the waiting tools run once the
+     * turn has caught up with their step; the user message recorded is the
+     * final text. Otherwise, or when it failed before the turn, it is
+     * interrupted and counted wasted, and the turn starts afresh, never
+     * seeing its failure. `send` and `set` discard it.
+     */
+    readonly preempt: <R = never>(interimText: string, options?: SendOptions<R>) => Effect.Effect<void, never, R>
+    /**
+     * The turn on the user's final text, streamed as `sendStream` streams it
+     * (and recorded alike): the pending speculation's generation when it
+     * matches (see `preempt`), else a fresh one.
+     */
+    readonly commit: <R = never>(
+      finalText: string,
+      options?: SendOptions<R>
+    ) => Stream.Stream<StreamEvent, LlmError | ToolExecutionError, R>
+    /** Interrupts the pending speculation, if any (counted wasted). */
+    readonly discard: Effect.Effect<void>
+    /** How many speculations started, were reused and were wasted. */
+    readonly speculation: Effect.Effect<SpeculationStats>
+    /** Replaces the conversation (e.g. one restored with `ConversationContext.decode`); discards a pending speculation. */
     readonly set: (context: ConversationContext) => Effect.Effect<void>
     /**
      * Sends the conversation so far (the system prompt, the options' tools
@@ -220,17 +271,30 @@ const reportingUsage = (llm: Llm.Service, onUsage: (usage: Usage) => void): Llm.
     })
 })
 
+/** `context` with its last user message saying `said` (a pruned turn's history, recorded with the final text). */
+const saying = (context: ConversationContext, said: string): ConversationContext => {
+  const history = [...context.history]
+  for (let i = history.length - 1; i >= 0; i--) {
+    if (history[i]!.role !== "user") continue
+    history[i] = new UserMessage({ content: said })
+    return new ConversationContext({ ...context, history }, true)
+  }
+  return context
+}
+
 /**
- * Builds the service over a starting context.
+ * Builds the service over a starting context. Closing the scope interrupts
+ * a pending speculative generation.
  *
  * @since 0.1.0
  */
 export const make = (
   initial: ConversationContext,
   options: ConversationOptions = {}
-): Effect.Effect<Conversation.Service, never, Llm> =>
+): Effect.Effect<Conversation.Service, never, Llm | Scope.Scope> =>
   Effect.gen(function*() {
     const llm = yield* Llm
+    const speculations = yield* Speculation.make(yield* Effect.scope)
     // one key for the whole conversation, so every turn is routed to the same cache
     const promptCache: PromptCacheOption | false = options.promptCache === false
       ? false
@@ -263,7 +327,54 @@ export const make = (
         context
       )
 
-    const send = <R>(userText: string, turn: SendOptions<R> = {}) =>
+    /**
+     * A turn's generation on `context` and `userText`: the tool loop's events, and the history to record
+     * its steps on (pruned after an overflow), with the user message saying what the user finally said.
+     */
+    const generate = <R>(
+      context: ConversationContext,
+      userText: string,
+      turn: SendOptions<R>,
+      hooks: {
+        readonly onStep: (added: ReadonlyArray<Message>) => Effect.Effect<void>
+        readonly final?: Effect.Effect<void>
+      }
+    ): Speculation.Generation<R> => {
+      const options = cached(turn)
+      const started = context.addUser(userText, count)
+      const { llm, overflow } = turnOf(started)
+      // each step's usage (the loop emits only the last step's Finish), kept until a spoken turn listens
+      const usages: Array<Usage> = []
+      let onUsage: ((usage: Usage) => void) | undefined
+      const reporting = reportingUsage(llm, (usage) => (onUsage === undefined ? usages.push(usage) : onUsage(usage)))
+      return {
+        events: Toolkit.stream(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), {
+          ...options,
+          ...hooks
+        }).pipe(
+          Stream.provideService(Llm, reporting),
+          Stream.mapChunks((events) => {
+            // a Silence is no content: a refused step may still be sent again
+            if (Chunk.some(events, (event) => event._tag !== "Silence")) overflow.delivered = true
+            return events
+          }),
+          // the speculative fiber's calls belong to the conversation too
+          (events) => Stream.unwrapScoped(Effect.as(Effect.locallyScoped(Telemetry.conversationId, id), events))
+        ),
+        reportUsage: (listen) => {
+          for (const usage of usages.splice(0)) listen(usage)
+          onUsage = listen
+        },
+        recordedOn: (said) =>
+          said === userText
+            ? overflow.base
+            : overflow.base === started
+            ? context.addUser(said, count)
+            : saying(overflow.base, said)
+      }
+    }
+
+    const sendTurn = <R>(userText: string, turn: SendOptions<R> = {}) =>
       turnLock.withPermits(1)(SynchronizedRef.modifyEffect(ref, (context) => {
         const options = cached(turn)
         const started = context.addUser(userText, count)
@@ -275,18 +386,17 @@ export const make = (
         )
       }))
 
+    // the text path: a pending speculation is dropped, not reused
+    const send = <R>(userText: string, turn: SendOptions<R> = {}) =>
+      Effect.zipRight(speculations.discard, sendTurn(userText, turn))
+
     const streamTurn = <R>(userText: string, turn: SendOptions<R>, listener?: Listener) =>
       Stream.unwrapScoped(Effect.gen(function*() {
-        const options = cached(turn)
         yield* Effect.locallyScoped(Telemetry.conversationId, id)
         // hold the conversation for the whole stream: turns never interleave
         yield* Effect.acquireRelease(turnLock.take(1), () => turnLock.release(1))
         const context = yield* SynchronizedRef.get(ref)
-        const started = context.addUser(userText, count)
-        const { llm, overflow } = turnOf(started)
         const steps: Array<Message> = []
-        // on the turn's base, which an overflow may have pruned
-        const recorded = () => append(overflow.base, steps)
         let received: Array<string> = []
         let complete = false
         const onStep = (added: ReadonlyArray<Message>) =>
@@ -302,6 +412,11 @@ export const make = (
             received = []
             listener?.onStep(added)
           })
+        // the pending speculation when it is on this text and history (any other is dropped), else a fresh generation
+        const generation = (yield* speculations.adopt(userText, context, onStep)) ??
+          { ...generate(context, userText, turn, { onStep }), release: Effect.void }
+        // on the turn's base, which an overflow may have pruned
+        const recorded = () => append(generation.recordedOn(userText), steps)
         yield* Effect.addFinalizer((exit) =>
           SynchronizedRef.update(ref, (current) => {
             if (current !== context) return current // someone else moved on meanwhile
@@ -315,15 +430,12 @@ export const make = (
               : recorded().addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
           })
         )
-        return Toolkit.stream(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), {
-          ...options,
-          onStep
-        }).pipe(
-          Stream.provideService(Llm, listener === undefined ? llm : reportingUsage(llm, listener.onUsage)),
+        // finalizers run last first: an adopted speculation ends, and hands over its last steps, before the turn is recorded
+        yield* Effect.addFinalizer(() => generation.release)
+        if (listener !== undefined) generation.reportUsage(listener.onUsage)
+        return generation.events.pipe(
           Stream.tap((event) =>
             Effect.sync(() => {
-              // a Silence is no content: a refused step may still be sent again
-              if (event._tag !== "Silence") overflow.delivered = true
               if (event._tag === "TextDelta") received.push(event.text)
               else if (event._tag === "Finish") complete = true
             })
@@ -332,6 +444,12 @@ export const make = (
       }))
 
     const sendStream = <R>(userText: string, turn: SendOptions<R> = {}) => streamTurn(userText, turn)
+
+    const preempt = <R>(interimText: string, turn: SendOptions<R> = {}) =>
+      Effect.flatMap(
+        SynchronizedRef.get(ref),
+        (context) => speculations.preempt(interimText, context, (hooks) => generate(context, interimText, turn, hooks))
+      )
 
     const speak = <E, R>(userText: string, turn: SpeakOptions<E, R>) =>
       Effect.clockWith((clock) => {
@@ -429,7 +547,11 @@ export const make = (
       send,
       sendStream,
       speak,
-      set: (context) => SynchronizedRef.set(ref, context),
+      preempt,
+      commit: sendStream,
+      discard: speculations.discard,
+      speculation: speculations.stats,
+      set: (context) => Effect.zipRight(speculations.discard, SynchronizedRef.set(ref, context)),
       warm
     } satisfies Conversation.Service
   })
@@ -437,9 +559,9 @@ export const make = (
 /**
  * A conversation service starting empty with the given limits (default: 10
  * turns), prompt cache use and overflow behaviour (default: prune and retry
- * once).
+ * once). Releasing the layer interrupts a pending speculative generation.
  *
  * @since 0.1.0
  */
 export const layer = (options: ContextOptions & ConversationOptions = {}): Layer.Layer<Conversation, never, Llm> =>
-  Layer.effect(Conversation, make(makeContext(options), options))
+  Layer.scoped(Conversation, make(makeContext(options), options))

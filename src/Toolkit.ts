@@ -190,7 +190,10 @@ export const recorded = <R>(kit: Toolkit<R>, calls: ReadonlyArray<ToolCall>): Re
  * declared `interruptible: false`, which run to their end first; `onResult`
  * sees each result as it is made (with its call), so the caller knows which
  * calls finished, and `onStart` each call as its handler is about to run
- * (within the `concurrency` bound).
+ * (within the `concurrency` bound). With `final`, a call of a tool that
+ * waits for the final turn (`Tool.waitForFinal`) runs (and starts) only once
+ * `final` has completed (the others at once); the wait itself is always
+ * interruptible.
  *
  * @since 0.1.0
  */
@@ -202,6 +205,7 @@ export const execute = <R>(
     readonly failOnToolError?: boolean | undefined
     readonly onResult?: ((result: ToolMessage, call: ToolCall) => void) | undefined
     readonly onStart?: ((call: ToolCall) => void) | undefined
+    readonly final?: Effect.Effect<void> | undefined
   } = {}
 ): Effect.Effect<ReadonlyArray<ToolMessage>, ToolExecutionError, R> =>
   Effect.forEach(
@@ -226,7 +230,7 @@ export const execute = <R>(
       const started = options.onStart === undefined
         ? spanned
         : Effect.zipRight(Effect.sync(() => options.onStart!(call)), spanned)
-      return mask(started.pipe(
+      const answered = mask(started.pipe(
         Effect.map((content) => new ToolMessage({ toolCallId: call.id, name, content })),
         Effect.catchAll((error) =>
           options.failOnToolError
@@ -244,6 +248,10 @@ export const execute = <R>(
           options.onResult === undefined ? Effect.void : Effect.sync(() => options.onResult!(result, call))
         )
       ))
+      // a side effect waits for the final turn outside the mask, so a speculation waiting there can be dropped
+      const waits = options.final !== undefined && tool !== undefined &&
+        (tool.waitForFinal ?? tool.interruptible === false)
+      return waits ? Effect.zipRight(options.final!, answered) : answered
     },
     { concurrency: options.concurrency ?? 4 }
   )
@@ -353,7 +361,9 @@ const silenceTimer = (step: number, after: Duration.Duration, spoke: Deferred.De
  * The streaming tool loop: the events of every step stream through as they
  * arrive, and tool calls run between steps. Only the last step's `Finish` is
  * emitted. `onStep` sees the messages each completed step adds (for a
- * conversation to record them).
+ * conversation to record them). With `final` (a speculative generation's),
+ * calls of tools that wait for the final turn (`Tool.waitForFinal`) run
+ * once it has completed; the others run at once.
  *
  * Progress events come between the model's: `ToolExecutionStart` as each
  * call's handler is about to run and `ToolExecutionEnd` as its result is
@@ -368,7 +378,10 @@ const silenceTimer = (step: number, after: Duration.Duration, spoke: Deferred.De
 export const stream = <R>(
   messages: ReadonlyArray<Message>,
   kit: Toolkit<R>,
-  options: RunOptions & { readonly onStep?: (added: ReadonlyArray<Message>) => Effect.Effect<void> } = {}
+  options: RunOptions & {
+    readonly onStep?: (added: ReadonlyArray<Message>) => Effect.Effect<void>
+    readonly final?: Effect.Effect<void> | undefined
+  } = {}
 ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, Llm | R> =>
   Stream.unwrap(Effect.map(Llm, (llm) => {
     const maxSteps = options.maxSteps ?? 5

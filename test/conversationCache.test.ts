@@ -11,6 +11,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { make as makeContext } from "../src/Context.js"
 import * as Conversation from "../src/Conversation.js"
@@ -48,7 +49,7 @@ const layers = {
 /** Runs `f` with a fake provider and the backend `name` pointed at it. */
 const withBackend = <A, E>(
   name: keyof typeof layers,
-  f: (server: FakeProvider.FakeProvider) => Effect.Effect<A, E, Llm.Llm>,
+  f: (server: FakeProvider.FakeProvider) => Effect.Effect<A, E, Llm.Llm | Scope.Scope>,
   slots?: number
 ) =>
   Effect.scoped(Effect.gen(function*() {
@@ -297,7 +298,7 @@ describe("Conversation.warm", () => {
       const c = yield* conversation("You are terse.").pipe(Effect.provideService(Llm.Llm, custom))
       expect(yield* c.warm()).toEqual(Option.none())
       expect(calls).toBe(0)
-    }))
+    }).pipe(Effect.scoped))
 
   it.live("a failed warm-up fails typed and leaves the conversation as it was", () =>
     withBackend("anthropic", (server) =>

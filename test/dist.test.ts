@@ -131,7 +131,14 @@ const typeApi = {
     Anthropic: ["AnthropicOptions"],
     ChatCompletions: ["ChatCompletionsOptions", "Dialect"],
     CompletionOptions: "type",
-    Conversation: ["ConversationOptions", "SendOptions", "SpeakOptions", "SpeechSink", "TurnMetrics"],
+    Conversation: [
+      "ConversationOptions",
+      "SendOptions",
+      "SpeakOptions",
+      "SpeculationStats",
+      "SpeechSink",
+      "TurnMetrics"
+    ],
     ConversationContext: ["ContextOptions", "CountTokens", "Turn"],
     Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "ProbedLayer"],
     FinishReason: "type",

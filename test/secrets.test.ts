@@ -273,7 +273,7 @@ describe("secrets: the fake key never appears in anything produced", () => {
                       Effect.exit(conversation.send("Hello")),
                       Effect.exit(Stream.runDrain(conversation.sendStream("Hello again")))
                     )
-                ).pipe(Effect.provide(layer))
+                ).pipe(Effect.scoped, Effect.provide(layer))
               )
               // the service itself, and the layer value, as a user might print them
               evidence.add(`${backend.name} layer`, layer)

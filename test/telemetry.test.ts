@@ -425,7 +425,7 @@ describe("the tool loop", () => {
 describe("the conversation id", () => {
   it.live("a conversation's calls carry its id, given or generated", () =>
     scenario(openAi, (server, sdk) =>
-      Effect.gen(function*() {
+      Effect.scoped(Effect.gen(function*() {
         server.setDefault({ kind: "reply", text: "ok" })
         const given = yield* Conversation.make(makeContext(), { id: "conv-given" })
         expect(given.id).toBe("conv-given")
@@ -441,7 +441,7 @@ describe("the conversation id", () => {
           generated.id,
           undefined
         ])
-      })))
+      }))))
 })
 
 describe("content capture", () => {

@@ -439,7 +439,7 @@ describe("tool progress on the TestClock", () => {
       expect(textOf(events)).toBe("Let me see.Found it.")
     }))
 
-  it.effect("a Silence is not content: a step refused as too long after it is still pruned and sent again", () =>
+  it.scoped("a Silence is not content: a step refused as too long after it is still pruned and sent again", () =>
     Effect.gen(function*() {
       let context = ConversationContext.make({ maxTurns: 10 })
       for (const n of [1, 2, 3, 4]) context = context.addUser(`q${n}`).addAssistant({ content: `a${n}` })

@@ -271,6 +271,31 @@ describe("speculative generation", () => {
       })
     ))
 
+  it.live("a spoken turn reusing a speculation counts the output tokens of every step, those before the commit too", () =>
+    withConversation((server, conversation) =>
+      Effect.gen(function*() {
+        const probed = yield* Deferred.make<void>()
+        const probe = counted("probe", { ran: probed })
+        server.enqueue(
+          {
+            kind: "reply",
+            text: "Checking.",
+            toolCalls: [{ id: "p", name: "probe", arguments: {} }],
+            usage: { inputTokens: 10, outputTokens: 7 }
+          },
+          { kind: "reply", text: "All good.", usage: { inputTokens: 20, outputTokens: 11 } }
+        )
+        const toolkit = Toolkit.make(probe.tool)
+        yield* conversation.preempt("is it fine", { toolkit })
+        // the first step, its usage included, is done before the turn adopts it
+        yield* Deferred.await(probed)
+        const result = yield* conversation.speak("Is it fine?", { toolkit, sink: () => Effect.void })
+        expect(result.content).toBe("All good.")
+        expect(result.metadata.voice).toMatchObject({ outputTokens: 18, interrupted: false })
+        expect(yield* conversation.speculation).toEqual({ started: 1, reused: 1, wasted: 0 })
+      })
+    ))
+
   it.live("a second preempt with another text closes the first request and starts anew", () =>
     withConversation((server, conversation) =>
       Effect.gen(function*() {

@@ -3,18 +3,22 @@
  * process, no keys), against the fake provider, and print what they promise.
  */
 import { execFile } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "vitest"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 
-/** Runs an example with every provider key and server variable removed. */
-const run = (file: string) =>
+/** Runs an example with every provider key and server variable removed (and `extra` set). */
+const run = (file: string, extra: Record<string, string> = {}) =>
   new Promise<string>((resolve, reject) => {
     const env = { ...process.env }
     for (
       const name of ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENROUTER_API_KEY", "LLM_LOCAL_BASE_URL", "LLM_CONFIG"]
     ) delete env[name]
+    Object.assign(env, extra)
     execFile(
       process.execPath,
       ["--import", "tsx", file],
@@ -113,4 +117,63 @@ describe("examples", () => {
       expect(output).not.toMatch(/FiberFailure|UnknownException|\n\s+at /)
     }, 90_000)
   }
+})
+
+const voiceAgent: ReadonlyArray<string | RegExp> = [
+  "… (interim) set a timer for ten minutes",
+  /User: Set a timer for ten minutes\.\n(?:.*\n)*?🔊 \(filler\) Let me set that timer\.\n/,
+  "⏲ set_timer(10) runs: the transcript is final",
+  "(answered with the generation started on the interim)",
+  "(the interim's generation was discarded: the user said something else)",
+  /🔊 It should be tender but still firm in the middle\.\n(?:.*\n)?✋ barge-in: the user speaks again/,
+  /turn 2: first token \d+ ms, first chunk \d+ ms, first audio \d+ ms, \d+ tokens, interrupted/,
+  "🔊 (filler) Hmm.",
+  "History: system > user > assistant > tool > assistant > user > assistant > user > assistant",
+  "Heard before the barge-in: Taste a piece a minute before the time on the packet. It should be tender but still firm in the middle.",
+  "Speculation: 2 started, 1 reused, 1 wasted"
+]
+
+/** Whether espeak-ng is installed (CI installs it; a machine without it runs the printing sink only). */
+const hasEspeak = (): Promise<boolean> =>
+  new Promise((resolve) => execFile("espeak-ng", ["--version"], (error) => resolve(error === null)))
+
+describe("examples/voice_agent.ts", () => {
+  it.concurrent("runs the voice loop with the printing sink", async () => {
+    const output = await run("examples/voice_agent.ts", { VOICE_SINK: "print" })
+    expect(output).toContain("speech: printing")
+    for (const line of voiceAgent) {
+      if (typeof line === "string") expect(output).toContain(line)
+      else expect(output).toMatch(line)
+    }
+    expect(output).not.toContain("wav ")
+    // the barge-in cut the answer: its third sentence was never spoken
+    expect(output).not.toContain("Drain it at once")
+  }, 90_000)
+
+  it.concurrent(
+    "speaks through espeak-ng into WAV files that exist and are not empty, where it is installed",
+    async () => {
+      if (!(await hasEspeak())) return
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "voice-agent-test-"))
+      try {
+        const output = await run("examples/voice_agent.ts", { VOICE_WAV_DIR: dir })
+        expect(output).toContain(`speech: espeak-ng (WAV files in ${dir})`)
+        for (const line of voiceAgent) {
+          if (typeof line === "string") expect(output).toContain(line)
+          else expect(output).toMatch(line)
+        }
+        const files = [...output.matchAll(/wav (\S+\.wav) \((\d+) bytes\)/g)].map((match) => match[1]!)
+        // two sentences and a filler in turn 1, two in turn 2, a filler and two in turn 3
+        expect(files.length).toBe(8)
+        for (const file of files) {
+          expect(path.dirname(file)).toBe(dir)
+          expect(fs.statSync(file).size).toBeGreaterThan(44) // more than a WAV header
+          expect(fs.readFileSync(file).subarray(0, 4).toString("latin1")).toBe("RIFF")
+        }
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
+    },
+    90_000
+  )
 })

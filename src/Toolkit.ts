@@ -18,6 +18,7 @@ import * as Take from "effect/Take"
 import type { LlmError, LlmResponseError } from "./errors.js"
 import { invalidRequest, responseError } from "./internal/errorFactory.js"
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
+import { cleanFunctionName, functionNameRule } from "./internal/names.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
 import * as ToolSpans from "./internal/toolSpans.js"
 import { durationProblem } from "./internal/validate.js"
@@ -165,7 +166,10 @@ const resolve = <R>(kit: Toolkit<R>, name: string): { readonly tool: Tool<R> | u
   if (exact !== undefined) return { tool: exact, name }
   const bare = bareName(name)
   const tool = kit.tools.get(bare)
-  return { tool, name: tool !== undefined ? bare : bare.replace(/[^a-zA-Z0-9_-]/g, "_").slice(0, 64) || "unnamed" }
+  return {
+    tool,
+    name: tool !== undefined ? bare : cleanFunctionName(bare).slice(0, functionNameRule.max) || "unnamed"
+  }
 }
 
 /**

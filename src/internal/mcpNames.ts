@@ -1,11 +1,7 @@
 /** The names MCP tools are offered to the model under. */
-import { fitName } from "./names.js"
+import { cleanFunctionName as clean, fitName, functionNameRule } from "./names.js"
 
-/** Characters of a function name every backend accepts (`^[a-zA-Z0-9_-]{1,64}$`). */
-const allowed = "a-zA-Z0-9_-"
-const maxLength = 64
-
-const clean = (name: string): string => name.replace(/[^a-zA-Z0-9_-]/g, "_")
+const { allowed, max: maxLength } = functionNameRule
 
 /**
  * One server's tools, by the names it lists them under.

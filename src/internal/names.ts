@@ -1,6 +1,31 @@
 /** Fitting names from outside (MCP tool names, JSON Schema property keys) into a backend's rules. */
 
 /**
+ * The characters of a function (tool) name every backend accepts, as a
+ * character class body, and its longest length: `^[a-zA-Z0-9_-]{1,64}$`.
+ *
+ * @internal
+ */
+export const functionNameRule = { allowed: "a-zA-Z0-9_-", max: 64 } as const
+
+/**
+ * Whether `name` is a function name every backend accepts (`functionNameRule`).
+ *
+ * @internal
+ */
+export const isFunctionName = (name: string): boolean => functionNamePattern.test(name)
+
+const functionNamePattern = new RegExp(`^[${functionNameRule.allowed}]{1,${functionNameRule.max}}$`)
+const notInFunctionName = new RegExp(`[^${functionNameRule.allowed}]`, "g")
+
+/**
+ * `name` with every character a function name cannot hold made `_` (not cut, not checked for collisions).
+ *
+ * @internal
+ */
+export const cleanFunctionName = (name: string): string => name.replace(notInFunctionName, "_")
+
+/**
  * A short, stable hash of a text (FNV-1a, 32 bits, 8 hex digits): the suffix
  * that keeps two names apart once they are cut or rewritten to the same text.
  *

@@ -2,9 +2,7 @@ import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
 import type { CompletionOptions } from "../Llm.js"
 import type { Message } from "../Message.js"
-
-/** Function names every provider accepts. */
-const toolName = /^[a-zA-Z0-9_-]{1,64}$/
+import { isFunctionName } from "./names.js"
 
 const inRange = (value: number | undefined, min: number, max: number): boolean =>
   value === undefined || (Number.isFinite(value) && value >= min && value <= max)
@@ -88,7 +86,7 @@ export const validateRequest = (
   if (reasoning !== undefined) return reasoning
   const names = new Set<string>()
   for (const tool of options.tools ?? []) {
-    if (!toolName.test(tool.name)) {
+    if (!isFunctionName(tool.name)) {
       return `tool name ${
         JSON.stringify(tool.name)
       } is not a valid function name (letters, digits, _ and -, at most 64)`
@@ -128,7 +126,7 @@ export const validateRequest = (
       : undefined
     if (message.role === "assistant") {
       for (const call of message.toolCalls) {
-        if (!toolName.test(call.name)) {
+        if (!isFunctionName(call.name)) {
           return `message ${i} calls ${JSON.stringify(call.name)}, not a valid function name`
         }
       }

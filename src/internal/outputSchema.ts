@@ -170,6 +170,8 @@ export interface OutputSchema<A, I> {
   readonly wrapped: boolean
   /** The JSON received as the Schema's encoded value: unwrapped, with a strict backend's nulls for absent optional properties removed. */
   readonly read: (json: unknown) => unknown
+  /** The same for one element of an array value (the `elements` option). */
+  readonly readElement: (json: unknown) => unknown
 }
 
 /** The response format's name: the one given, else the Schema's identifier when it is a valid name, else `output`. */
@@ -228,7 +230,10 @@ export const prepare = <A, I>(
     const restored = restore ? dropNulls(value, sent, sent, 0) : value
     return wrapped ? (isObject(restored) ? restored[wrapperKey] : undefined) : restored
   }
-  return { schema, format, wrapped, read }
+  const array = wrapped ? (sent.properties as Json)[wrapperKey] : sent
+  const items = isObject(array) ? resolve(array, sent)?.items : undefined
+  const readElement = (value: unknown): unknown => restore && isObject(items) ? dropNulls(value, items, sent, 0) : value
+  return { schema, format, wrapped, read, readElement }
 }
 
 /** Keywords a strict backend refuses (OpenAI's strict mode, Anthropic's structured output): dropped from what is sent, still checked by the decode. */

@@ -360,12 +360,16 @@ export class PartialJson {
       this.state = State.Failed
       return
     }
-    this.completed(value)
+    this.completed(value, true)
   }
 
-  /** A value is complete: it goes into its container (or is the root). */
-  private completed(value: unknown): void {
-    this.changed = true
+  /**
+   * A value is complete: it goes into its container (or is the root). Only
+   * a literal's completion shows: a string or a container was visible
+   * already, as it is now.
+   */
+  private completed(value: unknown, literal = false): void {
+    if (literal) this.changed = true
     const frame = this.stack[this.stack.length - 1]
     if (frame === undefined) {
       this.root = value

@@ -255,8 +255,10 @@ export const streamWith = <A, I, E, R>(
     const reply = new ReplyCollector()
     let emitted: unknown = undefined
     let index = 0
-    /** The events of one batch, or the error an element's decode gave. */
-    const read = (chunk: Chunk.Chunk<StreamEvent>): Array<ObjectStreamEvent<A, I>> | LlmOutputError => {
+    /** An element that failed its Schema: the stream fails after the events before it. */
+    let failure: LlmOutputError | undefined
+    /** The events of one batch (up to an element that fails its Schema). */
+    const read = (chunk: Chunk.Chunk<StreamEvent>): Array<ObjectStreamEvent<A, I>> => {
       for (const event of chunk) {
         reply.push(event)
         if (event._tag === "TextDelta") parser.feed(event.text)
@@ -264,10 +266,11 @@ export const streamWith = <A, I, E, R>(
       const out: Array<ObjectStreamEvent<A, I>> = []
       if (decodeElement !== undefined) {
         for (const raw of parser.takeElements()) {
-          const decoded = decodeElement(raw)
+          const decoded = decodeElement(output.readElement(raw))
           if (Either.isLeft(decoded)) {
             const issue = `element ${index}: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`
-            return outputError(context, reply.content, { reason: "invalid", issue }, 1)
+            failure = outputError(context, reply.content, { reason: "invalid", issue }, 1)
+            return out
           }
           out.push({ _tag: "Element", index: index++, element: decoded.right as never })
         }
@@ -314,7 +317,8 @@ export const streamWith = <A, I, E, R>(
     > = Channel.readWithCause({
       onInput: (chunk: Chunk.Chunk<StreamEvent>) => {
         const out = read(chunk)
-        return Array.isArray(out) && out.length === 0 ? loop : Channel.zipRight(write(out), loop)
+        const next = failure === undefined ? loop : Channel.fail(failure)
+        return out.length === 0 ? next : Channel.zipRight(write(out), next)
       },
       onFailure: Channel.failCause,
       onDone: () => write(finish())

@@ -170,6 +170,11 @@ export interface OutputSchema<A, I> {
   readonly wrapped: boolean
   /** The JSON received as the Schema's encoded value: unwrapped, with a strict backend's nulls for absent optional properties removed. */
   readonly read: (json: unknown) => unknown
+  /**
+   * Whether `read` may drop nulls (some optional property does not admit
+   * null): two different values read may then be equal.
+   */
+  readonly restores: boolean
   /** The same for one element of an array value (the `elements` option). */
   readonly readElement: (json: unknown) => unknown
 }
@@ -233,7 +238,7 @@ export const prepare = <A, I>(
   const array = wrapped ? (sent.properties as Json)[wrapperKey] : sent
   const items = isObject(array) ? resolve(array, sent)?.items : undefined
   const readElement = (value: unknown): unknown => restore && isObject(items) ? dropNulls(value, items, sent, 0) : value
-  return { schema, format, wrapped, read, readElement }
+  return { schema, format, wrapped, read, readElement, restores: restore }
 }
 
 /** Keywords a strict backend refuses (OpenAI's strict mode, Anthropic's structured output): dropped from what is sent, still checked by the decode. */

@@ -254,6 +254,21 @@ export const streamWith = <A, I, E, R>(
     const parser = new PartialJson(element === undefined ? undefined : output.wrapped ? [wrapperKey] : [])
     const reply = new ReplyCollector()
     let emitted: unknown = undefined
+    let snapshot: unknown = undefined
+    /**
+     * Adds the partial value when it changed: the parser gives the same
+     * snapshot while nothing visible changed, so only a value read with
+     * dropped nulls is compared whole.
+     */
+    const pushPartial = (out: Array<ObjectStreamEvent<A, I>>): void => {
+      const next = parser.snapshot()
+      if (next === snapshot) return
+      snapshot = next
+      const partial = output.read(next)
+      if (partial === undefined || partial === emitted || (output.restores && sameValue(partial, emitted))) return
+      emitted = partial
+      out.push({ _tag: "Partial", partial: partial as never })
+    }
     let index = 0
     /** An element that failed its Schema: the stream fails after the events before it. */
     let failure: LlmOutputError | undefined
@@ -276,11 +291,7 @@ export const streamWith = <A, I, E, R>(
         }
         return out
       }
-      const partial = output.read(parser.snapshot())
-      if (partial !== undefined && !sameValue(partial, emitted)) {
-        emitted = partial
-        out.push({ _tag: "Partial", partial: partial as never })
-      }
+      pushPartial(out)
       return out
     }
     const finish = (): Array<ObjectStreamEvent<A, I>> | LlmOutputError | LlmError => {
@@ -291,12 +302,7 @@ export const streamWith = <A, I, E, R>(
       const value = valueOf(output, result)
       if (!("value" in value)) return outputError(answered, result.content, value, 1)
       const out: Array<ObjectStreamEvent<A, I>> = []
-      if (decodeElement === undefined) {
-        const partial = output.read(parser.snapshot())
-        if (partial !== undefined && !sameValue(partial, emitted)) {
-          out.push({ _tag: "Partial", partial: partial as never })
-        }
-      }
+      if (decodeElement === undefined) pushPartial(out)
       out.push({
         _tag: "Done",
         result: new ObjectResult({ value: value.value, completion: result, usage: result.usage, attempts: 1 })

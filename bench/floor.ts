@@ -23,6 +23,9 @@
  * - `Llm.stream` and `Llm.streamText`, the public accessors, which read the
  *   service from the context (and keep only text deltas), and `Llm.streamText`
  *   through a `Fallback` of the same backend twice (the first answers);
+ * - `Llm.streamText` of a structured-output reply (its text a JSON object in
+ *   200 deltas) and `Llm.streamObject` of the same reply (partials, then the
+ *   decoded value): what the partial values cost per chunk (also `--paced`);
  * - effect-llm's transport alone (an attempt's scope, the send, the whole
  *   body), without the provider on top, and `Llm.complete`.
  */

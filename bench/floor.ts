@@ -23,6 +23,9 @@
  * - `Llm.stream` and `Llm.streamText`, the public accessors, which read the
  *   service from the context (and keep only text deltas), and `Llm.streamText`
  *   through a `Fallback` of the same backend twice (the first answers);
+ * - `Llm.streamText` of a structured-output reply (its text a JSON object in
+ *   200 deltas) and `Llm.streamObject` of the same reply (partials, then the
+ *   decoded value): what the partial values cost per chunk (also `--paced`);
  * - effect-llm's transport alone (an attempt's scope, the send, the whole
  *   body), without the provider on top, and `Llm.complete`;
  * - tracing: `Llm.complete` and `Llm.streamText` as run by default (Effect's
@@ -40,15 +43,17 @@ import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as JSONSchema from "effect/JSONSchema"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Readable } from "node:stream"
 import type { Dispatcher } from "undici"
 import { Anthropic, Fallback, HttpTransport, Llm, Local, Message } from "../src/index.js"
-import { type Protocol, replies } from "./payloads.js"
+import { objectReplies, type Protocol, replies } from "./payloads.js"
 
 const argv = process.argv.slice(2)
 const option = (name: string): string | undefined => {
@@ -69,6 +74,14 @@ const sse = Buffer.from(
 )
 const json = Buffer.from(reply.json)
 const events = reply.events.map((event) => Buffer.from(event))
+/** The structured-output reply (its text a JSON object in as many deltas), for the `streamObject` rows. */
+const objectReply = objectReplies[protocol === "messages" ? "messages" : "chat"]
+const objectSse = Buffer.from(objectReply.events.join(""))
+const objectEvents = objectReply.events.map((event) => Buffer.from(event))
+/** A request for a structured output: OpenAI's `response_format`, or Anthropic's output tool. */
+const isObjectRequest = (body: string | Uint8Array) =>
+  Buffer.from(body).includes("\"response_format\"") || Buffer.from(body).includes("\"tool_choice\"")
+const ObjectSchema = Schema.Struct({ title: Schema.String, words: Schema.Array(Schema.String) })
 
 /** A body as undici hands it over: a Node readable that can also be read whole. */
 const bodyOf = (bytes: Buffer): Readable => {
@@ -103,21 +116,23 @@ const dispatcher = {
       : { statusCode: 200, headers: jsonHeaders, body: bodyOf(json) },
   dispatch: (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => {
     const stream = isStream(options.body as string)
+    const object = stream && isObjectRequest(options.body as string)
+    const pacedEvents = object ? objectEvents : events
     queueMicrotask(() => {
       handler.onRequestStart?.(controller, {})
       handler.onResponseStart?.(controller, 200, stream ? sseHeaders : jsonHeaders, "OK")
       if (paced && stream) {
         let next = 0
         const deliver = () => {
-          if (next < events.length) {
-            handler.onResponseData?.(controller, events[next++]!)
+          if (next < pacedEvents.length) {
+            handler.onResponseData?.(controller, pacedEvents[next++]!)
             setImmediate(deliver)
           } else handler.onResponseEnd?.(controller, {})
         }
         return void setImmediate(deliver)
       }
       queueMicrotask(() => {
-        handler.onResponseData?.(controller, stream ? sse : json)
+        handler.onResponseData?.(controller, object ? objectSse : stream ? sse : json)
         handler.onResponseEnd?.(controller, {})
       })
     })
@@ -142,6 +157,14 @@ const otel = ManagedRuntime.make(
   )
 )
 const messages = [Message.system("s"), Message.user("u")]
+/** The object's reply as plain text: the same request (its response format), its text not parsed or decoded. */
+const objectFormat = {
+  responseFormat: {
+    name: "output",
+    schema: JSONSchema.make(ObjectSchema) as unknown as Record<string, unknown>
+  }
+}
+
 const request = (stream: boolean) =>
   HttpClientRequest.post("http://127.0.0.1:1/v1/chat/completions").pipe(
     HttpClientRequest.bodyUnsafeJson({ model: "m", stream })
@@ -228,6 +251,14 @@ const pacedRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
   [
     "effect-llm: Fallback, Llm.streamText",
     () => fallback.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))
+  ],
+  [
+    "effect-llm: Llm.streamText, the object's reply",
+    () => runtime.runPromise(Stream.runForEach(Llm.streamText(messages, objectFormat), ignore))
+  ],
+  [
+    "effect-llm: Llm.streamObject (partials)",
+    () => runtime.runPromise(Stream.runForEach(Llm.streamObject(messages, ObjectSchema), ignore))
   ]
 ]
 
@@ -252,6 +283,14 @@ const fastRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
   [
     "effect-llm: Fallback, Llm.streamText",
     () => fallback.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))
+  ],
+  [
+    "effect-llm: Llm.streamText, the object's reply",
+    () => runtime.runPromise(Stream.runForEach(Llm.streamText(messages, objectFormat), ignore))
+  ],
+  [
+    "effect-llm: Llm.streamObject (partials)",
+    () => runtime.runPromise(Stream.runForEach(Llm.streamObject(messages, ObjectSchema), ignore))
   ],
   [
     "platform: execute + arrayBuffer, HTTP span off",

@@ -76,7 +76,7 @@ const sse = (data: unknown, event?: string): string =>
 const created = 1_700_000_000
 
 /** OpenAI Chat Completions: `chat.completion` and `chat.completion.chunk` objects. */
-const chatReply = (): Reply => {
+const chatReply = (chunks: ReadonlyArray<string> = textChunks): Reply => {
   const id = "chatcmpl-bench"
   const usage = { prompt_tokens: 20, completion_tokens: chunkCount, total_tokens: 20 + chunkCount }
   const chunk = (delta: object, finishReason: string | null) => ({
@@ -89,7 +89,7 @@ const chatReply = (): Reply => {
   })
   const events = [
     sse(chunk({ role: "assistant", content: "", refusal: null }, null)),
-    ...textChunks.map((text) => sse(chunk({ content: text }, null))),
+    ...chunks.map((text) => sse(chunk({ content: text }, null))),
     sse(chunk({}, "stop")),
     sse({ id, object: "chat.completion.chunk", created, model, system_fingerprint: "fp_bench", choices: [], usage }),
     sse("[DONE]")
@@ -101,7 +101,7 @@ const chatReply = (): Reply => {
     model,
     choices: [{
       index: 0,
-      message: { role: "assistant", content: expectedText, refusal: null, annotations: [] },
+      message: { role: "assistant", content: chunks.join(""), refusal: null, annotations: [] },
       logprobs: null,
       finish_reason: "stop"
     }],
@@ -112,7 +112,7 @@ const chatReply = (): Reply => {
 }
 
 /** Anthropic Messages: a `message` object and the named event stream. */
-const messagesReply = (): Reply => {
+const messagesReply = (chunks: ReadonlyArray<string> = textChunks): Reply => {
   const id = "msg_bench"
   const usage = {
     input_tokens: 20,
@@ -137,7 +137,7 @@ const messagesReply = (): Reply => {
     }, "message_start"),
     sse({ type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }, "content_block_start"),
     sse({ type: "ping" }, "ping"),
-    ...textChunks.map((text) =>
+    ...chunks.map((text) =>
       sse({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text } }, "content_block_delta")
     ),
     sse({ type: "content_block_stop", index: 0 }, "content_block_stop"),
@@ -153,7 +153,7 @@ const messagesReply = (): Reply => {
     type: "message",
     role: "assistant",
     model,
-    content: [{ type: "text", text: expectedText }],
+    content: [{ type: "text", text: chunks.join("") }],
     stop_reason: "end_turn",
     stop_sequence: null,
     usage
@@ -240,6 +240,28 @@ export const replies: Readonly<Record<Protocol, Reply>> = {
   chat: chatReply(),
   messages: messagesReply(),
   responses: responsesReply()
+}
+
+/**
+ * The JSON value of the structured-output rows: an object with a title and
+ * a list of 200 short strings, as its JSON text cut into 200 deltas.
+ */
+export const objectValue = {
+  title: "The quick brown fox",
+  words: textChunks.map((word) => word.trim())
+}
+
+/** `objectValue`'s JSON text in `chunkCount` deltas (cut anywhere, strings and escapes included). */
+export const objectChunks: ReadonlyArray<string> = (() => {
+  const text = JSON.stringify(objectValue)
+  const size = Math.ceil(text.length / chunkCount)
+  return Array.from({ length: Math.ceil(text.length / size) }, (_, i) => text.slice(i * size, (i + 1) * size))
+})()
+
+/** The replies whose text is `objectValue`'s JSON (Chat Completions and Anthropic Messages). */
+export const objectReplies: Readonly<Record<"chat" | "messages", Reply>> = {
+  chat: chatReply(objectChunks),
+  messages: messagesReply(objectChunks)
 }
 
 /** The conversation every client sends: a system prompt and one user message. */

@@ -8,11 +8,14 @@ import * as Channel from "effect/Channel"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import type { LlmError } from "./errors.js"
+import type { LlmError, LlmOutputError } from "./errors.js"
+import * as Structured from "./internal/structured.js"
 import type { JsonObject, Message, ToolDefinition } from "./Message.js"
 import type { CompletionResult, StreamEvent } from "./Reply.js"
 import { textDeltas } from "./Stream.js"
+import type { ObjectOptions, ObjectResult, ObjectStreamEvent, ObjectStreamOptions } from "./StructuredOutput.js"
 
 export {
   /** @since 0.1.0 */
@@ -68,6 +71,28 @@ export type ReasoningOption =
   | { readonly enabled: false }
 
 /**
+ * A reply that must be one JSON value matching a JSON Schema (structured
+ * output), sent each backend's strongest way: OpenAI and OpenRouter
+ * `response_format` `json_schema` in strict mode (the schema in the form
+ * strict mode takes; OpenRouter also asks to be routed only to providers
+ * that honour it); local servers `json_schema`, or `json_object` with the
+ * schema in the system prompt, as their dialect says; Anthropic a forced
+ * output tool whose input becomes the reply's text (or its native output
+ * format, `structuredOutput: "native"`). `Llm.generateObject` and
+ * `Llm.streamObject` set it from a Schema and decode the reply.
+ *
+ * @since 0.1.0
+ */
+export interface ResponseFormat {
+  /** The value's name (OpenAI's `json_schema.name`, Anthropic's tool): letters, digits, `_` and `-`, at most 64. */
+  readonly name: string
+  /** What the value is, for the model. */
+  readonly description?: string | undefined
+  /** The JSON Schema, with `"type": "object"` at its root. */
+  readonly schema: JsonObject
+}
+
+/**
  * Per-call options; unset ones take the layer's defaults.
  *
  * @since 0.1.0
@@ -110,6 +135,8 @@ export interface CompletionOptions {
   readonly promptCache?: PromptCacheOption | false | undefined
   /** How much the model may reason (see `ReasoningOption`). */
   readonly reasoning?: ReasoningOption | undefined
+  /** The reply must be a JSON value of this schema (see `ResponseFormat`); its text is that JSON. */
+  readonly responseFormat?: ResponseFormat | undefined
 }
 
 /**
@@ -195,3 +222,39 @@ export const streamText = (
 ): Stream.Stream<string, LlmError, Llm> =>
   // `textDeltas` on the backend's own stream, which may hand over its text without a stage
   fromLlm((llm) => textDeltas(llm.stream(messages, options)))
+
+/**
+ * Asks the `Llm` in context for a value of `schema`: the call carries the
+ * Schema's JSON Schema as its response format (see `ResponseFormat`), and the
+ * reply's text is decoded by the Schema. A reply that is not a value of it
+ * fails with `LlmOutputError` (its raw text and the Schema's formatted parse
+ * error; `refused` for a refusal, `truncated` at the output limit), after
+ * `repair` more calls that send the error back to the model.
+ *
+ * @since 0.1.0
+ */
+export const generateObject = <A, I>(
+  messages: ReadonlyArray<Message>,
+  schema: Schema.Schema<A, I, never>,
+  options: ObjectOptions = {}
+): Effect.Effect<ObjectResult<A>, LlmError | LlmOutputError, Llm> =>
+  Effect.flatMap(Llm, (llm) => Structured.generate(llm, messages, schema, options))
+
+/**
+ * Streams a value of `schema` from the `Llm` in context: partial values as
+ * the JSON arrives (each one only when the value changed, each extending the
+ * one before), or each complete element of an array with `elements`, and
+ * last `Done` with the value decoded by the Schema (or `LlmOutputError`, as
+ * for `generateObject`; no repair). Interrupting the consumer aborts the request.
+ *
+ * @since 0.1.0
+ */
+export const streamObject = <A, I>(
+  messages: ReadonlyArray<Message>,
+  schema: Schema.Schema<A, I, never>,
+  options: ObjectStreamOptions = {}
+): Stream.Stream<ObjectStreamEvent<A, I>, LlmError | LlmOutputError, Llm> =>
+  Stream.fromChannel(Channel.unwrap(Effect.map(Llm, (llm) =>
+    Stream.toChannel(
+      Structured.streamWith(Structured.contextOf(llm), (call) => llm.stream(messages, call), schema, options)
+    ))))

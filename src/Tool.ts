@@ -5,12 +5,11 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as JSONSchema from "effect/JSONSchema"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import * as SchemaAST from "effect/SchemaAST"
 import { nestsDeeperThan } from "./internal/json.js"
 import { compile, forModels, upgrade } from "./internal/jsonSchema.js"
+import { jsonSchemaOf } from "./internal/schemaJson.js"
 import { type JsonObject, ToolDefinition } from "./Message.js"
 
 /**
@@ -78,37 +77,6 @@ export interface Tool<R = never> {
    * user did not finally say. Default: `interruptible === false`.
    */
   readonly waitForFinal?: boolean | undefined
-}
-
-/** The JSON Schema of a parameters Schema, as providers want it: no `$schema`, and the root itself rather than a `$ref` to it. */
-const jsonSchemaOf = <A, I, R>(schema: Schema.Schema<A, I, R>): JsonObject => {
-  if (isEmptyStruct(SchemaAST.encodedAST(schema.ast))) return { type: "object", properties: {} }
-  const { $schema: _, ...rest } = JSONSchema.make(schema) as unknown as JsonObject
-  return inlineRoot(rest)
-}
-
-/** `Schema.Struct({})`: no arguments. Its JSON Schema says "an object or an array", which no provider takes for parameters. */
-const isEmptyStruct = (ast: SchemaAST.AST): boolean =>
-  SchemaAST.isTypeLiteral(ast) && ast.propertySignatures.length === 0 && ast.indexSignatures.length === 0
-
-const isObject = (value: unknown): value is JsonObject =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
-
-/**
- * A schema whose root is a `$ref` into its `$defs` (what a `Schema.Class` or
- * an `identifier` annotation gives) with that definition in place of the
- * reference: providers want the root to say `"type": "object"`. The other
- * definitions stay, and so does the inlined one if something still refers to it.
- */
-const inlineRoot = (schema: JsonObject): JsonObject => {
-  const { $defs: defs, $ref: ref, ...siblings } = schema
-  if (typeof ref !== "string" || !ref.startsWith("#/$defs/") || !isObject(defs)) return schema
-  const name = ref.slice("#/$defs/".length).replace(/~1/g, "/").replace(/~0/g, "~")
-  const root = Object.hasOwn(defs, name) ? defs[name] : undefined
-  if (!isObject(root)) return schema
-  const { [name]: _, ...others } = defs
-  const kept = JSON.stringify([root, others]).includes(JSON.stringify(ref)) ? defs : others
-  return { ...siblings, ...root, ...(Object.keys(kept).length === 0 ? {} : { $defs: kept }) }
 }
 
 const render = (value: unknown): string => (typeof value === "string" ? value : JSON.stringify(value) ?? "null")

@@ -13,18 +13,21 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import type * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as Take from "effect/Take"
-import type { LlmError, LlmResponseError } from "./errors.js"
+import type { LlmError, LlmOutputError, LlmResponseError } from "./errors.js"
 import { invalidRequest, responseError } from "./internal/errorFactory.js"
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
 import { cleanFunctionName, functionNameRule } from "./internal/names.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
+import * as Structured from "./internal/structured.js"
 import * as ToolSpans from "./internal/toolSpans.js"
 import { durationProblem } from "./internal/validate.js"
 import { type CompletionOptions, Llm } from "./Llm.js"
 import { AssistantMessage, type Message, ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
 import { CompletionResult, StreamEvent } from "./Reply.js"
+import type { ObjectOptions, ObjectResult } from "./StructuredOutput.js"
 import { type Tool, ToolExecutionError } from "./Tool.js"
 
 /**
@@ -503,3 +506,56 @@ export const stream = <R>(
       })
     return step(messages, 1)
   }))
+
+/**
+ * What `generateObject` produced: the value, and every message the loop
+ * added (tool steps, the answer, repairs), to append to the history.
+ *
+ * @since 0.1.0
+ */
+export interface ObjectRunResult<A> {
+  readonly result: ObjectResult<A>
+  /** The assistant, tool and repair messages added, in order. */
+  readonly added: ReadonlyArray<Message>
+  /** Model calls made, over every run of the loop. */
+  readonly steps: number
+}
+
+/**
+ * The tool loop answering with a value of `schema`: each model call carries
+ * the Schema's response format, so the model may call tools first and then
+ * answer with the value (on Anthropic, with the output tool among the
+ * toolkit's). The final reply is decoded as by `Llm.generateObject`; with
+ * `repair`, an invalid one is sent back and the loop runs again (and may call
+ * tools again).
+ *
+ * @since 0.1.0
+ */
+export const generateObject = <A, I, R>(
+  messages: ReadonlyArray<Message>,
+  kit: Toolkit<R>,
+  schema: Schema.Schema<A, I, never>,
+  options: RunOptions & ObjectOptions = {}
+): Effect.Effect<ObjectRunResult<A>, LlmError | LlmOutputError | ToolExecutionError, Llm | R> =>
+  Effect.flatMap(Llm, (llm) => {
+    let steps = 0
+    const loop: { readonly maxSteps?: number; readonly concurrency?: number; readonly failOnToolError?: boolean } = {
+      ...(options.maxSteps === undefined ? {} : { maxSteps: options.maxSteps }),
+      ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
+      ...(options.failOnToolError === undefined ? {} : { failOnToolError: options.failOnToolError })
+    }
+    return Effect.map(
+      Structured.generateWith(
+        Structured.contextOf(llm),
+        (history, call) =>
+          Effect.map(run(history, kit, { ...loop, ...call }), (outcome) => {
+            steps += outcome.steps
+            return outcome
+          }),
+        messages,
+        schema,
+        options
+      ),
+      ({ added, object }) => ({ result: object, added, steps })
+    )
+  })

@@ -216,3 +216,49 @@ export const isTransient = (error: LlmError): boolean => {
       return false
   }
 }
+
+/**
+ * Why a reply is not a value of the Schema asked for: `invalid` (not JSON,
+ * or not a value of the Schema), `refused` (the model or the provider's
+ * filter refused: OpenAI's `refusal`, a `content_filter` finish, Anthropic's
+ * `refusal` stop) or `truncated` (the reply stopped at the output limit
+ * before its value was complete).
+ *
+ * @since 0.1.0
+ */
+export const OutputErrorReason = Schema.Literal("invalid", "refused", "truncated")
+
+/**
+ * Why a reply is not a value of the Schema asked for.
+ *
+ * @since 0.1.0
+ */
+export type OutputErrorReason = typeof OutputErrorReason.Type
+
+/**
+ * A reply that is not a value of the Schema asked for (`Llm.generateObject`,
+ * `Llm.streamObject`): it carries the reply's raw text and, for an invalid
+ * one, what the JSON parser or the Schema found wrong, formatted. Not an
+ * `LlmError`: the backend answered, so retry and fallback do not act on it
+ * (`repair` asks the model again).
+ *
+ * @since 0.1.0
+ */
+export class LlmOutputError extends Schema.TaggedError<LlmOutputError>("effect-llm/LlmOutputError")(
+  "LlmOutputError",
+  {
+    /** The backend that answered. */
+    provider: Schema.String,
+    /** The model that answered. */
+    model: Schema.String,
+    /** A human-readable explanation: the reason, and for an invalid reply the problem found. */
+    message: Schema.String,
+    reason: OutputErrorReason,
+    /** The reply's text, as received (the refusal's text for a refusal). */
+    text: Schema.String,
+    /** What the JSON parser or the Schema found wrong (formatted), for an invalid reply. */
+    issue: Schema.optional(Schema.String),
+    /** Model calls made: the first and each repair. */
+    attempts: Schema.Number
+  }
+) {}

@@ -68,6 +68,13 @@ export * as Tool from "./Tool.js"
 export * as Toolkit from "./Toolkit.js"
 
 /**
+ * Structured output: the options, result and stream events of `Llm.generateObject` / `Llm.streamObject`.
+ *
+ * @since 0.1.0
+ */
+export * as StructuredOutput from "./StructuredOutput.js"
+
+/**
  * Tools from MCP servers (stdio or Streamable HTTP) as a toolkit.
  *
  * @since 0.1.0
@@ -182,6 +189,8 @@ export {
   /** @since 0.1.0 */
   LlmInvalidRequestError,
   /** @since 0.1.0 */
+  LlmOutputError,
+  /** @since 0.1.0 */
   LlmProviderError,
   /** @since 0.1.0 */
   LlmRateLimitError,
@@ -201,6 +210,8 @@ export {
   type PromptCacheOption,
   /** @since 0.1.0 */
   type ReasoningOption,
+  /** @since 0.1.0 */
+  type ResponseFormat,
   /** @since 0.1.0 */
   type ToolChoice,
   /** @since 0.1.0 */

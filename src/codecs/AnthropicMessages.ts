@@ -9,10 +9,12 @@ import type { LlmError } from "../errors.js"
 import { readErrorBody } from "../internal/errorBody.js"
 import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "../internal/errorFactory.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
+import { constrained, responseFormatProblem } from "../internal/outputSchema.js"
 import { warmUpMessages, warmUpProblem } from "../internal/promptCache.js"
 import { budgetOf } from "../internal/reasoning.js"
 import { badIndex, ToolCallBuffer, toToolCall, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
 import { thinkingProblem, validateRequest } from "../internal/validate.js"
+import type { CompletionOptions, ResponseFormat } from "../Llm.js"
 import { type Message, ReasoningPart, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
 import { type FinishReason, StreamEvent, Usage } from "../Reply.js"
 import type { DecodedFinish, DecodedReply, EncodeInput, StreamDecoder, WireCodec } from "./WireCodec.js"
@@ -25,6 +27,16 @@ import type { DecodedFinish, DecodedReply, EncodeInput, StreamDecoder, WireCodec
 export interface MessagesOptions {
   /** `max_tokens` when the call sets none; Anthropic requires the field (default 1024). */
   readonly defaultMaxTokens?: number
+  /**
+   * How a call's response format (structured output) is sent: `tool` (the
+   * default, every model): the schema as a tool the model is made to call
+   * (`tool_choice: {type: "tool"}`, or `any` beside the call's own tools),
+   * whose input becomes the reply's text; `native`: the API's own
+   * structured output (`output_config.format`, on the models that have it),
+   * which also works with extended thinking. A schema native output cannot
+   * take (free-form keys) goes as the tool.
+   */
+  readonly structuredOutput?: "tool" | "native" | undefined
 }
 
 /**
@@ -193,6 +205,9 @@ const thinkingOf = (
 
 const isToolUse = (block: Json): boolean => block.type === "tool_use"
 
+/** What the output tool is offered as when the response format has no description. */
+const outputToolDescription = "Give your answer by calling this tool with it as the input."
+
 const encodeToolChoice = (choice: NonNullable<EncodeInput["options"]["toolChoice"]>): Json => {
   switch (choice) {
     case "auto":
@@ -293,7 +308,11 @@ const redactedPart = (context: ErrorContext, data: unknown): ReasoningPart | und
   return redacted ? new ReasoningPart({ text: "", redacted, provider: context.provider }, true) : undefined
 }
 
-const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | LlmError => {
+const decodeResponse = (
+  body: unknown,
+  context: ErrorContext,
+  outputTool: string | undefined
+): DecodedReply | LlmError => {
   if (!isObject(body)) return responseError(context, "the response is not a JSON object", 200)
   if (body.type === "error") return inBandError(context, body)
   if (!Array.isArray(body.content)) return responseError(context, "the response has no content array", 200)
@@ -323,8 +342,13 @@ const decodeResponse = (body: unknown, context: ErrorContext): DecodedReply | Ll
         break
       }
       case "tool_use": {
-        const id = uniqueId(ids, asString(block.id) ?? "", `toolu_${index}`)
         const name = asString(block.name)
+        if (name !== undefined && name === outputTool) {
+          // the output tool's input is the reply's text: the structured value
+          text.push(typeof block.input === "string" ? block.input : JSON.stringify(block.input ?? {}))
+          break
+        }
+        const id = uniqueId(ids, asString(block.id) ?? "", `toolu_${index}`)
         if (name === undefined) return unnamed(context, index, id)
         const input = block.input
         const parsed = toToolCall(
@@ -374,7 +398,10 @@ class MessagesStreamDecoder implements StreamDecoder {
   private model: string | undefined
   private responseId: string | undefined
 
-  constructor(private readonly context: ErrorContext) {
+  /** The blocks of the output tool (a response format sent as a tool): their input streams as text. */
+  private readonly outputBlocks = new Set<number>()
+
+  constructor(private readonly context: ErrorContext, private readonly outputTool: string | undefined) {
     this.toolCalls = new ToolCallBuffer(context, "toolu_")
   }
 
@@ -418,7 +445,8 @@ class MessagesStreamDecoder implements StreamDecoder {
         const input = index === undefined ? undefined : this.startInputs[index]
         if (input !== undefined) {
           this.startInputs[index!] = undefined
-          this.toolCalls.append(index!, input, out)
+          if (this.outputBlocks.has(index!)) out.push(StreamEvent.TextDelta({ text: input }))
+          else this.toolCalls.append(index!, input, out)
         }
         return undefined
       }
@@ -480,7 +508,15 @@ class MessagesStreamDecoder implements StreamDecoder {
         // the name comes only here: a block without one is refused at once
         const name = asString(block.name)
         if (!name) return unnamed(this.context, index, asString(block.id) || `toolu_${index}`)
-        if (this.toolCalls.has(index)) return responseError(this.context, `tool_use block ${index} started twice`)
+        if (this.toolCalls.has(index) || this.outputBlocks.has(index)) {
+          return responseError(this.context, `tool_use block ${index} started twice`)
+        }
+        if (name === this.outputTool) {
+          this.outputBlocks.add(index)
+          const input = block.input
+          if (isObject(input) && Object.keys(input).length > 0) this.startInputs[index] = JSON.stringify(input)
+          return undefined
+        }
         const error = this.toolCalls.start(index, asString(block.id) ?? "", name, out)
         if (error !== undefined) return error
         const input = block.input
@@ -520,6 +556,14 @@ class MessagesStreamDecoder implements StreamDecoder {
       }
       case "input_json_delta": {
         // server_tool_use blocks stream input too: only blocks opened as tool_use are ours
+        if (index !== undefined && this.outputBlocks.has(index)) {
+          const json = asString(delta.partial_json)
+          if (json) {
+            this.startInputs[index] = undefined
+            out.push(StreamEvent.TextDelta({ text: json }))
+          }
+          return undefined
+        }
         if (index === undefined || !this.toolCalls.has(index)) return undefined
         const json = asString(delta.partial_json)
         if (json) {
@@ -567,6 +611,22 @@ class MessagesStreamDecoder implements StreamDecoder {
  */
 export const make = (options: MessagesOptions = {}): WireCodec => {
   const fallbackMaxTokens = options.defaultMaxTokens ?? defaultMaxTokens
+  const native = options.structuredOutput === "native"
+  /** The native output format of each schema sent (undefined: it has none, the tool is used), worked out once. */
+  const nativeFormats = new WeakMap<object, Json | undefined>()
+  const nativeFormat = (format: ResponseFormat): Json | undefined => {
+    if (!native) return undefined
+    if (nativeFormats.has(format.schema)) return nativeFormats.get(format.schema)
+    const schema = constrained(format.schema, { allRequired: false })
+    const wire = schema === undefined ? undefined : { type: "json_schema", schema }
+    nativeFormats.set(format.schema, wire)
+    return wire
+  }
+  /** The name of the output tool a call's reply comes as, if it is sent as one. */
+  const outputToolOf = (call: CompletionOptions | undefined): string | undefined => {
+    const format = call?.responseFormat
+    return format === undefined || nativeFormat(format) !== undefined ? undefined : format.name
+  }
   const encode = (
     { messages, model, options: call, stream }: EncodeInput
   ): { readonly body: Json } | { readonly invalid: string } => {
@@ -579,8 +639,38 @@ export const make = (options: MessagesOptions = {}): WireCodec => {
       ...(tool.description === "" ? {} : { description: tool.description }),
       input_schema: tool.parameters
     }))
-    if (call.toolChoice === "required" && tools.length === 0) {
+    if (call.toolChoice === "required" && tools.length === 0 && call.responseFormat === undefined) {
       return { invalid: "toolChoice \"required\" needs at least one tool" }
+    }
+    const format = call.responseFormat
+    const formatProblem = format === undefined ? undefined : responseFormatProblem(format)
+    if (formatProblem !== undefined) return { invalid: formatProblem }
+    const outputFormat = format === undefined ? undefined : nativeFormat(format)
+    let toolChoice: Json | undefined = call.toolChoice === undefined ? undefined : encodeToolChoice(call.toolChoice)
+    if (format !== undefined && outputFormat === undefined) {
+      if (tools.some((tool) => tool.name === format.name)) {
+        return {
+          invalid: `a tool is named ${JSON.stringify(format.name)}, the name of the response format's output tool`
+        }
+      }
+      if (call.reasoning !== undefined && !("enabled" in call.reasoning)) {
+        return {
+          invalid:
+            "Anthropic cannot make the model call the output tool while it thinks: turn reasoning off for a structured call, or use native structured output (structuredOutput: \"native\")"
+        }
+      }
+      // the model must call a tool: the output tool alone, or any of them beside the call's own (the tool loop)
+      if (call.toolChoice === "none") tools.length = 0
+      toolChoice = typeof call.toolChoice === "object"
+        ? toolChoice
+        : tools.length === 0
+        ? { type: "tool", name: format.name }
+        : { type: "any" }
+      tools.push({
+        name: format.name,
+        description: format.description ?? outputToolDescription,
+        input_schema: format.schema
+      })
     }
     const cache = call.promptCache
     const breakpoints = cache === false ? new Set<Json>() : breakpointsOf(history, tools)
@@ -611,8 +701,9 @@ export const make = (options: MessagesOptions = {}): WireCodec => {
     if (tools.length > 0) {
       body.tools = tools
       // Anthropic refuses tool_choice without tools; "auto" and "none" mean the same then
-      if (call.toolChoice !== undefined) body.tool_choice = encodeToolChoice(call.toolChoice)
+      if (toolChoice !== undefined) body.tool_choice = toolChoice
     }
+    if (outputFormat !== undefined) body.output_config = { format: outputFormat }
     return { body }
   }
   return {
@@ -627,8 +718,8 @@ export const make = (options: MessagesOptions = {}): WireCodec => {
       const { thinking: _thinking, ...body } = encoded.body
       return { body: { ...body, max_tokens: 0 } }
     },
-    decodeResponse,
-    streamDecoder: (context) => new MessagesStreamDecoder(context),
+    decodeResponse: (body, context, call) => decodeResponse(body, context, outputToolOf(call)),
+    streamDecoder: (context, call) => new MessagesStreamDecoder(context, outputToolOf(call)),
     readError: readErrorBody,
     reservedFields
   }

@@ -10,11 +10,12 @@ import type { LlmError } from "../errors.js"
 import { readErrorBody } from "../internal/errorBody.js"
 import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "../internal/errorFactory.js"
 import { asNumber, asString, isObject, type Json } from "../internal/json.js"
+import { constrained, responseFormatProblem } from "../internal/outputSchema.js"
 import { warmUpMessages, warmUpProblem } from "../internal/promptCache.js"
 import { effortOf } from "../internal/reasoning.js"
 import { badIndex, ToolCallBuffer, toToolCall, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
-import type { ReasoningOption } from "../Llm.js"
+import type { ReasoningOption, ResponseFormat } from "../Llm.js"
 import { type Message, ReasoningPart, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
 import { type FinishReason, StreamEvent, Usage } from "../Reply.js"
 import type {
@@ -91,13 +92,38 @@ export interface Dialect {
    * `promptCache.key` is sent so; a warm-up asks for one token.
    */
   readonly promptCacheKey?: boolean | undefined
+  /**
+   * How a call's response format (structured output) is sent: `json_schema`
+   * (the default: `response_format: {type: "json_schema", json_schema:
+   * {name, schema}}`, which llama-server turns into a grammar and vLLM,
+   * Ollama and LM Studio constrain decoding to), or `json_object`
+   * (`response_format: {type: "json_object"}` and the schema in the system
+   * prompt) for a server that reads no schema.
+   */
+  readonly responseFormat?: "json_schema" | "json_object" | undefined
+  /**
+   * Whether `json_schema` is sent in strict mode (OpenAI's): the schema in
+   * the form strict mode takes (every property required, the optional ones
+   * nullable, objects closed, the keywords it refuses dropped, all of them
+   * still checked by the decode), `strict: true`; a schema with no such form
+   * (free-form keys) is sent as it is with `strict: false`.
+   */
+  readonly strictSchema?: boolean | undefined
+  /**
+   * Whether a call with a response format asks OpenRouter to route only to
+   * providers that take every parameter sent (`provider.require_parameters`),
+   * so none that ignores the schema is chosen.
+   */
+  readonly requireParameters?: boolean | undefined
 }
 
 /**
  * The built-in dialects, with where each setting comes from:
  *
- * - `openai`: OpenAI's API. Reasoning is never sent back.
+ * - `openai`: OpenAI's API. Reasoning is never sent back. Structured
+ *   output in strict mode.
  * - `openrouter`: OpenRouter (`max_tokens`, its `reasoning` object).
+ *   Structured output in strict mode, routed with `require_parameters`.
  * - `local`: any local server not known more precisely: `""` content, the
  *   named tool by `"required"` (honoured wherever a tool choice is),
  *   llama-server's reasoning field and timings read when present, its slot
@@ -121,7 +147,12 @@ export interface Dialect {
  * - `lmstudio`: LM Studio. `reasoning` for gpt-oss since 0.3.23; null
  *   content refused; the string tool choices only.
  * - `mlx`: `mlx_lm.server`. `reasoning`; no `tool_choice` read;
- *   `chat_template_kwargs` passed to the template.
+ *   `chat_template_kwargs` passed to the template; no `response_format`
+ *   read (SERVER.md lists none), so a schema goes in the system prompt.
+ *
+ * Every local server but mlx_lm takes a response format as `json_schema`
+ * (llama-server's grammar, vLLM's guided decoding, Ollama's `format`, LM
+ * Studio's, which refuses `json_object`).
  *
  * @since 0.1.0
  */
@@ -135,7 +166,8 @@ export const dialects: Readonly<
     reasoningRequest: "openai",
     namedToolChoice: "object",
     systemRole: "system",
-    promptCacheKey: true
+    promptCacheKey: true,
+    strictSchema: true
   },
   openrouter: {
     name: "openrouter",
@@ -143,7 +175,9 @@ export const dialects: Readonly<
     maxTokensField: "max_tokens",
     reasoningRequest: "openrouter",
     namedToolChoice: "object",
-    systemRole: "system"
+    systemRole: "system",
+    strictSchema: true,
+    requireParameters: true
   },
   local: {
     name: "local",
@@ -203,7 +237,8 @@ export const dialects: Readonly<
     reasoningRequest: "chat_template_kwargs",
     namedToolChoice: "required",
     ignoresToolChoice: true,
-    systemRole: "system"
+    systemRole: "system",
+    responseFormat: "json_object"
   }
 }
 
@@ -230,6 +265,10 @@ export interface ChatCompletionsOptions {
   readonly cachePrompt?: boolean | undefined
   /** Overrides the dialect's `promptCacheKey`. */
   readonly promptCacheKey?: boolean | undefined
+  /** Overrides the dialect's `responseFormat`. */
+  readonly responseFormat?: Dialect["responseFormat"]
+  /** Overrides the dialect's `strictSchema`. */
+  readonly strictSchema?: boolean | undefined
 }
 
 /**
@@ -353,6 +392,44 @@ const encodeTools = (body: Json, call: EncodeInput["options"], dialect: Dialect)
     : dialect.namedToolChoice === "required"
     ? "required"
     : { type: "function", function: { name: choice.name } }
+}
+
+/** What a server that reads no schema is told in the system prompt. */
+const schemaInstruction = (format: ResponseFormat): string =>
+  `Reply with only one JSON value${
+    format.description === undefined ? "" : ` (${format.description})`
+  }, with no other text, that matches this JSON Schema:\n${JSON.stringify(format.schema)}`
+
+/**
+ * Puts a call's response format in `body` as the dialect reads it: the
+ * `json_schema` response format (strict where the dialect says, with
+ * OpenRouter's `require_parameters`), or `json_object` with the schema in
+ * the first system message (one is added when there is none).
+ */
+const encodeResponseFormat = (body: Json, format: ResponseFormat, dialect: Dialect): void => {
+  if (dialect.responseFormat === "json_object") {
+    body.response_format = { type: "json_object" }
+    const messages = body.messages as Array<Json>
+    const first = messages[0]
+    const instruction = schemaInstruction(format)
+    if (first !== undefined && first.role === dialect.systemRole && typeof first.content === "string") {
+      messages[0] = { ...first, content: first.content === "" ? instruction : `${first.content}\n\n${instruction}` }
+    } else messages.unshift({ role: dialect.systemRole, content: instruction })
+  } else {
+    const strict = dialect.strictSchema === true ? constrained(format.schema, { allRequired: true }) : undefined
+    body.response_format = {
+      type: "json_schema",
+      json_schema: {
+        name: format.name,
+        ...(format.description === undefined ? {} : { description: format.description }),
+        schema: strict ?? format.schema,
+        ...(dialect.strictSchema === true ? { strict: strict !== undefined } : {})
+      }
+    }
+  }
+  if (dialect.requireParameters === true) {
+    body.provider = { ...(isObject(body.provider) ? body.provider : {}), require_parameters: true }
+  }
 }
 
 /** Maps a Chat Completions `finish_reason` to ours. */
@@ -501,6 +578,9 @@ const decodeResponse = (body: unknown, context: ErrorContext, dialect: Dialect):
     }
   }
   let content = asString(message.content) ?? ""
+  // a structured output's refusal (OpenAI) is the reply's text, its finish content_filter
+  const refusal = asString(message.refusal)
+  if (refusal && content === "") content = refusal
   let reasoning = reasoningOf(message)
   if (Array.isArray(message.content)) {
     const parts = readParts(message.content)
@@ -513,7 +593,7 @@ const decodeResponse = (body: unknown, context: ErrorContext, dialect: Dialect):
     ...(reasoning ? { reasoning } : {}),
     reasoningParts: reasoning ? [new ReasoningPart({ text: reasoning, provider: context.provider }, true)] : [],
     toolCalls,
-    finishReason: finalReason(asString(choice.finish_reason), toolCalls.length > 0),
+    finishReason: refusal ? "content_filter" : finalReason(asString(choice.finish_reason), toolCalls.length > 0),
     usage: withCachedFrom(usageFromWire(body.usage) ?? Usage.empty, timings),
     model: asString(body.model) ?? context.model,
     responseId: asString(body.id),
@@ -532,6 +612,8 @@ class ChatStreamDecoder implements StreamDecoder {
   private lastSlot = -1
   /** Whether any chunk carried a choice: a stream without one (`choices` absent or always `[]`) is not a reply, [DONE] or not. */
   private sawChoice = false
+  /** Whether a refusal was streamed (`delta.refusal`): the reply's text, its finish content_filter. */
+  private refused = false
 
   constructor(private readonly context: ErrorContext, private readonly readTimings: boolean) {
     this.toolCalls = new ToolCallBuffer(context, "call_")
@@ -577,6 +659,11 @@ class ChatStreamDecoder implements StreamDecoder {
         const parts = readParts(content)
         if (parts.reasoning) out.push(StreamEvent.ReasoningDelta({ text: parts.reasoning }))
         if (parts.text) out.push(StreamEvent.TextDelta({ text: parts.text }))
+      }
+      const refusal = delta.refusal
+      if (typeof refusal === "string" && refusal !== "") {
+        this.refused = true
+        out.push(StreamEvent.TextDelta({ text: refusal }))
       }
       if (Array.isArray(delta.tool_calls)) {
         for (const fragment of delta.tool_calls) {
@@ -637,7 +724,7 @@ class ChatStreamDecoder implements StreamDecoder {
     if (!Array.isArray(calls)) return calls
     const timings = this.timings
     return {
-      finishReason: finalReason(this.finishReason, calls.length > 0),
+      finishReason: this.refused ? "content_filter" : finalReason(this.finishReason, calls.length > 0),
       usage: withCachedFrom(this.usage ?? Usage.empty, timings),
       model: this.model ?? this.context.model,
       responseId: this.responseId,
@@ -675,6 +762,11 @@ export const make = (options: ChatCompletionsOptions = {}): WireCodec => {
     if (call.stop !== undefined && call.stop.length > 0) body.stop = call.stop
     encodeTools(body, call, dialect)
     if (call.reasoning !== undefined) encodeReasoning(body, call.reasoning, dialect.reasoningRequest)
+    if (call.responseFormat !== undefined) {
+      const problem = responseFormatProblem(call.responseFormat)
+      if (problem !== undefined) return { invalid: problem }
+      encodeResponseFormat(body, call.responseFormat, dialect)
+    }
     const cache = call.promptCache
     if (dialect.cachePrompt === true) {
       if (cache === false) body.cache_prompt = false

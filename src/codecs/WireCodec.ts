@@ -144,10 +144,18 @@ export interface WireCodec {
    * has no prompt cache to warm.
    */
   readonly warm?: ((input: WarmInput) => { readonly body: unknown } | { readonly invalid: string }) | undefined
-  /** Decodes a non-streaming response body. */
-  readonly decodeResponse: (body: unknown, context: ErrorContext) => DecodedReply | LlmError
-  /** Starts decoding one streamed reply. */
-  readonly streamDecoder: (context: ErrorContext) => StreamDecoder
+  /**
+   * Decodes a non-streaming response body; `options` are the call's (merged
+   * with the layer's), for a codec whose reading depends on what was asked
+   * (Anthropic's output tool under a response format).
+   */
+  readonly decodeResponse: (
+    body: unknown,
+    context: ErrorContext,
+    options?: CompletionOptions
+  ) => DecodedReply | LlmError
+  /** Starts decoding one streamed reply (`options` as for `decodeResponse`). */
+  readonly streamDecoder: (context: ErrorContext, options?: CompletionOptions) => StreamDecoder
   /** Reads the provider's error body (already parsed JSON, or the raw text). */
   readonly readError: (
     body: unknown

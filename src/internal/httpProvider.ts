@@ -226,7 +226,8 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
             Duration.decode(options.firstTokenTimeout ?? config.firstTokenTimeout ?? total),
             total
           ),
-          idle: options.idleTimeout ?? config.idleTimeout
+          idle: options.idleTimeout ?? config.idleTimeout,
+          ...(options.responseFormat === undefined ? {} : { options })
         }
       }
     }
@@ -234,11 +235,14 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     const onTransport = (context: ErrorContext) => (error: TransportError) =>
       connectionError(context, error.cause, "before the response")
 
-    /** Reads and decodes a 2xx answer. */
-    const reply = (context: ErrorContext) => (response: Response) => {
+    /** Reads and decodes a 2xx answer (`options`: the call's, for a codec that reads by them). */
+    const reply = (context: ErrorContext, options: CompletionOptions | undefined) => (response: Response) => {
       const answering = { ...context, requestId: requestIdOf(context, response.headers) }
+      const decode = options === undefined
+        ? codec.decodeResponse
+        : (body: unknown, at: ErrorContext) => codec.decodeResponse(body, at, options)
       return Effect.flatMap(readText(response, answering, maxResponseBytes), (text) => {
-        const decoded = decodeWhole(text, codec.decodeResponse, answering)
+        const decoded = decodeWhole(text, decode, answering)
         return "_tag" in decoded ? Effect.fail(decoded) : Effect.succeed({ decoded, context: answering })
       })
     }
@@ -261,7 +265,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
             const totalMillis = Duration.toMillis(call.total)
             const timeout = () => Deadlines.timeoutError(context, "total", call.total)
             const transportFailure = onTransport(context)
-            const decode = reply(context)
+            const decode = reply(context, call.options)
             let attempts = 0
             /** One attempt, its total deadline kept by a watchdog that aborts its request when it passes. */
             const attempt = Deadlines.within(clock, totalMillis, timeout, (abort) => {

@@ -28,8 +28,12 @@ const schemaSingles = [
   "else"
 ] as const
 
-/** A copy of `node` with `visit` applied to it and to every subschema, innermost first. */
-const walk = (node: unknown, visit: (schema: Json) => Json): unknown => {
+/**
+ * A copy of `node` with `visit` applied to it and to every subschema, innermost first.
+ *
+ * @internal
+ */
+export const walk = (node: unknown, visit: (schema: Json) => Json): unknown => {
   if (!isObject(node)) return node
   const out: Json = { ...node }
   for (const key of schemaMaps) {
@@ -87,8 +91,12 @@ export const upgrade = (schema: JsonObject): JsonObject => walk(schema, upgradeN
 
 const isArrayType = (type: unknown): boolean => type === "array" || (Array.isArray(type) && type.includes("array"))
 
-/** OpenAI refuses an array schema without `items`. */
-const withItems = (node: Json): Json =>
+/**
+ * OpenAI refuses an array schema without `items`.
+ *
+ * @internal
+ */
+export const withItems = (node: Json): Json =>
   isArrayType(node.type) && node.items === undefined && node.prefixItems === undefined ? { ...node, items: {} } : node
 
 /** Root keywords OpenAI refuses ("must have type 'object' and not have 'oneOf'/'anyOf'/'allOf'/'enum'/'not' at the top level"); Anthropic refuses the first three. */

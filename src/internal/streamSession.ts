@@ -25,6 +25,7 @@ import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import type { DecodedFinish, WireCodec } from "../codecs/WireCodec.js"
 import type { LlmError, TimeoutKind } from "../errors.js"
+import type { CompletionOptions } from "../Llm.js"
 import { ResponseMetadata, StreamEvent } from "../Reply.js"
 import { captureContent } from "../Telemetry.js"
 import * as Deadlines from "./deadlines.js"
@@ -72,6 +73,8 @@ export interface Call {
   /** At most `total`. */
   readonly firstToken: Duration.Duration
   readonly idle: Duration.DurationInput | undefined
+  /** The call's options, for a codec whose decoding depends on them (see `WireCodec.streamDecoder`). */
+  readonly options?: CompletionOptions | undefined
 }
 
 /** Where a session stands, in one object (its clock read once, when it starts). */
@@ -194,7 +197,13 @@ const decoder = <A>(
   body: BodyReader
 ): BodyDecoder<A> => {
   const { endpoint: { codec, maxResponseBytes }, project, state } = session
-  const reader = new EventReader(codec.streamDecoder(context), context, defaultMaxEventSize, codec.decodeResponse)
+  const options = session.call.options
+  const reader = new EventReader(
+    codec.streamDecoder(context, options),
+    context,
+    defaultMaxEventSize,
+    options === undefined ? codec.decodeResponse : (body, at) => codec.decodeResponse(body, at, options)
+  )
   let received = 0
   const firstContentAt = (at: number) => {
     if (state.firstContent === undefined) {

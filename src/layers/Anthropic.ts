@@ -15,6 +15,12 @@ import * as Provider from "../Provider.js"
 export interface AnthropicOptions extends Provider.ProviderOptions {
   /** `anthropic-beta` header: a comma-separated list of beta features. */
   readonly anthropicBeta?: string | undefined
+  /**
+   * How structured output is asked for: `tool` (default, every model: a
+   * forced output tool) or `native` (`output_config.format`, on the models
+   * that have it; see `AnthropicMessages.MessagesOptions`).
+   */
+  readonly structuredOutput?: "tool" | "native" | undefined
 }
 
 /**
@@ -40,7 +46,7 @@ export const provider = Provider.make<AnthropicOptions, typeof defaults>({
   name: "anthropic",
   defaults,
   apiKeyRequired: true,
-  codec: Messages.make(),
+  codec: ({ structuredOutput }) => Messages.make({ structuredOutput }),
   keyHeaders: (apiKey) => ({ "x-api-key": Redacted.value(apiKey) }),
   headers: { "anthropic-version": defaults.version },
   optionHeaders: { anthropicBeta: "anthropic-beta" }

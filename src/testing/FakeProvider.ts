@@ -126,6 +126,12 @@ export interface Reply {
   readonly kind: "reply"
   readonly text?: string
   readonly reasoning?: string
+  /**
+   * Chat only: a structured output's refusal, as OpenAI sends it
+   * (`message.refusal`, streamed as `delta.refusal` pieces), with `content`
+   * null. Give `finishReason` as the server would (OpenAI: `stop`).
+   */
+  readonly refusal?: string
   readonly toolCalls?: ReadonlyArray<FakeToolCall>
   /**
    * Neutral finish reason, rendered per protocol: stop → `stop`/`end_turn`,
@@ -486,6 +492,7 @@ const chatEvents = (
   const reasoningField = reply.reasoningField ?? "reasoning_content"
   for (const piece of pieces(reply.reasoning ?? "", size)) events.push(chunk({ [reasoningField]: piece }))
   for (const piece of pieces(reply.text ?? "", size)) events.push(chunk({ content: piece }))
+  for (const piece of pieces(reply.refusal ?? "", size)) events.push(chunk({ refusal: piece }))
   ;(reply.toolCalls ?? []).forEach((call, index) => {
     const at = reply.omitToolCallIndex ? {} : { index }
     const id = call.id ?? `call_${index}`
@@ -546,8 +553,8 @@ const chatBody = (reply: Reply, model: string, id: string, extra: Readonly<Recor
       index: 0,
       message: {
         role: "assistant",
-        content: reply.text ?? (toolCalls.length > 0 ? null : ""),
-        refusal: null,
+        content: reply.text ?? (toolCalls.length > 0 || reply.refusal !== undefined ? null : ""),
+        refusal: reply.refusal ?? null,
         ...(reply.reasoning === undefined ? {} : { [reply.reasoningField ?? "reasoning_content"]: reply.reasoning }),
         ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {})
       },

@@ -21,6 +21,7 @@ import * as SynchronizedRef from "effect/SynchronizedRef"
 import type { ConversationContext } from "./Context.js"
 import { type ContextOptions, make as makeContext } from "./Context.js"
 import type { LlmError, LlmInvalidRequestError } from "./errors.js"
+import { metered } from "./internal/meter.js"
 import { OverflowTurn } from "./internal/overflowTurn.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
 import { Llm, type PromptCacheOption } from "./Llm.js"
@@ -30,6 +31,7 @@ import { type SentenceOptions, sentences } from "./Stream.js"
 import { TokenCounter } from "./TokenCounter.js"
 import type { ToolExecutionError } from "./Tool.js"
 import * as Toolkit from "./Toolkit.js"
+import { Usage } from "./Usage.js"
 
 /**
  * Per-turn options: completion options, plus a toolkit to run tools with.
@@ -112,6 +114,15 @@ export declare namespace Conversation {
   export interface Service {
     /** The conversation so far. */
     readonly context: Effect.Effect<ConversationContext>
+    /**
+     * What the conversation's calls were billed for, summed (`Usage.sum`):
+     * every call of every turn (tool steps, the retry after a context
+     * overflow, warm-ups), failed and interrupted turns included when their
+     * provider reported usage (`Usage.billed` of each reply, a failed call's
+     * `error.usage`; a stream cut off before its end reported none). `set`
+     * does not reset it. Its cost is absent once any call's was unknown.
+     */
+    readonly usage: Effect.Effect<Usage>
     /** Sends what the user said and records the whole turn once the reply is complete. */
     readonly send: <R = never>(
       userText: string,
@@ -175,7 +186,8 @@ export const make = (
   options: ConversationOptions = {}
 ): Effect.Effect<Conversation.Service, never, Llm> =>
   Effect.gen(function*() {
-    const llm = yield* Llm
+    let billed = Usage.zero
+    const llm = metered(yield* Llm, (usage) => void (billed = Usage.add(billed, usage)))
     // one key for the whole conversation, so every turn is routed to the same cache
     const promptCache: PromptCacheOption | false = options.promptCache === false
       ? false
@@ -331,6 +343,7 @@ export const make = (
 
     return {
       context: SynchronizedRef.get(ref),
+      usage: Effect.sync(() => billed),
       send,
       sendStream,
       speak,

@@ -145,6 +145,13 @@ export * as Fallback from "./layers/Fallback.js"
 export * as HttpTransport from "./HttpTransport.js"
 
 /**
+ * What models cost: the bundled price table, the layers that override or extend it, the cost of a usage.
+ *
+ * @since 0.1.0
+ */
+export * as Pricing from "./Pricing.js"
+
+/**
  * The provider kit: declare an HTTP provider once (name, codec, defaults, key header, env names)
  * and get its `make`, `layer` and `layerConfig`.
  *

@@ -22,8 +22,10 @@ import type * as Tracer from "effect/Tracer"
 import type { DecodedFinish, WireCodec } from "../codecs/WireCodec.js"
 import type { LlmError, TimeoutKind } from "../errors.js"
 import { ResponseMetadata, StreamEvent } from "../Reply.js"
+import { Usage } from "../Usage.js"
 import * as Deadlines from "./deadlines.js"
 import {
+  addUsage,
   connectionError,
   type ErrorContext,
   quote,
@@ -47,6 +49,8 @@ export interface Endpoint {
   readonly maxResponseBytes: number
   readonly retryPolicy: Schedule.Schedule<unknown, LlmError>
   readonly spanAttributes: Readonly<Record<string, unknown>>
+  /** The usage with its cost (the provider's, or the price table's for the model the server named, else the one asked for). */
+  readonly price: (usage: Usage, reportedModel: string | undefined) => Usage
   /** Sends one attempt in the scope `abort`; a non-2xx status fails with its `LlmError`. */
   readonly send: (
     request: Request,
@@ -87,6 +91,10 @@ interface SessionState {
    */
   readonly delivered: Array<Array<StreamEvent>>
   readonly retries: Retry.Retrier<LlmError>
+  /** The usage the attempt under way reported so far (its decoder's), once it has a body. */
+  reported: (() => Usage | undefined) | undefined
+  /** What the attempts that failed reported before failing, priced and summed: billed, though they did not answer. */
+  failedUsage: Usage | undefined
 }
 
 /** A session: its call, what its consumer gets of each batch, its limits and its state. */
@@ -127,7 +135,7 @@ const endSpan = (state: SessionState, exit: Exit.Exit<unknown, unknown>) => {
 const finishEvent = ({ endpoint, state }: Session<unknown>, finish: DecodedFinish) =>
   StreamEvent.Finish({
     finishReason: finish.finishReason,
-    usage: finish.usage,
+    usage: endpoint.price(finish.usage, finish.model),
     model: finish.model,
     metadata: new ResponseMetadata({
       provider: endpoint.context.provider,
@@ -136,7 +144,8 @@ const finishEvent = ({ endpoint, state }: Session<unknown>, finish: DecodedFinis
       attempts: state.attempts,
       latencyMillis: now(state) - state.started,
       ...(state.firstContent === undefined ? {} : { firstTokenMillis: state.firstContent - state.started }),
-      ...(finish.timings === undefined ? {} : { timings: finish.timings })
+      ...(finish.timings === undefined ? {} : { timings: finish.timings }),
+      ...(state.failedUsage === undefined ? {} : { failedUsage: state.failedUsage })
     }, true)
   })
 
@@ -180,6 +189,7 @@ const decoder = <A>(
 ): BodyDecoder<A> => {
   const { endpoint: { codec, maxResponseBytes }, project, state } = session
   const reader = new EventReader(codec.streamDecoder(context), context, defaultMaxEventSize, codec.decodeResponse)
+  state.reported = () => reader.usage()
   let received = 0
   const emit = (events: Array<StreamEvent>) => {
     const at = now(state)
@@ -266,6 +276,7 @@ const attemptChannel = <A>(
     const attempt = Deadlines.make(abort, now(state))
     state.current = attempt
     state.requestId = undefined
+    state.reported = undefined
     return Channel.ensuring(
       Channel.flatMap(
         Channel.fromEffect(observe(openAttempt(session, attempt))),
@@ -275,6 +286,15 @@ const attemptChannel = <A>(
     )
   }))
 
+/** Adds what the failed attempt reported (priced) to the session's failed usage: billed, whether or not it is retried. */
+const noteFailedUsage = ({ endpoint, state }: Session<unknown>): void => {
+  const reported = state.reported?.()
+  state.reported = undefined
+  if (reported === undefined) return
+  const priced = endpoint.price(reported, undefined)
+  state.failedUsage = state.failedUsage === undefined ? priced : Usage.add(state.failedUsage, priced)
+}
+
 /** Attempts until one commits; a failure after the commit, or one the policy gives up on, ends the stream. */
 const attemptsFrom = <A>(
   session: Session<A>,
@@ -282,8 +302,12 @@ const attemptsFrom = <A>(
 ): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> =>
   Channel.catchAll(attemptChannel(session, observe), (error) => {
     const { state } = session
-    if (state.firstContent !== undefined) return Channel.fail(afterContent(state, error))
+    noteFailedUsage(session)
+    if (state.firstContent !== undefined) return Channel.fail(addUsage(afterContent(state, error), state.failedUsage))
     const next = Effect.tapError(state.retries.next(error), () => Effect.sync(() => endSpan(state, Exit.fail(error))))
+      .pipe(
+        Effect.mapError((error) => addUsage(error, state.failedUsage))
+      )
     return Channel.flatMap(Channel.fromEffect(next), () => attemptsFrom(session, observe))
   })
 
@@ -317,7 +341,9 @@ export const open = <A>(endpoint: Endpoint, call: Call, project: Projection<A>):
           requestId: undefined,
           span: undefined,
           delivered: [],
-          retries: Retry.retrier(endpoint.retryPolicy)
+          retries: Retry.retrier(endpoint.retryPolicy),
+          reported: undefined,
+          failedUsage: undefined
         }
       }
       if (tracer === nativeTracer) {

@@ -109,7 +109,7 @@ const fakeReply = (request: FakeProvider.RecordedRequest): FakeProvider.Script =
   const said = isRecord(last) && typeof last.content === "string" ? last.content : "…"
   return {
     kind: "reply",
-    text: `You said: ${said}. (I am the fake provider: configure a backend to talk to a model.)`,
+    text: `You said: "${said}" (I am the fake provider: configure a backend to talk to a model.)`,
     chunkSize: 6,
     delayMs: 15
   }

@@ -10,7 +10,7 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import * as FakeProvider from "./support/FakeProvider.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -64,7 +64,7 @@ class Chat {
   }
 
   /** Resolves once the output after `from` matches; fails after `timeoutMs`, showing the output. */
-  waitFor(pattern: string | RegExp, from = 0, timeoutMs = 30_000): Promise<string> {
+  waitFor(pattern: string | RegExp, from = 0, timeoutMs = 60_000): Promise<string> {
     const found = () => {
       const text = this.out.slice(from)
       return typeof pattern === "string" ? text.includes(pattern) : pattern.test(text)
@@ -124,32 +124,31 @@ const responder: FakeProvider.Responder = (request) => {
   }
 }
 
+/** A fake provider answering with `responder`, and a configuration file naming it twice: `local` and `openai`. */
+const backendsOnLoopback = async () => {
+  const server = await FakeProvider.start()
+  server.respond(responder)
+  const file = join(mkdtempSync(join(tmpdir(), "chat-config-")), "chat.yaml")
+  writeFileSync(
+    file,
+    [
+      "llm:",
+      "  backend: local",
+      "  local:",
+      `    base_url: ${server.url}`,
+      "    model: small-local",
+      "  openai:",
+      `    base_url: ${server.url}/v1`,
+      "    model: gpt-4o",
+      "    api_key_env: CHAT_TEST_KEY",
+      "  retry: { max_retries: 0 }"
+    ].join("\n")
+  )
+  return { server, configFile: file }
+}
+
+// each test has its own processes (and fake provider): they run side by side, waiting on their children
 describe.concurrent("npm run chat", () => {
-  let server: FakeProvider.FakeProvider
-  let configFile: string
-
-  beforeAll(async () => {
-    server = await FakeProvider.start()
-    server.respond(responder)
-    configFile = join(mkdtempSync(join(tmpdir(), "chat-config-")), "chat.yaml")
-    writeFileSync(
-      configFile,
-      [
-        "llm:",
-        "  backend: local",
-        "  local:",
-        `    base_url: ${server.url}`,
-        "    model: small-local",
-        "  openai:",
-        `    base_url: ${server.url}/v1`,
-        "    model: gpt-4o",
-        "    api_key_env: CHAT_TEST_KEY",
-        "  retry: { max_retries: 0 }"
-      ].join("\n")
-    )
-  })
-  afterAll(() => server.close())
-
   it("--help describes the flags; a bad flag is refused in the command line's style", async () => {
     const help = new Chat(["--help"])
     const bad = new Chat(["--bogus"])
@@ -166,92 +165,103 @@ describe.concurrent("npm run chat", () => {
       bad.kill()
       unknown.kill()
     }
-  })
+  }, 120_000)
 
-  it("streams replies, /usage, /backend, /reset, tools, and survives Ctrl-C during a reply; /exit ends it", async () => {
-    const chat = new Chat(["--config", configFile, "--system", "Be brief.", "--tools"], { CHAT_TEST_KEY: "sk-chat" })
-    try {
-      await chat.prompt()
-      expect(chat.out).toContain("effect-llm chat · local (local, small-local)")
+  it(
+    "streams replies, /usage, /backend, /reset, tools, and survives Ctrl-C during a reply; /exit ends it",
+    async () => {
+      const { configFile, server } = await backendsOnLoopback()
+      const chat = new Chat(["--config", configFile, "--system", "Be brief.", "--tools"], { CHAT_TEST_KEY: "sk-chat" })
+      try {
+        await chat.prompt()
+        expect(chat.out).toContain("effect-llm chat · local (local, small-local)")
 
-      // a reply streams, then one line with the backend, the first token, the rate and the cost
-      let at = chat.send("hello")
-      const first = await chat.waitFor(/tok\/s · .*\n/, at)
-      expect(first).toContain("Echo: hello (small-local)")
-      expect(first).toMatch(/local · small-local · first token \d+ ms · [\d.]+ tok\/s · \$0\n/)
-      const system = server.requests.at(-1)!.body as { messages: ReadonlyArray<{ role: string; content: string }> }
-      expect(system.messages[0]).toEqual({ role: "system", content: "Be brief." })
-      await chat.prompt(at)
+        // a reply streams, then one line with the backend, the first token, the rate and the cost
+        let at = chat.send("hello")
+        const first = await chat.waitFor(/tok\/s · .*\n/, at)
+        expect(first).toContain("Echo: hello (small-local)")
+        expect(first).toMatch(/local · small-local · first token \d+ ms · [\d.]+ tok\/s · \$0\n/)
+        const system = server.requests.at(-1)!.body as { messages: ReadonlyArray<{ role: string; content: string }> }
+        expect(system.messages[0]).toEqual({ role: "system", content: "Be brief." })
+        await chat.prompt(at)
 
-      // another backend of the file: its model answers, priced
-      at = chat.send("/backend openai")
-      expect(await chat.waitFor("(backend openai: openai, gpt-4o)", at)).toBeTruthy()
-      at = chat.send("and now?")
-      const second = await chat.waitFor(/tok\/s · .*\n/, at)
-      expect(second).toContain("Echo: and now? (gpt-4o)")
-      // 1000 tokens in and 100 out at gpt-4o's prices: $0.0035
-      expect(second).toMatch(/openai · gpt-4o · first token \d+ ms · [\d.]+ tok\/s · \$0\.003500\n/)
-      // the conversation came along: the first turn is in the new backend's request
-      const moved = server.requests.at(-1)!.body as { messages: ReadonlyArray<{ content: string }> }
-      expect(moved.messages.map((message) => message.content)).toContain("hello")
+        // another backend of the file: its model answers, priced
+        at = chat.send("/backend openai")
+        expect(await chat.waitFor("(backend openai: openai, gpt-4o)", at)).toBeTruthy()
+        at = chat.send("and now?")
+        const second = await chat.waitFor(/tok\/s · .*\n/, at)
+        expect(second).toContain("Echo: and now? (gpt-4o)")
+        // 1000 tokens in and 100 out at gpt-4o's prices: $0.0035
+        expect(second).toMatch(/openai · gpt-4o · first token \d+ ms · [\d.]+ tok\/s · \$0\.003500\n/)
+        // the conversation came along: the first turn is in the new backend's request
+        const moved = server.requests.at(-1)!.body as { messages: ReadonlyArray<{ content: string }> }
+        expect(moved.messages.map((message) => message.content)).toContain("hello")
 
-      at = chat.send("/backend nope")
-      expect(await chat.waitFor("unknown backend nope; configured: local, openai", at)).toBeTruthy()
+        at = chat.send("/backend nope")
+        expect(await chat.waitFor("unknown backend nope; configured: local, openai", at)).toBeTruthy()
 
-      // the example tools run, and the call is shown
-      at = chat.send("set a timer")
-      const timer = await chat.waitFor(/Your timer is set\.\n.*tok\/s.*\n/, at)
-      expect(timer).toContain("→ set_timer {\"minutes\":5}")
+        // the example tools run, and the call is shown
+        at = chat.send("set a timer")
+        const timer = await chat.waitFor(/Your timer is set\.\n.*tok\/s.*\n/, at)
+        expect(timer).toContain("→ set_timer {\"minutes\":5}")
 
-      at = chat.send("/usage")
-      // hello (local: 10 in, 0 cost), and now? (1000, 100), the timer's two steps on gpt-4o
-      expect(await chat.waitFor(/usage: 4 calls · \d[\d,]* in · \d[\d,]* out · \$[\d.]+\n/, at)).toBeTruthy()
+        at = chat.send("/usage")
+        // hello (local: 10 in, 0 cost), and now? (1000, 100), the timer's two steps on gpt-4o
+        expect(await chat.waitFor(/usage: 4 calls · \d[\d,]* in · \d[\d,]* out · \$[\d.]+\n/, at)).toBeTruthy()
 
-      at = chat.send("/reset")
-      await chat.waitFor("(conversation reset)", at)
-      at = chat.send("after reset")
-      await chat.waitFor("Echo: after reset", at)
-      const reset = server.requests.at(-1)!.body as { messages: ReadonlyArray<{ content: string }> }
-      expect(reset.messages.map((message) => message.content)).toEqual(["Be brief.", "after reset"])
-      await chat.prompt(at)
+        at = chat.send("/reset")
+        await chat.waitFor("(conversation reset)", at)
+        at = chat.send("after reset")
+        await chat.waitFor("Echo: after reset", at)
+        const reset = server.requests.at(-1)!.body as { messages: ReadonlyArray<{ content: string }> }
+        expect(reset.messages.map((message) => message.content)).toEqual(["Be brief.", "after reset"])
+        await chat.prompt(at)
 
-      // Ctrl-C during a slow reply: the reply stops, its request is closed, the chat goes on
-      const closedBefore = server.stats.closedByClient
-      at = chat.send("tell me a story")
-      await chat.waitFor("Once upon a time Once", at)
-      // streamed: the text shows while the reply is still being sent
-      expect(server.requests.at(-1)!.finished).toBe(false)
-      chat.child.kill("SIGINT")
-      await chat.waitFor("(interrupted)", at)
-      await server.waitForClientClose(closedBefore + 1)
-      expect(server.requests.at(-1)!.closedByClient).toBe(true)
-      at = chat.send("still there?")
-      expect(await chat.waitFor("Echo: still there? (gpt-4o)", at)).toBeTruthy()
-      await chat.prompt(at)
+        // Ctrl-C during a slow reply: the reply stops, its request is closed, the chat goes on
+        const closedBefore = server.stats.closedByClient
+        at = chat.send("tell me a story")
+        await chat.waitFor("Once upon a time Once", at)
+        // streamed: the text shows while the reply is still being sent
+        expect(server.requests.at(-1)!.finished).toBe(false)
+        chat.child.kill("SIGINT")
+        await chat.waitFor("(interrupted)", at)
+        await server.waitForClientClose(closedBefore + 1)
+        expect(server.requests.at(-1)!.closedByClient).toBe(true)
+        at = chat.send("still there?")
+        expect(await chat.waitFor("Echo: still there? (gpt-4o)", at)).toBeTruthy()
+        await chat.prompt(at)
 
-      chat.send("/exit")
-      expect(await chat.exited).toBe(0)
-    } finally {
-      chat.kill()
-    }
-  })
+        chat.send("/exit")
+        expect(await chat.exited).toBe(0)
+      } finally {
+        chat.kill()
+        await server.close()
+      }
+    },
+    120_000
+  )
 
-  it("without a configuration file or keys it talks to the fake provider and says so; the end of input ends it", async () => {
-    const chat = new Chat([])
-    try {
-      await chat.prompt()
-      expect(chat.out).toContain("talking to the fake provider")
-      const at = chat.send("hi there")
-      expect(await chat.waitFor("You said: hi there.", at)).toBeTruthy()
-      await chat.prompt(at)
-      chat.child.stdin.end()
-      expect(await chat.exited).toBe(0)
-    } finally {
-      chat.kill()
-    }
-  })
+  it(
+    "without a configuration file or keys it talks to the fake provider and says so; the end of input ends it",
+    async () => {
+      const chat = new Chat([])
+      try {
+        await chat.prompt()
+        expect(chat.out).toContain("talking to the fake provider")
+        const at = chat.send("hi there")
+        expect(await chat.waitFor("You said: \"hi there\"", at)).toBeTruthy()
+        await chat.prompt(at)
+        chat.child.stdin.end()
+        expect(await chat.exited).toBe(0)
+      } finally {
+        chat.kill()
+      }
+    },
+    120_000
+  )
 
   it("--backend picks a backend; Ctrl-C at the prompt ends the chat cleanly", async () => {
+    const { configFile, server } = await backendsOnLoopback()
     const chat = new Chat(["--config", configFile, "--backend", "openai"], { CHAT_TEST_KEY: "sk-chat" })
     const refused = new Chat(["--config", configFile, "--backend", "nope"], { CHAT_TEST_KEY: "sk-chat" })
     try {
@@ -266,6 +276,7 @@ describe.concurrent("npm run chat", () => {
     } finally {
       chat.kill()
       refused.kill()
+      await server.close()
     }
-  })
+  }, 120_000)
 })

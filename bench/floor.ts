@@ -24,10 +24,18 @@
  *   service from the context (and keep only text deltas), and `Llm.streamText`
  *   through a `Fallback` of the same backend twice (the first answers);
  * - effect-llm's transport alone (an attempt's scope, the send, the whole
- *   body), without the provider on top, and `Llm.complete`.
+ *   body), without the provider on top, and `Llm.complete`;
+ * - tracing: `Llm.complete` and `Llm.streamText` as run by default (Effect's
+ *   built-in tracer, no tracer installed), with tracing turned off outright
+ *   (`Effect.withTracerEnabled(false)`: no span can be made at all), and with
+ *   the OpenTelemetry SDK's tracer installed (`@effect/opentelemetry`, every
+ *   span recorded, none exported). The first two are equal when tracing
+ *   costs nothing without a tracer.
  */
+import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import { NoopSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -126,6 +134,13 @@ const runtime = ManagedRuntime.make(backend.pipe(Layer.provide(inMemory)))
 /** The same backend twice behind `Fallback`, the first answering: what a fallback chain adds. */
 const fallback = ManagedRuntime.make(Fallback.layer([backend, backend]).pipe(Layer.provide(inMemory)))
 const bare = ManagedRuntime.make(Layer.empty)
+/** The same backend with the OpenTelemetry SDK's tracer installed: spans made and ended, exported nowhere. */
+const otel = ManagedRuntime.make(
+  backend.pipe(
+    Layer.provide(inMemory),
+    Layer.provideMerge(NodeSdk.layer(() => ({ spanProcessor: new NoopSpanProcessor() })))
+  )
+)
 const messages = [Message.system("s"), Message.user("u")]
 const request = (stream: boolean) =>
   HttpClientRequest.post("http://127.0.0.1:1/v1/chat/completions").pipe(
@@ -244,7 +259,17 @@ const fastRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
   ],
   ["platform: execute + arrayBuffer, HTTP span on", () => bare.runPromise(platformComplete)],
   ["effect-llm transport: send + bytes, no provider", () => bare.runPromise(transportComplete)],
-  ["effect-llm: Llm.complete", () => runtime.runPromise(Llm.complete(messages))]
+  ["effect-llm: Llm.complete", () => runtime.runPromise(Llm.complete(messages))],
+  [
+    "tracing off outright: Llm.complete",
+    () => runtime.runPromise(Effect.withTracerEnabled(Llm.complete(messages), false))
+  ],
+  ["OpenTelemetry tracer: Llm.complete", () => otel.runPromise(Llm.complete(messages))],
+  [
+    "tracing off outright: Llm.streamText",
+    () => runtime.runPromise(Effect.withTracerEnabled(Stream.runForEach(Llm.streamText(messages), ignore), false))
+  ],
+  ["OpenTelemetry tracer: Llm.streamText", () => otel.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))]
 ]
 
 /** CPU microseconds per call of `task`, after a warm-up. */
@@ -275,6 +300,7 @@ const main = async () => {
   await runtime.dispose()
   await fallback.dispose()
   await bare.dispose()
+  await otel.dispose()
 }
 
 main()

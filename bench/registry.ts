@@ -19,6 +19,7 @@ export interface ClientSpec {
     | "effectAi"
     | "effectHttp"
     | "effectLlmHttpClient"
+    | "effectLlmOtel"
   /**
    * What the column is: the raw baseline, effect-llm itself, a peer library,
    * a reference (a configuration or a plain client to compare with, not a
@@ -49,6 +50,13 @@ export const clients: ReadonlyArray<ClientSpec> = [
     kind: "reference",
     protocol: "chat",
     label: "effect-llm (Local) on HttpClient (reference)"
+  },
+  {
+    name: "effect-llm-chat-otel",
+    module: "effectLlmOtel",
+    kind: "reference",
+    protocol: "chat",
+    label: "effect-llm (Local), OpenTelemetry tracer on (reference)"
   },
   {
     name: "floor-chat",

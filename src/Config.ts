@@ -16,8 +16,11 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
 import { readFileSync } from "node:fs"
 import { parse as parseYaml } from "yaml"
+import { isObject } from "./internal/json.js"
+import { entryProblem, reservedFields } from "./internal/providerOptions.js"
 import {
   displayUrl,
   durationProblem,
@@ -35,8 +38,9 @@ import * as Fallback from "./layers/Fallback.js"
 import * as Local from "./layers/Local.js"
 import * as OpenAi from "./layers/OpenAi.js"
 import * as OpenRouter from "./layers/OpenRouter.js"
-import type { Llm } from "./Llm.js"
+import type { Llm, PromptCacheOption, ReasoningOption } from "./Llm.js"
 import * as McpToolkit from "./McpToolkit.js"
+import type { JsonObject } from "./Message.js"
 import * as Pricing from "./Pricing.js"
 import { overrideEnv, type Provider, type ProviderOptions } from "./Provider.js"
 import type { RetryOptions } from "./Retry.js"
@@ -61,6 +65,14 @@ export interface BackendSection {
   readonly allow_insecure_http?: boolean
   /** Local backends: the server (`llama.cpp`, `ollama`, `vllm`, `lmstudio`, `mlx`) or `auto` (see `Local.LocalOptions.server`). */
   readonly server?: string
+  /** Every call's reasoning: `low`, `medium`, `high`, `off` (or `false`), or `{ budget_tokens: 2048 }`. */
+  readonly reasoning?: "low" | "medium" | "high" | "off" | false | { readonly effort: string } | {
+    readonly budget_tokens: number
+  }
+  /** The prompt cache: `false` (off), or `{ key, slot, ttl }` (see `PromptCacheOption`). */
+  readonly prompt_cache?: false | { readonly key?: string; readonly slot?: number; readonly ttl?: "5m" | "1h" }
+  /** Extra request-body fields sent on every call (JSON; see `ProviderOptions.providerOptions`). */
+  readonly provider_options?: Readonly<Record<string, unknown>>
   /** Anything else a custom backend needs. */
   readonly [key: string]: unknown
 }
@@ -203,6 +215,44 @@ const expectation = (expected: string, got?: unknown, hint?: string): string =>
     hint === undefined ? "" : `; ${hint}`
   }`
 
+/** The keys a section's schema reads, as the file writes them. */
+const keysOf = (schema: Schema.Schema.Any): ReadonlyArray<string> =>
+  SchemaAST.getPropertySignatures(SchemaAST.encodedAST(schema.ast)).map((property) => String(property.name))
+
+/** Edits (insertions, deletions, substitutions) from `a` to `b`. */
+const editDistance = (a: string, b: string): number => {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]!
+}
+
+/**
+ * The error for the first key of `section` that is none of `known` (a typo
+ * would otherwise be ignored and leave the default), with the known key it
+ * is closest to when that is a likely typo.
+ */
+const unknownKey = (
+  source: string | undefined,
+  at: string,
+  section: unknown,
+  known: ReadonlyArray<string>
+): ConfigError.ConfigError | undefined => {
+  if (!isSettings(section)) return undefined
+  const key = Object.keys(section).find((key) => !known.includes(key))
+  if (key === undefined) return undefined
+  const [closest] = [...known].sort((a, b) => editDistance(key, a) - editDistance(key, b))
+  const hint = closest !== undefined && editDistance(key, closest) <= Math.max(2, Math.floor(key.length / 3))
+    ? `; did you mean ${closest}?`
+    : ""
+  return invalid(source, `${at}.${key}`, `one of the settings ${known.join(", ")}${hint}`)
+}
+
 /** The error for the setting at `key`: where it came from, the key and what was expected. */
 const invalid = (source: string | undefined, key: string, expected: string): ConfigError.ConfigError =>
   ConfigError.InvalidData(key.split("."), `${describeSource(source)}: ${key}: expected ${expected}`)
@@ -278,6 +328,61 @@ const allowSetting = setting<true | undefined>(
   (value) => Either.right(value === true ? true : undefined)
 )
 
+const efforts: ReadonlyArray<string> = ["low", "medium", "high"]
+
+/** Every call's reasoning: an effort (`high`), `off` / `false`, `{ effort }` or `{ budget_tokens }`. */
+const reasoningSetting = setting<ReasoningOption>(
+  Schema.declare((u): u is ReasoningOption => isObject(u)),
+  (value) => {
+    const expected = "low, medium, high, off, or { budget_tokens: a positive integer }"
+    if (value === false || value === "off") return Either.right({ enabled: false })
+    const effort = isObject(value) && Object.keys(value).length === 1 && "effort" in value ? value.effort : value
+    if (typeof effort === "string" && efforts.includes(effort)) {
+      return Either.right({ effort: effort as "low" | "medium" | "high" })
+    }
+    if (isObject(value) && Object.keys(value).length === 1 && isPositiveInteger(value.budget_tokens)) {
+      return Either.right({ budgetTokens: value.budget_tokens })
+    }
+    return Either.left(expectation(expected, value))
+  }
+)
+
+/** The prompt cache: `false` (off), `true` (the defaults), or `{ key, slot, ttl }`. */
+const promptCacheSetting = setting<PromptCacheOption | false>(
+  Schema.declare((u): u is PromptCacheOption | false => u === false || isObject(u)),
+  (value) => {
+    if (value === false) return Either.right(false)
+    if (value === true) return Either.right({})
+    if (!isObject(value)) return Either.left(expectation("false, or { key, slot, ttl }", value))
+    const { key, slot, ttl, ...rest } = value
+    const [unknown] = Object.keys(rest)
+    if (unknown !== undefined) return Either.left(`only key, slot and ttl; ${JSON.stringify(unknown)} is not one`)
+    if (key !== undefined && (typeof key !== "string" || key === "" || hasLineBreak(key))) {
+      return Either.left(expectation("key: text on one line", key))
+    }
+    if (slot !== undefined && !isNonNegativeInteger(slot)) {
+      return Either.left(expectation("slot: a non-negative integer", slot))
+    }
+    if (ttl !== undefined && ttl !== "5m" && ttl !== "1h") return Either.left(expectation("ttl: 5m or 1h", ttl))
+    return Either.right({
+      ...(key === undefined ? {} : { key: key as string }),
+      ...(slot === undefined ? {} : { slot: slot as number }),
+      ...(ttl === undefined ? {} : { ttl })
+    })
+  }
+)
+
+/** Extra request-body fields: a JSON object that replaces nothing every call sends. Its values are never echoed. */
+const providerOptionsSetting = setting<JsonObject>(
+  Schema.declare((u): u is JsonObject => isObject(u)),
+  (value) => {
+    const problem = entryProblem(value, "provider_options", reservedFields)
+    return problem === undefined
+      ? Either.right(value as JsonObject)
+      : Either.left(`a JSON object of request-body fields (${problem})`)
+  }
+)
+
 /** A backend's section, snake_case keys mapped to the layers' options, in the order they are checked. */
 const BackendSettings = Schema.Struct({
   allowInsecureHttp: setAt("allow_insecure_http", allowSetting),
@@ -287,7 +392,10 @@ const BackendSettings = Schema.Struct({
   firstTokenTimeout: setAt("first_token_timeout", durationSetting),
   idleTimeout: setAt("idle_timeout", durationSetting),
   maxTokens: setAt("max_tokens", checked(Schema.Number, isPositiveInteger, "a positive integer")),
-  temperature: setAt("temperature", checked(Schema.Number, isTemperature, `a number ${temperatureRange}`))
+  temperature: setAt("temperature", checked(Schema.Number, isTemperature, `a number ${temperatureRange}`)),
+  reasoning: setAt("reasoning", reasoningSetting),
+  promptCache: setAt("prompt_cache", promptCacheSetting),
+  providerOptions: setAt("provider_options", providerOptionsSetting)
 })
 
 /** What only a local backend's section sets: the server it speaks to (`server: llama.cpp`, or `auto`). */
@@ -365,6 +473,8 @@ const decodePricing = (
       if (!isSettings(raw) || Array.isArray(raw)) {
         return Either.left(invalid(source, at, "a section with input and output (and cache_read, cache_write)"))
       }
+      const typo = unknownKey(source, at, raw, keysOf(ModelPriceSettings))
+      if (typo !== undefined) return Either.left(typo)
       const decoded = decodeSection(ModelPriceSettings, source, at, raw)
       if (Either.isLeft(decoded)) return Either.left(decoded.left)
       const { cacheRead, cacheWrite, input, output } = decoded.right
@@ -562,6 +672,8 @@ const build = (
       }
     }
     const retry = yield* decodeSection(RetrySettings, source, "llm.retry", llm.retry)
+    const retryTypo = unknownKey(source, "llm.retry", llm.retry, keysOf(RetrySettings))
+    if (retryTypo !== undefined) return yield* Effect.fail(retryTypo)
     const prices = yield* decodePricing(config, source)
     /** The chain's layer, priced with the configuration's `pricing` section over the table in context. */
     const priced = (layer: Layer.Layer<Llm, ConfigError.ConfigError>) =>
@@ -623,6 +735,13 @@ const build = (
         layers.push(custom.get(name)!({ name, section, apiKey, retry }))
         continue
       }
+      const settingKeys = [
+        "api_key_env",
+        ...keysOf(BackendSettings),
+        ...(builtin.settings ? keysOf(builtin.settings) : [])
+      ]
+      const typo = unknownKey(source, `llm.${name}`, section, settingKeys)
+      if (typo !== undefined) return yield* Effect.fail(typo)
       const transport = checkTransport(source, name, settings, Option.isSome(apiKey))
       if (transport !== undefined) return yield* Effect.fail(transport)
       const layer = builtin.provider.layer({ ...settings, ...(Option.isSome(apiKey) ? { apiKey: apiKey.value } : {}) })
@@ -633,6 +752,8 @@ const build = (
       return priced("probe" in only ? only.layer : only)
     }
     const breaker = yield* decodeSection(BreakerSettings, source, "llm.circuit_breaker", llm.circuit_breaker)
+    const breakerTypo = unknownKey(source, "llm.circuit_breaker", llm.circuit_breaker, keysOf(BreakerSettings))
+    if (breakerTypo !== undefined) return yield* Effect.fail(breakerTypo)
     return priced(Fallback.layer(layers, {
       circuitBreaker: breaker
     }))

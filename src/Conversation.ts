@@ -7,27 +7,33 @@
  * the reply to a speech sink chunk by chunk and, interrupted, records what
  * the listener heard. A turn the server refuses as
  * longer than its context is pruned to fit and sent again, once
- * (`onOverflow`).
+ * (`onOverflow`). While the user is still speaking, `preempt` starts the
+ * reply to the interim transcript in the background; the turn on the final
+ * text (`commit`) continues it when the text is the same.
  *
  * @since 0.1.0
  */
+import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SynchronizedRef from "effect/SynchronizedRef"
-import type { ConversationContext } from "./Context.js"
-import { type ContextOptions, make as makeContext } from "./Context.js"
+import { type ContextOptions, ConversationContext, make as makeContext } from "./Context.js"
 import type { LlmError, LlmInvalidRequestError } from "./errors.js"
 import { metered } from "./internal/meter.js"
 import { OverflowTurn } from "./internal/overflowTurn.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
+import * as Speculation from "./internal/speculation.js"
+import * as VoiceMetrics from "./internal/voiceMetrics.js"
 import { Llm, type PromptCacheOption } from "./Llm.js"
-import { AssistantMessage, type Message } from "./Message.js"
-import type { CompletionResult, StreamEvent } from "./Reply.js"
+import { AssistantMessage, type Message, UserMessage } from "./Message.js"
+import { CompletionResult, ResponseMetadata, type StreamEvent } from "./Reply.js"
 import { type SentenceOptions, sentences } from "./Stream.js"
+import * as Telemetry from "./Telemetry.js"
 import { TokenCounter } from "./TokenCounter.js"
 import type { ToolExecutionError } from "./Tool.js"
 import * as Toolkit from "./Toolkit.js"
@@ -47,14 +53,32 @@ export interface SendOptions<R = never> extends Toolkit.RunOptions {
  * been played (heard). Interrupted (barge-in), it may have called `progress`
  * with the part of the chunk played so far (the text up to the last word
  * spoken, say), which is then recorded too; a sink that never calls it
- * records whole chunks only.
+ * records whole chunks only. It may run `started` when the chunk's audio
+ * starts playing: the turn's first one gives its `firstAudioMillis` (see
+ * `TurnMetrics`); a sink that never runs it reports no audio time.
  *
  * @since 0.1.0
  */
 export type SpeechSink<E = never, R = never> = (
   chunk: string,
-  progress: (played: string) => Effect.Effect<void>
+  progress: (played: string) => Effect.Effect<void>,
+  started: Effect.Effect<void>
 ) => Effect.Effect<void, E, R>
+
+/**
+ * A spoken turn's voice metrics, in milliseconds from the turn's start (when
+ * `speak` was called): `firstTokenMillis` to the reply's first text (of any
+ * step), `firstChunkMillis` to the first chunk handed to the sink,
+ * `firstAudioMillis` to the sink's first `started`, each only when it
+ * happened; `outputTokens`, the output tokens of the turn's model calls that
+ * finished (a call cut off by barge-in reports none); `interrupted`, whether
+ * the turn was (barge-in). In the result's `metadata.voice`, passed to
+ * `SpeakOptions.onMetrics` and recorded as Effect metrics
+ * (`effect_llm.voice.*`, see the README).
+ *
+ * @since 0.1.0
+ */
+export type TurnMetrics = NonNullable<ResponseMetadata["voice"]>
 
 /**
  * A spoken turn's options: a turn's options, the sink that plays the reply,
@@ -65,6 +89,19 @@ export type SpeechSink<E = never, R = never> = (
 export interface SpeakOptions<E = never, R = never> extends SendOptions<R> {
   readonly sink: SpeechSink<E, R>
   readonly chunks?: SentenceOptions | undefined
+  /**
+   * Called once at the end of every spoken turn, completed, interrupted or
+   * failed (then `interrupted` is false), with its `TurnMetrics`, after the
+   * turn was recorded. It runs uninterruptibly: keep it short.
+   */
+  readonly onMetrics?: ((metrics: TurnMetrics) => Effect.Effect<void>) | undefined
+  /**
+   * Sees every event of the turn as it arrives, before it is cut into
+   * chunks: `ToolExecutionStart` (say "Let me check that"), `Silence` (fill
+   * it), the text. What it plays is not part of the reply: the history does
+   * not record it. The turn waits for it, so a long one should fork.
+   */
+  readonly onEvent?: ((event: StreamEvent) => Effect.Effect<void, E, R>) | undefined
 }
 
 /**
@@ -73,6 +110,11 @@ export interface SpeakOptions<E = never, R = never> extends SendOptions<R> {
  * @since 0.1.0
  */
 export interface ConversationOptions {
+  /**
+   * The conversation's id, which its calls' spans carry as
+   * `gen_ai.conversation.id` (default: a random UUID).
+   */
+  readonly id?: string | undefined
   /**
    * Passed on each turn's calls (a turn's own `promptCache` wins): the key
    * (OpenAI's `prompt_cache_key`) is generated once per conversation, a
@@ -94,6 +136,19 @@ export interface ConversationOptions {
 }
 
 /**
+ * How many speculative generations a conversation started (`preempt`), how
+ * many a turn reused, and how many were wasted: dropped for another text or
+ * a changed history, failed before the commit, or discarded.
+ *
+ * @since 0.1.0
+ */
+export interface SpeculationStats {
+  readonly started: number
+  readonly reused: number
+  readonly wasted: number
+}
+
+/**
  * A conversation with the `Llm` in context.
  *
  * @since 0.1.0
@@ -112,6 +167,8 @@ export declare namespace Conversation {
    * @since 0.1.0
    */
   export interface Service {
+    /** The conversation's id (`ConversationOptions.id`), as its calls' spans carry it. */
+    readonly id: string
     /** The conversation so far. */
     readonly context: Effect.Effect<ConversationContext>
     /**
@@ -148,21 +205,56 @@ export declare namespace Conversation {
      * nothing when nothing was heard. Running tool handlers are interrupted
      * too, except those of tools that are not `interruptible`, whose calls
      * and results are recorded. A failed call or sink leaves the
-     * conversation as it was.
+     * conversation as it was. The result's `metadata.voice` holds the
+     * turn's `TurnMetrics`, which `onMetrics` is given at every turn's end.
      */
     readonly speak: <E = never, R = never>(
       userText: string,
       options: SpeakOptions<E, R>
     ) => Effect.Effect<CompletionResult, LlmError | ToolExecutionError | LlmInvalidRequestError | E, R>
-    /** Replaces the conversation (e.g. one restored with `ConversationContext.decode`). */
+    /**
+     * Starts the reply to what the user is still saying (speech-to-text's
+     * interim transcript) in a background fiber, on the history as it is
+     * now, and returns at once. At most one speculation is pending: the
+     * same text again (compared normalised: Unicode NFKC, case, spacing,
+     * trailing punctuation) keeps it, another text interrupts it (closing
+     * its request; counted wasted) and starts anew. It never touches the
+     * history, takes no turn, and runs no tool that waits for the final
+     * turn (`Tool.waitForFinal`); other tools may run. It ends with the
+     * conversation.
+     *
+     * The next turn settles it. `commit`, `sendStream` and `speak` reuse it
+     * when their text is the same and the history has not changed since:
+     * what it produced is replayed, then the same generation continues live,
+     * with the options it was started with; the waiting tools run once the
+     * turn has caught up with their step; the user message recorded is the
+     * final text. Otherwise, or when it failed before the turn, it is
+     * interrupted and counted wasted, and the turn starts afresh, never
+     * seeing its failure. `send` and `set` discard it.
+     */
+    readonly preempt: <R = never>(interimText: string, options?: SendOptions<R>) => Effect.Effect<void, never, R>
+    /**
+     * The turn on the user's final text, streamed as `sendStream` streams it
+     * (and recorded alike): the pending speculation's generation when it
+     * matches (see `preempt`), else a fresh one.
+     */
+    readonly commit: <R = never>(
+      finalText: string,
+      options?: SendOptions<R>
+    ) => Stream.Stream<StreamEvent, LlmError | ToolExecutionError, R>
+    /** Interrupts the pending speculation, if any (counted wasted). */
+    readonly discard: Effect.Effect<void>
+    /** How many speculations started, were reused and were wasted. */
+    readonly speculation: Effect.Effect<SpeculationStats>
+    /** Replaces the conversation (e.g. one restored with `ConversationContext.decode`); discards a pending speculation. */
     readonly set: (context: ConversationContext) => Effect.Effect<void>
     /**
      * Sends the conversation so far (the system prompt, the options' tools
      * and toolkit, the turns) for the backend to cache, generating nothing,
      * so the next turn's answer starts sooner: call it before the first user
      * turn. The history is not changed. `None`, with nothing sent, when the
-     * backend has no prompt cache to warm (OpenRouter, a fallback chain, a
-     * scripted `Llm`) or the conversation's caching is off.
+     * backend has no prompt cache to warm (OpenRouter, a scripted `Llm`)
+     * or the conversation's caching is off; a fallback chain warms its primary.
      */
     readonly warm: <R = never>(options?: SendOptions<R>) => Effect.Effect<Option.Option<CompletionResult>, LlmError>
   }
@@ -170,24 +262,51 @@ export declare namespace Conversation {
 
 const emptyKit: Toolkit.Toolkit<never> = { tools: new Map(), definitions: [] }
 
-/** What a spoken turn tells the streamed turn: when a step was recorded, and what was heard of the step in progress. */
+/**
+ * What a spoken turn tells the streamed turn: when a step was recorded, and
+ * what was heard of the step in progress; it is told each model call's usage.
+ */
 interface Listener {
   readonly onStep: (added: ReadonlyArray<Message>) => void
   readonly heard: () => string
+  readonly onUsage: (usage: Usage) => void
+}
+
+/** `llm`, whose streams tell `onUsage` their usage: the tool loop emits only its last step's `Finish`. */
+const reportingUsage = (llm: Llm.Service, onUsage: (usage: Usage) => void): Llm.Service => ({
+  ...llm,
+  stream: (messages, options) =>
+    Stream.mapChunks(llm.stream(messages, options), (chunk) => {
+      for (const event of chunk) if (event._tag === "Finish") onUsage(event.usage)
+      return chunk
+    })
+})
+
+/** `context` with its last user message saying `said` (a pruned turn's history, recorded with the final text). */
+const saying = (context: ConversationContext, said: string): ConversationContext => {
+  const history = [...context.history]
+  for (let i = history.length - 1; i >= 0; i--) {
+    if (history[i]!.role !== "user") continue
+    history[i] = new UserMessage({ content: said })
+    return new ConversationContext({ ...context, history }, true)
+  }
+  return context
 }
 
 /**
- * Builds the service over a starting context.
+ * Builds the service over a starting context. Closing the scope interrupts
+ * a pending speculative generation.
  *
  * @since 0.1.0
  */
 export const make = (
   initial: ConversationContext,
   options: ConversationOptions = {}
-): Effect.Effect<Conversation.Service, never, Llm> =>
+): Effect.Effect<Conversation.Service, never, Llm | Scope.Scope> =>
   Effect.gen(function*() {
     let billed = Usage.zero
     const llm = metered(yield* Llm, (usage) => void (billed = Usage.add(billed, usage)))
+    const speculations = yield* Speculation.make(yield* Effect.scope)
     // one key for the whole conversation, so every turn is routed to the same cache
     const promptCache: PromptCacheOption | false = options.promptCache === false
       ? false
@@ -196,6 +315,7 @@ export const make = (
       ...turn,
       promptCache: turn.promptCache ?? promptCache
     })
+    const id = options.id ?? (yield* Effect.sync(() => crypto.randomUUID()))
     const counter = yield* Effect.serviceOption(TokenCounter)
     const count = Option.isSome(counter) ? counter.value.count : undefined
     const ref = yield* SynchronizedRef.make(initial)
@@ -219,28 +339,76 @@ export const make = (
         context
       )
 
-    const send = <R>(userText: string, turn: SendOptions<R> = {}) =>
+    /**
+     * A turn's generation on `context` and `userText`: the tool loop's events, and the history to record
+     * its steps on (pruned after an overflow), with the user message saying what the user finally said.
+     */
+    const generate = <R>(
+      context: ConversationContext,
+      userText: string,
+      turn: SendOptions<R>,
+      hooks: {
+        readonly onStep: (added: ReadonlyArray<Message>) => Effect.Effect<void>
+        readonly final?: Effect.Effect<void>
+      }
+    ): Speculation.Generation<R> => {
+      const options = cached(turn)
+      const started = context.addUser(userText, count)
+      const { llm, overflow } = turnOf(started)
+      // each step's usage (the loop emits only the last step's Finish), kept until a spoken turn listens
+      const usages: Array<Usage> = []
+      let onUsage: ((usage: Usage) => void) | undefined
+      const reporting = reportingUsage(llm, (usage) => (onUsage === undefined ? usages.push(usage) : onUsage(usage)))
+      return {
+        events: Toolkit.stream(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), {
+          ...options,
+          ...hooks
+        }).pipe(
+          Stream.provideService(Llm, reporting),
+          Stream.mapChunks((events) => {
+            // a Silence is no content: a refused step may still be sent again
+            if (Chunk.some(events, (event) => event._tag !== "Silence")) overflow.delivered = true
+            return events
+          }),
+          // the speculative fiber's calls belong to the conversation too
+          (events) => Stream.unwrapScoped(Effect.as(Effect.locallyScoped(Telemetry.conversationId, id), events))
+        ),
+        reportUsage: (listen) => {
+          for (const usage of usages.splice(0)) listen(usage)
+          onUsage = listen
+        },
+        recordedOn: (said) =>
+          said === userText
+            ? overflow.base
+            : overflow.base === started
+            ? context.addUser(said, count)
+            : saying(overflow.base, said)
+      }
+    }
+
+    const sendTurn = <R>(userText: string, turn: SendOptions<R> = {}) =>
       turnLock.withPermits(1)(SynchronizedRef.modifyEffect(ref, (context) => {
         const options = cached(turn)
         const started = context.addUser(userText, count)
         const { llm, overflow } = turnOf(started)
         return Toolkit.run(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), options).pipe(
           Effect.provideService(Llm, llm),
-          Effect.map(({ added, result }) => [result, append(overflow.base, added)] as const)
+          Effect.map(({ added, result }) => [result, append(overflow.base, added)] as const),
+          Telemetry.withConversationId(id)
         )
       }))
 
+    // the text path: a pending speculation is dropped, not reused
+    const send = <R>(userText: string, turn: SendOptions<R> = {}) =>
+      Effect.zipRight(speculations.discard, sendTurn(userText, turn))
+
     const streamTurn = <R>(userText: string, turn: SendOptions<R>, listener?: Listener) =>
       Stream.unwrapScoped(Effect.gen(function*() {
-        const options = cached(turn)
+        yield* Effect.locallyScoped(Telemetry.conversationId, id)
         // hold the conversation for the whole stream: turns never interleave
         yield* Effect.acquireRelease(turnLock.take(1), () => turnLock.release(1))
         const context = yield* SynchronizedRef.get(ref)
-        const started = context.addUser(userText, count)
-        const { llm, overflow } = turnOf(started)
         const steps: Array<Message> = []
-        // on the turn's base, which an overflow may have pruned
-        const recorded = () => append(overflow.base, steps)
         let received: Array<string> = []
         let complete = false
         const onStep = (added: ReadonlyArray<Message>) =>
@@ -256,6 +424,11 @@ export const make = (
             received = []
             listener?.onStep(added)
           })
+        // the pending speculation when it is on this text and history (any other is dropped), else a fresh generation
+        const generation = (yield* speculations.adopt(userText, context, onStep)) ??
+          { ...generate(context, userText, turn, { onStep }), release: Effect.void }
+        // on the turn's base, which an overflow may have pruned
+        const recorded = () => append(generation.recordedOn(userText), steps)
         yield* Effect.addFinalizer((exit) =>
           SynchronizedRef.update(ref, (current) => {
             if (current !== context) return current // someone else moved on meanwhile
@@ -269,14 +442,12 @@ export const make = (
               : recorded().addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
           })
         )
-        return Toolkit.stream(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), {
-          ...options,
-          onStep
-        }).pipe(
-          Stream.provideService(Llm, llm),
+        // finalizers run last first: an adopted speculation ends, and hands over its last steps, before the turn is recorded
+        yield* Effect.addFinalizer(() => generation.release)
+        if (listener !== undefined) generation.reportUsage(listener.onUsage)
+        return generation.events.pipe(
           Stream.tap((event) =>
             Effect.sync(() => {
-              overflow.delivered = true
               if (event._tag === "TextDelta") received.push(event.text)
               else if (event._tag === "Finish") complete = true
             })
@@ -286,9 +457,30 @@ export const make = (
 
     const sendStream = <R>(userText: string, turn: SendOptions<R> = {}) => streamTurn(userText, turn)
 
+    const preempt = <R>(interimText: string, turn: SendOptions<R> = {}) =>
+      Effect.flatMap(
+        SynchronizedRef.get(ref),
+        (context) => speculations.preempt(interimText, context, (hooks) => generate(context, interimText, turn, hooks))
+      )
+
     const speak = <E, R>(userText: string, turn: SpeakOptions<E, R>) =>
-      Effect.suspend(() => {
-        const { chunks, sink, ...options } = turn
+      Effect.clockWith((clock) => {
+        const { chunks, onEvent, onMetrics, sink, ...options } = turn
+        // the turn's voice metrics, in milliseconds from its start
+        const start = clock.unsafeCurrentTimeMillis()
+        const since = () => clock.unsafeCurrentTimeMillis() - start
+        let firstToken: number | undefined
+        let firstChunk: number | undefined
+        let firstAudio: number | undefined
+        let outputTokens = 0
+        const metrics = (interrupted: boolean): TurnMetrics => ({
+          ...(firstToken === undefined ? {} : { firstTokenMillis: firstToken }),
+          ...(firstChunk === undefined ? {} : { firstChunkMillis: firstChunk }),
+          ...(firstAudio === undefined ? {} : { firstAudioMillis: firstAudio }),
+          outputTokens,
+          interrupted
+        })
+        const started = Effect.sync(() => void (firstAudio ??= since()))
         // chunks are numbered as they are cut; those from `stepStart` on belong to the step in progress
         let cut = 0
         let stepStart = 0
@@ -306,17 +498,27 @@ export const make = (
           heard: () =>
             [...played.filter((chunk) => chunk.index >= stepStart).map((chunk) => chunk.text), partial]
               .filter((text) => text !== "")
-              .join(" ")
+              .join(" "),
+          onUsage: (usage) => void (outputTokens += usage.outputTokens)
         }
         const progress = (text: string) => Effect.sync(() => void (partial = text.trim()))
+        const seen = (event: StreamEvent) =>
+          Effect.sync(() => {
+            if (firstToken === undefined && event._tag === "TextDelta") firstToken = since()
+            reply.push(event)
+          })
         const events = streamTurn(userText, options, listener).pipe(
-          Stream.tap((event) => Effect.sync(() => reply.push(event)))
+          Stream.tap(onEvent === undefined ? seen : (event) => Effect.zipRight(seen(event), onEvent(event)))
         )
         return sentences(events, chunks).pipe(
           Stream.map((text) => ({ index: cut++, text })),
           Stream.runForEach((chunk) =>
             Effect.zipRight(
-              Effect.suspend(() => (partial = "", sink(chunk.text, progress))),
+              Effect.suspend(() => {
+                partial = ""
+                firstChunk ??= since()
+                return sink(chunk.text, progress, started)
+              }),
               Effect.sync(() => {
                 played.push(chunk)
                 partial = ""
@@ -327,7 +529,16 @@ export const make = (
             const result = reply.result()
             return result === undefined
               ? Effect.dieMessage("Conversation.speak: the turn ended without a reply")
-              : Effect.succeed(result)
+              : Effect.succeed(
+                new CompletionResult({
+                  ...result,
+                  metadata: new ResponseMetadata({ ...result.metadata, voice: metrics(false) }, true)
+                }, true)
+              )
+          }),
+          Effect.onExit((exit) => {
+            const turnMetrics = metrics(Exit.isInterrupted(exit))
+            return Effect.zipRight(VoiceMetrics.record(turnMetrics), onMetrics?.(turnMetrics) ?? Effect.void)
           })
         )
       })
@@ -337,17 +548,23 @@ export const make = (
       turnLock.withPermits(1)(Effect.flatMap(SynchronizedRef.get(ref), (context) => {
         const options = cached(turn)
         return Toolkit.warm(context.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), options).pipe(
-          Effect.provideService(Llm, llm)
+          Effect.provideService(Llm, llm),
+          Telemetry.withConversationId(id)
         )
       }))
 
     return {
+      id,
       context: SynchronizedRef.get(ref),
       usage: Effect.sync(() => billed),
       send,
       sendStream,
       speak,
-      set: (context) => SynchronizedRef.set(ref, context),
+      preempt,
+      commit: sendStream,
+      discard: speculations.discard,
+      speculation: speculations.stats,
+      set: (context) => Effect.zipRight(speculations.discard, SynchronizedRef.set(ref, context)),
       warm
     } satisfies Conversation.Service
   })
@@ -355,9 +572,9 @@ export const make = (
 /**
  * A conversation service starting empty with the given limits (default: 10
  * turns), prompt cache use and overflow behaviour (default: prune and retry
- * once).
+ * once). Releasing the layer interrupts a pending speculative generation.
  *
  * @since 0.1.0
  */
 export const layer = (options: ContextOptions & ConversationOptions = {}): Layer.Layer<Conversation, never, Llm> =>
-  Layer.effect(Conversation, make(makeContext(options), options))
+  Layer.scoped(Conversation, make(makeContext(options), options))

@@ -277,6 +277,8 @@ const toolOf = (
   Tool.fromJsonSchema(modelName, {
     description: tool.description ?? tool.title ?? "",
     parameters: tool.inputSchema,
+    // a tool that does not say it only reads may act on the world: not from words the user did not finally say
+    waitForFinal: tool.annotations?.readOnlyHint !== true,
     handler: (args) =>
       connection.call(tool.name, args).pipe(
         Effect.mapError((failure) => failureAsError(modelName, failure)),
@@ -320,7 +322,9 @@ const toolOf = (
  * (`ToolExecutionError` with `failOnToolError`). Results: text as it is,
  * `structuredContent` as JSON, images, audio and resources described.
  * Tools only callable as tasks are left out, and so is a tool whose schema
- * cannot be compiled (with a warning in the log).
+ * cannot be compiled (with a warning in the log). A tool waits for the final
+ * turn in a speculative generation (`Tool.waitForFinal`) unless its
+ * annotations say it only reads (`readOnlyHint: true`).
  *
  * The tools follow the servers: a `notifications/tools/list_changed` is
  * read before the call that saw it returns, so the loop offers the new list
@@ -363,7 +367,16 @@ export const make = (options: Options): Effect.Effect<Service, McpServerError, S
           const modelName = names[i]!.get(tool.name)!
           if (tools.has(modelName)) continue
           const timeout = checked[i]!.toolTimeouts.get(tool.name) ?? checked[i]!.timeout
-          const key = JSON.stringify([i, tool.name, modelName, tool.description, tool.title, tool.inputSchema])
+          const readOnly = tool.annotations?.readOnlyHint === true
+          const key = JSON.stringify([
+            i,
+            tool.name,
+            modelName,
+            tool.description,
+            tool.title,
+            tool.inputSchema,
+            readOnly
+          ])
           let ready = built.get(key)
           if (ready === undefined) {
             const made = yield* Effect.either(toolOf(connection, tool, modelName, timeout))

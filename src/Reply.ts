@@ -9,7 +9,14 @@
 import * as Data from "effect/Data"
 import * as Schema from "effect/Schema"
 import { LlmError } from "./errors.js"
-import { assistant, type AssistantMessage, ReasoningPart, ToolCall, type ToolCallInput } from "./Message.js"
+import {
+  assistant,
+  type AssistantMessage,
+  ReasoningPart,
+  ToolCall,
+  type ToolCallInput,
+  type ToolMessage
+} from "./Message.js"
 import { Usage } from "./Usage.js"
 
 /**
@@ -80,7 +87,20 @@ export class ResponseMetadata extends Schema.Class<ResponseMetadata>("effect-llm
    * reported them before failing, summed; absent when none reported any.
    * `Usage.billed` adds it to the reply's own `usage`.
    */
-  failedUsage: Schema.optional(Usage)
+  failedUsage: Schema.optional(Usage),
+  /**
+   * A spoken turn's voice latencies (`Conversation.speak`), in milliseconds
+   * from the turn's start: to its first text, its first chunk handed to the
+   * sink and its first audio (the sink's `started`); each only when it
+   * happened. `outputTokens` sums the usage of the turn's steps.
+   */
+  voice: Schema.optional(Schema.Struct({
+    firstTokenMillis: Schema.optional(Schema.Number),
+    firstChunkMillis: Schema.optional(Schema.Number),
+    firstAudioMillis: Schema.optional(Schema.Number),
+    outputTokens: Schema.Number,
+    interrupted: Schema.Boolean
+  }))
 }) {}
 
 /**
@@ -130,6 +150,12 @@ export class CompletionResult extends Schema.Class<CompletionResult>("effect-llm
  * `ReasoningDelta`, `ReasoningPart`, `ToolCallStart`, `ToolCallDelta`,
  * `ToolCall`) arrive in order; `Finish` is always last.
  *
+ * The tool loop (`Toolkit.stream`, so `Conversation`'s streamed turns) adds
+ * progress events between its steps, for the application to fill pauses:
+ * `ToolExecutionStart` and `ToolExecutionEnd` around each tool call it
+ * runs, and `Silence` when a step's model call is slow to start. They are
+ * not content; a backend's own stream never has them.
+ *
  * `ReasoningPart` closes a block of reasoning that its backend needs back as
  * it was (Anthropic's signed thinking block, or a redacted block, which has
  * no text and so no `ReasoningDelta`): its text was already streamed by the
@@ -152,6 +178,20 @@ export type StreamEvent = Data.TaggedEnum<{
   ToolCallDelta: { readonly index: number; readonly argumentsDelta: string }
   /** A complete tool call with strictly parsed arguments. */
   ToolCall: { readonly index: number; readonly toolCall: ToolCall }
+  /** Tool loop only: the handler of a call the model asked for is about to run. */
+  ToolExecutionStart: { readonly toolCall: ToolCall }
+  /**
+   * Tool loop only: a call's result was made (an error result too),
+   * `durationMillis` after its `ToolExecutionStart`. Emitted as each call
+   * ends, while the step's other calls may still run.
+   */
+  ToolExecutionEnd: { readonly toolCall: ToolCall; readonly result: ToolMessage; readonly durationMillis: number }
+  /**
+   * Tool loop only: step `step`'s model call had produced no content event
+   * `waitedMillis` after it started (`RunOptions.silenceAfter`); at most once
+   * per step. Nothing is cancelled: the reply follows when it comes.
+   */
+  Silence: { readonly step: number; readonly waitedMillis: number }
   /** The reply ended normally. */
   Finish: {
     readonly finishReason: FinishReason
@@ -178,6 +218,9 @@ export const StreamEvent: Data.TaggedEnum.Constructor<StreamEvent> = (() => {
     ToolCallStart: Data.tagged<Extract<StreamEvent, { _tag: "ToolCallStart" }>>("ToolCallStart"),
     ToolCallDelta: Data.tagged<Extract<StreamEvent, { _tag: "ToolCallDelta" }>>("ToolCallDelta"),
     ToolCall: Data.tagged<Extract<StreamEvent, { _tag: "ToolCall" }>>("ToolCall"),
+    ToolExecutionStart: Data.tagged<Extract<StreamEvent, { _tag: "ToolExecutionStart" }>>("ToolExecutionStart"),
+    ToolExecutionEnd: Data.tagged<Extract<StreamEvent, { _tag: "ToolExecutionEnd" }>>("ToolExecutionEnd"),
+    Silence: Data.tagged<Extract<StreamEvent, { _tag: "Silence" }>>("Silence"),
     Finish: Data.tagged<Extract<StreamEvent, { _tag: "Finish" }>>("Finish"),
     $is: tagged.$is,
     $match: tagged.$match

@@ -147,7 +147,7 @@ const chunking = <E>(
       if (event._tag === "TextDelta") {
         hasText = true
         chunks = chunker.feed(event.text)
-      } else if (event._tag === "ToolCallStart" && hasText) {
+      } else if ((event._tag === "ToolCallStart" || event._tag === "ToolExecutionStart") && hasText) {
         // a tool call ends its step's text: what is pending is said now, while the tool runs
         chunks = chunker.end()
         chunker = newChunker()
@@ -186,8 +186,9 @@ const chunking = <E>(
  *
  * Each chunk is emitted as soon as the text after it proves its end (the
  * next sentence has started), the rest when the stream ends or a tool call
- * starts (the text of that step is over: "Let me check." is said while the
- * tool runs, not after it); chunks are
+ * starts (`ToolCallStart`, or the tool loop's `ToolExecutionStart`: the text
+ * of that step is over, "Let me check." is said while the tool runs, not
+ * after it); chunks are
  * trimmed, never empty, and the same however the text was cut into deltas.
  * One stream stage; each delta costs time in proportion to its length.
  * Invalid options fail the stream with `LlmInvalidRequestError`.

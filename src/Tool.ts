@@ -71,6 +71,13 @@ export interface Tool<R = never> {
    * handler's fiber is interrupted with the turn.
    */
   readonly interruptible?: boolean | undefined
+  /**
+   * `true`: a call of a speculative generation (`Conversation.preempt`, run
+   * while the user is still speaking) waits until the turn is committed
+   * before its handler runs, so a side effect never comes from words the
+   * user did not finally say. Default: `interruptible === false`.
+   */
+  readonly waitForFinal?: boolean | undefined
 }
 
 /** The JSON Schema of a parameters Schema, as providers want it: no `$schema`, and the root itself rather than a `$ref` to it. */
@@ -161,6 +168,8 @@ export const make = <A, I extends { readonly [key: string]: unknown }, E, R, RS 
     readonly handler: (args: A) => Effect.Effect<unknown, E, R>
     /** `false`: a started call finishes even when the turn is interrupted (see `Tool.interruptible`). Default true. */
     readonly interruptible?: boolean | undefined
+    /** A speculative generation's call waits for the final turn (see `Tool.waitForFinal`). Default: `interruptible === false`. */
+    readonly waitForFinal?: boolean | undefined
   }
 ): Tool<R | RS> => {
   const decode = Schema.decodeUnknown(options.parameters)
@@ -172,6 +181,7 @@ export const make = <A, I extends { readonly [key: string]: unknown }, E, R, RS 
       parameters: jsonSchemaOf(options.parameters)
     }),
     interruptible: options.interruptible ?? true,
+    waitForFinal: options.waitForFinal ?? options.interruptible === false,
     run: (args) =>
       decode(args).pipe(
         Effect.mapError((error) =>
@@ -213,6 +223,8 @@ export const fromJsonSchema = <E, R>(
     readonly handler: (args: JsonObject) => Effect.Effect<unknown, E, R>
     /** `false`: a started call finishes even when the turn is interrupted (see `Tool.interruptible`). Default true. */
     readonly interruptible?: boolean | undefined
+    /** A speculative generation's call waits for the final turn (see `Tool.waitForFinal`). Default: `interruptible === false`. */
+    readonly waitForFinal?: boolean | undefined
   }
 ): Effect.Effect<Tool<R>, ToolSchemaError> =>
   Effect.gen(function*() {
@@ -229,6 +241,7 @@ export const fromJsonSchema = <E, R>(
       name,
       definition: new ToolDefinition({ name, description: options.description ?? "", parameters: view.parameters }),
       interruptible: options.interruptible ?? true,
+      waitForFinal: options.waitForFinal ?? options.interruptible === false,
       run: (args) =>
         Effect.suspend(() => {
           const restored = view.restore(args)

@@ -5,13 +5,22 @@
  * @since 0.1.0
  */
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
+import * as Take from "effect/Take"
 import type { LlmError, LlmResponseError } from "./errors.js"
-import { responseError } from "./internal/errorFactory.js"
+import { invalidRequest, responseError } from "./internal/errorFactory.js"
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
+import * as ToolSpans from "./internal/toolSpans.js"
+import { durationProblem } from "./internal/validate.js"
 import { type CompletionOptions, Llm } from "./Llm.js"
 import { AssistantMessage, type Message, ToolCall, type ToolDefinition, ToolMessage } from "./Message.js"
 import { CompletionResult, StreamEvent } from "./Reply.js"
@@ -103,6 +112,13 @@ export interface RunOptions extends CompletionOptions {
    * model as an error result (the default, so it can recover).
    */
   readonly failOnToolError?: boolean | undefined
+  /**
+   * `stream` only: when a step's model call has produced no content event
+   * this long after the step started, a `Silence` event is emitted (once per
+   * step), for the application to fill the pause ("Hmm, let me think").
+   * Nothing is cancelled. Default: never.
+   */
+  readonly silenceAfter?: Duration.DurationInput | undefined
 }
 
 /**
@@ -177,7 +193,12 @@ export const recorded = <R>(kit: Toolkit<R>, calls: ReadonlyArray<ToolCall>): Re
  * error result (or, with `failOnToolError`, a `ToolExecutionError`).
  * Interrupting it interrupts the running handlers, except those of tools
  * declared `interruptible: false`, which run to their end first; `onResult`
- * sees each result as it is made, so the caller knows which calls finished.
+ * sees each result as it is made (with its call), so the caller knows which
+ * calls finished, and `onStart` each call as its handler is about to run
+ * (within the `concurrency` bound). With `final`, a call of a tool that
+ * waits for the final turn (`Tool.waitForFinal`) runs (and starts) only once
+ * `final` has completed (the others at once); the wait itself is always
+ * interruptible.
  *
  * @since 0.1.0
  */
@@ -187,7 +208,9 @@ export const execute = <R>(
   options: {
     readonly concurrency?: number | undefined
     readonly failOnToolError?: boolean | undefined
-    readonly onResult?: ((result: ToolMessage) => void) | undefined
+    readonly onResult?: ((result: ToolMessage, call: ToolCall) => void) | undefined
+    readonly onStart?: ((call: ToolCall) => void) | undefined
+    readonly final?: Effect.Effect<void> | undefined
   } = {}
 ): Effect.Effect<ReadonlyArray<ToolMessage>, ToolExecutionError, R> =>
   Effect.forEach(
@@ -204,11 +227,15 @@ export const execute = <R>(
           })
         )
         : tool.run(call.arguments)
+      const spanned = ToolSpans.traced(call, { name, description: tool?.definition.description }, outcome)
       // a tool that must finish runs to its result, and that result is seen, even when interrupted
       const mask = tool?.interruptible === false
         ? Effect.uninterruptible
         : <A, E, R>(self: Effect.Effect<A, E, R>) => self
-      return mask(outcome.pipe(
+      const started = options.onStart === undefined
+        ? spanned
+        : Effect.zipRight(Effect.sync(() => options.onStart!(call)), spanned)
+      const answered = mask(started.pipe(
         Effect.map((content) => new ToolMessage({ toolCallId: call.id, name, content })),
         Effect.catchAll((error) =>
           options.failOnToolError
@@ -223,9 +250,13 @@ export const execute = <R>(
             : Effect.succeed(new ToolMessage({ toolCallId: call.id, name, content: error.message, isError: true }))
         ),
         Effect.tap((result) =>
-          options.onResult === undefined ? Effect.void : Effect.sync(() => options.onResult!(result))
+          options.onResult === undefined ? Effect.void : Effect.sync(() => options.onResult!(result, call))
         )
       ))
+      // a side effect waits for the final turn outside the mask, so a speculation waiting there can be dropped
+      const waits = options.final !== undefined && tool !== undefined &&
+        (tool.waitForFinal ?? tool.interruptible === false)
+      return waits ? Effect.zipRight(options.final!, answered) : answered
     },
     { concurrency: options.concurrency ?? 4 }
   )
@@ -249,7 +280,7 @@ const unusableCalls = (llm: Llm.Service, calls: ReadonlyArray<ToolCall>): LlmRes
 }
 
 const callOptions = <R>(kit: Toolkit<R>, options: RunOptions): CompletionOptions => {
-  const { concurrency: _c, failOnToolError: _f, maxSteps: _m, ...rest } = options
+  const { concurrency: _c, failOnToolError: _f, maxSteps: _m, silenceAfter: _s, ...rest } = options
   return { ...rest, tools: [...(options.tools ?? []), ...kit.definitions] }
 }
 
@@ -323,20 +354,114 @@ export const run = <R>(
   })
 
 /**
+ * A stream of one `Silence` event of step `step`, `after` its start, unless
+ * `spoke` (the step's first content event reached the consumer) completes
+ * first; then it ends with nothing.
+ */
+const silenceTimer = (step: number, after: Duration.Duration, spoke: Deferred.Deferred<void>) =>
+  Stream.unwrap(Effect.map(Clock.currentTimeMillis, (start) =>
+    Stream.fromEffect(Effect.raceFirst(
+      Effect.zipRight(
+        Effect.sleep(after),
+        Effect.map(Clock.currentTimeMillis, (now) =>
+          Option.some<StreamEvent>(StreamEvent.Silence({ step, waitedMillis: now - start })))
+      ),
+      Effect.as(Deferred.await(spoke), Option.none<StreamEvent>())
+    )).pipe(Stream.filterMap((event) =>
+      event
+    ))))
+
+/**
  * The streaming tool loop: the events of every step stream through as they
  * arrive, and tool calls run between steps. Only the last step's `Finish` is
  * emitted. `onStep` sees the messages each completed step adds (for a
- * conversation to record them).
+ * conversation to record them). With `final` (a speculative generation's),
+ * calls of tools that wait for the final turn (`Tool.waitForFinal`) run
+ * once it has completed; the others run at once.
+ *
+ * Progress events come between the model's: `ToolExecutionStart` as each
+ * call's handler is about to run and `ToolExecutionEnd` as its result is
+ * made, live, while the step's other calls still run (the call is the one
+ * the history records, see `recorded`); and, with `silenceAfter`, `Silence`
+ * when a step's model call has produced no content event that long after
+ * the step started. A `silenceAfter` that is not a duration fails the
+ * stream with `LlmInvalidRequestError`, nothing sent.
  *
  * @since 0.1.0
  */
 export const stream = <R>(
   messages: ReadonlyArray<Message>,
   kit: Toolkit<R>,
-  options: RunOptions & { readonly onStep?: (added: ReadonlyArray<Message>) => Effect.Effect<void> } = {}
+  options: RunOptions & {
+    readonly onStep?: (added: ReadonlyArray<Message>) => Effect.Effect<void>
+    readonly final?: Effect.Effect<void> | undefined
+  } = {}
 ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, Llm | R> =>
   Stream.unwrap(Effect.map(Llm, (llm) => {
     const maxSteps = options.maxSteps ?? 5
+    const problem = durationProblem(options.silenceAfter)
+    if (problem !== undefined) {
+      return Stream.fail(
+        invalidRequest({ provider: llm.provider, model: llm.model }, `Toolkit.stream: silenceAfter ${problem}`)
+      )
+    }
+    const silenceAfter = options.silenceAfter === undefined ? undefined : Duration.decode(options.silenceAfter)
+    const onStep = options.onStep ?? (() => Effect.void)
+
+    /**
+     * Runs a step's calls, their start and end events streaming as they
+     * happen; the step is recorded (`onStep`) when they are done, before the
+     * stream ends. Barge-in while they run: the calls that finished (tools
+     * that are not interruptible do) are recorded with their results; the
+     * cancelled ones are left out, call and all.
+     */
+    const running = (reply: ReplyCollector, calls: ReadonlyArray<ToolCall>, done: (added: Array<Message>) => void) =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        const clock = yield* Effect.clock
+        const queue = yield* Effect.acquireRelease(
+          Queue.unbounded<Take.Take<StreamEvent, ToolExecutionError>>(),
+          Queue.shutdown
+        )
+        const named = recorded(kit, calls)
+        const startedAt = new Map<ToolCall, number>()
+        const finished: Array<ToolMessage> = []
+        const emit = (event: StreamEvent) => void Queue.unsafeOffer(queue, Take.of(event))
+        const interrupted = () => {
+          if (finished.length === 0) return Effect.void
+          const ids = new Set(finished.map((result) => result.toolCallId))
+          const kept = calls.filter((call) => ids.has(call.id))
+          const ordered = kept.flatMap((call) => finished.filter((result) => result.toolCallId === call.id))
+          const message = reply.message(recorded(kit, kept))
+          return onStep([new AssistantMessage({ ...message, interrupted: true }, true), ...ordered])
+        }
+        yield* Effect.uninterruptibleMask((restore) =>
+          restore(execute(kit, calls, {
+            ...options,
+            onStart: (call) => {
+              startedAt.set(call, clock.unsafeCurrentTimeMillis())
+              emit(StreamEvent.ToolExecutionStart({ toolCall: named[calls.indexOf(call)] ?? call }))
+            },
+            onResult: (result, call) => {
+              finished.push(result)
+              const durationMillis = clock.unsafeCurrentTimeMillis() - (startedAt.get(call) ?? 0)
+              emit(
+                StreamEvent.ToolExecutionEnd({ toolCall: named[calls.indexOf(call)] ?? call, result, durationMillis })
+              )
+            }
+          })).pipe(
+            Effect.onInterrupt(interrupted),
+            Effect.flatMap((results) => {
+              const added = [reply.message(named), ...results]
+              done(added)
+              return Effect.as(onStep(added), Take.end)
+            }),
+            Effect.catchAllCause((cause) => Effect.succeed(Take.failCause(cause))),
+            Effect.flatMap((take) => Queue.offer(queue, take))
+          )
+        ).pipe(Effect.forkScoped)
+        return Stream.flattenTake(Stream.fromQueue(queue))
+      }))
+
     const step = (
       history: ReadonlyArray<Message>,
       n: number
@@ -344,46 +469,45 @@ export const stream = <R>(
       Stream.suspend(() => {
         const reply = new ReplyCollector()
         // read at every step: a toolkit's tools may change (an MCP server's list)
-        const events = llm.stream(history, callOptions(kit, options)).pipe(
-          Stream.mapChunks((chunk) => {
-            const out: Array<StreamEvent> = []
-            for (const event of chunk) {
-              reply.push(event)
-              if (event._tag !== "Finish") out.push(event)
-            }
-            return Chunk.unsafeFromArray(out)
-          })
-        )
+        const call = llm.stream(history, callOptions(kit, options))
+        const spoke = silenceAfter === undefined ? undefined : Deferred.unsafeMake<void>(FiberId.none)
+        let content = false
+        const events = (spoke === undefined
+          ? call
+          : Stream.merge(call, silenceTimer(n, silenceAfter!, spoke), { haltStrategy: "left" })).pipe(
+            Stream.mapChunks((chunk) => {
+              const out: Array<StreamEvent> = []
+              for (const event of chunk) {
+                if (event._tag === "Silence") {
+                  // the timer may fire as the first content arrives: silence is only silence before it
+                  if (!content) out.push(event)
+                  continue
+                }
+                reply.push(event)
+                if (event._tag === "Finish") continue
+                if (!content && spoke !== undefined) Deferred.unsafeDone(spoke, Exit.void)
+                content = true
+                out.push(event)
+              }
+              return Chunk.unsafeFromArray(out)
+            })
+          )
         const next = Stream.unwrap(Effect.gen(function*() {
           const calls = reply.toolCalls
           const finish = reply.finish
           if (calls.length === 0 || n >= maxSteps) {
             const added = reply.content === "" && calls.length > 0 ? [] : [reply.message([])]
-            if (options.onStep) yield* options.onStep(added)
+            yield* onStep(added)
             if (finish === undefined) return Stream.empty
             return Stream.make(calls.length > 0 ? StreamEvent.Finish({ ...finish, finishReason: "length" }) : finish)
           }
           const unusable = unusableCalls(llm, calls)
           if (unusable !== undefined) return yield* Effect.fail(unusable)
-          // barge-in while tools run: the calls that finished (tools that are not interruptible do)
-          // are recorded with their results; the cancelled ones are left out, call and all
-          const finished: Array<ToolMessage> = []
-          const results = yield* execute(kit, calls, { ...options, onResult: (result) => finished.push(result) }).pipe(
-            Effect.onInterrupt(() => {
-              if (finished.length === 0 || !options.onStep) return Effect.void
-              const done = new Set(finished.map((result) => result.toolCallId))
-              const kept = calls.filter((call) => done.has(call.id))
-              const ordered = kept.flatMap((call) => finished.filter((result) => result.toolCallId === call.id))
-              const message = reply.message(recorded(kit, kept))
-              return options.onStep([
-                new AssistantMessage({ ...message, interrupted: true }, true),
-                ...ordered
-              ])
-            })
+          let added: ReadonlyArray<Message> = []
+          return Stream.concat(
+            running(reply, calls, (messages) => (added = messages)),
+            Stream.suspend(() => step([...history, ...added], n + 1))
           )
-          const added = [reply.message(recorded(kit, calls)), ...results]
-          if (options.onStep) yield* options.onStep(added)
-          return step([...history, ...added], n + 1)
         }))
         return Stream.concat(events, next)
       })

@@ -152,6 +152,13 @@ export * as HttpTransport from "./HttpTransport.js"
 export * as Pricing from "./Pricing.js"
 
 /**
+ * Telemetry: the GenAI-convention spans and metrics, content capture and the conversation id.
+ *
+ * @since 0.1.0
+ */
+export * as Telemetry from "./Telemetry.js"
+
+/**
  * The provider kit: declare an HTTP provider once (name, codec, defaults, key header, env names)
  * and get its `make`, `layer` and `layerConfig`.
  *

@@ -181,6 +181,21 @@ describe("HttpTransport.undici", () => {
       expect((error.cause as { code?: string }).code).toBe("ECONNREFUSED")
     }))
 
+  it.effect("a URL that is not one fails with reason network and Node's ERR_INVALID_URL, sending nothing", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Effect.scoped(
+          Effect.flatMap(
+            Effect.scope,
+            (scope) => transport.send({ method: "GET", url: "not a url", headers: {} }, scope)
+          )
+        )
+      )
+      expect(error._tag).toBe("TransportError")
+      expect(error.reason).toBe("network")
+      expect((error.cause as { code?: string }).code).toBe("ERR_INVALID_URL")
+    }))
+
   it.scopedLive(
     "a stream that ends at its terminator while the body stays open ends at once; the rest is aborted later",
     () =>

@@ -118,17 +118,17 @@ for (const backend of backends) {
           expect(refused.model).toBe("other-model")
         })))
 
-    it.live("spans carry the per-call model as llm.model", () =>
+    it.live("spans are named for the per-call model and carry it as gen_ai.request.model", () =>
       withBackend(backend, () =>
         Effect.gen(function*() {
           const { spans, tracer } = yield* recordSpans
           yield* Llm.complete(hi, { model: "other-model" }).pipe(Effect.withTracer(tracer))
           yield* LlmStream.collect(Llm.stream(hi, { model: "other-model" })).pipe(Effect.withTracer(tracer))
-          const own = spans.filter((span) => span.name === "Llm.complete" || span.name === "Llm.stream.open")
-          expect(own.map((span) => span.name)).toEqual(["Llm.complete", "Llm.stream.open"])
+          const own = spans.filter((span) => span.name.startsWith("chat "))
+          expect(own.map((span) => span.name)).toEqual(["chat other-model", "chat other-model"])
           for (const span of own) {
-            expect(span.attributes.get("llm.model")).toBe("other-model")
-            expect(span.attributes.get("llm.provider")).toBe(backend.provider)
+            expect(span.attributes.get("gen_ai.request.model")).toBe("other-model")
+            expect(span.attributes.get("gen_ai.provider.name")).toBe(backend.provider)
           }
         })))
 

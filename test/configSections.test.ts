@@ -7,7 +7,11 @@ import { describe, expect, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
 import * as LlmConfig from "../src/Config.js"
+import * as Llm from "../src/Llm.js"
+import * as Message from "../src/Message.js"
+import * as FakeProvider from "./support/FakeProvider.js"
 
 const withEnv = (vars: Record<string, string>) =>
   Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars))))
@@ -74,5 +78,132 @@ describe("LlmConfig sections", () => {
         /llm\.circuit_breaker\.cooldown: expected a duration/
       )
       expect(yield* outcome(config({ failure_threshold: 2, cooldown: 5 }), key)).toBe("ok")
+    }))
+})
+
+describe("LlmConfig: reasoning, prompt_cache and provider_options", () => {
+  it.live("a backend's reasoning, prompt_cache and provider_options reach every request it sends", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* FakeProvider.make
+      const config = {
+        llm: {
+          backend: "local",
+          local: {
+            base_url: server.url,
+            model: "gpt-oss-20b",
+            server: "llama.cpp",
+            reasoning: "high",
+            prompt_cache: { slot: 2 },
+            provider_options: { top_k: 20, chat_template_kwargs: { builtin_tools: [] } }
+          }
+        }
+      }
+      yield* Llm.complete([Message.user("hi")]).pipe(Effect.provide(LlmConfig.layerFrom(config)))
+      // llama-server reads the effort in the chat template's arguments, merged with the configured ones
+      expect(server.requests[0]!.body).toEqual({
+        model: "gpt-oss-20b",
+        messages: [{ role: "user", content: "hi" }],
+        chat_template_kwargs: { reasoning_effort: "high", builtin_tools: [] },
+        id_slot: 2,
+        cache_prompt: true,
+        top_k: 20
+      })
+    })))
+
+  it.live("reasoning off and { budget_tokens }, prompt_cache false, as the layers' options", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* FakeProvider.make
+      const ask = (local: Record<string, unknown>) =>
+        Llm.complete([Message.user("hi")]).pipe(
+          Effect.provide(
+            LlmConfig.layerFrom({
+              llm: { backend: "local", local: { base_url: server.url, server: "ollama", ...local } }
+            })
+          )
+        )
+      yield* ask({ reasoning: "off", prompt_cache: false })
+      yield* ask({ reasoning: { budget_tokens: 9000 } })
+      yield* ask({ reasoning: false, prompt_cache: true })
+      const [off, budget, offAgain] = server.requests.map((request) => request.body as Record<string, unknown>)
+      expect(off!.reasoning_effort).toBe("none")
+      expect(budget!.reasoning_effort).toBe("high")
+      expect(offAgain!.reasoning_effort).toBe("none")
+    })))
+
+  it.effect("a bad reasoning, prompt_cache or provider_options is a ConfigError naming the key", () =>
+    Effect.gen(function*() {
+      const local = (settings: Record<string, unknown>) => ({ llm: { backend: "local", local: settings } })
+      expect(yield* outcome(local({ reasoning: "maximal" }))).toMatch(
+        /llm\.local\.reasoning: expected low, medium, high, off, or \{ budget_tokens: a positive integer \}, got "maximal"/
+      )
+      expect(yield* outcome(local({ reasoning: { budget_tokens: 0 } }))).toMatch(/llm\.local\.reasoning: expected/)
+      expect(yield* outcome(local({ reasoning: { effort: "high" } }))).toBe("ok")
+      expect(yield* outcome(local({ prompt_cache: { slot: -1 } }))).toMatch(
+        /llm\.local\.prompt_cache: expected slot: a non-negative integer, got -1/
+      )
+      expect(yield* outcome(local({ prompt_cache: { ttl: "2h" } }))).toMatch(/expected ttl: 5m or 1h, got "2h"/)
+      expect(yield* outcome(local({ prompt_cache: { slots: 1 } }))).toMatch(
+        /llm\.local\.prompt_cache: expected only key, slot and ttl; "slots" is not one/
+      )
+      expect(yield* outcome(local({ prompt_cache: "yes" }))).toMatch(/expected false, or \{ key, slot, ttl \}/)
+      expect(yield* outcome(local({ provider_options: { model: "other" } }))).toMatch(
+        /llm\.local\.provider_options: expected a JSON object of request-body fields \(provider_options\.model would replace the model/
+      )
+      expect(yield* outcome(local({ provider_options: ["top_k"] }))).toMatch(
+        /provider_options must be a JSON object of body fields, got an array/
+      )
+    }))
+
+  it.effect("a provider_options value is never echoed in the error (it may hold a secret)", () =>
+    Effect.gen(function*() {
+      const error = yield* outcome({
+        llm: { backend: "local", local: { provider_options: { messages: "sk-secret-123" } } }
+      })
+      expect(error).toMatch(/provider_options\.messages would replace/)
+      expect(error).not.toContain("sk-secret-123")
+    }))
+})
+
+describe("LlmConfig: a key no setting reads is an error, with the key it is closest to", () => {
+  it.effect("in a backend's section, the retry section and the circuit breaker's", () =>
+    Effect.gen(function*() {
+      expect(yield* outcome({ llm: { backend: "local", local: { max_token: 10 } } })).toMatch(
+        /llm\.local\.max_token: expected one of the settings .*max_tokens.*; did you mean max_tokens\?/
+      )
+      expect(yield* outcome({ llm: { backend: "local", local: { favourite_colour: "red" } } })).toMatch(
+        /llm\.local\.favourite_colour: expected one of the settings api_key_env, allow_insecure_http, base_url/
+      )
+      expect(yield* outcome({ llm: { backend: "local", local: { favourite_colour: "red" } } })).not.toMatch(
+        /did you mean/
+      )
+      expect(yield* outcome({ llm: { backend: "local", retry: { max_retrys: 2 } } })).toMatch(
+        /llm\.retry\.max_retrys: .*did you mean max_retries\?/
+      )
+      const key = { OPENAI_API_KEY: "sk-test" }
+      expect(
+        yield* outcome(
+          { llm: { backend: "local", fallback: ["openai"], openai: {}, circuit_breaker: { cooldwn: 5 } } },
+          key
+        )
+      ).toMatch(/llm\.circuit_breaker\.cooldwn: .*did you mean cooldown\?/)
+    }))
+
+  it.effect("the keys only one backend reads are known there and nowhere else; api_key_env is known everywhere", () =>
+    Effect.gen(function*() {
+      expect(yield* outcome({ llm: { backend: "local", local: { server: "vllm", api_key_env: "LOCAL_KEY" } } })).toBe(
+        "ok"
+      )
+      expect(yield* outcome({ llm: { backend: "openai", openai: { server: "vllm" } } }, { OPENAI_API_KEY: "sk-t" }))
+        .toMatch(/llm\.openai\.server: expected one of the settings/)
+    }))
+
+  it.effect("a custom backend's section is its factory's to read: no key is refused there", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(
+        LlmConfig.make({ llm: { backend: "mine", mine: { anything: 1 } } }, {
+          registry: new Map([["mine", () => Layer.empty as never]])
+        })
+      )
+      expect(Exit.isSuccess(exit)).toBe(true)
     }))
 })

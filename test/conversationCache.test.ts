@@ -11,10 +11,12 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { make as makeContext } from "../src/Context.js"
 import * as Conversation from "../src/Conversation.js"
 import * as Anthropic from "../src/layers/Anthropic.js"
+import * as Fallback from "../src/layers/Fallback.js"
 import * as Local from "../src/layers/Local.js"
 import * as OpenAi from "../src/layers/OpenAi.js"
 import * as OpenRouter from "../src/layers/OpenRouter.js"
@@ -47,7 +49,7 @@ const layers = {
 /** Runs `f` with a fake provider and the backend `name` pointed at it. */
 const withBackend = <A, E>(
   name: keyof typeof layers,
-  f: (server: FakeProvider.FakeProvider) => Effect.Effect<A, E, Llm.Llm>,
+  f: (server: FakeProvider.FakeProvider) => Effect.Effect<A, E, Llm.Llm | Scope.Scope>,
   slots?: number
 ) =>
   Effect.scoped(Effect.gen(function*() {
@@ -296,7 +298,7 @@ describe("Conversation.warm", () => {
       const c = yield* conversation("You are terse.").pipe(Effect.provideService(Llm.Llm, custom))
       expect(yield* c.warm()).toEqual(Option.none())
       expect(calls).toBe(0)
-    }))
+    }).pipe(Effect.scoped))
 
   it.live("a failed warm-up fails typed and leaves the conversation as it was", () =>
     withBackend("anthropic", (server) =>
@@ -401,5 +403,27 @@ describe("the fake provider's slot simulation, on the wire", () => {
       })
       server.reset()
       expect(JSON.parse(yield* post(server, body)).timings.cache_n).toBe(0)
+    })))
+})
+
+describe("Conversation.warm through Fallback", () => {
+  it.live("warms the primary (the local server's slot), and only it; with an OpenRouter primary, nothing", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const local = yield* fake(2)
+      const cloud = yield* fake()
+      const chain = (primary: Layer.Layer<Llm.Llm>) =>
+        Layer.provide(Fallback.layer([primary, layers.openai(cloud.url)]), client)
+      const c = yield* conversation("You are terse.", { promptCache: { slot: 1 } }).pipe(
+        Effect.provide(chain(layers.local(local.url)))
+      )
+      const warmed = yield* c.warm()
+      expect(Option.isSome(warmed)).toBe(true)
+      expect(bodyOf(local, 0)).toMatchObject({ max_tokens: 0, id_slot: 1, cache_prompt: true })
+      expect(cloud.requests.length).toBe(0)
+      const viaRouter = yield* conversation("You are terse.").pipe(
+        Effect.provide(chain(layers.openrouter(cloud.url)))
+      )
+      expect(yield* viaRouter.warm()).toEqual(Option.none())
+      expect(cloud.requests.length).toBe(0)
     })))
 })

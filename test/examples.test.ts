@@ -63,6 +63,12 @@ const expectations: ReadonlyArray<readonly [string, ReadonlyArray<string | RegEx
     "🔊 Mercury is closest to the Sun.",
     "Spoke 2 sentences"
   ]],
+  ["examples/voice_turn.ts", [
+    "🔊 Let me check that.",
+    /\(get_weather answered in \d+ ms\)\n🔊 Hmm, one moment\.\n🔊 It is 4 degrees and raining in Oslo\./,
+    "🔊 Yes, take an umbrella.",
+    /first token \d+ ms, first chunk \d+ ms, first audio \d+ ms, \d+ output tokens, interrupted: false/
+  ]],
   ["examples/custom_provider.ts", [
     "echo answered: Echo: hello, custom backend",
     "streamed in 4 pieces: Echo: streams work too"
@@ -72,6 +78,19 @@ const expectations: ReadonlyArray<readonly [string, ReadonlyArray<string | RegEx
     "local failed (LlmConnectionError)",
     "turn 5: openai answered",
     "local skipped (breaker open)"
+  ]],
+  ["examples/telemetry.ts", [
+    "--- spans, as the console exporter prints them ---",
+    /session \([\d.]+ ms\)\n {2}└ chat fake-gpt-oss \([\d.]+ ms\)\n {6}gen_ai\.operation\.name="chat"/,
+    "gen_ai.request.stream=true",
+    /gen_ai\.response\.time_to_first_chunk=[\d.]+/,
+    "  └ execute_tool get_weather",
+    "gen_ai.response.finish_reasons=[\"tool_calls\"]",
+    "gen_ai.usage.input_tokens=98",
+    "name: 'gen_ai.client.operation.duration'",
+    "name: 'gen_ai.client.token.usage'",
+    "name: 'gen_ai.client.operation.time_to_first_chunk'",
+    "'effect_llm.outcome': 'success'"
   ]],
   ["examples/demo.ts", [
     "🤖 Hello Sam! How can I help you today?",

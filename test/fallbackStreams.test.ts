@@ -24,6 +24,7 @@ import * as Message from "../src/Message.js"
 import { StreamEvent } from "../src/Reply.js"
 import * as LlmStream from "../src/Stream.js"
 import * as ScriptedLlm from "../src/testing/ScriptedLlm.js"
+import { recordSpans } from "./support/spans.js"
 
 const hi = [Message.user("Hi")]
 const down = (provider: string) => new LlmProviderError({ provider, model: "m", message: `${provider} is down` })
@@ -380,8 +381,9 @@ describe("the chain's own error and span", () => {
       }
     }))
 
-  it.effect("complete runs in the span Llm.fallback.complete, annotated with the fallback taken", () =>
+  it.effect("traced, complete runs in the chain's effect_llm.fallback span, with an event for the fallback taken", () =>
     Effect.gen(function*() {
+      const { spans, tracer } = yield* recordSpans
       const a = yield* backend("a", ScriptedLlm.fail(down("a")))
       const b = yield* backend("b", ScriptedLlm.reply("b"))
       const spy: Llm.Service = {
@@ -390,13 +392,45 @@ describe("the chain's own error and span", () => {
           Effect.zipRight(
             Effect.flatMap(Effect.option(Effect.currentSpan), (span) =>
               Effect.sync(() => {
-                seen = Option.map(span, (s) => [s.name, s.attributes.get("llm.fallback")])
+                seen = Option.map(span, (s) => [s.name, s.attributes.get("effect_llm.fallback.backends")])
               })),
             b.llm.complete(messages, options)
           )
       }
       let seen: Option.Option<Array<unknown>> = Option.none()
+      yield* (yield* Fallback.make([a.llm, spy])).complete(hi).pipe(Effect.withTracer(tracer))
+      expect(seen).toEqual(Option.some(["effect_llm.fallback", ["a", "b"]]))
+      const chain = spans.find((span) => span.name === "effect_llm.fallback") as unknown as {
+        events: ReadonlyArray<readonly [string, bigint, Record<string, unknown>]>
+      }
+      // (the fallback's log line is an event of the span too, as Effect records logs)
+      const own = chain.events.filter(([name]) => name.startsWith("effect_llm."))
+      expect(own.map(([name, , attributes]) => [name, attributes])).toEqual([
+        ["effect_llm.fallback", {
+          "effect_llm.fallback.from": "a",
+          "effect_llm.fallback.to": "b",
+          "effect_llm.fallback.reason": "LlmProviderError"
+        }]
+      ])
+    }))
+
+  it.effect("untraced, complete makes no span: the backends run in the caller's", () =>
+    Effect.gen(function*() {
+      const a = yield* backend("a", ScriptedLlm.fail(down("a")))
+      const b = yield* backend("b", ScriptedLlm.reply("b"))
+      let seen: Option.Option<string> = Option.some("not called")
+      const spy: Llm.Service = {
+        ...b.llm,
+        complete: (messages, options) =>
+          Effect.zipRight(
+            Effect.flatMap(
+              Effect.option(Effect.currentSpan),
+              (span) => Effect.sync(() => void (seen = Option.map(span, (s) => s.name)))
+            ),
+            b.llm.complete(messages, options)
+          )
+      }
       yield* (yield* Fallback.make([a.llm, spy])).complete(hi)
-      expect(seen).toEqual(Option.some(["Llm.fallback.complete", "a -> b"]))
+      expect(seen).toEqual(Option.none())
     }))
 })

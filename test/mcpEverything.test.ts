@@ -71,6 +71,9 @@ describe("McpToolkit with server-everything over stdio", () => {
       })
       expect(status!.tools).toBe(toolkit.definitions.length)
       expect(isAlive(status!.pid!)).toBe(true)
+      // a speculative generation runs a tool at once only when it says it only reads
+      expect(toolkit.tools.get("echo")!.waitForFinal).toBe(false)
+      expect(toolkit.tools.get("toggle-simulated-logging")!.waitForFinal).toBe(true)
     })))
 
   it.live("renders structured content, images and resources, and sends error results back as errors", () =>

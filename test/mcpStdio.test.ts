@@ -67,6 +67,8 @@ describe("McpToolkit over stdio", () => {
       const second = toolkit.servers[0]!.pid!
       expect(second).not.toBe(first)
       expect(pong).toBe(`pong ${second}`)
+      // no annotations: it may act on the world, so a speculative generation waits for the final turn
+      expect(toolkit.tools.get("ping")!.waitForFinal).toBe(true)
       expect(isAlive(first)).toBe(false)
       expect(toolkit.servers[0]).toMatchObject({ connected: true, restarts: 1 })
       expect(starts(log).map((s) => s.pid)).toEqual([first, second])

@@ -266,6 +266,9 @@ describe("the cost of a reply", () => {
         "pricing.openai.m.cache_read"
       )
       expect(message(yield* attempt({ openai: [] }))).toContain("pricing.openai")
+      expect(message(yield* attempt({ openai: { m: { input: 1, output: 1, cache_reed: 1 } } }))).toContain(
+        "pricing.openai.m.cache_reed: expected one of the settings input, output, cache_read, cache_write; did you mean cache_read?"
+      )
       expect(message(yield* attempt({ openai: { m: { input: 1, output: 2 } } }))).toBe("succeeded")
     }))
 })

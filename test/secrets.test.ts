@@ -3,13 +3,16 @@
  * key, and everything the library produces (error messages, `String()`,
  * `JSON.stringify`, `util.inspect` and the encoded form of every error,
  * pretty-printed causes, every log line, every span with its attributes,
- * events and exit, config errors) is scanned for it. Also: the key never goes
+ * events and exit, every span the real OpenTelemetry SDK exported (content
+ * capture on, so that messages and tool arguments are in them too), config
+ * errors) is scanned for it. Also: the key never goes
  * over plain http to a host that is not loopback unless allowed, and header
  * values with line breaks are refused before anything is sent.
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import { describe, expect, it } from "@effect/vitest"
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base"
 import * as Cause from "effect/Cause"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
@@ -35,11 +38,13 @@ import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
 import type { ProviderOptions } from "../src/Provider.js"
 import * as LlmStream from "../src/Stream.js"
+import * as Telemetry from "../src/Telemetry.js"
 import * as Tool from "../src/Tool.js"
 import * as Toolkit from "../src/Toolkit.js"
 import { recordLogs } from "./reliability/probes.js"
 import { allBackends, backends, fakeKey, viaHttpClient } from "./support/backends.js"
 import * as FakeProvider from "./support/FakeProvider.js"
+import { withSdk } from "./support/otel.js"
 import { recordSpans } from "./support/spans.js"
 
 /** The part of the fake key no masking would keep: finding it anywhere is a leak. */
@@ -89,6 +94,21 @@ class Evidence {
         }`
       )
   }
+}
+
+/** An exported span as an exporter has it: name, kind, attributes, events, status, links, resource, parent. */
+const exportedText = (span: ReadableSpan): string => {
+  const fields = {
+    name: span.name,
+    kind: span.kind,
+    attributes: span.attributes,
+    events: span.events,
+    status: span.status,
+    links: span.links,
+    resource: span.resource.attributes,
+    parent: span.parentSpanContext
+  }
+  return [inspect(fields, { depth: 20 }), JSON.stringify(fields)].join("\n")
 }
 
 /** Every HTTP client span: the default transport's and the platform's (both `http.client POST`). */
@@ -188,117 +208,142 @@ describe("secrets: the fake key never appears in anything produced", () => {
   it.live(
     "the whole fault matrix, every backend, fallback, tools and conversations",
     () =>
-      Effect.scoped(Effect.gen(function*() {
-        const evidence = new Evidence()
-        const { layer: logs, logs: lines } = recordLogs()
-        const { spans, tracer } = yield* recordSpans
-        const observe = <A, E>(where: string, effect: Effect.Effect<A, E>) =>
-          Effect.exit(effect).pipe(
-            Effect.withTracer(tracer),
-            Effect.provide(logs),
-            Effect.tap((exit) => Effect.sync(() => evidence.addExit(where, exit)))
+      withSdk((sdk) =>
+        Effect.scoped(Effect.gen(function*() {
+          const evidence = new Evidence()
+          const { layer: logs, logs: lines } = recordLogs()
+          // the SDK's tracer, each span it makes also kept as Effect sees it
+          const { spans, tracer } = yield* recordSpans
+          const observe = <A, E>(where: string, effect: Effect.Effect<A, E>) =>
+            Effect.exit(effect).pipe(
+              Effect.withTracer(tracer),
+              Telemetry.withContentCapture,
+              Effect.provide(logs),
+              Effect.tap((exit) => Effect.sync(() => evidence.addExit(where, exit)))
+            )
+
+          yield* Effect.forEach(allBackends, (backend) =>
+            Effect.gen(function*() {
+              const server = yield* FakeProvider.make
+              const layer = backend.layer(server.url, fast)
+              for (const [label, script, options] of faults) {
+                server.setDefault(script)
+                yield* observe(
+                  `${backend.name} ${label} complete`,
+                  Llm.complete(hi, options).pipe(Effect.provide(layer))
+                )
+                yield* observe(
+                  `${backend.name} ${label} stream`,
+                  LlmStream.collect(Llm.stream(hi, options)).pipe(Effect.provide(layer))
+                )
+              }
+              server.setDefault({ kind: "reply", text: "fine" })
+              yield* observe(`${backend.name} success`, Llm.complete(hi).pipe(Effect.provide(layer)))
+              yield* observe(
+                `${backend.name} refused before sending`,
+                Llm.complete(hi, { temperature: 7 }).pipe(Effect.provide(layer))
+              )
+              yield* observe(
+                `${backend.name} nothing listens`,
+                Llm.complete(hi).pipe(Effect.provide(backend.layer("http://127.0.0.1:9", fast)))
+              )
+              // a tool loop and a conversation that fail half-way
+              const kit = Toolkit.make(Tool.make("lookup", {
+                description: "Looks up",
+                parameters: Schema.Struct({ key: Schema.String }),
+                handler: ({ key }) => Effect.fail(new Error(`no such key ${key}`))
+              }))
+              server.enqueue(
+                { kind: "reply", toolCalls: [{ id: "call_1", name: "lookup", arguments: { key: "k" } }] },
+                { kind: "status", status: 500 },
+                { kind: "status", status: 500 }
+              )
+              yield* observe(`${backend.name} tool loop`, Toolkit.run(hi, kit).pipe(Effect.provide(layer)))
+              server.setDefault({
+                kind: "status",
+                status: 401,
+                message: "Incorrect API key provided: sk-test-**************6789."
+              })
+              yield* observe(
+                `${backend.name} conversation`,
+                Effect.flatMap(
+                  Conversation.make(makeContext({ systemMessage: "Be brief." })),
+                  (conversation) =>
+                    Effect.zip(
+                      Effect.exit(conversation.send("Hello")),
+                      Effect.exit(Stream.runDrain(conversation.sendStream("Hello again")))
+                    )
+                ).pipe(Effect.scoped, Effect.provide(layer))
+              )
+              // the service itself, and the layer value, as a user might print them
+              evidence.add(`${backend.name} layer`, layer)
+            }), { concurrency: "unbounded", discard: true })
+
+          // a fallback chain whose backends all fail: it logs each fallback
+          const [primary, secondary] = yield* Effect.all([FakeProvider.make, FakeProvider.make])
+          primary.setDefault({ kind: "status", status: 503, message: "primary down" })
+          secondary.setDefault({ kind: "status", status: 401, message: "bad key" })
+          const chain = Fallback.layer([
+            Local.layer({ ...fast, baseUrl: primary.url, apiKey: Redacted.make(fakeKey) }),
+            Anthropic.layer({ ...fast, baseUrl: secondary.url, apiKey: Redacted.make(fakeKey) })
+          ])
+          yield* observe("fallback complete", Llm.complete(hi).pipe(Effect.provide(chain)))
+          yield* observe("fallback stream", LlmStream.collect(Llm.stream(hi)).pipe(Effect.provide(chain)))
+          yield* observe(
+            "fallback service",
+            Effect.flatMap(Llm.Llm, (service) => Effect.sync(() => inspect(service, { depth: 10, showHidden: true })))
+              .pipe(
+                Effect.provide(chain)
+              )
           )
 
-        yield* Effect.forEach(allBackends, (backend) =>
-          Effect.gen(function*() {
-            const server = yield* FakeProvider.make
-            const layer = backend.layer(server.url, fast)
-            for (const [label, script, options] of faults) {
-              server.setDefault(script)
-              yield* observe(`${backend.name} ${label} complete`, Llm.complete(hi, options).pipe(Effect.provide(layer)))
-              yield* observe(
-                `${backend.name} ${label} stream`,
-                LlmStream.collect(Llm.stream(hi, options)).pipe(Effect.provide(layer))
-              )
-            }
-            server.setDefault({ kind: "reply", text: "fine" })
-            yield* observe(`${backend.name} success`, Llm.complete(hi).pipe(Effect.provide(layer)))
-            yield* observe(
-              `${backend.name} refused before sending`,
-              Llm.complete(hi, { temperature: 7 }).pipe(Effect.provide(layer))
-            )
-            yield* observe(
-              `${backend.name} nothing listens`,
-              Llm.complete(hi).pipe(Effect.provide(backend.layer("http://127.0.0.1:9", fast)))
-            )
-            // a tool loop and a conversation that fail half-way
-            const kit = Toolkit.make(Tool.make("lookup", {
-              description: "Looks up",
-              parameters: Schema.Struct({ key: Schema.String }),
-              handler: ({ key }) => Effect.fail(new Error(`no such key ${key}`))
-            }))
-            server.enqueue(
-              { kind: "reply", toolCalls: [{ id: "call_1", name: "lookup", arguments: { key: "k" } }] },
-              { kind: "status", status: 500 },
-              { kind: "status", status: 500 }
-            )
-            yield* observe(`${backend.name} tool loop`, Toolkit.run(hi, kit).pipe(Effect.provide(layer)))
-            server.setDefault({
-              kind: "status",
-              status: 401,
-              message: "Incorrect API key provided: sk-test-**************6789."
-            })
-            yield* observe(
-              `${backend.name} conversation`,
-              Effect.flatMap(Conversation.make(makeContext({ systemMessage: "Be brief." })), (conversation) =>
-                Effect.zip(
-                  Effect.exit(conversation.send("Hello")),
-                  Effect.exit(Stream.runDrain(conversation.sendStream("Hello again")))
-                )).pipe(Effect.provide(layer))
-            )
-            // the service itself, and the layer value, as a user might print them
-            evidence.add(`${backend.name} layer`, layer)
-          }), { concurrency: "unbounded", discard: true })
+          for (const line of lines) evidence.items.push({ where: `log ${line.level}`, text: line.formatted })
+          for (const span of spans) {
+            evidence.items.push({ where: `span ${span.name}`, text: spanText(span, !isPlatformHttpSpan(span)) })
+          }
+          const exported = sdk.spans()
+          for (const span of exported) {
+            evidence.items.push({ where: `exported span ${span.name}`, text: exportedText(span) })
+          }
 
-        // a fallback chain whose backends all fail: it logs each fallback
-        const [primary, secondary] = yield* Effect.all([FakeProvider.make, FakeProvider.make])
-        primary.setDefault({ kind: "status", status: 503, message: "primary down" })
-        secondary.setDefault({ kind: "status", status: 401, message: "bad key" })
-        const chain = Fallback.layer([
-          Local.layer({ ...fast, baseUrl: primary.url, apiKey: Redacted.make(fakeKey) }),
-          Anthropic.layer({ ...fast, baseUrl: secondary.url, apiKey: Redacted.make(fakeKey) })
-        ])
-        yield* observe("fallback complete", Llm.complete(hi).pipe(Effect.provide(chain)))
-        yield* observe("fallback stream", LlmStream.collect(Llm.stream(hi)).pipe(Effect.provide(chain)))
-        yield* observe(
-          "fallback service",
-          Effect.flatMap(Llm.Llm, (service) => Effect.sync(() => inspect(service, { depth: 10, showHidden: true })))
-            .pipe(
-              Effect.provide(chain)
-            )
-        )
+          // the scan covered what it claims to: errors of every kind, logs, and the HTTP client's request spans
+          expect([...evidence.errorTags].sort()).toEqual([
+            "LlmAuthenticationError",
+            "LlmConnectionError",
+            "LlmInvalidRequestError",
+            "LlmProviderError",
+            "LlmRateLimitError",
+            "LlmResponseError",
+            "LlmTimeoutError"
+          ])
+          expect(lines.some((line) => line.message.includes("falling back"))).toBe(true)
+          const platform = spans.filter(isPlatformHttpSpan)
+          const own = spans.filter((span) => isHttpSpan(span) && !isPlatformHttpSpan(span))
+          expect(platform.length).toBeGreaterThan(30)
+          expect(own.length).toBeGreaterThan(100)
+          const headerNames = new Set(platform.flatMap((span) => [...span.attributes.keys()]))
+          expect(headerNames.has("http.request.header.authorization")).toBe(true)
+          expect(headerNames.has("http.request.header.x-api-key")).toBe(true)
+          // the default transport's spans carry the method, URL and status, never a header
+          expect(new Set(own.flatMap((span) => [...span.attributes.keys()]))).toEqual(
+            new Set(["http.request.method", "url.full", "server.address", "server.port", "http.response.status_code"])
+          )
+          expect(evidence.items.length).toBeGreaterThan(1000)
+          // every span made was ended and exported: the library's own among them, content captured
+          expect(exported.length).toBe(spans.length)
+          const names = new Set(exported.map((span) => span.name.split(" ")[0]))
+          expect([...names].filter((name) => name !== "http.client").sort()).toEqual([
+            "chat",
+            "effect_llm.fallback",
+            "execute_tool"
+          ])
+          expect(exported.some((span) => "gen_ai.input.messages" in span.attributes)).toBe(true)
+          expect(exported.some((span) => "gen_ai.tool.call.arguments" in span.attributes)).toBe(true)
+          expect(exported.some((span) => span.events.some((event) => event.name === "effect_llm.retry"))).toBe(true)
 
-        for (const line of lines) evidence.items.push({ where: `log ${line.level}`, text: line.formatted })
-        for (const span of spans) {
-          evidence.items.push({ where: `span ${span.name}`, text: spanText(span, !isPlatformHttpSpan(span)) })
-        }
-
-        // the scan covered what it claims to: errors of every kind, logs, and the HTTP client's request spans
-        expect([...evidence.errorTags].sort()).toEqual([
-          "LlmAuthenticationError",
-          "LlmConnectionError",
-          "LlmInvalidRequestError",
-          "LlmProviderError",
-          "LlmRateLimitError",
-          "LlmResponseError",
-          "LlmTimeoutError"
-        ])
-        expect(lines.some((line) => line.message.includes("falling back"))).toBe(true)
-        const platform = spans.filter(isPlatformHttpSpan)
-        const own = spans.filter((span) => isHttpSpan(span) && !isPlatformHttpSpan(span))
-        expect(platform.length).toBeGreaterThan(30)
-        expect(own.length).toBeGreaterThan(100)
-        const headerNames = new Set(platform.flatMap((span) => [...span.attributes.keys()]))
-        expect(headerNames.has("http.request.header.authorization")).toBe(true)
-        expect(headerNames.has("http.request.header.x-api-key")).toBe(true)
-        // the default transport's spans carry the method, URL and status, never a header
-        expect(new Set(own.flatMap((span) => [...span.attributes.keys()]))).toEqual(
-          new Set(["http.request.method", "url.full", "server.address", "http.response.status_code"])
-        )
-        expect(evidence.items.length).toBeGreaterThan(1000)
-
-        expect(evidence.leaks()).toEqual([])
-      })),
+          expect(evidence.leaks()).toEqual([])
+        }))
+      ),
     // the matrix is long: 5 to 16 s on two cores, more when the machine is loaded
     120_000
   )

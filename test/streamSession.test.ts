@@ -6,8 +6,8 @@
  * with what duration, the text a failure after content carries (text only,
  * not reasoning), a failure before the response, a reply whose body stays
  * open after its terminator, a deadline passing while the consumer is busy,
- * and the `Llm.stream.open` span (no span and no trace headers under
- * Effect's built-in tracer).
+ * and the call's `chat {model}` span, which covers the whole stream (no span
+ * and no trace headers under Effect's built-in tracer).
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
@@ -223,39 +223,39 @@ describe("stream session: the response byte limit", () => {
     })))
 })
 
-describe("stream session: the Llm.stream.open span", () => {
-  it.live("ends at the commit, successfully, with the layer's attributes; a call that gives up ends it with the error", () =>
+describe("stream session: the call's chat span", () => {
+  it.live("covers the whole stream: open at the first event, ended successfully after the last; a call that gives up ends it with the error", () =>
     withServer("chat", retry, (server) =>
       Effect.gen(function*() {
         const { spans, tracer } = yield* recordSpans
         server.setDefault({ kind: "reply", text: "a b c d e f g h", chunkSize: 2, delayMs: 30 })
         const started = Date.now()
-        let endedAtCommit: boolean | undefined
-        const events: Array<StreamEvent> = []
-        yield* Stream.runForEach(Llm.stream(hi), (event) =>
+        const openAt: Array<boolean> = []
+        yield* Stream.runForEach(Llm.stream(hi), () =>
           Effect.sync(() => {
-            if (events.length === 0) {
-              const open = spans.find((span) => span.name === "Llm.stream.open")
-              endedAtCommit = open?.status._tag === "Ended"
-            }
-            events.push(event)
+            openAt.push(spans.find((span) => span.name === "chat m")?.status._tag === "Started")
           })).pipe(Effect.withTracer(tracer))
         expect(Date.now() - started).toBeGreaterThan(100)
-        const open = spans.filter((span) => span.name === "Llm.stream.open")
+        const open = spans.filter((span) => span.name === "chat m")
         expect(open.length).toBe(1)
-        expect(endedAtCommit).toBe(true)
+        // open while every event, the Finish included, reached the consumer
+        expect(openAt.length).toBeGreaterThan(3)
+        expect(openAt.every((started) => started)).toBe(true)
         const status = open[0]!.status
         expect(status._tag === "Ended" && status.exit._tag).toBe("Success")
-        expect(open[0]!.attributes.size).toBeGreaterThan(0)
+        expect(open[0]!.kind).toBe("client")
+        expect(open[0]!.attributes.get("gen_ai.request.model")).toBe("m")
+        expect(open[0]!.attributes.get("gen_ai.response.time_to_first_chunk")).toBeGreaterThan(0.02)
 
         server.setDefault({ kind: "status", status: 503 })
         spans.length = 0
         const failed = yield* run(Llm.stream(hi)).pipe(Effect.withTracer(tracer))
         expect(failed.error?._tag).toBe("LlmProviderError")
-        const gaveUp = spans.filter((span) => span.name === "Llm.stream.open")
+        const gaveUp = spans.filter((span) => span.name === "chat m")
         expect(gaveUp.length).toBe(1)
         const end = gaveUp[0]!.status
         expect(end._tag === "Ended" && end.exit._tag).toBe("Failure")
+        expect(gaveUp[0]!.attributes.get("error.type")).toBe("LlmProviderError")
       })))
 })
 
@@ -287,7 +287,7 @@ describe("stream session: the Finish's metadata, fields absent", () => {
     withServer("chat", noRetry, (server) =>
       Effect.gen(function*() {
         const body = ["one ", "two ", "three"].map(anonymousEvent).join("") + "data: [DONE]\n\n"
-        // in one write the whole reply is one read, whose Finish is built before its content is recorded
+        // in one write the whole reply is one read: its first token came with that read, all the same
         for (const chunks of chunkings(body)) {
           server.setDefault({ ...raw(chunks), headers: { "content-type": "text/event-stream", "x-request-id": "" } })
           const before = Date.now()
@@ -296,19 +296,18 @@ describe("stream session: the Finish's metadata, fields absent", () => {
           expect(out.error).toBeUndefined()
           expect(out.text).toBe("one two three")
           const meta = finishOf(out.events).metadata
-          expect(Object.keys(meta).filter((key) => key !== "firstTokenMillis").sort()).toEqual([
+          expect(Object.keys(meta).sort()).toEqual([
             "attempts",
+            "firstTokenMillis",
             "latencyMillis",
             "provider"
           ])
           expect([meta.responseId, meta.requestId, meta.attempts]).toEqual([undefined, undefined, 1])
           expect(meta.latencyMillis).toBeGreaterThanOrEqual(0)
           expect(meta.latencyMillis).toBeLessThanOrEqual(elapsed + 2)
-          // a number within the call, or absent: never NaN
-          if ("firstTokenMillis" in meta) {
-            expect(meta.firstTokenMillis).toBeGreaterThanOrEqual(0)
-            expect(meta.firstTokenMillis).toBeLessThanOrEqual(meta.latencyMillis)
-          }
+          // a number within the call, never NaN
+          expect(meta.firstTokenMillis).toBeGreaterThanOrEqual(0)
+          expect(meta.firstTokenMillis).toBeLessThanOrEqual(meta.latencyMillis)
         }
       })))
 })
@@ -406,8 +405,8 @@ describe("stream session: a deadline that passes while the consumer is busy", ()
       })))
 })
 
-describe("stream session: the Llm.stream.open span, how it ends", () => {
-  it.live("a failure after the commit leaves it ended at the commit, successfully", () =>
+describe("stream session: the call's chat span, how it ends", () => {
+  it.live("a failure after the commit ends it with the failure, its error.type and the time to first chunk", () =>
     withServer("chat", noRetry, (server) =>
       Effect.gen(function*() {
         const { spans, tracer } = yield* recordSpans
@@ -415,10 +414,12 @@ describe("stream session: the Llm.stream.open span, how it ends", () => {
         const out = yield* run(Llm.stream(hi)).pipe(Effect.withTracer(tracer))
         expect(out.error?._tag).toBe("LlmConnectionError")
         expect(out.text.length).toBeGreaterThan(0)
-        const open = spans.filter((span) => span.name === "Llm.stream.open")
+        const open = spans.filter((span) => span.name === "chat m")
         expect(open.length).toBe(1)
         const status = open[0]!.status
-        expect(status._tag === "Ended" && status.exit._tag).toBe("Success")
+        expect(status._tag === "Ended" && status.exit._tag).toBe("Failure")
+        expect(open[0]!.attributes.get("error.type")).toBe("LlmConnectionError")
+        expect(open[0]!.attributes.get("gen_ai.response.time_to_first_chunk")).toBeGreaterThanOrEqual(0)
       })))
 
   it.live("a consumer that stops listening before the commit ends it, interrupted", () =>
@@ -429,7 +430,7 @@ describe("stream session: the Llm.stream.open span, how it ends", () => {
         const fiber = yield* Effect.fork(run(Llm.stream(hi)).pipe(Effect.withTracer(tracer)))
         yield* Effect.promise(() => server.waitForRequests(1))
         yield* Fiber.interrupt(fiber)
-        const open = spans.filter((span) => span.name === "Llm.stream.open")
+        const open = spans.filter((span) => span.name === "chat m")
         expect(open.length).toBe(1)
         const status = open[0]!.status
         expect(status._tag).toBe("Ended")
@@ -451,8 +452,8 @@ describe("stream session: the Llm.stream.open span, how it ends", () => {
       const [untraced, tracedRequest] = server.requests
       expect(untraced!.headers.traceparent).toBeUndefined()
       expect(untraced!.headers.b3).toBeUndefined()
-      // with a tracer, the request carries the trace of the Llm.stream.open span
-      const open = spans.find((span) => span.name === "Llm.stream.open")
+      // with a tracer, the request carries the trace of the call's span
+      const open = spans.find((span) => span.name === "chat m")
       expect(String(tracedRequest!.headers.traceparent)).toContain(open!.traceId)
     })))
 })

@@ -13,6 +13,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as Supervisor from "effect/Supervisor"
 import * as ConversationContext from "../src/Context.js"
 import * as Conversation from "../src/Conversation.js"
 import { isLlmError } from "../src/errors.js"
@@ -167,6 +168,38 @@ describe("a conversation's usage", () => {
           "tool",
           "assistant"
         ])
+      }).pipe(Effect.provide(layer))
+    })))
+
+  it.live("counts speculative generations: a discarded one was billed, an adopted one once", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* FakeProvider.make
+      server.enqueue(
+        { kind: "reply", text: "Speculated.", usage: { inputTokens: 10, outputTokens: 1 } },
+        { kind: "reply", text: "Fresh.", usage: { inputTokens: 20, outputTokens: 2 } },
+        { kind: "reply", text: "Adopted.", usage: { inputTokens: 30, outputTokens: 3 } }
+      )
+      const layer = Conversation.layer().pipe(Layer.provide(openai(server, noRetry)))
+      yield* Effect.gen(function*() {
+        const conversation = yield* Conversation.Conversation
+        /** `preempt`, then the speculative generation run to its end. */
+        const preempted = (text: string) =>
+          Effect.gen(function*() {
+            const supervisor = yield* Supervisor.track
+            yield* conversation.preempt(text).pipe(Effect.supervised(supervisor))
+            yield* Fiber.awaitAll(yield* supervisor.value)
+          })
+        yield* preempted("What time")
+        // the final text differs: the speculation is discarded, a fresh call answers
+        yield* Stream.runDrain(conversation.commit("Something else"))
+        const afterDiscard = yield* conversation.usage
+        expect([afterDiscard.inputTokens, afterDiscard.outputTokens]).toEqual([30, 3])
+        expect(afterDiscard.cost).toBeCloseTo(gpt4o(30, 3), 12)
+        yield* preempted("Again")
+        yield* Stream.runDrain(conversation.commit("Again"))
+        expect(server.requests.length).toBe(3)
+        const total = yield* conversation.usage
+        expect([total.inputTokens, total.outputTokens]).toEqual([60, 6])
       }).pipe(Effect.provide(layer))
     })))
 

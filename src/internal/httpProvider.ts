@@ -23,13 +23,13 @@ import { resolveConfiguration } from "./configuration.js"
 import * as Deadlines from "./deadlines.js"
 import { connectionError, type ErrorContext, invalidRequest } from "./errorFactory.js"
 import { decodeWhole } from "./eventReader.js"
+import * as Instrumentation from "./instrumentation.js"
 import { isObject } from "./json.js"
 import * as ProviderOptions from "./providerOptions.js"
 import { readText, requestIdOf, statusError } from "./responseBody.js"
 import * as Retry from "./retry.js"
 import * as StreamSession from "./streamSession.js"
 import { projectable, type Projection } from "./textOnly.js"
-import { traced } from "./tracing.js"
 import type { Request, Response, TransportError } from "./transport.js"
 import { modelProblem } from "./validate.js"
 
@@ -69,8 +69,11 @@ export interface ProviderConfig {
  * A call ready to send, or why it is refused; either way the endpoint of its model (whom errors and spans name).
  */
 type Prepared =
-  | { readonly endpoint: StreamSession.Endpoint; readonly call: StreamSession.Call; readonly error?: undefined }
-  | { readonly endpoint: StreamSession.Endpoint; readonly error: LlmError }
+  & { readonly endpoint: StreamSession.Endpoint; readonly options: CompletionOptions }
+  & (
+    | { readonly call: StreamSession.Call; readonly error?: undefined }
+    | { readonly error: LlmError }
+  )
 
 /**
  * The default bound on a response body.
@@ -182,7 +185,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       context,
       maxResponseBytes,
       retryPolicy,
-      spanAttributes: { "llm.provider": provider, "llm.model": context.model },
+      instrument: Instrumentation.make(provider, context.model, resolved.baseUrl),
       send: sendFor(context),
       price: priceFor(context.model)
     })
@@ -201,15 +204,17 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       encode: Encoder = codec.encode
     ): Prepared => {
       const options: CompletionOptions = { ...defaults, ...definedOnly(callOptions) }
-      if (unsafe !== undefined) return { endpoint, error: invalidRequest(context, unsafe) }
+      if (unsafe !== undefined) return { endpoint, options, error: invalidRequest(context, unsafe) }
       const modelInvalid = modelProblem(options.model)
-      if (modelInvalid !== undefined) return { endpoint, error: invalidRequest(context, modelInvalid) }
+      if (modelInvalid !== undefined) return { endpoint, options, error: invalidRequest(context, modelInvalid) }
       const model = options.model ?? config.model
       const used = model === config.model ? endpoint : endpointFor({ ...context, model })
       const optionsInvalid = ProviderOptions.callProblem(options.providerOptions, provider, reserved)
-      if (optionsInvalid !== undefined) return { endpoint: used, error: invalidRequest(used.context, optionsInvalid) }
+      if (optionsInvalid !== undefined) {
+        return { endpoint: used, options, error: invalidRequest(used.context, optionsInvalid) }
+      }
       const encoded = encode({ model, messages, options, stream })
-      if ("invalid" in encoded) return { endpoint: used, error: invalidRequest(used.context, encoded.invalid) }
+      if ("invalid" in encoded) return { endpoint: used, options, error: invalidRequest(used.context, encoded.invalid) }
       const callFields = options.providerOptions?.[provider]
       const fields = callFields === undefined
         ? layerFields
@@ -221,6 +226,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
         if (!isObject(body)) {
           return {
             endpoint: used,
+            options,
             error: invalidRequest(used.context, "providerOptions need a codec whose request body is a JSON object")
           }
         }
@@ -229,7 +235,9 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       const total = Duration.decode(options.timeout ?? config.timeout)
       return {
         endpoint: used,
+        options,
         call: {
+          info: { messages, options, stream },
           request: { method: "POST", url, headers, body: JSON.stringify(body) },
           total,
           firstToken: Duration.min(
@@ -253,18 +261,17 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       })
     }
 
-    /** A whole reply to the body `encode` builds, under the span `name`. */
-    const completeWith = (name: string, encode: Encoder) =>
+    /** A whole reply to the body `encode` builds (a warm-up's with `warm`), under its span when traced. */
+    const completeWith = (encode: Encoder, warm: boolean) =>
     (
       messages: ReadonlyArray<Message>,
       callOptions?: CompletionOptions
     ): Effect.Effect<CompletionResult, LlmError> =>
       Effect.suspend(() => {
         const prepared = prepare(messages, callOptions, false, encode)
-        const { context, price, send, spanAttributes } = prepared.endpoint
-        return traced(
-          name,
-          spanAttributes,
+        const { context, instrument, price, send } = prepared.endpoint
+        const info = { messages, options: prepared.options, stream: false, warm }
+        return Instrumentation.completion(instrument, info, (span) =>
           Effect.clockWith((clock) => {
             if (prepared.error !== undefined) return Effect.fail(prepared.error)
             const { call } = prepared
@@ -279,7 +286,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
               attempts++
               return Effect.flatMap(send(call.request, abort, transportFailure), decode)
             })
-            return Effect.map(retrying(attempt), ({ context, decoded }) =>
+            return Effect.map(retrying(attempt, Instrumentation.retried(instrument, span)), ({ context, decoded }) =>
               new CompletionResult({
                 content: decoded.content,
                 model: decoded.model,
@@ -297,8 +304,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
                   ...(decoded.timings === undefined ? {} : { timings: decoded.timings })
                 }, true)
               }, true))
-          })
-        )
+          }))
       })
 
     /** A streamed call whose consumer gets `project` of each batch of events. */
@@ -321,13 +327,13 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     ): Stream.Stream<StreamEvent, LlmError> =>
       projectable(<A>(project: Projection<A>) => projected(messages, callOptions, project))
 
-    const complete = completeWith("Llm.complete", codec.encode)
+    const complete = completeWith(codec.encode, false)
     const warm = codec.warm
     return {
       provider,
       model: config.model,
       complete,
       stream,
-      ...(warm === undefined ? {} : { warm: completeWith("Llm.warm", (input) => warm(input)) })
+      ...(warm === undefined ? {} : { warm: completeWith((input) => warm(input), true) })
     } satisfies Llm.Service
   })

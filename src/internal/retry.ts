@@ -9,6 +9,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleIntervals from "effect/ScheduleIntervals"
 import { isTransient, type LlmError } from "../errors.js"
 import { defaults, type RetryOptions } from "../Retry.js"
 import { durationProblem, isNonNegativeInteger } from "./validate.js"
@@ -119,6 +121,18 @@ export const schedule = (options: ResolvedRetryOptions): Schedule.Schedule<LlmEr
   )
 
 /**
+ * A retry the policy granted: the attempt that failed (1 for the first),
+ * its error, the wait before the next attempt, and when it was decided
+ * (clock millis). What tracing and metrics record of a retry.
+ */
+export interface RetryNotice<E> {
+  readonly attempt: number
+  readonly error: E
+  readonly delayMillis: number
+  readonly atMillis: number
+}
+
+/**
  * A retry policy driven one failure at a time: `next` waits out the delay
  * the policy gives for `error`, or fails with `error` when the policy gives
  * up. The policy's state is made by the first `next`, so an attempt that
@@ -128,16 +142,29 @@ export interface Retrier<E> {
   readonly next: (error: E) => Effect.Effect<void, E>
 }
 
-/** A `Retrier` over `policy`, for one call: its state is made by the first failure. */
-export const retrier = <E>(policy: Schedule.Schedule<unknown, E>): Retrier<E> => {
-  let driver: Schedule.ScheduleDriver<unknown, E> | undefined
-  const step = (made: Schedule.ScheduleDriver<unknown, E>, error: E): Effect.Effect<void, E> =>
-    Effect.matchEffect(made.next(error), { onFailure: () => Effect.fail(error), onSuccess: () => Effect.void })
+/**
+ * A `Retrier` over `policy`, for one call: the policy is stepped by hand (as
+ * `Schedule.driver` steps it, on the Effect clock), so that `onRetry` hears
+ * of each retry and its delay before the wait.
+ */
+export const retrier = <E>(
+  policy: Schedule.Schedule<unknown, E>,
+  onRetry?: ((notice: RetryNotice<E>) => void) | undefined
+): Retrier<E> => {
+  let state: unknown = policy.initial
+  let failed = 0
   return {
     next: (error) =>
-      driver === undefined
-        ? Effect.flatMap(Schedule.driver(policy), (made) => step(driver = made, error))
-        : step(driver, error)
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        return Effect.flatMap(Effect.suspend(() => policy.step(now, error, state)), ([next, , decision]) => {
+          state = next
+          if (ScheduleDecision.isDone(decision)) return Effect.fail(error)
+          const millis = Math.max(0, ScheduleIntervals.start(decision.intervals) - now)
+          onRetry?.({ attempt: ++failed, error, delayMillis: millis, atMillis: now })
+          return millis === 0 ? Effect.void : Effect.sleep(Duration.millis(millis))
+        })
+      })
   }
 }
 
@@ -146,16 +173,20 @@ export const retrier = <E>(policy: Schedule.Schedule<unknown, E>): Retrier<E> =>
  * with the last failure when it does not. The policy is only started by a
  * first failure (and fed that failure, so it decides exactly as
  * `Effect.retry(attempt, policy)` would): a call that succeeds at once pays
- * nothing for it. Streams drive the same policy through `retrier`.
+ * nothing for it. `onRetry` hears of each retry. Streams drive the same
+ * policy through `retrier`.
  */
-export const retrying =
-  <E>(policy: Schedule.Schedule<unknown, E>) => <A, R>(attempt: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.catchAll(attempt, (first) => {
-      const retries = retrier(policy)
-      const again = (error: E): Effect.Effect<A, E, R> =>
-        Effect.zipRight(retries.next(error), Effect.catchAll(attempt, again))
-      return again(first)
-    })
+export const retrying = <E>(policy: Schedule.Schedule<unknown, E>) =>
+<A, R>(
+  attempt: Effect.Effect<A, E, R>,
+  onRetry?: ((notice: RetryNotice<E>) => void) | undefined
+): Effect.Effect<A, E, R> =>
+  Effect.catchAll(attempt, (first) => {
+    const retries = retrier(policy, onRetry)
+    const again = (error: E): Effect.Effect<A, E, R> =>
+      Effect.zipRight(retries.next(error), Effect.catchAll(attempt, again))
+    return again(first)
+  })
 
 /**
  * The longest wait a server's Retry-After is taken to ask for: a longer one

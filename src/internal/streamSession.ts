@@ -9,12 +9,16 @@
  *
  * @internal
  */
+import * as Cause from "effect/Cause"
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
-import type * as Clock from "effect/Clock"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import type * as MetricLabel from "effect/MetricLabel"
 import type * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -22,6 +26,7 @@ import type * as Tracer from "effect/Tracer"
 import type { DecodedFinish, WireCodec } from "../codecs/WireCodec.js"
 import type { LlmError, TimeoutKind } from "../errors.js"
 import { ResponseMetadata, StreamEvent } from "../Reply.js"
+import { captureContent } from "../Telemetry.js"
 import { Usage } from "../Usage.js"
 import * as Deadlines from "./deadlines.js"
 import {
@@ -34,10 +39,13 @@ import {
   withPartialText
 } from "./errorFactory.js"
 import { defaultMaxEventSize, EventReader } from "./eventReader.js"
+import { streamedOutput } from "./genAiMessages.js"
+import * as Instrumentation from "./instrumentation.js"
 import { requestIdOf } from "./responseBody.js"
 import * as Retry from "./retry.js"
+import { attr } from "./semconv.js"
 import type { Projection } from "./textOnly.js"
-import { nativeTracer } from "./tracing.js"
+import { annotate, nativeTracer } from "./tracing.js"
 import type { BodyReader, Request, Response, TransportError } from "./transport.js"
 
 /** What a session needs from its provider, built once per layer. */
@@ -48,7 +56,8 @@ export interface Endpoint {
   /** The largest response body accepted. */
   readonly maxResponseBytes: number
   readonly retryPolicy: Schedule.Schedule<unknown, LlmError>
-  readonly spanAttributes: Readonly<Record<string, unknown>>
+  /** What its calls report: span attributes, metric labels. */
+  readonly instrument: Instrumentation.Instrument
   /** The usage with its cost (the provider's, or the price table's for the model the server named, else the one asked for). */
   readonly price: (usage: Usage, reportedModel: string | undefined) => Usage
   /** Sends one attempt in the scope `abort`; a non-2xx status fails with its `LlmError`. */
@@ -59,8 +68,9 @@ export interface Endpoint {
   ) => Effect.Effect<Response, LlmError>
 }
 
-/** One call, ready to send: its request and its deadlines. */
+/** One call, ready to send: what it asks for (as its span records it), its request and its deadlines. */
 export interface Call {
+  readonly info: Instrumentation.CallInfo
   readonly request: Request
   readonly total: Duration.Duration
   /** At most `total`. */
@@ -82,8 +92,16 @@ interface SessionState {
   lastContent: number
   /** The answering attempt's request id. */
   requestId: string | undefined
-  /** The `Llm.stream.open` span, when a tracer records spans. */
+  /** The call's `chat {model}` span, when a tracer records spans: from the start to the end of the stream. */
   span: Tracer.Span | undefined
+  /** The reply's end (`Finish`), once decoded. */
+  finish: DecodedFinish | undefined
+  /** Whether the session's end was reported (its span ended, its metrics recorded): once, at the final failure or the end. */
+  reported: boolean
+  /** Whether the span records content (`Telemetry.captureContent`, read when the session starts). */
+  readonly capture: boolean
+  /** The fiber's own metric tags, read when the session starts. */
+  readonly metricTags: ReadonlyArray<MetricLabel.MetricLabel>
   /**
    * The batches of events the consumer was handed, kept by reference (one
    * push per network read), so that a failure after content can carry the
@@ -92,7 +110,7 @@ interface SessionState {
   readonly delivered: Array<Array<StreamEvent>>
   readonly retries: Retry.Retrier<LlmError>
   /** The usage the attempt under way reported so far (its decoder's), once it has a body. */
-  reported: (() => Usage | undefined) | undefined
+  attemptUsage: (() => Usage | undefined) | undefined
   /** What the attempts that failed reported before failing, priced and summed: billed, though they did not answer. */
   failedUsage: Usage | undefined
 }
@@ -127,15 +145,13 @@ const afterContent = (state: SessionState, error: LlmError): LlmError => {
   return text.length === 0 ? error : withPartialText(error, text.join(""))
 }
 
-const endSpan = (state: SessionState, exit: Exit.Exit<unknown, unknown>) => {
-  const span = state.span
-  if (span !== undefined && span.status._tag === "Started") span.end(state.clock.unsafeCurrentTimeNanos(), exit)
-}
-
-const finishEvent = ({ endpoint, state }: Session<unknown>, finish: DecodedFinish) =>
-  StreamEvent.Finish({
+const finishEvent = ({ endpoint, state }: Session<unknown>, finish: DecodedFinish) => {
+  const usage = endpoint.price(finish.usage, finish.model)
+  // telemetry reads the reply's usage, priced as the consumer gets it
+  state.finish = { ...finish, usage }
+  return StreamEvent.Finish({
     finishReason: finish.finishReason,
-    usage: endpoint.price(finish.usage, finish.model),
+    usage,
     model: finish.model,
     metadata: new ResponseMetadata({
       provider: endpoint.context.provider,
@@ -148,6 +164,7 @@ const finishEvent = ({ endpoint, state }: Session<unknown>, finish: DecodedFinis
       ...(state.failedUsage === undefined ? {} : { failedUsage: state.failedUsage })
     }, true)
   })
+}
 
 /** The watchdog's check of `attempt`: the wait until its next deadline, or, past it, the attempt expired. */
 const check = (session: Session<unknown>, attempt: Deadlines.Deadline) => (): number | undefined => {
@@ -189,15 +206,18 @@ const decoder = <A>(
 ): BodyDecoder<A> => {
   const { endpoint: { codec, maxResponseBytes }, project, state } = session
   const reader = new EventReader(codec.streamDecoder(context), context, defaultMaxEventSize, codec.decodeResponse)
-  state.reported = () => reader.usage()
+  state.attemptUsage = () => reader.usage()
   let received = 0
+  const firstContentAt = (at: number) => {
+    if (state.firstContent === undefined) {
+      state.firstContent = at
+      state.span?.attribute(attr.responseTimeToFirstChunk, (at - state.started) / 1000)
+    }
+  }
   const emit = (events: Array<StreamEvent>) => {
     const at = now(state)
     state.lastContent = at
-    if (state.firstContent === undefined) {
-      state.firstContent = at
-      endSpan(state, Exit.void)
-    }
+    firstContentAt(at)
     state.delivered.push(events)
     const out = project(events)
     return out.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(out))
@@ -211,6 +231,8 @@ const decoder = <A>(
     const all = events.length === 0 ? ended.events : events.concat(ended.events)
     if (isFailure(ended.finish)) return failAfter(all, ended.finish)
     attempt.completed = true
+    // a reply whose content arrived in the read that ended it: its first token came with that read
+    if (all.length > 0) firstContentAt(now(state))
     all.push(finishEvent(session, ended.finish))
     return emit(all)
   }
@@ -276,7 +298,7 @@ const attemptChannel = <A>(
     const attempt = Deadlines.make(abort, now(state))
     state.current = attempt
     state.requestId = undefined
-    state.reported = undefined
+    state.attemptUsage = undefined
     return Channel.ensuring(
       Channel.flatMap(
         Channel.fromEffect(observe(openAttempt(session, attempt))),
@@ -288,10 +310,10 @@ const attemptChannel = <A>(
 
 /** Adds what the failed attempt reported (priced) to the session's failed usage: billed, whether or not it is retried. */
 const noteFailedUsage = ({ endpoint, state }: Session<unknown>): void => {
-  const reported = state.reported?.()
-  state.reported = undefined
-  if (reported === undefined) return
-  const priced = endpoint.price(reported, undefined)
+  const sofar = state.attemptUsage?.()
+  state.attemptUsage = undefined
+  if (sofar === undefined) return
+  const priced = endpoint.price(sofar, undefined)
   state.failedUsage = state.failedUsage === undefined ? priced : Usage.add(state.failedUsage, priced)
 }
 
@@ -303,61 +325,127 @@ const attemptsFrom = <A>(
   Channel.catchAll(attemptChannel(session, observe), (error) => {
     const { state } = session
     noteFailedUsage(session)
-    if (state.firstContent !== undefined) return Channel.fail(addUsage(afterContent(state, error), state.failedUsage))
-    const next = Effect.tapError(state.retries.next(error), () => Effect.sync(() => endSpan(state, Exit.fail(error))))
-      .pipe(
-        Effect.mapError((error) => addUsage(error, state.failedUsage))
-      )
+    if (state.firstContent !== undefined) {
+      return finalFailure(session, addUsage(afterContent(state, error), state.failedUsage))
+    }
+    const next = state.retries.next(error).pipe(
+      Effect.mapError((error) => addUsage(error, state.failedUsage)),
+      Effect.tapError((error) => reported(session, Exit.fail(error)))
+    )
     return Channel.flatMap(Channel.fromEffect(next), () => attemptsFrom(session, observe))
+  })
+
+/**
+ * The stream's failure, reported first: when a fallback moves on, the next
+ * backend runs before this channel is released, and its time is not this call's.
+ */
+const finalFailure = (session: Session<unknown>, error: LlmError) =>
+  Channel.zipRight(Channel.fromEffect(reported(session, Exit.fail(error))), Channel.fail(error))
+
+/** How a session ended, as its metrics record it. */
+const endingOf = (state: SessionState, exit: Exit.Exit<unknown, unknown>): Instrumentation.Ending => {
+  if (state.finish !== undefined) {
+    const { finish } = state
+    return {
+      _tag: "Answered",
+      reply: {
+        model: finish.model,
+        responseId: finish.responseId,
+        finishReason: finish.finishReason,
+        usage: finish.usage
+      }
+    }
+  }
+  if (Exit.isFailure(exit) && !Cause.isInterruptedOnly(exit.cause)) {
+    return { _tag: "Failed", errorType: Instrumentation.errorTypeOf(exit.cause as Cause.Cause<LlmError>) }
+  }
+  return { _tag: "Interrupted" }
+}
+
+/** The end of a session, reported once: its span annotated and ended (when traced), its metrics recorded. */
+const reported = (session: Session<unknown>, exit: Exit.Exit<unknown, unknown>) =>
+  Effect.sync(() => {
+    const { endpoint, state } = session
+    if (state.reported) return
+    state.reported = true
+    const ending = endingOf(state, exit)
+    const end = now(state)
+    const firstChunk = state.firstContent === undefined ? undefined : state.firstContent - state.started
+    const span = state.span
+    if (span !== undefined) {
+      if (ending._tag === "Answered") {
+        Instrumentation.annotateReply(span, ending.reply)
+        if (state.capture) {
+          span.attribute(attr.outputMessages, streamedOutput(state.delivered, ending.reply.finishReason))
+        }
+      } else if (ending._tag === "Failed") span.attribute(attr.errorType, ending.errorType)
+      if (span.status._tag === "Started") span.end(state.clock.unsafeCurrentTimeNanos(), exit)
+    }
+    Instrumentation.record(endpoint.instrument, ending, end - state.started, firstChunk, state.metricTags)
   })
 
 /**
  * The stream of one call, whose consumer gets `project` of each batch of
  * events. It reads the clock, then runs the attempts: under Effect's built-in
- * tracer with tracing off (no span is made), else inside an `Llm.stream.open`
- * span that ends at the commit, at the last failure, or when the consumer
- * stops listening.
+ * tracer with tracing off (no span is made), else inside the call's
+ * `chat {model}` client span, which covers the whole stream, from the request
+ * to the last event, the failure, or the consumer stopping. Its end records
+ * the call's metrics.
  */
 export const open = <A>(endpoint: Endpoint, call: Call, project: Projection<A>): Stream.Stream<A, LlmError> =>
-  Stream.fromChannel(Channel.unwrap(Effect.clockWith((clock) =>
-    Effect.map(Effect.tracer, (tracer) => {
-      const session: Session<A> = {
-        endpoint,
-        call,
-        project,
-        limits: {
-          firstToken: Duration.toMillis(call.firstToken),
-          total: Duration.toMillis(call.total),
-          idle: call.idle === undefined ? Infinity : Duration.toMillis(Duration.decode(call.idle))
-        },
-        firstTokenKind: Duration.lessThan(call.firstToken, call.total) ? "firstToken" : "total",
-        state: {
-          clock,
-          started: clock.unsafeCurrentTimeMillis(),
-          attempts: 0,
-          current: undefined,
-          firstContent: undefined,
-          lastContent: 0,
-          requestId: undefined,
-          span: undefined,
-          delivered: [],
-          retries: Retry.retrier(endpoint.retryPolicy),
-          reported: undefined,
-          failedUsage: undefined
-        }
-      }
-      if (tracer === nativeTracer) {
-        return attemptsFrom(session, (effect) => Effect.withTracerEnabled(effect, false))
-      }
-      return Channel.flatMap(
-        Channel.fromEffect(Effect.makeSpan("Llm.stream.open", { attributes: endpoint.spanAttributes })),
-        (span) => {
-          session.state.span = span
-          return Channel.ensuringWith(
-            attemptsFrom(session, (effect) => Effect.withParentSpan(effect, span)),
-            (exit) => Effect.sync(() => endSpan(session.state, exit))
-          )
-        }
+  Stream.fromChannel(Channel.unwrap(Effect.withFiberRuntime((fiber) => {
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    const started = clock.unsafeCurrentTimeMillis()
+    const traced = fiber.currentTracer !== nativeTracer
+    const state: SessionState = {
+      reported: false,
+      capture: traced && fiber.getFiberRef(captureContent),
+      metricTags: fiber.getFiberRef(FiberRef.currentMetricLabels),
+      clock,
+      started,
+      attempts: 0,
+      current: undefined,
+      firstContent: undefined,
+      lastContent: 0,
+      requestId: undefined,
+      span: undefined,
+      finish: undefined,
+      delivered: [],
+      attemptUsage: undefined,
+      failedUsage: undefined,
+      // a retry is recorded on the span, made below once the session exists
+      retries: Retry.retrier(
+        endpoint.retryPolicy,
+        (notice) => Instrumentation.retried(endpoint.instrument, state.span)(notice)
       )
-    })
-  )))
+    }
+    const session: Session<A> = {
+      endpoint,
+      call,
+      project,
+      limits: {
+        firstToken: Duration.toMillis(call.firstToken),
+        total: Duration.toMillis(call.total),
+        idle: call.idle === undefined ? Infinity : Duration.toMillis(Duration.decode(call.idle))
+      },
+      firstTokenKind: Duration.lessThan(call.firstToken, call.total) ? "firstToken" : "total",
+      state
+    }
+    if (!traced) {
+      return Effect.succeed(Channel.ensuringWith(
+        attemptsFrom(session, (effect) => Effect.withTracerEnabled(effect, false)),
+        (exit) => reported(session, exit)
+      ))
+    }
+    return Effect.map(
+      Effect.makeSpan(endpoint.instrument.spanName, { kind: "client", captureStackTrace: false }),
+      (span) => {
+        annotate(span, Instrumentation.startAttributes(endpoint.instrument, call.info, fiber))
+        state.span = span
+        return Channel.ensuringWith(
+          attemptsFrom(session, (effect) => Effect.withParentSpan(effect, span)),
+          (exit) => reported(session, exit)
+        )
+      }
+    )
+  })))

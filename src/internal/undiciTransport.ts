@@ -207,14 +207,24 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
-/** The origin and path of a URL, and the URL as spans show it (user info masked), parsed once per distinct URL in a row. */
+/**
+ * The origin and path of a URL, the URL as spans show it (user info masked),
+ * and its host and port (the scheme's default when none is given), parsed
+ * once per distinct URL in a row.
+ */
 const targetOf = (() => {
   let lastUrl = ""
-  let last = { origin: "", path: "", shown: "" }
+  let last = { origin: "", path: "", shown: "", host: "", port: 0 }
   return (url: string) => {
     if (url !== lastUrl) {
       const parsed = new URL(url)
-      last = { origin: parsed.origin, path: parsed.pathname + parsed.search, shown: displayUrl(url) }
+      last = {
+        origin: parsed.origin,
+        path: parsed.pathname + parsed.search,
+        shown: displayUrl(url),
+        host: parsed.hostname.replace(/^\[|\]$/g, ""),
+        port: parsed.port === "" ? (parsed.protocol === "https:" ? 443 : 80) : Number(parsed.port)
+      }
       lastUrl = url
     }
     return last
@@ -236,7 +246,14 @@ export const make = (dispatcher?: Dispatcher): Service => ({
           if (Exit.isSuccess(exit)) exchange.drain()
           else exchange.abort()
         }))
-      const { origin, path, shown } = targetOf(request.url)
+      let target: ReturnType<typeof targetOf>
+      try {
+        target = targetOf(request.url)
+      } catch (error) {
+        // not a URL (Node's ERR_INVALID_URL): nothing was sent
+        return Effect.fail(new TransportError({ reason: "network", cause: error }))
+      }
+      const { host, origin, path, port, shown } = target
       const send = Effect.async<Response, TransportError>((resume) => {
         exchange.onResponse = resume
         try {
@@ -262,7 +279,12 @@ export const make = (dispatcher?: Dispatcher): Service => ({
       return Effect.useSpan(`http.client ${request.method}`, {
         kind: "client",
         captureStackTrace: false,
-        attributes: { "http.request.method": request.method, "url.full": shown, "server.address": origin }
+        attributes: {
+          "http.request.method": request.method,
+          "url.full": shown,
+          "server.address": host,
+          "server.port": port
+        }
       }, (span) =>
         Effect.zipRight(
           release,

@@ -33,12 +33,17 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
+import type * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import { isTransient, type LlmError, LlmProviderError } from "../errors.js"
 import { addUsage, withPartialText } from "../internal/errorFactory.js"
+import * as Metrics from "../internal/metrics.js"
 import * as Retry from "../internal/retry.js"
+import { attr, event, fallbackSpan } from "../internal/semconv.js"
 import { projectable, type Projection } from "../internal/textOnly.js"
+import { nanosNow, recordingSpan, spanned, spannedChannel } from "../internal/tracing.js"
 import { type CompletionOptions, Llm } from "../Llm.js"
 import { AssistantMessage, type Message } from "../Message.js"
 import { CompletionResult, ResponseMetadata, StreamEvent } from "../Reply.js"
@@ -144,6 +149,15 @@ type BreakerState =
   | { readonly _tag: "Open"; readonly since: number }
   | { readonly _tag: "Trying"; readonly since: number }
 
+/** A breaker state as telemetry names it, and its gauge value. */
+const stateNames = { Closed: ["closed", 0], Trying: ["half_open", 1], Open: ["open", 2] } as const
+
+/** What a breaker reports of its changes: its backend's name and its gauge's labels (none when breakers are off). */
+interface BreakerReport {
+  readonly backend: string
+  readonly labels: ReadonlyArray<MetricLabel.MetricLabel> | undefined
+}
+
 /** A circuit breaker over the layer's clock (a `TestClock` in tests). */
 class Breaker {
   private state: BreakerState = { _tag: "Closed", failures: 0 }
@@ -151,21 +165,42 @@ class Breaker {
   constructor(
     readonly threshold: number,
     readonly cooldownMillis: number,
-    readonly now: () => number
-  ) {}
+    readonly now: () => number,
+    readonly report: BreakerReport
+  ) {
+    if (report.labels !== undefined) Metrics.breakerState.unsafeUpdate(0, report.labels)
+  }
+
+  /**
+   * Moves to `next`; a change of state (closed, half-open, open) sets the
+   * backend's gauge and, when the call is traced, is an `effect_llm.breaker`
+   * event on its span.
+   */
+  private move(next: BreakerState, span: Tracer.Span | undefined): void {
+    const [from] = stateNames[this.state._tag]
+    const [to, value] = stateNames[next._tag]
+    this.state = next
+    if (from === to) return
+    if (this.report.labels !== undefined) Metrics.breakerState.unsafeUpdate(value, this.report.labels)
+    span?.event(event.breaker, BigInt(this.now()) * 1_000_000n, {
+      [attr.backend]: this.report.backend,
+      [attr.breakerFrom]: from,
+      [attr.breakerTo]: to
+    })
+  }
 
   /** Lets a call through (the trial, once an open breaker's cooldown is over), or skips it (undefined). */
-  admit(): Pass | undefined {
+  admit(span: Tracer.Span | undefined): Pass | undefined {
     const state = this.state
     switch (state._tag) {
       case "Closed":
-        return new Pass(this, false)
+        return new Pass(this, false, span)
       case "Trying":
         return undefined
       case "Open":
         if (this.now() < state.since + this.cooldownMillis) return undefined
-        this.state = { _tag: "Trying", since: state.since }
-        return new Pass(this, true)
+        this.move({ _tag: "Trying", since: state.since }, span)
+        return new Pass(this, true, span)
     }
   }
 
@@ -176,22 +211,25 @@ class Breaker {
    * tries again. A call let through before the breaker opened does not
    * reopen it, nor end a trial it did not make.
    */
-  settle(trial: boolean, health: Health): void {
+  settle(trial: boolean, health: Health, span: Tracer.Span | undefined): void {
     const state = this.state
     switch (health) {
       case "healthy":
-        this.state = { _tag: "Closed", failures: 0 }
+        this.move({ _tag: "Closed", failures: 0 }, span)
         return
       case "unhealthy":
-        if (trial) this.state = { _tag: "Open", since: this.now() }
+        if (trial) this.move({ _tag: "Open", since: this.now() }, span)
         else if (state._tag === "Closed") {
-          this.state = state.failures + 1 >= this.threshold
-            ? { _tag: "Open", since: this.now() }
-            : { _tag: "Closed", failures: state.failures + 1 }
+          this.move(
+            state.failures + 1 >= this.threshold
+              ? { _tag: "Open", since: this.now() }
+              : { _tag: "Closed", failures: state.failures + 1 },
+            span
+          )
         }
         return
       case "unknown":
-        if (trial && state._tag === "Trying") this.state = { _tag: "Open", since: state.since }
+        if (trial && state._tag === "Trying") this.move({ _tag: "Open", since: state.since }, span)
     }
   }
 }
@@ -206,12 +244,12 @@ class Pass {
   content = false
   private ended = false
 
-  constructor(readonly breaker: Breaker, readonly trial: boolean) {}
+  constructor(readonly breaker: Breaker, readonly trial: boolean, readonly span: Tracer.Span | undefined) {}
 
   end(end: End): void {
     if (this.ended) return
     this.ended = true
-    this.breaker.settle(this.trial, healthOf(end))
+    this.breaker.settle(this.trial, healthOf(end), this.span)
   }
 
   /** Ends it, unless already ended, as cut off after or before content. */
@@ -272,15 +310,19 @@ export const make = (
     const clock = yield* Effect.clock
     const now = () => clock.unsafeCurrentTimeMillis()
     const breakerOptions = options.circuitBreaker
-    const chain = backends.map((backend) => {
+    const chain = backends.map((backend, index) => {
       const entry: Backend = "llm" in backend ? backend : { llm: backend }
+      const name = entry.llm.provider
       return {
         ...entry,
-        breaker: breakerOptions === false ? new Breaker(Number.POSITIVE_INFINITY, 0, now) : new Breaker(
-          breakerOptions?.failureThreshold ?? 3,
-          Duration.toMillis(Duration.decode(breakerOptions?.cooldown ?? "30 seconds")),
-          now
-        )
+        breaker: breakerOptions === false
+          ? new Breaker(Number.POSITIVE_INFINITY, 0, now, { backend: name, labels: undefined })
+          : new Breaker(
+            breakerOptions?.failureThreshold ?? 3,
+            Duration.toMillis(Duration.decode(breakerOptions?.cooldown ?? "30 seconds")),
+            now,
+            { backend: name, labels: Metrics.labels({ [attr.backend]: name, [attr.backendIndex]: index }) }
+          )
       }
     })
     type Link = (typeof chain)[number]
@@ -308,7 +350,9 @@ export const make = (
       })
     }
 
-    const admit = (link: Link) => Effect.sync(() => link.breaker.admit())
+    // a traced call's breaker changes are events on its span
+    const admit = (link: Link) =>
+      Effect.withFiberRuntime<Pass | undefined>((fiber) => Effect.succeed(link.breaker.admit(recordingSpan(fiber))))
     const release = (pass: Pass | undefined) => Effect.sync(() => pass?.stop())
 
     /** Runs `use` with a pass through `link`'s breaker (undefined: skip it) and, however it exits, ends the pass. */
@@ -335,6 +379,23 @@ export const make = (
         tried
       )
 
+    /**
+     * A fallback step from `link` to `next`, for `reason` (the error's tag, or
+     * `breaker_open` for a backend skipped): one more `effect_llm.fallback.steps`
+     * and, when traced, an `effect_llm.fallback` event on the chain's span.
+     */
+    const stepped = (link: Link, next: Link | undefined, reason: string) =>
+      Effect.withFiberRuntime<void>((fiber) => {
+        const tags = {
+          [attr.fallbackFrom]: link.llm.provider,
+          [attr.fallbackTo]: next?.llm.provider ?? "",
+          [attr.fallbackReason]: reason
+        }
+        Metrics.increment(Metrics.fallbacks, Metrics.labels(tags))
+        recordingSpan(fiber)?.event(event.fallback, nanosNow(fiber), tags)
+        return Effect.void
+      })
+
     const logFallback = (link: Link, error: LlmError, next: Link | undefined) =>
       Effect.logWarning(
         `effect-llm: ${link.llm.provider} failed (${error._tag}: ${error.message}); falling back to ${
@@ -342,44 +403,51 @@ export const make = (
         }`
       ).pipe(
         Effect.annotateLogs({ "llm.fallback.from": link.llm.provider, "llm.fallback.to": next?.llm.provider ?? "" }),
-        Effect.zipRight(
-          Effect.annotateCurrentSpan("llm.fallback", `${link.llm.provider} -> ${next?.llm.provider ?? ""}`)
-        )
+        Effect.zipRight(stepped(link, next, error._tag))
       )
+
+    /** The chain's span attributes: its backends, in order. */
+    const spanAttributes = {
+      [attr.fallbackBackends]: chain.map((link) =>
+        link.llm.provider
+      )
+    }
 
     /** Runs `call` on the chain: the backend's own retries, then the next backend. */
     const complete = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
-      Effect.gen(function*() {
-        const tried: Array<BackendFailure> = []
-        for (let i = 0; i < chain.length; i++) {
-          const link = chain[i]!
-          const last = i === chain.length - 1
-          const exit = yield* admitted(link, (pass) =>
-            pass === undefined ? Effect.succeed(undefined) : Effect.locally(
-              Effect.tap(Effect.exit(link.llm.complete(messages, optionsFor(i, callOptions))), (exit) =>
-                pass.end(endOf(exit))),
-              Retry.retryRefusedConnections,
-              last
-            ))
-          if (exit === undefined) {
-            tried.push({ provider: link.llm.provider })
-            continue
+      spanned(fallbackSpan, { attributes: spanAttributes }, () =>
+        Effect.gen(function*() {
+          const tried: Array<BackendFailure> = []
+          for (let i = 0; i < chain.length; i++) {
+            const link = chain[i]!
+            const last = i === chain.length - 1
+            const exit = yield* admitted(link, (pass) =>
+              pass === undefined ? Effect.succeed(undefined) : Effect.locally(
+                Effect.tap(Effect.exit(link.llm.complete(messages, optionsFor(i, callOptions))), (exit) =>
+                  pass.end(endOf(exit))),
+                Retry.retryRefusedConnections,
+                last
+              ))
+            if (exit === undefined) {
+              tried.push({ provider: link.llm.provider })
+              yield* stepped(link, chain[i + 1], "breaker_open")
+              continue
+            }
+            if (Exit.isSuccess(exit)) {
+              return annotate(exit.value, tried)
+            }
+            const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
+            if (failure === undefined) {
+              return yield* Effect.failCause(exit.cause)
+            }
+            if (last || !movesOn(failure)) {
+              return yield* Effect.fail(failing(failure, tried))
+            }
+            tried.push({ provider: link.llm.provider, error: failure })
+            yield* logFallback(link, failure, chain[i + 1])
           }
-          if (Exit.isSuccess(exit)) {
-            return annotate(exit.value, tried)
-          }
-          const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
-          if (failure === undefined) {
-            return yield* Effect.failCause(exit.cause)
-          }
-          if (last || !movesOn(failure)) {
-            return yield* Effect.fail(failing(failure, tried))
-          }
-          tried.push({ provider: link.llm.provider, error: failure })
-          yield* logFallback(link, failure, chain[i + 1])
-        }
-        return yield* Effect.fail(allSkipped(tried))
-      }).pipe(Effect.withSpan("Llm.fallback.complete"))
+          return yield* Effect.fail(allSkipped(tried))
+        }))
 
     /**
      * The stream from backend `from` on: each backend's events run through
@@ -407,7 +475,7 @@ export const make = (
         return admittedChannel(link, (pass) => {
           if (pass === undefined) {
             tried.push({ provider: link.llm.provider })
-            return attempt(i + 1)
+            return Channel.zipRight(Channel.fromEffect(stepped(link, chain[i + 1], "breaker_open")), attempt(i + 1))
           }
           const request = delivered === ""
             ? messages
@@ -561,15 +629,29 @@ export const make = (
       return read
     }
 
-    // `textDeltas` of this stream selects the text in the relaying stage itself, instead of in one more
+    // `textDeltas` of this stream selects the text in the relaying stage itself, instead of in one more;
+    // traced, the whole stream runs in the chain's span
     const stream = (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
       projectable(<A>(project: Projection<A>) =>
-        Stream.fromChannel(Channel.suspend(() =>
-          openFrom(messages, callOptions, 0, [], "", project)
-        ))
+        Stream.fromChannel(
+          spannedChannel(
+            fallbackSpan,
+            spanAttributes,
+            Channel.suspend(() =>
+              openFrom(messages, callOptions, 0, [], "", project)
+            )
+          )
+        )
       )
 
-    return { provider: first.provider, model: first.model, complete, stream } satisfies Llm.Service
+    // the primary is the backend every call tries first, so its cache is the one worth warming
+    const primaryWarm = first.warm
+    const warm = primaryWarm === undefined
+      ? undefined
+      : (messages: ReadonlyArray<Message>, callOptions?: CompletionOptions) =>
+        primaryWarm(messages, optionsFor(0, callOptions))
+
+    return { provider: first.provider, model: first.model, complete, stream, warm } satisfies Llm.Service
   })
 
 /**

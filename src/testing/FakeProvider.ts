@@ -154,6 +154,13 @@ export interface Reply {
   readonly argumentsChunkSize?: number
   /** Milliseconds between SSE events (default 0: the whole body in one write). */
   readonly delayMs?: number
+  /**
+   * Milliseconds before the first SSE event, the headers (and any leading
+   * comments and keep-alives) already sent: a server still processing the
+   * prompt. A whole (non-streamed) reply waits as long before its response.
+   * Default 0.
+   */
+  readonly firstEventDelayMs?: number
   /** Chat only: the delta/message field reasoning goes in (default `reasoning_content`). */
   readonly reasoningField?: "reasoning" | "reasoning_content"
   /** Send SSE comment lines while the reply streams (until the response ends, stalls included). */
@@ -831,6 +838,12 @@ export const start = async (
       if (out.length > 0 && live()) res.write(out.join(""))
       out.length = 0
     }
+    if (script.firstEventDelayMs !== undefined && script.firstEventDelayMs > 0) {
+      // the headers, leading comments and keep-alives go out while the "prompt is processed"
+      if (out.length > 0) flush()
+      else res.flushHeaders()
+      await sleep(script.firstEventDelayMs)
+    }
     const at = (n: number | undefined) => n === undefined ? undefined : Math.min(Math.max(0, n), events.length)
     const inBandAt = at(script.inBandError?.afterEvents)
     const malformedAt = at(script.malformedAfterEvents)
@@ -971,6 +984,10 @@ export const start = async (
           ? fromSlot(slotCache, request.body, script)
           : { extra: {}, reply: script }
         if (body.stream !== true) {
+          if (script.firstEventDelayMs !== undefined && script.firstEventDelayMs > 0) {
+            await sleep(script.firstEventDelayMs)
+            if (!live()) return
+          }
           const payload = JSON.stringify(
             protocol === "messages" ? messagesBody(reply, model, id) : chatBody(reply, model, id, extra)
           )

@@ -41,6 +41,7 @@ import * as OpenRouter from "./layers/OpenRouter.js"
 import type { Llm, PromptCacheOption, ReasoningOption } from "./Llm.js"
 import * as McpToolkit from "./McpToolkit.js"
 import type { JsonObject } from "./Message.js"
+import * as Pricing from "./Pricing.js"
 import { overrideEnv, type Provider, type ProviderOptions } from "./Provider.js"
 import type { RetryOptions } from "./Retry.js"
 
@@ -124,14 +125,30 @@ export interface McpServerSection {
 }
 
 /**
+ * A model's prices under `pricing.<provider>.<model>`, in US dollars per
+ * million tokens (see `Pricing.ModelPrice`).
+ *
+ * @since 0.1.0
+ */
+export interface PriceSection {
+  readonly input: number
+  readonly output: number
+  readonly cache_read?: number
+  readonly cache_write?: number
+}
+
+/**
  * A whole configuration: `{ llm: {...} }`, as a configuration file holds it,
- * with the MCP servers to take tools from.
+ * with the MCP servers to take tools from and the prices that override or
+ * extend the bundled table (by provider, then model; `"*"` for every model
+ * of a provider).
  *
  * @since 0.1.0
  */
 export interface LlmConfigInput {
   readonly llm: LlmSection
   readonly mcp_servers?: Readonly<Record<string, McpServerSection>>
+  readonly pricing?: Readonly<Record<string, Readonly<Record<string, PriceSection>>>>
 }
 
 /**
@@ -416,6 +433,75 @@ const RetrySettings = Schema.Struct({
   maxRetryAfter: setAt("max_retry_after", durationSetting)
 })
 
+/** A price: a finite number of dollars, not negative. */
+const priceSetting = checked(
+  Schema.Number,
+  (value): value is number => typeof value === "number" && Number.isFinite(value) && value >= 0,
+  "a price in US dollars per million tokens (a number, 0 or more)"
+)
+
+/** One model's prices under `pricing.<provider>.<model>`. */
+const ModelPriceSettings = Schema.Struct({
+  input: Schema.optionalWith(priceSetting, { exact: true }),
+  output: Schema.optionalWith(priceSetting, { exact: true }),
+  cacheRead: setAt("cache_read", priceSetting),
+  cacheWrite: setAt("cache_write", priceSetting)
+})
+
+/**
+ * The `pricing` section, if any, as prices to lay over the table in
+ * context: each model's section checked, `input` and `output` required.
+ */
+const decodePricing = (
+  config: unknown,
+  source: string | undefined
+): Either.Either<Pricing.Prices | undefined, ConfigError.ConfigError> => {
+  // only beside an `llm` section: inside it, `pricing` would be a backend's name
+  const section = isSettings(config) && "llm" in config && "pricing" in config ? config.pricing : undefined
+  if (section === undefined || section === null) return Either.right(undefined)
+  if (!isSettings(section) || Array.isArray(section)) {
+    return Either.left(invalid(source, "pricing", "a section of providers, each a section of models"))
+  }
+  const prices: Record<string, Record<string, Pricing.ModelPrice>> = {}
+  for (const [provider, models] of Object.entries(section)) {
+    if (!isSettings(models) || Array.isArray(models)) {
+      return Either.left(invalid(source, `pricing.${provider}`, "a section of models, each with its prices"))
+    }
+    const byModel: Record<string, Pricing.ModelPrice> = {}
+    for (const [model, raw] of Object.entries(models)) {
+      const at = `pricing.${provider}.${model}`
+      if (!isSettings(raw) || Array.isArray(raw)) {
+        return Either.left(invalid(source, at, "a section with input and output (and cache_read, cache_write)"))
+      }
+      const typo = unknownKey(source, at, raw, keysOf(ModelPriceSettings))
+      if (typo !== undefined) return Either.left(typo)
+      const decoded = decodeSection(ModelPriceSettings, source, at, raw)
+      if (Either.isLeft(decoded)) return Either.left(decoded.left)
+      const { cacheRead, cacheWrite, input, output } = decoded.right
+      if (input === undefined || output === undefined) {
+        return Either.left(
+          invalid(
+            source,
+            `${at}.${input === undefined ? "input" : "output"}`,
+            "a price in US dollars per million tokens"
+          )
+        )
+      }
+      Object.defineProperty(byModel, model, {
+        value: {
+          input,
+          output,
+          ...(cacheRead === undefined ? {} : { cacheRead }),
+          ...(cacheWrite === undefined ? {} : { cacheWrite })
+        },
+        enumerable: true
+      })
+    }
+    Object.defineProperty(prices, provider, { value: byModel, enumerable: true })
+  }
+  return Either.right(prices)
+}
+
 /** The `circuit_breaker` section. */
 const BreakerSettings = Schema.Struct({
   cooldown: setAt("cooldown", durationSetting),
@@ -588,6 +674,10 @@ const build = (
     const retry = yield* decodeSection(RetrySettings, source, "llm.retry", llm.retry)
     const retryTypo = unknownKey(source, "llm.retry", llm.retry, keysOf(RetrySettings))
     if (retryTypo !== undefined) return yield* Effect.fail(retryTypo)
+    const prices = yield* decodePricing(config, source)
+    /** The chain's layer, priced with the configuration's `pricing` section over the table in context. */
+    const priced = (layer: Layer.Layer<Llm, ConfigError.ConfigError>) =>
+      prices === undefined ? layer : Layer.provide(layer, Pricing.layer(prices))
 
     const layers: Array<
       | Layer.Layer<Llm, ConfigError.ConfigError>
@@ -659,14 +749,14 @@ const build = (
     }
     if (layers.length === 1) {
       const only = layers[0]!
-      return "probe" in only ? only.layer : only
+      return priced("probe" in only ? only.layer : only)
     }
     const breaker = yield* decodeSection(BreakerSettings, source, "llm.circuit_breaker", llm.circuit_breaker)
     const breakerTypo = unknownKey(source, "llm.circuit_breaker", llm.circuit_breaker, keysOf(BreakerSettings))
     if (breakerTypo !== undefined) return yield* Effect.fail(breakerTypo)
-    return Fallback.layer(layers, {
+    return priced(Fallback.layer(layers, {
       circuitBreaker: breaker
-    })
+    }))
   })
 
 /**

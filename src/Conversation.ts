@@ -24,18 +24,20 @@ import * as Stream from "effect/Stream"
 import * as SynchronizedRef from "effect/SynchronizedRef"
 import { type ContextOptions, ConversationContext, make as makeContext } from "./Context.js"
 import type { LlmError, LlmInvalidRequestError } from "./errors.js"
+import { metered } from "./internal/meter.js"
 import { OverflowTurn } from "./internal/overflowTurn.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
 import * as Speculation from "./internal/speculation.js"
 import * as VoiceMetrics from "./internal/voiceMetrics.js"
 import { Llm, type PromptCacheOption } from "./Llm.js"
 import { AssistantMessage, type Message, UserMessage } from "./Message.js"
-import { CompletionResult, ResponseMetadata, type StreamEvent, type Usage } from "./Reply.js"
+import { CompletionResult, ResponseMetadata, type StreamEvent } from "./Reply.js"
 import { type SentenceOptions, sentences } from "./Stream.js"
 import * as Telemetry from "./Telemetry.js"
 import { TokenCounter } from "./TokenCounter.js"
 import type { ToolExecutionError } from "./Tool.js"
 import * as Toolkit from "./Toolkit.js"
+import { Usage } from "./Usage.js"
 
 /**
  * Per-turn options: completion options, plus a toolkit to run tools with.
@@ -169,6 +171,15 @@ export declare namespace Conversation {
     readonly id: string
     /** The conversation so far. */
     readonly context: Effect.Effect<ConversationContext>
+    /**
+     * What the conversation's calls were billed for, summed (`Usage.sum`):
+     * every call of every turn (tool steps, the retry after a context
+     * overflow, warm-ups), failed and interrupted turns included when their
+     * provider reported usage (`Usage.billed` of each reply, a failed call's
+     * `error.usage`; a stream cut off before its end reported none). `set`
+     * does not reset it. Its cost is absent once any call's was unknown.
+     */
+    readonly usage: Effect.Effect<Usage>
     /** Sends what the user said and records the whole turn once the reply is complete. */
     readonly send: <R = never>(
       userText: string,
@@ -293,7 +304,8 @@ export const make = (
   options: ConversationOptions = {}
 ): Effect.Effect<Conversation.Service, never, Llm | Scope.Scope> =>
   Effect.gen(function*() {
-    const llm = yield* Llm
+    let billed = Usage.zero
+    const llm = metered(yield* Llm, (usage) => void (billed = Usage.add(billed, usage)))
     const speculations = yield* Speculation.make(yield* Effect.scope)
     // one key for the whole conversation, so every turn is routed to the same cache
     const promptCache: PromptCacheOption | false = options.promptCache === false
@@ -544,6 +556,7 @@ export const make = (
     return {
       id,
       context: SynchronizedRef.get(ref),
+      usage: Effect.sync(() => billed),
       send,
       sendStream,
       speak,

@@ -17,6 +17,7 @@ import {
   type ToolCallInput,
   type ToolMessage
 } from "./Message.js"
+import { Usage } from "./Usage.js"
 
 /**
  * Why the model stopped.
@@ -32,25 +33,10 @@ export const FinishReason = Schema.Literal("stop", "length", "tool_calls", "cont
  */
 export type FinishReason = typeof FinishReason.Type
 
-/**
- * Tokens consumed by one call, as the provider reported them.
- *
- * @since 0.1.0
- */
-export class Usage extends Schema.Class<Usage>("effect-llm/Usage")({
-  inputTokens: Schema.Number,
-  outputTokens: Schema.Number,
-  totalTokens: Schema.Number,
-  /** Prompt tokens served from the provider's cache. */
-  cachedInputTokens: Schema.optional(Schema.Number),
-  /** Prompt tokens written to the provider's cache (Anthropic). */
-  cacheWriteInputTokens: Schema.optional(Schema.Number),
-  /** Output tokens spent on reasoning. */
-  reasoningTokens: Schema.optional(Schema.Number)
-}) {
-  /** No tokens: what a provider that reports nothing gets. */
-  static readonly empty = new Usage({ inputTokens: 0, outputTokens: 0, totalTokens: 0 })
-}
+export {
+  /** @since 0.1.0 */
+  Usage
+} from "./Usage.js"
 
 /**
  * Where a result came from and what it cost to get.
@@ -96,6 +82,13 @@ export class ResponseMetadata extends Schema.Class<ResponseMetadata>("effect-llm
     error: Schema.optional(LlmError)
   }))),
   /**
+   * Tokens billed for attempts that failed before this reply (a retried
+   * attempt, a backend a fallback chain moved past), as their providers
+   * reported them before failing, summed; absent when none reported any.
+   * `Usage.billed` adds it to the reply's own `usage`.
+   */
+  failedUsage: Schema.optional(Usage),
+  /**
    * A spoken turn's voice latencies (`Conversation.speak`), in milliseconds
    * from the turn's start: to its first text, its first chunk handed to the
    * sink and its first audio (the sink's `started`); each only when it
@@ -130,6 +123,11 @@ export class CompletionResult extends Schema.Class<CompletionResult>("effect-llm
   /** Total tokens used (`usage.totalTokens`: input plus output). */
   get tokensUsed(): number {
     return this.usage.totalTokens
+  }
+
+  /** The reply's cost in US dollars (`usage.cost`), when known. */
+  get cost(): number | undefined {
+    return this.usage.cost
   }
 
   /** Whether the model asked for tools. */

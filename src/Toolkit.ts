@@ -29,6 +29,7 @@ import { AssistantMessage, type Message, ToolCall, type ToolDefinition, ToolMess
 import { CompletionResult, StreamEvent } from "./Reply.js"
 import type { ObjectOptions, ObjectResult } from "./StructuredOutput.js"
 import { type Tool, ToolExecutionError } from "./Tool.js"
+import { Usage } from "./Usage.js"
 
 /**
  * A set of tools, looked up by name.
@@ -135,6 +136,10 @@ export interface RunResult {
   readonly added: ReadonlyArray<Message>
   /** Model calls made. */
   readonly steps: number
+  /** What the loop's model calls were billed for, summed (`Usage.sum` of `stepUsage`). */
+  readonly usage: Usage
+  /** What each model call was billed for (`Usage.billed` of its reply: failed attempts before it included), in order. */
+  readonly stepUsage: ReadonlyArray<Usage>
 }
 
 /**
@@ -328,16 +333,25 @@ export const run = <R>(
     const llm = yield* Llm
     const maxSteps = options.maxSteps ?? 5
     const added: Array<Message> = []
+    const stepUsage: Array<Usage> = []
+    const done = (result: CompletionResult, steps: number): RunResult => ({
+      result,
+      added,
+      steps,
+      usage: Usage.sum(stepUsage),
+      stepUsage
+    })
     for (let step = 1;; step++) {
       // read at every step: a toolkit's tools may change (an MCP server's list)
       const result = yield* llm.complete([...messages, ...added], callOptions(kit, options))
+      stepUsage.push(Usage.billed(result))
       if (!result.hasToolCalls) {
         added.push(result.toMessage())
-        return { result, added, steps: step }
+        return done(result, step)
       }
       if (step >= maxSteps) {
         if (result.content !== "") added.push(result.toMessage({ toolCalls: [] }))
-        return { result: cutOff(result), added, steps: step }
+        return done(cutOff(result), step)
       }
       const unusable = unusableCalls(llm, result.toolCalls)
       if (unusable !== undefined) return yield* Effect.fail(unusable)

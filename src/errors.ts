@@ -8,6 +8,7 @@
  */
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+import { Usage } from "./Usage.js"
 
 /** The fields every `LlmError` carries. */
 const common = {
@@ -24,7 +25,14 @@ const common = {
   /** The provider's own error type or code (`overloaded_error`, `insufficient_quota`, ...). */
   errorType: Schema.optional(Schema.String),
   /** The text a stream had already delivered when it failed. */
-  partialText: Schema.optional(Schema.String)
+  partialText: Schema.optional(Schema.String),
+  /**
+   * What the failed call was billed for, as its provider reported it before
+   * failing (a stream cut off after its usage chunk, an Anthropic stream that
+   * failed after `message_start`), summed over its attempts; absent when none
+   * reported any.
+   */
+  usage: Schema.optional(Usage)
 }
 
 /**

@@ -152,6 +152,13 @@ export * as Fallback from "./layers/Fallback.js"
 export * as HttpTransport from "./HttpTransport.js"
 
 /**
+ * What models cost: the bundled price table, the layers that override or extend it, the cost of a usage.
+ *
+ * @since 0.1.0
+ */
+export * as Pricing from "./Pricing.js"
+
+/**
  * Telemetry: the GenAI-convention spans and metrics, content capture and the conversation id.
  *
  * @since 0.1.0

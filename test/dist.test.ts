@@ -100,6 +100,7 @@ const runtimeApi = {
     AnthropicMessages: ["defaultMaxTokens", "finishReasonFromWire", "make"],
     OpenAi: ["defaults", "layer", "layerConfig", "make", "provider"],
     OpenRouter: ["defaults", "layer", "layerConfig", "make", "provider"],
+    Pricing: ["Pricing", "bundled", "cost", "extend", "isFree", "layer", "layerTable", "make"],
     Provider: ["bearer", "defaultIdleTimeout", "make", "overrideEnv", "readEnv"],
     Retry: ["defaults"],
     ReasoningPart: "value",
@@ -177,13 +178,15 @@ const typeApi = {
       "BackendSection",
       "LlmConfigInput",
       "LlmSection",
-      "McpServerSection"
+      "McpServerSection",
+      "PriceSection"
     ],
     Local: ["LocalOptions", "LocalServer", "ProbeOptions"],
     McpToolkit: ["HttpServer", "Options", "Server", "ServerOptions", "ServerStatus", "Service", "StdioServer"],
     AnthropicMessages: ["MessagesOptions"],
     OpenAi: ["OpenAiOptions"],
     OpenRouter: ["OpenRouterOptions"],
+    Pricing: ["ModelPrice", "PriceTable", "Prices"],
     Provider: [
       "Declaration",
       "EnvNames",

@@ -19,19 +19,26 @@ export const describeBackend = (): string =>
     : "the built-in fake provider (no key or server configured)"
 
 /**
- * The `Llm` for an example. Without configuration it serves `scripts` (one
- * reply per call, in order) from a fake provider on loopback.
+ * The real backend the environment configures (a key or a local server's
+ * URL), or undefined when it configures none.
  */
-export const exampleLlm = (
-  scripts: ReadonlyArray<FakeProvider.Script>
-): Layer.Layer<Llm.Llm, never, never> => {
-  const real = process.env.OPENAI_API_KEY
+export const environmentLlm = () =>
+  process.env.OPENAI_API_KEY
     ? OpenAi.layerConfig()
     : process.env.ANTHROPIC_API_KEY
     ? Anthropic.layerConfig()
     : process.env.LLM_LOCAL_BASE_URL
     ? Local.layerConfig()
     : undefined
+
+/**
+ * The `Llm` for an example. Without configuration it serves `scripts` (one
+ * reply per call, in order) from a fake provider on loopback.
+ */
+export const exampleLlm = (
+  scripts: ReadonlyArray<FakeProvider.Script>
+): Layer.Layer<Llm.Llm, never, never> => {
+  const real = environmentLlm()
   const layer = real !== undefined ? real : Layer.unwrapScoped(Effect.gen(function*() {
     const server = yield* FakeProvider.make
     server.enqueue(...scripts)

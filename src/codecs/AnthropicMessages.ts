@@ -587,6 +587,13 @@ class MessagesStreamDecoder implements StreamDecoder {
     if (part !== undefined) out.push(StreamEvent.ReasoningPart({ part }))
   }
 
+  usage(): Usage | undefined {
+    const { cacheRead, cacheWrite, input, output } = this.counters
+    return input === undefined && output === undefined && cacheRead === undefined && cacheWrite === undefined
+      ? undefined
+      : usageOf(this.counters)
+  }
+
   finish(out: Array<StreamEvent>): DecodedFinish | LlmError {
     if (!this.done) {
       return responseError(this.context, "the stream ended before message_stop (the reply is incomplete)")

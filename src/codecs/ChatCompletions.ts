@@ -467,13 +467,30 @@ const usageFromWire = (usage: unknown): Usage | undefined => {
   const reasoning = isObject(usage.completion_tokens_details)
     ? asNumber(usage.completion_tokens_details.reasoning_tokens)
     : undefined
+  const cost = reportedCost(usage)
   return new Usage({
     inputTokens,
     outputTokens,
     totalTokens: asNumber(usage.total_tokens) ?? inputTokens + outputTokens,
     ...(cached === undefined ? {} : { cachedInputTokens: cached }),
-    ...(reasoning === undefined ? {} : { reasoningTokens: reasoning })
+    ...(reasoning === undefined ? {} : { reasoningTokens: reasoning }),
+    ...(cost === undefined ? {} : { cost })
   }, true)
+}
+
+/**
+ * The cost a server reports in its usage (OpenRouter's `cost`, in credits of
+ * one US dollar): what was charged, plus, when the request ran on the user's
+ * own provider key (`is_byok`), what that provider charged
+ * (`cost_details.upstream_inference_cost`).
+ */
+const reportedCost = (usage: Record<string, unknown>): number | undefined => {
+  const charged = asNumber(usage.cost)
+  if (charged === undefined || charged < 0) return undefined
+  const upstream = usage.is_byok === true && isObject(usage.cost_details)
+    ? asNumber(usage.cost_details.upstream_inference_cost)
+    : undefined
+  return upstream === undefined || upstream < 0 ? charged : charged + upstream
 }
 
 /**
@@ -605,7 +622,7 @@ class ChatStreamDecoder implements StreamDecoder {
   done = false
   private readonly toolCalls: ToolCallBuffer
   private finishReason: string | undefined
-  private usage: Usage | undefined
+  private reported: Usage | undefined
   private model: string | undefined
   private responseId: string | undefined
   private timings: ServerTimings | undefined
@@ -617,6 +634,10 @@ class ChatStreamDecoder implements StreamDecoder {
 
   constructor(private readonly context: ErrorContext, private readonly readTimings: boolean) {
     this.toolCalls = new ToolCallBuffer(context, "call_")
+  }
+
+  usage(): Usage | undefined {
+    return this.reported === undefined ? undefined : withCachedFrom(this.reported, this.timings)
   }
 
   push(_event: string | undefined, data: string, out: Array<StreamEvent>): LlmError | undefined {
@@ -637,11 +658,12 @@ class ChatStreamDecoder implements StreamDecoder {
         `stream chunk is not a JSON object: ${quote(this.context, data, quoteLimits.text)}`
       )
     }
+    // read before an in-band error: what the chunk reports was billed either way
+    const usage = usageFromWire(chunk.usage)
+    if (usage !== undefined) this.reported = usage
     if (chunk.error !== undefined && chunk.error !== null) return inBandError(this.context, chunk.error)
     if (this.model === undefined) this.model = asString(chunk.model)
     if (this.responseId === undefined) this.responseId = asString(chunk.id)
-    const usage = usageFromWire(chunk.usage)
-    if (usage !== undefined) this.usage = usage
     // llama-server puts its timings on the last chunk (every chunk with `timings_per_token`)
     if (this.readTimings && chunk.timings !== undefined) this.timings = timingsFromWire(chunk.timings) ?? this.timings
     const choice = Array.isArray(chunk.choices) ? chunk.choices[0] : undefined
@@ -725,7 +747,7 @@ class ChatStreamDecoder implements StreamDecoder {
     const timings = this.timings
     return {
       finishReason: this.refused ? "content_filter" : finalReason(this.finishReason, calls.length > 0),
-      usage: withCachedFrom(this.usage ?? Usage.empty, timings),
+      usage: withCachedFrom(this.reported ?? Usage.empty, timings),
       model: this.model ?? this.context.model,
       responseId: this.responseId,
       ...(timings === undefined ? {} : { timings })

@@ -126,6 +126,12 @@ export interface StreamDecoder {
    * a failure when the stream was cut off.
    */
   readonly finish: (out: Array<StreamEvent>) => DecodedFinish | LlmError
+  /**
+   * The usage the reply reported so far (Chat Completions' usage chunk,
+   * Anthropic's `message_start` and `message_delta` counters), undefined
+   * before any: what a stream that fails now was billed for.
+   */
+  readonly usage?: (() => Usage | undefined) | undefined
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   LlmRateLimitError,
   LlmResponseError
 } from "../errors.js"
+import { Usage } from "../Usage.js"
 import { overflowOf } from "./contextOverflow.js"
 
 /**
@@ -274,4 +275,16 @@ export const withPartialText = <E extends LlmError>(error: E, partialText: strin
   const { _tag: _, ...fields } = error as E & Record<string, unknown>
   const Class = error.constructor as new(fields: object) => E
   return new Class({ ...fields, message: error.message, partialText })
+}
+
+/** The same error with `usage` added to what it was billed for (unchanged when `usage` is undefined). */
+export const addUsage = <E extends LlmError>(error: E, usage: Usage | undefined): E => {
+  if (usage === undefined) return error
+  const { _tag: _, ...fields } = error as E & Record<string, unknown>
+  const Class = error.constructor as new(fields: object) => E
+  return new Class({
+    ...fields,
+    message: error.message,
+    usage: error.usage === undefined ? usage : Usage.add(error.usage, usage)
+  })
 }

@@ -2,6 +2,7 @@ import { createParser, type EventSourceParser } from "eventsource-parser"
 import type { DecodedFinish, DecodedReply, StreamDecoder } from "../codecs/WireCodec.js"
 import type { LlmError } from "../errors.js"
 import { StreamEvent } from "../Reply.js"
+import type { Usage } from "../Usage.js"
 import { readErrorBody } from "./errorBody.js"
 import { type ErrorContext, fromProviderFailure, quote, quoteLimits, responseError } from "./errorFactory.js"
 import { isObject } from "./json.js"
@@ -140,6 +141,11 @@ export class EventReader {
   /** Whether the protocol's terminator was seen: the reply is complete. */
   get done(): boolean {
     return this.decoder.done
+  }
+
+  /** The usage the reply reported so far (see `StreamDecoder.usage`). */
+  usage(): Usage | undefined {
+    return this.decoder.usage?.()
   }
 
   /**

@@ -16,7 +16,9 @@ import type { LlmError } from "../errors.js"
 import { HttpTransport } from "../HttpTransport.js"
 import type { CompletionOptions, Llm } from "../Llm.js"
 import { type JsonObject, type Message, ReasoningPart } from "../Message.js"
+import * as Pricing from "../Pricing.js"
 import { CompletionResult, ResponseMetadata, type StreamEvent } from "../Reply.js"
+import { Usage } from "../Usage.js"
 import { resolveConfiguration } from "./configuration.js"
 import * as Deadlines from "./deadlines.js"
 import { connectionError, type ErrorContext, invalidRequest } from "./errorFactory.js"
@@ -119,6 +121,7 @@ const definedOnly = (options: CompletionOptions | undefined): CompletionOptions 
 export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
   Effect.gen(function*() {
     const transport = yield* HttpTransport
+    const pricing = yield* Pricing.Pricing
     const { codec, provider } = config
     const resolved = resolveConfiguration(config)
     const unsafe = resolved.unsafe
@@ -162,14 +165,29 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
             : Effect.flip(statusError(response, context, codec.readError))
       })
 
-    /** What the calls for one model share: whom errors and spans name, and how attempts are sent. */
+    /**
+     * A reply's usage with its cost: the one the provider reported, else the
+     * price of the model the server named, or of `requested`, times the
+     * tokens; none for a model without a price, nor for a reply that reported
+     * no usage (unless the model is free).
+     */
+    const priceFor = (requested: string) => (usage: Usage, reported: string | undefined): Usage => {
+      if (usage.cost !== undefined) return usage
+      const price = (reported === undefined ? undefined : pricing.lookup(provider, reported)) ??
+        pricing.lookup(provider, requested)
+      if (price === undefined || (usage === Usage.empty && !Pricing.isFree(price))) return usage
+      return new Usage({ ...usage, cost: Pricing.cost(price, usage) }, true)
+    }
+
+    /** What the calls for one model share: whom errors and spans name, how attempts are sent, how replies are priced. */
     const endpointFor = (context: ErrorContext): StreamSession.Endpoint => ({
       codec,
       context,
       maxResponseBytes,
       retryPolicy,
       instrument: Instrumentation.make(provider, context.model, resolved.baseUrl),
-      send: sendFor(context)
+      send: sendFor(context),
+      price: priceFor(context.model)
     })
 
     // built once for the layer's model; a call naming another model gets its own
@@ -255,7 +273,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     ): Effect.Effect<CompletionResult, LlmError> =>
       Effect.suspend(() => {
         const prepared = prepare(messages, callOptions, false, encode)
-        const { context, instrument, send } = prepared.endpoint
+        const { context, instrument, price, send } = prepared.endpoint
         const info = { messages, options: prepared.options, stream: false, warm }
         return Instrumentation.completion(instrument, info, (span) =>
           Effect.clockWith((clock) => {
@@ -278,7 +296,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
                 model: decoded.model,
                 finishReason: decoded.finishReason,
                 toolCalls: decoded.toolCalls,
-                usage: decoded.usage,
+                usage: price(decoded.usage, decoded.model),
                 ...(decoded.reasoning === undefined ? {} : { reasoning: decoded.reasoning }),
                 ...reasoningPartsOf(decoded, provider),
                 metadata: new ResponseMetadata({

@@ -28,8 +28,10 @@ import type { LlmError, TimeoutKind } from "../errors.js"
 import type { CompletionOptions } from "../Llm.js"
 import { ResponseMetadata, StreamEvent } from "../Reply.js"
 import { captureContent } from "../Telemetry.js"
+import { Usage } from "../Usage.js"
 import * as Deadlines from "./deadlines.js"
 import {
+  addUsage,
   connectionError,
   type ErrorContext,
   quote,
@@ -57,6 +59,8 @@ export interface Endpoint {
   readonly retryPolicy: Schedule.Schedule<unknown, LlmError>
   /** What its calls report: span attributes, metric labels. */
   readonly instrument: Instrumentation.Instrument
+  /** The usage with its cost (the provider's, or the price table's for the model the server named, else the one asked for). */
+  readonly price: (usage: Usage, reportedModel: string | undefined) => Usage
   /** Sends one attempt in the scope `abort`; a non-2xx status fails with its `LlmError`. */
   readonly send: (
     request: Request,
@@ -108,6 +112,10 @@ interface SessionState {
    */
   readonly delivered: Array<Array<StreamEvent>>
   readonly retries: Retry.Retrier<LlmError>
+  /** The usage the attempt under way reported so far (its decoder's), once it has a body. */
+  attemptUsage: (() => Usage | undefined) | undefined
+  /** What the attempts that failed reported before failing, priced and summed: billed, though they did not answer. */
+  failedUsage: Usage | undefined
 }
 
 /** A session: its call, what its consumer gets of each batch, its limits and its state. */
@@ -141,10 +149,12 @@ const afterContent = (state: SessionState, error: LlmError): LlmError => {
 }
 
 const finishEvent = ({ endpoint, state }: Session<unknown>, finish: DecodedFinish) => {
-  state.finish = finish
+  const usage = endpoint.price(finish.usage, finish.model)
+  // telemetry reads the reply's usage, priced as the consumer gets it
+  state.finish = { ...finish, usage }
   return StreamEvent.Finish({
     finishReason: finish.finishReason,
-    usage: finish.usage,
+    usage,
     model: finish.model,
     metadata: new ResponseMetadata({
       provider: endpoint.context.provider,
@@ -153,7 +163,8 @@ const finishEvent = ({ endpoint, state }: Session<unknown>, finish: DecodedFinis
       attempts: state.attempts,
       latencyMillis: now(state) - state.started,
       ...(state.firstContent === undefined ? {} : { firstTokenMillis: state.firstContent - state.started }),
-      ...(finish.timings === undefined ? {} : { timings: finish.timings })
+      ...(finish.timings === undefined ? {} : { timings: finish.timings }),
+      ...(state.failedUsage === undefined ? {} : { failedUsage: state.failedUsage })
     }, true)
   })
 }
@@ -204,6 +215,7 @@ const decoder = <A>(
     defaultMaxEventSize,
     options === undefined ? codec.decodeResponse : (body, at) => codec.decodeResponse(body, at, options)
   )
+  state.attemptUsage = () => reader.usage()
   let received = 0
   const firstContentAt = (at: number) => {
     if (state.firstContent === undefined) {
@@ -295,6 +307,7 @@ const attemptChannel = <A>(
     const attempt = Deadlines.make(abort, now(state))
     state.current = attempt
     state.requestId = undefined
+    state.attemptUsage = undefined
     return Channel.ensuring(
       Channel.flatMap(
         Channel.fromEffect(observe(openAttempt(session, attempt))),
@@ -304,6 +317,15 @@ const attemptChannel = <A>(
     )
   }))
 
+/** Adds what the failed attempt reported (priced) to the session's failed usage: billed, whether or not it is retried. */
+const noteFailedUsage = ({ endpoint, state }: Session<unknown>): void => {
+  const sofar = state.attemptUsage?.()
+  state.attemptUsage = undefined
+  if (sofar === undefined) return
+  const priced = endpoint.price(sofar, undefined)
+  state.failedUsage = state.failedUsage === undefined ? priced : Usage.add(state.failedUsage, priced)
+}
+
 /** Attempts until one commits; a failure after the commit, or one the policy gives up on, ends the stream. */
 const attemptsFrom = <A>(
   session: Session<A>,
@@ -311,11 +333,15 @@ const attemptsFrom = <A>(
 ): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> =>
   Channel.catchAll(attemptChannel(session, observe), (error) => {
     const { state } = session
-    if (state.firstContent !== undefined) return finalFailure(session, afterContent(state, error))
-    return Channel.flatMap(
-      Channel.fromEffect(Effect.tapError(state.retries.next(error), (error) => reported(session, Exit.fail(error)))),
-      () => attemptsFrom(session, observe)
+    noteFailedUsage(session)
+    if (state.firstContent !== undefined) {
+      return finalFailure(session, addUsage(afterContent(state, error), state.failedUsage))
+    }
+    const next = state.retries.next(error).pipe(
+      Effect.mapError((error) => addUsage(error, state.failedUsage)),
+      Effect.tapError((error) => reported(session, Exit.fail(error)))
     )
+    return Channel.flatMap(Channel.fromEffect(next), () => attemptsFrom(session, observe))
   })
 
 /**
@@ -394,6 +420,8 @@ export const open = <A>(endpoint: Endpoint, call: Call, project: Projection<A>):
       span: undefined,
       finish: undefined,
       delivered: [],
+      attemptUsage: undefined,
+      failedUsage: undefined,
       // a retry is recorded on the span, made below once the session exists
       retries: Retry.retrier(
         endpoint.retryPolicy,

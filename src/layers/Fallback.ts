@@ -38,7 +38,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import { isTransient, type LlmError, LlmProviderError } from "../errors.js"
-import { withPartialText } from "../internal/errorFactory.js"
+import { addUsage, withPartialText } from "../internal/errorFactory.js"
 import * as Metrics from "../internal/metrics.js"
 import * as Retry from "../internal/retry.js"
 import { attr, event, fallbackSpan } from "../internal/semconv.js"
@@ -47,6 +47,7 @@ import { nanosNow, recordingSpan, spanned, spannedChannel } from "../internal/tr
 import { type CompletionOptions, Llm } from "../Llm.js"
 import { AssistantMessage, type Message } from "../Message.js"
 import { CompletionResult, ResponseMetadata, StreamEvent } from "../Reply.js"
+import { Usage } from "../Usage.js"
 
 /**
  * When a backend is taken out of rotation, and for how long.
@@ -268,18 +269,32 @@ export interface BackendFailure {
   readonly error?: LlmError | undefined
 }
 
-/** Notes the backends that were tried in a result's metadata. */
-const annotate = (result: CompletionResult, tried: ReadonlyArray<BackendFailure>): CompletionResult =>
-  tried.length === 0 ? result : new CompletionResult({
+/** What the backends that failed had reported before failing (each error's `usage`), summed; undefined when none did. */
+const triedUsage = (tried: ReadonlyArray<BackendFailure>, also?: Usage | undefined): Usage | undefined => {
+  const billed = tried.flatMap((failure) => (failure.error?.usage === undefined ? [] : [failure.error.usage]))
+  if (also !== undefined) billed.push(also)
+  return billed.length === 0 ? undefined : Usage.sum(billed)
+}
+
+/** The error a chain ends with, billed also for what the backends tried before it reported. */
+const failing = (error: LlmError, tried: ReadonlyArray<BackendFailure>): LlmError => addUsage(error, triedUsage(tried))
+
+/** Notes the backends that were tried, and what they were billed for, in a result's metadata. */
+const annotate = (result: CompletionResult, tried: ReadonlyArray<BackendFailure>): CompletionResult => {
+  if (tried.length === 0) return result
+  const failedUsage = triedUsage(tried, result.metadata.failedUsage)
+  return new CompletionResult({
     ...result,
     metadata: new ResponseMetadata({
       ...result.metadata,
       fallbacks: tried.map((failure) => ({
         provider: failure.provider,
         ...(failure.error === undefined ? { skipped: true } : { error: failure.error })
-      }))
+      })),
+      ...(failedUsage === undefined ? {} : { failedUsage })
     }, true)
   }, true)
+}
 
 /**
  * Builds the fallback `Llm` over already-built backends.
@@ -353,13 +368,16 @@ export const make = (
         Channel.flatMap(Channel.fromEffect(cleared(link, pass)), use), release)
 
     const allSkipped = (tried: ReadonlyArray<BackendFailure>) =>
-      new LlmProviderError({
-        provider: "fallback",
-        model: first.model,
-        message: `no backend is available: ${
-          tried.map((failure) => failure.provider).join(", ")
-        } are cooling down after repeated failures`
-      })
+      failing(
+        new LlmProviderError({
+          provider: "fallback",
+          model: first.model,
+          message: `no backend is available: ${
+            tried.map((failure) => failure.provider).join(", ")
+          } are cooling down after repeated failures`
+        }),
+        tried
+      )
 
     /**
      * A fallback step from `link` to `next`, for `reason` (the error's tag, or
@@ -423,7 +441,7 @@ export const make = (
               return yield* Effect.failCause(exit.cause)
             }
             if (last || !movesOn(failure)) {
-              return yield* Effect.fail(failure)
+              return yield* Effect.fail(failing(failure, tried))
             }
             tried.push({ provider: link.llm.provider, error: failure })
             yield* logFallback(link, failure, chain[i + 1])
@@ -477,7 +495,7 @@ export const make = (
               restore,
               (failure) => {
                 if (last || !movesOn(failure)) {
-                  return Channel.fail(delivered === "" ? failure : withPartialText(failure, delivered))
+                  return Channel.fail(failing(delivered === "" ? failure : withPartialText(failure, delivered), tried))
                 }
                 tried.push({ provider: link.llm.provider, error: failure })
                 // restored before the next backend sets its own, so its first event restores the caller's value
@@ -578,7 +596,7 @@ export const make = (
             openFrom(messages, callOptions, next, tried, sent, project)
           )
         }
-        return Channel.fail(sent === "" ? error : withPartialText(error, sent))
+        return Channel.fail(failing(sent === "" ? error : withPartialText(error, sent), tried))
       }
       const read: Channel.Channel<Chunk.Chunk<A>, Chunk.Chunk<StreamEvent>, LlmError, LlmError, unknown, unknown> =
         Channel.readWithCause({

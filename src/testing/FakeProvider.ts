@@ -82,6 +82,10 @@ export interface FakeUsage {
   readonly cacheWriteTokens?: number
   /** chat only: `completion_tokens_details.reasoning_tokens`. */
   readonly reasoningTokens?: number
+  /** chat only: OpenRouter's `cost`, in credits (US dollars). */
+  readonly cost?: number
+  /** chat only: OpenRouter's `cost_details.upstream_inference_cost`, sent with `is_byok: true` (a request on the user's own provider key). */
+  readonly upstreamCost?: number
 }
 
 /**
@@ -461,7 +465,11 @@ const chatUsage = (usage: FakeUsage) => ({
   completion_tokens: usage.outputTokens,
   total_tokens: usage.inputTokens + usage.outputTokens,
   prompt_tokens_details: { cached_tokens: usage.cacheReadTokens ?? 0 },
-  completion_tokens_details: { reasoning_tokens: usage.reasoningTokens ?? 0 }
+  completion_tokens_details: { reasoning_tokens: usage.reasoningTokens ?? 0 },
+  ...(usage.cost === undefined ? {} : { cost: usage.cost }),
+  ...(usage.upstreamCost === undefined
+    ? {}
+    : { is_byok: true, cost_details: { upstream_inference_cost: usage.upstreamCost } })
 })
 
 /**

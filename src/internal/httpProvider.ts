@@ -15,7 +15,7 @@ import type { DecodedReply, EncodeInput, WireCodec } from "../codecs/WireCodec.j
 import type { LlmError } from "../errors.js"
 import { HttpTransport } from "../HttpTransport.js"
 import type { CompletionOptions, Llm } from "../Llm.js"
-import { type JsonObject, type Message, ReasoningPart } from "../Message.js"
+import type { JsonObject, Message, ReasoningPart } from "../Message.js"
 import * as Pricing from "../Pricing.js"
 import { CompletionResult, ResponseMetadata, type StreamEvent } from "../Reply.js"
 import { Usage } from "../Usage.js"
@@ -26,6 +26,7 @@ import { decodeWhole } from "./eventReader.js"
 import * as Instrumentation from "./instrumentation.js"
 import { isObject } from "./json.js"
 import * as ProviderOptions from "./providerOptions.js"
+import { textPart } from "./reasoning.js"
 import { readText, requestIdOf, statusError } from "./responseBody.js"
 import * as Retry from "./retry.js"
 import * as StreamSession from "./streamSession.js"
@@ -88,7 +89,7 @@ const reasoningPartsOf = (
   if (decoded.reasoningParts !== undefined) {
     return decoded.reasoningParts.length === 0 ? {} : { reasoningParts: decoded.reasoningParts }
   }
-  return decoded.reasoning ? { reasoningParts: [new ReasoningPart({ text: decoded.reasoning, provider }, true)] } : {}
+  return decoded.reasoning ? { reasoningParts: [textPart(decoded.reasoning, provider)] } : {}
 }
 
 /** Drops undefined fields so they do not hide the layer's defaults. */

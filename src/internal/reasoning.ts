@@ -6,6 +6,15 @@
  * @internal
  */
 import type { ReasoningOption } from "../Llm.js"
+import { ReasoningPart } from "../Message.js"
+
+/**
+ * Reasoning text no part of its backend closed (Chat Completions'
+ * reasoning), as the one part it makes, named by `provider` when known: the
+ * same rule for a whole reply and a collected stream.
+ */
+export const textPart = (text: string, provider: string | undefined): ReasoningPart =>
+  new ReasoningPart(provider === undefined ? { text } : { text, provider }, true)
 
 /** A reasoning effort. */
 export type Effort = "low" | "medium" | "high"

@@ -6,8 +6,9 @@
  *
  * @internal
  */
-import { assistant, type AssistantMessage, ReasoningPart, type ToolCall, type ToolCallInput } from "../Message.js"
+import { assistant, type AssistantMessage, type ReasoningPart, type ToolCall, type ToolCallInput } from "../Message.js"
 import { CompletionResult, type StreamEvent } from "../Reply.js"
+import { textPart } from "./reasoning.js"
 
 /** The `Finish` event of a stream. */
 type Finish = Extract<StreamEvent, { _tag: "Finish" }>
@@ -59,8 +60,7 @@ export class ReplyCollector {
   reasoningParts(): ReadonlyArray<ReasoningPart> | undefined {
     const rest = this.reasoning.slice(this.open).join("")
     if (rest === "") return this.parts.length === 0 ? undefined : this.parts
-    const provider = this.finish?.metadata.provider
-    return [...this.parts, new ReasoningPart(provider === undefined ? { text: rest } : { text: rest, provider }, true)]
+    return [...this.parts, textPart(rest, this.finish?.metadata.provider)]
   }
 
   /** The assistant message of the reply, with `toolCalls` (the reply's own by default). */

@@ -13,8 +13,11 @@
 /** The wire protocols the fake server speaks. */
 export type Protocol = "chat" | "messages" | "responses"
 
-/** How the server delivers a stream: all at once, one event per write, or first event then the rest. */
-export type Mode = "fast" | "paced" | "ttft"
+/**
+ * How the server delivers a stream: all at once, one event per write, first event then the rest, or all at
+ * once after a pause (as a model that thinks, then answers in one write).
+ */
+export type Mode = "fast" | "paced" | "ttft" | "delayed"
 
 /** The model name every request uses and every reply names. */
 export const model = "bench-model"

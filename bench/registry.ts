@@ -95,7 +95,14 @@ export const protocols: ReadonlyArray<{ readonly protocol: Protocol; readonly ti
 ]
 
 /** The scenario names. */
-export type ScenarioName = "complete-seq" | "complete-64" | "stream-seq" | "stream-paced" | "stream-256" | "ttft"
+export type ScenarioName =
+  | "complete-seq"
+  | "complete-64"
+  | "stream-seq"
+  | "stream-paced"
+  | "stream-256"
+  | "ttft"
+  | "ttft-delayed"
 
 /**
  * How many calls a scenario makes: a warm-up that is not measured (at least
@@ -151,6 +158,12 @@ export const scenarios: ReadonlyArray<ScenarioSpec> = [
   {
     name: "ttft",
     mode: "ttft",
+    full: { warmup: 30, warmupMillis: 500, count: 300 },
+    quick: { warmup: 5, warmupMillis: 100, count: 25 }
+  },
+  {
+    name: "ttft-delayed",
+    mode: "delayed",
     full: { warmup: 30, warmupMillis: 500, count: 300 },
     quick: { warmup: 5, warmupMillis: 100, count: 25 }
   }

@@ -8,7 +8,8 @@
  * The first path segment picks how a stream is delivered:
  * - `/fast/...`: the whole event stream in one write;
  * - `/paced/...`: one event per write, `pacingMillis` apart (one event per network read);
- * - `/ttft/...`: the events up to the first text delta at once, the rest `ttftGapMillis` later.
+ * - `/ttft/...`: the events up to the first text delta at once, the rest `ttftGapMillis` later;
+ * - `/delayed/...`: nothing for `delayMillis` after the request arrives, then the whole stream in one write.
  *
  * `GET /stats` answers `{"connections":N,"requests":N}`: the TCP connections
  * accepted and requests answered so far, to check that clients reuse their
@@ -24,6 +25,8 @@ import { type Mode, type Protocol, replies } from "./payloads.js"
 const pacingMillis = 1
 /** The gap between the first text delta and the rest of a `ttft` stream. */
 const ttftGapMillis = 1
+/** How long a `delayed` stream waits after the request arrives before its one write. */
+const delayMillis = 5
 
 interface Prepared {
   readonly json: Buffer
@@ -62,7 +65,7 @@ const protocolOf = (path: string): Protocol | undefined =>
 
 const modeOf = (path: string): Mode | undefined => {
   const mode = path.slice(1, path.indexOf("/", 1))
-  return mode === "fast" || mode === "paced" || mode === "ttft" ? mode : undefined
+  return mode === "fast" || mode === "paced" || mode === "ttft" || mode === "delayed" ? mode : undefined
 }
 
 const streamMarker = Buffer.from("\"stream\":true")
@@ -130,6 +133,12 @@ const answer = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffe
       res.writeHead(200, sseHeaders)
       res.write(reply.head)
       setTimeout(() => res.end(reply.rest), ttftGapMillis)
+      return
+    case "delayed":
+      setTimeout(() => {
+        res.writeHead(200, sseHeaders)
+        res.end(reply.whole)
+      }, delayMillis)
       return
   }
 }

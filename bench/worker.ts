@@ -154,7 +154,8 @@ const run = async (
         rssBeforeMB: before / 1e6
       }
     }
-    case "ttft": {
+    case "ttft":
+    case "ttft-delayed": {
       const samples: Array<number> = []
       const sample = async () => {
         const start = performance.now()
@@ -168,7 +169,11 @@ const run = async (
       samples.length = 0
       await phase.measure(() => sequential(size.count, sample))
       samples.sort((a, b) => a - b)
-      return { p50Micros: percentile(samples, 0.5), p99Micros: percentile(samples, 0.99) }
+      return {
+        p50Micros: percentile(samples, 0.5),
+        p90Micros: percentile(samples, 0.9),
+        p99Micros: percentile(samples, 0.99)
+      }
     }
   }
 }

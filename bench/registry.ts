@@ -3,7 +3,7 @@
  * both read this table; the worker imports only the one client module it
  * runs, so a process never holds another library's code.
  */
-import type { Mode, Protocol } from "./payloads.js"
+import { type Mode, objectChunks, type Protocol } from "./payloads.js"
 
 /** One benchmarked client. */
 export interface ClientSpec {
@@ -20,12 +20,21 @@ export interface ClientSpec {
     | "effectHttp"
     | "effectLlmHttpClient"
     | "effectLlmOtel"
+    | "effectLlmLayered"
+  /** Passed to the module as `Target.variant`. */
+  readonly variant?: string
   /**
    * What the column is: the raw baseline, effect-llm itself, a peer library,
    * a reference (a configuration or a plain client to compare with, not a
-   * peer), or the floor (raw behind the least Effect `Stream`).
+   * peer), the floor (raw behind the least Effect `Stream`), or a layer users
+   * stack on effect-llm (run with `--layered`, on the CPU rows only, compared
+   * with bare effect-llm as well as with raw; it checks its own output and
+   * hands the worker the reply's text once, at the end, so it has no
+   * first-token timing).
    */
-  readonly kind: "raw" | "mine" | "peer" | "reference" | "floor"
+  readonly kind: "raw" | "mine" | "peer" | "reference" | "floor" | "layered"
+  /** Text deltas (or JSON deltas) per reply, when not `chunkCount`. */
+  readonly chunks?: number
   readonly protocol: Protocol
   /** The column title in the tables. */
   readonly label: string
@@ -65,6 +74,22 @@ export const clients: ReadonlyArray<ClientSpec> = [
     protocol: "chat",
     label: "raw in an Effect Stream (floor)"
   },
+  ...([
+    ["fallback", "`Fallback` (two backends, the first healthy)"],
+    ["conversation", "`Conversation.sendStream`"],
+    ["toolkit", "`Toolkit.stream`, one tool step"],
+    ["sentences", "`LlmStream.sentences`"],
+    ["speak", "`Conversation.speak`, no-op sink"],
+    ["object", "`Llm.streamObject`"]
+  ] as const).map(([variant, label]): ClientSpec => ({
+    name: `layered-${variant}`,
+    module: "effectLlmLayered",
+    variant,
+    kind: "layered",
+    protocol: "chat",
+    label,
+    ...(variant === "object" ? { chunks: objectChunks.length } : {})
+  })),
   { name: "raw-messages", module: "raw", kind: "raw", protocol: "messages", label: "raw" },
   {
     name: "effect-llm-messages",
@@ -93,6 +118,9 @@ export const protocols: ReadonlyArray<{ readonly protocol: Protocol; readonly ti
   { protocol: "messages", title: "Anthropic Messages" },
   { protocol: "responses", title: "OpenAI Responses (only @effect/ai-openai speaks nothing else)" }
 ]
+
+/** The scenarios a `layered` client runs (it has no first-token timing). */
+export const layeredScenarios: ReadonlyArray<ScenarioName> = ["stream-seq", "stream-paced"]
 
 /** The scenario names. */
 export type ScenarioName =

@@ -11,6 +11,10 @@
  * - `/ttft/...`: the events up to the first text delta at once, the rest `ttftGapMillis` later;
  * - `/delayed/...`: nothing for `delayMillis` after the request arrives, then the whole stream in one write.
  *
+ * A Chat Completions request that asks for a structured output
+ * (`response_format`) gets `objectReplies.chat`; one that offers tools but
+ * carries no tool result yet gets `toolCallReply` (the one-tool-step rows).
+ *
  * `GET /stats` answers `{"connections":N,"requests":N}`: the TCP connections
  * accepted and requests answered so far, to check that clients reuse their
  * connections.
@@ -19,7 +23,7 @@
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import { type Mode, type Protocol, replies } from "./payloads.js"
+import { type Mode, objectReplies, type Protocol, replies, type Reply, toolCallReply } from "./payloads.js"
 
 /** The gap between two events of a paced stream. */
 const pacingMillis = 1
@@ -36,8 +40,7 @@ interface Prepared {
   readonly rest: Buffer
 }
 
-const prepare = (protocol: Protocol): Prepared => {
-  const reply = replies[protocol]
+const prepare = (reply: Reply): Prepared => {
   const events = reply.events.map((event) => Buffer.from(event))
   return {
     json: Buffer.from(reply.json),
@@ -49,10 +52,12 @@ const prepare = (protocol: Protocol): Prepared => {
 }
 
 const prepared: Readonly<Record<Protocol, Prepared>> = {
-  chat: prepare("chat"),
-  messages: prepare("messages"),
-  responses: prepare("responses")
+  chat: prepare(replies.chat),
+  messages: prepare(replies.messages),
+  responses: prepare(replies.responses)
 }
+const preparedObject = prepare(objectReplies.chat)
+const preparedToolCall = prepare(toolCallReply)
 
 const protocolOf = (path: string): Protocol | undefined =>
   path.endsWith("/chat/completions")
@@ -69,6 +74,19 @@ const modeOf = (path: string): Mode | undefined => {
 }
 
 const streamMarker = Buffer.from("\"stream\":true")
+const objectMarker = Buffer.from("\"response_format\"")
+const toolsMarker = Buffer.from("\"tools\"")
+const toolResultMarker = Buffer.from("\"role\":\"tool\"")
+
+/** The reply a request gets: the plain one, or (Chat Completions) a structured output's or a tool call's. */
+const replyFor = (protocol: Protocol, body: Buffer): Prepared =>
+  protocol !== "chat"
+    ? prepared[protocol]
+    : body.indexOf(objectMarker) >= 0
+    ? preparedObject
+    : body.indexOf(toolsMarker) >= 0 && body.indexOf(toolResultMarker) < 0
+    ? preparedToolCall
+    : prepared.chat
 
 const sleep = (millis: number) => new Promise<void>((resolve) => setTimeout(resolve, millis))
 
@@ -115,7 +133,7 @@ const answer = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffe
     res.end(JSON.stringify({ error: { message: `no route for ${req.method} ${path}`, type: "not_found_error" } }))
     return
   }
-  const reply = prepared[protocol]
+  const reply = replyFor(protocol, body)
   if (body.indexOf(streamMarker) < 0) {
     res.writeHead(200, jsonHeaders(reply.json.length))
     res.end(reply.json)

@@ -116,7 +116,8 @@ const run = async (
   client: BenchClient,
   scenario: ScenarioName,
   size: Size,
-  phase: Phase
+  phase: Phase,
+  chunks: number
 ): Promise<Record<string, number>> => {
   switch (scenario) {
     case "complete-seq": {
@@ -138,8 +139,8 @@ const run = async (
       await warmUp(size, (count) => sequential(count, () => streamOnce(client)))
       const { cpu, system, wall } = await phase.measure(() => sequential(size.count, () => streamOnce(client)))
       return {
-        cpuPerChunkMicros: cpu / (size.count * chunkCount),
-        systemPerChunkMicros: system / (size.count * chunkCount),
+        cpuPerChunkMicros: cpu / (size.count * chunks),
+        systemPerChunkMicros: system / (size.count * chunks),
         wallPerStreamMillis: wall / 1000 / size.count
       }
     }
@@ -149,7 +150,7 @@ const run = async (
       const { cpu, wall } = await phase.measure(() => pool(size.count, size.count, () => streamOnce(client)))
       return {
         wallMillis: wall / 1000,
-        cpuPerChunkMicros: cpu / (size.count * chunkCount),
+        cpuPerChunkMicros: cpu / (size.count * chunks),
         peakRssMB: (process.resourceUsage().maxRSS * 1024) / 1e6,
         rssBeforeMB: before / 1e6
       }
@@ -192,11 +193,22 @@ const main = async (): Promise<void> => {
     for (const name of args.scenarios ?? []) {
       const scenario = scenarios.find((scenario) => scenario.name === name)
       if (scenario === undefined) throw new Error(`unknown scenario: ${name}`)
-      const client = await factory({ origin: args.origin, mode: scenario.mode, protocol: spec.protocol })
+      const client = await factory({
+        origin: args.origin,
+        mode: scenario.mode,
+        protocol: spec.protocol,
+        variant: spec.variant
+      })
       const profileFile = args.profileDir === undefined
         ? undefined
         : path.join(args.profileDir, `${spec.name}-${name}-${args.rep ?? 0}.cpuprofile`)
-      result[name] = await run(client, name, args.quick ? scenario.quick : scenario.full, makePhase(profileFile))
+      result[name] = await run(
+        client,
+        name,
+        args.quick ? scenario.quick : scenario.full,
+        makePhase(profileFile),
+        spec.chunks ?? chunkCount
+      )
       await client.close()
     }
   }

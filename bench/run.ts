@@ -315,13 +315,13 @@ const ratios = (results: Results, client: string, reference: string, row: Row): 
   )
 }
 
-/** The layered table: each layer's CPU per chunk, as a ratio to bare effect-llm (target 1.1x) and to raw. */
+/** Appends the layered tables: each layer's CPU per chunk, as a ratio to bare effect-llm (target 1.1x) and to raw. */
 const layeredReport = (
+  lines: Array<string>,
   results: Results,
   layered: ReadonlyArray<ClientSpec>,
   activeRows: ReadonlyArray<Row>
-): Array<string> => {
-  const lines: Array<string> = []
+): void => {
   const ratio = (values: ReadonlyArray<number>) => formatComparison({ ...activeRows[0]!, compare: "ratio" }, values)
   for (const row of activeRows.filter((row) => layeredScenarios.includes(row.scenario))) {
     const bare = clients.find((client) => client.name === "effect-llm-chat")!
@@ -337,7 +337,6 @@ const layeredReport = (
     }
     lines.push("")
   }
-  return lines
 }
 
 /** The markdown report: one table per protocol, the targets, the micro measurements. */
@@ -410,7 +409,7 @@ const report = (results: Results, options: Options): string => {
     lines.push("")
   }
   const layered = options.clients.filter((client) => client.kind === "layered")
-  if (layered.length > 0) lines.push(...layeredReport(results, layered, activeRows))
+  if (layered.length > 0) layeredReport(lines, results, layered, activeRows)
   if (results.micro.length > 0) {
     const m = (name: string) => median(results.micro.map((run) => run[name]!))
     lines.push("### In-process", "")

@@ -15,9 +15,10 @@ export type Protocol = "chat" | "messages" | "responses"
 
 /**
  * How the server delivers a stream: all at once, one event per write, first event then the rest, or all at
- * once after a pause (as a model that thinks, then answers in one write).
+ * once after a pause (as a model that thinks, then answers in one write), or one event per write at a real
+ * model's pace.
  */
-export type Mode = "fast" | "paced" | "ttft" | "delayed"
+export type Mode = "fast" | "paced" | "ttft" | "delayed" | "model"
 
 /** The model name every request uses and every reply names. */
 export const model = "bench-model"

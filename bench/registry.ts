@@ -131,6 +131,7 @@ export type ScenarioName =
   | "stream-256"
   | "ttft"
   | "ttft-delayed"
+  | "stream-1000-model"
 
 /**
  * How many calls a scenario makes: a warm-up that is not measured (at least
@@ -141,6 +142,8 @@ export interface Size {
   readonly warmup: number
   readonly warmupMillis: number
   readonly count: number
+  /** For `stream-1000-model`: how long the `count` concurrent conversations keep streaming. */
+  readonly durationMillis?: number
 }
 
 /** One scenario: its delivery mode and its sizes in full and `--quick` runs. */
@@ -188,6 +191,13 @@ export const scenarios: ReadonlyArray<ScenarioSpec> = [
     mode: "ttft",
     full: { warmup: 30, warmupMillis: 500, count: 300 },
     quick: { warmup: 5, warmupMillis: 100, count: 25 }
+  },
+  {
+    // `count` conversations at once, each streaming reply after reply at 50 events/s for `durationMillis`
+    name: "stream-1000-model",
+    mode: "model",
+    full: { warmup: 50, warmupMillis: 0, count: 1000, durationMillis: 10_000 },
+    quick: { warmup: 10, warmupMillis: 0, count: 100, durationMillis: 3_000 }
   },
   {
     name: "ttft-delayed",

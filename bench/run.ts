@@ -18,6 +18,7 @@
  *   --no-micro           skip the in-process measurements
  *   --layered            also the layers users stack (Fallback, Conversation, Toolkit, sentences, speak,
  *                        streamObject) on the stream CPU rows, compared with bare effect-llm and raw
+ *   --duration MS        how long the stream-1000-model conversations stream (default 10000; 3000 with --quick)
  *   --json FILE          also write every raw measurement as JSON
  *   --profile DIR        write a CPU profile of every measured phase to DIR (read them with bench/profile.ts)
  *   --node-arg ARG       pass ARG to every worker's node (repeatable), e.g. --node-arg=--cpu-prof
@@ -43,6 +44,7 @@ interface Options {
   readonly scenarios: ReadonlyArray<ScenarioName>
   readonly micro: boolean
   readonly layered: boolean
+  readonly durationMillis: number | undefined
   readonly json: string | undefined
   readonly nodeArgs: ReadonlyArray<string>
   readonly buildOnly: boolean
@@ -89,6 +91,7 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
     scenarios: scenarioNames as Array<ScenarioName>,
     micro: !values.has("no-micro"),
     layered,
+    durationMillis: values.has("duration") ? Number(values.get("duration")![0]) : undefined,
     json: values.get("json")?.[0],
     nodeArgs: values.get("node-arg") ?? [],
     buildOnly: values.has("build-only"),
@@ -241,6 +244,40 @@ const rows: ReadonlyArray<Row> = [
     target: 1.1
   },
   {
+    title: "1,000 conversations at 50 events/s, CPU per chunk",
+    scenario: "stream-1000-model",
+    metric: "cpuPerChunkMicros",
+    unit: "µs",
+    compare: "ratio",
+    target: 1.3
+  },
+  {
+    title: "1,000 conversations at 50 events/s, peak RSS",
+    scenario: "stream-1000-model",
+    metric: "peakRssMB",
+    unit: "MB",
+    compare: "ratio",
+    target: Infinity
+  },
+  {
+    title: "1,000 conversations at 50 events/s, conversations one core sustains",
+    scenario: "stream-1000-model",
+    metric: "conversationsPerCore",
+    unit: "",
+    compare: "ratio",
+    higherIsBetter: true,
+    target: Infinity
+  },
+  {
+    title: "1,000 conversations at 50 events/s, events/s each got (50 unless the run saturated)",
+    scenario: "stream-1000-model",
+    metric: "eventsPerSecondPerConversation",
+    unit: "/s",
+    compare: "ratio",
+    higherIsBetter: true,
+    target: Infinity
+  },
+  {
     title: "time to first token, p50",
     scenario: "ttft",
     metric: "p50Micros",
@@ -344,9 +381,11 @@ const report = (results: Results, options: Options): string => {
   const lines: Array<string> = []
   const concurrent = scenarios.find((scenario) => scenario.name === "stream-256")!
   const streams = String((options.quick ? concurrent.quick : concurrent.full).count)
+  const model = scenarios.find((scenario) => scenario.name === "stream-1000-model")!
+  const conversations = (options.quick ? model.quick : model.full).count.toLocaleString("en")
   const activeRows = rows
     .filter((row) => options.scenarios.includes(row.scenario))
-    .map((row) => ({ ...row, title: row.title.replace("256", streams) }))
+    .map((row) => ({ ...row, title: row.title.replace("256", streams).replace("1,000", conversations) }))
   for (const { protocol, title } of protocols) {
     const columns = options.clients.filter((client) => client.protocol === protocol && client.kind !== "layered")
     if (columns.length <= 1) continue
@@ -501,6 +540,7 @@ const main = async (): Promise<void> => {
             scenarios: scenariosOf,
             origin: server.origin,
             quick: options.quick,
+            durationMillis: options.durationMillis,
             profileDir: options.profileDir,
             rep
           }

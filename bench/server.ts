@@ -9,6 +9,7 @@
  * - `/fast/...`: the whole event stream in one write;
  * - `/paced/...`: one event per write, `pacingMillis` apart (one event per network read);
  * - `/ttft/...`: the events up to the first text delta at once, the rest `ttftGapMillis` later;
+ * - `/model/...`: one event per write, `modelPacingMillis` apart (a real model's pace, 50 events/s);
  * - `/delayed/...`: nothing for `delayMillis` after the request arrives, then the whole stream in one write.
  *
  * A Chat Completions request that asks for a structured output
@@ -27,6 +28,8 @@ import { type Mode, objectReplies, type Protocol, replies, type Reply, toolCallR
 
 /** The gap between two events of a paced stream. */
 const pacingMillis = 1
+/** The gap between two events of a `model` stream: 50 events per second. */
+const modelPacingMillis = 20
 /** The gap between the first text delta and the rest of a `ttft` stream. */
 const ttftGapMillis = 1
 /** How long a `delayed` stream waits after the request arrives before its one write. */
@@ -70,7 +73,9 @@ const protocolOf = (path: string): Protocol | undefined =>
 
 const modeOf = (path: string): Mode | undefined => {
   const mode = path.slice(1, path.indexOf("/", 1))
-  return mode === "fast" || mode === "paced" || mode === "ttft" || mode === "delayed" ? mode : undefined
+  return mode === "fast" || mode === "paced" || mode === "ttft" || mode === "delayed" || mode === "model"
+    ? mode
+    : undefined
 }
 
 const streamMarker = Buffer.from("\"stream\":true")
@@ -103,12 +108,16 @@ const sseHeaders = {
 }
 
 /** Writes a paced stream: one event per write, each after a short pause. */
-const writePaced = async (res: http.ServerResponse, events: ReadonlyArray<Buffer>): Promise<void> => {
+const writePaced = async (
+  res: http.ServerResponse,
+  events: ReadonlyArray<Buffer>,
+  gapMillis: number
+): Promise<void> => {
   res.writeHead(200, sseHeaders)
   for (const event of events) {
     if (res.destroyed) return
     res.write(event)
-    await sleep(pacingMillis)
+    await sleep(gapMillis)
   }
   res.end()
 }
@@ -145,7 +154,10 @@ const answer = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffe
       res.end(reply.whole)
       return
     case "paced":
-      void writePaced(res, reply.events)
+      void writePaced(res, reply.events, pacingMillis)
+      return
+    case "model":
+      void writePaced(res, reply.events, modelPacingMillis)
       return
     case "ttft":
       res.writeHead(200, sseHeaders)

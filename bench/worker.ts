@@ -22,6 +22,8 @@ export interface WorkerArgs {
   readonly micro?: boolean
   readonly origin: string
   readonly quick: boolean
+  /** Overrides the `stream-1000-model` scenario's `durationMillis`. */
+  readonly durationMillis?: number | undefined
   /** Where to write a CPU profile of each measured phase, if anywhere. */
   readonly profileDir?: string | undefined
   /** The repetition, to name the profiles. */
@@ -155,6 +157,34 @@ const run = async (
         rssBeforeMB: before / 1e6
       }
     }
+    case "stream-1000-model": {
+      // one round of `warmup` streams at once, then `count` lanes, each starting stream after stream until the time is up
+      await pool(size.warmup, size.warmup, () => streamOnce(client))
+      const duration = size.durationMillis ?? 10_000
+      let streams = 0
+      const lanes = async (): Promise<void> => {
+        const end = performance.now() + duration
+        await Promise.all(Array.from({ length: size.count }, async () => {
+          while (performance.now() < end) {
+            await streamOnce(client)
+            streams++
+          }
+        }))
+      }
+      const { cpu, wall } = await phase.measure(lanes)
+      const cpuPerChunk = cpu / (streams * chunks)
+      return {
+        cpuPerChunkMicros: cpuPerChunk,
+        peakRssMB: (process.resourceUsage().maxRSS * 1024) / 1e6,
+        // one conversation at the nominal 50 events/s costs `cpuPerChunk * 50` µs of CPU a second:
+        // a core sustains the inverse (from CPU per chunk, so it holds when this run saturated the client)
+        conversationsPerCore: 1e6 / (cpuPerChunk * 50),
+        // the pace each conversation actually got: below 50 when the client (or the server) saturated
+        eventsPerSecondPerConversation: (streams * chunks) / (wall / 1e6) / size.count,
+        wallMillis: wall / 1000,
+        streams
+      }
+    }
     case "ttft":
     case "ttft-delayed": {
       const samples: Array<number> = []
@@ -178,6 +208,9 @@ const run = async (
     }
   }
 }
+
+const withDuration = (size: Size, durationMillis: number | undefined): Size =>
+  durationMillis === undefined ? size : { ...size, durationMillis }
 
 const main = async (): Promise<void> => {
   const args = JSON.parse(process.argv[2] ?? "{}") as WorkerArgs
@@ -205,7 +238,7 @@ const main = async (): Promise<void> => {
       result[name] = await run(
         client,
         name,
-        args.quick ? scenario.quick : scenario.full,
+        withDuration(args.quick ? scenario.quick : scenario.full, args.durationMillis),
         makePhase(profileFile),
         spec.chunks ?? chunkCount
       )

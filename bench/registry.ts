@@ -152,6 +152,8 @@ export interface ScenarioSpec {
   readonly mode: Mode
   readonly full: Size
   readonly quick: Size
+  /** Run only when named in `--scenarios` (it takes a while for every client). */
+  readonly optIn?: boolean
 }
 
 /** Every scenario. */
@@ -197,7 +199,8 @@ export const scenarios: ReadonlyArray<ScenarioSpec> = [
     name: "stream-1000-model",
     mode: "model",
     full: { warmup: 50, warmupMillis: 0, count: 1000, durationMillis: 10_000 },
-    quick: { warmup: 10, warmupMillis: 0, count: 100, durationMillis: 3_000 }
+    quick: { warmup: 10, warmupMillis: 0, count: 100, durationMillis: 3_000 },
+    optIn: true
   },
   {
     name: "ttft-delayed",

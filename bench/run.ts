@@ -14,7 +14,7 @@
  *                        a smoke test: figures are rough, and peak RSS covers every scenario)
  *   --reps N             repetitions (default 3; 1 with --quick)
  *   --clients a,b        only these clients (raw baselines are always added)
- *   --scenarios a,b      only these scenarios
+ *   --scenarios a,b      only these scenarios (stream-1000-model runs only when named here)
  *   --no-micro           skip the in-process measurements
  *   --layered            also the layers users stack (Fallback, Conversation, Toolkit, sentences, speak,
  *                        streamObject) on the stream CPU rows, compared with bare effect-llm and raw
@@ -76,7 +76,8 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
   for (const name of wanted ?? []) {
     if (!clients.some((client) => client.name === name)) throw new Error(`unknown client ${name}`)
   }
-  const scenarioNames = list("scenarios") ?? scenarios.map((scenario) => scenario.name)
+  const scenarioNames = list("scenarios") ??
+    scenarios.filter((scenario) => scenario.optIn !== true).map((scenario) => scenario.name)
   for (const name of scenarioNames) {
     if (!scenarios.some((scenario) => scenario.name === name)) throw new Error(`unknown scenario ${name}`)
   }

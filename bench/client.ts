@@ -14,6 +14,8 @@ export interface Target {
   readonly mode: Mode
   /** The wire protocol the client speaks. */
   readonly protocol: Protocol
+  /** Which of its configurations a client module builds, for the modules that have several. */
+  readonly variant?: string | undefined
 }
 
 /** One library, ready to make calls. */

@@ -13,8 +13,12 @@
 /** The wire protocols the fake server speaks. */
 export type Protocol = "chat" | "messages" | "responses"
 
-/** How the server delivers a stream: all at once, one event per write, or first event then the rest. */
-export type Mode = "fast" | "paced" | "ttft"
+/**
+ * How the server delivers a stream: all at once, one event per write, first event then the rest, or all at
+ * once after a pause (as a model that thinks, then answers in one write), or one event per write at a real
+ * model's pace.
+ */
+export type Mode = "fast" | "paced" | "ttft" | "delayed" | "model"
 
 /** The model name every request uses and every reply names. */
 export const model = "bench-model"
@@ -263,6 +267,37 @@ export const objectReplies: Readonly<Record<"chat" | "messages", Reply>> = {
   chat: chatReply(objectChunks),
   messages: messagesReply(objectChunks)
 }
+
+/** The tool the one-tool-step rows offer, and the arguments its call carries. */
+export const benchTool = { name: "lookup", arguments: { query: "fox" } } as const
+
+/**
+ * A Chat Completions stream that calls `benchTool` once (a role chunk, the
+ * call's id and name, its arguments, `tool_calls` as the finish reason): the
+ * first step of the one-tool-step rows; the second step is the plain reply.
+ */
+export const toolCallReply: Reply = (() => {
+  const id = "chatcmpl-bench-tool"
+  const chunk = (delta: object, finishReason: string | null) => ({
+    id,
+    object: "chat.completion.chunk",
+    created,
+    model,
+    system_fingerprint: "fp_bench",
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }]
+  })
+  const call = (fn: object, head: boolean) => ({
+    tool_calls: [{ index: 0, ...(head ? { id: "call_bench", type: "function" } : {}), function: fn }]
+  })
+  const events = [
+    sse(chunk({ role: "assistant", content: null, refusal: null }, null)),
+    sse(chunk(call({ name: benchTool.name, arguments: "" }, true), null)),
+    sse(chunk(call({ arguments: JSON.stringify(benchTool.arguments) }, false), null)),
+    sse(chunk({}, "tool_calls")),
+    sse("[DONE]")
+  ]
+  return { json: "{}", events, firstTextEvent: events.length }
+})()
 
 /** The conversation every client sends: a system prompt and one user message. */
 export const prompt = {

@@ -3,7 +3,7 @@
  * both read this table; the worker imports only the one client module it
  * runs, so a process never holds another library's code.
  */
-import type { Mode, Protocol } from "./payloads.js"
+import { type Mode, objectChunks, type Protocol } from "./payloads.js"
 
 /** One benchmarked client. */
 export interface ClientSpec {
@@ -20,12 +20,21 @@ export interface ClientSpec {
     | "effectHttp"
     | "effectLlmHttpClient"
     | "effectLlmOtel"
+    | "effectLlmLayered"
+  /** Passed to the module as `Target.variant`. */
+  readonly variant?: string
   /**
    * What the column is: the raw baseline, effect-llm itself, a peer library,
    * a reference (a configuration or a plain client to compare with, not a
-   * peer), or the floor (raw behind the least Effect `Stream`).
+   * peer), the floor (raw behind the least Effect `Stream`), or a layer users
+   * stack on effect-llm (run with `--layered`, on the CPU rows only, compared
+   * with bare effect-llm as well as with raw; it checks its own output and
+   * hands the worker the reply's text once, at the end, so it has no
+   * first-token timing).
    */
-  readonly kind: "raw" | "mine" | "peer" | "reference" | "floor"
+  readonly kind: "raw" | "mine" | "peer" | "reference" | "floor" | "layered"
+  /** Text deltas (or JSON deltas) per reply, when not `chunkCount`. */
+  readonly chunks?: number
   readonly protocol: Protocol
   /** The column title in the tables. */
   readonly label: string
@@ -65,6 +74,22 @@ export const clients: ReadonlyArray<ClientSpec> = [
     protocol: "chat",
     label: "raw in an Effect Stream (floor)"
   },
+  ...([
+    ["fallback", "`Fallback` (two backends, the first healthy)"],
+    ["conversation", "`Conversation.sendStream`"],
+    ["toolkit", "`Toolkit.stream`, one tool step"],
+    ["sentences", "`LlmStream.sentences`"],
+    ["speak", "`Conversation.speak`, no-op sink"],
+    ["object", "`Llm.streamObject`"]
+  ] as const).map(([variant, label]): ClientSpec => ({
+    name: `layered-${variant}`,
+    module: "effectLlmLayered",
+    variant,
+    kind: "layered",
+    protocol: "chat",
+    label,
+    ...(variant === "object" ? { chunks: objectChunks.length } : {})
+  })),
   { name: "raw-messages", module: "raw", kind: "raw", protocol: "messages", label: "raw" },
   {
     name: "effect-llm-messages",
@@ -94,8 +119,19 @@ export const protocols: ReadonlyArray<{ readonly protocol: Protocol; readonly ti
   { protocol: "responses", title: "OpenAI Responses (only @effect/ai-openai speaks nothing else)" }
 ]
 
+/** The scenarios a `layered` client runs (it has no first-token timing). */
+export const layeredScenarios: ReadonlyArray<ScenarioName> = ["stream-seq", "stream-paced"]
+
 /** The scenario names. */
-export type ScenarioName = "complete-seq" | "complete-64" | "stream-seq" | "stream-paced" | "stream-256" | "ttft"
+export type ScenarioName =
+  | "complete-seq"
+  | "complete-64"
+  | "stream-seq"
+  | "stream-paced"
+  | "stream-256"
+  | "ttft"
+  | "ttft-delayed"
+  | "stream-1000-model"
 
 /**
  * How many calls a scenario makes: a warm-up that is not measured (at least
@@ -106,6 +142,8 @@ export interface Size {
   readonly warmup: number
   readonly warmupMillis: number
   readonly count: number
+  /** For `stream-1000-model`: how long the `count` concurrent conversations keep streaming. */
+  readonly durationMillis?: number
 }
 
 /** One scenario: its delivery mode and its sizes in full and `--quick` runs. */
@@ -114,6 +152,8 @@ export interface ScenarioSpec {
   readonly mode: Mode
   readonly full: Size
   readonly quick: Size
+  /** Run only when named in `--scenarios` (it takes a while for every client). */
+  readonly optIn?: boolean
 }
 
 /** Every scenario. */
@@ -151,6 +191,20 @@ export const scenarios: ReadonlyArray<ScenarioSpec> = [
   {
     name: "ttft",
     mode: "ttft",
+    full: { warmup: 30, warmupMillis: 500, count: 300 },
+    quick: { warmup: 5, warmupMillis: 100, count: 25 }
+  },
+  {
+    // `count` conversations at once, each streaming reply after reply at 50 events/s for `durationMillis`
+    name: "stream-1000-model",
+    mode: "model",
+    full: { warmup: 50, warmupMillis: 0, count: 1000, durationMillis: 10_000 },
+    quick: { warmup: 10, warmupMillis: 0, count: 100, durationMillis: 3_000 },
+    optIn: true
+  },
+  {
+    name: "ttft-delayed",
+    mode: "delayed",
     full: { warmup: 30, warmupMillis: 500, count: 300 },
     quick: { warmup: 5, warmupMillis: 100, count: 25 }
   }

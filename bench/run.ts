@@ -14,8 +14,11 @@
  *                        a smoke test: figures are rough, and peak RSS covers every scenario)
  *   --reps N             repetitions (default 3; 1 with --quick)
  *   --clients a,b        only these clients (raw baselines are always added)
- *   --scenarios a,b      only these scenarios
+ *   --scenarios a,b      only these scenarios (stream-1000-model runs only when named here)
  *   --no-micro           skip the in-process measurements
+ *   --layered            also the layers users stack (Fallback, Conversation, Toolkit, sentences, speak,
+ *                        streamObject) on the stream CPU rows, compared with bare effect-llm and raw
+ *   --duration MS        how long the stream-1000-model conversations stream (default 10000; 3000 with --quick)
  *   --json FILE          also write every raw measurement as JSON
  *   --profile DIR        write a CPU profile of every measured phase to DIR (read them with bench/profile.ts)
  *   --node-arg ARG       pass ARG to every worker's node (repeatable), e.g. --node-arg=--cpu-prof
@@ -28,7 +31,7 @@ import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { clients, type ClientSpec, protocols, type ScenarioName, scenarios } from "./registry.js"
+import { clients, type ClientSpec, layeredScenarios, protocols, type ScenarioName, scenarios } from "./registry.js"
 import type { Metrics, WorkerArgs, WorkerResult } from "./worker.js"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
@@ -40,6 +43,8 @@ interface Options {
   readonly clients: ReadonlyArray<ClientSpec>
   readonly scenarios: ReadonlyArray<ScenarioName>
   readonly micro: boolean
+  readonly layered: boolean
+  readonly durationMillis: number | undefined
   readonly json: string | undefined
   readonly nodeArgs: ReadonlyArray<string>
   readonly buildOnly: boolean
@@ -53,7 +58,7 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
     if (!arg.startsWith("--")) throw new Error(`unexpected argument ${arg}`)
     const eq = arg.indexOf("=")
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq)
-    const flag = name === "quick" || name === "no-micro" || name === "build-only"
+    const flag = name === "quick" || name === "no-micro" || name === "build-only" || name === "layered"
     const value = eq >= 0 ? arg.slice(eq + 1) : flag ? "" : argv[++i]
     if (value === undefined) throw new Error(`${arg} needs a value`)
     values.set(name, [...(values.get(name) ?? []), value])
@@ -61,13 +66,18 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
   const list = (name: string) => values.get(name)?.flatMap((value) => value.split(",")).filter((s) => s !== "")
   const quick = values.has("quick")
   const wanted = list("clients")
+  const layered = values.has("layered")
   const chosen = wanted === undefined
-    ? clients
-    : clients.filter((client) => client.kind === "raw" || wanted.includes(client.name))
+    ? clients.filter((client) => client.kind !== "layered" || layered)
+    : clients.filter((client) =>
+      client.kind === "raw" || wanted.includes(client.name) || (layered && client.kind === "layered") ||
+      (layered && client.name === "effect-llm-chat")
+    )
   for (const name of wanted ?? []) {
     if (!clients.some((client) => client.name === name)) throw new Error(`unknown client ${name}`)
   }
-  const scenarioNames = list("scenarios") ?? scenarios.map((scenario) => scenario.name)
+  const scenarioNames = list("scenarios") ??
+    scenarios.filter((scenario) => scenario.optIn !== true).map((scenario) => scenario.name)
   for (const name of scenarioNames) {
     if (!scenarios.some((scenario) => scenario.name === name)) throw new Error(`unknown scenario ${name}`)
   }
@@ -81,6 +91,8 @@ const parseOptions = (argv: ReadonlyArray<string>): Options => {
       : chosen.filter((client) => client.kind !== "raw" || used.has(client.protocol)),
     scenarios: scenarioNames as Array<ScenarioName>,
     micro: !values.has("no-micro"),
+    layered,
+    durationMillis: values.has("duration") ? Number(values.get("duration")![0]) : undefined,
     json: values.get("json")?.[0],
     nodeArgs: values.get("node-arg") ?? [],
     buildOnly: values.has("build-only"),
@@ -233,6 +245,40 @@ const rows: ReadonlyArray<Row> = [
     target: 1.1
   },
   {
+    title: "1,000 conversations at 50 events/s, CPU per chunk",
+    scenario: "stream-1000-model",
+    metric: "cpuPerChunkMicros",
+    unit: "µs",
+    compare: "ratio",
+    target: 1.3
+  },
+  {
+    title: "1,000 conversations at 50 events/s, peak RSS",
+    scenario: "stream-1000-model",
+    metric: "peakRssMB",
+    unit: "MB",
+    compare: "ratio",
+    target: Infinity
+  },
+  {
+    title: "1,000 conversations at 50 events/s, conversations one core sustains",
+    scenario: "stream-1000-model",
+    metric: "conversationsPerCore",
+    unit: "",
+    compare: "ratio",
+    higherIsBetter: true,
+    target: Infinity
+  },
+  {
+    title: "1,000 conversations at 50 events/s, events/s each got (50 unless the run saturated)",
+    scenario: "stream-1000-model",
+    metric: "eventsPerSecondPerConversation",
+    unit: "/s",
+    compare: "ratio",
+    higherIsBetter: true,
+    target: Infinity
+  },
+  {
     title: "time to first token, p50",
     scenario: "ttft",
     metric: "p50Micros",
@@ -244,6 +290,22 @@ const rows: ReadonlyArray<Row> = [
     title: "time to first token, p99",
     scenario: "ttft",
     metric: "p99Micros",
+    unit: "µs",
+    compare: "delta",
+    target: Infinity
+  },
+  {
+    title: "time to first token, 5 ms pause then one write, p50",
+    scenario: "ttft-delayed",
+    metric: "p50Micros",
+    unit: "µs",
+    compare: "delta",
+    target: 300
+  },
+  {
+    title: "time to first token, 5 ms pause then one write, p90",
+    scenario: "ttft-delayed",
+    metric: "p90Micros",
     unit: "µs",
     compare: "delta",
     target: Infinity
@@ -281,16 +343,52 @@ const absolute = (results: Results, client: ClientSpec, row: Row): string => {
   return values.length === 0 ? "–" : `${formatNumber(median(values))} ${row.unit}`
 }
 
+/** Per-repetition ratios of `client`'s `metric` to `reference`'s (repetitions pair up). */
+const ratios = (results: Results, client: string, reference: string, row: Row): Array<number> => {
+  const mine = results.runs[client]?.[row.scenario] ?? []
+  const base = results.runs[reference]?.[row.scenario] ?? []
+  return Array.from(
+    { length: Math.min(mine.length, base.length) },
+    (_, i) => mine[i]![row.metric]! / base[i]![row.metric]!
+  )
+}
+
+/** Appends the layered tables: each layer's CPU per chunk, as a ratio to bare effect-llm (target 1.1x) and to raw. */
+const layeredReport = (
+  lines: Array<string>,
+  results: Results,
+  layered: ReadonlyArray<ClientSpec>,
+  activeRows: ReadonlyArray<Row>
+): void => {
+  const ratio = (values: ReadonlyArray<number>) => formatComparison({ ...activeRows[0]!, compare: "ratio" }, values)
+  for (const row of activeRows.filter((row) => layeredScenarios.includes(row.scenario))) {
+    const bare = clients.find((client) => client.name === "effect-llm-chat")!
+    lines.push(`### Layers on effect-llm (Local): ${row.title}`, "")
+    lines.push("| path | absolute | vs bare `Llm.streamText` (target <= 1.1x) | vs raw |", "|---|---|---|---|")
+    for (const client of [bare, ...layered]) {
+      const label = client === bare ? "bare `Llm.streamText`" : client.label
+      lines.push(
+        `| ${label} | ${absolute(results, client, row)} | ${
+          client === bare ? "1.00x" : ratio(ratios(results, client.name, bare.name, row))
+        } | ${ratio(ratios(results, client.name, "raw-chat", row))} |`
+      )
+    }
+    lines.push("")
+  }
+}
+
 /** The markdown report: one table per protocol, the targets, the micro measurements. */
 const report = (results: Results, options: Options): string => {
   const lines: Array<string> = []
   const concurrent = scenarios.find((scenario) => scenario.name === "stream-256")!
   const streams = String((options.quick ? concurrent.quick : concurrent.full).count)
+  const model = scenarios.find((scenario) => scenario.name === "stream-1000-model")!
+  const conversations = (options.quick ? model.quick : model.full).count.toLocaleString("en")
   const activeRows = rows
     .filter((row) => options.scenarios.includes(row.scenario))
-    .map((row) => ({ ...row, title: row.title.replace("256", streams) }))
+    .map((row) => ({ ...row, title: row.title.replace("256", streams).replace("1,000", conversations) }))
   for (const { protocol, title } of protocols) {
-    const columns = options.clients.filter((client) => client.protocol === protocol)
+    const columns = options.clients.filter((client) => client.protocol === protocol && client.kind !== "layered")
     if (columns.length <= 1) continue
     const [raw, ...others] = columns
     lines.push(`### ${title}`, "")
@@ -350,6 +448,8 @@ const report = (results: Results, options: Options): string => {
     }
     lines.push("")
   }
+  const layered = options.clients.filter((client) => client.kind === "layered")
+  if (layered.length > 0) layeredReport(lines, results, layered, activeRows)
   if (results.micro.length > 0) {
     const m = (name: string) => median(results.micro.map((run) => run[name]!))
     lines.push("### In-process", "")
@@ -432,17 +532,22 @@ const main = async (): Promise<void> => {
     for (let rep = 0; rep < options.reps; rep++) {
       for (const group of groups) {
         for (const client of shuffled(options.clients)) {
+          const scenariosOf = client.kind === "layered"
+            ? group.filter((scenario) => layeredScenarios.includes(scenario))
+            : group
+          if (scenariosOf.length === 0) continue
           const args: WorkerArgs = {
             client: client.name,
-            scenarios: group,
+            scenarios: scenariosOf,
             origin: server.origin,
             quick: options.quick,
+            durationMillis: options.durationMillis,
             profileDir: options.profileDir,
             rep
           }
           const result = await runWorker(args, options.nodeArgs)
           const byScenario = (results.runs[client.name] ??= {})
-          for (const scenario of group) {
+          for (const scenario of scenariosOf) {
             const metrics = result[scenario]
             if (metrics === undefined) throw new Error(`${client.name} returned nothing for ${scenario}`)
             ;(byScenario[scenario] ??= []).push(metrics)

@@ -8,7 +8,13 @@
  * The first path segment picks how a stream is delivered:
  * - `/fast/...`: the whole event stream in one write;
  * - `/paced/...`: one event per write, `pacingMillis` apart (one event per network read);
- * - `/ttft/...`: the events up to the first text delta at once, the rest `ttftGapMillis` later.
+ * - `/ttft/...`: the events up to the first text delta at once, the rest `ttftGapMillis` later;
+ * - `/model/...`: one event per write, `modelPacingMillis` apart (a real model's pace, 50 events/s);
+ * - `/delayed/...`: nothing for `delayMillis` after the request arrives, then the whole stream in one write.
+ *
+ * A Chat Completions request that asks for a structured output
+ * (`response_format`) gets `objectReplies.chat`; one that offers tools but
+ * carries no tool result yet gets `toolCallReply` (the one-tool-step rows).
  *
  * `GET /stats` answers `{"connections":N,"requests":N}`: the TCP connections
  * accepted and requests answered so far, to check that clients reuse their
@@ -18,12 +24,16 @@
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import { type Mode, type Protocol, replies } from "./payloads.js"
+import { type Mode, objectReplies, type Protocol, replies, type Reply, toolCallReply } from "./payloads.js"
 
 /** The gap between two events of a paced stream. */
 const pacingMillis = 1
+/** The gap between two events of a `model` stream: 50 events per second. */
+const modelPacingMillis = 20
 /** The gap between the first text delta and the rest of a `ttft` stream. */
 const ttftGapMillis = 1
+/** How long a `delayed` stream waits after the request arrives before its one write. */
+const delayMillis = 5
 
 interface Prepared {
   readonly json: Buffer
@@ -33,8 +43,7 @@ interface Prepared {
   readonly rest: Buffer
 }
 
-const prepare = (protocol: Protocol): Prepared => {
-  const reply = replies[protocol]
+const prepare = (reply: Reply): Prepared => {
   const events = reply.events.map((event) => Buffer.from(event))
   return {
     json: Buffer.from(reply.json),
@@ -46,10 +55,12 @@ const prepare = (protocol: Protocol): Prepared => {
 }
 
 const prepared: Readonly<Record<Protocol, Prepared>> = {
-  chat: prepare("chat"),
-  messages: prepare("messages"),
-  responses: prepare("responses")
+  chat: prepare(replies.chat),
+  messages: prepare(replies.messages),
+  responses: prepare(replies.responses)
 }
+const preparedObject = prepare(objectReplies.chat)
+const preparedToolCall = prepare(toolCallReply)
 
 const protocolOf = (path: string): Protocol | undefined =>
   path.endsWith("/chat/completions")
@@ -62,10 +73,25 @@ const protocolOf = (path: string): Protocol | undefined =>
 
 const modeOf = (path: string): Mode | undefined => {
   const mode = path.slice(1, path.indexOf("/", 1))
-  return mode === "fast" || mode === "paced" || mode === "ttft" ? mode : undefined
+  return mode === "fast" || mode === "paced" || mode === "ttft" || mode === "delayed" || mode === "model"
+    ? mode
+    : undefined
 }
 
 const streamMarker = Buffer.from("\"stream\":true")
+const objectMarker = Buffer.from("\"response_format\"")
+const toolsMarker = Buffer.from("\"tools\"")
+const toolResultMarker = Buffer.from("\"role\":\"tool\"")
+
+/** The reply a request gets: the plain one, or (Chat Completions) a structured output's or a tool call's. */
+const replyFor = (protocol: Protocol, body: Buffer): Prepared =>
+  protocol !== "chat"
+    ? prepared[protocol]
+    : body.indexOf(objectMarker) >= 0
+    ? preparedObject
+    : body.indexOf(toolsMarker) >= 0 && body.indexOf(toolResultMarker) < 0
+    ? preparedToolCall
+    : prepared.chat
 
 const sleep = (millis: number) => new Promise<void>((resolve) => setTimeout(resolve, millis))
 
@@ -82,12 +108,16 @@ const sseHeaders = {
 }
 
 /** Writes a paced stream: one event per write, each after a short pause. */
-const writePaced = async (res: http.ServerResponse, events: ReadonlyArray<Buffer>): Promise<void> => {
+const writePaced = async (
+  res: http.ServerResponse,
+  events: ReadonlyArray<Buffer>,
+  gapMillis: number
+): Promise<void> => {
   res.writeHead(200, sseHeaders)
   for (const event of events) {
     if (res.destroyed) return
     res.write(event)
-    await sleep(pacingMillis)
+    await sleep(gapMillis)
   }
   res.end()
 }
@@ -112,7 +142,7 @@ const answer = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffe
     res.end(JSON.stringify({ error: { message: `no route for ${req.method} ${path}`, type: "not_found_error" } }))
     return
   }
-  const reply = prepared[protocol]
+  const reply = replyFor(protocol, body)
   if (body.indexOf(streamMarker) < 0) {
     res.writeHead(200, jsonHeaders(reply.json.length))
     res.end(reply.json)
@@ -124,12 +154,21 @@ const answer = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffe
       res.end(reply.whole)
       return
     case "paced":
-      void writePaced(res, reply.events)
+      void writePaced(res, reply.events, pacingMillis)
+      return
+    case "model":
+      void writePaced(res, reply.events, modelPacingMillis)
       return
     case "ttft":
       res.writeHead(200, sseHeaders)
       res.write(reply.head)
       setTimeout(() => res.end(reply.rest), ttftGapMillis)
+      return
+    case "delayed":
+      setTimeout(() => {
+        res.writeHead(200, sseHeaders)
+        res.end(reply.whole)
+      }, delayMillis)
       return
   }
 }

@@ -22,6 +22,8 @@ export interface WorkerArgs {
   readonly micro?: boolean
   readonly origin: string
   readonly quick: boolean
+  /** Overrides the `stream-1000-model` scenario's `durationMillis`. */
+  readonly durationMillis?: number | undefined
   /** Where to write a CPU profile of each measured phase, if anywhere. */
   readonly profileDir?: string | undefined
   /** The repetition, to name the profiles. */
@@ -116,7 +118,8 @@ const run = async (
   client: BenchClient,
   scenario: ScenarioName,
   size: Size,
-  phase: Phase
+  phase: Phase,
+  chunks: number
 ): Promise<Record<string, number>> => {
   switch (scenario) {
     case "complete-seq": {
@@ -138,8 +141,8 @@ const run = async (
       await warmUp(size, (count) => sequential(count, () => streamOnce(client)))
       const { cpu, system, wall } = await phase.measure(() => sequential(size.count, () => streamOnce(client)))
       return {
-        cpuPerChunkMicros: cpu / (size.count * chunkCount),
-        systemPerChunkMicros: system / (size.count * chunkCount),
+        cpuPerChunkMicros: cpu / (size.count * chunks),
+        systemPerChunkMicros: system / (size.count * chunks),
         wallPerStreamMillis: wall / 1000 / size.count
       }
     }
@@ -149,12 +152,41 @@ const run = async (
       const { cpu, wall } = await phase.measure(() => pool(size.count, size.count, () => streamOnce(client)))
       return {
         wallMillis: wall / 1000,
-        cpuPerChunkMicros: cpu / (size.count * chunkCount),
+        cpuPerChunkMicros: cpu / (size.count * chunks),
         peakRssMB: (process.resourceUsage().maxRSS * 1024) / 1e6,
         rssBeforeMB: before / 1e6
       }
     }
-    case "ttft": {
+    case "stream-1000-model": {
+      // one round of `warmup` streams at once, then `count` lanes, each starting stream after stream until the time is up
+      await pool(size.warmup, size.warmup, () => streamOnce(client))
+      const duration = size.durationMillis ?? 10_000
+      let streams = 0
+      const lanes = async (): Promise<void> => {
+        const end = performance.now() + duration
+        await Promise.all(Array.from({ length: size.count }, async () => {
+          while (performance.now() < end) {
+            await streamOnce(client)
+            streams++
+          }
+        }))
+      }
+      const { cpu, wall } = await phase.measure(lanes)
+      const cpuPerChunk = cpu / (streams * chunks)
+      return {
+        cpuPerChunkMicros: cpuPerChunk,
+        peakRssMB: (process.resourceUsage().maxRSS * 1024) / 1e6,
+        // one conversation at the nominal 50 events/s costs `cpuPerChunk * 50` µs of CPU a second:
+        // a core sustains the inverse (from CPU per chunk, so it holds when this run saturated the client)
+        conversationsPerCore: 1e6 / (cpuPerChunk * 50),
+        // the pace each conversation actually got: below 50 when the client (or the server) saturated
+        eventsPerSecondPerConversation: (streams * chunks) / (wall / 1e6) / size.count,
+        wallMillis: wall / 1000,
+        streams
+      }
+    }
+    case "ttft":
+    case "ttft-delayed": {
       const samples: Array<number> = []
       const sample = async () => {
         const start = performance.now()
@@ -168,10 +200,17 @@ const run = async (
       samples.length = 0
       await phase.measure(() => sequential(size.count, sample))
       samples.sort((a, b) => a - b)
-      return { p50Micros: percentile(samples, 0.5), p99Micros: percentile(samples, 0.99) }
+      return {
+        p50Micros: percentile(samples, 0.5),
+        p90Micros: percentile(samples, 0.9),
+        p99Micros: percentile(samples, 0.99)
+      }
     }
   }
 }
+
+const withDuration = (size: Size, durationMillis: number | undefined): Size =>
+  durationMillis === undefined ? size : { ...size, durationMillis }
 
 const main = async (): Promise<void> => {
   const args = JSON.parse(process.argv[2] ?? "{}") as WorkerArgs
@@ -187,11 +226,22 @@ const main = async (): Promise<void> => {
     for (const name of args.scenarios ?? []) {
       const scenario = scenarios.find((scenario) => scenario.name === name)
       if (scenario === undefined) throw new Error(`unknown scenario: ${name}`)
-      const client = await factory({ origin: args.origin, mode: scenario.mode, protocol: spec.protocol })
+      const client = await factory({
+        origin: args.origin,
+        mode: scenario.mode,
+        protocol: spec.protocol,
+        variant: spec.variant
+      })
       const profileFile = args.profileDir === undefined
         ? undefined
         : path.join(args.profileDir, `${spec.name}-${name}-${args.rep ?? 0}.cpuprofile`)
-      result[name] = await run(client, name, args.quick ? scenario.quick : scenario.full, makePhase(profileFile))
+      result[name] = await run(
+        client,
+        name,
+        withDuration(args.quick ? scenario.quick : scenario.full, args.durationMillis),
+        makePhase(profileFile),
+        spec.chunks ?? chunkCount
+      )
       await client.close()
     }
   }

@@ -24,7 +24,7 @@ import * as Stream from "effect/Stream"
 import * as SynchronizedRef from "effect/SynchronizedRef"
 import { type ContextOptions, ConversationContext, make as makeContext } from "./Context.js"
 import type { LlmError, LlmInvalidRequestError } from "./errors.js"
-import { metered } from "./internal/meter.js"
+import { metered, onStreamFinish } from "./internal/meter.js"
 import { OverflowTurn } from "./internal/overflowTurn.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
 import * as Speculation from "./internal/speculation.js"
@@ -262,6 +262,9 @@ export declare namespace Conversation {
 
 const emptyKit: Toolkit.Toolkit<never> = { tools: new Map(), definitions: [] }
 
+/** A turn's toolkit: its own, or none. */
+const kitOf = <R>(turn: SendOptions<R>): Toolkit.Toolkit<R> => turn.toolkit ?? (emptyKit as Toolkit.Toolkit<R>)
+
 /**
  * What a spoken turn tells the streamed turn: when a step was recorded, and
  * what was heard of the step in progress; it is told each model call's usage.
@@ -271,16 +274,6 @@ interface Listener {
   readonly heard: () => string
   readonly onUsage: (usage: Usage) => void
 }
-
-/** `llm`, whose streams tell `onUsage` their usage: the tool loop emits only its last step's `Finish`. */
-const reportingUsage = (llm: Llm.Service, onUsage: (usage: Usage) => void): Llm.Service => ({
-  ...llm,
-  stream: (messages, options) =>
-    Stream.mapChunks(llm.stream(messages, options), (chunk) => {
-      for (const event of chunk) if (event._tag === "Finish") onUsage(event.usage)
-      return chunk
-    })
-})
 
 /** `context` with its last user message saying `said` (a pruned turn's history, recorded with the final text). */
 const saying = (context: ConversationContext, said: string): ConversationContext => {
@@ -358,9 +351,12 @@ export const make = (
       // each step's usage (the loop emits only the last step's Finish), kept until a spoken turn listens
       const usages: Array<Usage> = []
       let onUsage: ((usage: Usage) => void) | undefined
-      const reporting = reportingUsage(llm, (usage) => (onUsage === undefined ? usages.push(usage) : onUsage(usage)))
+      const reporting = onStreamFinish(
+        llm,
+        ({ usage }) => (onUsage === undefined ? usages.push(usage) : onUsage(usage))
+      )
       return {
-        events: Toolkit.stream(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), {
+        events: Toolkit.stream(started.messages, kitOf(options), {
           ...options,
           ...hooks
         }).pipe(
@@ -370,7 +366,7 @@ export const make = (
             if (Chunk.some(events, (event) => event._tag !== "Silence")) overflow.delivered = true
             return events
           }),
-          // the speculative fiber's calls belong to the conversation too
+          // the turn's calls carry the conversation's id, a speculative fiber's too
           (events) => Stream.unwrapScoped(Effect.as(Effect.locallyScoped(Telemetry.conversationId, id), events))
         ),
         reportUsage: (listen) => {
@@ -391,7 +387,7 @@ export const make = (
         const options = cached(turn)
         const started = context.addUser(userText, count)
         const { llm, overflow } = turnOf(started)
-        return Toolkit.run(started.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), options).pipe(
+        return Toolkit.run(started.messages, kitOf(options), options).pipe(
           Effect.provideService(Llm, llm),
           Effect.map(({ added, result }) => [result, append(overflow.base, added)] as const),
           Telemetry.withConversationId(id)
@@ -404,7 +400,6 @@ export const make = (
 
     const streamTurn = <R>(userText: string, turn: SendOptions<R>, listener?: Listener) =>
       Stream.unwrapScoped(Effect.gen(function*() {
-        yield* Effect.locallyScoped(Telemetry.conversationId, id)
         // hold the conversation for the whole stream: turns never interleave
         yield* Effect.acquireRelease(turnLock.take(1), () => turnLock.release(1))
         const context = yield* SynchronizedRef.get(ref)
@@ -547,7 +542,7 @@ export const make = (
     const warm = <R>(turn: SendOptions<R> = {}) =>
       turnLock.withPermits(1)(Effect.flatMap(SynchronizedRef.get(ref), (context) => {
         const options = cached(turn)
-        return Toolkit.warm(context.messages, options.toolkit ?? (emptyKit as Toolkit.Toolkit<R>), options).pipe(
+        return Toolkit.warm(context.messages, kitOf(options), options).pipe(
           Effect.provideService(Llm, llm),
           Telemetry.withConversationId(id)
         )

@@ -6,14 +6,26 @@
  *
  * @internal
  */
-import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { LlmError } from "../errors.js"
 import type { CompletionOptions, Llm } from "../Llm.js"
 import type { Message } from "../Message.js"
-import type { CompletionResult } from "../Reply.js"
+import type { CompletionResult, StreamEvent } from "../Reply.js"
 import { Usage } from "../Usage.js"
+
+/** `llm`, whose streams tell `onFinish` of each `Finish` as it passes (the tool loop emits only its last step's). */
+export const onStreamFinish = (
+  llm: Llm.Service,
+  onFinish: (finish: Extract<StreamEvent, { readonly _tag: "Finish" }>) => void
+): Llm.Service => ({
+  ...llm,
+  stream: (messages, options) =>
+    Stream.mapChunks(llm.stream(messages, options), (chunk) => {
+      for (const event of chunk) if (event._tag === "Finish") onFinish(event)
+      return chunk
+    })
+})
 
 /** `llm`, with `record` called once per call that reported usage. */
 export const metered = (llm: Llm.Service, record: (usage: Usage) => void): Llm.Service => {
@@ -27,17 +39,11 @@ export const metered = (llm: Llm.Service, record: (usage: Usage) => void): Llm.S
       onFailure: onError
     })
   const warm = llm.warm
+  const finishes = onStreamFinish(llm, (finish) => record(Usage.billed(finish)))
   return {
     ...llm,
     complete: whole(llm.complete),
-    stream: (messages, options) =>
-      llm.stream(messages, options).pipe(
-        Stream.mapChunks((chunk) => {
-          for (const event of Chunk.toReadonlyArray(chunk)) if (event._tag === "Finish") record(Usage.billed(event))
-          return chunk
-        }),
-        Stream.tapError(onError)
-      ),
+    stream: (messages, options) => Stream.tapError(finishes.stream(messages, options), onError),
     ...(warm === undefined ? {} : { warm: whole(warm) })
   }
 }

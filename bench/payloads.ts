@@ -79,18 +79,21 @@ const sse = (data: unknown, event?: string): string =>
 
 const created = 1_700_000_000
 
+/** One `chat.completion.chunk` of the response `id`. */
+const chatChunk = (id: string, delta: object, finishReason: string | null) => ({
+  id,
+  object: "chat.completion.chunk",
+  created,
+  model,
+  system_fingerprint: "fp_bench",
+  choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }]
+})
+
 /** OpenAI Chat Completions: `chat.completion` and `chat.completion.chunk` objects. */
 const chatReply = (chunks: ReadonlyArray<string> = textChunks): Reply => {
   const id = "chatcmpl-bench"
   const usage = { prompt_tokens: 20, completion_tokens: chunkCount, total_tokens: 20 + chunkCount }
-  const chunk = (delta: object, finishReason: string | null) => ({
-    id,
-    object: "chat.completion.chunk",
-    created,
-    model,
-    system_fingerprint: "fp_bench",
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }]
-  })
+  const chunk = (delta: object, finishReason: string | null) => chatChunk(id, delta, finishReason)
   const events = [
     sse(chunk({ role: "assistant", content: "", refusal: null }, null)),
     ...chunks.map((text) => sse(chunk({ content: text }, null))),
@@ -278,14 +281,7 @@ export const benchTool = { name: "lookup", arguments: { query: "fox" } } as cons
  */
 export const toolCallReply: Reply = (() => {
   const id = "chatcmpl-bench-tool"
-  const chunk = (delta: object, finishReason: string | null) => ({
-    id,
-    object: "chat.completion.chunk",
-    created,
-    model,
-    system_fingerprint: "fp_bench",
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }]
-  })
+  const chunk = (delta: object, finishReason: string | null) => chatChunk(id, delta, finishReason)
   const call = (fn: object, head: boolean) => ({
     tool_calls: [{ index: 0, ...(head ? { id: "call_bench", type: "function" } : {}), function: fn }]
   })

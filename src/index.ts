@@ -159,6 +159,13 @@ export * as HttpTransport from "./HttpTransport.js"
 export * as Pricing from "./Pricing.js"
 
 /**
+ * Where breakers, rate limits and conversations live: this process (the default) or a Redis server shared by many.
+ *
+ * @since 0.1.0
+ */
+export * as SharedState from "./SharedState.js"
+
+/**
  * Telemetry: the GenAI-convention spans and metrics, content capture and the conversation id.
  *
  * @since 0.1.0

@@ -14,6 +14,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as RedisConnection from "../src/internal/redisConnection.js"
 import * as SharedState from "../src/SharedState.js"
+import { child } from "./support/processes.js"
 import { testRedis } from "./support/redis.js"
 
 /** The log lines written while `effect` runs. */
@@ -112,4 +113,22 @@ describe("SharedState", () => {
         expect(connection.address).toBe(`127.0.0.1:${redis.port}`)
       })
     ))
+})
+
+describe("the multi-process harness", () => {
+  it.scoped("runs a child that answers commands, and kills it with the scope", () =>
+    Effect.gen(function*() {
+      const one = yield* child("echo.ts", { ECHO_TAG: "a" })
+      const two = yield* child("echo.ts", { ECHO_TAG: "b" })
+      const [ready1, ready2] = yield* Effect.promise(() => Promise.all([one.next(), two.next()]))
+      expect(ready1).toMatchObject({ env: "a" })
+      expect(ready2).toMatchObject({ env: "b" })
+      const answer = yield* Effect.promise(() => one.ask({ n: 1 }))
+      expect(answer).toEqual({ pid: one.process.pid, command: { n: 1 } })
+      expect(one.process.pid).not.toBe(two.process.pid)
+      two.process.kill("SIGKILL")
+      expect(yield* Effect.promise(() => two.exited)).toBe("SIGKILL")
+      const failed = yield* Effect.promise(() => two.next().then(() => "answered", () => "rejected"))
+      expect(failed).toBe("rejected")
+    }))
 })

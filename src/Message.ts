@@ -59,6 +59,12 @@ export class ReasoningPart extends Schema.Class<ReasoningPart>("effect-llm/Reaso
   signature: Schema.optional(Schema.String),
   /** The data of an Anthropic `redacted_thinking` block (opaque, encrypted). */
   redacted: Schema.optional(Schema.String),
+  /**
+   * OpenRouter's `reasoning_details` of the reply (typed entries: text with
+   * its signature, summaries, encrypted data), sent back as they came so
+   * that the upstream model takes its reasoning back across tool calls.
+   */
+  details: Schema.optional(Schema.Array(JsonObject)),
   /** The backend that produced it ("anthropic", "local", ...). */
   provider: Schema.optional(Schema.String)
 }) {}
@@ -72,6 +78,7 @@ export interface ReasoningPartInput {
   readonly text: string
   readonly signature?: string | undefined
   readonly redacted?: string | undefined
+  readonly details?: ReadonlyArray<JsonObject> | undefined
   readonly provider?: string | undefined
 }
 
@@ -193,6 +200,7 @@ const reasoningPart = (part: ReasoningPartInput): ReasoningPart =>
     text: part.text,
     ...(part.signature === undefined ? {} : { signature: part.signature }),
     ...(part.redacted === undefined ? {} : { redacted: part.redacted }),
+    ...(part.details === undefined ? {} : { details: part.details }),
     ...(part.provider === undefined ? {} : { provider: part.provider })
   })
 

@@ -526,3 +526,142 @@ describe("one conversation with thinking and tool calls across all four backends
       }))
   }
 })
+
+describe("OpenRouter reasoning_details, both ways", () => {
+  const signature = "ErkBCkoICxACGAIiQD6sig+sig/sig=="
+  const chunk = (delta: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+    id: "gen-1",
+    provider: "Google",
+    model: "anthropic/claude-3.7-sonnet:thinking",
+    object: "chat.completion.chunk",
+    choices: [{ index: 0, delta: { role: "assistant", ...delta }, finish_reason: null }],
+    ...extra
+  })
+  const entry = (fields: Record<string, unknown>) => ({
+    type: "reasoning.text",
+    format: "anthropic-claude-v1",
+    index: 0,
+    ...fields
+  })
+  // the shape OpenRouter streams (recorded by tmc/langchaingo): an opening empty entry, the text in pieces (with
+  // `reasoning` alongside), an empty piece, the signature alone, then the text and the tool call
+  const stream = (withReasoning: boolean) => {
+    const pieces = ["Let's", " check", " the weather."]
+    const events = [
+      chunk({ content: "", reasoning: null, reasoning_details: [] }),
+      chunk({ content: "", reasoning: null, reasoning_details: [entry({ text: "", signature: "" })] }),
+      ...pieces.map((text) =>
+        chunk({ content: "", ...(withReasoning ? { reasoning: text } : {}), reasoning_details: [entry({ text })] })
+      ),
+      chunk({ content: "", reasoning: null, reasoning_details: [entry({ text: "" })] }),
+      chunk({ content: "", reasoning: null, reasoning_details: [entry({ signature })] }),
+      chunk({ content: "I'll check.", reasoning: null, reasoning_details: [] }),
+      chunk({
+        content: null,
+        tool_calls: [{ id: "toolu_1", index: 0, type: "function", function: { name: "get_weather", arguments: "" } }]
+      }),
+      chunk({ content: null, tool_calls: [{ index: 0, function: { arguments: "{\"city\":\"Oslo\"}" } }] }),
+      {
+        ...chunk({ content: "" }),
+        choices: [{ index: 0, delta: { content: "" }, finish_reason: "tool_calls" }]
+      },
+      chunk({ content: "" }, { usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } })
+    ]
+    return events.map((event) => `data: ${JSON.stringify(event)}\n\n`).join("") +
+      ": OPENROUTER PROCESSING\n\ndata: [DONE]\n\n"
+  }
+  const whole = entry({ text: "Let's check the weather.", signature })
+
+  for (const withReasoning of [true, false]) {
+    it.live(
+      `streamed ${
+        withReasoning ? "with" : "without"
+      } a reasoning string: one part carrying the folded entries, under every chunking`,
+      () =>
+        on("openrouter", (server) =>
+          Effect.gen(function*() {
+            for (const writes of chunkings(stream(withReasoning))) {
+              server.enqueue(raw(writes))
+              const result = yield* LlmStream.collect(Llm.stream(hi))
+              expect(result.reasoning).toBe("Let's check the weather.")
+              expect(plain(result.reasoningParts)).toEqual([
+                { text: "Let's check the weather.", details: [whole], provider: "openrouter" }
+              ])
+              expect(result.content).toBe("I'll check.")
+              expect(result.toolCalls.map((c) => c.name)).toEqual(["get_weather"])
+            }
+          }))
+    )
+  }
+
+  it.live("sent back with the assistant message, as they came, on the next request", () =>
+    on("openrouter", (server) =>
+      Effect.gen(function*() {
+        server.enqueue(raw([stream(true)]))
+        const result = yield* LlmStream.collect(Llm.stream(hi))
+        yield* Llm.complete([
+          ...hi,
+          result.toMessage(),
+          Message.tool({ toolCallId: "toolu_1", name: "get_weather", content: "rain" })
+        ])
+        const sent = (bodyOf(server, 1).messages as ReadonlyArray<Record<string, unknown>>)[1]
+        expect(sent).toEqual({
+          role: "assistant",
+          content: "I'll check.",
+          reasoning_details: [whole],
+          tool_calls: [{
+            id: "toolu_1",
+            type: "function",
+            function: { name: "get_weather", arguments: "{\"city\":\"Oslo\"}" }
+          }]
+        })
+      })))
+
+  it.live("a whole reply's entries (an encrypted one, no text) make its part and go back on a text turn too", () =>
+    on("openrouter", (server) =>
+      Effect.gen(function*() {
+        const encrypted = {
+          type: "reasoning.encrypted",
+          data: "b3BhcXVl",
+          format: "openai-responses-v1",
+          id: "rs_1",
+          index: 0
+        }
+        server.enqueue(raw([JSON.stringify({
+          id: "gen-2",
+          model: "openai/o3",
+          choices: [{
+            index: 0,
+            message: { role: "assistant", content: "Hello.", reasoning: null, reasoning_details: [encrypted] },
+            finish_reason: "stop"
+          }],
+          usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 }
+        })], "application/json"))
+        const result = yield* Llm.complete(hi)
+        expect(plain(result.reasoningParts)).toEqual([{ text: "", details: [encrypted], provider: "openrouter" }])
+        expect(result.reasoning).toBeUndefined()
+        yield* Llm.complete([...hi, result.toMessage(), Message.user("Again.")])
+        expect((bodyOf(server, 1).messages as ReadonlyArray<unknown>)[1]).toEqual({
+          role: "assistant",
+          content: "Hello.",
+          reasoning_details: [encrypted]
+        })
+      })))
+
+  for (const name of ["local", "openai"]) {
+    it.live(`${name}: the entries are not sent to a backend that does not read them`, () =>
+      on(name, (server) =>
+        Effect.gen(function*() {
+          yield* Llm.complete([
+            ...hi,
+            Message.assistant("", [call("call_1", "Oslo")], {
+              reasoning: [{ text: "Thought.", details: [whole], provider: "openrouter" }]
+            }),
+            Message.tool({ toolCallId: "call_1", name: "get_weather", content: "rain" })
+          ])
+          const sent = (bodyOf(server).messages as ReadonlyArray<Record<string, unknown>>)[1]!
+          expect(sent.reasoning_details).toBeUndefined()
+          expect(JSON.stringify(bodyOf(server))).not.toContain(signature)
+        })))
+  }
+})

@@ -13,10 +13,11 @@ import { asNumber, asString, isObject, type Json } from "../internal/json.js"
 import { constrained, responseFormatProblem } from "../internal/outputSchema.js"
 import { warmUpMessages, warmUpProblem } from "../internal/promptCache.js"
 import { effortOf } from "../internal/reasoning.js"
+import { detailsToSend, ReasoningDetails } from "../internal/reasoningDetails.js"
 import { badIndex, ToolCallBuffer, toToolCall, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
 import { validateRequest } from "../internal/validate.js"
 import type { ReasoningOption, ResponseFormat } from "../Llm.js"
-import { type Message, ReasoningPart, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
+import { type JsonObject, type Message, ReasoningPart, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
 import { type FinishReason, StreamEvent, Usage } from "../Reply.js"
 import type {
   DecodedFinish,
@@ -62,6 +63,12 @@ export interface Dialect {
    * template's own arguments, as llama-server and mlx_lm pass them).
    */
   readonly reasoningRequest?: "openai" | "reasoning_effort" | "openrouter" | "chat_template_kwargs" | undefined
+  /**
+   * Whether an assistant message's `reasoning_details` (OpenRouter's typed
+   * reasoning entries, kept in its reasoning parts) are sent back with it,
+   * so that the upstream model takes its signed or encrypted reasoning back.
+   */
+  readonly reasoningDetails?: boolean | undefined
   /**
    * How a named tool choice is sent: the OpenAI `object`
    * (`{type:"function",function:{name}}`), or `required`: `tool_choice:
@@ -174,6 +181,7 @@ export const dialects: Readonly<
     emptyAssistantContent: null,
     maxTokensField: "max_tokens",
     reasoningRequest: "openrouter",
+    reasoningDetails: true,
     namedToolChoice: "object",
     systemRole: "system",
     strictSchema: true,
@@ -313,11 +321,17 @@ const encodeMessage = (message: Message, dialect: Dialect): Json => {
     case "user":
       return { role: message.role, content: message.content }
     case "assistant": {
-      if (message.toolCalls.length === 0) return { role: "assistant", content: message.content }
+      const details = dialect.reasoningDetails === true ? detailsToSend(message.reasoning) : undefined
+      if (message.toolCalls.length === 0) {
+        return details === undefined
+          ? { role: "assistant", content: message.content }
+          : { role: "assistant", content: message.content, reasoning_details: details }
+      }
       const wire: Json = {
         role: "assistant",
         content: message.content === "" ? dialect.emptyAssistantContent : message.content
       }
+      if (details !== undefined) wire.reasoning_details = details
       if (dialect.reasoningField !== undefined && message.content === "") {
         const reasoning = reasoningText(message.reasoning)
         if (reasoning !== "") wire[dialect.reasoningField] = reasoning
@@ -604,11 +618,26 @@ const decodeResponse = (body: unknown, context: ErrorContext, dialect: Dialect):
     content = parts.text
     if (parts.reasoning !== "") reasoning = (reasoning ?? "") + parts.reasoning
   }
+  let details: ReadonlyArray<JsonObject> | undefined
+  if (Array.isArray(message.reasoning_details)) {
+    const folded = new ReasoningDetails()
+    const text = folded.push(message.reasoning_details)
+    details = folded.result()
+    if (!reasoning && text !== "") reasoning = text
+  }
   const timings = dialect.timings === true ? timingsFromWire(body.timings) : undefined
   return {
     content,
     ...(reasoning ? { reasoning } : {}),
-    reasoningParts: reasoning ? [new ReasoningPart({ text: reasoning, provider: context.provider }, true)] : [],
+    reasoningParts: reasoning || details !== undefined
+      ? [
+        new ReasoningPart({
+          text: reasoning ?? "",
+          ...(details === undefined ? {} : { details }),
+          provider: context.provider
+        }, true)
+      ]
+      : [],
     toolCalls,
     finishReason: refusal ? "content_filter" : finalReason(asString(choice.finish_reason), toolCalls.length > 0),
     usage: withCachedFrom(usageFromWire(body.usage) ?? Usage.empty, timings),
@@ -631,6 +660,9 @@ class ChatStreamDecoder implements StreamDecoder {
   private sawChoice = false
   /** Whether a refusal was streamed (`delta.refusal`): the reply's text, its finish content_filter. */
   private refused = false
+  /** OpenRouter's `reasoning_details`, folded; with the reasoning streamed, they make the reply's reasoning part. */
+  private readonly details = new ReasoningDetails()
+  private readonly reasoning: Array<string> = []
 
   constructor(private readonly context: ErrorContext, private readonly readTimings: boolean) {
     this.toolCalls = new ToolCallBuffer(context, "call_")
@@ -672,8 +704,17 @@ class ChatStreamDecoder implements StreamDecoder {
     if (choice.finish_reason === "error") return inBandError(this.context, choice.error)
     const delta = choice.delta
     if (isObject(delta)) {
-      const reasoning = reasoningOf(delta)
-      if (reasoning) out.push(StreamEvent.ReasoningDelta({ text: reasoning }))
+      let reasoning = reasoningOf(delta)
+      const fragments = delta.reasoning_details
+      if (Array.isArray(fragments) && fragments.length > 0) {
+        // the same text as `reasoning` when both come; the only text when the entries come alone
+        const text = this.details.push(fragments)
+        if (!reasoning) reasoning = text
+      }
+      if (reasoning) {
+        this.reasoning.push(reasoning)
+        out.push(StreamEvent.ReasoningDelta({ text: reasoning }))
+      }
       const content = delta.content
       if (typeof content === "string") {
         if (content) out.push(StreamEvent.TextDelta({ text: content }))
@@ -744,6 +785,12 @@ class ChatStreamDecoder implements StreamDecoder {
     if (!this.sawChoice) return responseError(this.context, "the stream carried no choice: it is not a chat completion")
     const calls = this.toolCalls.complete(out)
     if (!Array.isArray(calls)) return calls
+    const details = this.details.result()
+    if (details !== undefined) {
+      // closes the reasoning streamed so far as one part that carries the entries
+      const part = new ReasoningPart({ text: this.reasoning.join(""), details, provider: this.context.provider }, true)
+      out.push(StreamEvent.ReasoningPart({ part }))
+    }
     const timings = this.timings
     return {
       finishReason: this.refused ? "content_filter" : finalReason(this.finishReason, calls.length > 0),

@@ -58,16 +58,17 @@ export const traced = <R>(
                 return span.end(nanosNow(fiber), exit)
               }
               if (Cause.isInterruptedOnly(exit.cause)) return span.end(nanosNow(fiber), exit)
-              const failure = Cause.failureOption(exit.cause)
-              const reason = Option.isSome(failure) ? failure.value.reason : "_OTHER"
-              span.attribute(attr.errorType, reason)
+              // a defect is `_OTHER` to the conventions, and the span's error a handler defect
+              const failure = Option.getOrUndefined(Cause.failureOption(exit.cause))
+              const reason = failure?.reason ?? "handler_defect"
+              span.attribute(attr.errorType, failure?.reason ?? "_OTHER")
               span.end(
                 nanosNow(fiber),
                 Exit.fail(
                   new ToolExecutionError({
                     toolCallId: call.id,
                     name: tool.name,
-                    reason: Option.isSome(failure) ? failure.value.reason : "handler_defect",
+                    reason,
                     message: `tool ${JSON.stringify(tool.name)} failed (${reason})`
                   })
                 )

@@ -25,7 +25,7 @@ import * as SynchronizedRef from "effect/SynchronizedRef"
 import { type ContextOptions, ConversationContext, make as makeContext } from "./Context.js"
 import type { LlmError, LlmInvalidRequestError } from "./errors.js"
 import { metered, onStreamFinish } from "./internal/meter.js"
-import { OverflowTurn } from "./internal/overflowTurn.js"
+import { LearnedRoom, OverflowTurn } from "./internal/overflowTurn.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
 import * as Speculation from "./internal/speculation.js"
 import * as VoiceMetrics from "./internal/voiceMetrics.js"
@@ -129,6 +129,10 @@ export interface ConversationOptions {
    * error gives (counted with the `TokenCounter` when provided), or drops
    * the older half of them when it gives none, and sends the refused step
    * again, once per turn; the turn is recorded on the pruned history.
+   * The size learned that way stays with the conversation: a later turn
+   * whose history outgrows it is pruned to three quarters of it before it
+   * is sent, rather than refused first (a round trip a voice turn cannot
+   * afford), and keeps its prompt-cache prefix for the turns after.
    * `"fail"` fails the turn with the error. Either way a failed turn leaves
    * the conversation as it was.
    */
@@ -316,8 +320,10 @@ export const make = (
     const turnLock = yield* Effect.makeSemaphore(1)
     const prunes = options.onOverflow !== "fail"
     /** The turn started on `started`, and the `Llm` its steps call. */
+    // what overflows taught about the backend's context, for the turns after them
+    const learned = new LearnedRoom()
     const turnOf = (started: ConversationContext) => {
-      const overflow = new OverflowTurn(started, count)
+      const overflow = new OverflowTurn(started, count, prunes ? learned : undefined)
       return { overflow, llm: prunes ? overflow.guard(llm) : llm }
     }
 

@@ -164,14 +164,15 @@ describe("Conversation onOverflow: prune (the default)", () => {
           ["sys", "q1", "a1", "q2", "a2", "q3", "a3", "q4", "a4", "q5"],
           ["sys", "q4", "a4", "q5"]
         ])
-        // the next turn fits again after pruning: no more refusal
+        // streamed, on a history as long again: the room learned above prunes it before it is sent (to three
+        // quarters of 405 tokens: the system prompt and the new message), so nothing is refused
         server.clearRequests()
         yield* conversation.set(fourTurns())
         const events = yield* Stream.runCollect(conversation.sendStream("q5"))
         const texts = Chunk.toArray(events).flatMap((event) => event._tag === "TextDelta" ? [event.text] : [])
         expect(texts.join("")).toBe("ok")
-        expect(server.requests.map(sentOf).map((sent) => sent.length)).toEqual([10, 4])
-        expect(history(yield* conversation.context)).toEqual(["q4", "a4", "q5", "ok"])
+        expect(server.requests.map(sentOf)).toEqual([["sys", "q5"]])
+        expect(history(yield* conversation.context)).toEqual(["q5", "ok"])
       }), { backend: anthropic, counter: perMessage }))
 
   it.live("sendStream prunes and retries before anything reaches the consumer", () =>
@@ -222,6 +223,50 @@ describe("Conversation onOverflow: prune (the default)", () => {
     }))
 })
 
+describe("Conversation onOverflow: the room an overflow taught", () => {
+  it.live("later turns are pruned before they are sent once the history outgrows it, and not before", () =>
+    withConversation((server, conversation) =>
+      Effect.gen(function*() {
+        // a context of 1000 tokens: the first request (1000) fits; the second (1200) is refused once, pruned
+        // to 90% of 1000 less the new message (sys, q3 … ok, q6 = 800) and retried: a room of 900 learned
+        limited(server, 1000, "llama", () => ({ kind: "reply", text: "ok" }))
+        yield* conversation.send("q5")
+        yield* conversation.send("q6")
+        expect(server.requests.map(sentOf).map((sent) => sent.length)).toEqual([10, 12, 8])
+        expect(history(yield* conversation.context)).toEqual(["q3", "a3", "q4", "a4", "q5", "ok", "q6", "ok"])
+        server.clearRequests()
+        // 1000 tokens > 900: pruned to three quarters (675: sys, q5, ok, q6, ok, q7 = 600) before sending
+        yield* conversation.send("q7")
+        expect(server.requests.map(sentOf)).toEqual([["sys", "q5", "ok", "q6", "ok", "q7"]])
+        // 800 tokens: within the room, sent whole (the same prefix, so the prompt cache holds)
+        server.clearRequests()
+        yield* conversation.send("q8")
+        expect(server.requests.map(sentOf)).toEqual([["sys", "q5", "ok", "q6", "ok", "q7", "ok", "q8"]])
+        expect(history(yield* conversation.context)).toEqual(["q5", "ok", "q6", "ok", "q7", "ok", "q8", "ok"])
+      }), { counter: perMessage }))
+
+  it.live("with onOverflow: \"fail\", nothing is learned: every turn is sent whole", () =>
+    withConversation((server, conversation) =>
+      Effect.gen(function*() {
+        limited(server, 450, "llama")
+        yield* Effect.flip(conversation.send("q5"))
+        yield* Effect.flip(conversation.send("q5"))
+        expect(server.requests.map(sentOf).map((sent) => sent.length)).toEqual([10, 10])
+      }), { onOverflow: "fail", counter: perMessage }))
+
+  it.live("an error without the context's size teaches nothing", () =>
+    withConversation((server, conversation) =>
+      Effect.gen(function*() {
+        limited(server, 650, "ollama")
+        yield* conversation.send("q5")
+        yield* conversation.set(fourTurns())
+        server.clearRequests()
+        yield* conversation.send("q5")
+        // refused again, then the oldest half dropped, as the first time
+        expect(server.requests.map(sentOf).map((sent) => sent.length)).toEqual([10, 6])
+      }), { counter: perMessage }))
+})
+
 describe("Conversation onOverflow: the error is final", () => {
   it.live("with onOverflow: \"fail\", after one request; the conversation is as it was", () =>
     withConversation((server, conversation) =>
@@ -249,7 +294,8 @@ describe("Conversation onOverflow: the error is final", () => {
         server.clearRequests()
         const streamed = yield* Effect.flip(Stream.runDrain(conversation.sendStream("q5")))
         expect(isContextOverflow(streamed)).toBe(true)
-        expect(server.requests.map(sentOf).map((sent) => sent.length)).toEqual([10, 2])
+        // the room learned from the first turn prunes the request before it is sent: one refusal, no retry
+        expect(server.requests.map(sentOf).map((sent) => sent.length)).toEqual([2])
         expect(yield* conversation.context).toBe(before)
       }), { counter: perMessage }))
 

@@ -24,6 +24,27 @@ import type { Message } from "../Message.js"
  */
 export const overflowMargin = 0.9
 
+/**
+ * The share of the learned room a history is pruned to before it is sent
+ * once it has outgrown that room: below the room, so that the next turns
+ * fit (and share the prompt-cache prefix) until the history grows again.
+ *
+ * @internal
+ */
+export const learnedShare = 0.75
+
+/**
+ * What an overflow taught a conversation about its backend: how many tokens
+ * (as `counter` counts them) a request's messages may take. Later turns are
+ * pruned to fit before they are sent, instead of being refused first.
+ *
+ * @internal
+ */
+export class LearnedRoom {
+  limit: number | undefined = undefined
+  counter: CountTokens | undefined = undefined
+}
+
 const total = (messages: ReadonlyArray<Message>, count: CountTokens): number => {
   let sum = 0
   for (const message of messages) sum += count(message)
@@ -44,7 +65,8 @@ const fit = (
   own: ReadonlyArray<Message>,
   error: LlmInvalidRequestError,
   count: CountTokens | undefined,
-  maxTokens: number | undefined
+  maxTokens: number | undefined,
+  learned: LearnedRoom | undefined
 ): ConversationContext => {
   const counter = count ?? (error.promptTokens === undefined ? undefined : estimateTokens)
   if (error.contextTokens === undefined || counter === undefined) {
@@ -56,6 +78,10 @@ const fit = (
   const counted = total(context.messages, counter) + ownTokens
   // the server's tokens per counted token: 1 when a TokenCounter counts as the server does
   const scale = error.promptTokens !== undefined && counted > 0 ? error.promptTokens / counted : 1
+  if (learned !== undefined) {
+    learned.limit = room / scale
+    learned.counter = counter
+  }
   return context.pruneTo({ maxTokens: Math.max(0, Math.floor(room / scale - ownTokens)) }, counter)
 }
 
@@ -74,9 +100,21 @@ export class OverflowTurn {
   /** How many messages of a request are the starting context's: the rest are the turn's own. */
   private readonly prefix: number
 
-  constructor(readonly started: ConversationContext, private readonly count: CountTokens | undefined) {
-    this.base = started
+  /**
+   * A turn from `started`: pruned at once to `learnedShare` of the room an
+   * earlier overflow taught `learned`, when the history has outgrown it.
+   */
+  constructor(
+    readonly started: ConversationContext,
+    private readonly count: CountTokens | undefined,
+    private readonly learned?: LearnedRoom | undefined
+  ) {
     this.prefix = started.messages.length
+    const limit = learned?.limit
+    const counter = learned?.counter
+    this.base = limit !== undefined && counter !== undefined && total(started.messages, counter) > limit
+      ? started.pruneTo({ maxTokens: Math.floor(limit * learnedShare) }, counter)
+      : started
   }
 
   /** A request of the turn (the starting context's messages, then its own) on the current base. */
@@ -92,7 +130,7 @@ export class OverflowTurn {
     if (this.retried || !isContextOverflow(error)) return undefined
     this.retried = true
     const own = request.slice(this.prefix)
-    const pruned = fit(this.base, own, error, this.count, options?.maxTokens)
+    const pruned = fit(this.base, own, error, this.count, options?.maxTokens, this.learned)
     if (pruned === this.base) return undefined
     this.base = pruned
     return [...pruned.messages, ...own]

@@ -65,6 +65,8 @@ export interface BackendSection {
   readonly allow_insecure_http?: boolean
   /** Local backends: the server (`llama.cpp`, `ollama`, `vllm`, `lmstudio`, `mlx`) or `auto` (see `Local.LocalOptions.server`). */
   readonly server?: string
+  /** Anthropic: how structured output is asked for, `tool` (the default) or `native` (see `Anthropic.AnthropicOptions.structuredOutput`). */
+  readonly structured_output?: "tool" | "native"
   /** Every call's reasoning: `low`, `medium`, `high`, `off` (or `false`), or `{ budget_tokens: 2048 }`. */
   readonly reasoning?: "low" | "medium" | "high" | "off" | false | { readonly effort: string } | {
     readonly budget_tokens: number
@@ -197,7 +199,7 @@ interface Builtin {
   /** How an open breaker checks the backend is back without spending a call. */
   readonly probe?: (options: ProviderOptions) => Effect.Effect<unknown, unknown>
   /** The settings only this backend reads, beyond `BackendSettings`. */
-  readonly settings?: typeof LocalSettings
+  readonly settings?: Schema.Schema<BuiltinSettings, { readonly [key: string]: unknown }>
 }
 
 const reserved = new Set(["backend", "fallback", "retry", "circuit_breaker"])
@@ -398,8 +400,14 @@ const BackendSettings = Schema.Struct({
   providerOptions: setAt("provider_options", providerOptionsSetting)
 })
 
+/** The settings only some backends read, beyond `BackendSettings`. */
+interface BuiltinSettings {
+  readonly server?: Local.LocalServer | "auto" | undefined
+  readonly structuredOutput?: "tool" | "native" | undefined
+}
+
 /** What only a local backend's section sets: the server it speaks to (`server: llama.cpp`, or `auto`). */
-const LocalSettings = Schema.Struct({
+const LocalSettings: Schema.Schema<BuiltinSettings, { readonly [key: string]: unknown }> = Schema.Struct({
   server: setAt(
     "server",
     checked(
@@ -407,6 +415,18 @@ const LocalSettings = Schema.Struct({
       (value): value is Local.LocalServer | "auto" =>
         value === "auto" || (Local.servers as ReadonlyArray<unknown>).includes(value),
       `one of ${Local.servers.join(", ")} or auto`
+    )
+  )
+})
+
+/** What only an Anthropic section sets: how structured output is asked for (`structured_output: tool`, or `native`). */
+const AnthropicSettings: Schema.Schema<BuiltinSettings, { readonly [key: string]: unknown }> = Schema.Struct({
+  structuredOutput: setAt(
+    "structured_output",
+    checked(
+      Schema.Literal("tool", "native"),
+      (value): value is "tool" | "native" => value === "tool" || value === "native",
+      "tool (a forced output tool, every model) or native (output_config, the models that have it)"
     )
   )
 })
@@ -421,7 +441,7 @@ const builtins: Readonly<Record<string, Builtin>> = {
   local_gpt_oss: { provider: Local.provider, probe: localHealth, settings: LocalSettings },
   local: { provider: Local.provider, probe: localHealth, settings: LocalSettings },
   openai: { provider: OpenAi.provider },
-  anthropic: { provider: Anthropic.provider },
+  anthropic: { provider: Anthropic.provider, settings: AnthropicSettings },
   openrouter: { provider: OpenRouter.provider }
 }
 

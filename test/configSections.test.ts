@@ -8,6 +8,7 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import * as LlmConfig from "../src/Config.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
@@ -205,5 +206,49 @@ describe("LlmConfig: a key no setting reads is an error, with the key it is clos
         })
       )
       expect(Exit.isSuccess(exit)).toBe(true)
+    }))
+})
+
+describe("LlmConfig: an Anthropic section's structured_output", () => {
+  const Answer = Schema.Struct({ answer: Schema.String })
+  const ask = (server: FakeProvider.FakeProvider, structured: Record<string, unknown>) =>
+    Llm.generateObject([Message.user("hi")], Answer).pipe(
+      Effect.provide(LlmConfig.layerFrom({
+        llm: { backend: "anthropic", anthropic: { base_url: server.url, model: "claude-x", ...structured } }
+      })),
+      withEnv({ ANTHROPIC_API_KEY: "sk-ant-test" })
+    )
+
+  it.live("native sends output_config; tool (and the default) a forced output tool", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* FakeProvider.make
+      server.enqueue(
+        { kind: "reply", text: JSON.stringify({ answer: "yes" }) },
+        { kind: "reply", toolCalls: [{ id: "toolu_1", name: "output", arguments: { answer: "yes" } }] },
+        { kind: "reply", toolCalls: [{ id: "toolu_2", name: "output", arguments: { answer: "yes" } }] }
+      )
+      expect((yield* ask(server, { structured_output: "native" })).value).toEqual({ answer: "yes" })
+      yield* Effect.exit(ask(server, { structured_output: "tool" }))
+      yield* Effect.exit(ask(server, {}))
+      const [native, tool, byDefault] = server.requests.map((request) => request.body as Record<string, unknown>)
+      expect(native!.output_config).toBeDefined()
+      expect(native!.tools).toBeUndefined()
+      for (const body of [tool!, byDefault!]) {
+        expect(body.output_config).toBeUndefined()
+        expect(body.tool_choice).toMatchObject({ type: "tool" })
+      }
+    })))
+
+  it.effect("another value, or the key on another backend, is a ConfigError naming it", () =>
+    Effect.gen(function*() {
+      const anthropic = (settings: Record<string, unknown>) => ({ llm: { backend: "anthropic", anthropic: settings } })
+      const vars = { ANTHROPIC_API_KEY: "sk-ant-test" }
+      expect(yield* outcome(anthropic({ structured_output: "json" }), vars)).toMatch(
+        /llm\.anthropic\.structured_output: expected tool \(a forced output tool, every model\) or native/
+      )
+      expect(yield* outcome(anthropic({ structured_outputs: "native" }), vars)).toMatch(/structured_output/)
+      expect(yield* outcome({ llm: { backend: "local", local: { structured_output: "native" } } })).toMatch(
+        /llm\.local\.structured_output/
+      )
     }))
 })

@@ -19,11 +19,12 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SynchronizedRef from "effect/SynchronizedRef"
 import { type ContextOptions, ConversationContext, make as makeContext } from "./Context.js"
-import type { LlmError, LlmInvalidRequestError } from "./errors.js"
+import type { LlmError, LlmInvalidRequestError, LlmOutputError } from "./errors.js"
 import { metered, onStreamFinish } from "./internal/meter.js"
 import { LearnedRoom, OverflowTurn } from "./internal/overflowTurn.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
@@ -33,6 +34,7 @@ import { Llm, type PromptCacheOption } from "./Llm.js"
 import { AssistantMessage, type Message, UserMessage } from "./Message.js"
 import { CompletionResult, ResponseMetadata, type StreamEvent } from "./Reply.js"
 import { type SentenceOptions, sentences } from "./Stream.js"
+import type { ObjectOptions, ObjectResult } from "./StructuredOutput.js"
 import * as Telemetry from "./Telemetry.js"
 import { TokenCounter } from "./TokenCounter.js"
 import type { ToolExecutionError } from "./Tool.js"
@@ -190,6 +192,21 @@ export declare namespace Conversation {
       options?: SendOptions<R>
     ) => Effect.Effect<CompletionResult, LlmError | ToolExecutionError, R>
     /**
+     * A turn answered with a value of `schema`, as `Toolkit.generateObject`
+     * answers it over the history: tools may run first, `repair` sends an
+     * invalid answer back. Once the value is decoded the turn is recorded:
+     * the user message, the tool steps, and the answer (the JSON the model
+     * wrote), without the repair exchange (the invalid answers and the
+     * corrections sent). An answer that stays invalid, is refused or is
+     * truncated (`LlmOutputError`), or a failed call, leaves the
+     * conversation as it was. Like `send`, it discards a pending speculation.
+     */
+    readonly sendObject: <A, I, R = never>(
+      userText: string,
+      schema: Schema.Schema<A, I, never>,
+      options?: SendOptions<R> & ObjectOptions
+    ) => Effect.Effect<ObjectResult<A>, LlmError | LlmOutputError | ToolExecutionError, R>
+    /**
      * Streams the reply. The turn is recorded when the stream ends; if the
      * consumer stops early (barge-in), what it received is recorded, marked
      * interrupted; if the call fails, nothing is.
@@ -277,6 +294,20 @@ interface Listener {
   readonly onStep: (added: ReadonlyArray<Message>) => void
   readonly heard: () => string
   readonly onUsage: (usage: Usage) => void
+}
+
+/**
+ * An object turn's messages without its repair exchange: each correction
+ * sent (a user message) and the invalid answer before it.
+ */
+const withoutRepairs = (added: ReadonlyArray<Message>): ReadonlyArray<Message> => {
+  if (!added.some((message) => message.role === "user")) return added
+  const kept: Array<Message> = []
+  for (const message of added) {
+    if (message.role === "user") kept.pop()
+    else kept.push(message)
+  }
+  return kept
 }
 
 /** `context` with its last user message saying `said` (a pruned turn's history, recorded with the final text). */
@@ -403,6 +434,25 @@ export const make = (
     // the text path: a pending speculation is dropped, not reused
     const send = <R>(userText: string, turn: SendOptions<R> = {}) =>
       Effect.zipRight(speculations.discard, sendTurn(userText, turn))
+
+    const sendObject = <A, I, R>(
+      userText: string,
+      schema: Schema.Schema<A, I, never>,
+      turn: SendOptions<R> & ObjectOptions = {}
+    ) =>
+      Effect.zipRight(
+        speculations.discard,
+        turnLock.withPermits(1)(SynchronizedRef.modifyEffect(ref, (context) => {
+          const options = cached(turn)
+          const started = context.addUser(userText, count)
+          const { llm, overflow } = turnOf(started)
+          return Toolkit.generateObject(started.messages, kitOf(options), schema, options).pipe(
+            Effect.provideService(Llm, llm),
+            Effect.map(({ added, result }) => [result, append(overflow.base, withoutRepairs(added))] as const),
+            Telemetry.withConversationId(id)
+          )
+        }))
+      )
 
     const streamTurn = <R>(userText: string, turn: SendOptions<R>, listener?: Listener) =>
       Stream.unwrapScoped(Effect.gen(function*() {
@@ -559,6 +609,7 @@ export const make = (
       context: SynchronizedRef.get(ref),
       usage: Effect.sync(() => billed),
       send,
+      sendObject,
       sendStream,
       speak,
       preempt,

@@ -14,6 +14,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
@@ -427,5 +428,29 @@ describe("conversation store: redis", () => {
         "a3",
         "re: a3"
       ])
+    })))
+})
+
+describe("conversation store: a record that does not decode", () => {
+  it.live("is replaced by the conversation's own, with a warning", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { llm, server } = yield* backend
+      echo(server)
+      const redis = yield* testRedis
+      const state = yield* redisState(redis.url)
+      const connection = connectionOf(state)
+      yield* connection.run((c) => c.hset(connection.key("conversation", "odd"), "v", "7", "r", "{\"not\":\"ours\"}"))
+      const logged: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        logged.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+      })
+      const c = yield* open(llm, { id: "odd" }, state)
+      yield* c.send("hi").pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      expect(logged).toEqual([
+        "WARN effect-llm: the stored conversation \"odd\" does not decode as a conversation; it is replaced by this process's"
+      ])
+      const stored = yield* storedIn(state, "odd")
+      expect(stored?.version).toBe(8)
+      expect(stored?.record.context.history.map((m) => m.content)).toEqual(["hi", "re: hi"])
     })))
 })

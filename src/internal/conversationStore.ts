@@ -296,9 +296,15 @@ export const open = (
           replaced = false
           return
         }
-        // another writer's turn came first: ours go after it (an unreadable record is replaced)
-        if (written.record === undefined) replaced = true
-        else local = rebase(written.record.context, pending, options.count)
+        // another writer's turn came first: ours go after it; an unreadable record is replaced at the next write
+        if (written.record !== undefined) local = rebase(written.record.context, pending, options.count)
+        else {
+          yield* Effect.logWarning(
+            `effect-llm: the stored conversation ${
+              JSON.stringify(id)
+            } does not decode as a conversation; it is replaced by this process's`
+          )
+        }
       }
     })
 

@@ -218,8 +218,6 @@ export interface Options {
 
 /** One conversation's place in the store, used under the conversation's own serialisation (its `SynchronizedRef`). */
 export interface Handle {
-  /** The conversation to go on with: stored under the id, else the initial context. */
-  readonly resumed: boolean
   /** The prompt-cache key, kept with the conversation (undefined: caching off). */
   readonly promptCacheKey: string | undefined
   /**
@@ -331,7 +329,6 @@ export const open = (
       })
 
     return {
-      resumed: found !== undefined,
       promptCacheKey,
       latest,
       local: () => local,

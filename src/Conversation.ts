@@ -15,6 +15,7 @@
  */
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -25,6 +26,7 @@ import * as Stream from "effect/Stream"
 import * as SynchronizedRef from "effect/SynchronizedRef"
 import { type ContextOptions, ConversationContext, make as makeContext } from "./Context.js"
 import type { LlmError, LlmInvalidRequestError, LlmOutputError } from "./errors.js"
+import * as ConversationStore from "./internal/conversationStore.js"
 import { metered, onStreamFinish } from "./internal/meter.js"
 import { LearnedRoom, OverflowTurn } from "./internal/overflowTurn.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
@@ -114,7 +116,10 @@ export interface SpeakOptions<E = never, R = never> extends SendOptions<R> {
 export interface ConversationOptions {
   /**
    * The conversation's id, which its calls' spans carry as
-   * `gen_ai.conversation.id` (default: a random UUID).
+   * `gen_ai.conversation.id` (default: a random UUID), and under which it
+   * is stored: a conversation with this id found in the store (Redis when
+   * `SharedState` is, see "Running many instances" in the README) is
+   * resumed, with its history, system message, limits and prompt-cache key.
    */
   readonly id?: string | undefined
   /**
@@ -139,6 +144,12 @@ export interface ConversationOptions {
    * the conversation as it was.
    */
   readonly onOverflow?: "prune" | "fail" | undefined
+  /**
+   * How long a conversation stored in Redis is kept after its last turn
+   * (default 24 hours; `Duration.infinity`: until deleted). Zero or not a
+   * duration: each turn fails with `LlmInvalidRequestError`, nothing sent.
+   */
+  readonly expiresAfter?: Duration.DurationInput | undefined
 }
 
 /**
@@ -267,7 +278,10 @@ export declare namespace Conversation {
     readonly discard: Effect.Effect<void>
     /** How many speculations started, were reused and were wasted. */
     readonly speculation: Effect.Effect<SpeculationStats>
-    /** Replaces the conversation (e.g. one restored with `ConversationContext.decode`); discards a pending speculation. */
+    /**
+     * Replaces the conversation (e.g. one restored with `ConversationContext.decode`), in the store too,
+     * whatever another process wrote; discards a pending speculation.
+     */
     readonly set: (context: ConversationContext) => Effect.Effect<void>
     /**
      * Sends the conversation so far (the system prompt, the options' tools
@@ -322,8 +336,11 @@ const saying = (context: ConversationContext, said: string): ConversationContext
 }
 
 /**
- * Builds the service over a starting context. Closing the scope interrupts
- * a pending speculative generation.
+ * Builds the service over a starting context, or resumes the conversation
+ * stored under `options.id` (in Redis when `SharedState` is; in this process
+ * while another `Conversation` with that id is open). Each turn starts on the
+ * stored conversation's newest version and is stored whole when it is
+ * recorded. Closing the scope interrupts a pending speculative generation.
  *
  * @since 0.1.0
  */
@@ -335,24 +352,33 @@ export const make = (
     let billed = Usage.zero
     const llm = metered(yield* Llm, (usage) => void (billed = Usage.add(billed, usage)))
     const speculations = yield* Speculation.make(yield* Effect.scope)
-    // one key for the whole conversation, so every turn is routed to the same cache
+    const id = options.id ?? (yield* Effect.sync(() => crypto.randomUUID()))
+    const counter = yield* Effect.serviceOption(TokenCounter)
+    const count = Option.isSome(counter) ? counter.value.count : undefined
+    // the conversation kept under its id: resumed when found, committed a whole turn at a time
+    const stored = yield* ConversationStore.open(id, initial, {
+      promptCacheKey: options.promptCache === false ? false : options.promptCache?.key,
+      expiresAfter: options.expiresAfter,
+      count,
+      backend: llm
+    })
+    // one key for the whole conversation (kept with it in the store), so every turn is routed to the same cache
     const promptCache: PromptCacheOption | false = options.promptCache === false
       ? false
-      : { ...options.promptCache, key: options.promptCache?.key ?? (yield* Effect.sync(() => crypto.randomUUID())) }
+      : { ...options.promptCache, key: stored.promptCacheKey }
     const cached = <O extends { readonly promptCache?: PromptCacheOption | false | undefined }>(turn: O): O => ({
       ...turn,
       promptCache: turn.promptCache ?? promptCache
     })
-    const id = options.id ?? (yield* Effect.sync(() => crypto.randomUUID()))
-    const counter = yield* Effect.serviceOption(TokenCounter)
-    const count = Option.isSome(counter) ? counter.value.count : undefined
-    const ref = yield* SynchronizedRef.make(initial)
+    const ref = yield* SynchronizedRef.make(stored.local())
+    // the store's newest version (another process's turns), the history a turn starts on
+    const refresh = SynchronizedRef.updateAndGetEffect(ref, () => stored.latest)
     // one turn at a time, whether sent whole or streamed
     const turnLock = yield* Effect.makeSemaphore(1)
     const prunes = options.onOverflow !== "fail"
-    /** The turn started on `started`, and the `Llm` its steps call. */
     // what overflows taught about the backend's context, for the turns after them
     const learned = new LearnedRoom()
+    /** The turn started on `started`, and the `Llm` its steps call. */
     const turnOf = (started: ConversationContext) => {
       const overflow = new OverflowTurn(started, count, prunes ? learned : undefined)
       return { overflow, llm: prunes ? overflow.guard(llm) : llm }
@@ -420,16 +446,21 @@ export const make = (
     }
 
     const sendTurn = <R>(userText: string, turn: SendOptions<R> = {}) =>
-      turnLock.withPermits(1)(SynchronizedRef.modifyEffect(ref, (context) => {
-        const options = cached(turn)
-        const started = context.addUser(userText, count)
-        const { llm, overflow } = turnOf(started)
-        return Toolkit.run(started.messages, kitOf(options), options).pipe(
-          Effect.provideService(Llm, llm),
-          Effect.map(({ added, result }) => [result, append(overflow.base, added)] as const),
-          Telemetry.withConversationId(id)
-        )
-      }))
+      turnLock.withPermits(1)(Effect.zipRight(
+        refresh,
+        SynchronizedRef.modifyEffect(ref, (context) => {
+          const options = cached(turn)
+          const started = context.addUser(userText, count)
+          const { llm, overflow } = turnOf(started)
+          return Toolkit.run(started.messages, kitOf(options), options).pipe(
+            Effect.provideService(Llm, llm),
+            Effect.flatMap(({ added, result }) =>
+              Effect.map(stored.commit(append(overflow.base, added)), (next) => [result, next] as const)
+            ),
+            Telemetry.withConversationId(id)
+          )
+        })
+      ))
 
     // the text path: a pending speculation is dropped, not reused
     const send = <R>(userText: string, turn: SendOptions<R> = {}) =>
@@ -442,23 +473,31 @@ export const make = (
     ) =>
       Effect.zipRight(
         speculations.discard,
-        turnLock.withPermits(1)(SynchronizedRef.modifyEffect(ref, (context) => {
-          const options = cached(turn)
-          const started = context.addUser(userText, count)
-          const { llm, overflow } = turnOf(started)
-          return Toolkit.generateObject(started.messages, kitOf(options), schema, options).pipe(
-            Effect.provideService(Llm, llm),
-            Effect.map(({ added, result }) => [result, append(overflow.base, withoutRepairs(added))] as const),
-            Telemetry.withConversationId(id)
-          )
-        }))
+        turnLock.withPermits(1)(Effect.zipRight(
+          refresh,
+          SynchronizedRef.modifyEffect(ref, (context) => {
+            const options = cached(turn)
+            const started = context.addUser(userText, count)
+            const { llm, overflow } = turnOf(started)
+            return Toolkit.generateObject(started.messages, kitOf(options), schema, options).pipe(
+              Effect.provideService(Llm, llm),
+              Effect.flatMap(({ added, result }) =>
+                Effect.map(
+                  stored.commit(append(overflow.base, withoutRepairs(added))),
+                  (next) => [result, next] as const
+                )
+              ),
+              Telemetry.withConversationId(id)
+            )
+          })
+        ))
       )
 
     const streamTurn = <R>(userText: string, turn: SendOptions<R>, listener?: Listener) =>
       Stream.unwrapScoped(Effect.gen(function*() {
         // hold the conversation for the whole stream: turns never interleave
         yield* Effect.acquireRelease(turnLock.take(1), () => turnLock.release(1))
-        const context = yield* SynchronizedRef.get(ref)
+        const context = yield* refresh
         const steps: Array<Message> = []
         let received: Array<string> = []
         let complete = false
@@ -480,18 +519,20 @@ export const make = (
           { ...generate(context, userText, turn, { onStep }), release: Effect.void }
         // on the turn's base, which an overflow may have pruned
         const recorded = () => append(generation.recordedOn(userText), steps)
+        const recordedAt = (current: ConversationContext, exit: Exit.Exit<unknown, unknown>) => {
+          if (current !== context) return current // someone else moved on meanwhile
+          // a spoken turn is complete once its last chunk was played
+          if (complete && (listener === undefined || Exit.isSuccess(exit))) return recorded()
+          if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return current
+          // barge-in: keep what the listener heard, never an unresolved tool call
+          const heard = listener === undefined ? received.join("") : listener.heard()
+          return heard === ""
+            ? recorded()
+            : recorded().addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
+        }
+        // the turn is stored whole, in one write, or not at all
         yield* Effect.addFinalizer((exit) =>
-          SynchronizedRef.update(ref, (current) => {
-            if (current !== context) return current // someone else moved on meanwhile
-            // a spoken turn is complete once its last chunk was played
-            if (complete && (listener === undefined || Exit.isSuccess(exit))) return recorded()
-            if (Exit.isFailure(exit) && !Exit.isInterrupted(exit)) return current
-            // barge-in: keep what the listener heard, never an unresolved tool call
-            const heard = listener === undefined ? received.join("") : listener.heard()
-            return heard === ""
-              ? recorded()
-              : recorded().addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
-          })
+          SynchronizedRef.updateEffect(ref, (current) => stored.record(current, recordedAt(current, exit)))
         )
         // finalizers run last first: an adopted speculation ends, and hands over its last steps, before the turn is recorded
         yield* Effect.addFinalizer(() => generation.release)
@@ -596,7 +637,7 @@ export const make = (
 
     // under the turn lock: a warm-up never interleaves with a turn (nor lands in a slot a turn is using)
     const warm = <R>(turn: SendOptions<R> = {}) =>
-      turnLock.withPermits(1)(Effect.flatMap(SynchronizedRef.get(ref), (context) => {
+      turnLock.withPermits(1)(Effect.flatMap(refresh, (context) => {
         const options = cached(turn)
         return Toolkit.warm(context.messages, kitOf(options), options).pipe(
           Effect.provideService(Llm, llm),
@@ -606,7 +647,8 @@ export const make = (
 
     return {
       id,
-      context: SynchronizedRef.get(ref),
+      // the store's newest version when no turn is running, else this process's
+      context: Effect.zipRight(Effect.ignore(turnLock.withPermitsIfAvailable(1)(refresh)), SynchronizedRef.get(ref)),
       usage: Effect.sync(() => billed),
       send,
       sendObject,
@@ -616,7 +658,8 @@ export const make = (
       commit: sendStream,
       discard: speculations.discard,
       speculation: speculations.stats,
-      set: (context) => Effect.zipRight(speculations.discard, SynchronizedRef.set(ref, context)),
+      set: (context) =>
+        Effect.zipRight(speculations.discard, SynchronizedRef.updateEffect(ref, () => stored.replace(context))),
       warm
     } satisfies Conversation.Service
   })
@@ -624,7 +667,8 @@ export const make = (
 /**
  * A conversation service starting empty with the given limits (default: 10
  * turns), prompt cache use and overflow behaviour (default: prune and retry
- * once). Releasing the layer interrupts a pending speculative generation.
+ * once), or resuming the one stored under `id` (see `make`). Releasing the
+ * layer interrupts a pending speculative generation.
  *
  * @since 0.1.0
  */

@@ -143,3 +143,24 @@ describe("Conversation.sendObject", () => {
         expect(yield* conversation.speculation).toEqual({ started: 1, reused: 0, wasted: 1 })
       })))
 })
+
+describe("Conversation.sendObject and the conversation store", () => {
+  it.live("the object turn is stored: another conversation with the same id starts its turn on it", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* FakeProvider.make
+      const layer = local.layer(server.url, { retry: { maxRetries: 0 } })
+      const start = ConversationContext.make({ systemMessage: "You set timers." })
+      const one = yield* Effect.provide(Conversation.make(start, { id: "shared-object-turn" }), layer)
+      const two = yield* Effect.provide(Conversation.make(start, { id: "shared-object-turn" }), layer)
+      server.enqueue(answer(local, { minutes: 5, label: "tea" }), { kind: "reply", text: "Done." })
+      yield* one.sendObject("Five minutes for tea", Timer)
+      yield* two.send("Thanks")
+      const sent = server.requests[1]!.body as { messages: ReadonlyArray<{ content: string }> }
+      expect(sent.messages.map((message) => message.content)).toEqual([
+        "You set timers.",
+        "Five minutes for tea",
+        JSON.stringify({ minutes: 5, label: "tea" }),
+        "Thanks"
+      ])
+    })))
+})

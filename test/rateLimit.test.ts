@@ -316,12 +316,20 @@ describe("rate limits in Redis", () => {
       expect(server.requests.length).toBe(5)
     }))
 
-  it.scoped("a 429 seen by one layer holds the others, even without a budget", () =>
+  it.scoped("a 429 seen by one layer holds the others, even without a budget (heard of, without a round trip)", () =>
     Effect.gen(function*() {
       const server = yield* FakeProvider.make
-      const state = yield* stores[1]!.state
+      const redis = yield* testRedis
+      const state = () => SharedState.layerRedis({ url: redis.url, commandTimeout: "2 seconds" })
       const one = yield* backend(server, state(), {})
       const two = yield* backend(server, state(), {})
+      // each layer's connection hears of holds once subscribed
+      const watcher = yield* RedisConnection.make({ url: redis.url })
+      for (let i = 0; i < 100; i++) {
+        const counts = yield* watcher.run((c) => c.pubsub("NUMSUB", "effect-llm:limit:held"))
+        if (Option.isSome(counts) && counts.value[1] === 2) break
+        yield* pause(20)
+      }
       server.enqueue({ kind: "status", status: 429, headers: { "retry-after-ms": "4000" } })
       expect(yield* failureOf(one.complete(hi))).toMatchObject({ status: 429 })
       yield* pause()

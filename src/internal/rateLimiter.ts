@@ -218,6 +218,39 @@ export const commandsOf = (connection: RedisConnection): Commands => {
   return client as unknown as Commands
 }
 
+/**
+ * The Retry-After holds this process heard of from the others, per
+ * connection (bucket key -> until): each hold is published on one channel
+ * besides being written in its bucket, so that a backend without a budget
+ * checks it without a round trip. Subscribed on every (re)connection; a hold
+ * published while this process was away is missed (its own 429 then holds it).
+ */
+const heard = new WeakMap<RedisConnection, Map<string, number>>()
+
+const holdsHeardBy = (connection: RedisConnection): Map<string, number> => {
+  const known = heard.get(connection)
+  if (known !== undefined) return known
+  const holds = new Map<string, number>()
+  heard.set(connection, holds)
+  const channel = channelOf(connection)
+  const subscriber = connection.subscriber()
+  subscriber.on("message", (from: string, message: string) => {
+    if (from !== channel) return
+    const at = message.lastIndexOf(" ")
+    const until = Number(message.slice(at + 1))
+    const key = message.slice(0, at)
+    if (at > 0 && Number.isFinite(until) && until > (holds.get(key) ?? 0)) holds.set(key, until)
+  })
+  const subscribe = () => {
+    subscriber.subscribe(channel).catch(() => {})
+  }
+  subscriber.on("ready", subscribe)
+  if (subscriber.status === "ready") subscribe()
+  return holds
+}
+
+const channelOf = (connection: RedisConnection): string => connection.key("limit", "held")
+
 /** A request let through: `settle` corrects its token estimate with what the reply reported it used. */
 export interface Permit {
   readonly settle: (usage: Usage | undefined) => void
@@ -313,7 +346,11 @@ export const make = (
     const budgeted = budget.requestsPerMinute > 0 || budget.tokensPerMinute > 0
     if (!budgeted && shared._tag === "Memory") return undefined
     const redis = shared._tag === "Redis"
-      ? { connection: shared.connection, commands: commandsOf(shared.connection) }
+      ? {
+        connection: shared.connection,
+        commands: commandsOf(shared.connection),
+        heard: holdsHeardBy(shared.connection)
+      }
       : undefined
     const fingerprint = keyFingerprint(`${identity.baseUrl}\n${identity.credentials}`)
     const background = Runtime.runFork(runtime)
@@ -324,7 +361,9 @@ export const make = (
     const limiterFor = (context: ErrorContext): Limiter => {
       const name = options?.name ?? `${context.provider}:${context.model}`
       const key = redis?.connection.key("limit", name, fingerprint) ?? name
-      const heldFor = (now: number) => Math.ceil((local.get(key)?.heldUntil ?? 0) - now)
+      /** How long a Retry-After this process got, or heard of, still holds the backend. */
+      const heldFor = (now: number) =>
+        Math.ceil(Math.max(local.get(key)?.heldUntil ?? 0, redis?.heard.get(key) ?? 0) - now)
 
       /** Takes from this process's bucket. */
       const takeHere = (now: number, need: number, maxWait: number): Answer => {
@@ -332,9 +371,12 @@ export const make = (
         local.set(key, bucket)
         return answer
       }
-      /** Takes from Redis's bucket, or this process's while Redis does not answer; says which. */
+      /**
+       * Takes from Redis's bucket, or this process's while Redis does not answer; says which. Without a
+       * budget only holds are checked, and those this process heard of already were.
+       */
       const takeFrom = (now: number, need: number, maxWait: number): Effect.Effect<readonly [Answer, boolean]> =>
-        redis === undefined
+        redis === undefined || !budgeted
           ? Effect.succeed([takeHere(now, need, maxWait), false])
           : Effect.map(
             redis.connection.run(() => redis.commands.effectLlmLimitTake(key, ...budgetArgs(now), need, maxWait)),
@@ -398,7 +440,13 @@ export const make = (
           bucket.heldUntil = Math.max(bucket.heldUntil, until)
           local.set(key, bucket)
           if (redis !== undefined) {
-            background(redis.connection.run(() => redis.commands.effectLlmLimitHold(key, ...budgetArgs(now), until)))
+            const { commands, connection } = redis
+            background(connection.run(() =>
+              Promise.all([
+                commands.effectLlmLimitHold(key, ...budgetArgs(now), until),
+                connection.client.publish(channelOf(connection), `${key} ${until}`)
+              ])
+            ))
           }
           return Effect.void
         })

@@ -42,7 +42,7 @@ import type { Llm, PromptCacheOption, ReasoningOption } from "./Llm.js"
 import * as McpToolkit from "./McpToolkit.js"
 import type { JsonObject } from "./Message.js"
 import * as Pricing from "./Pricing.js"
-import { overrideEnv, type Provider, type ProviderOptions } from "./Provider.js"
+import { overrideEnv, type Provider, type ProviderOptions, type RateLimitOptions } from "./Provider.js"
 import type { RetryOptions } from "./Retry.js"
 
 /**
@@ -75,6 +75,8 @@ export interface BackendSection {
   readonly prompt_cache?: false | { readonly key?: string; readonly slot?: number; readonly ttl?: "5m" | "1h" }
   /** Extra request-body fields sent on every call (JSON; see `ProviderOptions.providerOptions`). */
   readonly provider_options?: Readonly<Record<string, unknown>>
+  /** Budgets shared by every process with the same state (see `Provider.RateLimitOptions`). */
+  readonly rate_limit?: { readonly requests_per_minute?: number; readonly tokens_per_minute?: number }
   /** Anything else a custom backend needs. */
   readonly [key: string]: unknown
 }
@@ -385,6 +387,33 @@ const providerOptionsSetting = setting<JsonObject>(
   }
 )
 
+const rateLimitKeys = { requests_per_minute: "requestsPerMinute", tokens_per_minute: "tokensPerMinute" } as const
+
+/** A backend's budgets: `{ requests_per_minute, tokens_per_minute }`, each a positive number. */
+const rateLimitSetting = setting<RateLimitOptions>(
+  Schema.declare((u): u is RateLimitOptions => isObject(u)),
+  (value) => {
+    if (!isObject(value)) return Either.left(expectation("{ requests_per_minute, tokens_per_minute }", value))
+    const known = Object.keys(rateLimitKeys)
+    const options: { -readonly [K in keyof RateLimitOptions]: RateLimitOptions[K] } = {}
+    for (const [key, budget] of Object.entries(value)) {
+      if (!Object.hasOwn(rateLimitKeys, key)) {
+        const [closest] = [...known].sort((a, b) => editDistance(key, a) - editDistance(key, b))
+        const hint = editDistance(key, closest!) <= Math.max(2, Math.floor(key.length / 3))
+          ? `; did you mean ${closest}?`
+          : ""
+        return Either.left(`only ${known.join(" and ")}; ${JSON.stringify(key)} is not one${hint}`)
+      }
+      if (budget === undefined || budget === null) continue
+      if (!(typeof budget === "number" && Number.isFinite(budget) && budget > 0)) {
+        return Either.left(expectation(`${key}: a positive number`, budget))
+      }
+      options[rateLimitKeys[key as keyof typeof rateLimitKeys]] = budget
+    }
+    return Either.right(options)
+  }
+)
+
 /** A backend's section, snake_case keys mapped to the layers' options, in the order they are checked. */
 const BackendSettings = Schema.Struct({
   allowInsecureHttp: setAt("allow_insecure_http", allowSetting),
@@ -397,7 +426,8 @@ const BackendSettings = Schema.Struct({
   temperature: setAt("temperature", checked(Schema.Number, isTemperature, `a number ${temperatureRange}`)),
   reasoning: setAt("reasoning", reasoningSetting),
   promptCache: setAt("prompt_cache", promptCacheSetting),
-  providerOptions: setAt("provider_options", providerOptionsSetting)
+  providerOptions: setAt("provider_options", providerOptionsSetting),
+  rateLimit: setAt("rate_limit", rateLimitSetting)
 })
 
 /** The settings only some backends read, beyond `BackendSettings`. */

@@ -32,6 +32,31 @@ import type { JsonObject } from "./Message.js"
 import type * as Retry from "./Retry.js"
 
 /**
+ * A backend's rate limits: budgets of requests and of tokens a minute,
+ * applied before each request is sent. A bucket holds a minute's budget and
+ * refills continuously; a call waits for its share within its deadline (the
+ * first-token deadline of a stream, the total one of a whole reply), or fails
+ * at once with `LlmRateLimitError` (`limit` set, `retryAfter` the wait it
+ * would need) when the wait would pass it. Tokens are reserved as an
+ * estimate before sending (a quarter of the request's characters, plus its
+ * `maxTokens`) and settled with the usage the reply reports.
+ *
+ * The budgets are shared by every process whose `SharedState` is the same
+ * Redis, per backend (the name, by default provider and model) and API key;
+ * with state in memory, they are this layer's.
+ *
+ * @since 0.1.0
+ */
+export interface RateLimitOptions {
+  /** Requests sent a minute, across every process sharing the budget. */
+  readonly requestsPerMinute?: number | undefined
+  /** Tokens (prompt and reply) a minute, across every process sharing the budget. */
+  readonly tokensPerMinute?: number | undefined
+  /** The name the budget is shared under (default: provider and model, `openai:gpt-4o`); layers with one name share one budget. */
+  readonly name?: string | undefined
+}
+
+/**
  * The options every provider layer accepts.
  *
  * @since 0.1.0
@@ -68,6 +93,8 @@ export interface ProviderOptions {
    * backend is merged over them, key by key.
    */
   readonly providerOptions?: JsonObject | undefined
+  /** Budgets of requests and tokens a minute, shared through the `SharedState` in context (see `RateLimitOptions`). */
+  readonly rateLimit?: RateLimitOptions | undefined
 }
 
 /**
@@ -237,7 +264,8 @@ const configOf = <Options extends ProviderOptions>(
     retry: options.retry,
     maxResponseBytes: options.maxResponseBytes,
     allowInsecureHttp: options.allowInsecureHttp,
-    providerOptions: options.providerOptions
+    providerOptions: options.providerOptions,
+    rateLimit: options.rateLimit
   }
 }
 

@@ -81,7 +81,25 @@ export class LlmTimeoutError extends Schema.TaggedError<LlmTimeoutError>("effect
 ) {}
 
 /**
- * The provider rate-limited the request (HTTP 429, in-band `rate_limit_error`).
+ * Which shared rate limit refused a call before it was sent (see the
+ * `rateLimit` option of the provider layers): `requests` or `tokens` (the
+ * budget would not allow it within its deadline), or `retryAfter` (a 429's
+ * Retry-After, seen by this or another process, still holds the backend).
+ *
+ * @since 0.1.0
+ */
+export const RateLimitKind = Schema.Literal("requests", "tokens", "retryAfter")
+
+/**
+ * Which shared rate limit refused a call before it was sent.
+ *
+ * @since 0.1.0
+ */
+export type RateLimitKind = typeof RateLimitKind.Type
+
+/**
+ * The provider rate-limited the request (HTTP 429, in-band `rate_limit_error`),
+ * or the backend's shared rate limit refused to send it (`limit` says which).
  *
  * @since 0.1.0
  */
@@ -89,8 +107,17 @@ export class LlmRateLimitError extends Schema.TaggedError<LlmRateLimitError>("ef
   "LlmRateLimitError",
   {
     ...common,
-    /** How long the provider asked us to wait (`retry-after-ms`, `retry-after`). */
-    retryAfter: Schema.optional(Schema.DurationFromMillis)
+    /**
+     * How long the provider asked us to wait (`retry-after-ms`, `retry-after`),
+     * or, for a call the rate limit refused, how long until it would allow it.
+     */
+    retryAfter: Schema.optional(Schema.DurationFromMillis),
+    /**
+     * Set when nothing was sent: the backend's shared rate limit refused the
+     * call. Such a call is not retried by the backend (it already waited as
+     * long as its deadline allows); a fallback moves on.
+     */
+    limit: Schema.optional(RateLimitKind)
   }
 ) {}
 

@@ -252,3 +252,48 @@ describe("LlmConfig: an Anthropic section's structured_output", () => {
       )
     }))
 })
+
+describe("LlmConfig: rate_limit", () => {
+  it.live("a backend's rate_limit is its layer's budget", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* FakeProvider.make
+      const config = {
+        llm: {
+          backend: "local",
+          retry: { max_retries: 0 },
+          local: { base_url: server.url, timeout: 5, rate_limit: { requests_per_minute: 1, tokens_per_minute: 50_000 } }
+        }
+      }
+      const outcomes = yield* Effect.all([
+        Effect.either(Llm.complete([Message.user("hi")])),
+        Effect.either(Llm.complete([Message.user("hi")]))
+      ]).pipe(Effect.provide(LlmConfig.layerFrom(config)))
+      expect(outcomes[0]!._tag).toBe("Right")
+      expect(outcomes[1]!._tag === "Left" && outcomes[1]!.left).toMatchObject({
+        _tag: "LlmRateLimitError",
+        limit: "requests"
+      })
+      expect(server.requests.length).toBe(1)
+    })))
+
+  it.effect("a bad rate_limit is a ConfigError naming the key", () =>
+    Effect.gen(function*() {
+      const local = (settings: Record<string, unknown>) => ({ llm: { backend: "local", local: settings } })
+      expect(yield* outcome(local({ rate_limit: { requests_per_minute: 0 } }))).toMatch(
+        /llm\.local\.rate_limit: expected requests_per_minute: a positive number, got 0/
+      )
+      expect(yield* outcome(local({ rate_limit: { tokens_per_minute: "lots" } }))).toMatch(
+        /llm\.local\.rate_limit: expected tokens_per_minute: a positive number, got "lots"/
+      )
+      expect(yield* outcome(local({ rate_limit: { request_per_minute: 10 } }))).toMatch(
+        /llm\.local\.rate_limit: expected only requests_per_minute and tokens_per_minute; "request_per_minute" is not one; did you mean requests_per_minute\?/
+      )
+      expect(yield* outcome(local({ rate_limit: 10 }))).toMatch(
+        /llm\.local\.rate_limit: expected \{ requests_per_minute, tokens_per_minute \}, got 10/
+      )
+      expect(yield* outcome(local({ rate_limits: { requests_per_minute: 10 } }))).toMatch(
+        /llm\.local\.rate_limits: expected one of the settings .*; did you mean rate_limit\?/
+      )
+      expect(yield* outcome(local({ rate_limit: { requests_per_minute: 10, tokens_per_minute: null } }))).toBe("ok")
+    }))
+})

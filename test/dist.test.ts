@@ -39,6 +39,7 @@ const runtimeApi = {
       "LlmResponseError",
       "LlmTimeoutError",
       "OutputErrorReason",
+      "RateLimitKind",
       "TimeoutKind",
       "isContextOverflow",
       "isLlmError",
@@ -194,6 +195,7 @@ const typeApi = {
       "Provider",
       "ProviderDefaults",
       "ProviderOptions",
+      "RateLimitOptions",
       "TextOptions"
     ],
     Retry: ["RetryOptions"],

@@ -7,6 +7,7 @@
  */
 import type { ProviderConfig } from "./httpProvider.js"
 import { entryProblem, reservedFields } from "./providerOptions.js"
+import * as RateLimiter from "./rateLimiter.js"
 import * as Retry from "./retry.js"
 import {
   describeBaseUrlProblem,
@@ -88,6 +89,8 @@ export const resolveConfiguration = (config: ProviderConfig): Resolved => {
   }
   const retryProblem = Retry.problem(config.retry)
   if (retryProblem !== undefined) return refused(retryProblem)
+  const rateLimitProblem = RateLimiter.problem(config.rateLimit)
+  if (rateLimitProblem !== undefined) return refused(rateLimitProblem)
   const base = parseBaseUrl(config.baseUrl)
   if ("invalid" in base) return refused(describeBaseUrlProblem(config.baseUrl, base))
   const secrets = [...keys, ...base.secrets]

@@ -18,6 +18,7 @@ import type { CompletionOptions, Llm } from "../Llm.js"
 import type { JsonObject, Message, ReasoningPart } from "../Message.js"
 import * as Pricing from "../Pricing.js"
 import { CompletionResult, ResponseMetadata, type StreamEvent } from "../Reply.js"
+import * as SharedState from "../SharedState.js"
 import { Usage } from "../Usage.js"
 import { resolveConfiguration } from "./configuration.js"
 import * as Deadlines from "./deadlines.js"
@@ -26,6 +27,7 @@ import { decodeWhole } from "./eventReader.js"
 import * as Instrumentation from "./instrumentation.js"
 import { isObject } from "./json.js"
 import * as ProviderOptions from "./providerOptions.js"
+import * as RateLimiter from "./rateLimiter.js"
 import { textPart } from "./reasoning.js"
 import { readText, requestIdOf, statusError } from "./responseBody.js"
 import * as Retry from "./retry.js"
@@ -64,6 +66,8 @@ export interface ProviderConfig {
   readonly allowInsecureHttp?: boolean | undefined
   /** Extra body fields sent on every call, under the call's own `providerOptions` entry for this backend. */
   readonly providerOptions?: JsonObject | undefined
+  /** The budgets of requests and tokens a minute, shared through the `SharedState` in context. */
+  readonly rateLimit?: RateLimiter.RateLimitOptions | undefined
 }
 
 /**
@@ -123,6 +127,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
   Effect.gen(function*() {
     const transport = yield* HttpTransport
     const pricing = yield* Pricing.Pricing
+    const shared = yield* SharedState.current
     const { codec, provider } = config
     const resolved = resolveConfiguration(config)
     const unsafe = resolved.unsafe
@@ -146,13 +151,21 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     const maxResponseBytes = config.maxResponseBytes ?? defaultMaxResponseBytes
     const reserved = { ...ProviderOptions.reservedFields, ...codec.reservedFields }
     const layerFields = config.providerOptions
+    // a configuration refused for its options never sends, hence has nothing to limit
+    const limits = unsafe === undefined
+      ? yield* RateLimiter.make(config.rateLimit, shared, {
+        baseUrl: resolved.baseUrl,
+        credentials: `${resolved.headers.authorization ?? ""}\n${resolved.headers["x-api-key"] ?? ""}`
+      })
+      : undefined
 
     /**
      * Sends one attempt in the scope `abort` and fails with the matching
      * `LlmError` (naming `context`'s model) on a non-2xx status; a transport
-     * failure is the `LlmError` `onTransport` makes of it.
+     * failure is the `LlmError` `onTransport` makes of it. A 429's
+     * Retry-After holds the backend's `limiter`.
      */
-    const sendFor = (context: ErrorContext) =>
+    const sendFor = (context: ErrorContext, limiter: RateLimiter.Limiter | undefined) =>
     (
       request: Request,
       abort: Scope.Scope,
@@ -160,10 +173,16 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     ): Effect.Effect<Response, LlmError> =>
       Effect.matchEffect(transport.send(request, abort), {
         onFailure: (error) => Effect.fail(onTransport(error)),
-        onSuccess: (response) =>
-          response.status < 300
-            ? Effect.succeed(response)
-            : Effect.flip(statusError(response, context, codec.readError))
+        onSuccess: (response) => {
+          if (response.status < 300) return Effect.succeed(response)
+          const failed = Effect.flip(statusError(response, context, codec.readError))
+          return limiter === undefined ?
+            failed :
+            Effect.tapError(failed, (error) =>
+              error._tag === "LlmRateLimitError" && error.retryAfter !== undefined
+                ? limiter.hold(error.retryAfter)
+                : Effect.void)
+        }
       })
 
     /**
@@ -181,15 +200,19 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     }
 
     /** What the calls for one model share: whom errors and spans name, how attempts are sent, how replies are priced. */
-    const endpointFor = (context: ErrorContext): StreamSession.Endpoint => ({
-      codec,
-      context,
-      maxResponseBytes,
-      retryPolicy,
-      instrument: Instrumentation.make(provider, context.model, resolved.baseUrl),
-      send: sendFor(context),
-      price: priceFor(context.model)
-    })
+    const endpointFor = (context: ErrorContext): StreamSession.Endpoint => {
+      const limiter = limits?.forModel(context)
+      return {
+        codec,
+        context,
+        maxResponseBytes,
+        retryPolicy,
+        instrument: Instrumentation.make(provider, context.model, resolved.baseUrl),
+        send: sendFor(context, limiter),
+        price: priceFor(context.model),
+        limiter
+      }
+    }
 
     // built once for the layer's model; a call naming another model gets its own
     const endpoint = endpointFor(context)
@@ -274,7 +297,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     ): Effect.Effect<CompletionResult, LlmError> =>
       Effect.suspend(() => {
         const prepared = prepare(messages, callOptions, false, encode)
-        const { context, instrument, price, send } = prepared.endpoint
+        const { context, instrument, limiter, price, send } = prepared.endpoint
         const info = { messages, options: prepared.options, stream: false, warm }
         return Instrumentation.completion(instrument, info, (span) =>
           Effect.clockWith((clock) => {
@@ -286,10 +309,22 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
             const transportFailure = onTransport(context)
             const decode = reply(context, call.options)
             let attempts = 0
-            /** One attempt, its total deadline kept by a watchdog that aborts its request when it passes. */
+            /**
+             * One attempt, its total deadline kept by a watchdog that aborts its request when it passes; under a
+             * rate limit, the wait for the budget is part of it.
+             */
             const attempt = Deadlines.within(clock, totalMillis, timeout, (abort) => {
               attempts++
-              return Effect.flatMap(send(call.request, abort, transportFailure), decode)
+              const sent = Effect.flatMap(send(call.request, abort, transportFailure), decode)
+              if (limiter === undefined) return sent
+              return Effect.flatMap(
+                limiter.admit(call.request.body?.length ?? 0, prepared.options.maxTokens, totalMillis),
+                (permit) =>
+                  Effect.tapBoth(sent, {
+                    onSuccess: ({ decoded }) => Effect.sync(() => permit.settle(decoded.usage)),
+                    onFailure: (error) => Effect.sync(() => permit.settle(error.usage))
+                  })
+              )
             })
             return Effect.map(retrying(attempt, Instrumentation.retried(instrument, span)), ({ context, decoded }) =>
               new CompletionResult({

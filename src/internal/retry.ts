@@ -81,13 +81,15 @@ export const retryAfterOf = (error: LlmError): Duration.Duration | undefined =>
   error._tag === "LlmRateLimitError" || error._tag === "LlmProviderError" ? error.retryAfter : undefined
 
 /**
- * Whether the policy retries this error: it must be transient, and any
- * Retry-After it carries must be within `maxRetryAfter`.
+ * Whether the policy retries this error: it must be transient, not a
+ * refusal of the backend's rate limit (which already waited as long as the
+ * call's deadline allows), and any Retry-After it carries must be within
+ * `maxRetryAfter`.
  *
  * @since 0.1.0
  */
 export const isRetryable = (options: ResolvedRetryOptions) => (error: LlmError): boolean => {
-  if (!isTransient(error)) return false
+  if (!isTransient(error) || (error._tag === "LlmRateLimitError" && error.limit !== undefined)) return false
   const retryAfter = retryAfterOf(error)
   return retryAfter === undefined || Duration.lessThanOrEqualTo(retryAfter, options.maxRetryAfter)
 }

@@ -42,6 +42,7 @@ import {
 import { defaultMaxEventSize, EventReader } from "./eventReader.js"
 import { streamedOutput } from "./genAiMessages.js"
 import * as Instrumentation from "./instrumentation.js"
+import type { Limiter, Permit } from "./rateLimiter.js"
 import { requestIdOf } from "./responseBody.js"
 import * as Retry from "./retry.js"
 import { attr } from "./semconv.js"
@@ -67,6 +68,8 @@ export interface Endpoint {
     abort: Scope.Scope,
     onTransport: (error: TransportError) => LlmError
   ) => Effect.Effect<Response, LlmError>
+  /** The backend's rate limits, when it has any: each attempt waits for its budget within its first-token deadline. */
+  readonly limiter?: Limiter | undefined
 }
 
 /** One call, ready to send: what it asks for (as its span records it), its request and its deadlines. */
@@ -116,6 +119,8 @@ interface SessionState {
   attemptUsage: (() => Usage | undefined) | undefined
   /** What the attempts that failed reported before failing, priced and summed: billed, though they did not answer. */
   failedUsage: Usage | undefined
+  /** The rate limit's permit of the attempt under way, settled with the usage it reports. */
+  permit?: Permit | undefined
 }
 
 /** A session: its call, what its consumer gets of each batch, its limits and its state. */
@@ -242,6 +247,7 @@ const decoder = <A>(
     attempt.completed = true
     // a reply whose content arrived in the read that ended it: its first token came with that read
     if (all.length > 0) firstContentAt(now(state))
+    state.permit?.settle(ended.finish.usage)
     all.push(finishEvent(session, ended.finish))
     return emit(all)
   }
@@ -270,11 +276,21 @@ const decoder = <A>(
   return read
 }
 
+/** Waits for the attempt's rate-limit budget (within its first-token deadline), if the backend has one. */
+const admit = ({ call, endpoint: { limiter }, state }: Session<unknown>): Effect.Effect<void, LlmError> =>
+  limiter === undefined ? Effect.void : Effect.map(
+    limiter.admit(call.request.body?.length ?? 0, call.info.options.maxTokens, Duration.toMillis(call.firstToken)),
+    (permit) => {
+      state.permit = permit
+    }
+  )
+
 /** Sends one attempt; returns its answer, ready to be read. */
 const openAttempt = (session: Session<unknown>, attempt: Deadlines.Deadline) => {
   const { call, endpoint, state } = session
   const { context } = endpoint
   return Deadlines.watch(attempt, state.clock, check(session, attempt)).pipe(
+    Effect.zipRight(admit(session)),
     Effect.zipRight(
       endpoint.send(
         call.request,
@@ -308,6 +324,7 @@ const attemptChannel = <A>(
     state.current = attempt
     state.requestId = undefined
     state.attemptUsage = undefined
+    state.permit = undefined
     return Channel.ensuring(
       Channel.flatMap(
         Channel.fromEffect(observe(openAttempt(session, attempt))),
@@ -321,6 +338,8 @@ const attemptChannel = <A>(
 const noteFailedUsage = ({ endpoint, state }: Session<unknown>): void => {
   const sofar = state.attemptUsage?.()
   state.attemptUsage = undefined
+  state.permit?.settle(sofar)
+  state.permit = undefined
   if (sofar === undefined) return
   const priced = endpoint.price(sofar, undefined)
   state.failedUsage = state.failedUsage === undefined ? priced : Usage.add(state.failedUsage, priced)

@@ -119,6 +119,20 @@ const rows: ReadonlyArray<readonly [string, Effect.Effect<void, unknown, Llm.Llm
   ["Llm.streamText", streamText],
   ["Llm.stream, its text deltas", textOf(Llm.stream(messages))],
   [
+    // every event built (no text-only projection), as the tool loop reads a step
+    "Llm.stream, every event",
+    Effect.suspend(() => {
+      let text = ""
+      return Effect.flatMap(
+        Stream.runForEach(Llm.stream(messages), (event) =>
+          Effect.sync(() => {
+            if (event._tag === "TextDelta") text += event.text
+          })),
+        () => check(text)
+      )
+    })
+  ],
+  [
     "Toolkit.stream, no tool",
     textOf(Toolkit.stream(messages, Toolkit.make()) as Stream.Stream<LlmStream.StreamEvent, unknown, never>)
   ],

@@ -401,8 +401,12 @@ export const make = (
       Stream.unwrapScoped(Effect.gen(function*() {
         // the turn's calls carry the conversation's id (a speculation's fiber sets it for its own)
         yield* Effect.locallyScoped(Telemetry.conversationId, id)
-        // hold the conversation for the whole stream: turns never interleave
-        yield* Effect.acquireRelease(turnLock.take(1), () => turnLock.release(1))
+        // hold the conversation for the whole stream: turns never interleave; at its end, settle the turn, then let go
+        let settle: ((exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void>) | undefined
+        yield* Effect.acquireRelease(
+          turnLock.take(1),
+          (_, exit) => settle === undefined ? turnLock.release(1) : Effect.ensuring(settle(exit), turnLock.release(1))
+        )
         const context = yield* SynchronizedRef.get(ref)
         const steps: Array<Message> = []
         let received: Array<string> = []
@@ -425,7 +429,7 @@ export const make = (
         const generation = adopted ?? generate(context, userText, turn, { onStep })
         // on the turn's base, which an overflow may have pruned
         const recorded = () => append(generation.recordedOn(userText), steps)
-        yield* Effect.addFinalizer((exit) =>
+        const record = (exit: Exit.Exit<unknown, unknown>) =>
           SynchronizedRef.update(ref, (current) => {
             if (current !== context) return current // someone else moved on meanwhile
             // a spoken turn is complete once its last chunk was played
@@ -437,9 +441,8 @@ export const make = (
               ? recorded()
               : recorded().addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
           })
-        )
-        // finalizers run last first: an adopted speculation ends, and hands over its last steps, before the turn is recorded
-        if (adopted !== undefined) yield* Effect.addFinalizer(() => adopted.release)
+        // an adopted speculation ends, and hands over its last steps, before the turn is recorded
+        settle = adopted === undefined ? record : (exit) => Effect.zipRight(adopted.release, record(exit))
         if (listener !== undefined) generation.reportUsage(listener.onUsage)
         // a spoken turn records what was heard, so only the end matters here; else what was handed on, event by event
         return listener === undefined

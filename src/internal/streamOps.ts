@@ -30,15 +30,20 @@ export const provideService = <A, E, R, I, S>(
 export const eachHandedOn = <A, E, R>(self: Stream.Stream<A, E, R>, seen: (a: A) => void): Stream.Stream<A, E, R> => {
   type Stage = Channel.Channel<Chunk.Chunk<A>, Chunk.Chunk<A>, E, E, unknown, unknown>
   const read: Stage = Channel.readWithCause({
-    onInput: (chunk: Chunk.Chunk<A>) => emit(Chunk.toReadonlyArray(chunk), 0),
+    onInput: (chunk: Chunk.Chunk<A>) => {
+      if (chunk.length !== 1) return emit(Chunk.toReadonlyArray(chunk), 0)
+      seen(Chunk.unsafeHead(chunk))
+      return Channel.flatMap(Channel.write(chunk), () => read)
+    },
     onFailure: Channel.failCause,
     onDone: Channel.succeed
   })
-  const emit = (elements: ReadonlyArray<A>, at: number): Stage =>
-    at === elements.length ? read : Channel.suspend(() => {
-      const element = elements[at]!
-      seen(element)
-      return Channel.flatMap(Channel.write(Chunk.of(element)), () => emit(elements, at + 1))
-    })
+  // `seen` runs as the channel writing its element is made: once the consumer has pulled past the one before
+  const emit = (elements: ReadonlyArray<A>, at: number): Stage => {
+    if (at === elements.length) return read
+    const element = elements[at]!
+    seen(element)
+    return Channel.flatMap(Channel.write(Chunk.of(element)), () => emit(elements, at + 1))
+  }
   return Stream.pipeThroughChannel(self, read)
 }

@@ -402,10 +402,11 @@ export const make = (
         // the turn's calls carry the conversation's id (a speculation's fiber sets it for its own)
         yield* Effect.locallyScoped(Telemetry.conversationId, id)
         // hold the conversation for the whole stream: turns never interleave; at its end, settle the turn, then let go
-        let settle: ((exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void>) | undefined
+        const end: { settle?: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void> } = {}
         yield* Effect.acquireRelease(
           turnLock.take(1),
-          (_, exit) => settle === undefined ? turnLock.release(1) : Effect.ensuring(settle(exit), turnLock.release(1))
+          (_, exit) =>
+            end.settle === undefined ? turnLock.release(1) : Effect.ensuring(end.settle(exit), turnLock.release(1))
         )
         const context = yield* SynchronizedRef.get(ref)
         const steps: Array<Message> = []
@@ -442,7 +443,7 @@ export const make = (
               : recorded().addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
           })
         // an adopted speculation ends, and hands over its last steps, before the turn is recorded
-        settle = adopted === undefined ? record : (exit) => Effect.zipRight(adopted.release, record(exit))
+        end.settle = adopted === undefined ? record : (exit) => Effect.zipRight(adopted.release, record(exit))
         if (listener !== undefined) generation.reportUsage(listener.onUsage)
         // a spoken turn records what was heard, so only the end matters here; else what was handed on, event by event
         return listener === undefined

@@ -77,9 +77,11 @@ export const clients: ReadonlyArray<ClientSpec> = [
   ...([
     ["fallback", "`Fallback` (two backends, the first healthy)"],
     ["conversation", "`Conversation.sendStream`"],
+    ["conversation-reused", "`Conversation.sendStream`, one conversation reused"],
     ["toolkit", "`Toolkit.stream`, one tool step"],
     ["sentences", "`LlmStream.sentences`"],
     ["speak", "`Conversation.speak`, no-op sink"],
+    ["speak-reused", "`Conversation.speak`, no-op sink, one conversation reused"],
     ["object", "`Llm.streamObject`"]
   ] as const).map(([variant, label]): ClientSpec => ({
     name: `layered-${variant}`,

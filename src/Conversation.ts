@@ -31,6 +31,7 @@ import { metered, onStreamFinish } from "./internal/meter.js"
 import { LearnedRoom, OverflowTurn } from "./internal/overflowTurn.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
 import * as Speculation from "./internal/speculation.js"
+import { eachHandedOn, provideService } from "./internal/streamOps.js"
 import * as VoiceMetrics from "./internal/voiceMetrics.js"
 import { Llm, type PromptCacheOption } from "./Llm.js"
 import { AssistantMessage, type Message, UserMessage } from "./Message.js"
@@ -423,14 +424,12 @@ export const make = (
           ...options,
           ...hooks
         }).pipe(
-          Stream.provideService(Llm, reporting),
+          (events) => provideService(events, Llm, reporting),
           Stream.mapChunks((events) => {
             // a Silence is no content: a refused step may still be sent again
             if (Chunk.some(events, (event) => event._tag !== "Silence")) overflow.delivered = true
             return events
-          }),
-          // the turn's calls carry the conversation's id, a speculative fiber's too
-          (events) => Stream.unwrapScoped(Effect.as(Effect.locallyScoped(Telemetry.conversationId, id), events))
+          })
         ),
         reportUsage: (listen) => {
           for (const usage of usages.splice(0)) listen(usage)
@@ -495,8 +494,15 @@ export const make = (
 
     const streamTurn = <R>(userText: string, turn: SendOptions<R>, listener?: Listener) =>
       Stream.unwrapScoped(Effect.gen(function*() {
-        // hold the conversation for the whole stream: turns never interleave
-        yield* Effect.acquireRelease(turnLock.take(1), () => turnLock.release(1))
+        // the turn's calls carry the conversation's id (a speculation's fiber sets it for its own)
+        yield* Effect.locallyScoped(Telemetry.conversationId, id)
+        // hold the conversation for the whole stream: turns never interleave; at its end, settle the turn, then let go
+        const end: { settle?: (exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void> } = {}
+        yield* Effect.acquireRelease(
+          turnLock.take(1),
+          (_, exit) =>
+            end.settle === undefined ? turnLock.release(1) : Effect.ensuring(end.settle(exit), turnLock.release(1))
+        )
         const context = yield* refresh
         const steps: Array<Message> = []
         let received: Array<string> = []
@@ -515,8 +521,8 @@ export const make = (
             listener?.onStep(added)
           })
         // the pending speculation when it is on this text and history (any other is dropped), else a fresh generation
-        const generation = (yield* speculations.adopt(userText, context, onStep)) ??
-          { ...generate(context, userText, turn, { onStep }), release: Effect.void }
+        const adopted = yield* speculations.adopt(userText, context, onStep)
+        const generation = adopted ?? generate(context, userText, turn, { onStep })
         // on the turn's base, which an overflow may have pruned
         const recorded = () => append(generation.recordedOn(userText), steps)
         const recordedAt = (current: ConversationContext, exit: Exit.Exit<unknown, unknown>) => {
@@ -531,20 +537,21 @@ export const make = (
             : recorded().addAssistant(new AssistantMessage({ content: heard, interrupted: true }), count)
         }
         // the turn is stored whole, in one write, or not at all
-        yield* Effect.addFinalizer((exit) =>
+        const record = (exit: Exit.Exit<unknown, unknown>) =>
           SynchronizedRef.updateEffect(ref, (current) => stored.record(current, recordedAt(current, exit)))
-        )
-        // finalizers run last first: an adopted speculation ends, and hands over its last steps, before the turn is recorded
-        yield* Effect.addFinalizer(() => generation.release)
+        // an adopted speculation ends, and hands over its last steps, before the turn is recorded
+        end.settle = adopted === undefined ? record : (exit) => Effect.zipRight(adopted.release, record(exit))
         if (listener !== undefined) generation.reportUsage(listener.onUsage)
-        return generation.events.pipe(
-          Stream.tap((event) =>
-            Effect.sync(() => {
-              if (event._tag === "TextDelta") received.push(event.text)
-              else if (event._tag === "Finish") complete = true
-            })
-          )
-        )
+        // a spoken turn records what was heard, so only the end matters here; else what was handed on, event by event
+        return listener === undefined
+          ? eachHandedOn(generation.events, (event) => {
+            if (event._tag === "TextDelta") received.push(event.text)
+            else if (event._tag === "Finish") complete = true
+          })
+          : Stream.mapChunks(generation.events, (events) => {
+            if (Chunk.some(events, (event) => event._tag === "Finish")) complete = true
+            return events
+          })
       }))
 
     const sendStream = <R>(userText: string, turn: SendOptions<R> = {}) => streamTurn(userText, turn)
@@ -552,7 +559,15 @@ export const make = (
     const preempt = <R>(interimText: string, turn: SendOptions<R> = {}) =>
       Effect.flatMap(
         SynchronizedRef.get(ref),
-        (context) => speculations.preempt(interimText, context, (hooks) => generate(context, interimText, turn, hooks))
+        (context) =>
+          speculations.preempt(interimText, context, (hooks) => {
+            const generation = generate(context, interimText, turn, hooks)
+            // the speculative fiber's calls carry the conversation's id too
+            const events = Stream.unwrapScoped(
+              Effect.as(Effect.locallyScoped(Telemetry.conversationId, id), generation.events)
+            )
+            return { ...generation, events }
+          })
       )
 
     const speak = <E, R>(userText: string, turn: SpeakOptions<E, R>) =>
@@ -594,14 +609,18 @@ export const make = (
           onUsage: (usage) => void (outputTokens += usage.outputTokens)
         }
         const progress = (text: string) => Effect.sync(() => void (partial = text.trim()))
-        const seen = (event: StreamEvent) =>
-          Effect.sync(() => {
-            if (firstToken === undefined && event._tag === "TextDelta") firstToken = since()
-            reply.push(event)
+        const seen = (event: StreamEvent) => {
+          if (firstToken === undefined && event._tag === "TextDelta") firstToken = since()
+          reply.push(event)
+        }
+        const turnEvents = streamTurn(userText, options, listener)
+        // only a caller's onEvent needs an effect per event
+        const events = onEvent === undefined
+          ? Stream.mapChunks(turnEvents, (chunk) => {
+            for (const event of chunk) seen(event)
+            return chunk
           })
-        const events = streamTurn(userText, options, listener).pipe(
-          Stream.tap(onEvent === undefined ? seen : (event) => Effect.zipRight(seen(event), onEvent(event)))
-        )
+          : Stream.tap(turnEvents, (event) => Effect.zipRight(Effect.sync(() => seen(event)), onEvent(event)))
         return sentences(events, chunks).pipe(
           Stream.map((text) => ({ index: cut++, text })),
           Stream.runForEach((chunk) =>

@@ -21,6 +21,7 @@ import { invalidRequest, responseError } from "./internal/errorFactory.js"
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
 import { cleanFunctionName, functionNameRule } from "./internal/names.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
+import { unwrap } from "./internal/streamOps.js"
 import * as Structured from "./internal/structured.js"
 import * as ToolSpans from "./internal/toolSpans.js"
 import { durationProblem } from "./internal/validate.js"
@@ -404,7 +405,7 @@ export const stream = <R>(
     readonly final?: Effect.Effect<void> | undefined
   } = {}
 ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, Llm | R> =>
-  Stream.unwrap(Effect.map(Llm, (llm) => {
+  unwrap(Effect.map(Llm, (llm) => {
     const maxSteps = options.maxSteps ?? 5
     const problem = durationProblem(options.silenceAfter)
     if (problem !== undefined) {
@@ -499,7 +500,7 @@ export const stream = <R>(
               return Chunk.unsafeFromArray(out)
             })
           )
-        const next = Stream.unwrap(Effect.gen(function*() {
+        const next = unwrap(Effect.gen(function*() {
           const calls = reply.toolCalls
           const finish = reply.finish
           if (calls.length === 0 || n >= maxSteps) {

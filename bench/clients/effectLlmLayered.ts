@@ -4,9 +4,12 @@
  * default transport, as an application writes them:
  * - `fallback`: `Llm.streamText` through `Fallback.layer` of the backend twice (the first answers);
  * - `conversation`: `Conversation.sendStream` of a fresh conversation per stream, its text deltas;
+ * - `conversation-reused`: the same turn on one conversation for every stream, keeping one turn
+ *   (`maxTurns: 1`, so the history stays one turn long): a turn's cost without building the conversation;
  * - `toolkit`: `Toolkit.stream` with one tool: the model calls it once, then answers;
  * - `sentences`: `LlmStream.sentences` of `Llm.stream` (the chunks a voice turn speaks);
  * - `speak`: `Conversation.speak` of a fresh conversation per stream, with a sink that does nothing;
+ * - `speak-reused`: the same spoken turn on one reused conversation (as `conversation-reused`);
  * - `object`: `Llm.streamObject` of a structured-output reply (partials, then the decoded value).
  *
  * Each checks its own output (the sentences rejoined, the recorded reply,
@@ -55,7 +58,16 @@ export default (target: Target): BenchClient => {
   const llm = target.variant === "fallback" ? Fallback.layer([backend, backend]) : backend
   const runtime = ManagedRuntime.make(llm as Layer.Layer<Llm.Llm>)
   const messages = [Message.system(prompt.system), Message.user(prompt.user)]
-  const conversation = Conversation.make(ConversationContext.make({ systemMessage: prompt.system }))
+  const fresh = Conversation.make(ConversationContext.make({ systemMessage: prompt.system }))
+  // built once, on the runtime's first use; one turn kept, so every turn sends the same history
+  let kept: Conversation.Conversation.Service | undefined
+  const reused = Effect.suspend(() =>
+    kept !== undefined ? Effect.succeed(kept) : Effect.map(
+      Effect.scoped(Conversation.make(ConversationContext.make({ systemMessage: prompt.system, maxTurns: 1 }))),
+      (made) => (kept = made)
+    )
+  )
+  const conversation = target.variant === "conversation-reused" || target.variant === "speak-reused" ? reused : fresh
   const texts = (self: Stream.Stream<LlmStream.StreamEvent, unknown, never>) =>
     Stream.runFold(LlmStream.textDeltas(self), "", (acc, text) => acc + text)
   const once: Effect.Effect<void, unknown, Llm.Llm> = (() => {
@@ -66,6 +78,7 @@ export default (target: Target): BenchClient => {
           (text) => text === expectedText ? Effect.void : fail("wrong text", text)
         )
       case "conversation":
+      case "conversation-reused":
         return Effect.scoped(Effect.flatMap(conversation, (c) =>
           Effect.flatMap(
             Stream.runFold(
@@ -88,6 +101,7 @@ export default (target: Target): BenchClient => {
           (chunk) => checkSentences([...chunk])
         )
       case "speak":
+      case "speak-reused":
         return Effect.scoped(Effect.flatMap(conversation, (c) =>
           Effect.flatMap(
             c.speak(prompt.user, { sink: () => Effect.void }),

@@ -1,0 +1,49 @@
+/**
+ * Stream plumbing at the cost of one channel step: `unwrap` and `provideService` without the
+ * stream `flatMap`s Effect's own go through, and a stage that hands elements on one at a time.
+ */
+import * as Channel from "effect/Channel"
+import * as Chunk from "effect/Chunk"
+import type * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+
+/** `Stream.unwrap`: the stream `effect` makes, its failure the stream's (a channel's `unwrap`, no stream `flatMap`). */
+export const unwrap = <A, E2, R2, E, R>(
+  effect: Effect.Effect<Stream.Stream<A, E2, R2>, E, R>
+): Stream.Stream<A, E | E2, R | R2> => Stream.fromChannel(Channel.unwrap(Effect.map(effect, Stream.toChannel)))
+
+/** `Stream.provideService`: `self` with `service` in its context (a channel's, no stream `flatMap`). */
+export const provideService = <A, E, R, I, S>(
+  self: Stream.Stream<A, E, R>,
+  tag: Context.Tag<I, S>,
+  service: S
+): Stream.Stream<A, E, Exclude<R, I>> =>
+  Stream.fromChannel(Channel.provideService(Stream.toChannel(self), tag, service))
+
+/**
+ * `self`, each element in a chunk of its own, `seen` told of each
+ * (synchronously, no effect per element) just as it is handed on: a
+ * consumer that stops or is interrupted was handed exactly the elements
+ * `seen` was told of, whatever the chunks upstream held.
+ */
+export const eachHandedOn = <A, E, R>(self: Stream.Stream<A, E, R>, seen: (a: A) => void): Stream.Stream<A, E, R> => {
+  type Stage = Channel.Channel<Chunk.Chunk<A>, Chunk.Chunk<A>, E, E, unknown, unknown>
+  const read: Stage = Channel.readWithCause({
+    onInput: (chunk: Chunk.Chunk<A>) => {
+      if (chunk.length !== 1) return emit(Chunk.toReadonlyArray(chunk), 0)
+      seen(Chunk.unsafeHead(chunk))
+      return Channel.flatMap(Channel.write(chunk), () => read)
+    },
+    onFailure: Channel.failCause,
+    onDone: Channel.succeed
+  })
+  // `seen` runs as the channel writing its element is made: once the consumer has pulled past the one before
+  const emit = (elements: ReadonlyArray<A>, at: number): Stage => {
+    if (at === elements.length) return read
+    const element = elements[at]!
+    seen(element)
+    return Channel.flatMap(Channel.write(Chunk.of(element)), () => emit(elements, at + 1))
+  }
+  return Stream.pipeThroughChannel(self, read)
+}

@@ -31,7 +31,7 @@ import { metered, onStreamFinish } from "./internal/meter.js"
 import { LearnedRoom, OverflowTurn } from "./internal/overflowTurn.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
 import * as Speculation from "./internal/speculation.js"
-import { eachHandedOn, provideService } from "./internal/streamOps.js"
+import { eachHandedOn, provideService, unwrapScoped } from "./internal/streamOps.js"
 import * as VoiceMetrics from "./internal/voiceMetrics.js"
 import { Llm, type PromptCacheOption } from "./Llm.js"
 import { AssistantMessage, type Message, UserMessage } from "./Message.js"
@@ -493,7 +493,7 @@ export const make = (
       )
 
     const streamTurn = <R>(userText: string, turn: SendOptions<R>, listener?: Listener) =>
-      Stream.unwrapScoped(Effect.gen(function*() {
+      unwrapScoped(Effect.gen(function*() {
         // the turn's calls carry the conversation's id (a speculation's fiber sets it for its own)
         yield* Effect.locallyScoped(Telemetry.conversationId, id)
         // hold the conversation for the whole stream: turns never interleave; at its end, settle the turn, then let go

@@ -6,12 +6,29 @@ import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 
 /** `Stream.unwrap`: the stream `effect` makes, its failure the stream's (a channel's `unwrap`, no stream `flatMap`). */
 export const unwrap = <A, E2, R2, E, R>(
   effect: Effect.Effect<Stream.Stream<A, E2, R2>, E, R>
 ): Stream.Stream<A, E | E2, R | R2> => Stream.fromChannel(Channel.unwrap(Effect.map(effect, Stream.toChannel)))
+
+/**
+ * `Stream.unwrapScoped`: the stream `effect` makes in a scope of its own,
+ * closed with the stream's exit however it ends (done, failed, interrupted,
+ * or stopped by its consumer). The stream runs as the continuation of the
+ * effect (a channel's `flatMap`), not as a substream, so its elements cross
+ * no extra stage.
+ */
+export const unwrapScoped = <A, E2, R2, E, R>(
+  effect: Effect.Effect<Stream.Stream<A, E2, R2>, E, R>
+): Stream.Stream<A, E | E2, Exclude<R, Scope.Scope> | R2> =>
+  Stream.fromChannel(Channel.unwrap(Effect.map(Scope.make(), (scope) =>
+    Channel.ensuringWith(
+      Channel.flatMap(Channel.fromEffect(Scope.extend(effect, scope)), (stream) => Stream.toChannel(stream)),
+      (exit) => Scope.close(scope, exit)
+    ))))
 
 /** `Stream.provideService`: `self` with `service` in its context (a channel's, no stream `flatMap`). */
 export const provideService = <A, E, R, I, S>(

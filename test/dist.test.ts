@@ -167,7 +167,7 @@ const typeApi = {
       "TurnMetrics"
     ],
     ConversationContext: ["ContextOptions", "CountTokens", "Turn"],
-    Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "ProbedLayer"],
+    Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "NamedLayer", "ProbedLayer"],
     FinishReason: "type",
     HttpTransport: ["BodyReader", "Request", "Response", "Service", "UndiciOptions"],
     Llm: ["CompletionOptions", "PromptCacheOption", "ReasoningOption", "ResponseFormat", "ToolChoice"],

@@ -43,7 +43,7 @@ export interface SharedBreaker {
 /** What a breaker hears from the others: their changes, and that it should read its state again (Redis is back). */
 export interface Listener {
   readonly heard: (remote: Remote) => void
-  readonly resync: () => void
+  readonly resync: Effect.Effect<void>
 }
 
 /** The breakers of one `Fallback` over one connection. */
@@ -232,16 +232,22 @@ export const make = (connection: RedisConnection): Effect.Effect<SharedBreakers>
           return listener.heard({ _tag: "Open", remaining: 0 })
       }
     }
+    const resync = Effect.forEach(listeners.values(), (listener) => listener.resync, {
+      concurrency: "unbounded",
+      discard: true
+    })
+
     const start = Effect.suspend(() => {
       const subscriber = connection.subscriber()
+      let started = false
       let first: (() => void) | undefined
       const subscribedOnce = new Promise<void>((resolve) => (first = resolve))
       // subscribed again on every (re)connection: changes published while it was away are lost, so each breaker
-      // reads its state again
+      // reads its state again (the first time, `start` reads them itself)
       const onReady = () => {
         subscriber.subscribe(channel).then(() => {
           first?.()
-          for (const listener of listeners.values()) listener.resync()
+          if (started) fork(resync)
         }, () => first?.())
       }
       const onError = () => first?.()
@@ -255,19 +261,21 @@ export const make = (connection: RedisConnection): Effect.Effect<SharedBreakers>
         subscriber.off("error", onError)
         listeners.clear()
       }
-      // the first subscription is awaited (until it is made, fails, or a second passes), so that the calls
-      // right after the layer is built hear the other processes
-      return Effect.as(
-        Effect.promise(() =>
-          new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, 1_000)
-            subscribedOnce.then(() => {
-              clearTimeout(timer)
-              resolve()
-            })
+      // the first subscription is awaited (until it is made, fails, or a second passes), then the state read,
+      // so that the calls right after the layer is built know what the other processes did and hear what they do
+      const subscribing = Effect.promise(() =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1_000)
+          subscribedOnce.then(() => {
+            clearTimeout(timer)
+            resolve()
           })
-        ),
-        stop
+        })
+      )
+      return subscribing.pipe(
+        Effect.zipRight(Effect.sync(() => (started = true))),
+        Effect.zipRight(resync),
+        Effect.as(stop)
       )
     })
 

@@ -342,10 +342,10 @@ class Breaker implements SharedBreaker.Listener {
    * holds closed (as a Redis restarted empty does) while this process holds
    * it open stays open until its cooldown is over; its trial then asks Redis.
    */
-  resync(): void {
+  get resync(): Effect.Effect<void> {
     const sharing = this.sharing
-    if (sharing === undefined) return
-    sharing.fork(Effect.map(sharing.redis.read, (answer) => {
+    if (sharing === undefined) return Effect.void
+    return Effect.map(sharing.redis.read, (answer) => {
       if (Option.isNone(answer)) return
       const remote = answer.value
       const state = this.state
@@ -356,7 +356,7 @@ class Breaker implements SharedBreaker.Listener {
           : { _tag: "Trying", since: this.now(), until: this.now() + remote.remaining },
         undefined
       )
-    }))
+    })
   }
 }
 

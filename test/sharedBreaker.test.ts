@@ -20,8 +20,11 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { Redis } from "ioredis"
+import * as RedisConnection from "../src/internal/redisConnection.js"
+import * as SharedBreaker from "../src/internal/sharedBreaker.js"
 import * as Fallback from "../src/layers/Fallback.js"
 import * as Local from "../src/layers/Local.js"
 import * as OpenAi from "../src/layers/OpenAi.js"
@@ -72,7 +75,10 @@ const fixture = (cooldownMillis: number) =>
     const instance = Effect.map(
       Layer.build(
         Fallback.layer([
-          { layer: Local.layer({ ...noRetry, baseUrl: primary.url, model: "gpu-model" }), name: "gpu" },
+          {
+            layer: Local.layer({ ...noRetry, baseUrl: primary.url, model: "gpu-model", timeout: "5 seconds" }),
+            name: "gpu"
+          },
           OpenAi.layer({ ...noRetry, baseUrl: `${secondary.url}/v1`, apiKey: Redacted.make(apiKey) })
         ], { circuitBreaker: { failureThreshold: 2, cooldown: cooldownMillis } }).pipe(
           Layer.provide(SharedState.layerRedis({ url: redis.url, keyPrefix: prefix })),
@@ -333,5 +339,36 @@ describe("shared breakers, across processes", () => {
       const before = chats(primary)
       expect(yield* calls(a, 1)).toEqual([{ text: "secondary", primary: "skipped" }])
       expect(chats(primary)).toBe(before)
+    })))
+})
+
+describe("the shared breaker's lock", () => {
+  const listener: SharedBreaker.Listener = { heard: () => undefined, resync: Effect.void }
+
+  it.live("is kept while its trial runs, and expires when its holder stops renewing it", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const redis = yield* testRedis
+      const connection = yield* RedisConnection.make({ url: redis.url, keyPrefix: "lock:" })
+      const [one, two] = yield* Effect.all([
+        SharedBreaker.make(connection, { lockMillis: 300 }),
+        SharedBreaker.make(connection, { lockMillis: 300 })
+      ])
+      const a = one.breaker("gpu", 100, listener)
+      const b = two.breaker("gpu", 100, listener)
+      expect(yield* a.open(undefined)).toEqual(Option.some(100))
+      // opened already: the second opener gets what is left of the first one's cooldown
+      const left = yield* b.open(undefined)
+      expect(Option.getOrThrow(left)).toBeLessThanOrEqual(100)
+      expect(yield* b.trial).toMatchObject(Option.some({ _tag: "Open" }))
+      yield* sleep(150)
+      const mine = Option.getOrThrow(yield* a.trial)
+      if (mine._tag !== "Mine") throw new Error(`expected the trial, got ${mine._tag}`)
+      const stop = a.hold(mine.token)
+      // renewed past its 300 ms: the other still may not make the trial
+      yield* sleep(700)
+      expect(yield* b.trial).toMatchObject(Option.some({ _tag: "Trying" }))
+      stop()
+      yield* sleep(500)
+      expect(yield* b.trial).toMatchObject(Option.some({ _tag: "Mine" }))
     })))
 })

@@ -58,8 +58,8 @@ export interface SharedBreakers {
   readonly start: Effect.Effect<() => void>
 }
 
-/** How long a trial's lock lasts without renewal: the time after which a process that died mid-trial is given up on. */
-const lockMillis = 5_000
+/** How long a trial's lock lasts without renewal (default): the time after which a process that died mid-trial is given up on. */
+const defaultLockMillis = 5_000
 
 /** A change as published: who made it, to which breaker, and what it is now (`Closed`, `Open` with its cooldown, or `Untried`). */
 interface Change {
@@ -142,8 +142,12 @@ const parseChange = (message: string): Change | undefined => {
  * `breaker:cooldown:<name>` (expires with the cooldown),
  * `breaker:trial:<name>` (the trial's lock); changes are published on `breaker`.
  */
-export const make = (connection: RedisConnection): Effect.Effect<SharedBreakers> =>
+export const make = (
+  connection: RedisConnection,
+  options: { readonly lockMillis?: number | undefined } = {}
+): Effect.Effect<SharedBreakers> =>
   Effect.map(Effect.runtime<never>(), (runtime) => {
+    const lockMillis = options.lockMillis ?? defaultLockMillis
     const id = randomUUID()
     const channel = connection.key("breaker")
     const listeners = new Map<string, Listener>()

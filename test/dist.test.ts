@@ -103,6 +103,7 @@ const runtimeApi = {
     Pricing: ["Pricing", "bundled", "cost", "extend", "isFree", "layer", "layerTable", "make"],
     Provider: ["bearer", "defaultIdleTimeout", "make", "overrideEnv", "readEnv"],
     Retry: ["defaults"],
+    SharedState: ["SharedState", "current", "layerMemory", "layerRedis"],
     ReasoningPart: "value",
     StreamEvent: "value",
     StructuredOutput: ["ObjectResult"],
@@ -179,7 +180,8 @@ const typeApi = {
       "LlmConfigInput",
       "LlmSection",
       "McpServerSection",
-      "PriceSection"
+      "PriceSection",
+      "StateSection"
     ],
     Local: ["LocalOptions", "LocalServer", "ProbeOptions"],
     McpToolkit: ["HttpServer", "Options", "Server", "ServerOptions", "ServerStatus", "Service", "StdioServer"],
@@ -197,6 +199,7 @@ const typeApi = {
       "TextOptions"
     ],
     Retry: ["RetryOptions"],
+    SharedState: ["RedisOptions", "Service"],
     PromptCacheOption: "type",
     ReasoningOption: "type",
     ResponseFormat: "type",

@@ -220,6 +220,19 @@ describe("shared breakers, instances in one process", () => {
       expect(chats(primary)).toBe(before + 1)
     })))
 
+  it.live("an instance built while Redis is down shares its breakers once Redis is up", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { instance, primary, redis } = yield* fixture(5_000)
+      yield* Effect.promise(() => redis.stop())
+      const a = yield* instance
+      expect(primaryOn(yield* a.complete(hi))).toBe("failed")
+      yield* Effect.promise(() => redis.start())
+      const b = yield* instance
+      yield* opens(b, primary)
+      primary.setDefault(healthy)
+      expect(yield* hearsOpen(a)).toBe(true)
+    })))
+
   it.live("Redis down: each instance keeps its own breakers and every call answers", () =>
     Effect.scoped(Effect.gen(function*() {
       const { instance, primary, redis } = yield* fixture(600)

@@ -40,10 +40,13 @@ export interface SharedBreaker {
   readonly read: Effect.Effect<Option.Option<Remote>>
 }
 
-/** What a breaker hears from the others: their changes, and that it should read its state again (Redis is back). */
+/**
+ * What a breaker hears from the others: their changes, and that it should
+ * read its state again (Redis is back), which answers whether Redis answered.
+ */
 export interface Listener {
   readonly heard: (remote: Remote) => void
-  readonly resync: Effect.Effect<void>
+  readonly resync: Effect.Effect<boolean>
 }
 
 /** The breakers of one `Fallback` over one connection. */
@@ -236,10 +239,26 @@ export const make = (
           return listener.heard({ _tag: "Open", remaining: 0 })
       }
     }
-    const resync = Effect.forEach(listeners.values(), (listener) => listener.resync, {
-      concurrency: "unbounded",
-      discard: true
-    })
+    // the breakers of now, each time (not an iterator taken once)
+    const resync = Effect.suspend(() =>
+      Effect.map(
+        Effect.forEach([...listeners.values()], (listener) => listener.resync, { concurrency: "unbounded" }),
+        (read) => read.every((answered) => answered)
+      )
+    )
+    /** A pause in real time (Redis reconnects on its own clock, not the layer's). */
+    const pause = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms).unref()))
+    /**
+     * After a reconnection: the subscriber may be back before the connection
+     * that reads, so the state is read again until Redis answers (for at most
+     * about ten seconds; a later reconnection starts again).
+     */
+    const resyncAfterReconnection = (attempt: number): Effect.Effect<void> =>
+      Effect.flatMap(
+        resync,
+        (read) =>
+          read || attempt >= 40 ? Effect.void : Effect.zipRight(pause(250), resyncAfterReconnection(attempt + 1))
+      )
 
     const start = Effect.suspend(() => {
       const subscriber = connection.subscriber()
@@ -251,7 +270,7 @@ export const make = (
       const onReady = () => {
         subscriber.subscribe(channel).then(() => {
           first?.()
-          if (started) fork(resync)
+          if (started) fork(resyncAfterReconnection(0))
         }, () => first?.())
       }
       const onError = () => first?.()
@@ -278,7 +297,7 @@ export const make = (
       )
       return subscribing.pipe(
         Effect.zipRight(Effect.sync(() => (started = true))),
-        Effect.zipRight(resync),
+        Effect.zipRight(Effect.asVoid(resync)),
         Effect.as(stop)
       )
     })

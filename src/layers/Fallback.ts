@@ -342,20 +342,21 @@ class Breaker implements SharedBreaker.Listener {
    * holds closed (as a Redis restarted empty does) while this process holds
    * it open stays open until its cooldown is over; its trial then asks Redis.
    */
-  get resync(): Effect.Effect<void> {
+  get resync(): Effect.Effect<boolean> {
     const sharing = this.sharing
-    if (sharing === undefined) return Effect.void
+    if (sharing === undefined) return Effect.succeed(true)
     return Effect.map(sharing.redis.read, (answer) => {
-      if (Option.isNone(answer)) return
+      if (Option.isNone(answer)) return false
       const remote = answer.value
       const state = this.state
-      if (remote._tag === "Closed" || (state._tag === "Trying" && state.until === undefined)) return
+      if (remote._tag === "Closed" || (state._tag === "Trying" && state.until === undefined)) return true
       this.move(
         remote._tag === "Open"
           ? this.openFor(remote.remaining)
           : { _tag: "Trying", since: this.now(), until: this.now() + remote.remaining },
         undefined
       )
+      return true
     })
   }
 }

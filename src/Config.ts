@@ -44,6 +44,7 @@ import type { JsonObject } from "./Message.js"
 import * as Pricing from "./Pricing.js"
 import { overrideEnv, type Provider, type ProviderOptions, type RateLimitOptions } from "./Provider.js"
 import type { RetryOptions } from "./Retry.js"
+import * as SharedState from "./SharedState.js"
 
 /**
  * One backend's section, keys as the configuration file writes them (snake_case).
@@ -142,10 +143,33 @@ export interface PriceSection {
 }
 
 /**
+ * The `state` section: where the state several processes share lives
+ * (breakers, rate limits, conversations). Without it, each process keeps its
+ * own. Credentials come from the environment: the password from
+ * `password_env`, or the whole URL from `url_env`; both are read as `Redacted`.
+ *
+ * @since 0.1.0
+ */
+export interface StateSection {
+  readonly redis?: {
+    /** `redis://host:port/db` (or `rediss://`), without a password. */
+    readonly url?: string
+    /** The environment variable holding the URL (which may carry the password), instead of `url`. */
+    readonly url_env?: string
+    /** The environment variable holding the password. */
+    readonly password_env?: string
+    /** The prefix of every key (default `effect-llm:`). */
+    readonly key_prefix?: string
+    /** Seconds (a number) or a duration ("100 millis"): how long a command may take before a call goes on without Redis. */
+    readonly command_timeout?: number | string
+  }
+}
+
+/**
  * A whole configuration: `{ llm: {...} }`, as a configuration file holds it,
- * with the MCP servers to take tools from and the prices that override or
+ * with the MCP servers to take tools from, the prices that override or
  * extend the bundled table (by provider, then model; `"*"` for every model
- * of a provider).
+ * of a provider), and where the state shared by processes lives.
  *
  * @since 0.1.0
  */
@@ -153,6 +177,7 @@ export interface LlmConfigInput {
   readonly llm: LlmSection
   readonly mcp_servers?: Readonly<Record<string, McpServerSection>>
   readonly pricing?: Readonly<Record<string, Readonly<Record<string, PriceSection>>>>
+  readonly state?: StateSection
 }
 
 /**
@@ -558,6 +583,113 @@ const BreakerSettings = Schema.Struct({
   failureThreshold: setAt("failure_threshold", checked(Schema.Number, isPositiveInteger, "a positive integer"))
 })
 
+/** A Redis URL (`redis://` or `rediss://` with a host); shown only without its credentials. */
+const redisUrlProblem = (value: unknown): string | undefined => {
+  if (typeof value !== "string") return "a redis:// or rediss:// URL"
+  try {
+    const parsed = new URL(value)
+    return (parsed.protocol === "redis:" || parsed.protocol === "rediss:") && parsed.hostname !== ""
+      ? undefined
+      : "a redis:// or rediss:// URL"
+  } catch {
+    return "a redis:// or rediss:// URL"
+  }
+}
+
+/** The name of an environment variable. */
+const envNameSetting = setting(Schema.String, (value) =>
+  typeof value === "string" && envName.test(value)
+    ? Either.right(value)
+    : Either.left("the name of an environment variable (letters, digits and _)"))
+
+/** The `state.redis` section. */
+const RedisSettings = Schema.Struct({
+  url: setAt(
+    "url",
+    setting(Schema.String, (value) => {
+      const problem = redisUrlProblem(value)
+      if (problem !== undefined) return Either.left(expectation(problem, value))
+      return new URL(value as string).password === ""
+        ? Either.right(value as string)
+        : Either.left("a Redis URL without a password: put it in password_env, or the whole URL in url_env")
+    })
+  ),
+  urlEnv: setAt("url_env", envNameSetting),
+  passwordEnv: setAt("password_env", envNameSetting),
+  keyPrefix: setAt(
+    "key_prefix",
+    setting(Schema.String, (value) =>
+      typeof value === "string" && value !== "" && !hasLineBreak(value)
+        ? Either.right(value)
+        : Either.left(expectation("text on one line", value)))
+  ),
+  commandTimeout: setAt("command_timeout", durationSetting)
+})
+
+/**
+ * The `state` section, if any, as the Redis to share state through: one of
+ * `url` and `url_env`, the password from `password_env`, both read as secrets.
+ * Undefined when there is none (each process keeps its own state).
+ */
+const decodeState = (
+  config: unknown,
+  source: string | undefined
+): Effect.Effect<SharedState.RedisOptions | undefined, ConfigError.ConfigError> =>
+  Effect.gen(function*() {
+    // only beside an `llm` section: inside it, `state` would be a backend's name
+    const section = isSettings(config) && "llm" in config && "state" in config ? config.state : undefined
+    if (section === undefined || section === null) return undefined
+    if (!isSettings(section) || Array.isArray(section)) {
+      return yield* Effect.fail(invalid(source, "state", "a section with redis"))
+    }
+    const typo = unknownKey(source, "state", section, ["redis"])
+    if (typo !== undefined) return yield* Effect.fail(typo)
+    const redis = section.redis
+    if (redis === undefined || redis === null) return undefined
+    if (!isSettings(redis) || Array.isArray(redis)) {
+      return yield* Effect.fail(invalid(source, "state.redis", "a section with url (or url_env)"))
+    }
+    const redisTypo = unknownKey(source, "state.redis", redis, keysOf(RedisSettings))
+    if (redisTypo !== undefined) return yield* Effect.fail(redisTypo)
+    const settings = yield* decodeSection(RedisSettings, source, "state.redis", redis)
+    if (settings.url !== undefined && settings.urlEnv !== undefined) {
+      return yield* Effect.fail(invalid(source, "state.redis.url", "either url or url_env, not both"))
+    }
+    if (settings.url === undefined && settings.urlEnv === undefined) {
+      return yield* Effect.fail(
+        invalid(source, "state.redis.url", "the Redis URL (or url_env, the environment variable holding it)")
+      )
+    }
+    /** The variable `name` names, as a secret; its value never in an error. */
+    const secret = (key: string, name: string) =>
+      Effect.flatMap(
+        Config.option(Config.redacted(name)),
+        Option.match({
+          onNone: () => Effect.fail(invalid(source, key, `the environment variable ${name} to be set`)),
+          onSome: Effect.succeed
+        })
+      )
+    let url: string | Redacted.Redacted<string> = settings.url ?? ""
+    if (settings.urlEnv !== undefined) {
+      const read = yield* secret("state.redis.url_env", settings.urlEnv)
+      if (redisUrlProblem(Redacted.value(read)) !== undefined) {
+        return yield* Effect.fail(
+          invalid(source, "state.redis.url_env", `the environment variable ${settings.urlEnv} to hold a Redis URL`)
+        )
+      }
+      url = read
+    }
+    const password = settings.passwordEnv === undefined
+      ? undefined
+      : yield* secret("state.redis.password_env", settings.passwordEnv)
+    return {
+      url,
+      ...(password === undefined ? {} : { password }),
+      ...(settings.keyPrefix === undefined ? {} : { keyPrefix: settings.keyPrefix }),
+      ...(settings.commandTimeout === undefined ? {} : { commandTimeout: settings.commandTimeout })
+    }
+  })
+
 /**
  * Decodes the section at `key` with its schema; the first setting that is
  * wrong is the error, named by its key. Anything but an object has no
@@ -725,9 +857,15 @@ const build = (
     const retryTypo = unknownKey(source, "llm.retry", llm.retry, keysOf(RetrySettings))
     if (retryTypo !== undefined) return yield* Effect.fail(retryTypo)
     const prices = yield* decodePricing(config, source)
-    /** The chain's layer, priced with the configuration's `pricing` section over the table in context. */
-    const priced = (layer: Layer.Layer<Llm, ConfigError.ConfigError>) =>
-      prices === undefined ? layer : Layer.provide(layer, Pricing.layer(prices))
+    const state = yield* decodeState(config, source)
+    /**
+     * The chain's layer, priced with the configuration's `pricing` section over the table in context, and
+     * sharing its state through the `state` section's Redis (given to the chain and its backends).
+     */
+    const priced = (layer: Layer.Layer<Llm, ConfigError.ConfigError>) => {
+      const withPrices = prices === undefined ? layer : Layer.provide(layer, Pricing.layer(prices))
+      return state === undefined ? withPrices : Layer.provide(withPrices, SharedState.layerRedis(state))
+    }
 
     const layers: Array<
       | Layer.Layer<Llm, ConfigError.ConfigError>

@@ -104,6 +104,7 @@ const runtimeApi = {
     Pricing: ["Pricing", "bundled", "cost", "extend", "isFree", "layer", "layerTable", "make"],
     Provider: ["bearer", "defaultIdleTimeout", "make", "overrideEnv", "readEnv"],
     Retry: ["defaults"],
+    SharedState: ["SharedState", "current", "layerMemory", "layerRedis"],
     ReasoningPart: "value",
     StreamEvent: "value",
     StructuredOutput: ["ObjectResult"],
@@ -168,7 +169,7 @@ const typeApi = {
       "TurnMetrics"
     ],
     ConversationContext: ["ContextOptions", "CountTokens", "Turn"],
-    Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "ProbedLayer"],
+    Fallback: ["Backend", "BackendFailure", "CircuitBreakerOptions", "FallbackOptions", "NamedLayer", "ProbedLayer"],
     FinishReason: "type",
     HttpTransport: ["BodyReader", "Request", "Response", "Service", "UndiciOptions"],
     Llm: ["CompletionOptions", "PromptCacheOption", "ReasoningOption", "ResponseFormat", "ToolChoice"],
@@ -180,7 +181,8 @@ const typeApi = {
       "LlmConfigInput",
       "LlmSection",
       "McpServerSection",
-      "PriceSection"
+      "PriceSection",
+      "StateSection"
     ],
     Local: ["LocalOptions", "LocalServer", "ProbeOptions"],
     McpToolkit: ["HttpServer", "Options", "Server", "ServerOptions", "ServerStatus", "Service", "StdioServer"],
@@ -199,6 +201,7 @@ const typeApi = {
       "TextOptions"
     ],
     Retry: ["RetryOptions"],
+    SharedState: ["RedisOptions", "Service"],
     PromptCacheOption: "type",
     ReasoningOption: "type",
     ResponseFormat: "type",

@@ -287,6 +287,24 @@ describe("rate limits in memory", () => {
       expect(moved.metadata.fallbacks?.[0]?.error).toMatchObject({ _tag: "LlmRateLimitError", limit: "requests" })
       expect(primary.requests.length).toBe(1)
     }))
+
+  it.scoped("refusals before sending do not open the backend's breaker: it is used again once its budget is back", () =>
+    Effect.gen(function*() {
+      const primary = yield* FakeProvider.make
+      const secondary = yield* FakeProvider.make
+      secondary.setDefault({ kind: "reply", text: "from the secondary" })
+      const chain = Fallback.layer([
+        Local.layer({ baseUrl: primary.url, ...noRetry, timeout: "10 seconds", rateLimit: { requestsPerMinute: 1 } }),
+        OpenAi.layer({ baseUrl: `${secondary.url}/v1`, ...noRetry })
+      ], { circuitBreaker: { failureThreshold: 2, cooldown: "1 hour" } })
+      const llm = Context.get(yield* Layer.build(chain), Llm.Llm)
+      expect((yield* llm.complete(hi)).content).toBe("ok")
+      // three refusals in a row: each moves on, none counts against the primary's health
+      for (let i = 0; i < 3; i++) expect((yield* llm.complete(hi)).content).toBe("from the secondary")
+      yield* TestClock.adjust("61 seconds")
+      expect((yield* llm.complete(hi)).content).toBe("ok")
+      expect(primary.requests.length).toBe(2)
+    }))
 })
 
 describe("rate limits in Redis", () => {

@@ -31,10 +31,13 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import type * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import { isTransient, type LlmError, LlmProviderError } from "../errors.js"
@@ -42,11 +45,13 @@ import { addUsage, withPartialText } from "../internal/errorFactory.js"
 import * as Metrics from "../internal/metrics.js"
 import * as Retry from "../internal/retry.js"
 import { attr, event, fallbackSpan } from "../internal/semconv.js"
+import * as SharedBreaker from "../internal/sharedBreaker.js"
 import { projectable, type Projection } from "../internal/textOnly.js"
 import { nanosNow, recordingSpan, spanned, spannedChannel } from "../internal/tracing.js"
 import { type CompletionOptions, Llm } from "../Llm.js"
 import { AssistantMessage, type Message } from "../Message.js"
 import { CompletionResult, ResponseMetadata, StreamEvent } from "../Reply.js"
+import * as SharedState from "../SharedState.js"
 import { Usage } from "../Usage.js"
 
 /**
@@ -86,6 +91,12 @@ export interface FallbackOptions {
 export interface Backend {
   readonly llm: Llm.Service
   /**
+   * Its breaker's name across processes, when `SharedState` is Redis
+   * (default `provider:model`; a name given twice in a chain is told apart
+   * by its position, `name#2`).
+   */
+  readonly name?: string | undefined
+  /**
    * Asked before an open breaker's trial call (e.g. `Local.health`): failing,
    * it reopens the breaker and the call skips the backend; passing, it lets
    * the trial call through, whose end decides. Default: the trial call alone.
@@ -117,20 +128,26 @@ type Health = "healthy" | "unhealthy" | "unknown"
  * The one place deciding what an end says about the backend: an answer, or
  * content streamed before the consumer stopped, shows it healthy; a transient
  * error or a failed probe shows it unhealthy; a non-transient error (auth,
- * invalid request) or a call cut off before any content says nothing.
+ * invalid request), a refusal of the backend's own rate limit before
+ * sending, or a call cut off before any content says nothing.
  */
 const healthOf = (end: End): Health => {
   switch (end._tag) {
     case "Answered":
       return "healthy"
     case "Failed":
-      return isTransient(end.error) ? "unhealthy" : "unknown"
+      // a call its own rate limit refused before sending says nothing of the backend
+      return isTransient(end.error) && !refusedBeforeSending(end.error) ? "unhealthy" : "unknown"
     case "ProbeFailed":
       return "unhealthy"
     case "Stopped":
       return end.content ? "healthy" : "unknown"
   }
 }
+
+/** Whether `error` is a rate limit's refusal made before anything was sent (a budget spent, a Retry-After held). */
+const refusedBeforeSending = (error: LlmError): boolean =>
+  error._tag === "LlmRateLimitError" && error.limit !== undefined
 
 /** How a complete call's exit ended. */
 const endOf = (exit: Exit.Exit<unknown, LlmError>): End => {
@@ -142,12 +159,17 @@ const endOf = (exit: Exit.Exit<unknown, LlmError>): End => {
 /**
  * A breaker's state: closed (counting consecutive failures), open (skipping
  * its backend until the cooldown from `since` is over), or trying (the one
- * trial call after the cooldown is in flight; other calls skip).
+ * trial call after the cooldown is in flight; other calls skip). Shared
+ * through Redis, the trial may be another process's: `until` is when this
+ * process gives up waiting for its end (its holder may have died) and asks
+ * for the trial itself.
  */
 type BreakerState =
   | { readonly _tag: "Closed"; readonly failures: number }
   | { readonly _tag: "Open"; readonly since: number }
-  | { readonly _tag: "Trying"; readonly since: number }
+  | { readonly _tag: "Trying"; readonly since: number; readonly until?: number | undefined }
+
+const closed: BreakerState = { _tag: "Closed", failures: 0 }
 
 /** A breaker state as telemetry names it, and its gauge value. */
 const stateNames = { Closed: ["closed", 0], Trying: ["half_open", 1], Open: ["open", 2] } as const
@@ -158,9 +180,23 @@ interface BreakerReport {
   readonly labels: ReadonlyArray<MetricLabel.MetricLabel> | undefined
 }
 
-/** A circuit breaker over the layer's clock (a `TestClock` in tests). */
-class Breaker {
-  private state: BreakerState = { _tag: "Closed", failures: 0 }
+/** How a breaker shares its state with other processes: its Redis side, and how its changes are sent in the background. */
+interface Sharing {
+  readonly redis: SharedBreaker.SharedBreaker
+  readonly fork: <A>(effect: Effect.Effect<A>) => Fiber.RuntimeFiber<A>
+}
+
+/**
+ * A circuit breaker over the layer's clock (a `TestClock` in tests). Shared,
+ * it mirrors the state Redis holds, changed by what the other processes
+ * publish: a closed breaker lets calls through without asking Redis; only the
+ * trial is asked for (a lock), and only changes of state are sent.
+ */
+class Breaker implements SharedBreaker.Listener {
+  private state: BreakerState = closed
+  private sharing: Sharing | undefined
+  /** The last change sent to Redis: the next one, and a trial's request, wait for it, so that they arrive in order. */
+  private sending: Fiber.Fiber<unknown> | undefined
 
   constructor(
     readonly threshold: number,
@@ -169,6 +205,11 @@ class Breaker {
     readonly report: BreakerReport
   ) {
     if (report.labels !== undefined) Metrics.breakerState.unsafeUpdate(0, report.labels)
+  }
+
+  /** Shares the breaker through Redis from now on. */
+  share(sharing: Sharing): void {
+    this.sharing = sharing
   }
 
   /**
@@ -189,19 +230,74 @@ class Breaker {
     })
   }
 
-  /** Lets a call through (the trial, once an open breaker's cooldown is over), or skips it (undefined). */
-  admit(span: Tracer.Span | undefined): Pass | undefined {
+  /** Open with `remaining` of its cooldown left. */
+  private openFor(remaining: number): BreakerState {
+    return { _tag: "Open", since: this.now() - this.cooldownMillis + remaining }
+  }
+
+  /**
+   * Lets a call through (the trial, once an open breaker's cooldown is over),
+   * or skips it (undefined). Shared, the trial is asked of Redis, which lets
+   * one process make it; this process's other calls skip meanwhile.
+   */
+  admit(span: Tracer.Span | undefined): Effect.Effect<Pass | undefined> {
     const state = this.state
     switch (state._tag) {
       case "Closed":
-        return new Pass(this, false, span)
+        return Effect.succeed(new Pass(this, false, span))
       case "Trying":
-        return undefined
+        if (state.until === undefined || this.now() < state.until) return skip
+        break
       case "Open":
-        if (this.now() < state.since + this.cooldownMillis) return undefined
-        this.move({ _tag: "Trying", since: state.since }, span)
-        return new Pass(this, true, span)
+        if (this.now() < state.since + this.cooldownMillis) return skip
     }
+    this.move({ _tag: "Trying", since: state.since }, span)
+    const sharing = this.sharing
+    if (sharing === undefined) return Effect.succeed(new Pass(this, true, span))
+    const sent = this.sending
+    return Effect.map(
+      sent === undefined ? sharing.redis.trial : Effect.zipRight(Fiber.await(sent), sharing.redis.trial),
+      (answer) => {
+        // Redis down: this process's own trial
+        if (Option.isNone(answer)) return new Pass(this, true, span)
+        const admission = answer.value
+        switch (admission._tag) {
+          case "Mine":
+            return new Pass(this, true, span, admission.token, sharing.redis.hold(admission.token))
+          case "Closed":
+            this.move(closed, span)
+            return new Pass(this, false, span)
+          case "Open":
+            this.move(this.openFor(admission.remaining), span)
+            return undefined
+          case "Trying":
+            this.move({ _tag: "Trying", since: state.since, until: this.now() + admission.remaining }, span)
+            return undefined
+        }
+      }
+    )
+  }
+
+  /** Sends a change to Redis after the ones before it; the pass that made it waits for it when it is released. */
+  private send(pass: Pass, change: (redis: SharedBreaker.SharedBreaker) => Effect.Effect<unknown>): void {
+    const sharing = this.sharing
+    if (sharing === undefined) return
+    const before = this.sending
+    const sending = sharing.fork(
+      before === undefined ? change(sharing.redis) : Effect.zipRight(Fiber.await(before), change(sharing.redis))
+    )
+    this.sending = sending
+    pass.sent = sending
+  }
+
+  /** Opens the breaker for every process; when another opened it first, its cooldown is the one that counts. */
+  private sendOpen(pass: Pass): void {
+    this.send(pass, (redis) =>
+      Effect.map(redis.open(pass.token), (remaining) => {
+        if (Option.isSome(remaining) && remaining.value < this.cooldownMillis && this.state._tag === "Open") {
+          this.move(this.openFor(remaining.value), undefined)
+        }
+      }))
   }
 
   /**
@@ -209,30 +305,69 @@ class Breaker {
    * reopens it after a trial, or counts towards the threshold when closed; a
    * trial that said nothing leaves it awaiting its trial, so the next call
    * tries again. A call let through before the breaker opened does not
-   * reopen it, nor end a trial it did not make.
+   * reopen it, nor end a trial it did not make. Shared, each change of state
+   * is sent to Redis (consecutive failures are counted by each process).
    */
-  settle(trial: boolean, health: Health, span: Tracer.Span | undefined): void {
+  settle(pass: Pass, health: Health): void {
+    const { span, trial } = pass
     const state = this.state
     switch (health) {
       case "healthy":
-        this.move({ _tag: "Closed", failures: 0 }, span)
+        this.move(closed, span)
+        if (trial || state._tag !== "Closed") this.send(pass, (redis) => redis.close)
         return
       case "unhealthy":
-        if (trial) this.move({ _tag: "Open", since: this.now() }, span)
-        else if (state._tag === "Closed") {
-          this.move(
-            state.failures + 1 >= this.threshold
-              ? { _tag: "Open", since: this.now() }
-              : { _tag: "Closed", failures: state.failures + 1 },
-            span
-          )
+        if (trial) {
+          this.move({ _tag: "Open", since: this.now() }, span)
+          this.sendOpen(pass)
+        } else if (state._tag === "Closed") {
+          if (state.failures + 1 >= this.threshold) {
+            this.move({ _tag: "Open", since: this.now() }, span)
+            this.sendOpen(pass)
+          } else this.move({ _tag: "Closed", failures: state.failures + 1 }, span)
         }
         return
       case "unknown":
         if (trial && state._tag === "Trying") this.move({ _tag: "Open", since: state.since }, span)
+        if (pass.token !== undefined) {
+          const token = pass.token
+          this.send(pass, (redis) => redis.untried(token))
+        }
     }
   }
+
+  /** Another process changed the breaker: it closed it, opened it, or gave its trial back (open, cooldown over). */
+  heard(remote: SharedBreaker.Remote): void {
+    if (remote._tag === "Closed") this.move(closed, undefined)
+    else if (remote._tag === "Open") this.move(this.openFor(remote.remaining), undefined)
+  }
+
+  /**
+   * Takes the state Redis holds (once subscribed, and again after each
+   * reconnection), unless this process is making the trial. A breaker Redis
+   * holds closed (as a Redis restarted empty does) while this process holds
+   * it open stays open until its cooldown is over; its trial then asks Redis.
+   */
+  get resync(): Effect.Effect<boolean> {
+    const sharing = this.sharing
+    if (sharing === undefined) return Effect.succeed(true)
+    return Effect.map(sharing.redis.read, (answer) => {
+      if (Option.isNone(answer)) return false
+      const remote = answer.value
+      const state = this.state
+      if (remote._tag === "Closed" || (state._tag === "Trying" && state.until === undefined)) return true
+      this.move(
+        remote._tag === "Open"
+          ? this.openFor(remote.remaining)
+          : { _tag: "Trying", since: this.now(), until: this.now() + remote.remaining },
+        undefined
+      )
+      return true
+    })
+  }
 }
+
+const skip: Effect.Effect<Pass | undefined> = Effect.succeed(undefined)
 
 /**
  * One call let through a breaker. The first end reported settles the
@@ -242,14 +377,25 @@ class Breaker {
 class Pass {
   /** Whether the backend streamed content on this call. */
   content = false
+  /** The change of state this call sent to Redis, if any: its release waits for it. */
+  sent: Fiber.Fiber<unknown> | undefined
   private ended = false
 
-  constructor(readonly breaker: Breaker, readonly trial: boolean, readonly span: Tracer.Span | undefined) {}
+  constructor(
+    readonly breaker: Breaker,
+    readonly trial: boolean,
+    readonly span: Tracer.Span | undefined,
+    /** A shared trial's lock. */
+    readonly token?: string | undefined,
+    /** Stops renewing that lock. */
+    private readonly unhold?: (() => void) | undefined
+  ) {}
 
   end(end: End): void {
     if (this.ended) return
     this.ended = true
-    this.breaker.settle(this.trial, healthOf(end), this.span)
+    this.unhold?.()
+    this.breaker.settle(this, healthOf(end))
   }
 
   /** Ends it, unless already ended, as cut off after or before content. */
@@ -310,11 +456,16 @@ export const make = (
     const clock = yield* Effect.clock
     const now = () => clock.unsafeCurrentTimeMillis()
     const breakerOptions = options.circuitBreaker
+    const names = new Set<string>()
     const chain = backends.map((backend, index) => {
       const entry: Backend = "llm" in backend ? backend : { llm: backend }
       const name = entry.llm.provider
+      const wanted = entry.name ?? `${entry.llm.provider}:${entry.llm.model}`
+      const shared = names.has(wanted) ? `${wanted}#${index}` : wanted
+      names.add(shared)
       return {
         ...entry,
+        shared,
         breaker: breakerOptions === false
           ? new Breaker(Number.POSITIVE_INFINITY, 0, now, { backend: name, labels: undefined })
           : new Breaker(
@@ -325,6 +476,19 @@ export const make = (
           )
       }
     })
+    const state = yield* SharedState.current
+    if (state._tag === "Redis" && breakerOptions !== false) {
+      const redis = yield* SharedBreaker.make(state.connection)
+      const runtime = yield* Effect.runtime<never>()
+      const fork = Runtime.runFork(runtime)
+      for (const link of chain) {
+        link.breaker.share({ redis: redis.breaker(link.shared, link.breaker.cooldownMillis, link.breaker), fork })
+      }
+      const unsubscribe = yield* redis.start
+      // built in a scope (as `layer` builds it), it stops listening with it; otherwise with the connection
+      const scope = yield* Effect.serviceOption(Scope.Scope)
+      if (Option.isSome(scope)) yield* Scope.addFinalizer(scope.value, Effect.sync(unsubscribe))
+    }
     type Link = (typeof chain)[number]
     const first = chain[0]!.llm
 
@@ -352,8 +516,13 @@ export const make = (
 
     // a traced call's breaker changes are events on its span
     const admit = (link: Link) =>
-      Effect.withFiberRuntime<Pass | undefined>((fiber) => Effect.succeed(link.breaker.admit(recordingSpan(fiber))))
-    const release = (pass: Pass | undefined) => Effect.sync(() => pass?.stop())
+      Effect.withFiberRuntime<Pass | undefined>((fiber) => link.breaker.admit(recordingSpan(fiber)))
+    // ends the pass, and waits until the change of state it made (if any) reached Redis
+    const release = (pass: Pass | undefined) =>
+      Effect.suspend(() => {
+        pass?.stop()
+        return pass?.sent === undefined ? Effect.void : Effect.asVoid(Fiber.await(pass.sent))
+      })
 
     /** Runs `use` with a pass through `link`'s breaker (undefined: skip it) and, however it exits, ends the pass. */
     const admitted = <A, E>(link: Link, use: (pass: Pass | undefined) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
@@ -663,17 +832,33 @@ export interface ProbedLayer<E, R = never> {
   readonly layer: Layer.Layer<Llm, E, R>
   /** E.g. `Local.health({ baseUrl })`: cheaper than a real call, and costs no tokens. */
   readonly probe: Effect.Effect<unknown, unknown, R>
+  /** Its breaker's name across processes (see `Backend.name`). */
+  readonly name?: string | undefined
+}
+
+/**
+ * A backend layer with its breaker's name across processes (see
+ * `Backend.name`) and, optionally, a probe.
+ *
+ * @since 0.1.0
+ */
+export interface NamedLayer<E, R = never> {
+  readonly layer: Layer.Layer<Llm, E, R>
+  readonly name: string
+  readonly probe?: Effect.Effect<unknown, unknown, R> | undefined
 }
 
 /**
  * Composes backend layers into one `Llm` that falls back in order: the
  * first is the primary. Each layer is built once, alongside the others; a
  * layer given with a `probe` is probed before its breaker's trial call.
+ * With `SharedState` Redis in context, the breakers are shared by every
+ * process using the same Redis and key prefix.
  *
  * @since 0.1.0
  */
 export const layer = <E, R>(
-  layers: ReadonlyArray<Layer.Layer<Llm, E, R> | ProbedLayer<E, R>>,
+  layers: ReadonlyArray<Layer.Layer<Llm, E, R> | ProbedLayer<E, R> | NamedLayer<E, R>>,
   options: FallbackOptions = {}
 ): Layer.Layer<Llm, E, R> =>
   Layer.scoped(
@@ -681,11 +866,12 @@ export const layer = <E, R>(
     Effect.gen(function*() {
       const context = yield* Effect.context<R>()
       const backends = yield* Effect.forEach(layers, (entry) => {
-        const probed = "probe" in entry ? entry : undefined
-        const layer = probed === undefined ? entry as Layer.Layer<Llm, E, R> : probed.layer
+        const given = Layer.isLayer(entry) ? undefined : entry as ProbedLayer<E, R> | NamedLayer<E, R>
+        const layer = given === undefined ? entry as Layer.Layer<Llm, E, R> : given.layer
         return Effect.map(Layer.build(layer), (built): Backend => ({
           llm: Context.get(built, Llm),
-          ...(probed === undefined ? {} : { probe: Effect.provide(probed.probe, context) })
+          ...(given?.name === undefined ? {} : { name: given.name }),
+          ...(given?.probe === undefined ? {} : { probe: Effect.provide(given.probe, context) })
         }))
       })
       return yield* make(backends, options)

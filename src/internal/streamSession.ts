@@ -217,6 +217,16 @@ const decoder = <A>(
   )
   state.attemptUsage = () => reader.usage()
   let received = 0
+  /**
+   * Until the consumer is handed something, a read is decoded only up to its
+   * first events, which go out at once, alone; the rest of the read follows
+   * in the next step (`pending`, and the text the reader holds). A whole
+   * reply arriving in one read so reaches the consumer's first delta without
+   * waiting for every event of it to be decoded; later reads go out whole.
+   */
+  let early = true
+  /** The pieces of a read left after its first events went out early. */
+  let pending: Array<Uint8Array> | undefined
   const firstContentAt = (at: number) => {
     if (state.firstContent === undefined) {
       state.firstContent = at
@@ -229,7 +239,9 @@ const decoder = <A>(
     firstContentAt(at)
     state.delivered.push(events)
     const out = project(events)
-    return out.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(out))
+    if (out.length === 0) return Channel.void
+    early = false
+    return Channel.write(Chunk.unsafeFromArray(out))
   }
   /** The events decoded before `error` reach the consumer (committing the attempt if there are any), then the error. */
   const failAfter = (events: Array<StreamEvent>, error: LlmError) =>
@@ -246,22 +258,33 @@ const decoder = <A>(
     return emit(all)
   }
   const read: BodyDecoder<A> = Channel.suspend(() => {
-    const got = body.poll()
-    if (got === undefined) return waitThenRead
-    // a deadline that passed while the consumer was busy fails the stream at its next read
-    if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
-    if (got === null) return end([])
-    if (!Array.isArray(got)) return Channel.fail(transportError(attempt, context, got.cause, "mid-stream"))
-    let events: Array<StreamEvent> = []
-    for (const piece of got) {
+    let got = pending
+    pending = undefined
+    if (got === undefined) {
+      const polled = body.poll()
+      if (polled === undefined) return waitThenRead
+      // a deadline that passed while the consumer was busy fails the stream at its next read
+      if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
+      if (polled === null) return end([])
+      if (!Array.isArray(polled)) return Channel.fail(transportError(attempt, context, polled.cause, "mid-stream"))
+      got = polled
+    } else if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
+    let events: Array<StreamEvent> = reader.holding ? reader.rest(early) : []
+    for (let i = 0;; i++) {
+      const failure = reader.failure
+      if (failure !== undefined) return failAfter(events, failure)
+      if (early && events.length > 0 && !reader.done && (reader.holding || i < got.length)) {
+        pending = i === 0 ? got : got.slice(i)
+        return Channel.zipRight(emit(events), read)
+      }
+      if (i === got.length) break
+      const piece = got[i]!
       received += piece.length
       if (received > maxResponseBytes) {
         return failAfter(events, responseError(context, `the response body exceeds ${maxResponseBytes} bytes`))
       }
-      const fed = reader.feed(piece)
+      const fed = reader.feed(piece, early)
       if (fed.length > 0) events = events.length === 0 ? fed : events.concat(fed)
-      const failure = reader.failure
-      if (failure !== undefined) return failAfter(events, failure)
     }
     if (reader.done) return end(events)
     return events.length === 0 ? read : Channel.zipRight(emit(events), read)

@@ -71,8 +71,10 @@ const paced = argv.includes("--paced")
  */
 const firstToken = argv.includes("--first-token")
 const calls = Number(option("calls") ?? (paced ? 200 : firstToken ? 2000 : 4000))
-/** Only the rows whose label contains this text (to profile one of them). */
+/** Only the rows whose label contains this text (to profile one of them); with `--exact`, the row so named. */
 const only = option("only")
+const exact = argv.includes("--exact")
+const picked = (label: string) => only === undefined || (exact ? label === only : label.includes(only))
 
 const reply = replies[protocol]
 const sse = Buffer.from(
@@ -399,7 +401,7 @@ const main = async () => {
       `${protocol}, 200 text deltas in one read, ${calls} streams per row, µs from the read to the first delta (median; best of 3)`
     )
     for (const [label, task] of firstTokenRows) {
-      if (only !== undefined && !label.includes(only)) continue
+      if (!picked(label)) continue
       const rounds: Array<number> = []
       for (let round = 0; round < 3; round++) rounds.push(await medianOf(task))
       console.log(`${label.padEnd(50)} ${Math.min(...rounds).toFixed(1).padStart(6)}`)
@@ -415,7 +417,7 @@ const main = async () => {
       } per stream, ${calls} calls per row, CPU µs per call (best of 3)`
   )
   for (const [label, task] of rows) {
-    if (only !== undefined && !label.includes(only)) continue
+    if (!picked(label)) continue
     const rounds: Array<number> = []
     for (let round = 0; round < 3; round++) rounds.push(await cpuPerCall(task))
     const best = Math.min(...rounds) / (paced ? events.length : 1)

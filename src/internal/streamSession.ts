@@ -106,10 +106,12 @@ interface SessionState {
   /** The fiber's own metric tags, read when the session starts. */
   readonly metricTags: ReadonlyArray<MetricLabel.MetricLabel>
   /**
-   * The batches of events the consumer was handed, kept by reference (one
-   * push per network read), so that a failure after content can carry the
-   * text delivered: joined once, on failure.
+   * The text deltas the consumer was handed, so that a failure after content
+   * can carry the text delivered: joined once, on failure. Only the strings
+   * are kept, not the events (a long stream holds no event it handed over).
    */
+  readonly texts: Array<string>
+  /** The batches of events the consumer was handed, by reference, when the span records content (else empty). */
   readonly delivered: Array<Array<StreamEvent>>
   readonly retries: Retry.Retrier<LlmError>
   /** The usage the attempt under way reported so far (its decoder's), once it has a body. */
@@ -141,11 +143,7 @@ const now = (state: SessionState) => state.clock.unsafeCurrentTimeMillis()
 
 /** A failure after the commit, noting the text the consumer had received. */
 const afterContent = (state: SessionState, error: LlmError): LlmError => {
-  const text: Array<string> = []
-  for (const events of state.delivered) {
-    for (const event of events) if (event._tag === "TextDelta") text.push(event.text)
-  }
-  return text.length === 0 ? error : withPartialText(error, text.join(""))
+  return state.texts.length === 0 ? error : withPartialText(error, state.texts.join(""))
 }
 
 const finishEvent = ({ endpoint, state }: Session<unknown>, finish: DecodedFinish) => {
@@ -237,7 +235,8 @@ const decoder = <A>(
     const at = now(state)
     state.lastContent = at
     firstContentAt(at)
-    state.delivered.push(events)
+    if (state.capture) state.delivered.push(events)
+    for (const event of events) if (event._tag === "TextDelta") state.texts.push(event.text)
     const out = project(events)
     if (out.length === 0) return Channel.void
     early = false
@@ -442,6 +441,7 @@ export const open = <A>(endpoint: Endpoint, call: Call, project: Projection<A>):
       requestId: undefined,
       span: undefined,
       finish: undefined,
+      texts: [],
       delivered: [],
       attemptUsage: undefined,
       failedUsage: undefined,

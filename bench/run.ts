@@ -476,7 +476,7 @@ const report = (results: Results, options: Options): string => {
           ? "–"
           : row.compare === "ratio"
           ? `${formatNumber(value)}x`
-          : `+${formatNumber(value)} µs`
+          : `${value < 0 ? "−" + formatNumber(-value) : "+" + formatNumber(value)} µs`
       const targetText = row.compare === "ratio"
         ? `${row.higherIsBetter === true ? ">=" : "<="} ${row.target}x`
         : `<= +${row.target} µs`

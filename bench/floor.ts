@@ -64,9 +64,17 @@ const protocol = (option("protocol") ?? "chat") as Protocol
 const short = argv.includes("--short")
 /** Each SSE event in its own macrotask, as the paced scenario's one event per network read. */
 const paced = argv.includes("--paced")
-const calls = Number(option("calls") ?? (argv.includes("--paced") ? 200 : 4000))
-/** Only the rows whose label contains this text (to profile one of them). */
+/**
+ * Time to the first text delta of a whole stream delivered in one read (the
+ * headers and every event in one macrotask, as the `ttft-delayed` scenario's
+ * one write after a pause): µs from that read to the first delta, median.
+ */
+const firstToken = argv.includes("--first-token")
+const calls = Number(option("calls") ?? (paced ? 200 : firstToken ? 2000 : 4000))
+/** Only the rows whose label contains this text (to profile one of them); with `--exact`, the row so named. */
 const only = option("only")
+const exact = argv.includes("--exact")
+const picked = (label: string) => only === undefined || (exact ? label === only : label.includes(only))
 
 const reply = replies[protocol]
 const sse = Buffer.from(
@@ -100,6 +108,9 @@ const sseHeaders = { "content-type": "text/event-stream", "x-request-id": "r" }
 const jsonHeaders = { "content-type": "application/json", "content-length": String(json.length), "x-request-id": "r" }
 const isStream = (body: string | Uint8Array) => Buffer.from(body).includes("\"stream\":true")
 
+/** When the last `--first-token` read was delivered (`performance.now()`). */
+let readAt = 0
+
 /** The controller a handler of undici's `dispatch` gets; nothing here pauses or aborts. */
 const controller = { aborted: false, paused: false, reason: null, abort() {}, pause() {}, resume() {} }
 
@@ -118,6 +129,17 @@ const dispatcher = {
     const stream = isStream(options.body as string)
     const object = stream && isObjectRequest(options.body as string)
     const pacedEvents = object ? objectEvents : events
+    if (firstToken && stream) {
+      // the whole response in one later read: headers, every event and the end in one macrotask
+      setImmediate(() => {
+        readAt = performance.now()
+        handler.onRequestStart?.(controller, {})
+        handler.onResponseStart?.(controller, 200, sseHeaders, "OK")
+        handler.onResponseData?.(controller, sse)
+        handler.onResponseEnd?.(controller, {})
+      })
+      return true
+    }
     queueMicrotask(() => {
       handler.onRequestStart?.(controller, {})
       handler.onResponseStart?.(controller, 200, stream ? sseHeaders : jsonHeaders, "OK")
@@ -262,6 +284,50 @@ const pacedRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
   ]
 ]
 
+/** The same whole read split by plain code (`JSON.parse` per event), its first text handed over at once: what raw pays. */
+const firstPlain = () =>
+  new Promise<number>((resolve) => {
+    setImmediate(() => {
+      const at = performance.now()
+      let first = 0
+      const text = new TextDecoder().decode(sse, { stream: true })
+      let start = 0
+      let end: number
+      while ((end = text.indexOf("\n", start)) >= 0) {
+        if (text.startsWith("data: ", start) && first === 0) {
+          const data = text.slice(start + 6, end)
+          if (data !== "[DONE]") {
+            const parsed = JSON.parse(data) as { choices?: Array<{ delta?: { content?: string } }>; type?: string }
+            if (parsed.choices?.[0]?.delta?.content || parsed.type === "content_block_delta") {
+              first = performance.now()
+            }
+          }
+        } else if (text.startsWith("data: {", start)) JSON.parse(text.slice(start + 6, end))
+        start = end + 1
+      }
+      resolve(first - at)
+    })
+  })
+
+/** µs from the read to the first text delta of `stream`, run in `on`. */
+const firstOf = (
+  on: ManagedRuntime.ManagedRuntime<Llm.Llm, never>,
+  stream: Stream.Stream<string, unknown, Llm.Llm>
+) => {
+  let first = 0
+  return on.runPromise(Stream.runForEach(stream, () =>
+    Effect.sync(() => {
+      if (first === 0) first = performance.now()
+    }))).then(() => first - readAt)
+}
+
+/** The first-token rows (`--first-token`): µs from the one read to the first text delta. */
+const firstTokenRows: ReadonlyArray<readonly [string, () => Promise<number>]> = [
+  ["plain code: decode, split, JSON.parse, first text", firstPlain],
+  ["effect-llm: Llm.streamText", () => firstOf(runtime, Llm.streamText(messages))],
+  ["effect-llm: Fallback, Llm.streamText", () => firstOf(fallback, Llm.streamText(messages))]
+]
+
 /** The rows: a label and one call. */
 const fastRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
   [
@@ -320,7 +386,28 @@ const cpuPerCall = async (task: () => Promise<unknown>): Promise<number> => {
   return (used.user + used.system) / calls
 }
 
+/** The median of `task`'s result over `calls` calls, after a warm-up. */
+const medianOf = async (task: () => Promise<number>): Promise<number> => {
+  for (let i = 0; i < calls / 4; i++) await task()
+  const samples: Array<number> = []
+  for (let i = 0; i < calls; i++) samples.push(await task())
+  samples.sort((a, b) => a - b)
+  return samples[samples.length >> 1]! * 1000
+}
+
 const main = async () => {
+  if (firstToken) {
+    console.log(
+      `${protocol}, 200 text deltas in one read, ${calls} streams per row, µs from the read to the first delta (median; best of 3)`
+    )
+    for (const [label, task] of firstTokenRows) {
+      if (!picked(label)) continue
+      const rounds: Array<number> = []
+      for (let round = 0; round < 3; round++) rounds.push(await medianOf(task))
+      console.log(`${label.padEnd(50)} ${Math.min(...rounds).toFixed(1).padStart(6)}`)
+    }
+    return dispose()
+  }
   const rows = paced ? pacedRows : fastRows
   console.log(
     paced
@@ -330,12 +417,16 @@ const main = async () => {
       } per stream, ${calls} calls per row, CPU µs per call (best of 3)`
   )
   for (const [label, task] of rows) {
-    if (only !== undefined && !label.includes(only)) continue
+    if (!picked(label)) continue
     const rounds: Array<number> = []
     for (let round = 0; round < 3; round++) rounds.push(await cpuPerCall(task))
     const best = Math.min(...rounds) / (paced ? events.length : 1)
     console.log(`${label.padEnd(50)} ${best.toFixed(paced ? 2 : 0).padStart(6)}`)
   }
+  return dispose()
+}
+
+const dispose = async () => {
   await runtime.dispose()
   await fallback.dispose()
   await bare.dispose()

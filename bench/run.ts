@@ -26,7 +26,7 @@
  */
 import { build } from "esbuild"
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdirSync, writeFileSync } from "node:fs"
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -107,6 +107,7 @@ const buildAll = async (): Promise<void> => {
     entryPoints: [
       path.join(root, "bench/server.ts"),
       path.join(root, "bench/worker.ts"),
+      path.join(root, "bench/importCost.ts"),
       ...modules.map((module) => path.join(root, `bench/clients/${module}.ts`))
     ],
     outbase: path.join(root, "bench"),
@@ -119,7 +120,54 @@ const buildAll = async (): Promise<void> => {
     sourcemap: "linked",
     logLevel: "warning"
   })
+  // the library module by module, as the published package is, for the import cost
+  await build({
+    entryPoints: readdirSync(path.join(root, "src"), { recursive: true, encoding: "utf8" })
+      .filter((file) => file.endsWith(".ts") && !file.endsWith(".d.ts"))
+      .map((file) => path.join(root, "src", file)),
+    outbase: path.join(root, "src"),
+    outdir: path.join(outdir, "lib"),
+    bundle: false,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    logLevel: "warning"
+  })
   writeFileSync(path.join(outdir, "package.json"), JSON.stringify({ type: "module" }))
+}
+
+/** One import-cost process (`bench/importCost.ts`): `base` (effect and undici) or `library` on top. */
+const runImportCost = (what: "base" | "library"): Promise<Metrics> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--expose-gc", path.join(outdir, "importCost.js"), what], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    let stdout = ""
+    child.stdout.on("data", (data: Buffer) => (stdout += data.toString()))
+    child.on("exit", (code) =>
+      code === 0 ? resolve(JSON.parse(stdout.trim()) as Metrics) : reject(new Error(`importCost ${what}: ${code}`)))
+  })
+
+/**
+ * What importing the library costs on top of effect and undici: five fresh
+ * processes of each, interleaved; the medians' differences (RSS and heap in
+ * use after a full collection) and the import's median time.
+ */
+const importCost = async (): Promise<Metrics> => {
+  const base: Array<Metrics> = []
+  const library: Array<Metrics> = []
+  for (let i = 0; i < 5; i++) {
+    base.push(await runImportCost("base"))
+    library.push(await runImportCost("library"))
+  }
+  const of = (runs: Array<Metrics>, name: string) => median(runs.map((run) => run[name]!))
+  return {
+    importRssMB: of(library, "rssMB") - of(base, "rssMB"),
+    importHeapMB: of(library, "heapMB") - of(base, "heapMB"),
+    importMillis: of(library, "importMillis"),
+    baseRssMB: of(base, "rssMB"),
+    baseHeapMB: of(base, "heapMB")
+  }
 }
 
 /** Starts the fake server; resolves with its origin once it listens. */
@@ -428,7 +476,7 @@ const report = (results: Results, options: Options): string => {
           ? "–"
           : row.compare === "ratio"
           ? `${formatNumber(value)}x`
-          : `+${formatNumber(value)} µs`
+          : `${value < 0 ? "−" + formatNumber(-value) : "+" + formatNumber(value)} µs`
       const targetText = row.compare === "ratio"
         ? `${row.higherIsBetter === true ? ">=" : "<="} ${row.target}x`
         : `<= +${row.target} µs`
@@ -491,6 +539,13 @@ const report = (results: Results, options: Options): string => {
       `| sentence chunking: growth per delta, a reply ten times as long, for speech (1.0 = linear) | ${
         formatNumber(m("speechLongBatchedMicros") / m("speechBatchedMicros"))
       } |`
+    )
+    lines.push(
+      `| importing the library on top of \`effect\` and \`undici\` (fresh processes; those two alone: ${
+        formatNumber(m("baseRssMB"))
+      } MB RSS, ${formatNumber(m("baseHeapMB"))} MB heap): RSS / heap in use / time | +${
+        formatNumber(m("importRssMB"))
+      } MB / +${formatNumber(m("importHeapMB"))} MB / ${formatNumber(m("importMillis"))} ms |`
     )
     lines.push(
       `| (\`LlmStream.textDeltas\` alone, batched / one per chunk) | ${
@@ -560,7 +615,7 @@ const main = async (): Promise<void> => {
           { micro: true, origin: server.origin, quick: options.quick },
           options.nodeArgs
         )
-        results.micro.push(micro!)
+        results.micro.push({ ...micro!, ...(await importCost()) })
         log(`rep ${rep + 1}/${options.reps} micro ${JSON.stringify(micro)}`)
       }
     }

@@ -18,7 +18,6 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import { readFileSync } from "node:fs"
-import { parse as parseYaml } from "yaml"
 import { isObject } from "./internal/json.js"
 import { entryProblem, reservedFields } from "./internal/providerOptions.js"
 import {
@@ -963,17 +962,25 @@ export const layerFrom = (
  * @since 0.1.0
  */
 export const readFile = (path: string): Effect.Effect<unknown, ConfigError.ConfigError> =>
-  Effect.try({
-    try: () => {
-      const text = readFileSync(path, "utf8")
-      return path.endsWith(".json") ? JSON.parse(text) : parseYaml(text)
-    },
-    catch: (cause) =>
-      ConfigError.InvalidData(
-        [],
-        `${path}: cannot read the configuration: ${cause instanceof Error ? cause.message : String(cause)}`
-      )
-  })
+  Effect.flatMap(
+    // the YAML parser is loaded by the first YAML file read, not by importing the library
+    path.endsWith(".json") ? Effect.succeed(JSON.parse) : Effect.promise(() => loadYaml()),
+    (parse) =>
+      Effect.try({
+        try: () => parse(readFileSync(path, "utf8")) as unknown,
+        catch: (cause) =>
+          ConfigError.InvalidData(
+            [],
+            `${path}: cannot read the configuration: ${cause instanceof Error ? cause.message : String(cause)}`
+          )
+      })
+  )
+
+/** The `yaml` package's parser, loaded once, on first use. */
+const loadYaml = (() => {
+  let loaded: Promise<(text: string) => unknown> | undefined
+  return () => (loaded ??= import("yaml").then((yaml) => (text: string) => yaml.parse(text) as unknown))
+})()
 
 /**
  * The `Llm` layer for a YAML or JSON file; the path defaults to the

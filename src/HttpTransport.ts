@@ -11,9 +11,9 @@
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { Dispatcher } from "undici"
-import * as HttpClientTransport from "./internal/httpClientTransport.js"
 import type { Service } from "./internal/transport.js"
 import * as UndiciTransport from "./internal/undiciTransport.js"
 
@@ -76,5 +76,9 @@ export const layerUndici = (options: UndiciOptions = {}): Layer.Layer<HttpTransp
  */
 export const layerHttpClient: Layer.Layer<HttpTransport, never, HttpClient.HttpClient> = Layer.effect(
   HttpTransport,
-  HttpClientTransport.fromContext
+  // loaded when the layer is built: an application on the default transport never loads @effect/platform's client
+  Effect.flatMap(
+    Effect.promise(() => import("./internal/httpClientTransport.js")),
+    (HttpClientTransport) => HttpClientTransport.fromContext
+  )
 )

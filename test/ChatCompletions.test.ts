@@ -66,19 +66,26 @@ describe("ChatCompletions codec on recorded streams", () => {
     const file = join(fixtures, name)
     const expected = expectedOf(file)
     const body = sseBody(file)
+    // each chunking read whole, and read event by event as a stream's first read is
     for (const sizes of [[], [1], [7], [64], [3, 1, 200, 17]]) {
-      const decoded = decodeSse(codec, body, sizes)
-      if ("_tag" in decoded) throw new Error(decoded.message)
-      const result = summarize(decoded)
-      expect(result.text).toBe(expected.text ?? "")
-      expect(result.reasoning).toBe(expected.reasoning ?? "")
-      expect(result.model).toBe(expected.model)
-      expect(result.responseId).toBe(expected.response_id)
-      expect(result.finishReason).toBe(expected.finish_reason)
-      expect({ ...result.usage }).toEqual(expectedUsage(expected.usage))
-      expect(result.toolCalls).toEqual(
-        (expected.tool_calls ?? []).map((call) => ({ id: call.id, name: call.name, arguments: call.arguments_parsed }))
-      )
+      for (const early of [false, true]) {
+        const decoded = decodeSse(codec, body, sizes, early)
+        if ("_tag" in decoded) throw new Error(decoded.message)
+        const result = summarize(decoded)
+        expect(result.text).toBe(expected.text ?? "")
+        expect(result.reasoning).toBe(expected.reasoning ?? "")
+        expect(result.model).toBe(expected.model)
+        expect(result.responseId).toBe(expected.response_id)
+        expect(result.finishReason).toBe(expected.finish_reason)
+        expect({ ...result.usage }).toEqual(expectedUsage(expected.usage))
+        expect(result.toolCalls).toEqual(
+          (expected.tool_calls ?? []).map((call) => ({
+            id: call.id,
+            name: call.name,
+            arguments: call.arguments_parsed
+          }))
+        )
+      }
     }
   })
 

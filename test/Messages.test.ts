@@ -97,17 +97,20 @@ describe("Messages codec on recorded replies", () => {
     const file = join(fixtures, name)
     const expected = expectedOf(derivedOf(file))
     const body = sseBody(file)
+    // each chunking read whole, and read event by event as a stream's first read is
     for (const sizes of [[], [1], [7], [64], [3, 1, 200, 17]]) {
-      const decoded = decodeSse(codec, body, sizes)
-      if ("_tag" in decoded) throw new Error(decoded.message)
-      const result = summarize(decoded)
-      expect(result.text).toBe(expected.text)
-      expect(result.reasoning).toBe(expected.reasoning)
-      expect(result.toolCalls).toEqual(expected.toolCalls)
-      expect(result.finishReason).toBe(expected.finishReason)
-      expect(result.model).toBe(expected.model)
-      expect(result.responseId).toBe(expected.responseId)
-      expect({ ...result.usage }).toEqual(expected.usage)
+      for (const early of [false, true]) {
+        const decoded = decodeSse(codec, body, sizes, early)
+        if ("_tag" in decoded) throw new Error(decoded.message)
+        const result = summarize(decoded)
+        expect(result.text).toBe(expected.text)
+        expect(result.reasoning).toBe(expected.reasoning)
+        expect(result.toolCalls).toEqual(expected.toolCalls)
+        expect(result.finishReason).toBe(expected.finishReason)
+        expect(result.model).toBe(expected.model)
+        expect(result.responseId).toBe(expected.responseId)
+        expect({ ...result.usage }).toEqual(expected.usage)
+      }
     }
   })
 

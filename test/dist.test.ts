@@ -6,7 +6,7 @@
  * types, are the reviewed public API below; a change to it shows up here.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import { readdirSync, readFileSync, rmSync } from "node:fs"
 import { createRequire } from "node:module"
 import { join, relative } from "node:path"
@@ -295,6 +295,40 @@ describe("the built package", () => {
     rmSync(out, { recursive: true, force: true })
     execFileSync(process.execPath, [tsc, "-p", "tsconfig.build.json", "--outDir", out], { cwd: root, stdio: "pipe" })
   }, 180_000)
+
+  it("importing index.js loads none of the packages only some users need; they load when used", () => {
+    // a resolve hook (on the loader thread) reports every module resolved, on stderr
+    const hook = `export async function resolve(specifier, context, next) {
+      const found = await next(specifier, context)
+      process.stderr.write("resolved " + found.url + "\\n")
+      return found
+    }`
+    const program = `
+      import { register } from "node:module"
+      import { writeFileSync } from "node:fs"
+      register(${JSON.stringify("data:text/javascript," + encodeURIComponent(hook))})
+      const { LlmConfig } = await import(${url("index.js")})
+      process.stderr.write("imported\\n")
+      const Effect = await import("effect/Effect")
+      const file = ${JSON.stringify(join(out, "probe.yaml"))}
+      writeFileSync(file, "backends:\\n  - name: a\\n")
+      console.log(JSON.stringify(await Effect.runPromise(LlmConfig.readFile(file))))
+    `
+    const run = spawnSync(process.execPath, ["--input-type=module", "-e", program], { cwd: root, encoding: "utf8" })
+    expect(run.status, run.stderr).toBe(0)
+    const [atImport, afterImport] = run.stderr.split("imported\n")
+    const packagesIn = (log: string) =>
+      new Set([...log.matchAll(/node_modules\/((?:@[^/]+\/)?[^/]+)\//g)].map((match) => match[1]!))
+    const loaded = packagesIn(atImport!)
+    expect(loaded.has("effect")).toBe(true)
+    for (const lazy of ["yaml", "ajv", "ajv-formats", "gpt-tokenizer", "@modelcontextprotocol/sdk", "ioredis"]) {
+      expect(loaded.has(lazy), `${lazy} loaded by the import`).toBe(false)
+    }
+    expect(loaded.has("@effect/platform"), "@effect/platform loaded by the import").toBe(false)
+    // the YAML parser is there when a YAML file is read
+    expect(packagesIn(afterImport!).has("yaml")).toBe(true)
+    expect(JSON.parse(run.stdout)).toEqual({ backends: [{ name: "a" }] })
+  })
 
   it("exports exactly the reviewed values from index.js and testing/index.js", () => {
     const found = runNode(`

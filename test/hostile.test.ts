@@ -660,12 +660,15 @@ describe("SSE decoding under arbitrary chunkings", () => {
           (cuts) => {
             const decoded = decodeSse(codec, bytes, sizesAt(cuts, bytes.length))
             expect(decoded).toEqual(whole)
+            // each read parsed only until events come out, as a stream's first read is, the rest after
+            expect(decodeSse(codec, bytes, sizesAt(cuts, bytes.length), true)).toEqual(whole)
           }
         ),
         { numRuns: 150, seed: 42 }
       )
-      // one byte at a time, the extreme
+      // one byte at a time, the extreme; and the whole body as one read, parsed event by event
       expect(decodeSse(codec, bytes, [1])).toEqual(whole)
+      expect(decodeSse(codec, bytes, [], true)).toEqual(whole)
     })
   }
 
@@ -678,6 +681,8 @@ describe("SSE decoding under arbitrary chunkings", () => {
           (bytes, sizes) => {
             const decoded = decodeSse(codec, bytes, sizes)
             expect("_tag" in decoded ? isLlmError(decoded) : Array.isArray(decoded.events)).toBe(true)
+            // parsed event by event, the same bytes give the same outcome
+            expect(decodeSse(codec, bytes, sizes, true)).toEqual(decoded)
           }
         ),
         { numRuns: 300, seed: 7 }

@@ -107,6 +107,8 @@ export class EventReader {
   private failed: LlmError | undefined
   private mode: Mode = "unknown"
   private readonly json: Array<string> = []
+  /** Event-stream text decoded but not parsed yet: the rest of a read fed with `first` (see `feed`). */
+  private held = ""
 
   constructor(
     private readonly decoder: StreamDecoder,
@@ -160,20 +162,53 @@ export class EventReader {
   /**
    * Feeds one network read; returns the events it completed, those before a
    * failure included (see `failure`). Nothing is decoded after a failure.
+   * With `first`, an event stream's text is parsed line by line only until
+   * an event comes out: those events are returned at once and the rest of
+   * the read is held, parsed by the next `feed` or `rest` (the whole read is
+   * still decoded as UTF-8 first, so what fails and what does not is the
+   * same either way).
    */
-  feed(bytes: Uint8Array): Array<StreamEvent> {
+  feed(bytes: Uint8Array, first = false): Array<StreamEvent> {
     if (this.failed !== undefined) return []
     let text: string
     try {
       text = this.text.decode(bytes, streaming)
     } catch {
-      this.failed = responseError(this.context, "the stream is not valid UTF-8")
-      return []
+      // what was held came before these bytes: its events, and any failure in it, come first
+      if (this.held !== "") this.parse(this.held, false)
+      if (this.failed === undefined) this.failed = responseError(this.context, "the stream is not valid UTF-8")
+      return this.take()
     }
-    if (this.mode === "sse") this.parser.feed(text)
+    if (this.mode === "sse") this.parse(this.held === "" ? text : this.held + text, first)
     else if (this.mode === "json") this.json.push(text)
-    else this.sniff(text)
+    else this.sniff(text, first)
     return this.take()
+  }
+
+  /** Whether part of a read is held, not parsed yet (see `feed`). */
+  get holding(): boolean {
+    return this.held !== ""
+  }
+
+  /** Parses the held rest of a read (with `first`, again only until an event comes out); returns its events. */
+  rest(first = false): Array<StreamEvent> {
+    if (this.failed === undefined && this.held !== "") this.parse(this.held, first)
+    return this.take()
+  }
+
+  /** Feeds event-stream text to the parser: whole, or with `first` line by line until an event comes out. */
+  private parse(text: string, first: boolean): void {
+    this.held = ""
+    if (!first) return this.parser.feed(text)
+    let at = 0
+    let end: number
+    while (this.out.length === 0 && this.failed === undefined && (end = text.indexOf("\n", at)) >= 0) {
+      this.parser.feed(text.slice(at, end + 1))
+      at = end + 1
+    }
+    if (this.failed !== undefined || at === text.length) return
+    if (this.out.length === 0) this.parser.feed(at === 0 ? text : text.slice(at))
+    else this.held = text.slice(at)
   }
 
   /**
@@ -184,6 +219,7 @@ export class EventReader {
   end(): { readonly events: Array<StreamEvent>; readonly finish: DecodedFinish | LlmError } {
     if (this.failed !== undefined) return { events: [], finish: this.failed }
     if (!this.decoder.done) {
+      if (this.held !== "") this.parse(this.held, false)
       let rest: string
       try {
         rest = this.text.decode()
@@ -201,7 +237,7 @@ export class EventReader {
   }
 
   /** Before the first non-blank character: decides whether the body is an event stream or one JSON document. */
-  private sniff(text: string): void {
+  private sniff(text: string, first: boolean): void {
     let at = 0
     while (at < text.length && isBlank(text.charCodeAt(at))) at++
     if (at === text.length) {
@@ -215,7 +251,7 @@ export class EventReader {
       return
     }
     this.mode = "sse"
-    this.parser.feed(text)
+    this.parse(text, first)
   }
 
   /** The end of a JSON body: the reply it decodes to, as events, or the error it is. */

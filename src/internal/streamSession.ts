@@ -109,10 +109,12 @@ interface SessionState {
   /** The fiber's own metric tags, read when the session starts. */
   readonly metricTags: ReadonlyArray<MetricLabel.MetricLabel>
   /**
-   * The batches of events the consumer was handed, kept by reference (one
-   * push per network read), so that a failure after content can carry the
-   * text delivered: joined once, on failure.
+   * The text deltas the consumer was handed, so that a failure after content
+   * can carry the text delivered: joined once, on failure. Only the strings
+   * are kept, not the events (a long stream holds no event it handed over).
    */
+  readonly texts: Array<string>
+  /** The batches of events the consumer was handed, by reference, when the span records content (else empty). */
   readonly delivered: Array<Array<StreamEvent>>
   readonly retries: Retry.Retrier<LlmError>
   /** The usage the attempt under way reported so far (its decoder's), once it has a body. */
@@ -146,11 +148,7 @@ const now = (state: SessionState) => state.clock.unsafeCurrentTimeMillis()
 
 /** A failure after the commit, noting the text the consumer had received. */
 const afterContent = (state: SessionState, error: LlmError): LlmError => {
-  const text: Array<string> = []
-  for (const events of state.delivered) {
-    for (const event of events) if (event._tag === "TextDelta") text.push(event.text)
-  }
-  return text.length === 0 ? error : withPartialText(error, text.join(""))
+  return state.texts.length === 0 ? error : withPartialText(error, state.texts.join(""))
 }
 
 const finishEvent = ({ endpoint, state }: Session<unknown>, finish: DecodedFinish) => {
@@ -222,6 +220,16 @@ const decoder = <A>(
   )
   state.attemptUsage = () => reader.usage()
   let received = 0
+  /**
+   * Until the consumer is handed something, a read is decoded only up to its
+   * first events, which go out at once, alone; the rest of the read follows
+   * in the next step (`pending`, and the text the reader holds). A whole
+   * reply arriving in one read so reaches the consumer's first delta without
+   * waiting for every event of it to be decoded; later reads go out whole.
+   */
+  let early = true
+  /** The pieces of a read left after its first events went out early. */
+  let pending: Array<Uint8Array> | undefined
   const firstContentAt = (at: number) => {
     if (state.firstContent === undefined) {
       state.firstContent = at
@@ -232,9 +240,12 @@ const decoder = <A>(
     const at = now(state)
     state.lastContent = at
     firstContentAt(at)
-    state.delivered.push(events)
+    if (state.capture) state.delivered.push(events)
+    for (const event of events) if (event._tag === "TextDelta") state.texts.push(event.text)
     const out = project(events)
-    return out.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(out))
+    if (out.length === 0) return Channel.void
+    early = false
+    return Channel.write(Chunk.unsafeFromArray(out))
   }
   /** The events decoded before `error` reach the consumer (committing the attempt if there are any), then the error. */
   const failAfter = (events: Array<StreamEvent>, error: LlmError) =>
@@ -252,22 +263,33 @@ const decoder = <A>(
     return emit(all)
   }
   const read: BodyDecoder<A> = Channel.suspend(() => {
-    const got = body.poll()
-    if (got === undefined) return waitThenRead
-    // a deadline that passed while the consumer was busy fails the stream at its next read
-    if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
-    if (got === null) return end([])
-    if (!Array.isArray(got)) return Channel.fail(transportError(attempt, context, got.cause, "mid-stream"))
-    let events: Array<StreamEvent> = []
-    for (const piece of got) {
+    let got = pending
+    pending = undefined
+    if (got === undefined) {
+      const polled = body.poll()
+      if (polled === undefined) return waitThenRead
+      // a deadline that passed while the consumer was busy fails the stream at its next read
+      if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
+      if (polled === null) return end([])
+      if (!Array.isArray(polled)) return Channel.fail(transportError(attempt, context, polled.cause, "mid-stream"))
+      got = polled
+    } else if (attempt.timedOut !== undefined) return Channel.fail(attempt.timedOut)
+    let events: Array<StreamEvent> = reader.holding ? reader.rest(early) : []
+    for (let i = 0;; i++) {
+      const failure = reader.failure
+      if (failure !== undefined) return failAfter(events, failure)
+      if (early && events.length > 0 && !reader.done && (reader.holding || i < got.length)) {
+        pending = i === 0 ? got : got.slice(i)
+        return Channel.zipRight(emit(events), read)
+      }
+      if (i === got.length) break
+      const piece = got[i]!
       received += piece.length
       if (received > maxResponseBytes) {
         return failAfter(events, responseError(context, `the response body exceeds ${maxResponseBytes} bytes`))
       }
-      const fed = reader.feed(piece)
+      const fed = reader.feed(piece, early)
       if (fed.length > 0) events = events.length === 0 ? fed : events.concat(fed)
-      const failure = reader.failure
-      if (failure !== undefined) return failAfter(events, failure)
     }
     if (reader.done) return end(events)
     return events.length === 0 ? read : Channel.zipRight(emit(events), read)
@@ -438,6 +460,7 @@ export const open = <A>(endpoint: Endpoint, call: Call, project: Projection<A>):
       requestId: undefined,
       span: undefined,
       finish: undefined,
+      texts: [],
       delivered: [],
       attemptUsage: undefined,
       failedUsage: undefined,

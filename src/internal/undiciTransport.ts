@@ -53,8 +53,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   ended = false
   failure: TransportError | undefined
   aborted = false
-  /** The reader waiting for data, if any. */
-  wake: (() => void) | undefined
+  /** The reader waiting for data, if any: its fiber's resumption. */
+  wake: ((effect: Effect.Effect<void>) => void) | undefined
   /** `bytes(limit)` waiting for the whole body, if it was called. */
   whole: ((exit: Exit.Exit<Uint8Array, TransportError>) => void) | undefined
   /** The bound `bytes(limit)` set on the whole body. */
@@ -123,7 +123,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const wake = this.wake
     if (wake !== undefined) {
       this.wake = undefined
-      wake()
+      wake(Effect.void)
     }
   }
 
@@ -163,6 +163,10 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** What the caller gets once the headers are in: status, headers, and the body read whole or batch by batch. */
   response(status: number, headers: Record<string, string | undefined>): Response {
+    // made once per response: a wait for data allocates nothing of its own
+    const unwake = Effect.sync(() => {
+      this.wake = undefined
+    })
     const reader: BodyReader = {
       poll: () => {
         if (this.buffered > 0) {
@@ -177,10 +181,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       },
       ready: Effect.async<void>((resume) => {
         if (this.buffered > 0 || this.failure !== undefined || this.ended) return resume(Effect.void)
-        this.wake = () => resume(Effect.void)
-        return Effect.sync(() => {
-          this.wake = undefined
-        })
+        this.wake = resume
+        return unwake
       })
     }
     const length = plainLength(headers)

@@ -29,17 +29,26 @@ export const chunk = (bytes: Uint8Array, sizes: ReadonlyArray<number>): Array<Ui
   return out
 }
 
-/** Decodes a whole SSE body; returns the events and how it finished, or the failure. */
+/**
+ * Decodes a whole SSE body; returns the events and how it finished, or the
+ * failure. `early`: every read is fed as a stream's first read is (its text
+ * parsed only until events come out, the rest held), the held rest taken
+ * the same way, batch after batch, until the read is used up.
+ */
 export const decodeSse = (
   codec: WireCodec,
   body: string | Uint8Array,
-  sizes: ReadonlyArray<number> = []
+  sizes: ReadonlyArray<number> = [],
+  early = false
 ): Decoded | LlmError => {
   const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body
   const reader = new EventReader(codec.streamDecoder(context), context)
   const events: Array<StreamEvent> = []
   for (const piece of chunk(bytes, sizes)) {
-    for (const event of reader.feed(piece)) events.push(event)
+    for (const event of reader.feed(piece, early)) events.push(event)
+    while (reader.holding && reader.failure === undefined && !reader.done) {
+      for (const event of reader.rest(early)) events.push(event)
+    }
     if (reader.failure !== undefined) return reader.failure
     if (reader.done) break
   }

@@ -6,6 +6,7 @@ import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import type { Redis } from "ioredis"
+import { type ErrorContext, redactSecrets } from "./errorFactory.js"
 
 /** Where the Redis server is, and how long a command may take before the call goes on without it. */
 export interface RedisConnectionOptions {
@@ -40,19 +41,18 @@ export interface RedisConnection {
   readonly address: string
 }
 
-/** `host:port` of a Redis URL, without user or password; the URL as given when it does not parse. */
-const addressOf = (url: string): string => {
+/** Where a Redis URL points (`host:port`, without user or password) and the password in it ("" when none, or unparsable). */
+const parseUrl = (url: string): { readonly address: string; readonly password: string } => {
   try {
     const parsed = new URL(url)
-    return `${parsed.hostname}:${parsed.port === "" ? "6379" : parsed.port}`
+    return {
+      address: `${parsed.hostname}:${parsed.port === "" ? "6379" : parsed.port}`,
+      password: decodeURIComponent(parsed.password)
+    }
   } catch {
-    return "the configured Redis server"
+    return { address: "the configured Redis server", password: "" }
   }
 }
-
-/** Replaces the secrets in a Redis error message. */
-const scrub = (text: string, secrets: ReadonlyArray<string>): string =>
-  secrets.reduce((out, secret) => (secret.length >= 4 ? out.split(secret).join("[redacted]") : out), text)
 
 /**
  * Connects to Redis (in the background: the connection is usable at once,
@@ -63,15 +63,13 @@ export const make = (options: RedisConnectionOptions): Effect.Effect<RedisConnec
     const { Redis } = yield* Effect.promise(() => import("ioredis"))
     const url = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
     const password = options.password === undefined ? undefined : Redacted.value(options.password)
-    const urlPassword = (() => {
-      try {
-        return decodeURIComponent(new URL(url).password)
-      } catch {
-        return ""
-      }
-    })()
-    const secrets = [password, urlPassword].filter((secret): secret is string => secret !== undefined && secret !== "")
-    const address = addressOf(url)
+    const { address, password: urlPassword } = parseUrl(url)
+    // messages name the server, never its credentials
+    const redacting: ErrorContext = {
+      provider: "redis",
+      model: "",
+      secrets: [password, urlPassword].filter((secret): secret is string => secret !== undefined && secret !== "")
+    }
     const keyPrefix = options.keyPrefix ?? "effect-llm:"
     const commandTimeout = Duration.toMillis(Duration.decode(options.commandTimeout ?? "100 millis"))
     const runtime = yield* Effect.runtime<never>()
@@ -84,7 +82,7 @@ export const make = (options: RedisConnectionOptions): Effect.Effect<RedisConnec
       log(
         Effect.logWarning(
           `effect-llm: Redis at ${address} is unavailable (${
-            scrub(reason, secrets)
+            redactSecrets(redacting, reason)
           }); breakers, rate limits and conversations use this process's own state until it is back`
         )
       )

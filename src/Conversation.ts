@@ -444,31 +444,19 @@ export const make = (
       }
     }
 
-    const sendTurn = <R>(userText: string, turn: SendOptions<R> = {}) =>
-      turnLock.withPermits(1)(Effect.zipRight(
-        refresh,
-        SynchronizedRef.modifyEffect(ref, (context) => {
-          const options = cached(turn)
-          const started = context.addUser(userText, count)
-          const { llm, overflow } = turnOf(started)
-          return Toolkit.run(started.messages, kitOf(options), options).pipe(
-            Effect.provideService(Llm, llm),
-            Effect.flatMap(({ added, result }) =>
-              Effect.map(stored.commit(append(overflow.base, added)), (next) => [result, next] as const)
-            ),
-            Telemetry.withConversationId(id)
-          )
-        })
-      ))
-
-    // the text path: a pending speculation is dropped, not reused
-    const send = <R>(userText: string, turn: SendOptions<R> = {}) =>
-      Effect.zipRight(speculations.discard, sendTurn(userText, turn))
-
-    const sendObject = <A, I, R>(
+    /**
+     * A turn answered whole (the text path: a pending speculation is dropped, not reused): `answer`
+     * runs on the history with the user's message, and what it added is recorded, in one write, once
+     * it succeeds.
+     */
+    const wholeTurn = <A, E, R, O extends SendOptions<R>>(
       userText: string,
-      schema: Schema.Schema<A, I, never>,
-      turn: SendOptions<R> & ObjectOptions = {}
+      turn: O,
+      answer: (
+        messages: ReadonlyArray<Message>,
+        kit: Toolkit.Toolkit<R>,
+        options: O
+      ) => Effect.Effect<{ readonly result: A; readonly added: ReadonlyArray<Message> }, E, Llm | R>
     ) =>
       Effect.zipRight(
         speculations.discard,
@@ -478,19 +466,30 @@ export const make = (
             const options = cached(turn)
             const started = context.addUser(userText, count)
             const { llm, overflow } = turnOf(started)
-            return Toolkit.generateObject(started.messages, kitOf(options), schema, options).pipe(
+            return answer(started.messages, kitOf(options), options).pipe(
               Effect.provideService(Llm, llm),
               Effect.flatMap(({ added, result }) =>
-                Effect.map(
-                  stored.commit(append(overflow.base, withoutRepairs(added))),
-                  (next) => [result, next] as const
-                )
+                Effect.map(stored.commit(append(overflow.base, added)), (next) => [result, next] as const)
               ),
               Telemetry.withConversationId(id)
             )
           })
         ))
       )
+
+    const send = <R>(userText: string, turn: SendOptions<R> = {}) =>
+      wholeTurn(userText, turn, (messages, kit: Toolkit.Toolkit<R>, options) => Toolkit.run(messages, kit, options))
+
+    const sendObject = <A, I, R>(
+      userText: string,
+      schema: Schema.Schema<A, I, never>,
+      turn: SendOptions<R> & ObjectOptions = {}
+    ) =>
+      wholeTurn(userText, turn, (messages, kit: Toolkit.Toolkit<R>, options) =>
+        Effect.map(
+          Toolkit.generateObject(messages, kit, schema, options),
+          ({ added, result }) => ({ result, added: withoutRepairs(added) })
+        ))
 
     const streamTurn = <R>(userText: string, turn: SendOptions<R>, listener?: Listener) =>
       unwrapScoped(Effect.gen(function*() {

@@ -271,7 +271,8 @@ describe("rate limits in memory", () => {
       expect(server.requests.length).toBe(2)
     }))
 
-  it.scoped("a refused backend lets a fallback move on at once", () =>
+  /** A chain whose primary (a local server) may send one request a minute, and an OpenAI secondary that answers. */
+  const limitedChain = (options?: Fallback.FallbackOptions) =>
     Effect.gen(function*() {
       const primary = yield* FakeProvider.make
       const secondary = yield* FakeProvider.make
@@ -279,8 +280,13 @@ describe("rate limits in memory", () => {
       const chain = Fallback.layer([
         Local.layer({ baseUrl: primary.url, ...noRetry, timeout: "10 seconds", rateLimit: { requestsPerMinute: 1 } }),
         OpenAi.layer({ baseUrl: `${secondary.url}/v1`, ...noRetry })
-      ])
-      const llm = Context.get(yield* Layer.build(chain), Llm.Llm)
+      ], options)
+      return { llm: Context.get(yield* Layer.build(chain), Llm.Llm), primary }
+    })
+
+  it.scoped("a refused backend lets a fallback move on at once", () =>
+    Effect.gen(function*() {
+      const { llm, primary } = yield* limitedChain()
       expect((yield* llm.complete(hi)).content).toBe("ok")
       const moved = yield* llm.complete(hi)
       expect(moved.content).toBe("from the secondary")
@@ -290,14 +296,7 @@ describe("rate limits in memory", () => {
 
   it.scoped("refusals before sending do not open the backend's breaker: it is used again once its budget is back", () =>
     Effect.gen(function*() {
-      const primary = yield* FakeProvider.make
-      const secondary = yield* FakeProvider.make
-      secondary.setDefault({ kind: "reply", text: "from the secondary" })
-      const chain = Fallback.layer([
-        Local.layer({ baseUrl: primary.url, ...noRetry, timeout: "10 seconds", rateLimit: { requestsPerMinute: 1 } }),
-        OpenAi.layer({ baseUrl: `${secondary.url}/v1`, ...noRetry })
-      ], { circuitBreaker: { failureThreshold: 2, cooldown: "1 hour" } })
-      const llm = Context.get(yield* Layer.build(chain), Llm.Llm)
+      const { llm, primary } = yield* limitedChain({ circuitBreaker: { failureThreshold: 2, cooldown: "1 hour" } })
       expect((yield* llm.complete(hi)).content).toBe("ok")
       // three refusals in a row: each moves on, none counts against the primary's health
       for (let i = 0; i < 3; i++) expect((yield* llm.complete(hi)).content).toBe("from the secondary")

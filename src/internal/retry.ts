@@ -81,6 +81,15 @@ export const retryAfterOf = (error: LlmError): Duration.Duration | undefined =>
   error._tag === "LlmRateLimitError" || error._tag === "LlmProviderError" ? error.retryAfter : undefined
 
 /**
+ * Whether `error` is the backend's own rate limit refusing a call before
+ * anything was sent (a budget spent, a Retry-After held).
+ *
+ * @since 0.1.0
+ */
+export const refusedBeforeSending = (error: LlmError): boolean =>
+  error._tag === "LlmRateLimitError" && error.limit !== undefined
+
+/**
  * Whether the policy retries this error: it must be transient, not a
  * refusal of the backend's rate limit (which already waited as long as the
  * call's deadline allows), and any Retry-After it carries must be within
@@ -89,7 +98,7 @@ export const retryAfterOf = (error: LlmError): Duration.Duration | undefined =>
  * @since 0.1.0
  */
 export const isRetryable = (options: ResolvedRetryOptions) => (error: LlmError): boolean => {
-  if (!isTransient(error) || (error._tag === "LlmRateLimitError" && error.limit !== undefined)) return false
+  if (!isTransient(error) || refusedBeforeSending(error)) return false
   const retryAfter = retryAfterOf(error)
   return retryAfter === undefined || Duration.lessThanOrEqualTo(retryAfter, options.maxRetryAfter)
 }

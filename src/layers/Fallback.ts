@@ -137,17 +137,13 @@ const healthOf = (end: End): Health => {
       return "healthy"
     case "Failed":
       // a call its own rate limit refused before sending says nothing of the backend
-      return isTransient(end.error) && !refusedBeforeSending(end.error) ? "unhealthy" : "unknown"
+      return isTransient(end.error) && !Retry.refusedBeforeSending(end.error) ? "unhealthy" : "unknown"
     case "ProbeFailed":
       return "unhealthy"
     case "Stopped":
       return end.content ? "healthy" : "unknown"
   }
 }
-
-/** Whether `error` is a rate limit's refusal made before anything was sent (a budget spent, a Retry-After held). */
-const refusedBeforeSending = (error: LlmError): boolean =>
-  error._tag === "LlmRateLimitError" && error.limit !== undefined
 
 /** How a complete call's exit ended. */
 const endOf = (exit: Exit.Exit<unknown, LlmError>): End => {

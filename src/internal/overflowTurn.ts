@@ -78,11 +78,13 @@ const fit = (
   const counted = total(context.messages, counter) + ownTokens
   // the server's tokens per counted token: 1 when a TokenCounter counts as the server does
   const scale = error.promptTokens !== undefined && counted > 0 ? error.promptTokens / counted : 1
+  // what a request's messages may take, counted as `counter` counts
+  const limit = room / scale
   if (learned !== undefined) {
-    learned.limit = room / scale
+    learned.limit = limit
     learned.counter = counter
   }
-  return context.pruneTo({ maxTokens: Math.max(0, Math.floor(room / scale - ownTokens)) }, counter)
+  return context.pruneTo({ maxTokens: Math.max(0, Math.floor(limit - ownTokens)) }, counter)
 }
 
 /**

@@ -297,10 +297,12 @@ describe("the built package", () => {
   }, 180_000)
 
   it("importing index.js loads none of the packages only some users need; they load when used", () => {
-    // a resolve hook (on the loader thread) reports every module resolved, on stderr
-    const hook = `export async function resolve(specifier, context, next) {
+    // a resolve hook (on the loader thread) reports every module resolved, on stderr; written synchronously,
+    // since what the loader thread writes through process.stderr may still be queued when the process exits
+    const hook = `import { writeSync } from "node:fs"
+    export async function resolve(specifier, context, next) {
       const found = await next(specifier, context)
-      process.stderr.write("resolved " + found.url + "\\n")
+      writeSync(2, "resolved " + found.url + "\\n")
       return found
     }`
     const program = `

@@ -123,9 +123,6 @@ const readerOf = (response: HttpClientResponse.HttpClientResponse, scope: Scope.
       Effect.async<void>((resume) => {
         if (chunks.length > 0 || state !== undefined) return resume(Effect.void)
         wake = () => resume(Effect.void)
-        return Effect.sync(() => {
-          wake = undefined
-        })
       })
     )
   }

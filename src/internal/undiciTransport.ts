@@ -163,10 +163,6 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** What the caller gets once the headers are in: status, headers, and the body read whole or batch by batch. */
   response(status: number, headers: Record<string, string | undefined>): Response {
-    // made once per response: a wait for data allocates nothing of its own
-    const unwake = Effect.sync(() => {
-      this.wake = undefined
-    })
     const reader: BodyReader = {
       poll: () => {
         if (this.buffered > 0) {
@@ -179,10 +175,12 @@ class Exchange implements Dispatcher.DispatchHandler {
         if (this.failure !== undefined) return this.failure
         return this.ended ? null : undefined
       },
+      // no canceller: one wraps every wait in an interrupt handler (about 2 of 10 µs per paced read in
+      // process). An interrupted wait's resumption is dead (a fiber ignores a second resumption), and
+      // the exchange it lingers in is aborted by the attempt's scope
       ready: Effect.async<void>((resume) => {
         if (this.buffered > 0 || this.failure !== undefined || this.ended) return resume(Effect.void)
         this.wake = resume
-        return unwake
       })
     }
     const length = plainLength(headers)

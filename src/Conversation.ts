@@ -27,11 +27,11 @@ import * as SynchronizedRef from "effect/SynchronizedRef"
 import { type ContextOptions, ConversationContext, make as makeContext } from "./Context.js"
 import type { LlmError, LlmInvalidRequestError, LlmOutputError } from "./errors.js"
 import * as ConversationStore from "./internal/conversationStore.js"
-import { metered, onStreamFinish } from "./internal/meter.js"
+import { metered } from "./internal/meter.js"
 import { LearnedRoom, OverflowTurn } from "./internal/overflowTurn.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
 import * as Speculation from "./internal/speculation.js"
-import { eachHandedOn, provideService, unwrapScoped } from "./internal/streamOps.js"
+import { eachHandedOn, unwrapScoped } from "./internal/streamOps.js"
 import * as VoiceMetrics from "./internal/voiceMetrics.js"
 import { Llm, type PromptCacheOption } from "./Llm.js"
 import { AssistantMessage, type Message, UserMessage } from "./Message.js"
@@ -351,7 +351,9 @@ export const make = (
 ): Effect.Effect<Conversation.Service, never, Llm | Scope.Scope> =>
   Effect.gen(function*() {
     let billed = Usage.zero
-    const llm = metered(yield* Llm, (usage) => void (billed = Usage.add(billed, usage)))
+    const bill = (usage: Usage) => void (billed = Usage.add(billed, usage))
+    // a streamed turn's replies are billed as their Finish passes the tool loop (`generate`), not by a stage of their own
+    const llm = metered(yield* Llm, bill, { finishes: false })
     const speculations = yield* Speculation.make(yield* Effect.scope)
     const id = options.id ?? (yield* Effect.sync(() => crypto.randomUUID()))
     const counter = yield* Effect.serviceOption(TokenCounter)
@@ -415,22 +417,19 @@ export const make = (
       // each step's usage (the loop emits only the last step's Finish), kept until a spoken turn listens
       const usages: Array<Usage> = []
       let onUsage: ((usage: Usage) => void) | undefined
-      const reporting = onStreamFinish(
-        llm,
-        ({ usage }) => (onUsage === undefined ? usages.push(usage) : onUsage(usage))
-      )
+      // every event of every step, in the loop's own stage: the bill, each step's usage, and whether content went out
+      const onEvent = (event: StreamEvent) => {
+        if (event._tag === "Finish") {
+          bill(Usage.billed(event))
+          if (onUsage === undefined) usages.push(event.usage)
+          else onUsage(event.usage)
+        } else if (event._tag !== "Silence") {
+          // content went out (a Silence is none): a refused step may no longer be sent again
+          overflow.delivered = true
+        }
+      }
       return {
-        events: Toolkit.stream(started.messages, kitOf(options), {
-          ...options,
-          ...hooks
-        }).pipe(
-          (events) => provideService(events, Llm, reporting),
-          Stream.mapChunks((events) => {
-            // a Silence is no content: a refused step may still be sent again
-            if (Chunk.some(events, (event) => event._tag !== "Silence")) overflow.delivered = true
-            return events
-          })
-        ),
+        events: Toolkit.streamOn(llm, started.messages, kitOf(options), { ...options, ...hooks, onEvent }),
         reportUsage: (listen) => {
           for (const usage of usages.splice(0)) listen(usage)
           onUsage = listen

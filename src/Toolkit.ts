@@ -383,7 +383,9 @@ const silenceTimer = (step: number, after: Duration.Duration, spoke: Deferred.De
  * The streaming tool loop: the events of every step stream through as they
  * arrive, and tool calls run between steps. Only the last step's `Finish` is
  * emitted. `onStep` sees the messages each completed step adds (for a
- * conversation to record them). With `final` (a speculative generation's),
+ * conversation to record them), `onEvent` every event of every step's model
+ * call as it passes, in the loop's own stage (a caller metering each step
+ * adds none). With `final` (a speculative generation's),
  * calls of tools that wait for the final turn (`Tool.waitForFinal`) run
  * once it has completed; the others run at once.
  *
@@ -400,12 +402,41 @@ const silenceTimer = (step: number, after: Duration.Duration, spoke: Deferred.De
 export const stream = <R>(
   messages: ReadonlyArray<Message>,
   kit: Toolkit<R>,
-  options: RunOptions & {
-    readonly onStep?: (added: ReadonlyArray<Message>) => Effect.Effect<void>
-    readonly final?: Effect.Effect<void> | undefined
-  } = {}
+  options: StreamOptions = {}
 ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, Llm | R> =>
-  unwrap(Effect.map(Llm, (llm) => {
+  unwrap(Effect.map(Llm, (llm) => streamOn(llm, messages, kit, options)))
+
+/**
+ * `stream`'s options: `RunOptions`, and the hooks a conversation records a
+ * turn with.
+ *
+ * @since 0.1.0
+ */
+export interface StreamOptions extends RunOptions {
+  /** Sees the messages each completed step adds. */
+  readonly onStep?: ((added: ReadonlyArray<Message>) => Effect.Effect<void>) | undefined
+  /** A speculative generation's: calls of tools that wait for the final turn run once it completes. */
+  readonly final?: Effect.Effect<void> | undefined
+  /** Sees each event of each step as it passes (the model call's, every step's `Finish` included, and `Silence`). */
+  readonly onEvent?: ((event: StreamEvent) => void) | undefined
+}
+
+/**
+ * `stream` on the service given rather than the context's: its model calls
+ * go to `llm`, and its tools run with `llm` as their `Llm`. For a caller that
+ * wraps the service (a meter, a guard): providing it to the stream instead
+ * would run every effect of the stream in that context, each network read's
+ * wait included.
+ *
+ * @since 0.1.0
+ */
+export const streamOn = <R>(
+  llm: Llm.Service,
+  messages: ReadonlyArray<Message>,
+  kit: Toolkit<R>,
+  options: StreamOptions = {}
+): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, Exclude<R, Llm>> =>
+  Stream.suspend(() => {
     const maxSteps = options.maxSteps ?? 5
     const problem = durationProblem(options.silenceAfter)
     if (problem !== undefined) {
@@ -415,6 +446,7 @@ export const stream = <R>(
     }
     const silenceAfter = options.silenceAfter === undefined ? undefined : Duration.decode(options.silenceAfter)
     const onStep = options.onStep ?? (() => Effect.void)
+    const onEvent = options.onEvent
 
     /**
      * Runs a step's calls, their start and end events streaming as they
@@ -443,20 +475,24 @@ export const stream = <R>(
           return onStep([new AssistantMessage({ ...message, interrupted: true }, true), ...ordered])
         }
         yield* Effect.uninterruptibleMask((restore) =>
-          restore(execute(kit, calls, {
-            ...options,
-            onStart: (call) => {
-              startedAt.set(call, clock.unsafeCurrentTimeMillis())
-              emit(StreamEvent.ToolExecutionStart({ toolCall: named[calls.indexOf(call)] ?? call }))
-            },
-            onResult: (result, call) => {
-              finished.push(result)
-              const durationMillis = clock.unsafeCurrentTimeMillis() - (startedAt.get(call) ?? 0)
-              emit(
-                StreamEvent.ToolExecutionEnd({ toolCall: named[calls.indexOf(call)] ?? call, result, durationMillis })
-              )
-            }
-          })).pipe(
+          restore(Effect.provideService(
+            execute(kit, calls, {
+              ...options,
+              onStart: (call) => {
+                startedAt.set(call, clock.unsafeCurrentTimeMillis())
+                emit(StreamEvent.ToolExecutionStart({ toolCall: named[calls.indexOf(call)] ?? call }))
+              },
+              onResult: (result, call) => {
+                finished.push(result)
+                const durationMillis = clock.unsafeCurrentTimeMillis() - (startedAt.get(call) ?? 0)
+                emit(
+                  StreamEvent.ToolExecutionEnd({ toolCall: named[calls.indexOf(call)] ?? call, result, durationMillis })
+                )
+              }
+            }),
+            Llm,
+            llm
+          )).pipe(
             Effect.onInterrupt(interrupted),
             Effect.flatMap((results) => {
               const added = [reply.message(named), ...results]
@@ -473,7 +509,7 @@ export const stream = <R>(
     const step = (
       history: ReadonlyArray<Message>,
       n: number
-    ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, R> =>
+    ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, Exclude<R, Llm>> =>
       Stream.suspend(() => {
         const reply = new ReplyCollector()
         // read at every step: a toolkit's tools may change (an MCP server's list)
@@ -486,6 +522,7 @@ export const stream = <R>(
             Stream.mapChunks((chunk) => {
               const out: Array<StreamEvent> = []
               for (const event of chunk) {
+                onEvent?.(event)
                 if (event._tag === "Silence") {
                   // the timer may fire as the first content arrives: silence is only silence before it
                   if (!content) out.push(event)
@@ -520,7 +557,7 @@ export const stream = <R>(
         return Stream.concat(events, next)
       })
     return step(messages, 1)
-  }))
+  })
 
 /**
  * What `generateObject` produced: the value, and every message the loop

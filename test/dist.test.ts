@@ -138,6 +138,7 @@ const runtimeApi = {
       "recorded",
       "run",
       "stream",
+      "streamOn",
       "warm",
       "wrapperPrefixes"
     ],
@@ -215,7 +216,15 @@ const typeApi = {
     ],
     ToolChoice: "type",
     Tool: ["Tool"],
-    Toolkit: ["KitRequirements", "ObjectRunResult", "Requirements", "RunOptions", "RunResult", "Toolkit"],
+    Toolkit: [
+      "KitRequirements",
+      "ObjectRunResult",
+      "Requirements",
+      "RunOptions",
+      "RunResult",
+      "StreamOptions",
+      "Toolkit"
+    ],
     Message: ["CacheOptions", "ReasoningPartInput", "ToolCallInput"],
     WireCodec: [
       "DecodedFinish",

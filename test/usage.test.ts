@@ -171,6 +171,43 @@ describe("a conversation's usage", () => {
       }).pipe(Effect.provide(layer))
     })))
 
+  it.live("a tool that calls the model itself runs on the conversation's Llm: its call is billed to the turn", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* FakeProvider.make
+      server.enqueue(
+        {
+          kind: "reply",
+          toolCalls: [{ name: "summarise", arguments: {} }],
+          usage: { inputTokens: 20, outputTokens: 2 }
+        },
+        // the tool's own call, made through the Llm its handler finds in its context
+        { kind: "reply", text: "Short.", usage: { inputTokens: 5, outputTokens: 1 } },
+        { kind: "reply", text: "It says: short.", usage: { inputTokens: 30, outputTokens: 3 } }
+      )
+      const summarise = Tool.make("summarise", {
+        description: "Summarises the day",
+        parameters: Schema.Struct({}),
+        handler: () => Effect.map(Llm.complete([Message.user("Summarise")]), (result) => result.content)
+      })
+      const layer = Conversation.layer().pipe(Layer.provide(openai(server, noRetry)))
+      yield* Effect.gen(function*() {
+        const conversation = yield* Conversation.Conversation
+        // the caller's own Llm, unmetered, is not the one the tool gets
+        const events = yield* Stream.runCollect(
+          conversation.sendStream("Day?", { toolkit: Toolkit.make(summarise) }).pipe(
+            Stream.provideLayer(openai(server, noRetry))
+          )
+        )
+        const ended = Chunk.toReadonlyArray(events).flatMap((event) =>
+          event._tag === "ToolExecutionEnd" ? [event.result.content] : []
+        )
+        expect(ended).toEqual(["Short."])
+        const total = yield* conversation.usage
+        expect([total.inputTokens, total.outputTokens]).toEqual([55, 6])
+        expect(server.requests.length).toBe(3)
+      }).pipe(Effect.provide(layer))
+    })))
+
   it.live("counts speculative generations: a discarded one was billed, an adopted one once", () =>
     Effect.scoped(Effect.gen(function*() {
       const server = yield* FakeProvider.make

@@ -27,8 +27,17 @@ export const onStreamFinish = (
     })
 })
 
-/** `llm`, with `record` called once per call that reported usage. */
-export const metered = (llm: Llm.Service, record: (usage: Usage) => void): Llm.Service => {
+/**
+ * `llm`, with `record` called once per call that reported usage. With
+ * `finishes: false` a stream's `Finish` is the caller's to record (a tool
+ * loop sees every step's: `Toolkit.stream`'s `onEvent`), and the meter adds no
+ * stage to the stream: only a failure's usage is recorded here.
+ */
+export const metered = (
+  llm: Llm.Service,
+  record: (usage: Usage) => void,
+  { finishes = true }: { readonly finishes?: boolean } = {}
+): Llm.Service => {
   const onError = (error: LlmError) => Effect.sync(() => error.usage === undefined ? undefined : record(error.usage))
   const whole = (
     call: (messages: ReadonlyArray<Message>, options?: CompletionOptions) => Effect.Effect<CompletionResult, LlmError>
@@ -39,11 +48,11 @@ export const metered = (llm: Llm.Service, record: (usage: Usage) => void): Llm.S
       onFailure: onError
     })
   const warm = llm.warm
-  const finishes = onStreamFinish(llm, (finish) => record(Usage.billed(finish)))
+  const streams = finishes ? onStreamFinish(llm, (finish) => record(Usage.billed(finish))) : llm
   return {
     ...llm,
     complete: whole(llm.complete),
-    stream: (messages, options) => Stream.tapError(finishes.stream(messages, options), onError),
+    stream: (messages, options) => Stream.tapError(streams.stream(messages, options), onError),
     ...(warm === undefined ? {} : { warm: whole(warm) })
   }
 }

@@ -1,10 +1,11 @@
 /**
- * Stream plumbing at the cost of one channel step: `unwrap` and `provideService` without the
+ * Stream plumbing at the cost of one channel step: `unwrap` and `unwrapScoped` without the
  * stream `flatMap`s Effect's own go through, and a stage that hands elements on one at a time.
+ * (No `provideService`: a channel given a service wraps every effect it runs in the context,
+ * each network read's wait included; pass the service instead, as `Toolkit.streamOn` takes it.)
  */
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
-import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -29,14 +30,6 @@ export const unwrapScoped = <A, E2, R2, E, R>(
       Channel.flatMap(Channel.fromEffect(Scope.extend(effect, scope)), (stream) => Stream.toChannel(stream)),
       (exit) => Scope.close(scope, exit)
     ))))
-
-/** `Stream.provideService`: `self` with `service` in its context (a channel's, no stream `flatMap`). */
-export const provideService = <A, E, R, I, S>(
-  self: Stream.Stream<A, E, R>,
-  tag: Context.Tag<I, S>,
-  service: S
-): Stream.Stream<A, E, Exclude<R, I>> =>
-  Stream.fromChannel(Channel.provideService(Stream.toChannel(self), tag, service))
 
 /**
  * `self`, each element in a chunk of its own, `seen` told of each

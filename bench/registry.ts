@@ -181,7 +181,7 @@ export const scenarios: ReadonlyArray<ScenarioSpec> = [
   {
     name: "stream-paced",
     mode: "paced",
-    full: { warmup: 10, warmupMillis: 0, count: 6 },
+    full: { warmup: 10, warmupMillis: 0, count: 12 },
     quick: { warmup: 1, warmupMillis: 0, count: 1 }
   },
   {

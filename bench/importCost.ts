@@ -2,7 +2,7 @@
  * What importing the library costs, in a fresh process: `effect` (the whole
  * barrel) and `undici` are imported first, as any application using the
  * library has them, then (unless `base` is asked for) the library's entry
- * point, built module by module as the published package is (no bundling).
+ * point, built as the published package is (scripts/build.ts: a few ES module chunks).
  * Prints RSS and heap in use after a full collection, and how long the
  * library's import took, as one JSON line. Run with `--expose-gc`:
  *

@@ -25,8 +25,8 @@
  *   --build-only         only build to node_modules/.cache/effect-llm-bench (to run a worker by hand)
  */
 import { build } from "esbuild"
-import { type ChildProcess, spawn } from "node:child_process"
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs"
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -120,18 +120,17 @@ const buildAll = async (): Promise<void> => {
     sourcemap: "linked",
     logLevel: "warning"
   })
-  // the library module by module, as the published package is, for the import cost
-  await build({
-    entryPoints: readdirSync(path.join(root, "src"), { recursive: true, encoding: "utf8" })
-      .filter((file) => file.endsWith(".ts") && !file.endsWith(".d.ts"))
-      .map((file) => path.join(root, "src", file)),
-    outbase: path.join(root, "src"),
-    outdir: path.join(outdir, "lib"),
-    bundle: false,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    logLevel: "warning"
+  // the library as the published package is (scripts/build.ts), for the import cost
+  execFileSync(process.execPath, [
+    "--import",
+    "tsx",
+    "scripts/build.ts",
+    "--out-dir",
+    path.join(outdir, "lib"),
+    "--no-declarations"
+  ], {
+    cwd: root,
+    stdio: "inherit"
   })
   writeFileSync(path.join(outdir, "package.json"), JSON.stringify({ type: "module" }))
 }

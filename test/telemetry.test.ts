@@ -8,6 +8,7 @@
  * default), the metrics with their attributes and bucket boundaries, and no
  * span at all without a tracer.
  */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { describe, expect, it } from "@effect/vitest"
 import { SpanKind, SpanStatusCode } from "@opentelemetry/api"
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base"
@@ -41,12 +42,13 @@ import {
 } from "@opentelemetry/semantic-conventions/incubating"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import type * as Layer from "effect/Layer"
+import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { make as makeContext } from "../src/Context.js"
 import * as Conversation from "../src/Conversation.js"
+import * as HttpTransport from "../src/HttpTransport.js"
 import { nativeTracer } from "../src/internal/tracing.js"
 import * as Anthropic from "../src/layers/Anthropic.js"
 import * as Fallback from "../src/layers/Fallback.js"
@@ -640,6 +642,32 @@ describe("without a tracer", () => {
         Effect.ensuring(Effect.sync(() => void ((nativeTracer as { span: typeof span }).span = span)))
       )
       expect(secondary.requests.length).toBe(4)
+      expect(made).toEqual([])
+    })))
+
+  it.live("no span is made through the HttpClient transport either (the platform's http.client span)", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* FakeProvider.make
+      server.setDefault({ kind: "reply", text: "ok" })
+      const made: Array<string> = []
+      const span = nativeTracer.span
+      ;(nativeTracer as { span: typeof span }).span = (name, ...rest) => {
+        made.push(name)
+        return span(name, ...rest)
+      }
+      const layer = Local.layer({ ...fast, baseUrl: server.url, model: "m" }).pipe(
+        Layer.provide(HttpTransport.layerHttpClient),
+        Layer.provide(NodeHttpClient.layerUndici)
+      )
+      const replies = yield* Effect.all([
+        Effect.map(Llm.complete(hi), (result) => result.content),
+        Effect.map(LlmStream.collect(Llm.stream(hi)), (result) => result.content)
+      ]).pipe(
+        Effect.provide(layer),
+        Effect.ensuring(Effect.sync(() => void ((nativeTracer as { span: typeof span }).span = span)))
+      )
+      expect(replies).toEqual(["ok", "ok"])
+      expect(server.requests.length).toBe(2)
       expect(made).toEqual([])
     })))
 })

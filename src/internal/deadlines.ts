@@ -9,6 +9,7 @@
  *
  * @internal
  */
+import * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -130,13 +131,19 @@ export const within = <A, E>(
       armed = true
       return millis
     }
-    return Effect.zipRight(watch(deadline, clock, check), use(abort)).pipe(
-      Effect.map((value) => {
-        deadline.completed = true
-        return value
-      }),
-      Effect.mapError((error): E | LlmTimeoutError => deadline.timedOut ?? error),
-      Effect.ensuring(release(deadline))
+    // one interrupt-safe region: the outcome (a timeout replaces whatever failure the abort caused), then the release
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.matchCauseEffect(restore(Effect.zipRight(watch(deadline, clock, check), use(abort))), {
+        onFailure: (cause) => {
+          const { timedOut } = deadline
+          const failure = timedOut === undefined ? cause : Cause.map(cause, (): E | LlmTimeoutError => timedOut)
+          return Effect.zipRight(release(deadline), Effect.failCause(failure))
+        },
+        onSuccess: (value) => {
+          deadline.completed = true
+          return Effect.as(release(deadline), value)
+        }
+      })
     )
   })
 

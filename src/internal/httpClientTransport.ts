@@ -15,6 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { nativeTracer } from "./tracing.js"
 import {
   type BodyReader,
   plainLength,
@@ -155,6 +156,16 @@ const responseOf = (response: HttpClientResponse.HttpClientResponse, scope: Scop
 const withRequestIdsRedacted = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.locallyWith(effect, Headers.currentRedactedNames, (names) => [...names, ...requestIdHeaders])
 
+/**
+ * Runs `effect` with tracing off under Effect's built-in tracer: the
+ * platform's `http.client` span would be recorded nowhere, and costs more
+ * than the request's own work. Under an installed tracer it is made.
+ */
+const withoutSpansUntraced = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.withFiberRuntime<A, E, R>((fiber) =>
+    fiber.currentTracer === nativeTracer ? Effect.withTracerEnabled(effect, false) : effect
+  )
+
 /** A transport sending through `client`. */
 export const make = (client: HttpClient.HttpClient): Service => {
   /** The client, its requests aborted when the scope they ran in closes. */
@@ -175,7 +186,7 @@ export const make = (client: HttpClient.HttpClient): Service => {
           }))
         return Effect.zipRight(
           release,
-          Effect.mapBoth(withRequestIdsRedacted(execute), {
+          Effect.mapBoth(withoutSpansUntraced(withRequestIdsRedacted(execute)), {
             onFailure: networkError,
             onSuccess: (response) =>
               responseOf(response, inner)

@@ -292,9 +292,10 @@ const replyOf = (result: CompletionResult): ReplyInfo => ({
 
 /**
  * A whole call: `run` (given the call's span, or undefined) inside its
- * `chat {model}` span when the application installed a tracer, else with
- * tracing off (so that no span at all is made, the transport's included); its
- * reply or failure annotates the span, and its metrics are recorded.
+ * `chat {model}` span when the application installed a tracer, else as it
+ * is (under Effect's built-in tracer nothing below makes a span, the
+ * transports included); its reply or failure annotates the span, and its
+ * metrics are recorded.
  */
 export const completion = <R>(
   instrument: Instrument,
@@ -319,7 +320,7 @@ export const completion = <R>(
         record(instrument, ending, clock.unsafeCurrentTimeMillis() - started, undefined, extra)
       })
     if (fiber.currentTracer === nativeTracer) {
-      return Effect.onExit(Effect.withTracerEnabled(run(undefined), false), (exit) => finish(exit, undefined))
+      return Effect.onExit(run(undefined), (exit) => finish(exit, undefined))
     }
     return Effect.useSpan(instrument.spanName, { kind: "client", captureStackTrace: false }, (span) => {
       annotate(span, startAttributes(instrument, call, fiber))

@@ -18,6 +18,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
+import { identity } from "effect/Function"
 import type * as MetricLabel from "effect/MetricLabel"
 import type * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
@@ -437,7 +438,7 @@ const reported = (session: Session<unknown>, exit: Exit.Exit<unknown, unknown>) 
 /**
  * The stream of one call, whose consumer gets `project` of each batch of
  * events. It reads the clock, then runs the attempts: under Effect's built-in
- * tracer with tracing off (no span is made), else inside the call's
+ * tracer as they are (nothing below makes a span then), else inside the call's
  * `chat {model}` client span, which covers the whole stream, from the request
  * to the last event, the failure, or the consumer stopping. Its end records
  * the call's metrics.
@@ -484,7 +485,7 @@ export const open = <A>(endpoint: Endpoint, call: Call, project: Projection<A>):
     }
     if (!traced) {
       return Effect.succeed(Channel.ensuringWith(
-        attemptsFrom(session, (effect) => Effect.withTracerEnabled(effect, false)),
+        attemptsFrom(session, identity),
         (exit) => reported(session, exit)
       ))
     }

@@ -11,6 +11,7 @@ import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { type Dispatcher, getGlobalDispatcher } from "undici"
 import { timer } from "./deadlines.js"
+import { spanned } from "./tracing.js"
 import { type BodyReader, plainLength, type Request, type Response, type Service, TransportError } from "./transport.js"
 import { displayUrl } from "./validate.js"
 
@@ -233,8 +234,9 @@ const targetOf = (() => {
 
 /**
  * A transport sending through `dispatcher` (undici's global dispatcher when
- * none is given). Each request runs in an `http.client <method>` span with
- * its method, URL and status, and never its headers: they carry the key.
+ * none is given). Under an installed tracer, each request runs in an
+ * `http.client <method>` span with its method, URL and status, and never its
+ * headers: they carry the key.
  */
 export const make = (dispatcher?: Dispatcher): Service => ({
   send: (request: Request, abort: Scope.Scope) =>
@@ -276,9 +278,8 @@ export const make = (dispatcher?: Dispatcher): Service => ({
           exchange.abort()
         })
       })
-      return Effect.useSpan(`http.client ${request.method}`, {
+      return spanned(`http.client ${request.method}`, {
         kind: "client",
-        captureStackTrace: false,
         attributes: {
           "http.request.method": request.method,
           "url.full": shown,
@@ -288,7 +289,9 @@ export const make = (dispatcher?: Dispatcher): Service => ({
       }, (span) =>
         Effect.zipRight(
           release,
-          Effect.tap(send, (response) => span.attribute("http.response.status_code", response.status))
+          span === undefined
+            ? send
+            : Effect.tap(send, (response) => span.attribute("http.response.status_code", response.status))
         ))
     })
 })

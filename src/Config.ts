@@ -202,10 +202,16 @@ const customBackends = (passed: ReadonlyMap<string, BackendFactory> | undefined)
     ? Effect.map(Effect.serviceOption(BackendRegistry), Option.getOrUndefined)
     : Effect.succeed(passed)
 
+/** Where a configuration came from, and the custom backends it may name. */
+interface MakeOptions {
+  readonly source?: string | undefined
+  readonly registry?: ReadonlyMap<string, BackendFactory> | undefined
+}
+
 /** Builds a configuration of any shape, as a file holds it: its shape is checked like everything else. */
 const build = (
   config: unknown,
-  options: { readonly source?: string | undefined; readonly registry?: ReadonlyMap<string, BackendFactory> | undefined }
+  options: MakeOptions
 ): Effect.Effect<Layer.Layer<Llm, ConfigError.ConfigError>, ConfigError.ConfigError> =>
   Effect.flatMap(
     Effect.zip(implementation, customBackends(options.registry)),
@@ -233,10 +239,7 @@ const filePath = (path: string | undefined): Effect.Effect<string, ConfigError.C
  */
 export const make = (
   config: LlmConfigInput | LlmSection,
-  options: {
-    readonly source?: string | undefined
-    readonly registry?: ReadonlyMap<string, BackendFactory> | undefined
-  } = {}
+  options: MakeOptions = {}
 ): Effect.Effect<Layer.Layer<Llm, ConfigError.ConfigError>, ConfigError.ConfigError> => build(config, options)
 
 /**

@@ -612,6 +612,17 @@ describe("metrics", () => {
     })))
 })
 
+/** Runs an effect with the name of every span Effect's built-in tracer is asked for pushed to `made`. */
+const nativeSpansNamed = (made: Array<string>) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => {
+    const span = nativeTracer.span
+    ;(nativeTracer as { span: typeof span }).span = (name, ...rest) => {
+      made.push(name)
+      return span(name, ...rest)
+    }
+    return Effect.ensuring(effect, Effect.sync(() => void ((nativeTracer as { span: typeof span }).span = span)))
+  })
+
 describe("without a tracer", () => {
   it.live("no span is made, by the calls, streams, retries, fallback or tools", () =>
     Effect.scoped(Effect.gen(function*() {
@@ -619,11 +630,6 @@ describe("without a tracer", () => {
       primary.setDefault({ kind: "status", status: 503 })
       secondary.setDefault({ kind: "reply", text: "ok" })
       const made: Array<string> = []
-      const span = nativeTracer.span
-      ;(nativeTracer as { span: typeof span }).span = (name, ...rest) => {
-        made.push(name)
-        return span(name, ...rest)
-      }
       const kit = Toolkit.make(Tool.make("noop", {
         description: "Does nothing",
         parameters: Schema.Struct({}),
@@ -639,7 +645,7 @@ describe("without a tracer", () => {
           OpenAi.layer({ ...fast, baseUrl: `${primary.url}/v1`, model: "gpt-4o", apiKey: key }),
           Local.layer({ ...fast, baseUrl: secondary.url, model: "m" })
         ])),
-        Effect.ensuring(Effect.sync(() => void ((nativeTracer as { span: typeof span }).span = span)))
+        nativeSpansNamed(made)
       )
       expect(secondary.requests.length).toBe(4)
       expect(made).toEqual([])
@@ -650,11 +656,6 @@ describe("without a tracer", () => {
       const server = yield* FakeProvider.make
       server.setDefault({ kind: "reply", text: "ok" })
       const made: Array<string> = []
-      const span = nativeTracer.span
-      ;(nativeTracer as { span: typeof span }).span = (name, ...rest) => {
-        made.push(name)
-        return span(name, ...rest)
-      }
       const layer = Local.layer({ ...fast, baseUrl: server.url, model: "m" }).pipe(
         Layer.provide(HttpTransport.layerHttpClient),
         Layer.provide(NodeHttpClient.layerUndici)
@@ -664,7 +665,7 @@ describe("without a tracer", () => {
         Effect.map(LlmStream.collect(Llm.stream(hi)), (result) => result.content)
       ]).pipe(
         Effect.provide(layer),
-        Effect.ensuring(Effect.sync(() => void ((nativeTracer as { span: typeof span }).span = span)))
+        nativeSpansNamed(made)
       )
       expect(replies).toEqual(["ok", "ok"])
       expect(server.requests.length).toBe(2)

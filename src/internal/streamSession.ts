@@ -43,11 +43,11 @@ import {
 import { defaultMaxEventSize, EventReader } from "./eventReader.js"
 import { streamedOutput } from "./genAiMessages.js"
 import * as Instrumentation from "./instrumentation.js"
+import type { Projection } from "./projection.js"
 import type { Limiter, Permit } from "./rateLimiter.js"
 import { requestIdOf } from "./responseBody.js"
 import * as Retry from "./retry.js"
 import { attr } from "./semconv.js"
-import type { Projection } from "./textOnly.js"
 import { annotate, nativeTracer } from "./tracing.js"
 import type { BodyReader, Request, Response, TransportError } from "./transport.js"
 

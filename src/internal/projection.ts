@@ -28,10 +28,57 @@ const Projected: unique symbol = Symbol.for("effect-llm/Projected")
 
 /**
  * What a stream hands its consumer of each batch of events: all of them, or
- * what the consumer keeps of them. It never changes the array it is given,
- * and is called once per batch, in order, so it may keep state.
+ * what the consumer keeps of them (written as one chunk), or a `HandOff`. It
+ * never changes the array it is given, and is called once per batch, in
+ * order, so it may keep state.
  */
-export type Projection<A> = (events: Array<StreamEvent>) => Array<A>
+export type Projection<A> = (events: Array<StreamEvent>) => Array<A> | HandOff<A>
+
+/**
+ * A batch handed on one event at a time (`eachHandedOn`): what each event
+ * gives the consumer, written in a chunk of its own, and `seen` told of each
+ * event just before: once the consumer has pulled past what the event
+ * before it gave.
+ */
+export class HandOff<A> {
+  constructor(
+    readonly events: ReadonlyArray<StreamEvent>,
+    readonly outputs: ReadonlyArray<Array<A>>,
+    readonly seen: (event: StreamEvent) => void
+  ) {}
+
+  /** The writes from event `from` on; `undefined` once nothing is left to write (every event told). */
+  from(from: number): Channel.Channel<Chunk.Chunk<A>, unknown, never, unknown, void, unknown> | undefined {
+    for (let at = from; at < this.events.length; at++) {
+      this.seen(this.events[at]!)
+      const output = this.outputs[at]!
+      if (output.length === 0) continue
+      const write = Channel.write(Chunk.unsafeFromArray(output))
+      if (at + 1 === this.events.length) return write
+      return Channel.flatMap(write, () => this.from(at + 1) ?? Channel.void)
+    }
+    return undefined
+  }
+}
+
+/**
+ * The writes of what a projection gave for one batch, or `undefined` when it
+ * gave the consumer nothing: what every writer of a projected stream (the
+ * decoder, a fallback's relay, the stage `project` adds) writes.
+ */
+export const written = <A>(
+  output: Array<A> | HandOff<A>
+): Channel.Channel<Chunk.Chunk<A>, unknown, never, unknown, void, unknown> | undefined =>
+  Array.isArray(output)
+    ? output.length === 0 ? undefined : Channel.write(Chunk.unsafeFromArray(output))
+    : output.from(0)
+
+/** What a projection gave for one batch, as one array (a `HandOff`'s events told to its `seen` at once). */
+const elementsOf = <A>(output: Array<A> | HandOff<A>): Array<A> => {
+  if (Array.isArray(output)) return output
+  for (const event of output.events) output.seen(event)
+  return output.outputs.flat()
+}
 
 /** A stream of events that can be built with a projection applied where its events are made. */
 interface WithProjection<E, R> extends Stream.Stream<StreamEvent, E, R> {
@@ -64,10 +111,16 @@ export const project = <A, E, R>(
 ): Stream.Stream<A, E, R> => {
   if (Projected in events) return (events as WithProjection<E, R>)[Projected](projection)
   if (projection === identity) return events as Stream.Stream<never, E, R>
-  return Stream.mapChunks(
-    events,
-    (chunk) => Chunk.unsafeFromArray(projection(Chunk.toReadonlyArray(chunk) as Array<StreamEvent>))
-  )
+  const stage: Channel.Channel<Chunk.Chunk<A>, Chunk.Chunk<StreamEvent>, E, E, unknown, unknown> = Channel
+    .readWithCause({
+      onInput: (chunk: Chunk.Chunk<StreamEvent>) => {
+        const writes = written(projection(Chunk.toReadonlyArray(chunk) as Array<StreamEvent>))
+        return writes === undefined ? stage : Channel.zipRight(writes, stage)
+      },
+      onFailure: Channel.failCause,
+      onDone: Channel.succeed
+    })
+  return Stream.pipeThroughChannel(events, stage)
 }
 
 /** `Stream.mapChunks` on events, keeping the projection: `f` runs where the events are made when it can. */
@@ -111,33 +164,23 @@ export const unwrapScoped = <E, R, E2, R2>(
  * chunk of its own), `seen` told of each (synchronously, no effect per
  * event) just as it is handed on: a consumer that stops or is interrupted
  * was handed exactly what `seen` was told of, whatever the batches upstream
- * held. One stage, which the consumer's projection joins.
+ * held. No stage of its own: the writer of `self`'s batches writes them so.
  */
 export const eachHandedOn = <E, R>(
   self: Stream.Stream<StreamEvent, E, R>,
   seen: (event: StreamEvent) => void
 ): Stream.Stream<StreamEvent, E, R> =>
-  projectable(<A>(projection: Projection<A>) => {
-    type Stage = Channel.Channel<Chunk.Chunk<A>, Chunk.Chunk<StreamEvent>, E, E, unknown, unknown>
-    const whole = projection === identity
-    const read: Stage = Channel.readWithCause({
-      onInput: (chunk: Chunk.Chunk<StreamEvent>) => {
-        if (!whole || chunk.length !== 1) return emit(Chunk.toReadonlyArray(chunk), 0)
-        seen(Chunk.unsafeHead(chunk))
-        return Channel.flatMap(Channel.write(chunk as Chunk.Chunk<never>), () => read)
-      },
-      onFailure: Channel.failCause,
-      onDone: Channel.succeed
-    })
-    // `seen` runs as the channel writing its event is made: once the consumer has pulled past the one before
-    const emit = (events: ReadonlyArray<StreamEvent>, from: number): Stage => {
-      for (let at = from; at < events.length; at++) {
-        const event = events[at]!
-        seen(event)
-        const out = whole ? Chunk.of(event as A) : Chunk.unsafeFromArray(projection([event]))
-        if (out.length > 0) return Channel.flatMap(Channel.write(out), () => emit(events, at + 1))
+  projectable(<A>(projection: Projection<A>) =>
+    project(self, (batch): Array<A> | HandOff<A> => {
+      // one event: its chunk is handed on whole, so it is told now, as it goes
+      if (batch.length === 1) {
+        seen(batch[0]!)
+        return projection === identity ? batch as Array<never> : elementsOf(projection(batch))
       }
-      return read
-    }
-    return Stream.pipeThroughChannel(self, read)
-  })
+      return new HandOff(
+        batch,
+        batch.map((event) => projection === identity ? [event as A] : elementsOf(projection([event]))),
+        seen
+      )
+    })
+  )

@@ -43,7 +43,7 @@ export type Projection<A> = (events: Array<StreamEvent>) => Array<A> | HandOff<A
 export class HandOff<A> {
   constructor(
     readonly events: ReadonlyArray<StreamEvent>,
-    readonly outputs: ReadonlyArray<Array<A>>,
+    readonly outputs: ReadonlyArray<Array<A> | HandOff<A>>,
     readonly seen: (event: StreamEvent) => void
   ) {}
 
@@ -51,11 +51,10 @@ export class HandOff<A> {
   from(from: number): Channel.Channel<Chunk.Chunk<A>, unknown, never, unknown, void, unknown> | undefined {
     for (let at = from; at < this.events.length; at++) {
       this.seen(this.events[at]!)
-      const output = this.outputs[at]!
-      if (output.length === 0) continue
-      const write = Channel.write(Chunk.unsafeFromArray(output))
-      if (at + 1 === this.events.length) return write
-      return Channel.flatMap(write, () => this.from(at + 1) ?? Channel.void)
+      const writes = written(this.outputs[at]!)
+      if (writes === undefined) continue
+      if (at + 1 === this.events.length) return writes
+      return Channel.flatMap(writes, () => this.from(at + 1) ?? Channel.void)
     }
     return undefined
   }
@@ -72,13 +71,6 @@ export const written = <A>(
   Array.isArray(output)
     ? output.length === 0 ? undefined : Channel.write(Chunk.unsafeFromArray(output))
     : output.from(0)
-
-/** What a projection gave for one batch, as one array (a `HandOff`'s events told to its `seen` at once). */
-const elementsOf = <A>(output: Array<A> | HandOff<A>): Array<A> => {
-  if (Array.isArray(output)) return output
-  for (const event of output.events) output.seen(event)
-  return output.outputs.flat()
-}
 
 /** A stream of events that can be built with a projection applied where its events are made. */
 interface WithProjection<E, R> extends Stream.Stream<StreamEvent, E, R> {
@@ -175,11 +167,11 @@ export const eachHandedOn = <E, R>(
       // one event: its chunk is handed on whole, so it is told now, as it goes
       if (batch.length === 1) {
         seen(batch[0]!)
-        return projection === identity ? batch as Array<never> : elementsOf(projection(batch))
+        return projection === identity ? batch as Array<never> : projection(batch)
       }
       return new HandOff(
         batch,
-        batch.map((event) => projection === identity ? [event as A] : elementsOf(projection([event]))),
+        batch.map((event) => projection === identity ? [event as A] : projection([event])),
         seen
       )
     })

@@ -13,7 +13,6 @@
  *
  * @since 0.1.0
  */
-import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -29,9 +28,9 @@ import type { LlmError, LlmInvalidRequestError, LlmOutputError } from "./errors.
 import * as ConversationStore from "./internal/conversationStore.js"
 import { metered } from "./internal/meter.js"
 import { LearnedRoom, OverflowTurn } from "./internal/overflowTurn.js"
+import * as Projection from "./internal/projection.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
 import * as Speculation from "./internal/speculation.js"
-import { eachHandedOn, unwrapScoped } from "./internal/streamOps.js"
 import * as VoiceMetrics from "./internal/voiceMetrics.js"
 import { Llm, type PromptCacheOption } from "./Llm.js"
 import { AssistantMessage, type Message, UserMessage } from "./Message.js"
@@ -417,7 +416,8 @@ export const make = (
       // each step's usage (the loop emits only the last step's Finish), kept until a spoken turn listens
       const usages: Array<Usage> = []
       let onUsage: ((usage: Usage) => void) | undefined
-      // every event of every step, in the loop's own stage: the bill, each step's usage, and whether content went out
+      // every event of every step, in the loop's step bookkeeping (where the events are decoded):
+      // the bill, each step's usage, and whether content went out
       const onEvent = (event: StreamEvent) => {
         if (event._tag === "Finish") {
           bill(Usage.billed(event))
@@ -491,7 +491,7 @@ export const make = (
         ))
 
     const streamTurn = <R>(userText: string, turn: SendOptions<R>, listener?: Listener) =>
-      unwrapScoped(Effect.gen(function*() {
+      Projection.unwrapScoped(Effect.gen(function*() {
         // the turn's calls carry the conversation's id (a speculation's fiber sets it for its own)
         yield* Effect.locallyScoped(Telemetry.conversationId, id)
         // hold the conversation for the whole stream: turns never interleave; at its end, settle the turn, then let go
@@ -542,12 +542,12 @@ export const make = (
         if (listener !== undefined) generation.reportUsage(listener.onUsage)
         // a spoken turn records what was heard, so only the end matters here; else what was handed on, event by event
         return listener === undefined
-          ? eachHandedOn(generation.events, (event) => {
+          ? Projection.eachHandedOn(generation.events, (event) => {
             if (event._tag === "TextDelta") received.push(event.text)
             else if (event._tag === "Finish") complete = true
           })
-          : Stream.mapChunks(generation.events, (events) => {
-            if (Chunk.some(events, (event) => event._tag === "Finish")) complete = true
+          : Projection.mapEvents(generation.events, (events) => {
+            if (events.some((event) => event._tag === "Finish")) complete = true
             return events
           })
       }))
@@ -612,11 +612,12 @@ export const make = (
           reply.push(event)
         }
         const turnEvents = streamTurn(userText, options, listener)
-        // only a caller's onEvent needs an effect per event
+        // only a caller's onEvent needs an effect per event; else the turn's events, its sentences included,
+        // are all handled where they are decoded
         const events = onEvent === undefined
-          ? Stream.mapChunks(turnEvents, (chunk) => {
-            for (const event of chunk) seen(event)
-            return chunk
+          ? Projection.mapEvents(turnEvents, (batch) => {
+            for (const event of batch) seen(event)
+            return batch
           })
           : Stream.tap(turnEvents, (event) => Effect.zipRight(Effect.sync(() => seen(event)), onEvent(event)))
         return sentences(events, chunks).pipe(

@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type { LlmError, LlmOutputError } from "./errors.js"
+import * as Projection from "./internal/projection.js"
 import * as Structured from "./internal/structured.js"
 import type { JsonObject, Message, ToolDefinition } from "./Message.js"
 import type { CompletionResult, StreamEvent } from "./Reply.js"
@@ -209,7 +210,9 @@ const fromLlm = <A>(f: (llm: Llm.Service) => Stream.Stream<A, LlmError>): Stream
 export const stream = (
   messages: ReadonlyArray<Message>,
   options?: CompletionOptions
-): Stream.Stream<StreamEvent, LlmError, Llm> => fromLlm((llm) => llm.stream(messages, options))
+): Stream.Stream<StreamEvent, LlmError, Llm> =>
+  // keeping the backend's projection: `textDeltas`, `sentences` and the layers on top add no stage to it
+  Projection.unwrap(Effect.map(Llm, (llm) => llm.stream(messages, options)))
 
 /**
  * Streams only the text of the reply.

@@ -10,9 +10,9 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { LlmInvalidRequestError, LlmResponseError } from "./errors.js"
+import { isProjectable, project, textsOf } from "./internal/projection.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
 import { segmenterFor, SentenceChunker } from "./internal/speakable.js"
-import { textOnly, textsOf } from "./internal/textOnly.js"
 import { isNonNegativeInteger, isPositiveInteger } from "./internal/validate.js"
 import type { CompletionResult, StreamEvent } from "./Reply.js"
 
@@ -28,7 +28,7 @@ export {
  * @since 0.1.0
  */
 export const textDeltas = <E, R>(self: Stream.Stream<StreamEvent, E, R>): Stream.Stream<string, E, R> =>
-  textOnly(self) ?? Stream.mapChunks(self, (chunk) => Chunk.unsafeFromArray(textsOf(chunk)))
+  project(self, textsOf)
 
 /**
  * Folds a stream into the `CompletionResult` that `complete` returns for the
@@ -126,10 +126,11 @@ const sentenceOptionsProblem = (options: SentenceOptions): string | undefined =>
   return undefined
 }
 
-/** The one stage of `sentences`: text selection, chunking and the rest at the end, in one channel. */
-const chunking = <E>(
-  options: SentenceOptions
-): Channel.Channel<Chunk.Chunk<string>, Chunk.Chunk<StreamEvent>, E, E, unknown, unknown> => {
+/**
+ * `sentences`' cutter for one stream: `split` takes each batch of events (text
+ * selection and chunking), `end` the rest once the stream is over.
+ */
+const sentenceCutter = (options: SentenceOptions) => {
   const newChunker = () =>
     new SentenceChunker({
       locale: options.locale,
@@ -140,9 +141,9 @@ const chunking = <E>(
     }, segmenterFor(options.locale))
   let chunker = newChunker()
   let hasText = false
-  const split = (chunk: Chunk.Chunk<StreamEvent>): Array<string> => {
+  const split = (events: Iterable<StreamEvent>): Array<string> => {
     let out: Array<string> | undefined
-    for (const event of chunk) {
+    for (const event of events) {
       let chunks: Array<string>
       if (event._tag === "TextDelta") {
         hasText = true
@@ -159,6 +160,14 @@ const chunking = <E>(
     }
     return out ?? []
   }
+  return { split, end: () => chunker.end() }
+}
+
+/** The one stage of `sentences` on a stream that cannot cut them where its events are made. */
+const chunking = <E>(
+  options: SentenceOptions
+): Channel.Channel<Chunk.Chunk<string>, Chunk.Chunk<StreamEvent>, E, E, unknown, unknown> => {
+  const { end, split } = sentenceCutter(options)
   const loop: Channel.Channel<Chunk.Chunk<string>, Chunk.Chunk<StreamEvent>, E, E, unknown, unknown> = Channel
     .readWithCause({
       onInput: (chunk: Chunk.Chunk<StreamEvent>) => {
@@ -167,7 +176,7 @@ const chunking = <E>(
       },
       onFailure: Channel.failCause,
       onDone: () => {
-        const out = chunker.end()
+        const out = end()
         return out.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(out))
       }
     })
@@ -190,7 +199,8 @@ const chunking = <E>(
  * of that step is over, "Let me check." is said while the tool runs, not
  * after it); chunks are
  * trimmed, never empty, and the same however the text was cut into deltas.
- * One stream stage; each delta costs time in proportion to its length.
+ * One stream stage at most (none on a backend's stream, whose reads are cut
+ * where they are decoded); each delta costs time in proportion to its length.
  * Invalid options fail the stream with `LlmInvalidRequestError`.
  *
  * @example
@@ -220,5 +230,8 @@ export const sentences = <E, R>(
         })
       )
     }
-    return Stream.pipeThroughChannel(self, chunking<E>(options))
+    if (!isProjectable(self)) return Stream.pipeThroughChannel(self, chunking<E>(options))
+    // cut where the events are made: a read that completes no sentence wakes no stage
+    const { end, split } = sentenceCutter(options)
+    return Stream.concat(project(self, split), Stream.suspend(() => Stream.fromIterable(end())))
   })

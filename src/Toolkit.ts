@@ -4,7 +4,6 @@
  *
  * @since 0.1.0
  */
-import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -20,8 +19,8 @@ import type { LlmError, LlmOutputError, LlmResponseError } from "./errors.js"
 import { invalidRequest, responseError } from "./internal/errorFactory.js"
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
 import { cleanFunctionName, functionNameRule } from "./internal/names.js"
+import * as Projection from "./internal/projection.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
-import { unwrap } from "./internal/streamOps.js"
 import * as Structured from "./internal/structured.js"
 import * as ToolSpans from "./internal/toolSpans.js"
 import { durationProblem } from "./internal/validate.js"
@@ -384,8 +383,9 @@ const silenceTimer = (step: number, after: Duration.Duration, spoke: Deferred.De
  * arrive, and tool calls run between steps. Only the last step's `Finish` is
  * emitted. `onStep` sees the messages each completed step adds (for a
  * conversation to record them), `onEvent` every event of every step's model
- * call as it passes, in the loop's own stage (a caller metering each step
- * adds none). With `final` (a speculative generation's),
+ * call as it passes, in the loop's own bookkeeping, which runs where a
+ * backend's stream decodes its events (a caller metering each step adds no
+ * stage). With `final` (a speculative generation's),
  * calls of tools that wait for the final turn (`Tool.waitForFinal`) run
  * once it has completed; the others run at once.
  *
@@ -404,7 +404,7 @@ export const stream = <R>(
   kit: Toolkit<R>,
   options: StreamOptions = {}
 ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, Llm | R> =>
-  unwrap(Effect.map(Llm, (llm) => streamOn(llm, messages, kit, options)))
+  Projection.unwrap(Effect.map(Llm, (llm) => streamOn(llm, messages, kit, options)))
 
 /**
  * `stream`'s options: `RunOptions`, and the hooks a conversation records a
@@ -436,7 +436,7 @@ export const streamOn = <R>(
   kit: Toolkit<R>,
   options: StreamOptions = {}
 ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, Exclude<R, Llm>> =>
-  Stream.suspend(() => {
+  Projection.suspend(() => {
     const maxSteps = options.maxSteps ?? 5
     const problem = durationProblem(options.silenceAfter)
     if (problem !== undefined) {
@@ -510,34 +510,36 @@ export const streamOn = <R>(
       history: ReadonlyArray<Message>,
       n: number
     ): Stream.Stream<StreamEvent, LlmError | ToolExecutionError, Exclude<R, Llm>> =>
-      Stream.suspend(() => {
+      Projection.suspend(() => {
         const reply = new ReplyCollector()
         // read at every step: a toolkit's tools may change (an MCP server's list)
         const call = llm.stream(history, callOptions(kit, options))
         const spoke = silenceAfter === undefined ? undefined : Deferred.unsafeMake<void>(FiberId.none)
         let content = false
-        const events = (spoke === undefined
-          ? call
-          : Stream.merge(call, silenceTimer(n, silenceAfter!, spoke), { haltStrategy: "left" })).pipe(
-            Stream.mapChunks((chunk) => {
-              const out: Array<StreamEvent> = []
-              for (const event of chunk) {
-                onEvent?.(event)
-                if (event._tag === "Silence") {
-                  // the timer may fire as the first content arrives: silence is only silence before it
-                  if (!content) out.push(event)
-                  continue
-                }
-                reply.push(event)
-                if (event._tag === "Finish") continue
-                if (!content && spoke !== undefined) Deferred.unsafeDone(spoke, Exit.void)
-                content = true
-                out.push(event)
+        // the step's bookkeeping runs where the call's events are decoded (a stage only for the silence timer's merge)
+        const events = Projection.mapEvents(
+          spoke === undefined
+            ? call
+            : Stream.merge(call, silenceTimer(n, silenceAfter!, spoke), { haltStrategy: "left" }),
+          (batch) => {
+            const out: Array<StreamEvent> = []
+            for (const event of batch) {
+              onEvent?.(event)
+              if (event._tag === "Silence") {
+                // the timer may fire as the first content arrives: silence is only silence before it
+                if (!content) out.push(event)
+                continue
               }
-              return Chunk.unsafeFromArray(out)
-            })
-          )
-        const next = unwrap(Effect.gen(function*() {
+              reply.push(event)
+              if (event._tag === "Finish") continue
+              if (!content && spoke !== undefined) Deferred.unsafeDone(spoke, Exit.void)
+              content = true
+              out.push(event)
+            }
+            return out
+          }
+        )
+        const next = Projection.unwrap(Effect.gen(function*() {
           const calls = reply.toolCalls
           const finish = reply.finish
           if (calls.length === 0 || n >= maxSteps) {
@@ -549,12 +551,12 @@ export const streamOn = <R>(
           const unusable = unusableCalls(llm, calls)
           if (unusable !== undefined) return yield* Effect.fail(unusable)
           let added: ReadonlyArray<Message> = []
-          return Stream.concat(
+          return Projection.concat(
             running(reply, calls, (messages) => (added = messages)),
-            Stream.suspend(() => step([...history, ...added], n + 1))
+            Projection.suspend(() => step([...history, ...added], n + 1))
           )
         }))
-        return Stream.concat(events, next)
+        return Projection.concat(events, next)
       })
     return step(messages, 1)
   })

@@ -3,7 +3,8 @@
  * `target.variant`, over the `Local` backend (Chat Completions) on its
  * default transport, as an application writes them:
  * - `fallback`: `Llm.streamText` through `Fallback.layer` of the backend twice (the first answers);
- * - `conversation`: `Conversation.sendStream` of a fresh conversation per stream, its text deltas;
+ * - `conversation`: `Conversation.sendStream` of a fresh conversation per stream, its text deltas
+ *   (`LlmStream.textDeltas`);
  * - `conversation-reused`: the same turn on one conversation for every stream, keeping one turn
  *   (`maxTurns: 1`, so the history stays one turn long): a turn's cost without building the conversation;
  * - `toolkit`: `Toolkit.stream` with one tool: the model calls it once, then answers;
@@ -19,7 +20,6 @@
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import {
@@ -81,13 +81,7 @@ export default (target: Target): BenchClient => {
       case "conversation-reused":
         return Effect.scoped(Effect.flatMap(conversation, (c) =>
           Effect.flatMap(
-            Stream.runFold(
-              Stream.filterMap(c.sendStream(prompt.user), (event) =>
-                event._tag === "TextDelta" ? Option.some(event.text) : Option.none()),
-              "",
-              (acc, text) =>
-                acc + text
-            ),
+            texts(c.sendStream(prompt.user) as Stream.Stream<LlmStream.StreamEvent, unknown, never>),
             (text) => text === expectedText ? Effect.void : fail("wrong text", text)
           )))
       case "toolkit":

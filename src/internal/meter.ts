@@ -13,6 +13,7 @@ import type { CompletionOptions, Llm } from "../Llm.js"
 import type { Message } from "../Message.js"
 import type { CompletionResult, StreamEvent } from "../Reply.js"
 import { Usage } from "../Usage.js"
+import * as Projection from "./projection.js"
 
 /** `llm`, whose streams tell `onFinish` of each `Finish` as it passes (the tool loop emits only its last step's). */
 export const onStreamFinish = (
@@ -21,17 +22,18 @@ export const onStreamFinish = (
 ): Llm.Service => ({
   ...llm,
   stream: (messages, options) =>
-    Stream.mapChunks(llm.stream(messages, options), (chunk) => {
-      for (const event of chunk) if (event._tag === "Finish") onFinish(event)
-      return chunk
+    Projection.mapEvents(llm.stream(messages, options), (events) => {
+      for (const event of events) if (event._tag === "Finish") onFinish(event)
+      return events
     })
 })
 
 /**
  * `llm`, with `record` called once per call that reported usage. With
  * `finishes: false` a stream's `Finish` is the caller's to record (a tool
- * loop sees every step's: `Toolkit.stream`'s `onEvent`), and the meter adds no
- * stage to the stream: only a failure's usage is recorded here.
+ * loop sees every step's: `Toolkit.stream`'s `onEvent`), and only a failure's
+ * usage is recorded here. Either way the meter adds no stage: its work runs
+ * where the backend's stream decodes its events.
  */
 export const metered = (
   llm: Llm.Service,
@@ -52,7 +54,12 @@ export const metered = (
   return {
     ...llm,
     complete: whole(llm.complete),
-    stream: (messages, options) => Stream.tapError(streams.stream(messages, options), onError),
+    stream: (messages, options) => {
+      const events = streams.stream(messages, options)
+      return Projection.projectable(<A>(projection: Projection.Projection<A>) =>
+        Stream.tapError(Projection.project(events, projection), onError)
+      )
+    },
     ...(warm === undefined ? {} : { warm: whole(warm) })
   }
 }

@@ -14,6 +14,7 @@ import { type ConversationContext, type CountTokens, estimateTokens } from "../C
 import { isContextOverflow, type LlmError, type LlmInvalidRequestError } from "../errors.js"
 import type { CompletionOptions, Llm } from "../Llm.js"
 import type { Message } from "../Message.js"
+import * as Projection from "./projection.js"
 
 /**
  * The share of the room the error leaves for the prompt that a pruned
@@ -151,15 +152,19 @@ export class OverflowTurn {
           })
         }),
       stream: (messages, options) =>
-        Stream.suspend(() => {
-          const request = this.request(messages)
-          this.delivered = false
-          return Stream.catchAll(llm.stream(request, options), (error) => {
-            // after events reached the consumer, sending the step again would repeat them
-            const again = this.delivered ? undefined : this.retry(error, request, options)
-            return again === undefined ? Stream.fail(error) : llm.stream(again, options)
+        Projection.projectable(<A>(projection: Projection.Projection<A>) =>
+          Stream.suspend(() => {
+            const request = this.request(messages)
+            this.delivered = false
+            return Stream.catchAll(Projection.project(llm.stream(request, options), projection), (error) => {
+              // after events reached the consumer, sending the step again would repeat them
+              const again = this.delivered ? undefined : this.retry(error, request, options)
+              return again === undefined
+                ? Stream.fail(error)
+                : Projection.project(llm.stream(again, options), projection)
+            })
           })
-        })
+        )
     }
   }
 }

@@ -1,11 +1,10 @@
 /**
  * Stream plumbing at the cost of one channel step: `unwrap` and `unwrapScoped` without the
- * stream `flatMap`s Effect's own go through, and a stage that hands elements on one at a time.
+ * stream `flatMap`s Effect's own go through.
  * (No `provideService`: a channel given a service wraps every effect it runs in the context,
  * each network read's wait included; pass the service instead, as `Toolkit.streamOn` takes it.)
  */
 import * as Channel from "effect/Channel"
-import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -30,30 +29,3 @@ export const unwrapScoped = <A, E2, R2, E, R>(
       Channel.flatMap(Channel.fromEffect(Scope.extend(effect, scope)), (stream) => Stream.toChannel(stream)),
       (exit) => Scope.close(scope, exit)
     ))))
-
-/**
- * `self`, each element in a chunk of its own, `seen` told of each
- * (synchronously, no effect per element) just as it is handed on: a
- * consumer that stops or is interrupted was handed exactly the elements
- * `seen` was told of, whatever the chunks upstream held.
- */
-export const eachHandedOn = <A, E, R>(self: Stream.Stream<A, E, R>, seen: (a: A) => void): Stream.Stream<A, E, R> => {
-  type Stage = Channel.Channel<Chunk.Chunk<A>, Chunk.Chunk<A>, E, E, unknown, unknown>
-  const read: Stage = Channel.readWithCause({
-    onInput: (chunk: Chunk.Chunk<A>) => {
-      if (chunk.length !== 1) return emit(Chunk.toReadonlyArray(chunk), 0)
-      seen(Chunk.unsafeHead(chunk))
-      return Channel.flatMap(Channel.write(chunk), () => read)
-    },
-    onFailure: Channel.failCause,
-    onDone: Channel.succeed
-  })
-  // `seen` runs as the channel writing its element is made: once the consumer has pulled past the one before
-  const emit = (elements: ReadonlyArray<A>, at: number): Stage => {
-    if (at === elements.length) return read
-    const element = elements[at]!
-    seen(element)
-    return Channel.flatMap(Channel.write(Chunk.of(element)), () => emit(elements, at + 1))
-  }
-  return Stream.pipeThroughChannel(self, read)
-}

@@ -11,7 +11,7 @@
  */
 import * as Cause from "effect/Cause"
 import * as Channel from "effect/Channel"
-import * as Chunk from "effect/Chunk"
+import type * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -43,11 +43,11 @@ import {
 import { defaultMaxEventSize, EventReader } from "./eventReader.js"
 import { streamedOutput } from "./genAiMessages.js"
 import * as Instrumentation from "./instrumentation.js"
+import { type Projection, written } from "./projection.js"
 import type { Limiter, Permit } from "./rateLimiter.js"
 import { requestIdOf } from "./responseBody.js"
 import * as Retry from "./retry.js"
 import { attr } from "./semconv.js"
-import type { Projection } from "./textOnly.js"
 import { annotate, nativeTracer } from "./tracing.js"
 import type { BodyReader, Request, Response, TransportError } from "./transport.js"
 
@@ -243,10 +243,10 @@ const decoder = <A>(
     firstContentAt(at)
     if (state.capture) state.delivered.push(events)
     for (const event of events) if (event._tag === "TextDelta") state.texts.push(event.text)
-    const out = project(events)
-    if (out.length === 0) return Channel.void
+    const writes = written(project(events))
+    if (writes === undefined) return Channel.void
     early = false
-    return Channel.write(Chunk.unsafeFromArray(out))
+    return writes
   }
   /** The events decoded before `error` reach the consumer (committing the attempt if there are any), then the error. */
   const failAfter = (events: Array<StreamEvent>, error: LlmError) =>

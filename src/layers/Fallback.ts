@@ -43,10 +43,10 @@ import type * as Tracer from "effect/Tracer"
 import { isTransient, type LlmError, LlmProviderError } from "../errors.js"
 import { addUsage, withPartialText } from "../internal/errorFactory.js"
 import * as Metrics from "../internal/metrics.js"
+import { projectable, type Projection, written } from "../internal/projection.js"
 import * as Retry from "../internal/retry.js"
 import { attr, event, fallbackSpan } from "../internal/semconv.js"
 import * as SharedBreaker from "../internal/sharedBreaker.js"
-import { projectable, type Projection } from "../internal/textOnly.js"
 import { nanosNow, recordingSpan, spanned, spannedChannel } from "../internal/tracing.js"
 import { type CompletionOptions, Llm } from "../Llm.js"
 import { AssistantMessage, type Message } from "../Message.js"
@@ -714,7 +714,7 @@ export const make = (
         pending = undefined
         return out
       }
-      const relay = (chunk: Chunk.Chunk<StreamEvent>): Array<A> => {
+      const relay = (chunk: Chunk.Chunk<StreamEvent>): ReturnType<Projection<A>> => {
         const out: Array<StreamEvent> = []
         for (const event of chunk) {
           if (event._tag === "TextDelta") {
@@ -769,8 +769,8 @@ export const make = (
             if (Chunk.isEmpty(chunk)) {
               return read
             }
-            const out = relay(chunk)
-            const rest = out.length === 0 ? read : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(out)), read)
+            const writes = written(relay(chunk))
+            const rest = writes === undefined ? read : Channel.zipRight(writes, read)
             if (committed) {
               return rest
             }

@@ -27,7 +27,7 @@ import {
   responseError
 } from "../internal/errorFactory.js"
 import { isObject } from "../internal/json.js"
-import { deferred } from "../internal/textOnly.js"
+import * as Projection from "../internal/projection.js"
 import {
   describeBaseUrlProblem,
   displayUrl,
@@ -385,7 +385,7 @@ const detecting = (options: LocalOptions): Effect.Effect<Llm.Service> =>
       stream: (messages, callOptions) =>
         chosen !== undefined
           ? chosen.stream(messages, callOptions)
-          : deferred(Effect.map(choose, (service) => service.stream(messages, callOptions)))
+          : Projection.unwrap(Effect.map(choose, (service) => service.stream(messages, callOptions)))
     } satisfies Llm.Service
   })
 

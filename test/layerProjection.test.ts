@@ -25,6 +25,8 @@ import { backends } from "./support/backends.js"
 import * as FakeProvider from "./support/FakeProvider.js"
 
 const text = "One is first. Two is second, and longer! Three ends it."
+const Titled = Schema.Struct({ title: Schema.String, words: Schema.Array(Schema.String) })
+const titled = { title: "One is first.", words: ["two", "three"] }
 const lookup = { id: "call_1", name: "lookup", arguments: { query: "one" } }
 
 const kit = Toolkit.make(
@@ -53,7 +55,8 @@ const scenarios: ReadonlyArray<readonly [string, ReadonlyArray<FakeProvider.Scri
     }
   ]],
   ["a reply cut off", [{ kind: "reply", text, chunkSize: 3, omitTerminator: true }]],
-  ["a malformed event", [{ kind: "reply", text, malformedAfterEvents: 3 }]]
+  ["a malformed event", [{ kind: "reply", text, malformedAfterEvents: 3 }]],
+  ["a JSON object, three bytes a read", [{ kind: "reply", text: JSON.stringify(titled), chunkSize: 3 }]]
 ]
 
 /** The backend's `Llm`, its streams wrapped so that they carry no projection: every layer's work in a stage. */
@@ -123,6 +126,17 @@ const paths = {
           (last.interrupted === true) === !handed.some((event) => event._tag === "Finish")
     }
   })),
+  "Llm.streamObject": Effect.map(
+    ended(Stream.runCollect(Llm.streamObject([Message.user("Go")], Titled))),
+    (outcome) =>
+      "done" in outcome
+        ? {
+          done: Chunk.toReadonlyArray(outcome.done).map((event) =>
+            event._tag === "Done" ? { done: event.result.value } : event._tag === "Partial" ? event.partial : event
+          )
+        }
+        : outcome
+  ),
   "Conversation.speak": Effect.scoped(Effect.gen(function*() {
     const conversation = yield* Conversation.make(Context.make({ systemMessage: "Be brief." }))
     const played: Array<string> = []
@@ -163,7 +177,13 @@ const endsWell = new Map<string, Record<string, unknown>>([
   ["a reply with reasoning, two bytes a read", wellEnded(false)],
   ["one event per read", wellEnded(false)],
   ["one read", wellEnded(false)],
-  ["a tool step, then the answer", wellEnded(true)]
+  ["a tool step, then the answer", wellEnded(true)],
+  // partials as the object grows, then the decoded value
+  ["a JSON object, three bytes a read", {
+    "Llm.streamObject": {
+      done: expect.arrayContaining([titled, { done: titled }])
+    }
+  }]
 ])
 
 for (const backend of backends.filter((b) => b.name === "local" || b.name === "anthropic")) {

@@ -27,6 +27,7 @@ import {
 import { type ErrorContext, invalidRequest, responseError } from "./errorFactory.js"
 import { type OutputSchema, prepare, wrapperKey } from "./outputSchema.js"
 import { PartialJson } from "./partialJson.js"
+import * as Projection from "./projection.js"
 import { ReplyCollector } from "./replyCollector.js"
 import { isNonNegativeInteger } from "./validate.js"
 
@@ -230,9 +231,11 @@ const elementSchema = (ast: SchemaAST.AST): Schema.Schema<unknown, unknown, neve
 
 /**
  * `Llm.streamObject`: the reply streamed with the Schema's response format,
- * as partial values (or elements) and last the decoded value. One stage
- * over the backend's events: each batch is read into the parser and gives at
- * most one partial, only when the value received changed.
+ * as partial values (or elements) and last the decoded value. Each batch of
+ * the backend's events is read into the parser and gives at most one
+ * partial, only when the value received changed: where the backend decodes
+ * them (partials), or in one stage (elements, whose Schema may fail the
+ * stream after the batch's events before it).
  *
  * @internal
  */
@@ -273,8 +276,8 @@ export const streamWith = <A, I, E, R>(
     /** An element that failed its Schema: the stream fails after the events before it. */
     let failure: LlmOutputError | undefined
     /** The events of one batch (up to an element that fails its Schema). */
-    const read = (chunk: Chunk.Chunk<StreamEvent>): Array<ObjectStreamEvent<A, I>> => {
-      for (const event of chunk) {
+    const read = (batch: Iterable<StreamEvent>): Array<ObjectStreamEvent<A, I>> => {
+      for (const event of batch) {
         reply.push(event)
         if (event._tag === "TextDelta") parser.feed(event.text)
       }
@@ -329,7 +332,18 @@ export const streamWith = <A, I, E, R>(
       onFailure: Channel.failCause,
       onDone: () => write(finish())
     })
-    return Stream.pipeThroughChannel(events(callOptions(output, options)), loop)
+    const replied = events(callOptions(output, options))
+    // partials never fail mid-stream: they are read where the backend decodes its events, the value after the reply
+    if (decodeElement === undefined && Projection.isProjectable(replied)) {
+      return Stream.concat(
+        Projection.project(replied, read),
+        Stream.suspend(() => {
+          const out = finish()
+          return Array.isArray(out) ? Stream.fromIterable(out) : Stream.fail(out)
+        })
+      )
+    }
+    return Stream.pipeThroughChannel(replied, loop)
   })
 
 /** Whether two JSON values are equal (shared subtrees compared by reference first). */

@@ -546,7 +546,9 @@ export const streamOn = <R>(
             const added = reply.content === "" && calls.length > 0 ? [] : [reply.message([])]
             yield* onStep(added)
             if (finish === undefined) return Stream.empty
-            return Stream.make(calls.length > 0 ? StreamEvent.Finish({ ...finish, finishReason: "length" }) : finish)
+            return Projection.make(
+              calls.length > 0 ? StreamEvent.Finish({ ...finish, finishReason: "length" }) : finish
+            )
           }
           const unusable = unusableCalls(llm, calls)
           if (unusable !== undefined) return yield* Effect.fail(unusable)

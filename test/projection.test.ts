@@ -49,13 +49,18 @@ describe("projection", () => {
       const source = made()
       const kept = Projection.concat(
         Projection.suspend(() => Projection.mapEvents(source.events, (events) => events)),
-        Projection.unwrap(Effect.succeed(Stream.make(text("e"))))
+        Projection.unwrap(Effect.succeed(Projection.make(text("e"), finish)))
       )
       expect(Projection.isProjectable(kept)).toBe(true)
       const texts = yield* Stream.runCollect(Projection.project(kept, Projection.textsOf))
       expect(Chunk.toReadonlyArray(texts)).toEqual(["a", "b", "c", "d", "e"])
       // the source was built with the text selection, not piped through a stage of it
       expect(source.builtWith.at(-1)).toBe("projected")
+      expect(Projection.isProjectable(Projection.make(finish))).toBe(true)
+      expect(Chunk.toReadonlyArray(yield* Stream.runCollect(Projection.make(text("x"), finish)))).toEqual([
+        text("x"),
+        finish
+      ])
     }))
 
   it.effect("mapEvents applies its function first, then the consumer's projection", () =>

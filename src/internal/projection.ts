@@ -124,6 +124,12 @@ export const mapEvents = <E, R>(
     project(events, projection === identity ? f as Projection<A> : (batch) => projection(f(batch)))
   )
 
+/** The stream of `events`, keeping the projection: its consumer's work runs as they are written, in no stage. */
+export const make = (...events: Array<StreamEvent>): Stream.Stream<StreamEvent> =>
+  projectable(<A>(projection: Projection<A>) =>
+    Stream.fromChannel(Channel.suspend(() => written(projection(events)) ?? Channel.void))
+  )
+
 /** `Stream.concat`, keeping the projection: each side is built with it. */
 export const concat = <E, R, E2, R2>(
   self: Stream.Stream<StreamEvent, E, R>,

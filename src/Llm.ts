@@ -4,14 +4,14 @@
  *
  * @since 0.1.0
  */
-import * as Channel from "effect/Channel"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
+import type * as Stream from "effect/Stream"
 import type { LlmError, LlmOutputError } from "./errors.js"
 import * as Projection from "./internal/projection.js"
+import * as StreamOps from "./internal/streamOps.js"
 import * as Structured from "./internal/structured.js"
 import type { JsonObject, Message, ToolDefinition } from "./Message.js"
 import type { CompletionResult, StreamEvent } from "./Reply.js"
@@ -196,13 +196,6 @@ export const complete = (
 ): Effect.Effect<CompletionResult, LlmError, Llm> => Effect.flatMap(Llm, (llm) => llm.complete(messages, options))
 
 /**
- * The stream `f` makes of the `Llm` in context: the backend's own channel,
- * not inside `Stream.unwrap`'s extra concatMap, so the first token has one stage fewer to cross.
- */
-const fromLlm = <A>(f: (llm: Llm.Service) => Stream.Stream<A, LlmError>): Stream.Stream<A, LlmError, Llm> =>
-  Stream.fromChannel(Channel.unwrap(Effect.map(Llm, (llm) => Stream.toChannel(f(llm)))))
-
-/**
  * Streams the reply of the `Llm` in context as events.
  *
  * @since 0.1.0
@@ -223,8 +216,8 @@ export const streamText = (
   messages: ReadonlyArray<Message>,
   options?: CompletionOptions
 ): Stream.Stream<string, LlmError, Llm> =>
-  // `textDeltas` on the backend's own stream, which may hand over its text without a stage
-  fromLlm((llm) => textDeltas(llm.stream(messages, options)))
+  // the backend's own stream selects its text where it decodes it, without a stage
+  textDeltas(stream(messages, options))
 
 /**
  * Asks the `Llm` in context for a value of `schema`: the call carries the
@@ -257,7 +250,12 @@ export const streamObject = <A, I>(
   schema: Schema.Schema<A, I, never>,
   options: ObjectStreamOptions = {}
 ): Stream.Stream<ObjectStreamEvent<A, I>, LlmError | LlmOutputError, Llm> =>
-  Stream.fromChannel(Channel.unwrap(Effect.map(Llm, (llm) =>
-    Stream.toChannel(
-      Structured.streamWith(Structured.contextOf(llm), (call) => llm.stream(messages, call), schema, options)
-    ))))
+  StreamOps.unwrap(
+    Effect.map(Llm, (llm) =>
+      Structured.streamWith(
+        Structured.contextOf(llm),
+        (call) => llm.stream(messages, call),
+        schema,
+        options
+      ))
+  )

@@ -5,12 +5,10 @@
  *
  * @since 0.1.0
  */
-import * as Channel from "effect/Channel"
-import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { LlmInvalidRequestError, LlmResponseError } from "./errors.js"
-import { isProjectable, project, textsOf } from "./internal/projection.js"
+import { project, textsOf } from "./internal/projection.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
 import { segmenterFor, SentenceChunker } from "./internal/speakable.js"
 import { isNonNegativeInteger, isPositiveInteger } from "./internal/validate.js"
@@ -163,26 +161,6 @@ const sentenceCutter = (options: SentenceOptions) => {
   return { split, end: () => chunker.end() }
 }
 
-/** The one stage of `sentences` on a stream that cannot cut them where its events are made. */
-const chunking = <E>(
-  options: SentenceOptions
-): Channel.Channel<Chunk.Chunk<string>, Chunk.Chunk<StreamEvent>, E, E, unknown, unknown> => {
-  const { end, split } = sentenceCutter(options)
-  const loop: Channel.Channel<Chunk.Chunk<string>, Chunk.Chunk<StreamEvent>, E, E, unknown, unknown> = Channel
-    .readWithCause({
-      onInput: (chunk: Chunk.Chunk<StreamEvent>) => {
-        const out = split(chunk)
-        return out.length === 0 ? loop : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(out)), loop)
-      },
-      onFailure: Channel.failCause,
-      onDone: () => {
-        const out = end()
-        return out.length === 0 ? Channel.void : Channel.write(Chunk.unsafeFromArray(out))
-      }
-    })
-  return loop
-}
-
 /**
  * Regroups the text of a reply into speakable chunks, the unit a speech
  * synthesiser wants. Sentence boundaries come from `Intl.Segmenter` (the
@@ -230,8 +208,8 @@ export const sentences = <E, R>(
         })
       )
     }
-    if (!isProjectable(self)) return Stream.pipeThroughChannel(self, chunking<E>(options))
-    // cut where the events are made: a read that completes no sentence wakes no stage
+    // cut where the events are made (a stream without a projection: in one stage); a read that
+    // completes no sentence wakes no stage after it
     const { end, split } = sentenceCutter(options)
     return Stream.concat(project(self, split), Stream.suspend(() => Stream.fromIterable(end())))
   })

@@ -10,8 +10,8 @@
  * The projection travels on the stream value itself: a stream piped through
  * any other operator is a new value without it, and `project` then applies
  * the function in a stage of its own, so a wrapper that changes the events
- * is never bypassed. The operators here (`mapEvents`, `concat`, `suspend`,
- * `unwrap`) keep it.
+ * is never bypassed. The operators here (`mapEvents`, `make`, `concat`,
+ * `suspend`, `unwrap`, `unwrapScoped`, `eachHandedOn`) keep it.
  *
  * @internal
  */

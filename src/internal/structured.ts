@@ -233,9 +233,10 @@ const elementSchema = (ast: SchemaAST.AST): Schema.Schema<unknown, unknown, neve
  * `Llm.streamObject`: the reply streamed with the Schema's response format,
  * as partial values (or elements) and last the decoded value. Each batch of
  * the backend's events is read into the parser and gives at most one
- * partial, only when the value received changed: where the backend decodes
- * them (partials), or in one stage (elements, whose Schema may fail the
- * stream after the batch's events before it).
+ * partial, only when the value received changed: partials where the backend
+ * decodes the events (in one stage on a stream that carries no projection),
+ * elements in one stage (their Schema may fail the stream after the batch's
+ * events before it).
  *
  * @internal
  */
@@ -333,8 +334,9 @@ export const streamWith = <A, I, E, R>(
       onDone: () => write(finish())
     })
     const replied = events(callOptions(output, options))
-    // partials never fail mid-stream: they are read where the backend decodes its events, the value after the reply
-    if (decodeElement === undefined && Projection.isProjectable(replied)) {
+    // partials never fail mid-stream: they are read where the backend decodes its events (else in one
+    // stage), the value after the reply
+    if (decodeElement === undefined) {
       return Stream.concat(
         Projection.project(replied, read),
         Stream.suspend(() => {

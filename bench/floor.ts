@@ -7,7 +7,7 @@
  * run) and through `dispatch` for effect-llm's default transport; only the
  * socket is missing.
  *
- *   npx tsx bench/floor.ts [--short | --paced] [--protocol chat|messages] [--calls N] [--only TEXT]
+ *   npx tsx bench/floor.ts [--short | --paced] [--protocol chat|messages] [--calls N] [--concurrency N] [--only TEXT]
  *
  * `--short` streams a reply with a single text delta, so a stream's fixed cost
  * shows; by default the reply has 200 deltas. `--paced` delivers each event
@@ -26,8 +26,11 @@
  * - `Llm.streamText` of a structured-output reply (its text a JSON object in
  *   200 deltas) and `Llm.streamObject` of the same reply (partials, then the
  *   decoded value): what the partial values cost per chunk (also `--paced`);
- * - effect-llm's transport alone (an attempt's scope, the send, the whole
- *   body), without the provider on top, and `Llm.complete`;
+ * - a whole reply by plain code (`dispatch`, the body gathered, `JSON.parse`)
+ *   and inside one `Effect.promise` (the floor of `complete`), effect-llm's
+ *   transport alone (an attempt's scope, the send, the whole body), without
+ *   the provider on top, and `Llm.complete`; `--concurrency 64` keeps that
+ *   many calls in flight, as the `complete-64` scenario does;
  * - tracing: `Llm.complete` and `Llm.streamText` as run by default (Effect's
  *   built-in tracer, no tracer installed), with tracing turned off outright
  *   (`Effect.withTracerEnabled(false)`: no span can be made at all), and with
@@ -71,6 +74,8 @@ const paced = argv.includes("--paced")
  */
 const firstToken = argv.includes("--first-token")
 const calls = Number(option("calls") ?? (paced ? 200 : firstToken ? 2000 : 4000))
+/** How many calls are in flight at once (the `complete-64` scenario's 64, say); 1 by default. */
+const concurrency = Number(option("concurrency") ?? 1)
 /** Only the rows whose label contains this text (to profile one of them); with `--exact`, the row so named. */
 const only = option("only")
 const exact = argv.includes("--exact")
@@ -233,6 +238,19 @@ const minimalSocketStream = Stream.fromChannel(
   )
 )
 
+/** A whole reply by plain code: `dispatch` with a handler gathering the body, then `TextDecoder` and `JSON.parse`. */
+const completePlain = () =>
+  new Promise<unknown>((resolve) => {
+    const parts: Array<Buffer> = []
+    dispatcher.dispatch({ origin: "http://127.0.0.1:1", path: "/v1/chat/completions", method: "POST", body: "{}" }, {
+      onResponseData: (_, chunk) => void parts.push(chunk),
+      onResponseEnd: () => resolve(JSON.parse(new TextDecoder().decode(Buffer.concat(parts))))
+    })
+  })
+
+/** The same whole reply in the least Effect: one `Effect.promise` around it, run as every call here is. */
+const completeMinimal = () => bare.runPromise(Effect.promise(completePlain))
+
 /** The same paced events read with plain callbacks and `JSON.parse`, no Effect: what raw code pays. */
 const pacedPlain = () =>
   new Promise<void>((resolve) => {
@@ -358,6 +376,8 @@ const fastRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
     "effect-llm: Llm.streamObject (partials)",
     () => runtime.runPromise(Stream.runForEach(Llm.streamObject(messages, ObjectSchema), ignore))
   ],
+  ["plain code: dispatch, gather, JSON.parse", completePlain],
+  ["least Effect complete: one Effect.promise", completeMinimal],
   [
     "platform: execute + arrayBuffer, HTTP span off",
     () => bare.runPromise(Effect.withTracerEnabled(platformComplete, false))
@@ -377,11 +397,23 @@ const fastRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
   ["OpenTelemetry tracer: Llm.streamText", () => otel.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))]
 ]
 
+/** Runs `task` `count` times, `concurrency` at a time. */
+const runAll = async (count: number, task: () => Promise<unknown>): Promise<void> => {
+  let started = 0
+  const lane = async () => {
+    while (started < count) {
+      started++
+      await task()
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane))
+}
+
 /** CPU microseconds per call of `task`, after a warm-up. */
 const cpuPerCall = async (task: () => Promise<unknown>): Promise<number> => {
-  for (let i = 0; i < calls / 4; i++) await task()
+  await runAll(calls / 4, task)
   const start = process.cpuUsage()
-  for (let i = 0; i < calls; i++) await task()
+  await runAll(calls, task)
   const used = process.cpuUsage(start)
   return (used.user + used.system) / calls
 }
@@ -414,7 +446,7 @@ const main = async () => {
       ? `${protocol}, ${events.length} events per stream, one per macrotask, ${calls} streams per row, CPU µs per event (best of 3)`
       : `${protocol}, ${
         short ? "one text delta" : "200 text deltas"
-      } per stream, ${calls} calls per row, CPU µs per call (best of 3)`
+      } per stream, ${calls} calls per row, ${concurrency} in flight, CPU µs per call (best of 3)`
   )
   for (const [label, task] of rows) {
     if (!picked(label)) continue

@@ -173,6 +173,24 @@ describe("HttpTransport.undici", () => {
       )
     }))
 
+  it.scopedLive("interrupting a read of the whole body aborts the request, through its scope", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" })
+        res.write("{\"partial\":")
+      })
+      const fiber = yield* Effect.fork(Effect.scoped(Effect.flatMap(Effect.scope, (scope) =>
+        Effect.flatMap(transport.send({ method: "GET", url: server.url, headers: {} }, scope), (response) =>
+          response.bytes(1 << 20)))))
+      while (server.seen.length === 0) {
+        yield* Effect.sleep("5 millis")
+      }
+      yield* Effect.sleep("20 millis")
+      const exit = yield* Fiber.interrupt(fiber)
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      yield* Effect.promise(() => server.seen[0]!.aborted)
+    }))
+
   it.effect("nothing listening fails with reason network and the socket's error code", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Effect.scoped(Effect.flatMap(Effect.scope, (scope) =>

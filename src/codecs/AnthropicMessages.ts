@@ -13,6 +13,7 @@ import { constrained, responseFormatProblem } from "../internal/outputSchema.js"
 import { warmUpMessages, warmUpProblem } from "../internal/promptCache.js"
 import { budgetOf } from "../internal/reasoning.js"
 import { badIndex, ToolCallBuffer, toToolCall, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
+import * as Trusted from "../internal/trustedClass.js"
 import { thinkingProblem, validateRequest } from "../internal/validate.js"
 import type { CompletionOptions, ResponseFormat } from "../Llm.js"
 import { type Message, ReasoningPart, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
@@ -271,13 +272,13 @@ const readCounters = (counters: Counters, usage: unknown): void => {
 const usageOf = (counters: Counters): Usage => {
   const inputTokens = (counters.input ?? 0) + (counters.cacheWrite ?? 0) + (counters.cacheRead ?? 0)
   const outputTokens = counters.output ?? 0
-  return new Usage({
+  return Trusted.usage({
     inputTokens,
     outputTokens,
     totalTokens: inputTokens + outputTokens,
     ...(counters.cacheRead === undefined ? {} : { cachedInputTokens: counters.cacheRead }),
     ...(counters.cacheWrite === undefined ? {} : { cacheWriteInputTokens: counters.cacheWrite })
-  }, true)
+  })
 }
 
 /** Reads an Anthropic `usage` object. */

@@ -15,6 +15,7 @@ import { warmUpMessages, warmUpProblem } from "../internal/promptCache.js"
 import { effortOf } from "../internal/reasoning.js"
 import { detailsToSend, ReasoningDetails } from "../internal/reasoningDetails.js"
 import { badIndex, ToolCallBuffer, toToolCall, uniqueId, unnamed, withoutCalls } from "../internal/toolCalls.js"
+import * as Trusted from "../internal/trustedClass.js"
 import { validateRequest } from "../internal/validate.js"
 import type { ReasoningOption, ResponseFormat } from "../Llm.js"
 import { type JsonObject, type Message, ReasoningPart, type ToolCall, ToolCall as ToolCallClass } from "../Message.js"
@@ -482,14 +483,14 @@ const usageFromWire = (usage: unknown): Usage | undefined => {
     ? asNumber(usage.completion_tokens_details.reasoning_tokens)
     : undefined
   const cost = reportedCost(usage)
-  return new Usage({
+  return Trusted.usage({
     inputTokens,
     outputTokens,
     totalTokens: asNumber(usage.total_tokens) ?? inputTokens + outputTokens,
     ...(cached === undefined ? {} : { cachedInputTokens: cached }),
     ...(reasoning === undefined ? {} : { reasoningTokens: reasoning }),
     ...(cost === undefined ? {} : { cost })
-  }, true)
+  })
 }
 
 /**
@@ -533,7 +534,7 @@ const timingsFromWire = (timings: unknown): ServerTimings | undefined => {
 const withCachedFrom = (usage: Usage, timings: ServerTimings | undefined): Usage =>
   usage.cachedInputTokens !== undefined || timings?.cachedPromptTokens === undefined || usage === Usage.empty
     ? usage
-    : new Usage({ ...usage, cachedInputTokens: timings.cachedPromptTokens }, true)
+    : Trusted.usage({ ...usage, cachedInputTokens: timings.cachedPromptTokens })
 
 /** An in-band error object (OpenAI's `data: {"error":…}`, OpenRouter's error chunk) as an `LlmError`. */
 const inBandError = (context: ErrorContext, error: unknown): LlmError => {

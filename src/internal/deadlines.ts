@@ -42,23 +42,38 @@ export const timer = (millis: number, action: () => void, unref = false): () => 
  * function that stops it.
  */
 export const startWatchdog = (clock: Clock.Clock, check: () => number | undefined): Effect.Effect<() => void> => {
-  if (clock === nativeClock) {
-    return Effect.sync(() => {
-      let cancel: (() => void) | undefined
-      const tick = () => {
-        const wait = check()
-        cancel = wait === undefined ? undefined : timer(wait, tick)
-      }
-      tick()
-      return () => cancel?.()
-    })
-  }
+  if (clock === nativeClock) return Effect.sync(() => timerWatchdog(check))
   const loop: Effect.Effect<void> = Effect.suspend(() => {
     const wait = check()
     return wait === undefined ? Effect.void : Effect.zipRight(Effect.sleep(wait), loop)
   })
   return Effect.map(Effect.forkDaemon(loop), (fiber) => () => fiber.unsafeInterruptAsFork(FiberId.none))
 }
+
+/** A watchdog on plain timers, started now (Effect's default clock); returns the function that stops it. */
+const timerWatchdog = (check: () => number | undefined): () => void => {
+  let cancel: (() => void) | undefined
+  const tick = () => {
+    const wait = check()
+    cancel = wait === undefined ? undefined : timer(wait, tick)
+  }
+  tick()
+  return () => cancel?.()
+}
+
+/** `deadline`'s watchdog started with `check`, then `use`: on the default clock, with no step of its own. */
+const watching = <A, E>(
+  deadline: Deadline,
+  clock: Clock.Clock,
+  check: () => number | undefined,
+  use: Effect.Effect<A, E>
+): Effect.Effect<A, E> =>
+  clock === nativeClock
+    ? Effect.suspend(() => {
+      deadline.stop = timerWatchdog(check)
+      return use
+    })
+    : Effect.zipRight(watch(deadline, clock, check), use)
 
 /** One request under deadlines: the scope that aborts it and what its watchdog saw. */
 export interface Deadline {
@@ -133,7 +148,7 @@ export const within = <A, E>(
     }
     // one interrupt-safe region: the outcome (a timeout replaces whatever failure the abort caused), then the release
     return Effect.uninterruptibleMask((restore) =>
-      Effect.matchCauseEffect(restore(Effect.zipRight(watch(deadline, clock, check), use(abort))), {
+      Effect.matchCauseEffect(restore(watching(deadline, clock, check, use(abort))), {
         onFailure: (cause) => {
           const { timedOut } = deadline
           const failure = timedOut === undefined ? cause : Cause.map(cause, (): E | LlmTimeoutError => timedOut)

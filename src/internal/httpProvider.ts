@@ -17,7 +17,7 @@ import { HttpTransport } from "../HttpTransport.js"
 import type { CompletionOptions, Llm } from "../Llm.js"
 import type { JsonObject, Message, ReasoningPart } from "../Message.js"
 import * as Pricing from "../Pricing.js"
-import { CompletionResult, ResponseMetadata, type StreamEvent } from "../Reply.js"
+import type { CompletionResult, StreamEvent } from "../Reply.js"
 import * as SharedState from "../SharedState.js"
 import { Usage } from "../Usage.js"
 import { resolveConfiguration } from "./configuration.js"
@@ -34,6 +34,7 @@ import { readText, requestIdOf, statusError } from "./responseBody.js"
 import * as Retry from "./retry.js"
 import * as StreamSession from "./streamSession.js"
 import type { Request, Response, TransportError } from "./transport.js"
+import * as Trusted from "./trustedClass.js"
 import { modelProblem } from "./validate.js"
 
 /**
@@ -196,7 +197,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       const price = (reported === undefined ? undefined : pricing.lookup(provider, reported)) ??
         pricing.lookup(provider, requested)
       if (price === undefined || (usage === Usage.empty && !Pricing.isFree(price))) return usage
-      return new Usage({ ...usage, cost: Pricing.cost(price, usage) }, true)
+      return Trusted.usage({ ...usage, cost: Pricing.cost(price, usage) })
     }
 
     /** What the calls for one model share: whom errors and spans name, how attempts are sent, how replies are priced. */
@@ -216,6 +217,12 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
 
     // built once for the layer's model; a call naming another model gets its own
     const endpoint = endpointFor(context)
+
+    // the layer's deadlines, decoded once (a refused configuration never gets to them); a call's own, per call
+    const layerTotal = unsafe === undefined ? Duration.decode(defaults.timeout ?? config.timeout) : Duration.zero
+    const firstTokenOf = (total: Duration.Duration, firstToken: Duration.DurationInput | undefined) =>
+      Duration.min(Duration.decode(firstToken ?? config.firstTokenTimeout ?? total), total)
+    const layerFirstToken = unsafe === undefined ? firstTokenOf(layerTotal, defaults.firstTokenTimeout) : Duration.zero
 
     /** How a call's body is built: the codec's `encode`, or its `warm` for a warm-up. */
     type Encoder = (input: EncodeInput) => { readonly body: unknown } | { readonly invalid: string }
@@ -256,7 +263,8 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
         }
         body = ProviderOptions.merge(body, fields)
       }
-      const total = Duration.decode(options.timeout ?? config.timeout)
+      const ownTotal = options.timeout !== defaults.timeout
+      const total = ownTotal ? Duration.decode(options.timeout ?? config.timeout) : layerTotal
       return {
         endpoint: used,
         options,
@@ -264,10 +272,9 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
           info: { messages, options, stream },
           request: { method: "POST", url, headers, body: JSON.stringify(body) },
           total,
-          firstToken: Duration.min(
-            Duration.decode(options.firstTokenTimeout ?? config.firstTokenTimeout ?? total),
-            total
-          ),
+          firstToken: ownTotal || options.firstTokenTimeout !== defaults.firstTokenTimeout
+            ? firstTokenOf(total, options.firstTokenTimeout)
+            : layerFirstToken,
           idle: options.idleTimeout ?? config.idleTimeout,
           ...(options.responseFormat === undefined ? {} : { options })
         }
@@ -299,52 +306,52 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
         const prepared = prepare(messages, callOptions, false, encode)
         const { context, instrument, limiter, price, send } = prepared.endpoint
         const info = { messages, options: prepared.options, stream: false, warm }
-        return Instrumentation.completion(instrument, info, (span) =>
-          Effect.clockWith((clock) => {
-            if (prepared.error !== undefined) return Effect.fail(prepared.error)
-            const { call } = prepared
-            const started = clock.unsafeCurrentTimeMillis()
-            const totalMillis = Duration.toMillis(call.total)
-            const timeout = () => Deadlines.timeoutError(context, "total", call.total)
-            const transportFailure = onTransport(context)
-            const decode = reply(context, call.options)
-            let attempts = 0
-            /**
-             * One attempt, its total deadline kept by a watchdog that aborts its request when it passes; under a
-             * rate limit, the wait for the budget is part of it.
-             */
-            const attempt = Deadlines.within(clock, totalMillis, timeout, (abort) => {
-              attempts++
-              const sent = Effect.flatMap(send(call.request, abort, transportFailure), decode)
-              if (limiter === undefined) return sent
-              return Effect.flatMap(
-                limiter.admit(call.request.body?.length ?? 0, prepared.options.maxTokens, totalMillis),
-                (permit) =>
-                  Effect.tapBoth(sent, {
-                    onSuccess: ({ decoded }) => Effect.sync(() => permit.settle(decoded.usage)),
-                    onFailure: (error) => Effect.sync(() => permit.settle(error.usage))
-                  })
-              )
-            })
-            return Effect.map(retrying(attempt, Instrumentation.retried(instrument, span)), ({ context, decoded }) =>
-              new CompletionResult({
-                content: decoded.content,
-                model: decoded.model,
-                finishReason: decoded.finishReason,
-                toolCalls: decoded.toolCalls,
-                usage: price(decoded.usage, decoded.model),
-                ...(decoded.reasoning === undefined ? {} : { reasoning: decoded.reasoning }),
-                ...reasoningPartsOf(decoded, provider),
-                metadata: new ResponseMetadata({
-                  provider,
-                  ...(decoded.responseId === undefined ? {} : { responseId: decoded.responseId }),
-                  ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
-                  attempts,
-                  latencyMillis: clock.unsafeCurrentTimeMillis() - started,
-                  ...(decoded.timings === undefined ? {} : { timings: decoded.timings })
-                }, true)
-              }, true))
-          }))
+        // run once per call, inside the call's span and metrics, with the fiber's clock
+        return Instrumentation.completion(instrument, info, (span, clock) => {
+          if (prepared.error !== undefined) return Effect.fail(prepared.error)
+          const { call } = prepared
+          const started = clock.unsafeCurrentTimeMillis()
+          const totalMillis = Duration.toMillis(call.total)
+          const timeout = () => Deadlines.timeoutError(context, "total", call.total)
+          const transportFailure = onTransport(context)
+          const decode = reply(context, call.options)
+          let attempts = 0
+          /**
+           * One attempt, its total deadline kept by a watchdog that aborts its request when it passes; under a
+           * rate limit, the wait for the budget is part of it.
+           */
+          const attempt = Deadlines.within(clock, totalMillis, timeout, (abort) => {
+            attempts++
+            const sent = Effect.flatMap(send(call.request, abort, transportFailure), decode)
+            if (limiter === undefined) return sent
+            return Effect.flatMap(
+              limiter.admit(call.request.body?.length ?? 0, prepared.options.maxTokens, totalMillis),
+              (permit) =>
+                Effect.tapBoth(sent, {
+                  onSuccess: ({ decoded }) => Effect.sync(() => permit.settle(decoded.usage)),
+                  onFailure: (error) => Effect.sync(() => permit.settle(error.usage))
+                })
+            )
+          })
+          return Effect.map(retrying(attempt, Instrumentation.retried(instrument, span)), ({ context, decoded }) =>
+            Trusted.completionResult({
+              content: decoded.content,
+              model: decoded.model,
+              finishReason: decoded.finishReason,
+              toolCalls: decoded.toolCalls,
+              usage: price(decoded.usage, decoded.model),
+              ...(decoded.reasoning === undefined ? {} : { reasoning: decoded.reasoning }),
+              ...reasoningPartsOf(decoded, provider),
+              metadata: Trusted.responseMetadata({
+                provider,
+                ...(decoded.responseId === undefined ? {} : { responseId: decoded.responseId }),
+                ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
+                attempts,
+                latencyMillis: clock.unsafeCurrentTimeMillis() - started,
+                ...(decoded.timings === undefined ? {} : { timings: decoded.timings })
+              })
+            }))
+        })
       })
 
     /** A streamed call whose consumer gets `project` of each batch of events. */

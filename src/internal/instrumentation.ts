@@ -291,7 +291,7 @@ const replyOf = (result: CompletionResult): ReplyInfo => ({
 })
 
 /**
- * A whole call: `run` (given the call's span, or undefined) inside its
+ * A whole call: `run` (given the call's span, or undefined, and the fiber's clock) inside its
  * `chat {model}` span when the application installed a tracer, else as it
  * is (under Effect's built-in tracer nothing below makes a span, the
  * transports included); its reply or failure annotates the span, and its
@@ -300,7 +300,7 @@ const replyOf = (result: CompletionResult): ReplyInfo => ({
 export const completion = <R>(
   instrument: Instrument,
   call: CallInfo,
-  run: (span: Tracer.Span | undefined) => Effect.Effect<CompletionResult, LlmError, R>
+  run: (span: Tracer.Span | undefined, clock: Clock.Clock) => Effect.Effect<CompletionResult, LlmError, R>
 ): Effect.Effect<CompletionResult, LlmError, R> =>
   Effect.withFiberRuntime((fiber) => {
     const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
@@ -320,10 +320,10 @@ export const completion = <R>(
         record(instrument, ending, clock.unsafeCurrentTimeMillis() - started, undefined, extra)
       })
     if (fiber.currentTracer === nativeTracer) {
-      return Effect.onExit(run(undefined), (exit) => finish(exit, undefined))
+      return Effect.onExit(run(undefined, clock), (exit) => finish(exit, undefined))
     }
     return Effect.useSpan(instrument.spanName, { kind: "client", captureStackTrace: false }, (span) => {
       annotate(span, startAttributes(instrument, call, fiber))
-      return Effect.withParentSpan(Effect.onExit(run(span), (exit) => finish(exit, span)), span)
+      return Effect.withParentSpan(Effect.onExit(run(span, clock), (exit) => finish(exit, span)), span)
     })
   })

@@ -7,8 +7,9 @@
  * @internal
  */
 import { assistant, type AssistantMessage, type ReasoningPart, type ToolCall, type ToolCallInput } from "../Message.js"
-import { CompletionResult, type StreamEvent } from "../Reply.js"
+import type { CompletionResult, StreamEvent } from "../Reply.js"
 import { textPart } from "./reasoning.js"
+import * as Trusted from "./trustedClass.js"
 
 /** The `Finish` event of a stream. */
 type Finish = Extract<StreamEvent, { _tag: "Finish" }>
@@ -73,7 +74,7 @@ export class ReplyCollector {
     const finish = this.finish
     if (finish === undefined) return undefined
     const reasoningParts = this.reasoningParts()
-    return new CompletionResult({
+    return Trusted.completionResult({
       content: this.content,
       model: finish.model,
       finishReason: finish.finishReason,
@@ -82,6 +83,6 @@ export class ReplyCollector {
       ...(this.reasoning.length > 0 ? { reasoning: this.reasoning.join("") } : {}),
       ...(reasoningParts === undefined ? {} : { reasoningParts }),
       metadata: finish.metadata
-    }, true)
+    })
   }
 }

@@ -27,7 +27,7 @@ import type * as Tracer from "effect/Tracer"
 import type { DecodedFinish, WireCodec } from "../codecs/WireCodec.js"
 import type { LlmError, TimeoutKind } from "../errors.js"
 import type { CompletionOptions } from "../Llm.js"
-import { ResponseMetadata, StreamEvent } from "../Reply.js"
+import { StreamEvent } from "../Reply.js"
 import { captureContent } from "../Telemetry.js"
 import { Usage } from "../Usage.js"
 import * as Deadlines from "./deadlines.js"
@@ -50,6 +50,7 @@ import * as Retry from "./retry.js"
 import { attr } from "./semconv.js"
 import { annotate, nativeTracer } from "./tracing.js"
 import type { BodyReader, Request, Response, TransportError } from "./transport.js"
+import * as Trusted from "./trustedClass.js"
 
 /** What a session needs from its provider, built once per layer. */
 export interface Endpoint {
@@ -160,7 +161,7 @@ const finishEvent = ({ endpoint, state }: Session<unknown>, finish: DecodedFinis
     finishReason: finish.finishReason,
     usage,
     model: finish.model,
-    metadata: new ResponseMetadata({
+    metadata: Trusted.responseMetadata({
       provider: endpoint.context.provider,
       ...(finish.responseId === undefined ? {} : { responseId: finish.responseId }),
       ...(state.requestId === undefined ? {} : { requestId: state.requestId }),
@@ -169,7 +170,7 @@ const finishEvent = ({ endpoint, state }: Session<unknown>, finish: DecodedFinis
       ...(state.firstContent === undefined ? {} : { firstTokenMillis: state.firstContent - state.started }),
       ...(finish.timings === undefined ? {} : { timings: finish.timings }),
       ...(state.failedUsage === undefined ? {} : { failedUsage: state.failedUsage })
-    }, true)
+    })
   })
 }
 

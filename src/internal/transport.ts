@@ -78,7 +78,9 @@ export interface Service {
   /**
    * Sends `request`. Closing `abort` aborts it, whether it is still waiting
    * for the response or reading the body; a request read to its end is left
-   * alone, so its connection is kept for the next one.
+   * alone, so its connection is kept for the next one. Interrupting a wait
+   * (the send, `bytes`, `ready`) ends the wait only: the request is aborted
+   * when `abort` closes, as it does with the interruption.
    */
   readonly send: (request: Request, abort: Scope.Scope) => Effect.Effect<Response, TransportError>
 }

@@ -189,6 +189,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       status,
       headers,
       reader,
+      // no canceller either, for the same reason as `ready`'s
       bytes: (limit) =>
         Effect.async<Uint8Array, TransportError>((resume) => {
           if (this.failure !== undefined) return resume(Effect.fail(this.failure))
@@ -200,9 +201,6 @@ class Exchange implements Dispatcher.DispatchHandler {
           this.limit = limit
           this.whole = resume
           if (this.controller?.paused === true) this.controller.resume()
-          return Effect.sync(() => {
-            this.whole = undefined
-          })
         })
     }
   }
@@ -256,6 +254,8 @@ export const make = (dispatcher?: Dispatcher): Service => ({
         return Effect.fail(new TransportError({ reason: "network", cause: error }))
       }
       const { host, origin, path, port, shown } = target
+      // no canceller (each costs an interrupt-safe region around the wait): an interrupted send's
+      // resumption is dead, and its scope, closed with the interruption, aborts the exchange
       const send = Effect.async<Response, TransportError>((resume) => {
         exchange.onResponse = resume
         try {
@@ -271,12 +271,8 @@ export const make = (dispatcher?: Dispatcher): Service => ({
           }, exchange)
         } catch (error) {
           exchange.onResponse = undefined
-          return resume(Effect.fail(new TransportError({ reason: "network", cause: error })))
+          resume(Effect.fail(new TransportError({ reason: "network", cause: error })))
         }
-        return Effect.sync(() => {
-          exchange.onResponse = undefined
-          exchange.abort()
-        })
       })
       return spanned(`http.client ${request.method}`, {
         kind: "client",

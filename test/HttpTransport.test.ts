@@ -179,9 +179,18 @@ describe("HttpTransport.undici", () => {
         res.writeHead(200, { "content-type": "application/json" })
         res.write("{\"partial\":")
       })
-      const fiber = yield* Effect.fork(Effect.scoped(Effect.flatMap(Effect.scope, (scope) =>
-        Effect.flatMap(transport.send({ method: "GET", url: server.url, headers: {} }, scope), (response) =>
-          response.bytes(1 << 20)))))
+      const fiber = yield* Effect.fork(
+        Effect.scoped(
+          Effect.flatMap(
+            Effect.scope,
+            (scope) =>
+              Effect.flatMap(
+                transport.send({ method: "GET", url: server.url, headers: {} }, scope),
+                (response) => response.bytes(1 << 20)
+              )
+          )
+        )
+      )
       while (server.seen.length === 0) {
         yield* Effect.sleep("5 millis")
       }

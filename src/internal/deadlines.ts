@@ -75,28 +75,35 @@ const watching = <A, E>(
     })
     : Effect.zipRight(watch(deadline, clock, check), use)
 
-/** One request under deadlines: the scope that aborts it and what its watchdog saw. */
-export interface Deadline {
-  /** When the request started (clock millis). */
-  readonly start: number
-  /** Closing it aborts the request. */
-  readonly abort: Scope.CloseableScope
+/** A watchdog that is not running. */
+const stopped = (): void => {}
+
+/**
+ * One request under deadlines: the scope that aborts it and what its
+ * watchdog saw. A class rather than an object literal: V8 allocates a
+ * literal whose objects tend to survive straight into the old generation
+ * (allocation-site pretenuring), and a deadline there keeps its call's whole
+ * graph (scope, exchange, fiber) alive through the scavenges until the next
+ * full collection (BENCHMARKS.md, issue 19's sixth pass).
+ */
+export class Deadline {
   /** The timeout the watchdog saw pass, if any. */
-  timedOut: LlmTimeoutError | undefined
+  timedOut: LlmTimeoutError | undefined = undefined
   /** Whether the reply was read to the end (its connection can be kept). */
-  completed: boolean
+  completed = false
   /** Stops the watchdog. */
-  stop: () => void
+  stop: () => void = stopped
+
+  constructor(
+    /** Closing it aborts the request. */
+    readonly abort: Scope.CloseableScope,
+    /** When the request started (clock millis). */
+    readonly start: number
+  ) {}
 }
 
 /** A request's deadline state, its watchdog not started yet. */
-export const make = (abort: Scope.CloseableScope, start: number): Deadline => ({
-  start,
-  abort,
-  timedOut: undefined,
-  completed: false,
-  stop: () => {}
-})
+export const make = (abort: Scope.CloseableScope, start: number): Deadline => new Deadline(abort, start)
 
 /** Starts `deadline`'s watchdog with `check` (see `startWatchdog`). */
 export const watch = (deadline: Deadline, clock: Clock.Clock, check: () => number | undefined): Effect.Effect<void> =>

@@ -27,6 +27,7 @@ import { spawn } from "node:child_process"
 import * as path from "node:path"
 import { type Dispatcher, getGlobalDispatcher, request } from "undici"
 import { HttpTransport, Llm, Local, Message } from "../src/index.js"
+import { textOf } from "./clients/raw.js"
 import { model, prompt } from "./payloads.js"
 
 const argv = process.argv.slice(2)
@@ -54,9 +55,6 @@ const runtime = ManagedRuntime.make(Local.layer({ baseUrl: base, model }))
 const transport = HttpTransport.undici()
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
-/** The reply's text, as every row hands it back. */
-const textOf = (parsed: { choices: Array<{ message: { content: string } }> }) => parsed.choices[0]!.message.content
-
 const gathered = () =>
   new Promise<string>((resolve, reject) => {
     const parts: Array<Buffer> = []
@@ -64,7 +62,7 @@ const gathered = () =>
       onRequestStart: () => {},
       onResponseStart: () => {},
       onResponseData: (_controller, chunk) => void parts.push(chunk),
-      onResponseEnd: () => resolve(textOf(JSON.parse(utf8.decode(Buffer.concat(parts))))),
+      onResponseEnd: () => resolve(textOf("chat", utf8.decode(Buffer.concat(parts)))),
       onResponseError: (_controller, error) => reject(error)
     }
     getGlobalDispatcher().dispatch({ origin: url.origin, path: url.pathname, method: "POST", headers, body }, handler)
@@ -73,7 +71,7 @@ const gathered = () =>
 const rows: Record<string, () => Promise<unknown>> = {
   raw: async () => {
     const response = await request(url, { method: "POST", headers, body })
-    return textOf(JSON.parse(await response.body.text()))
+    return textOf("chat", await response.body.text())
   },
   dispatch: gathered,
   transport: () =>
@@ -93,7 +91,7 @@ const rows: Record<string, () => Promise<unknown>> = {
       return Effect.flatMap(Scope.make(), (scope) =>
         Effect.flatMap(
           transport.send(request, scope),
-          (response) => Effect.map(response.bytes(1 << 25), (bytes) => textOf(JSON.parse(utf8.decode(bytes))))
+          (response) => Effect.map(response.bytes(1 << 25), (bytes) => textOf("chat", utf8.decode(bytes)))
         ).pipe(Effect.ensuring(Scope.close(scope, Exit.void))))
     })),
   complete: () => runtime.runPromise(Effect.map(Llm.complete(messages), (result) => result.content))

@@ -57,6 +57,7 @@ import { Readable } from "node:stream"
 import type { Dispatcher } from "undici"
 import { Anthropic, Fallback, HttpTransport, Llm, Local, Message } from "../src/index.js"
 import { objectReplies, type Protocol, replies } from "./payloads.js"
+import { pool } from "./pool.js"
 
 const argv = process.argv.slice(2)
 const option = (name: string): string | undefined => {
@@ -397,23 +398,11 @@ const fastRows: ReadonlyArray<readonly [string, () => Promise<unknown>]> = [
   ["OpenTelemetry tracer: Llm.streamText", () => otel.runPromise(Stream.runForEach(Llm.streamText(messages), ignore))]
 ]
 
-/** Runs `task` `count` times, `concurrency` at a time. */
-const runAll = async (count: number, task: () => Promise<unknown>): Promise<void> => {
-  let started = 0
-  const lane = async () => {
-    while (started < count) {
-      started++
-      await task()
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane))
-}
-
 /** CPU microseconds per call of `task`, after a warm-up. */
 const cpuPerCall = async (task: () => Promise<unknown>): Promise<number> => {
-  await runAll(calls / 4, task)
+  await pool(calls / 4, concurrency, task)
   const start = process.cpuUsage()
-  await runAll(calls, task)
+  await pool(calls, concurrency, task)
   const used = process.cpuUsage(start)
   return (used.user + used.system) / calls
 }

@@ -13,6 +13,7 @@ import { performance } from "node:perf_hooks"
 import type { BenchClient, ClientFactory } from "./client.js"
 import { runMicro } from "./micro.js"
 import { chunkCount, expectedText } from "./payloads.js"
+import { pool } from "./pool.js"
 import { clients, type ScenarioName, scenarios, type Size } from "./registry.js"
 
 /** What the runner passes in `argv[2]` (JSON). */
@@ -51,18 +52,6 @@ const streamOnce = async (client: BenchClient, onFirst?: () => void): Promise<vo
     parts.push(text)
   })
   check(parts.join(""))
-}
-
-/** Runs `task` `count` times with at most `concurrency` in flight. */
-const pool = async (count: number, concurrency: number, task: () => Promise<void>): Promise<void> => {
-  let started = 0
-  const lane = async () => {
-    while (started < count) {
-      started++
-      await task()
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane))
 }
 
 const sequential = async (count: number, task: () => Promise<void>): Promise<void> => {

@@ -186,6 +186,13 @@ export declare namespace Llm {
 }
 
 /**
+ * `f` of the `Llm` in context, read from the fiber's context in one step
+ * (`Effect.flatMap(Llm, f)` takes three: the tag, its lookup, the continuation).
+ */
+const withLlm = <A, E, R>(f: (llm: Llm.Service) => Effect.Effect<A, E, R>): Effect.Effect<A, E, R | Llm> =>
+  Effect.withFiberRuntime((fiber) => f(Context.unsafeGet(fiber.currentContext, Llm)))
+
+/**
  * Asks the `Llm` in context for a complete reply.
  *
  * @since 0.1.0
@@ -193,7 +200,7 @@ export declare namespace Llm {
 export const complete = (
   messages: ReadonlyArray<Message>,
   options?: CompletionOptions
-): Effect.Effect<CompletionResult, LlmError, Llm> => Effect.flatMap(Llm, (llm) => llm.complete(messages, options))
+): Effect.Effect<CompletionResult, LlmError, Llm> => withLlm((llm) => llm.complete(messages, options))
 
 /**
  * Streams the reply of the `Llm` in context as events.
@@ -205,7 +212,7 @@ export const stream = (
   options?: CompletionOptions
 ): Stream.Stream<StreamEvent, LlmError, Llm> =>
   // keeping the backend's projection: `textDeltas`, `sentences` and the layers on top add no stage to it
-  Projection.unwrap(Effect.map(Llm, (llm) => llm.stream(messages, options)))
+  Projection.fromContext((context: Context.Context<Llm>) => Context.get(context, Llm).stream(messages, options))
 
 /**
  * Streams only the text of the reply.
@@ -234,7 +241,7 @@ export const generateObject = <A, I>(
   schema: Schema.Schema<A, I, never>,
   options: ObjectOptions = {}
 ): Effect.Effect<ObjectResult<A>, LlmError | LlmOutputError, Llm> =>
-  Effect.flatMap(Llm, (llm) => Structured.generate(llm, messages, schema, options))
+  withLlm((llm) => Structured.generate(llm, messages, schema, options))
 
 /**
  * Streams a value of `schema` from the `Llm` in context: partial values as
@@ -250,12 +257,7 @@ export const streamObject = <A, I>(
   schema: Schema.Schema<A, I, never>,
   options: ObjectStreamOptions = {}
 ): Stream.Stream<ObjectStreamEvent<A, I>, LlmError | LlmOutputError, Llm> =>
-  StreamOps.unwrap(
-    Effect.map(Llm, (llm) =>
-      Structured.streamWith(
-        Structured.contextOf(llm),
-        (call) => llm.stream(messages, call),
-        schema,
-        options
-      ))
-  )
+  StreamOps.fromContext((context: Context.Context<Llm>) => {
+    const llm = Context.get(context, Llm)
+    return Structured.streamWith(Structured.contextOf(llm), (call) => llm.stream(messages, call), schema, options)
+  })

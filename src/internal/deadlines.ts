@@ -62,7 +62,7 @@ const timerWatchdog = (check: () => number | undefined): () => void => {
 }
 
 /** `deadline`'s watchdog started with `check`, then `use`: on the default clock, with no step of its own. */
-const watching = <A, E>(
+export const watching = <A, E>(
   deadline: Deadline,
   clock: Clock.Clock,
   check: () => number | undefined,
@@ -106,7 +106,7 @@ export class Deadline {
 export const make = (abort: Scope.CloseableScope, start: number): Deadline => new Deadline(abort, start)
 
 /** Starts `deadline`'s watchdog with `check` (see `startWatchdog`). */
-export const watch = (deadline: Deadline, clock: Clock.Clock, check: () => number | undefined): Effect.Effect<void> =>
+const watch = (deadline: Deadline, clock: Clock.Clock, check: () => number | undefined): Effect.Effect<void> =>
   Effect.map(startWatchdog(clock, check), (stop) => {
     deadline.stop = stop
   })

@@ -30,7 +30,7 @@ import { projectable, type Projection } from "./projection.js"
 import * as ProviderOptions from "./providerOptions.js"
 import * as RateLimiter from "./rateLimiter.js"
 import { textPart } from "./reasoning.js"
-import { readText, requestIdOf, statusError } from "./responseBody.js"
+import { readTextThen, requestIdOf, statusError } from "./responseBody.js"
 import * as Retry from "./retry.js"
 import * as StreamSession from "./streamSession.js"
 import type { Request, Response, TransportError } from "./transport.js"
@@ -161,21 +161,23 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       : undefined
 
     /**
-     * Sends one attempt in the scope `abort` and fails with the matching
-     * `LlmError` (naming `context`'s model) on a non-2xx status; a transport
+     * Sends one attempt in the scope `abort` and hands a 2xx response to
+     * `then` in the same step, or fails with the matching `LlmError` (naming
+     * `context`'s model) on a non-2xx status; a transport
      * failure is the `LlmError` `onTransport` makes of it. A 429's
      * Retry-After holds the backend's `limiter`.
      */
     const sendFor = (context: ErrorContext, limiter: RateLimiter.Limiter | undefined) =>
-    (
+    <A>(
       request: Request,
       abort: Scope.Scope,
-      onTransport: (error: TransportError) => LlmError
-    ): Effect.Effect<Response, LlmError> =>
+      onTransport: (error: TransportError) => LlmError,
+      then: (response: Response) => Effect.Effect<A, LlmError>
+    ): Effect.Effect<A, LlmError> =>
       Effect.matchEffect(transport.send(request, abort), {
         onFailure: (error) => Effect.fail(onTransport(error)),
         onSuccess: (response) => {
-          if (response.status < 300) return Effect.succeed(response)
+          if (response.status < 300) return then(response)
           const failed = Effect.flip(statusError(response, context, codec.readError))
           return limiter === undefined ?
             failed :
@@ -290,7 +292,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       const decode = options === undefined
         ? codec.decodeResponse
         : (body: unknown, at: ErrorContext) => codec.decodeResponse(body, at, options)
-      return Effect.flatMap(readText(response, answering, maxResponseBytes), (text) => {
+      return readTextThen(response, answering, maxResponseBytes, (text) => {
         const decoded = decodeWhole(text, decode, answering)
         return "_tag" in decoded ? Effect.fail(decoded) : Effect.succeed({ decoded, context: answering })
       })
@@ -322,7 +324,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
            */
           const attempt = Deadlines.within(clock, totalMillis, timeout, (abort) => {
             attempts++
-            const sent = Effect.flatMap(send(call.request, abort, transportFailure), decode)
+            const sent = send(call.request, abort, transportFailure, decode)
             if (limiter === undefined) return sent
             return Effect.flatMap(
               limiter.admit(call.request.body?.length ?? 0, prepared.options.maxTokens, totalMillis),

@@ -17,6 +17,7 @@
  */
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
+import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import { identity } from "effect/Function"
 import type * as Scope from "effect/Scope"
@@ -147,6 +148,14 @@ export const unwrap = <E, R, E2, R2>(
 ): Stream.Stream<StreamEvent, E | E2, R | R2> =>
   projectable(<A>(projection: Projection<A>) =>
     StreamOps.unwrap(Effect.map(effect, (events) => project(events, projection)))
+  )
+
+/** `StreamOps.fromContext`, keeping the projection of the stream `make` builds. */
+export const fromContext = <R0, E, R>(
+  make: (context: Context.Context<R0>) => Stream.Stream<StreamEvent, E, R>
+): Stream.Stream<StreamEvent, E, R | R0> =>
+  projectable(<A>(projection: Projection<A>) =>
+    StreamOps.fromContext((context: Context.Context<R0>) => project(make(context), projection))
   )
 
 /** `StreamOps.unwrapScoped`, keeping the projection of the stream `effect` makes. */

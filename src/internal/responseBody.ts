@@ -36,10 +36,16 @@ export const requestIdOf = (
 }
 
 /**
- * Reads a whole body as UTF-8 text, failing past `limit` bytes (at once
- * when its `content-length` says so) or on invalid UTF-8.
+ * Reads a whole body as UTF-8 text and hands it to `then` in the same step,
+ * failing past `limit` bytes (at once when its `content-length` says so) or
+ * on invalid UTF-8.
  */
-export const readText = (response: Response, context: ErrorContext, limit: number): Effect.Effect<string, LlmError> =>
+export const readTextThen = <A>(
+  response: Response,
+  context: ErrorContext,
+  limit: number,
+  then: (text: string) => Effect.Effect<A, LlmError>
+): Effect.Effect<A, LlmError> =>
   Effect.matchEffect(response.bytes(limit), {
     onFailure: (error) =>
       Effect.fail(
@@ -48,13 +54,19 @@ export const readText = (response: Response, context: ErrorContext, limit: numbe
           : connectionError(context, error.cause, "while reading the response")
       ),
     onSuccess: (body) => {
+      let text: string
       try {
-        return Effect.succeed(utf8.decode(body))
+        text = utf8.decode(body)
       } catch {
         return Effect.fail(responseError(context, "the response body is not valid UTF-8", response.status))
       }
+      return then(text)
     }
   })
+
+/** Reads a whole body as UTF-8 text (see `readTextThen`). */
+export const readText = (response: Response, context: ErrorContext, limit: number): Effect.Effect<string, LlmError> =>
+  readTextThen(response, context, limit, Effect.succeed)
 
 /**
  * The error a non-2xx response stands for, read from its status, headers and

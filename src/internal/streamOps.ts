@@ -5,6 +5,7 @@
  * each network read's wait included; pass the service instead, as `Toolkit.streamOn` takes it.)
  */
 import * as Channel from "effect/Channel"
+import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -13,6 +14,20 @@ import * as Stream from "effect/Stream"
 export const unwrap = <A, E2, R2, E, R>(
   effect: Effect.Effect<Stream.Stream<A, E2, R2>, E, R>
 ): Stream.Stream<A, E | E2, R | R2> => Stream.fromChannel(Channel.unwrap(Effect.map(effect, Stream.toChannel)))
+
+/**
+ * The stream `make` builds from the running fiber's context, when the stream
+ * runs: `unwrap` of a service lookup in one fiber step rather than seven
+ * (the tag, its lookup, the continuation, and two `Effect.map`s).
+ */
+export const fromContext = <R0, A, E, R>(
+  make: (context: Context.Context<R0>) => Stream.Stream<A, E, R>
+): Stream.Stream<A, E, R | R0> =>
+  Stream.fromChannel(
+    Channel.unwrap(Effect.withFiberRuntime((fiber) =>
+      Effect.succeed(Stream.toChannel(make(fiber.currentContext as Context.Context<R0>)))
+    ))
+  )
 
 /**
  * `Stream.unwrapScoped`: the stream `effect` makes in a scope of its own,

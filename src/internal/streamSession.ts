@@ -64,12 +64,16 @@ export interface Endpoint {
   readonly instrument: Instrumentation.Instrument
   /** The usage with its cost (the provider's, or the price table's for the model the server named, else the one asked for). */
   readonly price: (usage: Usage, reportedModel: string | undefined) => Usage
-  /** Sends one attempt in the scope `abort`; a non-2xx status fails with its `LlmError`. */
-  readonly send: (
+  /**
+   * Sends one attempt in the scope `abort` and hands a 2xx response to
+   * `then` in the same step; a non-2xx status fails with its `LlmError`.
+   */
+  readonly send: <A>(
     request: Request,
     abort: Scope.Scope,
-    onTransport: (error: TransportError) => LlmError
-  ) => Effect.Effect<Response, LlmError>
+    onTransport: (error: TransportError) => LlmError,
+    then: (response: Response) => Effect.Effect<A, LlmError>
+  ) => Effect.Effect<A, LlmError>
   /** The backend's rate limits, when it has any: each attempt waits for its budget within its first-token deadline. */
   readonly limiter?: Limiter | undefined
 }
@@ -309,20 +313,18 @@ const admit = ({ call, endpoint: { limiter }, state }: Session<unknown>): Effect
     }
   )
 
-/** Sends one attempt; returns its answer, ready to be read. */
+/**
+ * Sends one attempt, its watchdog started first; returns its answer, ready
+ * to be read. Under a rate limit, the wait for the budget comes before the send.
+ */
 const openAttempt = (session: Session<unknown>, attempt: Deadlines.Deadline) => {
   const { call, endpoint, state } = session
   const { context } = endpoint
-  return Deadlines.watch(attempt, state.clock, check(session, attempt)).pipe(
-    Effect.zipRight(admit(session)),
-    Effect.zipRight(
-      endpoint.send(
-        call.request,
-        attempt.abort,
-        (error) => transportError(attempt, context, error.cause, "before the response")
-      )
-    ),
-    Effect.flatMap((response) => {
+  const sent = endpoint.send(
+    call.request,
+    attempt.abort,
+    (error) => transportError(attempt, context, error.cause, "before the response"),
+    (response) => {
       state.requestId = requestIdOf(context, response.headers)
       const answering: ErrorContext = { ...context, requestId: state.requestId }
       const contentType = response.headers["content-type"] ?? ""
@@ -331,8 +333,16 @@ const openAttempt = (session: Session<unknown>, attempt: Deadlines.Deadline) => 
         return Effect.fail(responseError(answering, `expected an event stream, got ${got}`, response.status))
       }
       return Effect.succeed({ response, context: answering })
-    }),
-    Effect.mapError((error) => attempt.timedOut ?? error)
+    }
+  )
+  return Effect.mapError(
+    Deadlines.watching(
+      attempt,
+      state.clock,
+      check(session, attempt),
+      endpoint.limiter === undefined ? sent : Effect.zipRight(admit(session), sent)
+    ),
+    (error) => attempt.timedOut ?? error
   )
 }
 

@@ -9,10 +9,13 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { Agent, type Dispatcher } from "undici"
 import * as HttpTransport from "../src/HttpTransport.js"
+import * as Deadlines from "../src/internal/deadlines.js"
+import { isDirect } from "../src/internal/transport.js"
 import * as Local from "../src/layers/Local.js"
 import * as Llm from "../src/Llm.js"
 import * as Message from "../src/Message.js"
@@ -244,6 +247,77 @@ describe("HttpTransport.undici", () => {
       }),
     10_000
   )
+})
+
+describe("HttpTransport.undici without a scope (sendDirect: the providers' own attempts)", () => {
+  const direct = HttpTransport.undici()
+  if (!isDirect(direct)) throw new Error("the default transport sends without a scope")
+
+  it("only the default transport sends without a scope; a transport of its send alone takes one", () => {
+    expect(isDirect(direct)).toBe(true)
+    expect(isDirect({ send: direct.send })).toBe(false)
+  })
+
+  it.scoped("a reply read to its end and released as used is not aborted", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((_req, res) => res.end("hello"))
+      const deadline = Deadlines.make(undefined, 0)
+      const response = yield* direct.sendDirect({ method: "GET", url: server.url, headers: {} }, deadline)
+      expect(Buffer.from(yield* response.bytes(1024)).toString()).toBe("hello")
+      deadline.releaseAttached(true)
+      yield* Effect.promise(() => server.seen[0]!.finished)
+    }))
+
+  it.scopedLive("released as used before its body ended, the rest arrives and is dropped: the request is not aborted", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((_req, res) => {
+        res.writeHead(200, { "content-type": "text/plain" })
+        res.write("first part")
+        setTimeout(() => res.end("second part"), 20)
+      })
+      const deadline = Deadlines.make(undefined, 0)
+      const response = yield* direct.sendDirect({ method: "GET", url: server.url, headers: {} }, deadline)
+      expect(response.status).toBe(200)
+      deadline.releaseAttached(true)
+      yield* Effect.promise(() => server.seen[0]!.finished)
+    }))
+
+  it.scoped("released unused while its body arrives, the request is aborted", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" })
+        res.write("{\"start\":")
+      })
+      const deadline = Deadlines.make(undefined, 0)
+      const response = yield* direct.sendDirect({ method: "GET", url: server.url, headers: {} }, deadline)
+      expect(response.status).toBe(200)
+      deadline.releaseAttached(false)
+      yield* Effect.promise(() => server.seen[0]!.aborted)
+    }))
+
+  it.scopedLive("released before it is sent (its deadline passed first), it fails at once and sends nothing", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((_req, res) => res.end("never asked for"))
+      const deadline = Deadlines.make(undefined, 0)
+      deadline.releaseAttached(false)
+      const error = yield* Effect.flip(direct.sendDirect({ method: "GET", url: server.url, headers: {} }, deadline))
+      expect(error.reason).toBe("network")
+      expect((error.cause as Error).name).toBe("AbortError")
+      yield* Effect.sleep("50 millis")
+      expect(server.seen.length).toBe(0)
+    }))
+
+  it.scopedLive("a request whose scope closed before it is sent fails at once and sends nothing", () =>
+    Effect.gen(function*() {
+      const server = yield* serve((_req, res) => res.end("never asked for"))
+      const scope = yield* Scope.make()
+      yield* Scope.close(scope, Exit.interrupt(FiberId.none))
+      const error = yield* Effect.flip(direct.send({ method: "GET", url: server.url, headers: {} }, scope))
+      expect(error.reason).toBe("network")
+      expect((error.cause as Error).name).toBe("AbortError")
+      yield* Effect.sleep("50 millis")
+      expect(server.seen.length).toBe(0)
+    }))
 })
 
 describe("HttpTransport layers", () => {

@@ -100,13 +100,22 @@ describe("deadlines: Local's probes", () => {
     })))
 })
 
-describe("deadlines: calls still queued behind a busy connection", () => {
+/** The default transport's `send` alone: attempts on it are aborted through a scope of their own. */
+const scopedOnly = (transport: Layer.Layer<HttpTransport.HttpTransport>) =>
+  Layer.effect(HttpTransport.HttpTransport, Effect.map(HttpTransport.HttpTransport, ({ send }) => ({ send }))).pipe(
+    Layer.provide(transport)
+  )
+
+describe.each([
+  { transport: "the default transport (attempts released without a scope)", wrap: <A>(layer: A) => layer },
+  { transport: "a transport that takes a scope", wrap: scopedOnly }
+])("deadlines: calls still queued behind a busy connection, $transport", ({ wrap }) => {
   const local = (url: string) => Local.layer({ baseUrl: url, timeout: "300 millis", retry: { maxRetries: 0 } })
 
   it.live("complete fails with its total timeout at its deadline", () =>
     Effect.scoped(Effect.gen(function*() {
       const { url } = yield* silent
-      const transport = yield* busyPool(url)
+      const transport = wrap(yield* busyPool(url))
       const { error, millis } = yield* timed(
         Llm.complete(hi).pipe(Effect.provide(Layer.provide(local(url), transport)))
       )
@@ -118,7 +127,7 @@ describe("deadlines: calls still queued behind a busy connection", () => {
   it.live("a stream fails with its first-token timeout at its deadline", () =>
     Effect.scoped(Effect.gen(function*() {
       const { url } = yield* silent
-      const transport = yield* busyPool(url)
+      const transport = wrap(yield* busyPool(url))
       const layer = Layer.provide(
         Local.layer({ baseUrl: url, timeout: "2 seconds", firstTokenTimeout: "300 millis", retry: { maxRetries: 0 } }),
         transport
@@ -173,6 +182,84 @@ describe("deadlines: the watchdog under TestClock", () => {
       const exit = yield* Fiber.await(fiber)
       expect(exit).toEqual(Exit.fail(timeout))
       expect(timeout.message).toBe("p (m): the request took longer than 1s")
+    }))
+
+  it("a deadline without a scope releases what its transport attached once: used, unused, or at once when already released", () => {
+    const calls: Array<string> = []
+    const used = Deadlines.make(undefined, 0)
+    used.attach((completed) => calls.push(`used ${completed}`))
+    used.releaseAttached(true)
+    used.releaseAttached(false)
+    const late = Deadlines.make(undefined, 0)
+    late.releaseAttached(true)
+    late.attach((completed) => calls.push(`late ${completed}`))
+    const expired = Deadlines.make(undefined, 0)
+    expired.attach((completed) => calls.push(`expired ${completed}`))
+    const timeout = Deadlines.timeoutError({ provider: "p", model: "m" }, "total", Duration.seconds(1))
+    Deadlines.expire(expired, timeout)
+    expired.releaseAttached(true)
+    expect(calls).toEqual(["used true", "late false", "expired false"])
+    expect(expired.timedOut).toBe(timeout)
+  })
+
+  it.effect("attempt without a scope: a request that outlives its deadline is released unused and fails with the timeout", () =>
+    Effect.gen(function*() {
+      const released: Array<boolean> = []
+      const timeout = Deadlines.timeoutError({ provider: "p", model: "m" }, "total", Duration.seconds(5))
+      const clock = yield* Effect.clock
+      const fiber = yield* Effect.fork(
+        Deadlines.attempt(clock, 5000, () => timeout, false, (deadline) =>
+          Effect.async<never, string>((resume) => {
+            expect(deadline.abort).toBeUndefined()
+            deadline.attach((completed) => {
+              released.push(completed)
+              resume(Effect.fail("aborted"))
+            })
+          }))
+      )
+      yield* TestClock.adjust("4999 millis")
+      expect(released).toEqual([])
+      yield* TestClock.adjust("1 millis")
+      expect(yield* Fiber.await(fiber)).toEqual(Exit.fail(timeout))
+      expect(released).toEqual([false])
+    }))
+
+  it.effect("attempt without a scope: a request answered in time is released as used", () =>
+    Effect.gen(function*() {
+      const released: Array<boolean> = []
+      const clock = yield* Effect.clock
+      const value = yield* Deadlines.attempt(
+        clock,
+        1000,
+        () => {
+          throw new Error("no timeout expected")
+        },
+        false,
+        (deadline) => Effect.sync(() => deadline.attach((completed) => released.push(completed))).pipe(Effect.as(42))
+      )
+      expect(value).toBe(42)
+      expect(released).toEqual([true])
+      yield* TestClock.adjust("2 seconds")
+      expect(released).toEqual([true])
+    }))
+
+  it.effect("attempt without a scope: an interrupted request is released unused", () =>
+    Effect.gen(function*() {
+      const released: Array<boolean> = []
+      const clock = yield* Effect.clock
+      const fiber = yield* Effect.fork(Deadlines.attempt(
+        clock,
+        1000,
+        () => {
+          throw new Error("no timeout expected")
+        },
+        false,
+        (deadline) =>
+          Effect.zipRight(Effect.sync(() => deadline.attach((completed) => released.push(completed))), Effect.never)
+      ))
+      yield* TestClock.adjust("10 millis")
+      yield* Fiber.interrupt(fiber)
+      expect(released).toEqual([false])
     }))
 
   it("nextStreamDeadline: first token while waiting, then idle or total, whichever comes first", () => {

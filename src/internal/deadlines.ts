@@ -17,6 +17,7 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Scope from "effect/Scope"
 import { LlmTimeoutError, type TimeoutKind } from "../errors.js"
+import type { ReleaseTarget } from "./transport.js"
 
 /** Effect's default clock: its `sleep` is a `setTimeout`. */
 const nativeClock = Effect.runSync(Effect.clock)
@@ -78,32 +79,51 @@ export const watching = <A, E>(
 /** A watchdog that is not running. */
 const stopped = (): void => {}
 
+/** A release not attached yet. */
+const unattached = (): void => {}
+
 /**
- * One request under deadlines: the scope that aborts it and what its
- * watchdog saw. A class rather than an object literal: V8 allocates a
- * literal whose objects tend to survive straight into the old generation
- * (allocation-site pretenuring), and a deadline there keeps its call's whole
- * graph (scope, exchange, fiber) alive through the scavenges until the next
- * full collection (BENCHMARKS.md, issue 19's sixth pass).
+ * One request under deadlines: what aborts it and what its watchdog saw.
+ * The request is released through its scope (`abort`), or, sent by a
+ * transport that takes no scope, through the release that transport
+ * attached (`ReleaseTarget`). A class rather than an object literal: V8
+ * allocates a literal whose objects tend to survive straight into the old
+ * generation (allocation-site pretenuring), and a deadline there keeps its
+ * call's whole graph (scope, exchange, fiber) alive through the scavenges
+ * until the next full collection (BENCHMARKS.md, issue 19's sixth pass).
  */
-export class Deadline {
+export class Deadline implements ReleaseTarget {
   /** The timeout the watchdog saw pass, if any. */
   timedOut: LlmTimeoutError | undefined = undefined
   /** Whether the reply was read to the end (its connection can be kept). */
   completed = false
   /** Stops the watchdog. */
   stop: () => void = stopped
+  /** What the transport attached to release the request without a scope; `undefined` once released. */
+  private onRelease: ((completed: boolean) => void) | undefined = unattached
 
   constructor(
-    /** Closing it aborts the request. */
-    readonly abort: Scope.CloseableScope,
+    /** Closing it aborts the request; `undefined` for a request released through `attach`. */
+    readonly abort: Scope.CloseableScope | undefined,
     /** When the request started (clock millis). */
     readonly start: number
   ) {}
+
+  attach(release: (completed: boolean) => void): void {
+    if (this.onRelease === undefined) release(false)
+    else this.onRelease = release
+  }
+
+  /** Releases what `attach` was given (once): `completed` lets a used reply finish, else the request is aborted. */
+  releaseAttached(completed: boolean): void {
+    const release = this.onRelease
+    this.onRelease = undefined
+    release?.(completed)
+  }
 }
 
-/** A request's deadline state, its watchdog not started yet. */
-export const make = (abort: Scope.CloseableScope, start: number): Deadline => new Deadline(abort, start)
+/** A request's deadline state, its watchdog not started yet; `abort`: its scope, if the transport takes one. */
+export const make = (abort: Scope.CloseableScope | undefined, start: number): Deadline => new Deadline(abort, start)
 
 /** Starts `deadline`'s watchdog with `check` (see `startWatchdog`). */
 const watch = (deadline: Deadline, clock: Clock.Clock, check: () => number | undefined): Effect.Effect<void> =>
@@ -120,32 +140,58 @@ const aborted = Exit.interrupt(FiberId.none)
  */
 export const expire = (deadline: Deadline, timeout: LlmTimeoutError): undefined => {
   deadline.timedOut = timeout
-  Effect.runFork(Scope.close(deadline.abort, aborted))
+  deadline.releaseAttached(false)
+  if (deadline.abort !== undefined) Effect.runFork(Scope.close(deadline.abort, aborted))
   return undefined
 }
 
-/**
- * Releases a request: stops its watchdog and closes its scope, which lets a
- * reply read to its end finish (its connection is reused) and aborts any other.
- */
-export const release = (deadline: Deadline): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    deadline.stop()
-    return Scope.close(deadline.abort, deadline.completed ? Exit.void : aborted)
-  })
+/** Stops `deadline`'s watchdog and releases a request sent without a scope, now. */
+const releaseNow = (deadline: Deadline): void => {
+  deadline.stop()
+  deadline.releaseAttached(deadline.completed)
+}
 
 /**
- * Runs `use` with a scope that aborts its request `millis` after it starts;
- * fails with `onTimeout()` then, whatever failure the abort caused. A `use`
- * that succeeds counts as its reply read to the end.
+ * Releases a request: stops its watchdog and closes its scope (or calls its
+ * attached release), which lets a reply read to its end finish (its
+ * connection is reused) and aborts any other.
  */
-export const within = <A, E>(
+export const release = (deadline: Deadline): Effect.Effect<void> => {
+  const { abort } = deadline
+  if (abort === undefined) return Effect.sync(() => releaseNow(deadline))
+  return Effect.suspend(() => {
+    releaseNow(deadline)
+    return Scope.close(abort, deadline.completed ? Exit.void : aborted)
+  })
+}
+
+/**
+ * Runs `use` with a request's deadline that aborts it `millis` after it
+ * starts; fails with `onTimeout()` then, whatever failure the abort caused.
+ * A `use` that succeeds counts as its reply read to the end. `scoped`: the
+ * request is aborted through a scope of its own (`deadline.abort`), for a
+ * transport that takes one; else through what its transport attaches.
+ */
+export const attempt = <A, E>(
   clock: Clock.Clock,
   millis: number,
   onTimeout: () => LlmTimeoutError,
-  use: (abort: Scope.Scope) => Effect.Effect<A, E>
+  scoped: boolean,
+  use: (deadline: Deadline) => Effect.Effect<A, E>
 ): Effect.Effect<A, E | LlmTimeoutError> =>
-  Effect.flatMap(Scope.make(), (abort) => {
+  scoped
+    ? Effect.flatMap(Scope.make(), (abort) => guarded(abort, clock, millis, onTimeout, use))
+    : guarded(undefined, clock, millis, onTimeout, use)
+
+/** `attempt`'s interrupt-safe region: the outcome (a timeout replaces whatever failure the abort caused), then the release. */
+const guarded = <A, E>(
+  abort: Scope.CloseableScope | undefined,
+  clock: Clock.Clock,
+  millis: number,
+  onTimeout: () => LlmTimeoutError,
+  use: (deadline: Deadline) => Effect.Effect<A, E>
+): Effect.Effect<A, E | LlmTimeoutError> =>
+  Effect.uninterruptibleMask((restore) => {
     const deadline = make(abort, 0)
     let armed = false
     const check = () => {
@@ -153,21 +199,34 @@ export const within = <A, E>(
       armed = true
       return millis
     }
-    // one interrupt-safe region: the outcome (a timeout replaces whatever failure the abort caused), then the release
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.matchCauseEffect(restore(watching(deadline, clock, check, use(abort))), {
-        onFailure: (cause) => {
-          const { timedOut } = deadline
-          const failure = timedOut === undefined ? cause : Cause.map(cause, (): E | LlmTimeoutError => timedOut)
-          return Effect.zipRight(release(deadline), Effect.failCause(failure))
-        },
-        onSuccess: (value) => {
-          deadline.completed = true
-          return Effect.as(release(deadline), value)
-        }
-      })
-    )
+    return Effect.matchCauseEffect(restore(watching(deadline, clock, check, use(deadline))), {
+      onFailure: (cause) => {
+        const { timedOut } = deadline
+        const failure = timedOut === undefined ? cause : Cause.map(cause, (): E | LlmTimeoutError => timedOut)
+        if (abort !== undefined) return Effect.zipRight(release(deadline), Effect.failCause(failure))
+        releaseNow(deadline)
+        return Effect.failCause(failure)
+      },
+      onSuccess: (value) => {
+        deadline.completed = true
+        if (abort !== undefined) return Effect.as(release(deadline), value)
+        releaseNow(deadline)
+        return Effect.succeed(value)
+      }
+    })
   })
+
+/**
+ * `attempt` with a scope of its own, handed to `use`: for a request sent by
+ * any transport (Local's probes).
+ */
+export const within = <A, E>(
+  clock: Clock.Clock,
+  millis: number,
+  onTimeout: () => LlmTimeoutError,
+  use: (abort: Scope.Scope) => Effect.Effect<A, E>
+): Effect.Effect<A, E | LlmTimeoutError> =>
+  Effect.flatMap(Scope.make(), (abort) => guarded(abort, clock, millis, onTimeout, () => use(abort)))
 
 /** A streamed request's limits in millis (`Infinity`: none). */
 export interface StreamLimits {

@@ -9,7 +9,6 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { DecodedReply, EncodeInput, WireCodec } from "../codecs/WireCodec.js"
 import type { LlmError } from "../errors.js"
@@ -33,7 +32,7 @@ import { textPart } from "./reasoning.js"
 import { readTextThen, requestIdOf, statusError } from "./responseBody.js"
 import * as Retry from "./retry.js"
 import * as StreamSession from "./streamSession.js"
-import type { Request, Response, TransportError } from "./transport.js"
+import { isDirect, type Request, type Response, type TransportError } from "./transport.js"
 import * as Trusted from "./trustedClass.js"
 import { modelProblem } from "./validate.js"
 
@@ -127,6 +126,8 @@ const definedOnly = (options: CompletionOptions | undefined): CompletionOptions 
 export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
   Effect.gen(function*() {
     const transport = yield* HttpTransport
+    // the default transport sends an attempt released by its deadline, with no scope to make and close
+    const direct = isDirect(transport) ? transport : undefined
     const pricing = yield* Pricing.Pricing
     const shared = yield* SharedState.current
     const { codec, provider } = config
@@ -161,7 +162,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
       : undefined
 
     /**
-     * Sends one attempt in the scope `abort` and hands a 2xx response to
+     * Sends one attempt, aborted by its `deadline`, and hands a 2xx response to
      * `then` in the same step, or fails with the matching `LlmError` (naming
      * `context`'s model) on a non-2xx status; a transport
      * failure is the `LlmError` `onTransport` makes of it. A 429's
@@ -170,23 +171,26 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     const sendFor = (context: ErrorContext, limiter: RateLimiter.Limiter | undefined) =>
     <A>(
       request: Request,
-      abort: Scope.Scope,
+      deadline: Deadlines.Deadline,
       onTransport: (error: TransportError) => LlmError,
       then: (response: Response) => Effect.Effect<A, LlmError>
     ): Effect.Effect<A, LlmError> =>
-      Effect.matchEffect(transport.send(request, abort), {
-        onFailure: (error) => Effect.fail(onTransport(error)),
-        onSuccess: (response) => {
-          if (response.status < 300) return then(response)
-          const failed = Effect.flip(statusError(response, context, codec.readError))
-          return limiter === undefined ?
-            failed :
-            Effect.tapError(failed, (error) =>
-              error._tag === "LlmRateLimitError" && error.retryAfter !== undefined
-                ? limiter.hold(error.retryAfter)
-                : Effect.void)
+      Effect.matchEffect(
+        direct === undefined ? transport.send(request, deadline.abort!) : direct.sendDirect(request, deadline),
+        {
+          onFailure: (error) => Effect.fail(onTransport(error)),
+          onSuccess: (response) => {
+            if (response.status < 300) return then(response)
+            const failed = Effect.flip(statusError(response, context, codec.readError))
+            return limiter === undefined ?
+              failed :
+              Effect.tapError(failed, (error) =>
+                error._tag === "LlmRateLimitError" && error.retryAfter !== undefined
+                  ? limiter.hold(error.retryAfter)
+                  : Effect.void)
+          }
         }
-      })
+      )
 
     /**
      * A reply's usage with its cost: the one the provider reported, else the
@@ -212,6 +216,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
         retryPolicy,
         instrument: Instrumentation.make(provider, context.model, resolved.baseUrl),
         send: sendFor(context, limiter),
+        scoped: direct === undefined,
         price: priceFor(context.model),
         limiter
       }
@@ -322,9 +327,9 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
            * One attempt, its total deadline kept by a watchdog that aborts its request when it passes; under a
            * rate limit, the wait for the budget is part of it.
            */
-          const attempt = Deadlines.within(clock, totalMillis, timeout, (abort) => {
+          const attempt = Deadlines.attempt(clock, totalMillis, timeout, direct === undefined, (deadline) => {
             attempts++
-            const sent = send(call.request, abort, transportFailure, decode)
+            const sent = send(call.request, deadline, transportFailure, decode)
             if (limiter === undefined) return sent
             return Effect.flatMap(
               limiter.admit(call.request.body?.length ?? 0, prepared.options.maxTokens, totalMillis),

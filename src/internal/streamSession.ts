@@ -65,15 +65,17 @@ export interface Endpoint {
   /** The usage with its cost (the provider's, or the price table's for the model the server named, else the one asked for). */
   readonly price: (usage: Usage, reportedModel: string | undefined) => Usage
   /**
-   * Sends one attempt in the scope `abort` and hands a 2xx response to
-   * `then` in the same step; a non-2xx status fails with its `LlmError`.
+   * Sends one attempt, aborted by its `deadline`, and hands a 2xx response
+   * to `then` in the same step; a non-2xx status fails with its `LlmError`.
    */
   readonly send: <A>(
     request: Request,
-    abort: Scope.Scope,
+    deadline: Deadlines.Deadline,
     onTransport: (error: TransportError) => LlmError,
     then: (response: Response) => Effect.Effect<A, LlmError>
   ) => Effect.Effect<A, LlmError>
+  /** Whether its attempts are aborted through a scope of their own (a transport without `sendDirect`). */
+  readonly scoped: boolean
   /** The backend's rate limits, when it has any: each attempt waits for its budget within its first-token deadline. */
   readonly limiter?: Limiter | undefined
 }
@@ -322,7 +324,7 @@ const openAttempt = (session: Session<unknown>, attempt: Deadlines.Deadline) => 
   const { context } = endpoint
   const sent = endpoint.send(
     call.request,
-    attempt.abort,
+    attempt,
     (error) => transportError(attempt, context, error.cause, "before the response"),
     (response) => {
       state.requestId = requestIdOf(context, response.headers)
@@ -350,8 +352,8 @@ const openAttempt = (session: Session<unknown>, attempt: Deadlines.Deadline) => 
 const attemptChannel = <A>(
   session: Session<A>,
   observe: Observe
-): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> =>
-  Channel.unwrap(Effect.map(Scope.make(), (abort) => {
+): Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown> => {
+  const start = (abort: Scope.CloseableScope | undefined) => {
     const { state } = session
     state.attempts++
     const attempt = Deadlines.make(abort, now(state))
@@ -366,7 +368,11 @@ const attemptChannel = <A>(
       ),
       Deadlines.release(attempt)
     )
-  }))
+  }
+  return session.endpoint.scoped
+    ? Channel.unwrap(Effect.map(Scope.make(), start))
+    : Channel.suspend(() => start(undefined))
+}
 
 /** Adds what the failed attempt reported (priced) to the session's failed usage: billed, whether or not it is retried. */
 const noteFailedUsage = ({ endpoint, state }: Session<unknown>): void => {

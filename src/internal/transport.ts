@@ -73,6 +73,28 @@ export class TransportError extends Data.TaggedError("TransportError")<{
   readonly cause?: unknown
 }> {}
 
+/**
+ * Where a request sent without a scope is released: the transport attaches
+ * how to release it when it starts the request (`completed`: the body was
+ * read to its end, and what is left may arrive and be dropped; else the
+ * request is aborted). A target released before the attach releases at once.
+ */
+export interface ReleaseTarget {
+  readonly attach: (release: (completed: boolean) => void) => void
+}
+
+/**
+ * A transport that can also send a request released through a
+ * `ReleaseTarget` rather than a scope: the default transport, whose callers
+ * then make and close no scope per attempt.
+ */
+export interface DirectService extends Service {
+  readonly sendDirect: (request: Request, target: ReleaseTarget) => Effect.Effect<Response, TransportError>
+}
+
+/** Whether `service` can send without a scope. */
+export const isDirect = (service: Service): service is DirectService => "sendDirect" in service
+
 /** Sends requests. */
 export interface Service {
   /**

@@ -12,7 +12,15 @@ import * as Scope from "effect/Scope"
 import { type Dispatcher, getGlobalDispatcher } from "undici"
 import { timer } from "./deadlines.js"
 import { spanned } from "./tracing.js"
-import { type BodyReader, plainLength, type Request, type Response, type Service, TransportError } from "./transport.js"
+import {
+  type BodyReader,
+  type DirectService,
+  plainLength,
+  type ReleaseTarget,
+  type Request,
+  type Response,
+  TransportError
+} from "./transport.js"
 import { displayUrl } from "./validate.js"
 
 /** Past this many unread bytes, the socket is paused until the consumer catches up. */
@@ -231,63 +239,84 @@ const targetOf = (() => {
 })()
 
 /**
- * A transport sending through `dispatcher` (undici's global dispatcher when
- * none is given). Under an installed tracer, each request runs in an
- * `http.client <method>` span with its method, URL and status, and never its
- * headers: they carry the key.
+ * Sends `request` through `dispatcher` (undici's global one when undefined);
+ * `attach` ties the exchange to what releases it, and returns the effect
+ * that does so, if it takes one. Under an installed tracer, the request runs
+ * in an `http.client <method>` span with its method, URL and status, and
+ * never its headers: they carry the key.
  */
-export const make = (dispatcher?: Dispatcher): Service => ({
-  send: (request: Request, abort: Scope.Scope) =>
-    Effect.suspend(() => {
-      const exchange = new Exchange()
-      // a success exit means the reply was used: drain what is left; anything else aborts
-      const release = Scope.addFinalizerExit(abort, (exit) =>
-        Effect.sync(() => {
-          if (Exit.isSuccess(exit)) exchange.drain()
-          else exchange.abort()
-        }))
-      let target: ReturnType<typeof targetOf>
+const sendWith = (
+  dispatcher: Dispatcher | undefined,
+  request: Request,
+  attach: (exchange: Exchange) => Effect.Effect<void> | undefined
+): Effect.Effect<Response, TransportError> =>
+  Effect.suspend(() => {
+    const exchange = new Exchange()
+    const attached = attach(exchange)
+    let target: ReturnType<typeof targetOf>
+    try {
+      target = targetOf(request.url)
+    } catch (error) {
+      // not a URL (Node's ERR_INVALID_URL): nothing was sent
+      return Effect.fail(new TransportError({ reason: "network", cause: error }))
+    }
+    const { host, origin, path, port, shown } = target
+    // no canceller (each costs an interrupt-safe region around the wait): an interrupted send's
+    // resumption is dead, and its release, which comes with the interruption, aborts the exchange
+    const send = Effect.async<Response, TransportError>((resume) => {
+      // released before it was sent (its deadline passed first): it is not sent
+      if (exchange.failure !== undefined) return resume(Effect.fail(exchange.failure))
+      exchange.onResponse = resume
       try {
-        target = targetOf(request.url)
+        ;(dispatcher ?? getGlobalDispatcher()).dispatch({
+          origin,
+          path,
+          method: request.method,
+          headers: request.headers,
+          body: request.body ?? null,
+          // the caller keeps its own deadlines; undici's would cut long generations short
+          headersTimeout: 0,
+          bodyTimeout: 0
+        }, exchange)
       } catch (error) {
-        // not a URL (Node's ERR_INVALID_URL): nothing was sent
-        return Effect.fail(new TransportError({ reason: "network", cause: error }))
+        exchange.onResponse = undefined
+        resume(Effect.fail(new TransportError({ reason: "network", cause: error })))
       }
-      const { host, origin, path, port, shown } = target
-      // no canceller (each costs an interrupt-safe region around the wait): an interrupted send's
-      // resumption is dead, and its scope, closed with the interruption, aborts the exchange
-      const send = Effect.async<Response, TransportError>((resume) => {
-        exchange.onResponse = resume
-        try {
-          ;(dispatcher ?? getGlobalDispatcher()).dispatch({
-            origin,
-            path,
-            method: request.method,
-            headers: request.headers,
-            body: request.body ?? null,
-            // the caller keeps its own deadlines; undici's would cut long generations short
-            headersTimeout: 0,
-            bodyTimeout: 0
-          }, exchange)
-        } catch (error) {
-          exchange.onResponse = undefined
-          resume(Effect.fail(new TransportError({ reason: "network", cause: error })))
-        }
-      })
-      return spanned(`http.client ${request.method}`, {
-        kind: "client",
-        attributes: {
-          "http.request.method": request.method,
-          "url.full": shown,
-          "server.address": host,
-          "server.port": port
-        }
-      }, (span) =>
-        Effect.zipRight(
-          release,
-          span === undefined
-            ? send
-            : Effect.tap(send, (response) => span.attribute("http.response.status_code", response.status))
-        ))
+    })
+    return spanned(`http.client ${request.method}`, {
+      kind: "client",
+      attributes: {
+        "http.request.method": request.method,
+        "url.full": shown,
+        "server.address": host,
+        "server.port": port
+      }
+    }, (span) => {
+      const sent = span === undefined
+        ? send
+        : Effect.tap(send, (response) => span.attribute("http.response.status_code", response.status))
+      return attached === undefined ? sent : Effect.zipRight(attached, sent)
+    })
+  })
+
+/** How an exchange is released: a used reply's rest is drained (its connection kept), anything else aborts it. */
+const release = (exchange: Exchange) => (completed: boolean): void => {
+  if (completed) exchange.drain()
+  else exchange.abort()
+}
+
+/**
+ * A transport sending through `dispatcher` (undici's global dispatcher when
+ * none is given), with `sendDirect` for the providers' own attempts.
+ */
+export const make = (dispatcher?: Dispatcher): DirectService => ({
+  send: (request: Request, abort: Scope.Scope) =>
+    sendWith(dispatcher, request, (exchange) =>
+      // a success exit means the reply was used: drain what is left; anything else aborts
+      Scope.addFinalizerExit(abort, (exit) => Effect.sync(() => release(exchange)(Exit.isSuccess(exit))))),
+  sendDirect: (request: Request, target: ReleaseTarget) =>
+    sendWith(dispatcher, request, (exchange) => {
+      target.attach(release(exchange))
+      return undefined
     })
 })

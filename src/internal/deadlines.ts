@@ -99,6 +99,8 @@ export class Deadline implements ReleaseTarget {
   completed = false
   /** Stops the watchdog. */
   stop: () => void = stopped
+  /** Whether the request was released (`release`, `releaseNow`). */
+  released = false
   /** What the transport attached to release the request without a scope; `undefined` once released. */
   private onRelease: ((completed: boolean) => void) | undefined = unattached
 
@@ -145,8 +147,12 @@ export const expire = (deadline: Deadline, timeout: LlmTimeoutError): undefined 
   return undefined
 }
 
-/** Stops `deadline`'s watchdog and releases a request sent without a scope, now. */
-const releaseNow = (deadline: Deadline): void => {
+/**
+ * Stops `deadline`'s watchdog and releases a request sent without a scope,
+ * now; one with a scope still has it to close (`release`).
+ */
+export const releaseNow = (deadline: Deadline): void => {
+  deadline.released = true
   deadline.stop()
   deadline.releaseAttached(deadline.completed)
 }
@@ -154,15 +160,27 @@ const releaseNow = (deadline: Deadline): void => {
 /**
  * Releases a request: stops its watchdog and closes its scope (or calls its
  * attached release), which lets a reply read to its end finish (its
- * connection is reused) and aborts any other.
+ * connection is reused) and aborts any other. Released already, it does nothing.
  */
 export const release = (deadline: Deadline): Effect.Effect<void> => {
   const { abort } = deadline
   if (abort === undefined) return Effect.sync(() => releaseNow(deadline))
   return Effect.suspend(() => {
+    if (deadline.released) return Effect.void
     releaseNow(deadline)
     return Scope.close(abort, deadline.completed ? Exit.void : aborted)
   })
+}
+
+/**
+ * Releases a request now when that takes no effect (it was sent without a
+ * scope, or was released already); else returns the effect that releases it.
+ */
+export const releaseOrEffect = (deadline: Deadline): Effect.Effect<void> | undefined => {
+  if (deadline.released) return undefined
+  if (deadline.abort !== undefined) return release(deadline)
+  releaseNow(deadline)
+  return undefined
 }
 
 /**

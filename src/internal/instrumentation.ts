@@ -291,6 +291,27 @@ const replyOf = (result: CompletionResult): ReplyInfo => ({
 })
 
 /**
+ * `Effect.onExit` for a plain callback: `onExit` runs with the exit (on
+ * failure, interruption included) in the continuation that sees it, not in
+ * an effect of its own (two fiber steps fewer a call).
+ */
+const onExitNow = <A, E, R>(self: Effect.Effect<A, E, R>, onExit: (exit: Exit.Exit<A, E>) => void) =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.matchCauseEffect(restore(self), {
+      onFailure: (cause) => {
+        const exit = Exit.failCause(cause)
+        onExit(exit)
+        return exit
+      },
+      onSuccess: (value) => {
+        const exit = Exit.succeed(value)
+        onExit(exit)
+        return exit
+      }
+    })
+  )
+
+/**
  * A whole call: `run` (given the call's span, or undefined, and the fiber's clock) inside its
  * `chat {model}` span when the application installed a tracer, else as it
  * is (under Effect's built-in tracer nothing below makes a span, the
@@ -306,24 +327,21 @@ export const completion = <R>(
     const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
     const started = clock.unsafeCurrentTimeMillis()
     const extra = fiber.getFiberRef(FiberRef.currentMetricLabels)
-    const finish = (exit: Exit.Exit<CompletionResult, LlmError>, span: Tracer.Span | undefined) =>
-      Effect.sync(() => {
-        const ending = endingOf(exit)
-        if (span !== undefined) {
-          if (ending._tag === "Answered") {
-            annotateReply(span, ending.reply)
-            if (fiber.getFiberRef(captureContent) && Exit.isSuccess(exit)) {
-              span.attribute(attr.outputMessages, outputMessages(exit.value))
-            }
-          } else if (ending._tag === "Failed") span.attribute(attr.errorType, ending.errorType)
-        }
-        record(instrument, ending, clock.unsafeCurrentTimeMillis() - started, undefined, extra)
-      })
-    if (fiber.currentTracer === nativeTracer) {
-      return Effect.onExit(run(undefined, clock), (exit) => finish(exit, undefined))
+    const finish = (exit: Exit.Exit<CompletionResult, LlmError>, span: Tracer.Span | undefined): void => {
+      const ending = endingOf(exit)
+      if (span !== undefined) {
+        if (ending._tag === "Answered") {
+          annotateReply(span, ending.reply)
+          if (fiber.getFiberRef(captureContent) && Exit.isSuccess(exit)) {
+            span.attribute(attr.outputMessages, outputMessages(exit.value))
+          }
+        } else if (ending._tag === "Failed") span.attribute(attr.errorType, ending.errorType)
+      }
+      record(instrument, ending, clock.unsafeCurrentTimeMillis() - started, undefined, extra)
     }
+    if (fiber.currentTracer === nativeTracer) return onExitNow(run(undefined, clock), (exit) => finish(exit, undefined))
     return Effect.useSpan(instrument.spanName, { kind: "client", captureStackTrace: false }, (span) => {
       annotate(span, startAttributes(instrument, call, fiber))
-      return Effect.withParentSpan(Effect.onExit(run(span, clock), (exit) => finish(exit, span)), span)
+      return Effect.withParentSpan(onExitNow(run(span, clock), (exit) => finish(exit, span)), span)
     })
   })

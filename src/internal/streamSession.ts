@@ -348,7 +348,7 @@ const openAttempt = (session: Session<unknown>, attempt: Deadlines.Deadline) => 
   )
 }
 
-/** One attempt as a channel: the request, then its events; released however it ends. */
+/** One attempt as a channel: the request, then its events (released by the session, however it ends). */
 const attemptChannel = <A>(
   session: Session<A>,
   observe: Observe
@@ -361,12 +361,10 @@ const attemptChannel = <A>(
     state.requestId = undefined
     state.attemptUsage = undefined
     state.permit = undefined
-    return Channel.ensuring(
-      Channel.flatMap(
-        Channel.fromEffect(observe(openAttempt(session, attempt))),
-        ({ context, response }) => decoder(session, attempt, context, response.reader)
-      ),
-      Deadlines.release(attempt)
+    // released by the session: before its retry or its failure (`attemptsFrom`), else with the stream (`open`)
+    return Channel.flatMap(
+      Channel.fromEffect(observe(openAttempt(session, attempt))),
+      ({ context, response }) => decoder(session, attempt, context, response.reader)
     )
   }
   return session.endpoint.scoped
@@ -385,7 +383,27 @@ const noteFailedUsage = ({ endpoint, state }: Session<unknown>): void => {
   state.failedUsage = state.failedUsage === undefined ? priced : Usage.add(state.failedUsage, priced)
 }
 
-/** Attempts until one commits; a failure after the commit, or one the policy gives up on, ends the stream. */
+/**
+ * Releases the session's current attempt, if it was not: at once when that
+ * takes no effect, else in the returned effect.
+ */
+const releaseCurrent = ({ state }: Session<unknown>): Effect.Effect<void> | undefined =>
+  state.current === undefined ? undefined : Deadlines.releaseOrEffect(state.current)
+
+/** `next`, after the effect that released the current attempt, if its release takes one. */
+const afterRelease = <A>(
+  session: Session<unknown>,
+  next: Channel.Channel<Chunk.Chunk<A>, unknown, LlmError, unknown, unknown, unknown>
+) => {
+  const released = releaseCurrent(session)
+  return released === undefined ? next : Channel.zipRight(Channel.fromEffect(released), next)
+}
+
+/**
+ * Attempts until one commits; a failure after the commit, or one the policy
+ * gives up on, ends the stream. A failed attempt is released before its
+ * retry or the failure.
+ */
 const attemptsFrom = <A>(
   session: Session<A>,
   observe: Observe
@@ -394,13 +412,13 @@ const attemptsFrom = <A>(
     const { state } = session
     noteFailedUsage(session)
     if (state.firstContent !== undefined) {
-      return finalFailure(session, addUsage(afterContent(state, error), state.failedUsage))
+      return afterRelease(session, finalFailure(session, addUsage(afterContent(state, error), state.failedUsage)))
     }
     const next = state.retries.next(error).pipe(
       Effect.mapError((error) => addUsage(error, state.failedUsage)),
       Effect.tapError((error) => reported(session, Exit.fail(error)))
     )
-    return Channel.flatMap(Channel.fromEffect(next), () => attemptsFrom(session, observe))
+    return afterRelease(session, Channel.flatMap(Channel.fromEffect(next), () => attemptsFrom(session, observe)))
   })
 
 /**
@@ -452,6 +470,12 @@ const reported = (session: Session<unknown>, exit: Exit.Exit<unknown, unknown>) 
     Instrumentation.record(endpoint.instrument, ending, end - state.started, firstChunk, state.metricTags)
   })
 
+/** The session's one finalizer: its current attempt released (if it was not), then its end reported. */
+const ended = (session: Session<unknown>) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
+  const released = releaseCurrent(session)
+  return released === undefined ? reported(session, exit) : Effect.zipRight(released, reported(session, exit))
+}
+
 /**
  * The stream of one call, whose consumer gets `project` of each batch of
  * events. It reads the clock, then runs the attempts: under Effect's built-in
@@ -500,12 +524,7 @@ export const open = <A>(endpoint: Endpoint, call: Call, project: Projection<A>):
       firstTokenKind: Duration.lessThan(call.firstToken, call.total) ? "firstToken" : "total",
       state
     }
-    if (!traced) {
-      return Effect.succeed(Channel.ensuringWith(
-        attemptsFrom(session, identity),
-        (exit) => reported(session, exit)
-      ))
-    }
+    if (!traced) return Effect.succeed(Channel.ensuringWith(attemptsFrom(session, identity), ended(session)))
     return Effect.map(
       Effect.makeSpan(endpoint.instrument.spanName, { kind: "client", captureStackTrace: false }),
       (span) => {
@@ -513,7 +532,7 @@ export const open = <A>(endpoint: Endpoint, call: Call, project: Projection<A>):
         state.span = span
         return Channel.ensuringWith(
           attemptsFrom(session, (effect) => Effect.withParentSpan(effect, span)),
-          (exit) => reported(session, exit)
+          ended(session)
         )
       }
     )

@@ -535,6 +535,25 @@ describe("metrics", () => {
         expect(matching(yield* sdk.points(METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK), base)).toEqual([])
       })))
 
+  it.live("an interrupted complete is recorded as interrupted: its span ended without error.type, its call counted", () =>
+    scenario(openAi, (server, sdk) =>
+      Effect.gen(function*() {
+        server.setDefault({ kind: "reply", text: "late", firstEventDelayMs: 2_000 })
+        const fiber = yield* Effect.fork(Llm.complete(hi, { model: "metrics-c" }))
+        yield* Effect.sleep("100 millis")
+        yield* Fiber.interrupt(fiber)
+        const [chat] = named(sdk.spans(), "chat metrics-c")
+        expect(chat!.attributes["status.interrupted"]).toBe(true)
+        expect(chat!.attributes["error.type"]).toBeUndefined()
+        const calls = matching(yield* sdk.points("effect_llm.client.calls"), {
+          [ATTR_GEN_AI_REQUEST_MODEL]: "metrics-c"
+        })
+        expect(calls.map((point) => [point.attributes["effect_llm.outcome"], point.value])).toEqual([[
+          "interrupted",
+          1
+        ]])
+      })))
+
   it.live("a stream's time to first chunk; failures by error.type; calls by outcome; retries", () =>
     scenario(openAi, (server, sdk) =>
       Effect.gen(function*() {

@@ -539,14 +539,14 @@ describe("metrics", () => {
     scenario(openAi, (server, sdk) =>
       Effect.gen(function*() {
         server.setDefault({ kind: "reply", text: "late", firstEventDelayMs: 2_000 })
-        const fiber = yield* Effect.fork(Llm.complete(hi, { model: "metrics-c" }))
+        const fiber = yield* Effect.fork(Llm.complete(hi, { model: "metrics-interrupted" }))
         yield* Effect.sleep("100 millis")
         yield* Fiber.interrupt(fiber)
-        const [chat] = named(sdk.spans(), "chat metrics-c")
+        const [chat] = named(sdk.spans(), "chat metrics-interrupted")
         expect(chat!.attributes["status.interrupted"]).toBe(true)
         expect(chat!.attributes["error.type"]).toBeUndefined()
         const calls = matching(yield* sdk.points("effect_llm.client.calls"), {
-          [ATTR_GEN_AI_REQUEST_MODEL]: "metrics-c"
+          [ATTR_GEN_AI_REQUEST_MODEL]: "metrics-interrupted"
         })
         expect(calls.map((point) => [point.attributes["effect_llm.outcome"], point.value])).toEqual([[
           "interrupted",

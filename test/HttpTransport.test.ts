@@ -252,6 +252,9 @@ describe("HttpTransport.undici", () => {
 describe("HttpTransport.undici without a scope (sendDirect: the providers' own attempts)", () => {
   const direct = HttpTransport.undici()
   if (!isDirect(direct)) throw new Error("the default transport sends without a scope")
+  /** A GET of `url` released through `deadline`. */
+  const get = (url: string, deadline: Deadlines.Deadline) =>
+    direct.sendDirect({ method: "GET", url, headers: {} }, deadline)
 
   it("only the default transport sends without a scope; a transport of its send alone takes one", () => {
     expect(isDirect(direct)).toBe(true)
@@ -262,7 +265,7 @@ describe("HttpTransport.undici without a scope (sendDirect: the providers' own a
     Effect.gen(function*() {
       const server = yield* serve((_req, res) => res.end("hello"))
       const deadline = Deadlines.make(undefined, 0)
-      const response = yield* direct.sendDirect({ method: "GET", url: server.url, headers: {} }, deadline)
+      const response = yield* get(server.url, deadline)
       expect(Buffer.from(yield* response.bytes(1024)).toString()).toBe("hello")
       deadline.releaseAttached(true)
       yield* Effect.promise(() => server.seen[0]!.finished)
@@ -276,7 +279,7 @@ describe("HttpTransport.undici without a scope (sendDirect: the providers' own a
         setTimeout(() => res.end("second part"), 20)
       })
       const deadline = Deadlines.make(undefined, 0)
-      const response = yield* direct.sendDirect({ method: "GET", url: server.url, headers: {} }, deadline)
+      const response = yield* get(server.url, deadline)
       expect(response.status).toBe(200)
       deadline.releaseAttached(true)
       yield* Effect.promise(() => server.seen[0]!.finished)
@@ -289,7 +292,7 @@ describe("HttpTransport.undici without a scope (sendDirect: the providers' own a
         res.write("{\"start\":")
       })
       const deadline = Deadlines.make(undefined, 0)
-      const response = yield* direct.sendDirect({ method: "GET", url: server.url, headers: {} }, deadline)
+      const response = yield* get(server.url, deadline)
       expect(response.status).toBe(200)
       deadline.releaseAttached(false)
       yield* Effect.promise(() => server.seen[0]!.aborted)
@@ -300,7 +303,7 @@ describe("HttpTransport.undici without a scope (sendDirect: the providers' own a
       const server = yield* serve((_req, res) => res.end("never asked for"))
       const deadline = Deadlines.make(undefined, 0)
       deadline.releaseAttached(false)
-      const error = yield* Effect.flip(direct.sendDirect({ method: "GET", url: server.url, headers: {} }, deadline))
+      const error = yield* Effect.flip(get(server.url, deadline))
       expect(error.reason).toBe("network")
       expect((error.cause as Error).name).toBe("AbortError")
       yield* Effect.sleep("50 millis")

@@ -37,20 +37,6 @@ export const timer = (millis: number, action: () => void, unref = false): () => 
   return () => clearTimeout(handle)
 }
 
-/**
- * Starts a watchdog: `check` runs now and again after each wait it returns,
- * until it returns `undefined` (it has acted, or stands down). Returns the
- * function that stops it.
- */
-export const startWatchdog = (clock: Clock.Clock, check: () => number | undefined): Effect.Effect<() => void> => {
-  if (clock === nativeClock) return Effect.sync(() => timerWatchdog(check))
-  const loop: Effect.Effect<void> = Effect.suspend(() => {
-    const wait = check()
-    return wait === undefined ? Effect.void : Effect.zipRight(Effect.sleep(wait), loop)
-  })
-  return Effect.map(Effect.forkDaemon(loop), (fiber) => () => fiber.unsafeInterruptAsFork(FiberId.none))
-}
-
 /** A watchdog on plain timers, started now (Effect's default clock); returns the function that stops it. */
 const timerWatchdog = (check: () => number | undefined): () => void => {
   let cancel: (() => void) | undefined
@@ -74,7 +60,7 @@ export const watching = <A, E>(
       deadline.stop = timerWatchdog(check)
       return use
     })
-    : Effect.zipRight(watch(deadline, clock, check), use)
+    : Effect.zipRight(watchOnFiber(deadline, check), use)
 
 /** A watchdog that is not running. */
 const stopped = (): void => {}
@@ -127,11 +113,21 @@ export class Deadline implements ReleaseTarget {
 /** A request's deadline state, its watchdog not started yet; `abort`: its scope, if the transport takes one. */
 export const make = (abort: Scope.CloseableScope | undefined, start: number): Deadline => new Deadline(abort, start)
 
-/** Starts `deadline`'s watchdog with `check` (see `startWatchdog`). */
-const watch = (deadline: Deadline, clock: Clock.Clock, check: () => number | undefined): Effect.Effect<void> =>
-  Effect.map(startWatchdog(clock, check), (stop) => {
-    deadline.stop = stop
+/**
+ * Starts `deadline`'s watchdog on a clock other than the default one
+ * (`TestClock`): a fiber sleeping on the fiber's clock, `check` run now and
+ * again after each wait it returns, until it returns `undefined` (it has
+ * acted, or stands down).
+ */
+const watchOnFiber = (deadline: Deadline, check: () => number | undefined): Effect.Effect<void> => {
+  const loop: Effect.Effect<void> = Effect.suspend(() => {
+    const wait = check()
+    return wait === undefined ? Effect.void : Effect.zipRight(Effect.sleep(wait), loop)
   })
+  return Effect.map(Effect.forkDaemon(loop), (fiber) => {
+    deadline.stop = () => fiber.unsafeInterruptAsFork(FiberId.none)
+  })
+}
 
 /** The exit that closes a request's scope to abort it (a success exit lets a used reply finish). */
 const aborted = Exit.interrupt(FiberId.none)
@@ -147,24 +143,26 @@ export const expire = (deadline: Deadline, timeout: LlmTimeoutError): undefined 
   return undefined
 }
 
-/**
- * Stops `deadline`'s watchdog and releases a request sent without a scope,
- * now; one with a scope still has it to close (`release`).
- */
-export const releaseNow = (deadline: Deadline): void => {
+/** Stops `deadline`'s watchdog and calls its attached release (a request sent without a scope), now. */
+const releaseNow = (deadline: Deadline): void => {
   deadline.released = true
   deadline.stop()
   deadline.releaseAttached(deadline.completed)
 }
 
 /**
- * Releases a request: stops its watchdog and closes its scope (or calls its
- * attached release), which lets a reply read to its end finish (its
- * connection is reused) and aborts any other. Released already, it does nothing.
+ * Releases a request (its watchdog stopped), which lets a reply read to its
+ * end finish (its connection is reused) and aborts any other: at once when
+ * it was sent without a scope (or was released already), else in the
+ * returned effect, which closes its scope.
  */
-export const release = (deadline: Deadline): Effect.Effect<void> => {
+export const releaseOrEffect = (deadline: Deadline): Effect.Effect<void> | undefined => {
+  if (deadline.released) return undefined
   const { abort } = deadline
-  if (abort === undefined) return Effect.sync(() => releaseNow(deadline))
+  if (abort === undefined) {
+    releaseNow(deadline)
+    return undefined
+  }
   return Effect.suspend(() => {
     if (deadline.released) return Effect.void
     releaseNow(deadline)
@@ -172,15 +170,10 @@ export const release = (deadline: Deadline): Effect.Effect<void> => {
   })
 }
 
-/**
- * Releases a request now when that takes no effect (it was sent without a
- * scope, or was released already); else returns the effect that releases it.
- */
-export const releaseOrEffect = (deadline: Deadline): Effect.Effect<void> | undefined => {
-  if (deadline.released) return undefined
-  if (deadline.abort !== undefined) return release(deadline)
-  releaseNow(deadline)
-  return undefined
+/** `next` once the request is released (see `releaseOrEffect`). */
+export const releasedThen = <A, E>(deadline: Deadline, next: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+  const released = releaseOrEffect(deadline)
+  return released === undefined ? next : Effect.zipRight(released, next)
 }
 
 /**
@@ -221,15 +214,11 @@ const guarded = <A, E>(
       onFailure: (cause) => {
         const { timedOut } = deadline
         const failure = timedOut === undefined ? cause : Cause.map(cause, (): E | LlmTimeoutError => timedOut)
-        if (abort !== undefined) return Effect.zipRight(release(deadline), Effect.failCause(failure))
-        releaseNow(deadline)
-        return Effect.failCause(failure)
+        return releasedThen(deadline, Effect.failCause(failure))
       },
       onSuccess: (value) => {
         deadline.completed = true
-        if (abort !== undefined) return Effect.as(release(deadline), value)
-        releaseNow(deadline)
-        return Effect.succeed(value)
+        return releasedThen(deadline, Effect.succeed(value))
       }
     })
   })

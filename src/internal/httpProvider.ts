@@ -311,7 +311,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
     ): Effect.Effect<CompletionResult, LlmError> =>
       Effect.suspend(() => {
         const prepared = prepare(messages, callOptions, false, encode)
-        const { context, instrument, limiter, price, send } = prepared.endpoint
+        const { context, instrument, limiter, price, scoped, send } = prepared.endpoint
         const info = { messages, options: prepared.options, stream: false, warm }
         // run once per call, inside the call's span and metrics, with the fiber's clock
         return Instrumentation.completion(instrument, info, (span, clock) => {
@@ -327,7 +327,7 @@ export const make = (config: ProviderConfig): Effect.Effect<Llm.Service> =>
            * One attempt, its total deadline kept by a watchdog that aborts its request when it passes; under a
            * rate limit, the wait for the budget is part of it.
            */
-          const attempt = Deadlines.attempt(clock, totalMillis, timeout, direct === undefined, (deadline) => {
+          const attempt = Deadlines.attempt(clock, totalMillis, timeout, scoped, (deadline) => {
             attempts++
             const sent = send(call.request, deadline, transportFailure, decode)
             if (limiter === undefined) return sent

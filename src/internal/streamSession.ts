@@ -472,8 +472,8 @@ const reported = (session: Session<unknown>, exit: Exit.Exit<unknown, unknown>) 
 
 /** The session's one finalizer: its current attempt released (if it was not), then its end reported. */
 const ended = (session: Session<unknown>) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
-  const released = releaseCurrent(session)
-  return released === undefined ? reported(session, exit) : Effect.zipRight(released, reported(session, exit))
+  const { current } = session.state
+  return current === undefined ? reported(session, exit) : Deadlines.releasedThen(current, reported(session, exit))
 }
 
 /**

@@ -243,7 +243,8 @@ export const execute = <R>(
         ? spanned
         : Effect.zipRight(Effect.sync(() => options.onStart!(call)), spanned)
       const answered = mask(started.pipe(
-        Effect.map((content) => new ToolMessage({ toolCallId: call.id, name, content })),
+        // a call's id and name, and the content its tool encoded: nothing for the class to check again
+        Effect.map((content) => new ToolMessage({ toolCallId: call.id, name, content }, true)),
         Effect.catchAll((error) =>
           options.failOnToolError
             ? Effect.fail(
@@ -254,7 +255,9 @@ export const execute = <R>(
                 message: error.message
               })
             )
-            : Effect.succeed(new ToolMessage({ toolCallId: call.id, name, content: error.message, isError: true }))
+            : Effect.succeed(
+              new ToolMessage({ toolCallId: call.id, name, content: error.message, isError: true }, true)
+            )
         ),
         Effect.tap((result) =>
           options.onResult === undefined ? Effect.void : Effect.sync(() => options.onResult!(result, call))

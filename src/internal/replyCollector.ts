@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import { assistant, type AssistantMessage, type ReasoningPart, type ToolCall, type ToolCallInput } from "../Message.js"
+import { AssistantMessage, type ReasoningPart, type ToolCall } from "../Message.js"
 import type { CompletionResult, StreamEvent } from "../Reply.js"
 import { textPart } from "./reasoning.js"
 import * as Trusted from "./trustedClass.js"
@@ -64,9 +64,20 @@ export class ReplyCollector {
     return [...this.parts, textPart(rest, this.finish?.metadata.provider)]
   }
 
-  /** The assistant message of the reply, with `toolCalls` (the reply's own by default). */
-  message(toolCalls: ReadonlyArray<ToolCallInput> = this.toolCalls): AssistantMessage {
-    return assistant(this.content, toolCalls, { reasoning: this.reasoningParts() })
+  /**
+   * The assistant message of the reply, with `toolCalls` (the reply's own by
+   * default). Its fields are decoded already (the text, the calls and the
+   * reasoning parts are instances of their classes), so it is not validated
+   * again, as `Message.assistant` checks what a caller hands it (which more
+   * than doubles the cost of making the message).
+   */
+  message(toolCalls: ReadonlyArray<ToolCall> = this.toolCalls): AssistantMessage {
+    const reasoning = this.reasoningParts()
+    return new AssistantMessage({
+      content: this.content,
+      toolCalls,
+      ...(reasoning === undefined ? {} : { reasoning })
+    }, true)
   }
 
   /** The reply as `complete` returns it; undefined when the stream had no `Finish`. */

@@ -11,16 +11,15 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
 import type * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import * as Take from "effect/Take"
 import type { LlmError, LlmOutputError, LlmResponseError } from "./errors.js"
 import { invalidRequest, responseError } from "./internal/errorFactory.js"
 import { maxDepth, nestsDeeperThan } from "./internal/json.js"
 import { cleanFunctionName, functionNameRule } from "./internal/names.js"
 import * as Projection from "./internal/projection.js"
 import { ReplyCollector } from "./internal/replyCollector.js"
+import * as StreamOps from "./internal/streamOps.js"
 import * as Structured from "./internal/structured.js"
 import * as ToolSpans from "./internal/toolSpans.js"
 import { durationProblem } from "./internal/validate.js"
@@ -219,57 +218,58 @@ export const execute = <R>(
     readonly onStart?: ((call: ToolCall) => void) | undefined
     readonly final?: Effect.Effect<void> | undefined
   } = {}
-): Effect.Effect<ReadonlyArray<ToolMessage>, ToolExecutionError, R> =>
-  Effect.forEach(
-    calls,
-    (call) => {
-      const { name, tool } = resolve(kit, call.name)
-      const outcome: Effect.Effect<string, ToolExecutionError, R> = tool === undefined
-        ? Effect.fail(
-          new ToolExecutionError({
-            toolCallId: call.id,
-            name: call.name,
-            reason: "unknown_tool",
-            message: `unknown tool ${JSON.stringify(call.name)}; available: ${[...kit.tools.keys()].join(", ")}`
-          })
-        )
-        : tool.run(call.arguments)
-      const spanned = ToolSpans.traced(call, { name, description: tool?.definition.description }, outcome)
-      // a tool that must finish runs to its result, and that result is seen, even when interrupted
-      const mask = tool?.interruptible === false
-        ? Effect.uninterruptible
-        : <A, E, R>(self: Effect.Effect<A, E, R>) => self
-      const started = options.onStart === undefined
-        ? spanned
-        : Effect.zipRight(Effect.sync(() => options.onStart!(call)), spanned)
-      const answered = mask(started.pipe(
-        // a call's id and name, and the content its tool encoded: nothing for the class to check again
-        Effect.map((content) => new ToolMessage({ toolCallId: call.id, name, content }, true)),
-        Effect.catchAll((error) =>
-          options.failOnToolError
-            ? Effect.fail(
-              new ToolExecutionError({
-                toolCallId: call.id,
-                name: call.name,
-                reason: error.reason,
-                message: error.message
-              })
-            )
-            : Effect.succeed(
-              new ToolMessage({ toolCallId: call.id, name, content: error.message, isError: true }, true)
-            )
-        ),
-        Effect.tap((result) =>
-          options.onResult === undefined ? Effect.void : Effect.sync(() => options.onResult!(result, call))
-        )
-      ))
-      // a side effect waits for the final turn outside the mask, so a speculation waiting there can be dropped
-      const waits = options.final !== undefined && tool !== undefined &&
-        (tool.waitForFinal ?? tool.interruptible === false)
-      return waits ? Effect.zipRight(options.final!, answered) : answered
-    },
-    { concurrency: options.concurrency ?? 4 }
-  )
+): Effect.Effect<ReadonlyArray<ToolMessage>, ToolExecutionError, R> => {
+  const runOne = (call: ToolCall): Effect.Effect<ToolMessage, ToolExecutionError, R> => {
+    const { name, tool } = resolve(kit, call.name)
+    const outcome: Effect.Effect<string, ToolExecutionError, R> = tool === undefined
+      ? Effect.fail(
+        new ToolExecutionError({
+          toolCallId: call.id,
+          name: call.name,
+          reason: "unknown_tool",
+          message: `unknown tool ${JSON.stringify(call.name)}; available: ${[...kit.tools.keys()].join(", ")}`
+        })
+      )
+      : tool.run(call.arguments)
+    const spanned = ToolSpans.traced(call, { name, description: tool?.definition.description }, outcome)
+    // a tool that must finish runs to its result, and that result is seen, even when interrupted
+    const mask = tool?.interruptible === false
+      ? Effect.uninterruptible
+      : <A, E, R>(self: Effect.Effect<A, E, R>) => self
+    const started = options.onStart === undefined
+      ? spanned
+      : Effect.zipRight(Effect.sync(() => options.onStart!(call)), spanned)
+    const answered = mask(started.pipe(
+      // a call's id and name, and the content its tool encoded: nothing for the class to check again
+      Effect.map((content) => new ToolMessage({ toolCallId: call.id, name, content }, true)),
+      Effect.catchAll((error) =>
+        options.failOnToolError
+          ? Effect.fail(
+            new ToolExecutionError({
+              toolCallId: call.id,
+              name: call.name,
+              reason: error.reason,
+              message: error.message
+            })
+          )
+          : Effect.succeed(
+            new ToolMessage({ toolCallId: call.id, name, content: error.message, isError: true }, true)
+          )
+      ),
+      Effect.tap((result) =>
+        options.onResult === undefined ? Effect.void : Effect.sync(() => options.onResult!(result, call))
+      )
+    ))
+    // a side effect waits for the final turn outside the mask, so a speculation waiting there can be dropped
+    const waits = options.final !== undefined && tool !== undefined &&
+      (tool.waitForFinal ?? tool.interruptible === false)
+    return waits ? Effect.zipRight(options.final!, answered) : answered
+  }
+  // one call (a step's usual) runs in this fiber: `forEach` with a concurrency forks a fiber for every element
+  return calls.length === 1
+    ? Effect.map(runOne(calls[0]!), (result) => [result])
+    : Effect.forEach(calls, runOne, { concurrency: options.concurrency ?? 4 })
+}
 
 /**
  * Tool arguments nested deeper than this are refused before any tool runs (see `parseArguments`).
@@ -459,16 +459,13 @@ export const streamOn = <R>(
      * cancelled ones are left out, call and all.
      */
     const running = (reply: ReplyCollector, calls: ReadonlyArray<ToolCall>, done: (added: Array<Message>) => void) =>
-      Stream.unwrapScoped(Effect.gen(function*() {
+      StreamOps.unwrapScoped(Effect.gen(function*() {
         const clock = yield* Effect.clock
-        const queue = yield* Effect.acquireRelease(
-          Queue.unbounded<Take.Take<StreamEvent, ToolExecutionError>>(),
-          Queue.shutdown
-        )
+        const box = StreamOps.mailbox<StreamEvent, ToolExecutionError>()
         const named = recorded(kit, calls)
         const startedAt = new Map<ToolCall, number>()
         const finished: Array<ToolMessage> = []
-        const emit = (event: StreamEvent) => void Queue.unsafeOffer(queue, Take.of(event))
+        const emit = box.offer
         const interrupted = () => {
           if (finished.length === 0) return Effect.void
           const ids = new Set(finished.map((result) => result.toolCallId))
@@ -500,13 +497,14 @@ export const streamOn = <R>(
             Effect.flatMap((results) => {
               const added = [reply.message(named), ...results]
               done(added)
-              return Effect.as(onStep(added), Take.end)
+              return onStep(added)
             }),
-            Effect.catchAllCause((cause) => Effect.succeed(Take.failCause(cause))),
-            Effect.flatMap((take) => Queue.offer(queue, take))
+            // the step recorded (or its failure): the stream ends with it
+            Effect.exit,
+            Effect.flatMap((exit) => Effect.sync(() => box.end(exit)))
           )
         ).pipe(Effect.forkScoped)
-        return Stream.flattenTake(Stream.fromQueue(queue))
+        return box.stream
       }))
 
     const step = (

@@ -1,7 +1,9 @@
 /**
  * The stream plumbing of internal/streamOps.ts: `unwrapScoped` closes the
  * scope its stream was made in however the stream ends (done, failed,
- * stopped by its consumer, interrupted), with that end, and only then.
+ * stopped by its consumer, interrupted), with that end, and only then; a
+ * `mailbox` hands its consumer what another fiber offers, in order, and ends
+ * as that fiber ends it.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
@@ -10,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
-import { unwrapScoped } from "../src/internal/streamOps.js"
+import { mailbox, unwrapScoped } from "../src/internal/streamOps.js"
 
 /** A stream of `elements` made in a scope whose closing is noted in `closed` (the exit's tag). */
 const scopedOf = <E>(closed: Array<string>, stream: Stream.Stream<number, E>) =>
@@ -76,5 +78,83 @@ describe("streamOps.unwrapScoped", () => {
       yield* Deferred.await(first)
       yield* Fiber.interrupt(fiber)
       expect(closed).toEqual(["interrupted"])
+    }))
+})
+
+/** Yields until `fiber` waits (suspended on an async wait): a consumer reading a mailbox that is empty. */
+const waiting = (fiber: Fiber.RuntimeFiber<unknown, unknown>) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 1_000; i++) {
+      if ((yield* Fiber.status(fiber))._tag === "Suspended") return
+      yield* Effect.yieldNow()
+    }
+    throw new Error("the consumer never waited")
+  })
+
+describe("streamOps.mailbox", () => {
+  it.effect("what is offered before the consumer reads comes out in order, in one chunk; the end ends it", () =>
+    Effect.gen(function*() {
+      const box = mailbox<number, string>()
+      box.offer(1)
+      box.offer(2)
+      box.offer(3)
+      box.end(Exit.void)
+      box.offer(4)
+      const chunks = yield* Stream.runCollect(Stream.chunks(box.stream))
+      expect(Chunk.toReadonlyArray(chunks).map(Chunk.toReadonlyArray)).toEqual([[1, 2, 3]])
+    }))
+
+  it.effect("a consumer waiting for the next element is woken by each offer, and by the end", () =>
+    Effect.gen(function*() {
+      const box = mailbox<string, never>()
+      const seen: Array<string> = []
+      const got = [yield* Deferred.make<void>(), yield* Deferred.make<void>()]
+      const consumer = yield* Effect.fork(
+        Stream.runForEach(
+          box.stream,
+          (text) => Effect.suspend(() => Deferred.succeed(got[seen.push(text) - 1]!, undefined))
+        )
+      )
+      yield* waiting(consumer)
+      expect(seen).toEqual([])
+      box.offer("a")
+      yield* Deferred.await(got[0]!)
+      yield* waiting(consumer)
+      box.offer("b")
+      yield* Deferred.await(got[1]!)
+      expect(seen).toEqual(["a", "b"])
+      yield* waiting(consumer)
+      box.end(Exit.void)
+      yield* Fiber.join(consumer)
+      expect(seen).toEqual(["a", "b"])
+    }))
+
+  it.effect("a failed end fails the stream with its cause, after what was offered before it", () =>
+    Effect.gen(function*() {
+      const box = mailbox<number, string>()
+      const seen: Array<number> = []
+      const fiber = yield* Effect.fork(Stream.runForEach(box.stream, (n) => Effect.sync(() => seen.push(n))))
+      yield* waiting(fiber)
+      box.offer(1)
+      yield* waiting(fiber)
+      box.end(Exit.fail("tool failed"))
+      box.end(Exit.void)
+      const exit = yield* Fiber.await(fiber)
+      expect(seen).toEqual([1])
+      expect(exit).toStrictEqual(Exit.fail("tool failed"))
+    }))
+
+  it.effect("an interrupted consumer that waits leaves the mailbox to its producer: later offers reach no one", () =>
+    Effect.gen(function*() {
+      const box = mailbox<number, never>()
+      const seen: Array<number> = []
+      const fiber = yield* Effect.fork(Stream.runForEach(box.stream, (n) => Effect.sync(() => seen.push(n))))
+      yield* waiting(fiber)
+      yield* Fiber.interrupt(fiber)
+      box.offer(1)
+      box.end(Exit.void)
+      yield* Effect.yieldNow()
+      expect(seen).toEqual([])
+      expect(Exit.isInterrupted(yield* Fiber.await(fiber))).toBe(true)
     }))
 })

@@ -465,7 +465,6 @@ export const streamOn = <R>(
         const named = recorded(kit, calls)
         const startedAt = new Map<ToolCall, number>()
         const finished: Array<ToolMessage> = []
-        const emit = box.offer
         const interrupted = () => {
           if (finished.length === 0) return Effect.void
           const ids = new Set(finished.map((result) => result.toolCallId))
@@ -480,12 +479,12 @@ export const streamOn = <R>(
               ...options,
               onStart: (call) => {
                 startedAt.set(call, clock.unsafeCurrentTimeMillis())
-                emit(StreamEvent.ToolExecutionStart({ toolCall: named[calls.indexOf(call)] ?? call }))
+                box.offer(StreamEvent.ToolExecutionStart({ toolCall: named[calls.indexOf(call)] ?? call }))
               },
               onResult: (result, call) => {
                 finished.push(result)
                 const durationMillis = clock.unsafeCurrentTimeMillis() - (startedAt.get(call) ?? 0)
-                emit(
+                box.offer(
                   StreamEvent.ToolExecutionEnd({ toolCall: named[calls.indexOf(call)] ?? call, result, durationMillis })
                 )
               }
@@ -501,7 +500,7 @@ export const streamOn = <R>(
             }),
             // the step recorded (or its failure): the stream ends with it
             Effect.exit,
-            Effect.flatMap((exit) => Effect.sync(() => box.end(exit)))
+            Effect.map(box.end)
           )
         ).pipe(Effect.forkScoped)
         return box.stream

@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
-import { mailbox, unwrapScoped } from "../src/internal/streamOps.js"
+import { type Mailbox, mailbox, unwrapScoped } from "../src/internal/streamOps.js"
 
 /** A stream of `elements` made in a scope whose closing is noted in `closed` (the exit's tag). */
 const scopedOf = <E>(closed: Array<string>, stream: Stream.Stream<number, E>) =>
@@ -91,6 +91,14 @@ const waiting = (fiber: Fiber.RuntimeFiber<unknown, unknown>) =>
     throw new Error("the consumer never waited")
   })
 
+/** A consumer of `box` in a fiber of its own, noting each element in `seen`. */
+const consuming = <A, E>(box: Mailbox<A, E>) =>
+  Effect.gen(function*() {
+    const seen: Array<A> = []
+    const fiber = yield* Effect.fork(Stream.runForEach(box.stream, (element) => Effect.sync(() => seen.push(element))))
+    return { seen, fiber }
+  })
+
 describe("streamOps.mailbox", () => {
   it.effect("what is offered before the consumer reads comes out in order, in one chunk; the end ends it", () =>
     Effect.gen(function*() {
@@ -132,8 +140,7 @@ describe("streamOps.mailbox", () => {
   it.effect("a failed end fails the stream with its cause, after what was offered before it", () =>
     Effect.gen(function*() {
       const box = mailbox<number, string>()
-      const seen: Array<number> = []
-      const fiber = yield* Effect.fork(Stream.runForEach(box.stream, (n) => Effect.sync(() => seen.push(n))))
+      const { fiber, seen } = yield* consuming(box)
       yield* waiting(fiber)
       box.offer(1)
       yield* waiting(fiber)
@@ -147,8 +154,7 @@ describe("streamOps.mailbox", () => {
   it.effect("an interrupted consumer that waits leaves the mailbox to its producer: later offers reach no one", () =>
     Effect.gen(function*() {
       const box = mailbox<number, never>()
-      const seen: Array<number> = []
-      const fiber = yield* Effect.fork(Stream.runForEach(box.stream, (n) => Effect.sync(() => seen.push(n))))
+      const { fiber, seen } = yield* consuming(box)
       yield* waiting(fiber)
       yield* Fiber.interrupt(fiber)
       box.offer(1)
